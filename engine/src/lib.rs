@@ -1,0 +1,29 @@
+//! # canvas-engine
+//!
+//! The canvas document model on [yrs] (the Rust port of Yjs), with no I/O at all: it takes
+//! bytes and returns bytes, values and verdicts, so it can be tested and benchmarked alone.
+//!
+//! - [`schema`]: root types and defaults of a canvas document.
+//! - [`edits`]: typed edits (add, move, resize, remove a block; narrative text; sharing).
+//! - [`inspect`]: the gatekeeper. Decides, before an incoming update touches the room's
+//!   document, whether the sender's [`Role`] allows it and whether it keeps the schema.
+//! - [`canvas`]: `CanvasDoc`, a document plus the index the inspector needs; every change,
+//!   local or remote, goes through it.
+//! - [`json`]: the JSON view in the seed's MongoDB shape (blocks as an array).
+//! - [`protocol`]: the y-websocket codec (sync, awareness, auth, query awareness) and our
+//!   MessagePack extension messages (durable acknowledgements, typed errors).
+//! - [`presence`]: the awareness table of a room (who is there, what they announced).
+#![deny(missing_docs)]
+
+pub mod canvas;
+pub mod edits;
+pub mod inspect;
+pub mod json;
+pub mod presence;
+pub mod protocol;
+pub mod role;
+pub mod schema;
+
+// pub use canvas::CanvasDoc; (enabled when canvas.rs lands)
+pub use role::Role;
+pub use yrs;

@@ -1,0 +1,36 @@
+//! The canvas document schema: root types, their keys and the seed's defaults.
+//!
+//! One yrs `Doc` per canvas. Its root types (DESIGN.md, "The canvas document"):
+//!
+//! - `meta` (Map): `name`, `description`, `project_id`, `owner_id`, `tags` (Array of strings).
+//! - `layout` (Map): `type` ("grid"), `columns` (12), `rowHeight` (50), `breakpoints` (Map).
+//! - `blocks` (Map: block id -> Map with `id`, `type`, `position`, `content`, `metadata`).
+//! - `sharing` (Map): `visibility`, `permissions` (Map user id -> Map), `public_link`,
+//!   `embed_settings` (Map).
+
+/// Root map with the canvas's name, description, project, owner and tags.
+pub const META: &str = "meta";
+/// Root map with the grid layout settings.
+pub const LAYOUT: &str = "layout";
+/// Root map of blocks, keyed by block id.
+pub const BLOCKS: &str = "blocks";
+/// Root map of sharing settings (visibility, grants, public link, embedding).
+pub const SHARING: &str = "sharing";
+/// Every root type a canvas document may have; an update touching any other is refused.
+pub const ROOTS: [&str; 4] = [META, LAYOUT, BLOCKS, SHARING];
+
+/// Key of a block's position map inside a block map.
+pub const POSITION: &str = "position";
+/// Key of a block's content map inside a block map.
+pub const CONTENT: &str = "content";
+/// Key of a block's metadata map inside a block map.
+pub const METADATA: &str = "metadata";
+/// The four integer keys of a block position.
+pub const POSITION_KEYS: [&str; 4] = ["x", "y", "w", "h"];
+
+/// Default grid columns (seed: `layout.columns`).
+pub const DEFAULT_COLUMNS: i64 = 12;
+/// Default row height in pixels (seed: `layout.rowHeight`).
+pub const DEFAULT_ROW_HEIGHT: i64 = 50;
+/// Default responsive breakpoints (seed: `layout.breakpoints`).
+pub const DEFAULT_BREAKPOINTS: [(&str, i64); 4] = [("lg", 1200), ("md", 996), ("sm", 768), ("xs", 480)];

@@ -1,0 +1,144 @@
+//! # canvas-storage
+//!
+//! What the server keeps, behind one narrow trait per concern, so each can be backed by the
+//! embedded default (one SQLite file) or by the services (PostgreSQL, MongoDB, Redis):
+//!
+//! | trait | holds | embedded | services |
+//! |---|---|---|---|
+//! | [`UserStore`] | users and their organizations (signup, login) | SQLite | PostgreSQL |
+//! | [`SessionStore`] | bearer tokens | SQLite | Redis `session:{user_id}` |
+//! | [`ProjectStore`] | projects and their members | SQLite | PostgreSQL |
+//! | [`AuditStore`] | who did what (`audit_logs`) | SQLite | PostgreSQL |
+//! | [`CanvasStore`] | canvas records, snapshots and the durable update log | SQLite | MongoDB |
+//!
+//! [`Storage`] bundles one of each as cheap cloneable handles. Every trait has one generic
+//! test suite in [`testing`] that every backend passes.
+//!
+//! ## Durability contract of [`CanvasStore`]
+//! An update is durable once [`CanvasStore::append_updates`] returns: the server acknowledges
+//! it to its sender only then. A checkpoint ([`CanvasStore::checkpoint`]) writes a snapshot
+//! covering the log up to a sequence number and drops those entries in one step; loading
+//! ([`CanvasStore::load_document`]) returns the snapshot plus every later log entry, so a crash
+//! at any point loses nothing that was acknowledged.
+
+pub mod embedded;
+pub mod error;
+pub mod model;
+pub mod password;
+pub mod testing;
+
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+pub use error::{StorageError, StorageResult};
+pub use model::*;
+
+/// Users and their organizations.
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// Creates a user and an organization of their own (named after the username, with a
+    /// unique slug), in one transaction. `Conflict` if the email or username is taken.
+    async fn create_user(&self, new: NewUser) -> StorageResult<User>;
+    /// The user with this email (compared case-insensitively) and their password hash.
+    async fn user_by_email(&self, email: &str) -> StorageResult<Option<(User, Option<String>)>>;
+    /// The user with this id.
+    async fn user_by_id(&self, id: Uuid) -> StorageResult<Option<User>>;
+    /// Sets `last_login_at` to now.
+    async fn record_login(&self, id: Uuid) -> StorageResult<()>;
+}
+
+/// Bearer tokens. A token is `{user_id}.{secret}` so a backend can key it by user
+/// (`session:{user_id}` in Redis); several concurrent sessions per user work.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Creates a session for the user that expires after `ttl`; returns its token.
+    async fn create_session(&self, user_id: Uuid, ttl: Duration) -> StorageResult<String>;
+    /// The user a live (unexpired) token belongs to; `None` for unknown, malformed or
+    /// expired tokens.
+    async fn session_user(&self, token: &str) -> StorageResult<Option<Uuid>>;
+    /// Ends one session; other sessions of the same user stay. Unknown tokens are a no-op.
+    async fn delete_session(&self, token: &str) -> StorageResult<()>;
+}
+
+/// Projects and their members (`projects`, `project_members`).
+#[async_trait]
+pub trait ProjectStore: Send + Sync + 'static {
+    /// Creates a project owned by `new.owner_id` in `new.organization_id`.
+    async fn create_project(&self, new: NewProject) -> StorageResult<Project>;
+    /// The project with this id (archived ones included).
+    async fn project(&self, id: Uuid) -> StorageResult<Option<Project>>;
+    /// The projects a user owns or is a member of, not archived, newest first.
+    async fn projects_for_user(&self, user_id: Uuid) -> StorageResult<Vec<Project>>;
+    /// The user's role in the project: `Owner` for `projects.owner_id`, else the
+    /// `project_members.role`, else `None`.
+    async fn member_role(&self, project_id: Uuid, user_id: Uuid) -> StorageResult<Option<canvas_engine::Role>>;
+    /// Adds a member or changes their role (upsert). `role` is viewer, editor or admin.
+    async fn put_member(&self, member: NewMember) -> StorageResult<Member>;
+    /// Removes a member; `false` if they were not one.
+    async fn remove_member(&self, project_id: Uuid, user_id: Uuid) -> StorageResult<bool>;
+    /// The project's members (the owner is not listed unless also a member row).
+    async fn members(&self, project_id: Uuid) -> StorageResult<Vec<Member>>;
+}
+
+/// The audit trail (`audit_logs`).
+#[async_trait]
+pub trait AuditStore: Send + Sync + 'static {
+    /// Appends one entry.
+    async fn record(&self, entry: NewAuditEntry) -> StorageResult<()>;
+    /// Entries matching the filter, newest first.
+    async fn list(&self, filter: AuditFilter) -> StorageResult<Vec<AuditEntry>>;
+}
+
+/// Canvas records, their snapshots and the durable log of accepted updates.
+#[async_trait]
+pub trait CanvasStore: Send + Sync + 'static {
+    /// Creates a canvas with its initial document state (a yrs v1 update) and JSON view.
+    async fn create_canvas(&self, new: NewCanvas, state: &[u8], view: &serde_json::Value) -> StorageResult<CanvasRecord>;
+    /// The canvas record (not its document).
+    async fn canvas(&self, id: Uuid) -> StorageResult<Option<CanvasRecord>>;
+    /// The canvases of a project, newest first.
+    async fn canvases_in_project(&self, project_id: Uuid) -> StorageResult<Vec<CanvasRecord>>;
+    /// Deletes a canvas with its snapshot and log; `false` if there was none.
+    async fn delete_canvas(&self, id: Uuid) -> StorageResult<bool>;
+    /// The last snapshot plus every log entry after it, in order; `None` for an unknown canvas.
+    async fn load_document(&self, id: Uuid) -> StorageResult<Option<StoredDocument>>;
+    /// Appends updates to the log in one durable write (group commit) and returns the
+    /// sequence number of the last one. Sequence numbers increase strictly per canvas.
+    async fn append_updates(&self, id: Uuid, updates: &[Vec<u8>]) -> StorageResult<i64>;
+    /// Replaces the snapshot with `state` (which covers every log entry up to `upto_seq`),
+    /// stores the JSON view, bumps `updated_at`, and drops the covered entries, atomically.
+    async fn checkpoint(&self, id: Uuid, state: &[u8], upto_seq: i64, view: &serde_json::Value) -> StorageResult<()>;
+}
+
+/// One handle to every store. Cheap to clone: each field is an `Arc`.
+#[derive(Clone)]
+pub struct Storage {
+    /// Users and organizations.
+    pub users: Arc<dyn UserStore>,
+    /// Bearer-token sessions.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Projects and members.
+    pub projects: Arc<dyn ProjectStore>,
+    /// Audit trail.
+    pub audit: Arc<dyn AuditStore>,
+    /// Canvas documents and their update log.
+    pub canvases: Arc<dyn CanvasStore>,
+}
+
+impl Storage {
+    /// The embedded default: everything in `{data_dir}/canvas.sqlite3` (WAL mode), created
+    /// with its schema on first use.
+    pub async fn embedded(data_dir: &std::path::Path) -> StorageResult<Self> {
+        let db = embedded::SqliteStore::open(data_dir).await?;
+        let db = Arc::new(db);
+        Ok(Storage {
+            users: db.clone(),
+            sessions: db.clone(),
+            projects: db.clone(),
+            audit: db.clone(),
+            canvases: db,
+        })
+    }
+}

@@ -1,0 +1,216 @@
+//! Records the stores read and write. Field names follow the seed schema.
+
+use canvas_engine::Role;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A user (`users`), without the password hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// Primary key.
+    pub id: Uuid,
+    /// Unique email, as given at signup.
+    pub email: String,
+    /// Unique display handle.
+    pub username: String,
+    /// Optional given name.
+    pub first_name: Option<String>,
+    /// Optional family name.
+    pub last_name: Option<String>,
+    /// Optional avatar image address.
+    pub avatar_url: Option<String>,
+    /// The organization the user belongs to (their own, made at signup).
+    pub organization_id: Option<Uuid>,
+    /// Organization-level role (`member` by default; `admin` for the organization's creator).
+    pub role: String,
+    /// When the user last logged in.
+    pub last_login_at: Option<DateTime<Utc>>,
+    /// When the user signed up.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What signup provides.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Email (unique).
+    pub email: String,
+    /// Username (unique).
+    pub username: String,
+    /// Argon2 PHC string from [`crate::password::hash`].
+    pub hashed_password: String,
+}
+
+/// A project (`projects`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Project {
+    /// Primary key.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Optional description.
+    pub description: Option<String>,
+    /// Organization the project belongs to.
+    pub organization_id: Option<Uuid>,
+    /// The user who created it.
+    pub owner_id: Uuid,
+    /// Archived projects are hidden from lists.
+    pub is_archived: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change time.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What project creation provides.
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    /// Display name.
+    pub name: String,
+    /// Optional description.
+    pub description: Option<String>,
+    /// Organization of the creator.
+    pub organization_id: Option<Uuid>,
+    /// The creator, who owns it.
+    pub owner_id: Uuid,
+}
+
+/// A membership (`project_members`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    /// The project.
+    pub project_id: Uuid,
+    /// The member.
+    pub user_id: Uuid,
+    /// viewer, editor or admin.
+    pub role: Role,
+    /// Who added them.
+    pub invited_by: Option<Uuid>,
+    /// When they joined.
+    pub joined_at: DateTime<Utc>,
+}
+
+/// What adding a member provides.
+#[derive(Debug, Clone)]
+pub struct NewMember {
+    /// The project.
+    pub project_id: Uuid,
+    /// The user to add.
+    pub user_id: Uuid,
+    /// viewer, editor or admin (never owner).
+    pub role: Role,
+    /// The admin who added them.
+    pub invited_by: Option<Uuid>,
+}
+
+/// An audit entry to record (`audit_logs`).
+#[derive(Debug, Clone, Default)]
+pub struct NewAuditEntry {
+    /// Who acted (`None` for the system).
+    pub user_id: Option<Uuid>,
+    /// Their organization.
+    pub organization_id: Option<Uuid>,
+    /// What happened, e.g. `user.signup`, `member.add`, `canvas.create`.
+    pub action: String,
+    /// Kind of resource: `user`, `project`, `canvas`, ...
+    pub resource_type: String,
+    /// The resource's id.
+    pub resource_id: Option<Uuid>,
+    /// Details as JSON.
+    pub changes: Option<serde_json::Value>,
+    /// Client address, if known.
+    pub ip_address: Option<std::net::IpAddr>,
+    /// Client user agent, if known.
+    pub user_agent: Option<String>,
+}
+
+/// A recorded audit entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Primary key.
+    pub id: Uuid,
+    /// Who acted.
+    pub user_id: Option<Uuid>,
+    /// Their organization.
+    pub organization_id: Option<Uuid>,
+    /// What happened.
+    pub action: String,
+    /// Kind of resource.
+    pub resource_type: String,
+    /// The resource's id.
+    pub resource_id: Option<Uuid>,
+    /// Details.
+    pub changes: Option<serde_json::Value>,
+    /// Client address.
+    pub ip_address: Option<std::net::IpAddr>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which audit entries to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only this organization's entries.
+    pub organization_id: Option<Uuid>,
+    /// Only this resource type.
+    pub resource_type: Option<String>,
+    /// Only this resource.
+    pub resource_id: Option<Uuid>,
+    /// Only entries at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only entries before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many (default 100).
+    pub limit: Option<u32>,
+    /// Skip this many.
+    pub offset: Option<u32>,
+}
+
+/// A canvas record: what lists and permission checks need, without the document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanvasRecord {
+    /// Primary key (also the WebSocket room name).
+    pub id: Uuid,
+    /// The project it belongs to.
+    pub project_id: Uuid,
+    /// Its creator.
+    pub owner_id: Uuid,
+    /// Name at the last checkpoint.
+    pub name: String,
+    /// Description at the last checkpoint.
+    pub description: Option<String>,
+    /// Version number (seed `version`; bumped by named versions later).
+    pub version: i64,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Time of the last checkpoint.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What canvas creation provides.
+#[derive(Debug, Clone)]
+pub struct NewCanvas {
+    /// Chosen by the caller so the document can carry it.
+    pub id: Uuid,
+    /// The project.
+    pub project_id: Uuid,
+    /// The creator.
+    pub owner_id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+}
+
+/// A canvas document as stored: snapshot plus the log after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDocument {
+    /// The snapshot: a yrs v1 update holding the whole state at `snapshot_seq`.
+    pub snapshot: Vec<u8>,
+    /// The last log sequence number the snapshot covers (0 before any update).
+    pub snapshot_seq: i64,
+    /// Log entries after the snapshot, `(seq, yrs v1 update)`, in order.
+    pub updates: Vec<(i64, Vec<u8>)>,
+}
