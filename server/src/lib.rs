@@ -1,1 +1,81 @@
-//! placeholder
+//! # canvas-server
+//!
+//! The collaboration server: browsers connect over WebSocket with the standard Yjs protocol,
+//! edit canvases together, and everything they do is checked, made durable and relayed.
+//!
+//! Where things happen, by module:
+//! - [`sync::connection`]: where an update **enters** (`GET /ws/{canvas_id}`), is size-checked
+//!   and decoded;
+//! - [`sync::room`]: where it is **checked** (the engine's inspector, with the sender's role
+//!   from [`access`]), **stored** (group-committed to the durable log) and **relayed**;
+//! - [`sync::rooms`]: the registry of loaded rooms (loaded on first join, unloaded when idle);
+//! - [`http`]: the REST API (auth, projects, members, canvases, presence, health);
+//! - [`config`]: flags and environment variables; [`state`]: the shared handle.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use canvas_server::{Config, serve, open_state};
+//! let config = Config::for_data_dir("./data");
+//! let state = open_state(config).await.expect("storage opens");
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! serve(listener, state, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+pub mod access;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod state;
+pub mod sync;
+pub mod view;
+
+pub use config::Config;
+pub use state::AppState;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use canvas_storage::{Storage, StorageResult};
+use std::future::Future;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+
+/// The whole HTTP application over a state.
+pub fn app(state: AppState) -> Router {
+    let body_limit = state.config.max_body_bytes;
+    http::routes()
+        .route("/ws/{canvas_id}", get(sync::connection::ws_handler))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Opens the storage the configuration selects (the embedded default for now).
+pub async fn open_state(config: Config) -> StorageResult<AppState> {
+    let storage = Storage::embedded(&config.data_dir).await?;
+    Ok(AppState::new(config, storage))
+}
+
+/// Serves until `shutdown` completes, then lets every room flush its log, write a
+/// checkpoint and close its connections (1001) before returning.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let token = state.shutdown.clone();
+    let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            token.cancel();
+        })
+        .await?;
+    state.shutdown.cancel();
+    state.tasks.close();
+    if tokio::time::timeout(sync::room::SHUTDOWN_GRACE, state.tasks.wait()).await.is_err() {
+        tracing::warn!("some rooms did not finish flushing in time");
+    }
+    Ok(())
+}

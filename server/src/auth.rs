@@ -1,0 +1,68 @@
+//! Who is calling: bearer tokens on REST, the `token` query parameter on WebSocket.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use canvas_storage::User;
+
+/// The authenticated caller of a REST request, from `Authorization: Bearer <token>`.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    /// The user the token belongs to.
+    pub user: User,
+    /// The token itself (logout ends exactly this session).
+    pub token: String,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer <token> header".into()))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::Unauthorized("Authorization header must be `Bearer <token>`".into()))?;
+        let user = authenticate(state, token).await?;
+        Ok(AuthUser { user, token: token.to_owned() })
+    }
+}
+
+/// The user a token belongs to, or `Unauthorized` for an unknown, malformed or expired one.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<User, ApiError> {
+    let user_id = state
+        .storage
+        .sessions
+        .session_user(token)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("invalid or expired token".into()))?;
+    state
+        .storage
+        .users
+        .user_by_id(user_id)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("the token's user no longer exists".into()))
+}
+
+/// Hashes a password off the async runtime (argon2 is deliberately slow).
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || canvas_storage::password::hash(&password))
+        .await
+        .map_err(|e| ApiError::Internal(format!("password hashing task failed: {e}")))?
+        .map_err(ApiError::from)
+}
+
+/// Checks a password against its stored hash off the async runtime.
+pub async fn verify_password(password: String, phc: String) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || canvas_storage::password::verify(&password, &phc))
+        .await
+        .map_err(|e| ApiError::Internal(format!("password check task failed: {e}")))
+}

@@ -1,0 +1,64 @@
+//! Server configuration: every setting is a flag with an environment variable.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the server is configured. `canvas-server --help` lists every flag; each also reads
+/// the environment variable named beside it.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "canvas-server", version, about = "Real-time collaborative canvas server")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "CANVAS_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Directory of the embedded store (one SQLite file).
+    #[arg(long, env = "CANVAS_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Largest WebSocket message accepted, in bytes; larger ones close the connection
+    /// with 4413.
+    #[arg(long, env = "CANVAS_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Largest JSON request body accepted by the REST API, in bytes.
+    #[arg(long, env = "CANVAS_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Seconds a canvas room stays loaded after its last connection leaves.
+    #[arg(long, env = "CANVAS_IDLE_UNLOAD_SECS", default_value_t = 30)]
+    pub idle_unload_secs: u64,
+
+    /// Accepted updates after which a room compacts its log into a snapshot.
+    #[arg(long, env = "CANVAS_CHECKPOINT_UPDATES", default_value_t = 1000)]
+    pub checkpoint_updates: u64,
+
+    /// Hours a login session (bearer token) stays valid.
+    #[arg(long, env = "CANVAS_SESSION_TTL_HOURS", default_value_t = 24)]
+    pub session_ttl_hours: u64,
+
+    /// Log filter in `tracing_subscriber::EnvFilter` syntax, e.g. `info,canvas_server=debug`.
+    #[arg(long, env = "CANVAS_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Config {
+    /// The configuration with every default, storing under `data_dir`; what tests start from.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        let mut config = Config::parse_from(["canvas-server"]);
+        config.data_dir = data_dir.into();
+        config
+    }
+
+    /// [`Config::idle_unload_secs`] as a duration.
+    pub fn idle_unload(&self) -> Duration {
+        Duration::from_secs(self.idle_unload_secs)
+    }
+
+    /// [`Config::session_ttl_hours`] as a duration.
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.session_ttl_hours * 3600)
+    }
+}

@@ -1,0 +1,144 @@
+//! Canvases: create, list, read as JSON, delete, presence.
+
+use super::projects::{project_role, valid_description, valid_name};
+use super::{ApiJson, ApiPath, ClientInfo, audit};
+use crate::access::canvas_access;
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::sync::room::{RoomView, close};
+use crate::view;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use canvas_engine::edits::{self, CanvasMeta};
+use canvas_engine::{CanvasDoc, Role, json as doc_json};
+use canvas_storage::{CanvasRecord, NewCanvas};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// `POST /projects/{id}/canvases` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCanvas {
+    name: String,
+    description: Option<String>,
+    template_id: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+/// Creates a canvas in a project. Editors, admins and the owner may.
+pub async fn create(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    caller: AuthUser,
+    ApiPath(project_id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<CreateCanvas>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (_, role) = project_role(&state, caller.user.id, project_id).await?;
+    if !role.can_edit() {
+        return Err(ApiError::Forbidden("viewers cannot create canvases".into()));
+    }
+    if let Some(template) = body.template_id {
+        // No templates exist yet; an unknown id is a 404 like any other unknown id.
+        return Err(ApiError::NotFound(format!("template {template} not found")));
+    }
+    if body.tags.len() > 64 || body.tags.iter().any(|t| t.is_empty() || t.chars().count() > 64) {
+        return Err(ApiError::bad_request("invalid_tags", "at most 64 tags of 1 to 64 characters"));
+    }
+    let new = NewCanvas {
+        id: Uuid::new_v4(),
+        project_id,
+        owner_id: caller.user.id,
+        name: valid_name(&body.name)?,
+        description: valid_description(body.description)?,
+    };
+    let meta = CanvasMeta {
+        name: new.name.clone(),
+        description: new.description.clone(),
+        project_id: project_id.to_string(),
+        owner_id: caller.user.id.to_string(),
+        tags: body.tags,
+    };
+    let mut canvas = CanvasDoc::new();
+    canvas.edit(|txn| edits::init_canvas(txn, &meta));
+    let state_bytes = canvas.encode_state();
+    let now = Utc::now();
+    let provisional = CanvasRecord {
+        id: new.id,
+        project_id,
+        owner_id: new.owner_id,
+        name: new.name.clone(),
+        description: new.description.clone(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let view = {
+        use canvas_engine::yrs::Transact;
+        view::canvas_view(&provisional, doc_json::canvas_json(&canvas.doc().transact()))
+    };
+    let record = state.storage.canvases.create_canvas(new, &state_bytes, &view).await?;
+    audit(&state, &caller.user, &client, "canvas.create", ("canvas", Some(record.id)), json!({ "name": record.name, "project_id": project_id })).await;
+    let mut body = view;
+    body["id"] = json!(record.id);
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// The canvases of a project the caller belongs to.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(project_id): ApiPath<Uuid>,
+) -> ApiResult<Json<Value>> {
+    project_role(&state, caller.user.id, project_id).await?;
+    let canvases = state.storage.canvases.canvases_in_project(project_id).await?;
+    Ok(Json(json!({ "canvases": canvases })))
+}
+
+async fn live_view(state: &AppState, caller: &AuthUser, id: Uuid) -> ApiResult<RoomView> {
+    let access = canvas_access(state, &caller.user, id).await?;
+    state
+        .rooms
+        .read(state, id, &access.access)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or_else(|| ApiError::Forbidden("you have no access to this canvas".into()))
+}
+
+/// The canvas in the seed's MongoDB shape, with the live blocks.
+pub async fn get(State(state): State<AppState>, caller: AuthUser, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Value>> {
+    Ok(Json(live_view(&state, &caller, id).await?.json))
+}
+
+/// Who is connected to the canvas now, with their cursor and selection.
+pub async fn presence(State(state): State<AppState>, caller: AuthUser, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Value>> {
+    let view = live_view(&state, &caller, id).await?;
+    Ok(Json(json!({ "canvas_id": id, "presence": view.presence })))
+}
+
+/// Deletes a canvas: project admins, the project owner and the canvas's creator may.
+/// Open connections are closed with 4404.
+pub async fn delete(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    let access = canvas_access(&state, &caller.user, id).await?;
+    let allowed = access.access.project_role.is_some_and(Role::can_administer) || access.canvas.owner_id == caller.user.id;
+    if !allowed {
+        return Err(if access.access.project_role.is_some() {
+            ApiError::Forbidden("only admins, the owner and the canvas's creator delete canvases".into())
+        } else {
+            ApiError::Forbidden("you have no access to this canvas".into())
+        });
+    }
+    state.rooms.close(id, close::NOT_FOUND, "canvas deleted").await;
+    state.storage.canvases.delete_canvas(id).await?;
+    audit(&state, &caller.user, &client, "canvas.delete", ("canvas", Some(id)), json!({ "name": access.canvas.name })).await;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,98 @@
+//! The REST API under `/api/v1` (JSON in and out, bearer tokens), plus `/healthz`.
+//!
+//! Handlers are thin: they check input and permissions, call storage or a room, and audit.
+
+pub mod auth;
+pub mod canvases;
+pub mod health;
+pub mod projects;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum::routing::{delete, get, post};
+use canvas_storage::{NewAuditEntry, User};
+use std::net::SocketAddr;
+use uuid::Uuid;
+
+/// JSON body extractor whose rejections are our JSON errors.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// Path extractor whose rejections are our JSON errors.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// Where a request came from, for the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// Peer address, when the server was started with connect info.
+    pub ip: Option<std::net::IpAddr>,
+    /// The `User-Agent` header.
+    pub user_agent: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        Ok(ClientInfo { ip, user_agent: user_agent(&parts.headers) })
+    }
+}
+
+fn user_agent(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(512).collect())
+}
+
+/// Records an audit entry; a failure is logged, never shown to the caller (the action
+/// itself succeeded).
+pub async fn audit(
+    state: &AppState,
+    user: &User,
+    client: &ClientInfo,
+    action: &str,
+    resource: (&str, Option<Uuid>),
+    changes: serde_json::Value,
+) {
+    let entry = NewAuditEntry {
+        user_id: Some(user.id),
+        organization_id: user.organization_id,
+        action: action.to_owned(),
+        resource_type: resource.0.to_owned(),
+        resource_id: resource.1,
+        changes: Some(changes),
+        ip_address: client.ip,
+        user_agent: client.user_agent.clone(),
+    };
+    if let Err(cause) = state.storage.audit.record(entry).await {
+        tracing::error!(%cause, action, "cannot write audit entry");
+    }
+}
+
+/// The REST routes.
+pub fn routes() -> Router<AppState> {
+    let api = Router::new()
+        .route("/auth/signup", post(auth::signup))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/me", get(auth::me))
+        .route("/projects", post(projects::create).get(projects::list))
+        .route("/projects/{id}", get(projects::get))
+        .route("/projects/{id}/members", post(projects::add_member).get(projects::members))
+        .route("/projects/{id}/members/{user_id}", delete(projects::remove_member))
+        .route("/projects/{id}/canvases", post(canvases::create).get(canvases::list))
+        .route("/canvases/{id}", get(canvases::get).delete(canvases::delete))
+        .route("/canvases/{id}/presence", get(canvases::presence));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(health::healthz))
+}

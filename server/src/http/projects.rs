@@ -1,0 +1,181 @@
+//! Projects and their members.
+
+use super::{ApiJson, ApiPath, ClientInfo, audit};
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use canvas_engine::Role;
+use canvas_storage::{NewMember, NewProject, Project};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// `POST /projects` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    name: String,
+    description: Option<String>,
+}
+
+/// `POST /projects/{id}/members` body: the user by email or id, and a role.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    email: Option<String>,
+    user_id: Option<Uuid>,
+    role: String,
+}
+
+/// Checks a display name: 1 to 255 characters, not blank.
+pub fn valid_name(name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 255 {
+        return Err(ApiError::bad_request("invalid_name", "name must be 1 to 255 characters"));
+    }
+    Ok(name.to_owned())
+}
+
+/// Checks an optional description: at most 10,000 characters.
+pub fn valid_description(description: Option<String>) -> ApiResult<Option<String>> {
+    match description {
+        Some(d) if d.chars().count() > 10_000 => Err(ApiError::bad_request(
+            "invalid_description",
+            "description must be at most 10000 characters",
+        )),
+        other => Ok(other),
+    }
+}
+
+/// The project and the caller's role in it; 404 if unknown, 403 if the caller is not a member.
+pub async fn project_role(state: &AppState, user_id: Uuid, id: Uuid) -> ApiResult<(Project, Role)> {
+    let project = state
+        .storage
+        .projects
+        .project(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("project {id} not found")))?;
+    let role = state
+        .storage
+        .projects
+        .member_role(id, user_id)
+        .await?
+        .ok_or_else(|| ApiError::Forbidden("you are not a member of this project".into()))?;
+    Ok((project, role))
+}
+
+fn project_json(project: &Project, role: Role) -> Value {
+    let mut value = json!(project);
+    value["role"] = json!(role);
+    value
+}
+
+/// Creates a project owned by the caller, in their organization.
+pub async fn create(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    caller: AuthUser,
+    ApiJson(body): ApiJson<CreateProject>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let project = state
+        .storage
+        .projects
+        .create_project(NewProject {
+            name: valid_name(&body.name)?,
+            description: valid_description(body.description)?,
+            organization_id: caller.user.organization_id,
+            owner_id: caller.user.id,
+        })
+        .await?;
+    audit(&state, &caller.user, &client, "project.create", ("project", Some(project.id)), json!({ "name": project.name })).await;
+    Ok((StatusCode::CREATED, Json(project_json(&project, Role::Owner))))
+}
+
+/// The caller's projects.
+pub async fn list(State(state): State<AppState>, caller: AuthUser) -> ApiResult<Json<Value>> {
+    let projects = state.storage.projects.projects_for_user(caller.user.id).await?;
+    let mut out = Vec::with_capacity(projects.len());
+    for project in &projects {
+        let role = state.storage.projects.member_role(project.id, caller.user.id).await?;
+        out.push(project_json(project, role.unwrap_or(Role::Viewer)));
+    }
+    Ok(Json(json!({ "projects": out })))
+}
+
+/// One project the caller belongs to.
+pub async fn get(State(state): State<AppState>, caller: AuthUser, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Value>> {
+    let (project, role) = project_role(&state, caller.user.id, id).await?;
+    Ok(Json(project_json(&project, role)))
+}
+
+/// The members of a project the caller belongs to.
+pub async fn members(State(state): State<AppState>, caller: AuthUser, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Value>> {
+    let (project, _) = project_role(&state, caller.user.id, id).await?;
+    let members = state.storage.projects.members(id).await?;
+    Ok(Json(json!({ "owner_id": project.owner_id, "members": members })))
+}
+
+/// Adds a member or changes their role. Admins and the owner only.
+pub async fn add_member(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<AddMember>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (project, role) = project_role(&state, caller.user.id, id).await?;
+    if !role.can_administer() {
+        return Err(ApiError::Forbidden("only admins and the owner manage members".into()));
+    }
+    let new_role: Role = body
+        .role
+        .parse()
+        .ok()
+        .filter(|r| *r != Role::Owner)
+        .ok_or_else(|| ApiError::bad_request("invalid_role", "role must be viewer, editor or admin"))?;
+    let user = match (body.user_id, body.email.as_deref()) {
+        (Some(user_id), None) => state.storage.users.user_by_id(user_id).await?,
+        (None, Some(email)) => state.storage.users.user_by_email(email.trim()).await?.map(|(u, _)| u),
+        _ => return Err(ApiError::bad_request("invalid_member", "give exactly one of email or user_id")),
+    }
+    .ok_or_else(|| ApiError::NotFound("no such user".into()))?;
+    if user.id == project.owner_id {
+        return Err(ApiError::bad_request("invalid_member", "the owner's role cannot be changed"));
+    }
+    let member = state
+        .storage
+        .projects
+        .put_member(NewMember { project_id: id, user_id: user.id, role: new_role, invited_by: Some(caller.user.id) })
+        .await?;
+    audit(
+        &state,
+        &caller.user,
+        &client,
+        "member.add",
+        ("project", Some(id)),
+        json!({ "user_id": user.id, "role": new_role }),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(json!(member))))
+}
+
+/// Removes a member. Admins and the owner only.
+pub async fn remove_member(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    caller: AuthUser,
+    ApiPath((id, user_id)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
+    let (_, role) = project_role(&state, caller.user.id, id).await?;
+    if !role.can_administer() {
+        return Err(ApiError::Forbidden("only admins and the owner manage members".into()));
+    }
+    if !state.storage.projects.remove_member(id, user_id).await? {
+        return Err(ApiError::NotFound(format!("user {user_id} is not a member")));
+    }
+    audit(&state, &caller.user, &client, "member.remove", ("project", Some(id)), json!({ "user_id": user_id })).await;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,194 @@
+//! Where an update enters: `GET /ws/{canvas_id}?token=...` upgrades to a WebSocket that
+//! speaks the y-websocket protocol.
+//!
+//! The connection task authenticates, asks the room to join, then pumps frames both ways:
+//! inbound frames are size-checked and decoded here (in parallel across connections) and
+//! handed to the room; outbound frames come from the room through a bounded queue.
+//! Bad input closes only this connection, with a code and a reason.
+
+use super::room::{ConnId, JoinRequest, OUTBOUND_CAPACITY, Outbound, RoomCmd, close};
+use super::rooms::Joined;
+use crate::access::ProjectAccess;
+use crate::auth;
+use crate::state::AppState;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use canvas_engine::protocol;
+use serde::Deserialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, info_span};
+use uuid::Uuid;
+
+/// WebSocket read and write buffers: small, so an idle connection stays cheap.
+const BUFFER_BYTES: usize = 4 * 1024;
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// Query parameters of the WebSocket entry point.
+#[derive(Debug, Deserialize)]
+pub struct WsParams {
+    /// The bearer token (what `WebsocketProvider`'s `params: { token }` sends).
+    token: Option<String>,
+    /// `1` asks for durable acknowledgements (extension message 100).
+    acks: Option<String>,
+}
+
+/// The upgrade handler. Every refusal happens after the upgrade, as a close code, so that
+/// y-websocket clients see a permanent 44xx code and stop reconnecting.
+pub async fn ws_handler(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    Path(canvas): Path<String>,
+    params: Result<Query<WsParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let max = state.config.max_message_bytes;
+    let params = params.map(|Query(p)| p).unwrap_or(WsParams { token: None, acks: None });
+    let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let span = info_span!("conn", conn = conn_id, canvas = %canvas);
+    ws.read_buffer_size(BUFFER_BYTES)
+        .write_buffer_size(BUFFER_BYTES)
+        .max_write_buffer_size(max.saturating_mul(4).max(BUFFER_BYTES * 2))
+        // Frames a little over the limit still arrive so we can answer 4413 ourselves;
+        // far larger ones are cut off by the WebSocket layer.
+        .max_message_size(max.saturating_add(64 * 1024))
+        .max_frame_size(max.saturating_add(64 * 1024))
+        .on_upgrade(move |socket| {
+            let tasks = state.tasks.clone();
+            tasks.track_future(connection(socket, state, conn_id, canvas, params).instrument(span))
+        })
+}
+
+async fn connection(mut socket: WebSocket, state: AppState, conn_id: ConnId, canvas: String, params: WsParams) {
+    let (canvas_id, user, access) = match admit(&state, &canvas, params.token.as_deref()).await {
+        Ok(admitted) => admitted,
+        Err((code, reason)) => {
+            close_socket(&mut socket, code, &reason).await;
+            return;
+        }
+    };
+    let (out_tx, mut out_rx) = mpsc::channel(OUTBOUND_CAPACITY);
+    let wants_acks = params.acks.as_deref() == Some("1");
+    let joined = state
+        .rooms
+        .join(&state, canvas_id, || JoinRequest {
+            conn_id,
+            access: access.clone(),
+            username: user.username.clone(),
+            out: out_tx.clone(),
+            wants_acks,
+        })
+        .await;
+    drop(out_tx);
+    let room = match joined {
+        Ok(Joined::Yes(role, room)) => {
+            debug!(%role, user = %user.id, "connection joined");
+            room
+        }
+        Ok(Joined::Forbidden) => {
+            close_socket(&mut socket, close::FORBIDDEN, "you have no access to this canvas").await;
+            return;
+        }
+        Err(e) => {
+            close_socket(&mut socket, close::INTERNAL, &e.to_string()).await;
+            return;
+        }
+    };
+    let max = state.config.max_message_bytes;
+    loop {
+        tokio::select! {
+            inbound = socket.recv() => {
+                let frame = match inbound {
+                    Some(Ok(WsMessage::Binary(frame))) => frame,
+                    Some(Ok(WsMessage::Text(_))) => {
+                        close_socket(&mut socket, close::MALFORMED, "text frames are not part of the protocol").await;
+                        break;
+                    }
+                    Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
+                    Some(Ok(WsMessage::Close(_))) | None => break,
+                    Some(Err(err)) => {
+                        let text = err.to_string();
+                        if text.contains("too long") || text.contains("Space limit") || text.contains("size") {
+                            close_socket(&mut socket, close::TOO_LARGE, "message too large").await;
+                        } else {
+                            debug!(cause = %text, "websocket error");
+                        }
+                        break;
+                    }
+                };
+                if frame.len() > max {
+                    close_socket(&mut socket, close::TOO_LARGE, &format!("message of {} bytes exceeds the {max}-byte limit", frame.len())).await;
+                    break;
+                }
+                match protocol::decode(&frame) {
+                    Ok(message) => {
+                        if !room.send(RoomCmd::Message(conn_id, message)).await {
+                            close_socket(&mut socket, close::INTERNAL, "canvas room closed").await;
+                            return;
+                        }
+                    }
+                    Err(err) => {
+                        close_socket(&mut socket, close::MALFORMED, &format!("malformed message: {err}")).await;
+                        break;
+                    }
+                }
+            }
+            outbound = out_rx.recv() => match outbound {
+                Some(Outbound::Frame(frame)) => {
+                    if socket.send(WsMessage::Binary(frame)).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Outbound::Close(code, reason)) => {
+                    close_socket(&mut socket, code, &reason).await;
+                    // The room already forgot this connection.
+                    return;
+                }
+                None => {
+                    close_socket(&mut socket, close::TRY_AGAIN_LATER, "connection too slow for the room").await;
+                    return;
+                }
+            },
+        }
+    }
+    room.send(RoomCmd::Leave(conn_id)).await;
+}
+
+/// Authenticates the token and finds the canvas; the error is the close code and reason.
+async fn admit(
+    state: &AppState,
+    canvas: &str,
+    token: Option<&str>,
+) -> Result<(Uuid, canvas_storage::User, ProjectAccess), (u16, String)> {
+    let token = token
+        .filter(|t| !t.is_empty())
+        .ok_or((close::UNAUTHORIZED, "missing token".to_owned()))?;
+    let user = auth::authenticate(state, token)
+        .await
+        .map_err(|e| (close::UNAUTHORIZED, e.to_string()))?;
+    let canvas_id = Uuid::parse_str(canvas).map_err(|_| (close::NOT_FOUND, format!("no canvas {canvas:?}")))?;
+    let access = crate::access::canvas_access(state, &user, canvas_id)
+        .await
+        .map_err(|e| match e {
+            crate::error::ApiError::NotFound(m) => (close::NOT_FOUND, m),
+            other => (close::INTERNAL, other.to_string()),
+        })?
+        .access;
+    Ok((canvas_id, user, access))
+}
+
+async fn close_socket(socket: &mut WebSocket, code: u16, reason: &str) {
+    // Close reasons are limited to 123 bytes by the protocol.
+    let mut reason = reason.to_owned();
+    if reason.len() > 120 {
+        let mut cut = 120;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+    }
+    let _ = socket
+        .send(WsMessage::Close(Some(CloseFrame { code, reason: reason.into() })))
+        .await;
+}

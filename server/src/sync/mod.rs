@@ -1,0 +1,9 @@
+//! Live collaboration: WebSocket connections ([`connection`]), the rooms they join
+//! ([`room`]) and the registry of loaded rooms ([`rooms`]).
+//!
+//! An update enters in [`connection`], is checked by the engine's inspector and stored in
+//! the durable log by its [`room`], and is relayed by that room once durable.
+
+pub mod connection;
+pub mod room;
+pub mod rooms;

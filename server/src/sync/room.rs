@@ -1,0 +1,665 @@
+//! One open canvas: a task that owns the document and serialises everything done to it.
+//!
+//! The life of an incoming update, in order:
+//! 1. [`super::connection`] decodes the frame and sends it here ([`RoomCmd::Message`]);
+//! 2. the room asks the engine's inspector whether the sender's role allows it
+//!    ([`CanvasDoc::apply_checked`]); a refusal goes back to the sender as a typed error and
+//!    nothing else happens;
+//! 3. an accepted update is applied in memory and queued for the durable log; updates that
+//!    arrive while a write is in flight are written together in the next one (group commit);
+//! 4. once the write returns, the updates are relayed to every other connection and the
+//!    sender gets a durable acknowledgement.
+//!
+//! Rooms are actors rather than documents behind a lock: the document is touched by one task
+//! only, so no lock is held across the storage `await`s and no lock can be poisoned.
+
+use crate::access::{ProjectAccess, effective_role};
+use crate::state::AppState;
+use crate::view;
+use axum::body::Bytes;
+use canvas_engine::edits::Sharing;
+use canvas_engine::inspect::RefusalCode;
+use canvas_engine::protocol::{self, Ack, ErrorBody, Extension};
+use canvas_engine::yrs::sync::awareness::AwarenessUpdate;
+use canvas_engine::yrs::sync::{Message, SyncMessage};
+use canvas_engine::yrs::{ReadTxn, StateVector, Transact};
+use canvas_engine::{CanvasDoc, Role, edits, json, presence::PresenceTable};
+use canvas_storage::{CanvasRecord, StorageResult};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, SystemTime};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+use uuid::Uuid;
+
+/// Identifies one WebSocket connection for the lifetime of the process.
+pub type ConnId = u64;
+
+/// Close codes of the wire protocol (DESIGN.md, "Wire protocol").
+pub mod close {
+    /// Undecodable input (malformed frame or update).
+    pub const MALFORMED: u16 = 4400;
+    /// No or bad credentials.
+    pub const UNAUTHORIZED: u16 = 4401;
+    /// Not allowed.
+    pub const FORBIDDEN: u16 = 4403;
+    /// No such canvas (or it was deleted).
+    pub const NOT_FOUND: u16 = 4404;
+    /// Message too large.
+    pub const TOO_LARGE: u16 = 4413;
+    /// Rate limited.
+    pub const RATE_LIMITED: u16 = 4429;
+    /// The server is going away (shutdown); clients reconnect.
+    pub const GOING_AWAY: u16 = 1001;
+    /// Something failed inside the server; clients reconnect and resync.
+    pub const INTERNAL: u16 = 1011;
+    /// The connection could not keep up with the room; it may reconnect.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+}
+
+/// What a room sends to a connection's writer.
+#[derive(Debug)]
+pub enum Outbound {
+    /// One protocol message, as one binary frame.
+    Frame(Bytes),
+    /// Close the connection with this code and reason.
+    Close(u16, String),
+}
+
+/// Frames waiting for one connection's writer. Bounded: a connection that falls this far
+/// behind is dropped rather than letting the room buffer without limit.
+pub const OUTBOUND_CAPACITY: usize = 1024;
+
+/// A connection asking to join.
+#[derive(Debug)]
+pub struct JoinRequest {
+    /// The connection.
+    pub conn_id: ConnId,
+    /// The user's project-level access (sharing grants are added by the room).
+    pub access: ProjectAccess,
+    /// Display name for presence listings.
+    pub username: String,
+    /// Where the room sends frames for this connection.
+    pub out: mpsc::Sender<Outbound>,
+    /// Whether the client asked for durable acknowledgements (`?acks=1`).
+    pub wants_acks: bool,
+}
+
+/// The room's answer to a join.
+#[derive(Debug)]
+pub enum JoinReply {
+    /// Joined with this effective role.
+    Joined(Role),
+    /// The user has no role on this canvas.
+    Forbidden,
+    /// This room instance is unloading or failed; ask the registry again.
+    Gone,
+}
+
+/// What REST reads of a live room return.
+#[derive(Debug, Clone)]
+pub struct RoomView {
+    /// The canvas in the seed's MongoDB shape.
+    pub json: serde_json::Value,
+    /// The document's sharing settings.
+    pub sharing: Sharing,
+    /// Who is connected, with their announced presence state.
+    pub presence: Vec<serde_json::Value>,
+}
+
+/// The room's answer to a REST read.
+#[derive(Debug)]
+pub enum ReadReply {
+    /// The live view.
+    View(Box<RoomView>),
+    /// The user has no role on this canvas.
+    Forbidden,
+    /// This room instance is unloading or failed; ask the registry again.
+    Gone,
+}
+
+/// Commands a room processes, one at a time.
+#[derive(Debug)]
+pub enum RoomCmd {
+    /// A connection joins.
+    Join(JoinRequest, oneshot::Sender<JoinReply>),
+    /// A decoded protocol message from a connection.
+    Message(ConnId, Message),
+    /// A connection left.
+    Leave(ConnId),
+    /// A REST read of the live document, by a user with this project access.
+    Read(ProjectAccess, oneshot::Sender<ReadReply>),
+    /// The canvas was deleted: close every connection with this code and stop.
+    Close(u16, String),
+}
+
+/// One joined connection, as the room sees it.
+struct Conn {
+    user_id: Uuid,
+    username: String,
+    role: Role,
+    out: mpsc::Sender<Outbound>,
+    wants_acks: bool,
+    /// Document updates received from this connection so far (the sequence of acks).
+    received: u64,
+    /// Sequence numbers of this connection's accepted updates not yet durable, in order.
+    unsaved: VecDeque<u64>,
+    /// The last acknowledgement sent.
+    acked: u64,
+    /// Awareness client ids this connection announced (removed when it leaves).
+    clients: HashSet<u64>,
+}
+
+impl Conn {
+    /// Everything up to this sequence number is durable or was refused.
+    fn ack_target(&self) -> u64 {
+        self.unsaved.front().map_or(self.received, |first| first - 1)
+    }
+}
+
+/// An accepted update waiting for, or in, a durable write.
+struct Accepted {
+    from: ConnId,
+    seq: u64,
+    update: Vec<u8>,
+}
+
+/// The result of one durable write, sent back to the room by the writer task.
+struct Written {
+    batch: Vec<Accepted>,
+    result: StorageResult<i64>,
+}
+
+/// The room actor's state.
+pub(super) struct Room {
+    id: Uuid,
+    generation: u64,
+    state: AppState,
+    record: CanvasRecord,
+    canvas: CanvasDoc,
+    conns: HashMap<ConnId, Conn>,
+    presence: PresenceTable,
+    last_seen: HashMap<u64, SystemTime>,
+    /// Accepted, applied in memory, not yet handed to a writer.
+    queued: Vec<Accepted>,
+    /// Whether a write is in flight (at most one at a time, keeping the log in order).
+    writing: bool,
+    written_tx: mpsc::Sender<Written>,
+    /// Last sequence number known durable in the log.
+    durable_seq: i64,
+    /// Last sequence number covered by a snapshot.
+    checkpoint_seq: i64,
+    idle_since: Option<Instant>,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Room {
+    /// Loads the canvas from storage and runs the room until it unloads or the server stops.
+    pub(super) async fn run(id: Uuid, generation: u64, state: AppState, mut rx: mpsc::Receiver<RoomCmd>) {
+        let (room, written_rx) = match Room::load(id, generation, state.clone()).await {
+            Ok(loaded) => loaded,
+            Err(cause) => {
+                error!(canvas = %id, %cause, "cannot load canvas");
+                state.rooms.forget(id, generation);
+                drain_as_gone(&mut rx);
+                return;
+            }
+        };
+        room.serve(rx, written_rx).await;
+    }
+
+    async fn load(id: Uuid, generation: u64, state: AppState) -> Result<(Room, mpsc::Receiver<Written>), String> {
+        let storage = &state.storage.canvases;
+        let record = storage
+            .canvas(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("canvas not found")?;
+        let stored = storage
+            .load_document(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("canvas document not found")?;
+        let durable_seq = stored.updates.last().map_or(stored.snapshot_seq, |(seq, _)| *seq);
+        let canvas = CanvasDoc::from_stored(&stored.snapshot, stored.updates.iter().map(|(_, u)| u.as_slice()))
+            .map_err(|e| e.to_string())?;
+        info!(canvas = %id, log_entries = stored.updates.len(), "room loaded");
+        let (written_tx, written_rx) = mpsc::channel(1);
+        let room = Room {
+            id,
+            generation,
+            state,
+            record,
+            canvas,
+            conns: HashMap::new(),
+            presence: PresenceTable::default(),
+            last_seen: HashMap::new(),
+            queued: Vec::new(),
+            writing: false,
+            written_tx,
+            durable_seq,
+            checkpoint_seq: stored.snapshot_seq,
+            idle_since: Some(Instant::now()),
+        };
+        Ok((room, written_rx))
+    }
+
+    async fn serve(mut self, mut rx: mpsc::Receiver<RoomCmd>, mut written_rx: mpsc::Receiver<Written>) {
+        let shutdown = self.state.shutdown.clone();
+        let idle = self.state.config.idle_unload();
+        loop {
+            let idle_deadline = self.idle_since.map(|since| since + idle);
+            let flow = tokio::select! {
+                biased;
+                Some(written) = written_rx.recv() => self.on_written(written).await,
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd),
+                    None => Flow::Stop,
+                },
+                _ = sleep_until_opt(idle_deadline), if idle_deadline.is_some() && !self.writing && self.queued.is_empty() => {
+                    self.unload(&mut rx).await;
+                    return;
+                }
+                _ = shutdown.cancelled() => {
+                    self.shut_down(&mut rx, &mut written_rx).await;
+                    return;
+                }
+            };
+            if let Flow::Stop = flow {
+                self.state.rooms.forget(self.id, self.generation);
+                drain_as_gone(&mut rx);
+                return;
+            }
+            self.start_write();
+        }
+    }
+
+    fn handle(&mut self, cmd: RoomCmd) -> Flow {
+        match cmd {
+            RoomCmd::Join(request, reply) => self.join(request, reply),
+            RoomCmd::Message(conn_id, message) => self.message(conn_id, message),
+            RoomCmd::Leave(conn_id) => self.leave(conn_id),
+            RoomCmd::Read(access, reply) => {
+                let view = self.read(&access);
+                let _ = reply.send(view);
+            }
+            RoomCmd::Close(code, reason) => {
+                for conn in self.conns.values() {
+                    let _ = conn.out.try_send(Outbound::Close(code, reason.clone()));
+                }
+                self.conns.clear();
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
+    }
+
+    fn sharing(&self) -> Sharing {
+        edits::sharing(&self.canvas.doc().transact())
+    }
+
+    fn join(&mut self, request: JoinRequest, reply: oneshot::Sender<JoinReply>) {
+        let Some(role) = effective_role(&request.access, &self.sharing()) else {
+            let _ = reply.send(JoinReply::Forbidden);
+            return;
+        };
+        if reply.send(JoinReply::Joined(role)).is_err() {
+            return; // the connection went away while waiting
+        }
+        let out = request.out;
+        // y-websocket: the server opens with its sync step 1, then the awareness it knows,
+        // each as its own frame (the JS client reads one message per frame).
+        let _ = out.try_send(Outbound::Frame(protocol::sync_step1(&self.canvas.state_vector()).into()));
+        let known = self.presence.full_update();
+        if !known.clients.is_empty() {
+            let _ = out.try_send(Outbound::Frame(protocol::awareness(&known).into()));
+        }
+        debug!(canvas = %self.id, conn = request.conn_id, user = %request.access.user_id, %role, "joined");
+        self.conns.insert(
+            request.conn_id,
+            Conn {
+                user_id: request.access.user_id,
+                username: request.username,
+                role,
+                out,
+                wants_acks: request.wants_acks,
+                received: 0,
+                unsaved: VecDeque::new(),
+                acked: 0,
+                clients: HashSet::new(),
+            },
+        );
+        self.idle_since = None;
+    }
+
+    fn leave(&mut self, conn_id: ConnId) {
+        let Some(conn) = self.conns.remove(&conn_id) else { return };
+        let ids: Vec<u64> = conn.clients.into_iter().collect();
+        if let Some(removal) = self.presence.remove(&ids) {
+            for id in &ids {
+                self.last_seen.remove(id);
+            }
+            self.broadcast(None, protocol::awareness(&removal).into());
+        }
+        debug!(canvas = %self.id, conn = conn_id, "left");
+        if self.conns.is_empty() {
+            self.idle_since = Some(Instant::now());
+        }
+    }
+
+    fn message(&mut self, conn_id: ConnId, message: Message) {
+        if !self.conns.contains_key(&conn_id) {
+            return;
+        }
+        match message {
+            Message::Sync(SyncMessage::SyncStep1(sv)) => {
+                let diff = self.canvas.encode_diff(&sv);
+                self.send(conn_id, protocol::sync_step2(&diff).into());
+            }
+            Message::Sync(SyncMessage::SyncStep2(update)) | Message::Sync(SyncMessage::Update(update)) => {
+                self.update(conn_id, update);
+            }
+            Message::Awareness(update) => self.awareness(conn_id, update),
+            Message::AwarenessQuery => {
+                let known = self.presence.full_update();
+                self.send(conn_id, protocol::awareness(&known).into());
+            }
+            // Auth messages are server-to-client only; custom messages from clients have no
+            // meaning yet. Both are ignored, as y-websocket servers do.
+            Message::Auth(_) | Message::Custom(..) => {}
+        }
+    }
+
+    fn update(&mut self, conn_id: ConnId, update: Vec<u8>) {
+        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        conn.received += 1;
+        let seq = conn.received;
+        let role = conn.role;
+        match self.canvas.apply_checked(role, &update) {
+            Ok(applied) if applied.noop => {}
+            Ok(_) => {
+                if let Some(conn) = self.conns.get_mut(&conn_id) {
+                    conn.unsaved.push_back(seq);
+                }
+                self.queued.push(Accepted { from: conn_id, seq, update });
+            }
+            Err(refusal) if refusal.code == RefusalCode::MalformedUpdate => {
+                warn!(canvas = %self.id, conn = conn_id, %refusal, "malformed update; closing");
+                self.close_conn(conn_id, close::MALFORMED, format!("malformed update: {}", refusal.message));
+                return;
+            }
+            Err(refusal) => {
+                debug!(canvas = %self.id, conn = conn_id, %refusal, "update refused");
+                let body = Extension::Error(ErrorBody {
+                    code: refusal.code.as_str().to_owned(),
+                    message: refusal.message,
+                    seq: Some(seq),
+                });
+                self.send(conn_id, protocol::encode_extension(&body).into());
+            }
+        }
+        self.ack(conn_id);
+    }
+
+    fn awareness(&mut self, conn_id: ConnId, update: AwarenessUpdate) {
+        let frame: Bytes = protocol::awareness(&update).into();
+        let change = self.presence.apply(&update);
+        let now = SystemTime::now();
+        if let Some(conn) = self.conns.get_mut(&conn_id) {
+            for id in change.added.iter().chain(&change.updated) {
+                conn.clients.insert(*id);
+            }
+            for id in &change.removed {
+                conn.clients.remove(id);
+            }
+        }
+        for id in change.added.iter().chain(&change.updated) {
+            self.last_seen.insert(*id, now);
+        }
+        for id in &change.removed {
+            self.last_seen.remove(id);
+        }
+        // Echo to the sender too: y-websocket drops a socket that hears nothing for 30 s,
+        // and the echo of its 15 s awareness renewal keeps it alive.
+        self.broadcast(None, frame);
+    }
+
+    /// Hands the queued updates to a writer task, if none is in flight.
+    fn start_write(&mut self) {
+        if self.writing || self.queued.is_empty() {
+            return;
+        }
+        self.writing = true;
+        let batch = std::mem::take(&mut self.queued);
+        let store = self.state.storage.canvases.clone();
+        let done = self.written_tx.clone();
+        let id = self.id;
+        self.state.tasks.spawn(async move {
+            let updates: Vec<Vec<u8>> = batch.iter().map(|a| a.update.clone()).collect();
+            let result = store.append_updates(id, &updates).await;
+            let _ = done.send(Written { batch, result }).await;
+        });
+    }
+
+    async fn on_written(&mut self, written: Written) -> Flow {
+        self.writing = false;
+        match written.result {
+            Ok(seq) => self.durable_seq = seq,
+            Err(cause) => {
+                // The updates are applied in memory but not durable. Close everyone: clients
+                // keep their changes and resend them when they resync with a reloaded room.
+                error!(canvas = %self.id, %cause, "durable write failed; closing the room");
+                for conn in self.conns.values() {
+                    let _ = conn.out.try_send(Outbound::Close(close::INTERNAL, "storage failure".into()));
+                }
+                self.conns.clear();
+                return Flow::Stop;
+            }
+        }
+        let mut senders = HashSet::new();
+        for accepted in written.batch {
+            let frame: Bytes = protocol::update(&accepted.update).into();
+            self.broadcast(Some(accepted.from), frame);
+            if let Some(conn) = self.conns.get_mut(&accepted.from) {
+                if conn.unsaved.front() == Some(&accepted.seq) {
+                    conn.unsaved.pop_front();
+                }
+                senders.insert(accepted.from);
+            }
+        }
+        for conn_id in senders {
+            self.ack(conn_id);
+        }
+        if self.durable_seq - self.checkpoint_seq >= self.state.config.checkpoint_updates as i64
+            && self.queued.is_empty()
+        {
+            self.checkpoint().await;
+        }
+        Flow::Continue
+    }
+
+    /// Sends the connection its durable acknowledgement, if it asked for them and it moved.
+    fn ack(&mut self, conn_id: ConnId) {
+        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        let through = conn.ack_target();
+        if !conn.wants_acks || through <= conn.acked {
+            return;
+        }
+        conn.acked = through;
+        let frame: Bytes = protocol::encode_extension(&Extension::Ack(Ack { through })).into();
+        self.send(conn_id, frame);
+    }
+
+    /// Compacts the durable log into a snapshot. Only called with nothing queued or in
+    /// flight, so the snapshot covers exactly the log up to `durable_seq`.
+    async fn checkpoint(&mut self) {
+        if self.durable_seq <= self.checkpoint_seq {
+            return;
+        }
+        let state = self.canvas.encode_state();
+        let view = self.json();
+        match self
+            .state
+            .storage
+            .canvases
+            .checkpoint(self.id, &state, self.durable_seq, &view)
+            .await
+        {
+            Ok(()) => {
+                debug!(canvas = %self.id, upto = self.durable_seq, bytes = state.len(), "checkpoint");
+                self.checkpoint_seq = self.durable_seq;
+            }
+            // The log still holds everything: a failed checkpoint loses nothing.
+            Err(cause) => warn!(canvas = %self.id, %cause, "checkpoint failed; will retry later"),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let txn = self.canvas.doc().transact();
+        view::canvas_view(&self.record, json::canvas_json(&txn))
+    }
+
+    fn read(&self, access: &ProjectAccess) -> ReadReply {
+        let sharing = self.sharing();
+        if effective_role(access, &sharing).is_none() {
+            return ReadReply::Forbidden;
+        }
+        ReadReply::View(Box::new(RoomView { json: self.json(), sharing, presence: self.presence_list() }))
+    }
+
+    fn presence_list(&self) -> Vec<serde_json::Value> {
+        let states: HashMap<u64, serde_json::Value> = self.presence.states().into_iter().collect();
+        let mut list = Vec::new();
+        for conn in self.conns.values() {
+            for client_id in &conn.clients {
+                let state = states.get(client_id).cloned().unwrap_or(serde_json::Value::Null);
+                let last_seen = self
+                    .last_seen
+                    .get(client_id)
+                    .map(|t| chrono::DateTime::<chrono::Utc>::from(*t).to_rfc3339());
+                list.push(serde_json::json!({
+                    "user_id": conn.user_id,
+                    "username": conn.username,
+                    "client_id": client_id,
+                    "cursor": state.get("cursor").cloned().unwrap_or(serde_json::Value::Null),
+                    "selection": state.get("selection").cloned().unwrap_or(serde_json::Value::Null),
+                    "last_seen": last_seen,
+                    "state": state,
+                }));
+            }
+        }
+        list.sort_by(|a, b| a["client_id"].as_u64().cmp(&b["client_id"].as_u64()));
+        list
+    }
+
+    fn send(&mut self, conn_id: ConnId, frame: Bytes) {
+        let Some(conn) = self.conns.get(&conn_id) else { return };
+        if conn.out.try_send(Outbound::Frame(frame)).is_err() {
+            self.drop_slow(conn_id);
+        }
+    }
+
+    /// Sends a frame to every connection but `except`.
+    fn broadcast(&mut self, except: Option<ConnId>, frame: Bytes) {
+        let mut slow = Vec::new();
+        for (id, conn) in &self.conns {
+            if Some(*id) != except && conn.out.try_send(Outbound::Frame(frame.clone())).is_err() {
+                slow.push(*id);
+            }
+        }
+        for id in slow {
+            self.drop_slow(id);
+        }
+    }
+
+    /// A connection whose queue is full (or whose task ended) is dropped: its writer sees the
+    /// channel close and closes the socket with 1013; the client reconnects and resyncs.
+    fn drop_slow(&mut self, conn_id: ConnId) {
+        warn!(canvas = %self.id, conn = conn_id, "connection cannot keep up; dropping it");
+        self.leave(conn_id);
+    }
+
+    fn close_conn(&mut self, conn_id: ConnId, code: u16, reason: String) {
+        if let Some(conn) = self.conns.get(&conn_id) {
+            let _ = conn.out.try_send(Outbound::Close(code, reason));
+        }
+        self.leave(conn_id);
+    }
+
+    /// Idle for the configured delay with nothing to write: checkpoint and unload.
+    async fn unload(mut self, rx: &mut mpsc::Receiver<RoomCmd>) {
+        self.checkpoint().await;
+        self.state.rooms.forget(self.id, self.generation);
+        // Anything that reached us after the registry let go is told to ask again; the next
+        // instance loads from storage, which now holds everything.
+        rx.close();
+        while let Ok(cmd) = rx.try_recv() {
+            reply_gone(cmd);
+        }
+        info!(canvas = %self.id, "room unloaded");
+    }
+
+    /// Server shutdown: finish the writes, checkpoint, close every connection with 1001.
+    async fn shut_down(mut self, rx: &mut mpsc::Receiver<RoomCmd>, written_rx: &mut mpsc::Receiver<Written>) {
+        rx.close();
+        while let Ok(cmd) = rx.try_recv() {
+            match cmd {
+                RoomCmd::Message(conn_id, message) => self.message(conn_id, message),
+                other => reply_gone(other),
+            }
+        }
+        loop {
+            self.start_write();
+            if !self.writing {
+                break;
+            }
+            match written_rx.recv().await {
+                Some(written) => {
+                    if let Flow::Stop = self.on_written(written).await {
+                        return;
+                    }
+                }
+                None => break,
+            }
+        }
+        self.checkpoint().await;
+        for conn in self.conns.values() {
+            let _ = conn.out.try_send(Outbound::Close(close::GOING_AWAY, "server shutting down".into()));
+        }
+        self.state.rooms.forget(self.id, self.generation);
+        info!(canvas = %self.id, "room flushed for shutdown");
+    }
+}
+
+fn reply_gone(cmd: RoomCmd) {
+    match cmd {
+        RoomCmd::Join(_, reply) => {
+            let _ = reply.send(JoinReply::Gone);
+        }
+        RoomCmd::Read(_, reply) => {
+            let _ = reply.send(ReadReply::Gone);
+        }
+        RoomCmd::Message(..) | RoomCmd::Leave(_) | RoomCmd::Close(..) => {}
+    }
+}
+
+fn drain_as_gone(rx: &mut mpsc::Receiver<RoomCmd>) {
+    rx.close();
+    while let Ok(cmd) = rx.try_recv() {
+        reply_gone(cmd);
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How long shutdown waits for rooms to flush before giving up.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

@@ -1,0 +1,140 @@
+//! The registry of loaded rooms: one per open canvas, loaded on first use, unloaded when idle.
+
+use super::room::{JoinReply, JoinRequest, ReadReply, Room, RoomCmd, RoomView};
+use crate::access::ProjectAccess;
+use crate::state::AppState;
+use dashmap::DashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+use uuid::Uuid;
+
+/// Commands waiting for one room. Bounded so a flood of frames slows its senders down
+/// instead of growing memory.
+const ROOM_QUEUE: usize = 4096;
+
+/// How many times a caller retries when it reaches a room that is just unloading.
+const RETRIES: usize = 5;
+
+/// A handle to a loaded room: where to send its commands.
+#[derive(Clone)]
+struct RoomHandle {
+    tx: mpsc::Sender<RoomCmd>,
+    generation: u64,
+}
+
+/// The loaded rooms, keyed by canvas id.
+#[derive(Default)]
+pub struct Rooms {
+    map: DashMap<Uuid, RoomHandle>,
+    generations: AtomicU64,
+}
+
+/// Why a room could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    /// The room kept unloading or failing to load.
+    #[error("canvas room unavailable")]
+    Unavailable,
+}
+
+/// How a join ended.
+pub enum Joined {
+    /// Joined with a role; frames go to the returned sender.
+    Yes(canvas_engine::Role, RoomSender),
+    /// The user has no role on the canvas.
+    Forbidden,
+}
+
+/// Sends commands to the room a connection joined.
+#[derive(Clone)]
+pub struct RoomSender(mpsc::Sender<RoomCmd>);
+
+impl RoomSender {
+    /// Sends a command; `false` if the room is gone.
+    pub async fn send(&self, cmd: RoomCmd) -> bool {
+        self.0.send(cmd).await.is_ok()
+    }
+}
+
+impl Rooms {
+    /// The handle of a loaded room, loading it (in its own task) if needed.
+    fn handle(&self, state: &AppState, id: Uuid) -> RoomHandle {
+        self.map
+            .entry(id)
+            .or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+                let generation = self.generations.fetch_add(1, Ordering::Relaxed);
+                let span = tracing::info_span!("room", canvas = %id);
+                state
+                    .tasks
+                    .spawn(Room::run(id, generation, state.clone(), rx).instrument(span));
+                RoomHandle { tx, generation }
+            })
+            .clone()
+    }
+
+    /// Removes a room from the registry if it is still this instance.
+    pub(super) fn forget(&self, id: Uuid, generation: u64) {
+        self.map.remove_if(&id, |_, h| h.generation == generation);
+    }
+
+    /// Whether a room is loaded.
+    pub fn is_loaded(&self, id: Uuid) -> bool {
+        self.map.contains_key(&id)
+    }
+
+    /// Number of loaded rooms.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no room is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Joins a connection to a canvas's room.
+    pub async fn join(&self, state: &AppState, id: Uuid, make: impl Fn() -> JoinRequest) -> Result<Joined, RoomError> {
+        for _ in 0..RETRIES {
+            let handle = self.handle(state, id);
+            let (reply, answer) = oneshot::channel();
+            if handle.tx.send(RoomCmd::Join(make(), reply)).await.is_err() {
+                self.forget(id, handle.generation);
+                continue;
+            }
+            match answer.await {
+                Ok(JoinReply::Joined(role)) => return Ok(Joined::Yes(role, RoomSender(handle.tx))),
+                Ok(JoinReply::Forbidden) => return Ok(Joined::Forbidden),
+                Ok(JoinReply::Gone) | Err(_) => self.forget(id, handle.generation),
+            }
+        }
+        Err(RoomError::Unavailable)
+    }
+
+    /// Reads the live view of a canvas for a user; `Ok(None)` if they have no role on it.
+    pub async fn read(&self, state: &AppState, id: Uuid, access: &ProjectAccess) -> Result<Option<RoomView>, RoomError> {
+        for _ in 0..RETRIES {
+            let handle = self.handle(state, id);
+            let (reply, answer) = oneshot::channel();
+            if handle.tx.send(RoomCmd::Read(access.clone(), reply)).await.is_err() {
+                self.forget(id, handle.generation);
+                continue;
+            }
+            match answer.await {
+                Ok(ReadReply::View(view)) => return Ok(Some(*view)),
+                Ok(ReadReply::Forbidden) => return Ok(None),
+                Ok(ReadReply::Gone) | Err(_) => self.forget(id, handle.generation),
+            }
+        }
+        Err(RoomError::Unavailable)
+    }
+
+    /// Closes every connection of a loaded room with `code` and stops it (canvas deleted).
+    pub async fn close(&self, id: Uuid, code: u16, reason: &str) {
+        let handle = self.map.get(&id).map(|h| h.clone());
+        if let Some(handle) = handle {
+            let _ = handle.tx.send(RoomCmd::Close(code, reason.to_owned())).await;
+        }
+    }
+}

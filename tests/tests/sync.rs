@@ -1,0 +1,106 @@
+//! Live collaboration over the y-websocket protocol: sync, relay, awareness, acks.
+
+use canvas_engine::yrs::{GetString, Map, Text, TextRef, Transact, WriteTxn};
+use canvas_tests::*;
+use std::time::Duration;
+
+fn narrative_text(doc: &canvas_engine::yrs::Doc, id: &str) -> Option<String> {
+    let txn = doc.transact();
+    let blocks = txn.get_map("blocks")?;
+    let block: canvas_engine::yrs::MapRef = blocks.get(&txn, id)?.cast().ok()?;
+    let content: canvas_engine::yrs::MapRef = block.get(&txn, "content")?.cast().ok()?;
+    let text: TextRef = content.get(&txn, "text")?.cast().ok()?;
+    Some(text.get_string(&txn))
+}
+
+fn insert_text(txn: &mut canvas_engine::yrs::TransactionMut, id: &str, index: u32, s: &str) {
+    let blocks = txn.get_or_insert_map("blocks");
+    let block: canvas_engine::yrs::MapRef = blocks.get(txn, id).unwrap().cast().unwrap();
+    let content: canvas_engine::yrs::MapRef = block.get(txn, "content").unwrap().cast().unwrap();
+    let text: TextRef = content.get(txn, "text").unwrap().cast().unwrap();
+    text.insert(txn, index, s);
+}
+
+#[tokio::test]
+async fn two_editors_converge_and_edits_are_acknowledged() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let mut a = WsClient::join(&server.ws_url(&team.canvas, &team.owner.token)).await;
+    let mut b = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+
+    // The initial document (meta, layout, sharing) reached both.
+    for c in [&a, &b] {
+        let txn = c.doc.transact();
+        let meta = txn.get_map("meta").expect("meta synced");
+        assert_eq!(meta.get(&txn, "name").map(|v| v.to_string(&txn)), Some("Q4 Sales Analysis".to_owned()));
+    }
+
+    a.edit(|txn| add_block(txn, "b1", "narrative", (0, 0, 6, 4))).await;
+    a.wait_acked().await;
+    b.wait_doc(|d| block_ids(d) == ["b1"]).await;
+
+    // Concurrent typing into one narrative block converges.
+    a.edit(|txn| insert_text(txn, "b1", 0, "Hello")).await;
+    b.edit(|txn| insert_text(txn, "b1", 0, "World")).await;
+    a.wait_doc(|d| narrative_text(d, "b1").is_some_and(|t| t.len() == 10)).await;
+    b.wait_doc(|d| narrative_text(d, "b1").is_some_and(|t| t.len() == 10)).await;
+    assert_eq!(narrative_text(&a.doc, "b1"), narrative_text(&b.doc, "b1"));
+    a.wait_acked().await;
+    b.wait_acked().await;
+
+    // The REST view shows the live block in the seed's shape.
+    let view = team.api.canvas_json(&team.viewer, &team.canvas).await;
+    assert_eq!(view["blocks"][0]["id"], "b1");
+    assert_eq!(view["blocks"][0]["position"], serde_json::json!({"x": 0, "y": 0, "w": 6, "h": 4}));
+    assert_eq!(view["blocks"][0]["content"]["text"].as_str().map(str::len), Some(10));
+}
+
+#[tokio::test]
+async fn awareness_is_relayed_echoed_and_cleared_on_disconnect() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let mut a = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    let mut b = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
+
+    a.send_awareness(4242, 1, r#"{"user":{"name":"Alice"},"cursor":{"x":3,"y":4}}"#).await;
+    b.wait_for(|c, _| c.awareness.contains_key(&4242)).await;
+    // Echoed to the sender as well (keeps y-websocket's 30 s liveness timer happy).
+    a.wait_for(|c, _| c.awareness.contains_key(&4242)).await;
+
+    let (status, presence) = team.api.get(&format!("/api/v1/canvases/{}/presence", team.canvas), Some(&team.viewer.token)).await;
+    assert_eq!(status, 200, "{presence}");
+    let list = presence["presence"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{presence}");
+    assert_eq!(list[0]["user_id"], team.editor.id.as_str());
+    assert_eq!(list[0]["cursor"], serde_json::json!({"x": 3, "y": 4}));
+
+    // A newcomer receives the known awareness right away.
+    let mut c = WsClient::connect(&server.ws_url(&team.canvas, &team.owner.token)).await;
+    c.wait_for(|c, _| c.awareness.contains_key(&4242)).await;
+
+    drop(a);
+    b.wait_for(|c, _| !c.awareness.contains_key(&4242)).await;
+}
+
+#[tokio::test]
+async fn late_joiner_receives_everything_and_updates_relay_in_order() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let mut a = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    for i in 0..20 {
+        a.edit(|txn| add_block(txn, &format!("b{i:02}"), "chart", (0, i * 4, 6, 4))).await;
+    }
+    a.wait_acked().await;
+    let late = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
+    assert_eq!(block_ids(&late.doc).len(), 20);
+    let mut b = WsClient::join(&server.ws_url(&team.canvas, &team.owner.token)).await;
+    a.edit(|txn| set_position(txn, "b00", "x", 6.0)).await;
+    b.wait_doc(|d| {
+        let view = canvas_engine::json::canvas_json(&d.transact());
+        view["blocks"].as_array().is_some_and(|bs| bs.iter().any(|b| b["id"] == "b00" && b["position"]["x"] == 6))
+    })
+    .await;
+    // Nothing else arrives at the sender: its own update is not echoed back.
+    let extra = a.drain(Duration::from_millis(300)).await;
+    assert!(extra.iter().all(|i| matches!(i, Incoming::Ack(_))), "unexpected: {extra:?}");
+}
