@@ -73,7 +73,11 @@ pub trait ProjectStore: Send + Sync + 'static {
     async fn projects_for_user(&self, user_id: Uuid) -> StorageResult<Vec<Project>>;
     /// The user's role in the project: `Owner` for `projects.owner_id`, else the
     /// `project_members.role`, else `None`.
-    async fn member_role(&self, project_id: Uuid, user_id: Uuid) -> StorageResult<Option<canvas_engine::Role>>;
+    async fn member_role(
+        &self,
+        project_id: Uuid,
+        user_id: Uuid,
+    ) -> StorageResult<Option<canvas_engine::Role>>;
     /// Adds a member or changes their role (upsert). `role` is viewer, editor or admin.
     async fn put_member(&self, member: NewMember) -> StorageResult<Member>;
     /// Removes a member; `false` if they were not one.
@@ -95,7 +99,12 @@ pub trait AuditStore: Send + Sync + 'static {
 #[async_trait]
 pub trait CanvasStore: Send + Sync + 'static {
     /// Creates a canvas with its initial document state (a yrs v1 update) and JSON view.
-    async fn create_canvas(&self, new: NewCanvas, state: &[u8], view: &serde_json::Value) -> StorageResult<CanvasRecord>;
+    async fn create_canvas(
+        &self,
+        new: NewCanvas,
+        state: &[u8],
+        view: &serde_json::Value,
+    ) -> StorageResult<CanvasRecord>;
     /// The canvas record (not its document).
     async fn canvas(&self, id: Uuid) -> StorageResult<Option<CanvasRecord>>;
     /// The canvases of a project, newest first.
@@ -109,7 +118,13 @@ pub trait CanvasStore: Send + Sync + 'static {
     async fn append_updates(&self, id: Uuid, updates: &[Vec<u8>]) -> StorageResult<i64>;
     /// Replaces the snapshot with `state` (which covers every log entry up to `upto_seq`),
     /// stores the JSON view, bumps `updated_at`, and drops the covered entries, atomically.
-    async fn checkpoint(&self, id: Uuid, state: &[u8], upto_seq: i64, view: &serde_json::Value) -> StorageResult<()>;
+    async fn checkpoint(
+        &self,
+        id: Uuid,
+        state: &[u8],
+        upto_seq: i64,
+        view: &serde_json::Value,
+    ) -> StorageResult<()>;
 }
 
 /// One handle to every store. Cheap to clone: each field is an `Arc`.

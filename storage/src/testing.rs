@@ -1,1 +1,1001 @@
-//! (being written)
+//! One generic test suite per storage trait: every backend runs the same ones.
+//!
+//! Each suite is an `async fn` taking the store(s) it exercises as trait objects, checks the
+//! trait's contract (as documented in the crate root) and panics with a message saying which
+//! expectation failed. Suites only create records with fresh random names and ids, and only
+//! look at what they created, so they can share one database and run concurrently (also
+//! with each other: see [`run_all`]).
+//!
+//! ```no_run
+//! # async fn example() -> canvas_storage::StorageResult<()> {
+//! let dir = std::path::Path::new("/tmp/canvas-test");
+//! let storage = canvas_storage::Storage::embedded(dir).await?;
+//! canvas_storage::testing::run_all(&storage).await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Suites that need users (projects, audit) take a [`UserStore`] as well, since those
+//! records refer to real users and organizations in the relational backends.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers: a broken expectation panics with its message"
+)]
+
+use crate::{
+    AuditFilter, AuditStore, CanvasStore, NewAuditEntry, NewCanvas, NewMember, NewProject, NewUser,
+    ProjectStore, SessionStore, Storage, StorageError, User, UserStore,
+};
+use canvas_engine::Role;
+use chrono::{TimeDelta, Utc};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Pause between writes whose order a check depends on ("newest first"): longer than the
+/// coarsest timestamp resolution of any backend (milliseconds in MongoDB).
+const TICK: Duration = Duration::from_millis(15);
+
+/// Runs every suite against one [`Storage`], concurrently.
+pub async fn run_all(storage: &Storage) {
+    tokio::join!(
+        user_store_suite(&*storage.users),
+        session_store_suite(&*storage.sessions),
+        project_store_suite(&*storage.users, &*storage.projects),
+        audit_store_suite(&*storage.users, &*storage.audit),
+        canvas_store_suite(&*storage.canvases),
+    );
+}
+
+/// A string unique to this call: `{prefix}{32 hex digits}`.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", Uuid::new_v4().simple())
+}
+
+/// Signs up a fresh user (unique email and username, a dummy password hash).
+pub async fn new_user(users: &dyn UserStore) -> User {
+    let name = unique("user_");
+    users
+        .create_user(NewUser {
+            email: format!("{name}@example.com"),
+            username: name,
+            hashed_password: "$argon2id$dummy".into(),
+        })
+        .await
+        .expect("create_user of a fresh user must succeed")
+}
+
+fn assert_conflict<T: std::fmt::Debug>(result: crate::StorageResult<T>, field: &str, what: &str) {
+    match result {
+        Err(StorageError::Conflict(f)) => {
+            assert_eq!(f, field, "{what}: Conflict must name the field {field:?}")
+        }
+        other => panic!("{what}: expected Conflict({field:?}), got {other:?}"),
+    }
+}
+
+fn assert_not_found<T: std::fmt::Debug>(result: crate::StorageResult<T>, what: &str) {
+    assert!(
+        matches!(result, Err(StorageError::NotFound(_))),
+        "{what}: expected NotFound, got {result:?}"
+    );
+}
+
+/// [`UserStore`]: signup with an organization, lookups, case-insensitive email, conflicts,
+/// last login.
+pub async fn user_store_suite(users: &dyn UserStore) {
+    let tag = Uuid::new_v4().simple().to_string();
+    let email = format!("Alice.{tag}@Example.COM");
+    let username = format!("Alice_{tag}");
+    let before = Utc::now() - TimeDelta::seconds(1);
+    let alice = users
+        .create_user(NewUser {
+            email: email.clone(),
+            username: username.clone(),
+            hashed_password: "$argon2id$alice".into(),
+        })
+        .await
+        .expect("create_user");
+    assert_eq!(alice.email, email, "email is stored as given");
+    assert_eq!(alice.username, username);
+    assert_eq!(
+        alice.role, "admin",
+        "the signing-up user is admin of their organization"
+    );
+    assert!(
+        alice.organization_id.is_some(),
+        "signup makes an organization"
+    );
+    assert_eq!(alice.last_login_at, None);
+    assert!(alice.created_at >= before && alice.created_at <= Utc::now() + TimeDelta::seconds(1));
+
+    let by_id = users.user_by_id(alice.id).await.expect("user_by_id");
+    assert_eq!(
+        by_id.as_ref(),
+        Some(&alice),
+        "user_by_id returns what create_user returned"
+    );
+    for variant in [email.clone(), email.to_lowercase(), email.to_uppercase()] {
+        let (found, hash) = users
+            .user_by_email(&variant)
+            .await
+            .expect("user_by_email")
+            .unwrap_or_else(|| panic!("user_by_email({variant:?}) must find the user"));
+        assert_eq!(found, alice, "user_by_email({variant:?})");
+        assert_eq!(
+            hash.as_deref(),
+            Some("$argon2id$alice"),
+            "the stored hash comes back"
+        );
+    }
+    assert_eq!(
+        users
+            .user_by_email(&unique("nobody"))
+            .await
+            .expect("user_by_email"),
+        None
+    );
+    assert_eq!(
+        users.user_by_id(Uuid::new_v4()).await.expect("user_by_id"),
+        None
+    );
+
+    // Conflicts: email compared case-insensitively, username exactly.
+    let other_name = format!("other_{tag}");
+    assert_conflict(
+        users
+            .create_user(NewUser {
+                email: email.to_uppercase(),
+                username: other_name.clone(),
+                hashed_password: "x".into(),
+            })
+            .await,
+        "email",
+        "signup with a taken email in other case",
+    );
+    assert_conflict(
+        users
+            .create_user(NewUser {
+                email: format!("other.{tag}@example.com"),
+                username: username.clone(),
+                hashed_password: "x".into(),
+            })
+            .await,
+        "username",
+        "signup with a taken username",
+    );
+    // The refused signups left nothing behind: the username of the first is still free.
+    let other = users
+        .create_user(NewUser {
+            email: format!("other.{tag}@example.com"),
+            username: other_name,
+            hashed_password: "x".into(),
+        })
+        .await
+        .expect("a refused signup must not reserve its username or email");
+    assert_ne!(
+        other.organization_id, alice.organization_id,
+        "one organization per signup"
+    );
+
+    // Usernames that make the same slug still get organizations of their own.
+    let a = users
+        .create_user(NewUser {
+            email: format!("slug1.{tag}@example.com"),
+            username: format!("Slug.{tag}"),
+            hashed_password: "x".into(),
+        })
+        .await
+        .expect("create_user");
+    let b = users
+        .create_user(NewUser {
+            email: format!("slug2.{tag}@example.com"),
+            username: format!("slug-{tag}"),
+            hashed_password: "x".into(),
+        })
+        .await
+        .expect("usernames with the same slug must both sign up");
+    assert_ne!(a.organization_id, b.organization_id);
+
+    // Last login.
+    users.record_login(alice.id).await.expect("record_login");
+    let logged = users
+        .user_by_id(alice.id)
+        .await
+        .expect("user_by_id")
+        .expect("alice exists");
+    let at = logged
+        .last_login_at
+        .expect("record_login sets last_login_at");
+    assert!(
+        (Utc::now() - at).abs() < TimeDelta::seconds(60),
+        "last_login_at {at} must be about now"
+    );
+    assert_eq!(logged.created_at, alice.created_at);
+    assert_not_found(
+        users.record_login(Uuid::new_v4()).await,
+        "record_login of an unknown user",
+    );
+}
+
+/// [`SessionStore`]: token format, several sessions per user, logout of one, malformed and
+/// unknown tokens, expiry.
+pub async fn session_store_suite(sessions: &dyn SessionStore) {
+    let hour = Duration::from_secs(3600);
+    let user = Uuid::new_v4();
+    let t1 = sessions
+        .create_session(user, hour)
+        .await
+        .expect("create_session");
+    let t2 = sessions
+        .create_session(user, hour)
+        .await
+        .expect("create_session");
+    assert_ne!(t1, t2, "every session gets its own token");
+    for t in [&t1, &t2] {
+        let (id, secret) = t.split_once('.').expect("token is {user_id}.{secret}");
+        assert_eq!(id, user.to_string(), "token starts with the user id");
+        assert!(secret.len() >= 32, "the secret is long: {secret:?}");
+        assert_eq!(
+            sessions.session_user(t).await.expect("session_user"),
+            Some(user)
+        );
+    }
+
+    let other_user = Uuid::new_v4();
+    let t3 = sessions
+        .create_session(other_user, hour)
+        .await
+        .expect("create_session");
+    assert_eq!(
+        sessions.session_user(&t3).await.expect("session_user"),
+        Some(other_user)
+    );
+
+    // Logout ends only that session.
+    sessions.delete_session(&t1).await.expect("delete_session");
+    assert_eq!(
+        sessions.session_user(&t1).await.expect("session_user"),
+        None,
+        "logged out"
+    );
+    assert_eq!(
+        sessions.session_user(&t2).await.expect("session_user"),
+        Some(user),
+        "the user's other session stays"
+    );
+    assert_eq!(
+        sessions.session_user(&t3).await.expect("session_user"),
+        Some(other_user)
+    );
+    sessions
+        .delete_session(&t1)
+        .await
+        .expect("deleting an ended session is a no-op");
+
+    // Unknown, forged and malformed tokens are `None`, never errors.
+    let (_, secret2) = t2.split_once('.').expect("token has a dot");
+    let forged = [
+        String::new(),
+        "garbage".into(),
+        ".".into(),
+        user.to_string(),
+        format!("{user}."),
+        format!("{user}.{}", "A".repeat(43)),
+        format!("not-a-uuid.{secret2}"),
+        format!("{other_user}.{secret2}"),
+        format!("{t2}x"),
+    ];
+    for token in &forged {
+        assert_eq!(
+            sessions
+                .session_user(token)
+                .await
+                .expect("session_user never fails on bad input"),
+            None,
+            "token {token:?} must not be accepted"
+        );
+        sessions
+            .delete_session(token)
+            .await
+            .expect("delete_session of a bad token is a no-op");
+    }
+    assert_eq!(
+        sessions.session_user(&t2).await.expect("session_user"),
+        Some(user)
+    );
+
+    // Expiry.
+    let short = sessions
+        .create_session(user, Duration::from_secs(1))
+        .await
+        .expect("create_session");
+    assert_eq!(
+        sessions.session_user(&short).await.expect("session_user"),
+        Some(user)
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        sessions.session_user(&short).await.expect("session_user"),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        sessions.session_user(&t2).await.expect("session_user"),
+        Some(user),
+        "another session's expiry does not end this one"
+    );
+}
+
+/// [`ProjectStore`]: creation, roles (owner included), member upsert and removal, the
+/// projects of a user newest first, references to unknown records.
+pub async fn project_store_suite(users: &dyn UserStore, projects: &dyn ProjectStore) {
+    let owner = new_user(users).await;
+    let alice = new_user(users).await;
+    let bob = new_user(users).await;
+
+    let p1 = projects
+        .create_project(NewProject {
+            name: unique("p1-"),
+            description: Some("first".into()),
+            organization_id: owner.organization_id,
+            owner_id: owner.id,
+        })
+        .await
+        .expect("create_project");
+    assert_eq!(p1.owner_id, owner.id);
+    assert_eq!(p1.organization_id, owner.organization_id);
+    assert_eq!(p1.description.as_deref(), Some("first"));
+    assert!(!p1.is_archived);
+    assert_eq!(
+        projects.project(p1.id).await.expect("project").as_ref(),
+        Some(&p1)
+    );
+    assert_eq!(
+        projects.project(Uuid::new_v4()).await.expect("project"),
+        None
+    );
+    assert_not_found(
+        projects
+            .create_project(NewProject {
+                name: unique("p-"),
+                description: None,
+                organization_id: None,
+                owner_id: Uuid::new_v4(),
+            })
+            .await,
+        "create_project with an unknown owner",
+    );
+
+    let role = |project: Uuid, user: Uuid| async move {
+        projects
+            .member_role(project, user)
+            .await
+            .expect("member_role")
+    };
+    assert_eq!(
+        role(p1.id, owner.id).await,
+        Some(Role::Owner),
+        "owner_id is Owner"
+    );
+    assert_eq!(role(p1.id, alice.id).await, None, "not a member yet");
+    assert_eq!(
+        role(Uuid::new_v4(), owner.id).await,
+        None,
+        "unknown project"
+    );
+
+    // Add, then change a role (upsert).
+    let m = projects
+        .put_member(NewMember {
+            project_id: p1.id,
+            user_id: alice.id,
+            role: Role::Viewer,
+            invited_by: Some(owner.id),
+        })
+        .await
+        .expect("put_member");
+    assert_eq!(
+        (m.project_id, m.user_id, m.role),
+        (p1.id, alice.id, Role::Viewer)
+    );
+    assert_eq!(m.invited_by, Some(owner.id));
+    assert_eq!(role(p1.id, alice.id).await, Some(Role::Viewer));
+    let m = projects
+        .put_member(NewMember {
+            project_id: p1.id,
+            user_id: alice.id,
+            role: Role::Editor,
+            invited_by: Some(owner.id),
+        })
+        .await
+        .expect("put_member as a role change");
+    assert_eq!(m.role, Role::Editor);
+    assert_eq!(
+        role(p1.id, alice.id).await,
+        Some(Role::Editor),
+        "role changed"
+    );
+    projects
+        .put_member(NewMember {
+            project_id: p1.id,
+            user_id: bob.id,
+            role: Role::Admin,
+            invited_by: Some(alice.id),
+        })
+        .await
+        .expect("put_member");
+    assert_eq!(role(p1.id, bob.id).await, Some(Role::Admin));
+    let members = projects.members(p1.id).await.expect("members");
+    let listed: BTreeSet<_> = members.iter().map(|m| (m.user_id, m.role)).collect();
+    assert_eq!(
+        listed,
+        BTreeSet::from([(alice.id, Role::Editor), (bob.id, Role::Admin)]),
+        "one row per member with the current role; the owner is not listed"
+    );
+
+    // Owner is not a member role; an owner's member row does not demote them.
+    assert!(
+        projects
+            .put_member(NewMember {
+                project_id: p1.id,
+                user_id: alice.id,
+                role: Role::Owner,
+                invited_by: None,
+            })
+            .await
+            .is_err(),
+        "put_member with Role::Owner must be refused"
+    );
+    assert_eq!(role(p1.id, alice.id).await, Some(Role::Editor));
+    projects
+        .put_member(NewMember {
+            project_id: p1.id,
+            user_id: owner.id,
+            role: Role::Viewer,
+            invited_by: None,
+        })
+        .await
+        .expect("put_member");
+    assert_eq!(
+        role(p1.id, owner.id).await,
+        Some(Role::Owner),
+        "owner_id wins over a row"
+    );
+    assert!(
+        projects
+            .remove_member(p1.id, owner.id)
+            .await
+            .expect("remove_member")
+    );
+
+    // Unknown project or user.
+    assert_not_found(
+        projects
+            .put_member(NewMember {
+                project_id: Uuid::new_v4(),
+                user_id: alice.id,
+                role: Role::Viewer,
+                invited_by: None,
+            })
+            .await,
+        "put_member on an unknown project",
+    );
+    assert_not_found(
+        projects
+            .put_member(NewMember {
+                project_id: p1.id,
+                user_id: Uuid::new_v4(),
+                role: Role::Viewer,
+                invited_by: None,
+            })
+            .await,
+        "put_member of an unknown user",
+    );
+
+    // Removal.
+    assert!(
+        projects
+            .remove_member(p1.id, alice.id)
+            .await
+            .expect("remove_member")
+    );
+    assert!(
+        !projects
+            .remove_member(p1.id, alice.id)
+            .await
+            .expect("remove_member"),
+        "removing a non-member is false"
+    );
+    assert_eq!(role(p1.id, alice.id).await, None, "removed");
+    let members = projects.members(p1.id).await.expect("members");
+    assert_eq!(
+        members.iter().map(|m| m.user_id).collect::<Vec<_>>(),
+        vec![bob.id]
+    );
+
+    // Projects of a user: owned or member, newest first.
+    tokio::time::sleep(TICK).await;
+    let p2 = projects
+        .create_project(NewProject {
+            name: unique("p2-"),
+            description: None,
+            organization_id: alice.organization_id,
+            owner_id: alice.id,
+        })
+        .await
+        .expect("create_project");
+    projects
+        .put_member(NewMember {
+            project_id: p2.id,
+            user_id: owner.id,
+            role: Role::Viewer,
+            invited_by: Some(alice.id),
+        })
+        .await
+        .expect("put_member");
+    let ids = |list: Vec<crate::Project>| list.into_iter().map(|p| p.id).collect::<Vec<_>>();
+    let of = |user: Uuid| async move {
+        ids(projects
+            .projects_for_user(user)
+            .await
+            .expect("projects_for_user"))
+    };
+    assert_eq!(
+        of(owner.id).await,
+        vec![p2.id, p1.id],
+        "owned and member-of, newest first"
+    );
+    assert_eq!(of(alice.id).await, vec![p2.id], "removed from p1, owns p2");
+    assert_eq!(of(bob.id).await, vec![p1.id]);
+    assert_eq!(of(Uuid::new_v4()).await, Vec::<Uuid>::new());
+}
+
+/// [`AuditStore`]: round trip of every field, filters, newest first, limit and offset.
+pub async fn audit_store_suite(users: &dyn UserStore, audit: &dyn AuditStore) {
+    let u1 = new_user(users).await;
+    let u2 = new_user(users).await;
+    let org1 = u1.organization_id.expect("signup makes an organization");
+    let org2 = u2.organization_id.expect("signup makes an organization");
+    let resource = Uuid::new_v4();
+    let entry = |user: &User, action: &str, kind: &str, id: Uuid| NewAuditEntry {
+        user_id: Some(user.id),
+        organization_id: user.organization_id,
+        action: action.into(),
+        resource_type: kind.into(),
+        resource_id: Some(id),
+        changes: None,
+        ip_address: None,
+        user_agent: None,
+    };
+
+    let first = NewAuditEntry {
+        changes: Some(json!({"name": "x", "nested": {"list": [1, 2]}})),
+        ip_address: Some("203.0.113.7".parse().expect("valid ip")),
+        user_agent: Some("suite/1.0".into()),
+        ..entry(&u1, "project.create", "project", resource)
+    };
+    audit.record(first.clone()).await.expect("record");
+    tokio::time::sleep(TICK).await;
+    let mid = Utc::now();
+    tokio::time::sleep(TICK).await;
+    audit
+        .record(NewAuditEntry {
+            ip_address: Some("2001:db8::1".parse().expect("valid ip")),
+            ..entry(&u1, "member.add", "project", resource)
+        })
+        .await
+        .expect("record");
+    tokio::time::sleep(TICK).await;
+    let canvas = Uuid::new_v4();
+    audit
+        .record(entry(&u1, "canvas.create", "canvas", canvas))
+        .await
+        .expect("record");
+    tokio::time::sleep(TICK).await;
+    audit
+        .record(entry(&u2, "member.add", "project", resource))
+        .await
+        .expect("record");
+    // A system entry: no user, no organization.
+    audit
+        .record(NewAuditEntry {
+            action: "system.check".into(),
+            resource_type: "project".into(),
+            resource_id: Some(resource),
+            ..NewAuditEntry::default()
+        })
+        .await
+        .expect("record of a system entry");
+
+    let list = |filter: AuditFilter| async move { audit.list(filter).await.expect("list") };
+    let actions = |entries: &[crate::AuditEntry]| {
+        entries.iter().map(|e| e.action.clone()).collect::<Vec<_>>()
+    };
+
+    let all1 = list(AuditFilter {
+        organization_id: Some(org1),
+        ..AuditFilter::default()
+    })
+    .await;
+    assert_eq!(
+        actions(&all1),
+        ["canvas.create", "member.add", "project.create"],
+        "organization filter, newest first"
+    );
+    let e1 = &all1[2];
+    assert_eq!(e1.user_id, Some(u1.id));
+    assert_eq!(e1.organization_id, Some(org1));
+    assert_eq!(e1.resource_type, "project");
+    assert_eq!(e1.resource_id, Some(resource));
+    assert_eq!(e1.changes, first.changes);
+    assert_eq!(e1.ip_address, first.ip_address);
+    assert_eq!(e1.user_agent, first.user_agent);
+    assert!(e1.created_at <= mid, "created_at is when it was recorded");
+    assert_eq!(
+        all1[1].ip_address,
+        Some("2001:db8::1".parse().expect("valid ip"))
+    );
+    let ids: BTreeSet<_> = all1.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 3, "every entry has its own id");
+
+    let by_type = list(AuditFilter {
+        organization_id: Some(org1),
+        resource_type: Some("project".into()),
+        ..AuditFilter::default()
+    })
+    .await;
+    assert_eq!(
+        actions(&by_type),
+        ["member.add", "project.create"],
+        "resource_type filter"
+    );
+
+    let by_resource = list(AuditFilter {
+        resource_id: Some(resource),
+        ..AuditFilter::default()
+    })
+    .await;
+    assert_eq!(
+        actions(&by_resource),
+        ["system.check", "member.add", "member.add", "project.create"],
+        "resource_id filter across organizations"
+    );
+    assert_eq!(by_resource[0].user_id, None);
+    assert_eq!(by_resource[0].organization_id, None);
+    assert_eq!(by_resource[1].organization_id, Some(org2));
+
+    let since = list(AuditFilter {
+        organization_id: Some(org1),
+        since: Some(mid),
+        ..AuditFilter::default()
+    })
+    .await;
+    assert_eq!(
+        actions(&since),
+        ["canvas.create", "member.add"],
+        "since is inclusive lower bound"
+    );
+    let until = list(AuditFilter {
+        organization_id: Some(org1),
+        until: Some(mid),
+        ..AuditFilter::default()
+    })
+    .await;
+    assert_eq!(
+        actions(&until),
+        ["project.create"],
+        "until is an exclusive upper bound"
+    );
+
+    let page = |limit: u32, offset: u32| {
+        list(AuditFilter {
+            organization_id: Some(org1),
+            limit: Some(limit),
+            offset: Some(offset),
+            ..AuditFilter::default()
+        })
+    };
+    assert_eq!(
+        actions(&page(2, 0).await),
+        ["canvas.create", "member.add"],
+        "limit"
+    );
+    assert_eq!(actions(&page(2, 2).await), ["project.create"], "offset");
+    assert_eq!(
+        actions(&page(1, 1).await),
+        ["member.add"],
+        "limit and offset"
+    );
+    assert!(page(10, 3).await.is_empty(), "offset past the end");
+
+    let none = list(AuditFilter {
+        organization_id: Some(org2),
+        resource_type: Some("canvas".into()),
+        ..AuditFilter::default()
+    })
+    .await;
+    assert!(none.is_empty(), "filters combine with AND");
+}
+
+/// [`CanvasStore`]: records, the update log (append, ordering, concurrency), checkpoints
+/// (including stale ones and appends after them), deletion and unknown canvases.
+pub async fn canvas_store_suite(canvases: &dyn CanvasStore) {
+    let project = Uuid::new_v4();
+    let owner = Uuid::new_v4();
+    let new_canvas = |name: &str| NewCanvas {
+        id: Uuid::new_v4(),
+        project_id: project,
+        owner_id: owner,
+        name: name.into(),
+        description: Some("about it".into()),
+    };
+    let view = json!({"name": "First", "description": "about it", "blocks": []});
+    let c1 = canvases
+        .create_canvas(new_canvas("First"), b"state-0", &view)
+        .await
+        .expect("create_canvas");
+    let id = c1.id;
+    assert_eq!((c1.project_id, c1.owner_id), (project, owner));
+    assert_eq!(c1.name, "First");
+    assert_eq!(c1.description.as_deref(), Some("about it"));
+    assert_eq!(c1.version, 1, "a new canvas is version 1");
+    assert_eq!(
+        canvases.canvas(id).await.expect("canvas").as_ref(),
+        Some(&c1)
+    );
+    assert!(
+        matches!(
+            canvases
+                .create_canvas(
+                    NewCanvas {
+                        id,
+                        ..new_canvas("Again")
+                    },
+                    b"x",
+                    &view
+                )
+                .await,
+            Err(StorageError::Conflict(_))
+        ),
+        "create_canvas with a taken id is a Conflict"
+    );
+
+    let load = || async move {
+        canvases
+            .load_document(id)
+            .await
+            .expect("load_document")
+            .expect("the canvas exists")
+    };
+    let doc = load().await;
+    assert_eq!(
+        doc.snapshot, b"state-0",
+        "the initial state is the first snapshot"
+    );
+    assert_eq!(doc.snapshot_seq, 0);
+    assert!(doc.updates.is_empty());
+
+    // Appends: sequence numbers 1, 2, ... in one write per call.
+    let u = |n: u8| vec![n; usize::from(n) + 1];
+    assert_eq!(
+        canvases.append_updates(id, &[]).await.expect("append"),
+        0,
+        "empty append"
+    );
+    assert_eq!(
+        canvases.append_updates(id, &[u(1)]).await.expect("append"),
+        1
+    );
+    assert_eq!(
+        canvases
+            .append_updates(id, &[u(2), u(3)])
+            .await
+            .expect("append"),
+        3
+    );
+    assert_eq!(
+        canvases.append_updates(id, &[]).await.expect("append"),
+        3,
+        "empty append"
+    );
+    let doc = load().await;
+    assert_eq!(doc.snapshot, b"state-0");
+    assert_eq!(
+        doc.updates,
+        vec![(1, u(1)), (2, u(2)), (3, u(3))],
+        "log in order"
+    );
+
+    // Checkpoint: new snapshot, covered entries dropped, name/description from the view.
+    tokio::time::sleep(TICK).await;
+    let view2 = json!({"name": "Renamed", "description": "new text", "blocks": []});
+    canvases
+        .checkpoint(id, b"state-2", 2, &view2)
+        .await
+        .expect("checkpoint");
+    let doc = load().await;
+    assert_eq!(
+        (doc.snapshot.as_slice(), doc.snapshot_seq),
+        (&b"state-2"[..], 2)
+    );
+    assert_eq!(
+        doc.updates,
+        vec![(3, u(3))],
+        "entries up to 2 are covered by the snapshot"
+    );
+    let rec = canvases.canvas(id).await.expect("canvas").expect("exists");
+    assert_eq!(rec.name, "Renamed", "name comes from the checkpoint's view");
+    assert_eq!(rec.description.as_deref(), Some("new text"));
+    assert!(
+        rec.updated_at > c1.updated_at,
+        "checkpoint bumps updated_at"
+    );
+    assert_eq!(rec.created_at, c1.created_at);
+
+    // Appends continue after a checkpoint.
+    assert_eq!(
+        canvases.append_updates(id, &[u(4)]).await.expect("append"),
+        4
+    );
+
+    // A stale checkpoint never goes backwards.
+    let stale = json!({"name": "Stale"});
+    canvases
+        .checkpoint(id, b"state-1", 1, &stale)
+        .await
+        .expect("stale checkpoint is Ok");
+    let doc = load().await;
+    assert_eq!(
+        (doc.snapshot.as_slice(), doc.snapshot_seq),
+        (&b"state-2"[..], 2),
+        "kept"
+    );
+    assert_eq!(
+        doc.updates,
+        vec![(3, u(3)), (4, u(4))],
+        "stale checkpoint drops nothing"
+    );
+    let rec = canvases.canvas(id).await.expect("canvas").expect("exists");
+    assert_eq!(rec.name, "Renamed", "a stale checkpoint does not rename");
+
+    // A checkpoint covering the whole log, then appends continue from the snapshot's seq;
+    // a view without name/description keeps them.
+    canvases
+        .checkpoint(id, b"state-4", 4, &json!({"blocks": []}))
+        .await
+        .expect("checkpoint");
+    let doc = load().await;
+    assert_eq!(
+        (doc.snapshot.as_slice(), doc.snapshot_seq),
+        (&b"state-4"[..], 4)
+    );
+    assert!(doc.updates.is_empty(), "the whole log is covered");
+    let rec = canvases.canvas(id).await.expect("canvas").expect("exists");
+    assert_eq!(
+        (rec.name.as_str(), rec.description.as_deref()),
+        ("Renamed", Some("new text"))
+    );
+    assert_eq!(canvases.append_updates(id, &[]).await.expect("append"), 4);
+    assert_eq!(
+        canvases.append_updates(id, &[u(5)]).await.expect("append"),
+        5
+    );
+
+    // Concurrent appends: strictly increasing, no gaps, nothing lost.
+    let batch = |n: u8| (0..5).map(|i| vec![n, i]).collect::<Vec<_>>();
+    let (b1, b2, b3, b4) = (batch(1), batch(2), batch(3), batch(4));
+    let lasts = tokio::join!(
+        canvases.append_updates(id, &b1),
+        canvases.append_updates(id, &b2),
+        canvases.append_updates(id, &b3),
+        canvases.append_updates(id, &b4),
+    );
+    let mut lasts = [lasts.0, lasts.1, lasts.2, lasts.3].map(|r| r.expect("concurrent append"));
+    lasts.sort_unstable();
+    assert_eq!(
+        lasts,
+        [10, 15, 20, 25],
+        "each batch gets its own consecutive range"
+    );
+    let doc = load().await;
+    let seqs: Vec<i64> = doc.updates.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (5..=25).collect::<Vec<_>>(), "contiguous, in order");
+    for chunk in doc.updates[1..].chunks(5) {
+        let first = chunk[0].1[0];
+        let expected: Vec<Vec<u8>> = batch(first);
+        let got: Vec<Vec<u8>> = chunk.iter().map(|(_, d)| d.clone()).collect();
+        assert_eq!(
+            got, expected,
+            "a batch's updates are consecutive and in order"
+        );
+    }
+
+    // Listing: newest first, only this project's.
+    tokio::time::sleep(TICK).await;
+    let c2 = canvases
+        .create_canvas(new_canvas("Second"), b"s", &json!({}))
+        .await
+        .expect("create_canvas");
+    canvases
+        .create_canvas(
+            NewCanvas {
+                project_id: Uuid::new_v4(),
+                ..new_canvas("Elsewhere")
+            },
+            b"s",
+            &json!({}),
+        )
+        .await
+        .expect("create_canvas");
+    let listed = canvases
+        .canvases_in_project(project)
+        .await
+        .expect("canvases_in_project");
+    assert_eq!(
+        listed.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![c2.id, id]
+    );
+
+    // Unknown canvases.
+    let nobody = Uuid::new_v4();
+    assert_eq!(canvases.canvas(nobody).await.expect("canvas"), None);
+    assert_eq!(
+        canvases.load_document(nobody).await.expect("load_document"),
+        None
+    );
+    assert_not_found(
+        canvases.append_updates(nobody, &[u(1)]).await,
+        "append to unknown",
+    );
+    assert_not_found(
+        canvases.append_updates(nobody, &[]).await,
+        "empty append to unknown",
+    );
+    assert_not_found(
+        canvases.checkpoint(nobody, b"s", 1, &json!({})).await,
+        "checkpoint of unknown",
+    );
+
+    // Deletion takes the record and its log.
+    assert!(canvases.delete_canvas(id).await.expect("delete_canvas"));
+    assert!(
+        !canvases.delete_canvas(id).await.expect("delete_canvas"),
+        "already gone"
+    );
+    assert_eq!(canvases.canvas(id).await.expect("canvas"), None);
+    assert_eq!(
+        canvases.load_document(id).await.expect("load_document"),
+        None
+    );
+    assert_not_found(
+        canvases.append_updates(id, &[u(1)]).await,
+        "append to a deleted canvas",
+    );
+    let listed = canvases
+        .canvases_in_project(project)
+        .await
+        .expect("canvases_in_project");
+    assert_eq!(listed.iter().map(|c| c.id).collect::<Vec<_>>(), vec![c2.id]);
+    // The id can be used again, with a fresh log.
+    canvases
+        .create_canvas(
+            NewCanvas {
+                id,
+                ..new_canvas("Reborn")
+            },
+            b"r",
+            &json!({}),
+        )
+        .await
+        .expect("create_canvas after delete");
+    let doc = load().await;
+    assert_eq!((doc.snapshot.as_slice(), doc.snapshot_seq), (&b"r"[..], 0));
+    assert!(
+        doc.updates.is_empty(),
+        "the old log went with the old canvas"
+    );
+}

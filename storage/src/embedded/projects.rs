@@ -1,0 +1,158 @@
+//! [`ProjectStore`] on `projects` and `project_members`.
+
+use super::{SqliteStore, get_opt_uuid, get_role, get_ts, get_uuid, missing_reference, now, ts};
+use crate::{Member, NewMember, NewProject, Project, ProjectStore, StorageError, StorageResult};
+use async_trait::async_trait;
+use canvas_engine::Role;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+use uuid::Uuid;
+
+/// `SELECT` of every column a [`Project`] needs (from `projects p`), with the rest of the query.
+macro_rules! select_project {
+    ($rest:literal) => {
+        concat!(
+            "SELECT p.id, p.name, p.description, p.organization_id, p.owner_id, p.is_archived, ",
+            "p.created_at, p.updated_at FROM projects p ",
+            $rest
+        )
+    };
+}
+
+#[async_trait]
+impl ProjectStore for SqliteStore {
+    async fn create_project(&self, new: NewProject) -> StorageResult<Project> {
+        let now = now();
+        let project = Project {
+            id: Uuid::new_v4(),
+            name: new.name,
+            description: new.description,
+            organization_id: new.organization_id,
+            owner_id: new.owner_id,
+            is_archived: false,
+            created_at: now,
+            updated_at: now,
+        };
+        sqlx::query(
+            "INSERT INTO projects (id, name, description, organization_id, owner_id, \
+             is_archived, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
+        )
+        .bind(project.id.to_string())
+        .bind(&project.name)
+        .bind(&project.description)
+        .bind(project.organization_id.map(|id| id.to_string()))
+        .bind(project.owner_id.to_string())
+        .bind(ts(now))
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| missing_reference(e, "owner or organization"))?;
+        Ok(project)
+    }
+
+    async fn project(&self, id: Uuid) -> StorageResult<Option<Project>> {
+        let row = sqlx::query(select_project!("WHERE p.id = ?"))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| project_from_row(&row)).transpose()
+    }
+
+    async fn projects_for_user(&self, user_id: Uuid) -> StorageResult<Vec<Project>> {
+        let rows = sqlx::query(select_project!(
+            "WHERE p.is_archived = 0 AND (p.owner_id = ?1 OR EXISTS (SELECT 1 FROM \
+             project_members m WHERE m.project_id = p.id AND m.user_id = ?1)) \
+             ORDER BY p.created_at DESC, p.rowid DESC"
+        ))
+        .bind(user_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(project_from_row).collect()
+    }
+
+    async fn member_role(&self, project_id: Uuid, user_id: Uuid) -> StorageResult<Option<Role>> {
+        let row = sqlx::query(
+            "SELECT p.owner_id = ?2 AS is_owner, m.role FROM projects p \
+             LEFT JOIN project_members m ON m.project_id = p.id AND m.user_id = ?2 \
+             WHERE p.id = ?1",
+        )
+        .bind(project_id.to_string())
+        .bind(user_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        if row.try_get::<bool, _>("is_owner")? {
+            return Ok(Some(Role::Owner));
+        }
+        let role: Option<String> = row.try_get("role")?;
+        role.map(|_| get_role(&row, "role")).transpose()
+    }
+
+    async fn put_member(&self, member: NewMember) -> StorageResult<Member> {
+        if member.role == Role::Owner {
+            // Ownership is `projects.owner_id`, never a member row.
+            return Err(StorageError::Conflict("role owner".into()));
+        }
+        // On a role change the original `joined_at` and `invited_by` stay.
+        let row = sqlx::query(
+            "INSERT INTO project_members (project_id, user_id, role, invited_by, joined_at) \
+             VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role \
+             RETURNING project_id, user_id, role, invited_by, joined_at",
+        )
+        .bind(member.project_id.to_string())
+        .bind(member.user_id.to_string())
+        .bind(member.role.as_str())
+        .bind(member.invited_by.map(|id| id.to_string()))
+        .bind(ts(now()))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| missing_reference(e, "project or user"))?;
+        member_from_row(&row)
+    }
+
+    async fn remove_member(&self, project_id: Uuid, user_id: Uuid) -> StorageResult<bool> {
+        let done = sqlx::query("DELETE FROM project_members WHERE project_id = ? AND user_id = ?")
+            .bind(project_id.to_string())
+            .bind(user_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn members(&self, project_id: Uuid) -> StorageResult<Vec<Member>> {
+        let rows = sqlx::query(
+            "SELECT project_id, user_id, role, invited_by, joined_at FROM project_members \
+             WHERE project_id = ? ORDER BY joined_at, rowid",
+        )
+        .bind(project_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(member_from_row).collect()
+    }
+}
+
+fn project_from_row(row: &SqliteRow) -> StorageResult<Project> {
+    Ok(Project {
+        id: get_uuid(row, "id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        organization_id: get_opt_uuid(row, "organization_id")?,
+        owner_id: get_uuid(row, "owner_id")?,
+        is_archived: row.try_get("is_archived")?,
+        created_at: get_ts(row, "created_at")?,
+        updated_at: get_ts(row, "updated_at")?,
+    })
+}
+
+fn member_from_row(row: &SqliteRow) -> StorageResult<Member> {
+    Ok(Member {
+        project_id: get_uuid(row, "project_id")?,
+        user_id: get_uuid(row, "user_id")?,
+        role: get_role(row, "role")?,
+        invited_by: get_opt_uuid(row, "invited_by")?,
+        joined_at: get_ts(row, "joined_at")?,
+    })
+}

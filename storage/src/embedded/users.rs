@@ -1,0 +1,219 @@
+//! [`UserStore`] on `organizations` and `users`.
+
+use super::{SqliteStore, get_opt_ts, get_opt_uuid, get_ts, get_uuid, now, ts};
+use crate::{NewUser, StorageError, StorageResult, User, UserStore};
+use async_trait::async_trait;
+use rand::Rng;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+use uuid::Uuid;
+
+/// Org-level role of a user who signs up: admin of the organization made for them.
+const SIGNUP_ROLE: &str = "admin";
+
+/// How many random suffixes to try before giving up on a unique slug.
+const SLUG_ATTEMPTS: usize = 16;
+
+/// `SELECT` of every column a [`User`] needs, plus `hashed_password`, with a condition.
+macro_rules! select_user_where {
+    ($condition:literal) => {
+        concat!(
+            "SELECT id, email, username, first_name, last_name, avatar_url, organization_id, ",
+            "role, last_login_at, created_at, hashed_password FROM users WHERE ",
+            $condition
+        )
+    };
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn create_user(&self, new: NewUser) -> StorageResult<User> {
+        let email_lower = new.email.to_lowercase();
+        let mut tx = self.begin_write().await?;
+        // Under BEGIN IMMEDIATE no other writer runs between these checks and the inserts; the
+        // unique indexes stay the last word (see `unique_conflict`).
+        let email_taken = sqlx::query("SELECT 1 FROM users WHERE email_lower = ?")
+            .bind(&email_lower)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if email_taken {
+            return Err(StorageError::Conflict("email".into()));
+        }
+        let username_taken = sqlx::query("SELECT 1 FROM users WHERE username = ?")
+            .bind(&new.username)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if username_taken {
+            return Err(StorageError::Conflict("username".into()));
+        }
+
+        let now = now();
+        let org_id = Uuid::new_v4();
+        let slug = unique_slug(&mut tx, &new.username).await?;
+        sqlx::query(
+            "INSERT INTO organizations (id, name, slug, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(org_id.to_string())
+        .bind(&new.username)
+        .bind(&slug)
+        .bind(ts(now))
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(unique_conflict)?;
+
+        let user = User {
+            id: Uuid::new_v4(),
+            email: new.email,
+            username: new.username,
+            first_name: None,
+            last_name: None,
+            avatar_url: None,
+            organization_id: Some(org_id),
+            role: SIGNUP_ROLE.to_owned(),
+            last_login_at: None,
+            created_at: now,
+        };
+        sqlx::query(
+            "INSERT INTO users (id, email, email_lower, username, hashed_password, \
+             organization_id, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(user.id.to_string())
+        .bind(&user.email)
+        .bind(&email_lower)
+        .bind(&user.username)
+        .bind(&new.hashed_password)
+        .bind(org_id.to_string())
+        .bind(&user.role)
+        .bind(ts(now))
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(unique_conflict)?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    async fn user_by_email(&self, email: &str) -> StorageResult<Option<(User, Option<String>)>> {
+        let row = sqlx::query(select_user_where!("email_lower = ?"))
+            .bind(email.to_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            let hash: Option<String> = row.try_get("hashed_password")?;
+            Ok((user_from_row(&row)?, hash))
+        })
+        .transpose()
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> StorageResult<Option<User>> {
+        let row = sqlx::query(select_user_where!("id = ?"))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| user_from_row(&row)).transpose()
+    }
+
+    async fn record_login(&self, id: Uuid) -> StorageResult<()> {
+        let now = ts(now());
+        let done = sqlx::query("UPDATE users SET last_login_at = ?, updated_at = ? WHERE id = ?")
+            .bind(&now)
+            .bind(&now)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StorageError::NotFound(format!("user {id}")));
+        }
+        Ok(())
+    }
+}
+
+fn user_from_row(row: &SqliteRow) -> StorageResult<User> {
+    Ok(User {
+        id: get_uuid(row, "id")?,
+        email: row.try_get("email")?,
+        username: row.try_get("username")?,
+        first_name: row.try_get("first_name")?,
+        last_name: row.try_get("last_name")?,
+        avatar_url: row.try_get("avatar_url")?,
+        organization_id: get_opt_uuid(row, "organization_id")?,
+        role: row.try_get("role")?,
+        last_login_at: get_opt_ts(row, "last_login_at")?,
+        created_at: get_ts(row, "created_at")?,
+    })
+}
+
+/// A slug for a new organization: the username lowercased, with runs of anything but ASCII
+/// letters and digits turned into `-`; if that is taken, with `-` and six random hex digits.
+async fn unique_slug(conn: &mut SqliteConnection, username: &str) -> StorageResult<String> {
+    let base = slugify(username);
+    let mut candidate = base.clone();
+    for _ in 0..SLUG_ATTEMPTS {
+        let taken = sqlx::query("SELECT 1 FROM organizations WHERE slug = ?")
+            .bind(&candidate)
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_some();
+        if !taken {
+            return Ok(candidate);
+        }
+        let suffix: u32 = rand::rng().random_range(0..0x100_0000);
+        candidate = format!("{base}-{suffix:06x}");
+    }
+    Err(StorageError::Conflict("slug".into()))
+}
+
+fn slugify(name: &str) -> String {
+    let mut slug = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    while slug.ends_with('-') {
+        slug.pop();
+    }
+    if slug.is_empty() {
+        slug.push_str("org");
+    }
+    slug
+}
+
+/// Maps a unique violation on users or organizations to `Conflict` naming the field.
+fn unique_conflict(err: sqlx::Error) -> StorageError {
+    if let sqlx::Error::Database(db) = &err
+        && db.is_unique_violation()
+    {
+        let msg = db.message();
+        let field = if msg.contains("email") {
+            "email"
+        } else if msg.contains("username") {
+            "username"
+        } else if msg.contains("slug") {
+            "slug"
+        } else {
+            "id"
+        };
+        return StorageError::Conflict(field.into());
+    }
+    StorageError::Database(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slugify;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slugify("Alice"), "alice");
+        assert_eq!(slugify("  Bob  the Builder!! "), "bob-the-builder");
+        assert_eq!(slugify("émile_zola"), "mile-zola");
+        assert_eq!(slugify("日本"), "org");
+    }
+}

@@ -1,0 +1,310 @@
+//! The embedded SQLite backend against the generic suites, plus what only it has: a file
+//! that outlives the process's handle to it.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use canvas_engine::Role;
+use canvas_storage::embedded::SqliteStore;
+use canvas_storage::{
+    AuditStore, CanvasStore, NewCanvas, NewMember, NewProject, ProjectStore, SessionStore, Storage,
+    StorageError, UserStore, testing,
+};
+use serde_json::json;
+use std::time::Duration;
+use uuid::Uuid;
+
+async fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(dir.path()).await.expect("open");
+    (dir, store)
+}
+
+#[tokio::test]
+async fn user_store() {
+    let (_dir, store) = store().await;
+    testing::user_store_suite(&store).await;
+}
+
+#[tokio::test]
+async fn session_store() {
+    let (_dir, store) = store().await;
+    testing::session_store_suite(&store).await;
+}
+
+#[tokio::test]
+async fn project_store() {
+    let (_dir, store) = store().await;
+    testing::project_store_suite(&store, &store).await;
+}
+
+#[tokio::test]
+async fn audit_store() {
+    let (_dir, store) = store().await;
+    testing::audit_store_suite(&store, &store).await;
+}
+
+#[tokio::test]
+async fn canvas_store() {
+    let (_dir, store) = store().await;
+    testing::canvas_store_suite(&store).await;
+}
+
+/// Every suite at once on one database, twice over: they must not see each other's data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_suites_share_one_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = Storage::embedded(dir.path())
+        .await
+        .expect("Storage::embedded");
+    assert!(
+        dir.path().join("canvas.sqlite3").exists(),
+        "the database file is made"
+    );
+    tokio::join!(testing::run_all(&storage), testing::run_all(&storage));
+}
+
+#[tokio::test]
+async fn in_memory_store_passes_the_suites() {
+    let store = SqliteStore::open_in_memory().await.expect("open_in_memory");
+    testing::user_store_suite(&store).await;
+    testing::project_store_suite(&store, &store).await;
+    testing::canvas_store_suite(&store).await;
+}
+
+#[tokio::test]
+async fn data_survives_closing_and_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A data directory that does not exist yet is created.
+    let data_dir = dir.path().join("nested").join("data");
+
+    let store = SqliteStore::open(&data_dir).await.expect("open");
+    let user = testing::new_user(&store).await;
+    let token = store
+        .create_session(user.id, Duration::from_secs(3600))
+        .await
+        .expect("create_session");
+    let project = store
+        .create_project(NewProject {
+            name: "kept".into(),
+            description: None,
+            organization_id: user.organization_id,
+            owner_id: user.id,
+        })
+        .await
+        .expect("create_project");
+    let canvas_id = Uuid::new_v4();
+    store
+        .create_canvas(
+            NewCanvas {
+                id: canvas_id,
+                project_id: project.id,
+                owner_id: user.id,
+                name: "kept".into(),
+                description: None,
+            },
+            b"s0",
+            &json!({}),
+        )
+        .await
+        .expect("create_canvas");
+    store
+        .append_updates(canvas_id, &[b"u1".to_vec()])
+        .await
+        .expect("append");
+    store
+        .checkpoint(canvas_id, b"s1", 1, &json!({"name": "kept"}))
+        .await
+        .expect("checkpoint");
+    store
+        .append_updates(canvas_id, &[b"u2".to_vec(), b"u3".to_vec()])
+        .await
+        .expect("append");
+    store.close().await;
+    drop(store);
+
+    let store = SqliteStore::open(&data_dir).await.expect("reopen");
+    assert_eq!(
+        store.user_by_id(user.id).await.expect("user_by_id"),
+        Some(user.clone())
+    );
+    assert_eq!(
+        store.session_user(&token).await.expect("session_user"),
+        Some(user.id)
+    );
+    assert_eq!(
+        store.member_role(project.id, user.id).await.expect("role"),
+        Some(Role::Owner)
+    );
+    let doc = store
+        .load_document(canvas_id)
+        .await
+        .expect("load")
+        .expect("canvas kept");
+    assert_eq!(doc.snapshot, b"s1");
+    assert_eq!(doc.snapshot_seq, 1);
+    assert_eq!(doc.updates, vec![(2, b"u2".to_vec()), (3, b"u3".to_vec())]);
+    assert_eq!(
+        store
+            .append_updates(canvas_id, &[b"u4".to_vec()])
+            .await
+            .expect("append"),
+        4
+    );
+    store.close().await;
+
+    // And through the `Storage` bundle the server uses.
+    let storage = Storage::embedded(&data_dir)
+        .await
+        .expect("Storage::embedded");
+    assert_eq!(
+        storage
+            .sessions
+            .session_user(&token)
+            .await
+            .expect("session_user"),
+        Some(user.id)
+    );
+    let doc = storage
+        .canvases
+        .load_document(canvas_id)
+        .await
+        .expect("load")
+        .expect("kept");
+    assert_eq!(doc.updates.last().map(|(seq, _)| *seq), Some(4));
+}
+
+/// What the trait cannot express: archived projects are hidden from lists, and a stored
+/// role that does not parse is reported as corrupt, not mistaken for another.
+#[tokio::test]
+async fn archived_projects_and_corrupt_roles() {
+    let (dir, store) = store().await;
+    let owner = testing::new_user(&store).await;
+    let member = testing::new_user(&store).await;
+    let project = store
+        .create_project(NewProject {
+            name: "to archive".into(),
+            description: None,
+            organization_id: owner.organization_id,
+            owner_id: owner.id,
+        })
+        .await
+        .expect("create_project");
+    store
+        .put_member(NewMember {
+            project_id: project.id,
+            user_id: member.id,
+            role: Role::Editor,
+            invited_by: Some(owner.id),
+        })
+        .await
+        .expect("put_member");
+    assert_eq!(
+        store
+            .projects_for_user(member.id)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+
+    // Change the rows behind the store's back, through a second connection to the file.
+    let url = format!("sqlite://{}", dir.path().join("canvas.sqlite3").display());
+    let raw = sqlx::SqlitePool::connect(&url).await.expect("connect");
+    sqlx::query("UPDATE projects SET is_archived = 1 WHERE id = ?")
+        .bind(project.id.to_string())
+        .execute(&raw)
+        .await
+        .expect("archive");
+    sqlx::query("UPDATE project_members SET role = 'superuser' WHERE project_id = ?")
+        .bind(project.id.to_string())
+        .execute(&raw)
+        .await
+        .expect("corrupt the role");
+    raw.close().await;
+
+    assert!(
+        store
+            .projects_for_user(owner.id)
+            .await
+            .expect("list")
+            .is_empty(),
+        "archived"
+    );
+    assert!(
+        store
+            .projects_for_user(member.id)
+            .await
+            .expect("list")
+            .is_empty(),
+        "archived"
+    );
+    let archived = store
+        .project(project.id)
+        .await
+        .expect("project")
+        .expect("still there");
+    assert!(archived.is_archived);
+    assert!(matches!(
+        store.member_role(project.id, member.id).await,
+        Err(StorageError::Corrupt(_))
+    ));
+    assert!(matches!(
+        store.members(project.id).await,
+        Err(StorageError::Corrupt(_))
+    ));
+    // The owner's role does not depend on member rows.
+    assert_eq!(
+        store.member_role(project.id, owner.id).await.expect("role"),
+        Some(Role::Owner)
+    );
+}
+
+/// Stored tokens are hashes: the raw token is nowhere in the database file.
+#[tokio::test]
+async fn raw_tokens_are_not_stored() {
+    let (dir, store) = store().await;
+    let token = store
+        .create_session(Uuid::new_v4(), Duration::from_secs(60))
+        .await
+        .expect("create_session");
+    let url = format!("sqlite://{}", dir.path().join("canvas.sqlite3").display());
+    let raw = sqlx::SqlitePool::connect(&url).await.expect("connect");
+    let (_, secret) = token.split_once('.').expect("token has a dot");
+    let hits: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sessions WHERE token_hash LIKE '%' || ?1 || '%' \
+         OR user_id LIKE '%' || ?1 || '%'",
+    )
+    .bind(secret)
+    .fetch_one(&raw)
+    .await
+    .expect("query");
+    assert_eq!(hits, 0, "the secret must not be stored");
+    raw.close().await;
+}
+
+/// Audit entries keep their order and filters on a fresh store too (the store is shared by
+/// nothing else here, so the default limit is observable).
+#[tokio::test]
+async fn audit_limit_defaults_to_100_and_caps_at_1000() {
+    let store = SqliteStore::open_in_memory().await.expect("open_in_memory");
+    for i in 0..1001 {
+        store
+            .record(canvas_storage::NewAuditEntry {
+                action: format!("a{i}"),
+                resource_type: "test".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("record");
+    }
+    let default = store.list(Default::default()).await.expect("list");
+    assert_eq!(default.len(), 100);
+    assert_eq!(default[0].action, "a1000", "newest first");
+    let capped = store
+        .list(canvas_storage::AuditFilter {
+            limit: Some(5000),
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(capped.len(), 1000);
+}
