@@ -380,6 +380,7 @@ async function main () {
   await step('e_awareness_removed', "B sees awareness removed: C's socket dropped abruptly, A's provider destroyed", async () => {
     // abrupt: no awareness goodbye from the client, the server has to notice and broadcast
     const cId = c.doc.clientID
+    check(c.provider.ws && c.provider.wsconnected, `C is not connected (${connectionTrouble(c)})`)
     c.provider.shouldConnect = false // keep the provider from reconnecting
     c.provider.ws.terminate()
     await waitFor("B to see C's awareness state removed after C's socket was terminated", () =>
