@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# The project's whole test command: `./scripts/test.sh`. CI runs it too (.ci/run), as root,
+# on a clean clone, with network only to the package registries.
+#
+# Steps: tools -> Node dependencies of tests/js -> cargo fmt --check -> cargo clippy
+# -D warnings -> test services (PostgreSQL, Redis, MongoDB-compatible secantusdb) ->
+# cargo test --workspace -> summary. Exits non-zero on the first failure; services that it
+# started are stopped and their folders removed on exit, whatever happens.
+#
+# How the Rust tests find the real-client interop script: by a path relative to the
+# workspace root, tests/js/interop.mjs, i.e. from the canvas-tests crate (manifest in tests/)
+#   Path::new(env!("CARGO_MANIFEST_DIR")).join("js/interop.mjs")
+# and they run it with `node` from PATH. Its imports resolve from tests/js/node_modules,
+# which the "Node dependencies" step below installs (`npm ci` in tests/js); the working
+# directory does not matter. Its environment contract is at the top of interop.mjs.
+#
+# Environment knobs:
+#   CANVAS_TEST_SERVICES   services to provide (default "postgres redis mongodb"; "" = none).
+#                          Exports DATABASE_URL_TEST, REDIS_URL_TEST, MONGODB_URI_TEST.
+#                          A URL already set in the environment is used as given.
+#   CANVAS_TEST_FORCE_THROWAWAY=1  ignore the machine's PostgreSQL/Redis, start private ones.
+#   CARGO_TEST_ARGS        extra arguments for `cargo test --workspace --no-fail-fast`
+#                          (e.g. "-- --nocapture").
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export CANVAS_ROOT="$ROOT"
+cd "$ROOT"
+# shellcheck source=scripts/lib/common.sh
+source "$ROOT/scripts/lib/common.sh"
+# shellcheck source=scripts/lib/services.sh
+source "$ROOT/scripts/lib/services.sh"
+
+JS_DIR="$ROOT/tests/js"
+LOG_DIR="$ROOT/target/test-logs"
+
+check_tools() {
+  step "Checking tools"
+  local t
+  for t in cargo rustc node npm; do
+    have "$t" || die "required tool '$t' not found in PATH"
+  done
+  cargo fmt --version >/dev/null 2>&1 || die "rustfmt is missing (rustup component add rustfmt)"
+  cargo clippy --version >/dev/null 2>&1 || die "clippy is missing (rustup component add clippy)"
+  local node_major
+  node_major=$(node -p 'process.versions.node.split(".")[0]')
+  ((node_major >= 20)) || die "Node.js >= 20 is required, found $(node --version)"
+  info "$(cargo --version); $(rustc --version)"
+  info "node $(node --version); npm $(npm --version)"
+}
+
+# `npm ci` in tests/js when node_modules is missing, the lockfile changed since the last
+# install, Node changed, or the installed packages cannot be imported.
+install_node_deps() {
+  step "Node dependencies (tests/js)"
+  local stamp="$JS_DIR/node_modules/.canvas-install-stamp" want
+  want="$(sha256sum "$JS_DIR/package-lock.json" | cut -d' ' -f1) node-$(node --version)"
+  if [[ -f $stamp && $(cat "$stamp") == "$want" ]] && js_deps_importable; then
+    info "node_modules is up to date with package-lock.json"
+    return 0
+  fi
+  info "npm ci --no-audit --no-fund"
+  (cd "$JS_DIR" && npm ci --no-audit --no-fund) || die "npm ci failed in tests/js"
+  js_deps_importable || die "tests/js dependencies installed but cannot be imported"
+  echo "$want" >"$stamp"
+  node --check "$JS_DIR/interop.mjs" || die "tests/js/interop.mjs does not parse"
+}
+
+js_deps_importable() {
+  (cd "$JS_DIR" && node --input-type=module -e \
+    "await Promise.all(['yjs', 'y-websocket', 'ws', '@msgpack/msgpack'].map((m) => import(m)))" \
+    >/dev/null 2>&1)
+}
+
+# Test services: each setup_* (scripts/lib/services.sh) exports its URL and cleans up on exit.
+setup_services() {
+  local services=${CANVAS_TEST_SERVICES-postgres redis mongodb} s
+  if [[ -z ${services// /} ]]; then
+    step "Test services: none (CANVAS_TEST_SERVICES is empty)"
+    return 0
+  fi
+  for s in $services; do
+    case $s in
+      postgres) setup_postgres ;;
+      redis) setup_redis ;;
+      mongodb) setup_mongodb ;;
+      *) die "unknown service '$s' in CANVAS_TEST_SERVICES (postgres, redis, mongodb)" ;;
+    esac
+  done
+}
+
+cargo_fmt() {
+  step "cargo fmt --all -- --check"
+  cargo fmt --all -- --check || die "formatting differs: run 'cargo fmt --all'"
+}
+
+cargo_clippy() {
+  step "cargo clippy --workspace --all-targets -- -D warnings"
+  cargo clippy --workspace --all-targets -- -D warnings || die "clippy found problems"
+}
+
+# Runs the tests, keeps a log, and ends with one summary line over all test binaries.
+cargo_test() {
+  step "cargo test --workspace --no-fail-fast"
+  mkdir -p "$LOG_DIR"
+  local log="$LOG_DIR/cargo-test.log" status
+  set +e
+  # shellcheck disable=SC2086 # CARGO_TEST_ARGS is split on purpose
+  cargo test --workspace --no-fail-fast ${CARGO_TEST_ARGS:-} 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  set -e
+  summarize_cargo_test "$log" "$status"
+}
+
+summarize_cargo_test() {
+  local log=$1 status=$2 passed=0 failed=0 ignored=0 binaries=0 line
+  while IFS= read -r line; do
+    if [[ $line =~ ([0-9]+)\ passed\;\ ([0-9]+)\ failed\;\ ([0-9]+)\ ignored ]]; then
+      passed=$((passed + BASH_REMATCH[1]))
+      failed=$((failed + BASH_REMATCH[2]))
+      ignored=$((ignored + BASH_REMATCH[3]))
+      binaries=$((binaries + 1))
+    fi
+  done < <(grep -E '^test result: ' "$log" || true)
+  step "Summary (cargo test, $binaries test binaries; full log: ${log#"$ROOT"/})"
+  if ((status != 0)); then
+    grep -E '^test .+ \.\.\. FAILED$|^error(\[E[0-9]+\])?:' "$log" | head -40 >&2 || true
+    echo "summary: $passed passed, $failed failed, $ignored skipped"
+    die "cargo test failed (exit $status)"
+  fi
+  echo "summary: $passed passed, $failed failed, $ignored skipped"
+}
+
+main() {
+  check_tools
+  install_node_deps
+  cargo_fmt
+  cargo_clippy
+  setup_services
+  cargo_test
+}
+
+# run when executed; sourcing only defines the functions (to run single steps by hand)
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  main "$@"
+fi
