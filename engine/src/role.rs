@@ -72,7 +72,9 @@ mod tests {
 
     #[test]
     fn roles_are_ordered_and_parse() {
-        assert!(Role::Viewer < Role::Editor && Role::Editor < Role::Admin && Role::Admin < Role::Owner);
+        assert!(
+            Role::Viewer < Role::Editor && Role::Editor < Role::Admin && Role::Admin < Role::Owner
+        );
         for r in [Role::Viewer, Role::Editor, Role::Admin, Role::Owner] {
             assert_eq!(r.as_str().parse::<Role>(), Ok(r));
         }

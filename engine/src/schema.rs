@@ -33,4 +33,5 @@ pub const DEFAULT_COLUMNS: i64 = 12;
 /// Default row height in pixels (seed: `layout.rowHeight`).
 pub const DEFAULT_ROW_HEIGHT: i64 = 50;
 /// Default responsive breakpoints (seed: `layout.breakpoints`).
-pub const DEFAULT_BREAKPOINTS: [(&str, i64); 4] = [("lg", 1200), ("md", 996), ("sm", 768), ("xs", 480)];
+pub const DEFAULT_BREAKPOINTS: [(&str, i64); 4] =
+    [("lg", 1200), ("md", 996), ("sm", 768), ("xs", 480)];

@@ -37,7 +37,11 @@ pub struct CanvasAccess {
 }
 
 /// Looks up a canvas and the caller's project access; `NotFound` for an unknown canvas.
-pub async fn canvas_access(state: &AppState, user: &User, canvas_id: Uuid) -> ApiResult<CanvasAccess> {
+pub async fn canvas_access(
+    state: &AppState,
+    user: &User,
+    canvas_id: Uuid,
+) -> ApiResult<CanvasAccess> {
     let canvas = state
         .storage
         .canvases
@@ -50,21 +54,39 @@ pub async fn canvas_access(state: &AppState, user: &User, canvas_id: Uuid) -> Ap
         .project(canvas.project_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("canvas {canvas_id} not found")))?;
-    let project_role = state.storage.projects.member_role(project.id, user.id).await?;
-    let same_organization = user.organization_id.is_some() && user.organization_id == project.organization_id;
+    let project_role = state
+        .storage
+        .projects
+        .member_role(project.id, user.id)
+        .await?;
+    let same_organization =
+        user.organization_id.is_some() && user.organization_id == project.organization_id;
     Ok(CanvasAccess {
         canvas,
         project,
-        access: ProjectAccess { user_id: user.id, project_role, same_organization },
+        access: ProjectAccess {
+            user_id: user.id,
+            project_role,
+            same_organization,
+        },
     })
 }
 
 /// The effective role: the highest of project role, canvas grant and team visibility.
 pub fn effective_role(access: &ProjectAccess, sharing: &Sharing) -> Option<Role> {
     let user = access.user_id.to_string();
-    let grant = sharing.grants.iter().filter(|g| g.user_id == user).map(|g| g.role).max();
-    let team = (sharing.visibility == Visibility::Team && access.same_organization).then_some(Role::Viewer);
-    [access.project_role, grant, team].into_iter().flatten().max()
+    let grant = sharing
+        .grants
+        .iter()
+        .filter(|g| g.user_id == user)
+        .map(|g| g.role)
+        .max();
+    let team = (sharing.visibility == Visibility::Team && access.same_organization)
+        .then_some(Role::Viewer);
+    [access.project_role, grant, team]
+        .into_iter()
+        .flatten()
+        .max()
 }
 
 #[cfg(test)]
@@ -73,18 +95,49 @@ mod tests {
     use canvas_engine::edits::Grant;
 
     fn sharing(visibility: Visibility, grants: Vec<Grant>) -> Sharing {
-        Sharing { visibility, grants, public_link: None, embed_enabled: false, allowed_domains: vec![] }
+        Sharing {
+            visibility,
+            grants,
+            public_link: None,
+            embed_enabled: false,
+            allowed_domains: vec![],
+        }
     }
 
     #[test]
     fn highest_source_wins() {
         let id = Uuid::new_v4();
-        let stranger = ProjectAccess { user_id: id, project_role: None, same_organization: true };
-        assert_eq!(effective_role(&stranger, &sharing(Visibility::Private, vec![])), None);
-        assert_eq!(effective_role(&stranger, &sharing(Visibility::Team, vec![])), Some(Role::Viewer));
-        let grant = Grant { user_id: id.to_string(), role: Role::Editor, granted_at: None, granted_by: None };
-        assert_eq!(effective_role(&stranger, &sharing(Visibility::Team, vec![grant])), Some(Role::Editor));
-        let member = ProjectAccess { user_id: id, project_role: Some(Role::Admin), same_organization: false };
-        assert_eq!(effective_role(&member, &sharing(Visibility::Team, vec![])), Some(Role::Admin));
+        let stranger = ProjectAccess {
+            user_id: id,
+            project_role: None,
+            same_organization: true,
+        };
+        assert_eq!(
+            effective_role(&stranger, &sharing(Visibility::Private, vec![])),
+            None
+        );
+        assert_eq!(
+            effective_role(&stranger, &sharing(Visibility::Team, vec![])),
+            Some(Role::Viewer)
+        );
+        let grant = Grant {
+            user_id: id.to_string(),
+            role: Role::Editor,
+            granted_at: None,
+            granted_by: None,
+        };
+        assert_eq!(
+            effective_role(&stranger, &sharing(Visibility::Team, vec![grant])),
+            Some(Role::Editor)
+        );
+        let member = ProjectAccess {
+            user_id: id,
+            project_role: Some(Role::Admin),
+            same_organization: false,
+        };
+        assert_eq!(
+            effective_role(&member, &sharing(Visibility::Team, vec![])),
+            Some(Role::Admin)
+        );
     }
 }

@@ -8,7 +8,11 @@ use std::time::Duration;
 /// How the server is configured. `canvas-server --help` lists every flag; each also reads
 /// the environment variable named beside it.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "canvas-server", version, about = "Real-time collaborative canvas server")]
+#[command(
+    name = "canvas-server",
+    version,
+    about = "Real-time collaborative canvas server"
+)]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "CANVAS_BIND", default_value = "127.0.0.1:8080")]

@@ -74,7 +74,10 @@ pub async fn serve(
         .await?;
     state.shutdown.cancel();
     state.tasks.close();
-    if tokio::time::timeout(sync::room::SHUTDOWN_GRACE, state.tasks.wait()).await.is_err() {
+    if tokio::time::timeout(sync::room::SHUTDOWN_GRACE, state.tasks.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some rooms did not finish flushing in time");
     }
     Ok(())

@@ -26,7 +26,10 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| bind.to_string());
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| bind.to_string());
     tracing::info!(data_dir = %data_dir.display(), "canvas-server listening on http://{addr}");
     println!("canvas-server listening on http://{addr}");
     match serve(listener, state, shutdown_signal()).await {

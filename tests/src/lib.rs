@@ -11,7 +11,9 @@ use canvas_engine::protocol::{self, Extension};
 use canvas_engine::yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
 use canvas_engine::yrs::sync::{Message, SyncMessage};
 use canvas_engine::yrs::updates::decoder::Decode;
-use canvas_engine::yrs::{Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, TransactionMut, Update};
+use canvas_engine::yrs::{
+    Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, TransactionMut, Update,
+};
 use canvas_server::{AppState, Config};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -59,14 +61,23 @@ impl TestServer {
         config.bind = "127.0.0.1:0".parse().unwrap();
         config.idle_unload_secs = 2;
         adjust(&mut config);
-        let state = canvas_server::open_state(config).await.expect("storage opens");
+        let state = canvas_server::open_state(config)
+            .await
+            .expect("storage opens");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(canvas_server::serve(listener, state.clone(), async move {
             let _ = rx.await;
         }));
-        TestServer { addr, state, data_dir: dir.to_path_buf(), _tmp: None, shutdown: Some(tx), handle: Some(handle) }
+        TestServer {
+            addr,
+            state,
+            data_dir: dir.to_path_buf(),
+            _tmp: None,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
     }
 
     /// Stops the server gracefully (rooms flush and checkpoint) and keeps the data directory.
@@ -85,7 +96,10 @@ impl TestServer {
     }
 
     pub fn api(&self) -> Api {
-        Api { client: reqwest::Client::new(), base: format!("http://{}", self.addr) }
+        Api {
+            client: reqwest::Client::new(),
+            base: format!("http://{}", self.addr),
+        }
     }
 
     /// The WebSocket address of a canvas, as y-websocket builds it.
@@ -110,7 +124,13 @@ pub struct TestUser {
 }
 
 impl Api {
-    pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             req = req.bearer_auth(token);
@@ -121,12 +141,17 @@ impl Api {
         let resp = req.send().await.expect("request sent");
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, value)
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::POST, path, token, Some(body)).await
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
@@ -154,28 +179,44 @@ impl Api {
     }
 
     pub async fn create_project(&self, owner: &TestUser, name: &str) -> String {
-        let (status, body) = self.post("/api/v1/projects", Some(&owner.token), json!({ "name": name })).await;
+        let (status, body) = self
+            .post(
+                "/api/v1/projects",
+                Some(&owner.token),
+                json!({ "name": name }),
+            )
+            .await;
         assert_eq!(status, 201, "create project: {body}");
         body["id"].as_str().unwrap().to_owned()
     }
 
     pub async fn add_member(&self, admin: &TestUser, project: &str, user: &TestUser, role: &str) {
         let (status, body) = self
-            .post(&format!("/api/v1/projects/{project}/members"), Some(&admin.token), json!({ "email": user.email, "role": role }))
+            .post(
+                &format!("/api/v1/projects/{project}/members"),
+                Some(&admin.token),
+                json!({ "email": user.email, "role": role }),
+            )
             .await;
         assert_eq!(status, 201, "add member: {body}");
     }
 
     pub async fn create_canvas(&self, user: &TestUser, project: &str, name: &str) -> String {
         let (status, body) = self
-            .post(&format!("/api/v1/projects/{project}/canvases"), Some(&user.token), json!({ "name": name }))
+            .post(
+                &format!("/api/v1/projects/{project}/canvases"),
+                Some(&user.token),
+                json!({ "name": name }),
+            )
             .await;
         assert_eq!(status, 201, "create canvas: {body}");
         body["id"].as_str().unwrap().to_owned()
     }
 
     pub async fn canvas_json(&self, user: &TestUser, canvas: &str) -> Value {
-        let (status, body) = self.get(&format!("/api/v1/canvases/{canvas}"), Some(&user.token)).await;
+        let (status, body) = self
+            .get(&format!("/api/v1/canvases/{canvas}"), Some(&user.token))
+            .await;
         assert_eq!(status, 200, "get canvas: {body}");
         body
     }
@@ -205,8 +246,19 @@ impl Team {
         api.add_member(&owner, &project, &editor, "editor").await;
         api.add_member(&owner, &project, &viewer, "viewer").await;
         api.add_member(&owner, &project, &admin, "admin").await;
-        let canvas = api.create_canvas(&owner, &project, "Q4 Sales Analysis").await;
-        Team { api, owner, editor, viewer, admin, stranger, project, canvas }
+        let canvas = api
+            .create_canvas(&owner, &project, "Q4 Sales Analysis")
+            .await;
+        Team {
+            api,
+            owner,
+            editor,
+            viewer,
+            admin,
+            stranger,
+            project,
+            canvas,
+        }
     }
 }
 
@@ -215,8 +267,15 @@ impl Team {
 pub enum Incoming {
     Message(Message),
     Ack(u64),
-    Error { code: String, message: String, seq: Option<u64> },
-    Closed { code: u16, reason: String },
+    Error {
+        code: String,
+        message: String,
+        seq: Option<u64>,
+    },
+    Closed {
+        code: u16,
+        reason: String,
+    },
 }
 
 type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -233,18 +292,32 @@ pub struct WsClient {
 }
 
 pub fn client_doc() -> Doc {
-    Doc::with_options(Options { offset_kind: OffsetKind::Utf16, ..Default::default() })
+    Doc::with_options(Options {
+        offset_kind: OffsetKind::Utf16,
+        ..Default::default()
+    })
 }
 
 impl WsClient {
     /// Connects (asking for acks) without syncing.
     pub async fn connect(url: &str) -> WsClient {
-        let url = if url.contains('?') { format!("{url}&acks=1") } else { format!("{url}?acks=1") };
+        let url = if url.contains('?') {
+            format!("{url}&acks=1")
+        } else {
+            format!("{url}?acks=1")
+        };
         let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
             .await
             .expect("connect in time")
             .expect("websocket handshake");
-        WsClient { ws, doc: client_doc(), sent: 0, acked: 0, errors: vec![], awareness: Default::default() }
+        WsClient {
+            ws,
+            doc: client_doc(),
+            sent: 0,
+            acked: 0,
+            errors: vec![],
+            awareness: Default::default(),
+        }
     }
 
     /// Connects and completes the sync handshake.
@@ -255,14 +328,23 @@ impl WsClient {
     }
 
     pub async fn send_raw(&mut self, frame: Vec<u8>) {
-        self.ws.send(WsMessage::Binary(frame.into())).await.expect("send frame");
+        self.ws
+            .send(WsMessage::Binary(frame.into()))
+            .await
+            .expect("send frame");
     }
 
     /// Sends sync step 1 and processes messages until step 2 arrives.
     pub async fn sync(&mut self) {
         let sv = self.doc.transact().state_vector();
         self.send_raw(protocol::sync_step1(&sv)).await;
-        self.wait_for(|_, m| matches!(m, Incoming::Message(Message::Sync(SyncMessage::SyncStep2(_))))).await;
+        self.wait_for(|_, m| {
+            matches!(
+                m,
+                Incoming::Message(Message::Sync(SyncMessage::SyncStep2(_)))
+            )
+        })
+        .await;
     }
 
     /// Makes a local edit and sends it as an update; returns the update's bytes.
@@ -282,8 +364,16 @@ impl WsClient {
     }
 
     pub async fn send_awareness(&mut self, client_id: u64, clock: u32, state: &str) {
-        let mut update = AwarenessUpdate { clients: Default::default() };
-        update.clients.insert(client_id, AwarenessUpdateEntry { clock, json: state.into() });
+        let mut update = AwarenessUpdate {
+            clients: Default::default(),
+        };
+        update.clients.insert(
+            client_id,
+            AwarenessUpdateEntry {
+                clock,
+                json: state.into(),
+            },
+        );
         self.send_raw(protocol::awareness(&update)).await;
     }
 
@@ -291,30 +381,54 @@ impl WsClient {
     pub async fn next(&mut self, wait: Duration) -> Option<Incoming> {
         let frame = match tokio::time::timeout(wait, self.ws.next()).await {
             Err(_) => return None,
-            Ok(None) => return Some(Incoming::Closed { code: 1006, reason: "stream ended".into() }),
-            Ok(Some(Err(e))) => return Some(Incoming::Closed { code: 1006, reason: e.to_string() }),
+            Ok(None) => {
+                return Some(Incoming::Closed {
+                    code: 1006,
+                    reason: "stream ended".into(),
+                });
+            }
+            Ok(Some(Err(e))) => {
+                return Some(Incoming::Closed {
+                    code: 1006,
+                    reason: e.to_string(),
+                });
+            }
             Ok(Some(Ok(frame))) => frame,
         };
         let bytes = match frame {
             WsMessage::Binary(b) => b.to_vec(),
             WsMessage::Close(Some(CloseFrame { code, reason })) => {
-                return Some(Incoming::Closed { code: code.into(), reason: reason.to_string() });
+                return Some(Incoming::Closed {
+                    code: code.into(),
+                    reason: reason.to_string(),
+                });
             }
-            WsMessage::Close(None) => return Some(Incoming::Closed { code: 1005, reason: String::new() }),
+            WsMessage::Close(None) => {
+                return Some(Incoming::Closed {
+                    code: 1005,
+                    reason: String::new(),
+                });
+            }
             _ => return Some(Incoming::Message(Message::Custom(255, vec![]))),
         };
         let message = protocol::decode(&bytes).expect("server sends valid frames");
         Some(match message {
-            Message::Custom(tag, body) => match protocol::decode_extension(tag, &body).expect("valid extension") {
-                Extension::Ack(ack) => {
-                    self.acked = ack.through;
-                    Incoming::Ack(ack.through)
+            Message::Custom(tag, body) => {
+                match protocol::decode_extension(tag, &body).expect("valid extension") {
+                    Extension::Ack(ack) => {
+                        self.acked = ack.through;
+                        Incoming::Ack(ack.through)
+                    }
+                    Extension::Error(e) => {
+                        self.errors.push((e.code.clone(), e.message.clone()));
+                        Incoming::Error {
+                            code: e.code,
+                            message: e.message,
+                            seq: e.seq,
+                        }
+                    }
                 }
-                Extension::Error(e) => {
-                    self.errors.push((e.code.clone(), e.message.clone()));
-                    Incoming::Error { code: e.code, message: e.message, seq: e.seq }
-                }
-            },
+            }
             Message::Sync(SyncMessage::SyncStep1(sv)) => {
                 let diff = self.doc.transact().encode_diff_v1(&sv);
                 self.send_raw(protocol::sync_step2(&diff)).await;
@@ -329,9 +443,9 @@ impl WsClient {
             Message::Awareness(update) => {
                 for (id, entry) in &update.clients {
                     if &*entry.json == "null" {
-                        self.awareness.remove(id);
+                        self.awareness.remove(&id.get());
                     } else {
-                        self.awareness.insert(*id, entry.json.to_string());
+                        self.awareness.insert(id.get(), entry.json.to_string());
                     }
                 }
                 Incoming::Message(Message::Awareness(update))
@@ -341,7 +455,10 @@ impl WsClient {
     }
 
     /// Processes incoming messages until `done` holds for one (or for the client state).
-    pub async fn wait_for(&mut self, mut done: impl FnMut(&WsClient, &Incoming) -> bool) -> Incoming {
+    pub async fn wait_for(
+        &mut self,
+        mut done: impl FnMut(&WsClient, &Incoming) -> bool,
+    ) -> Incoming {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -403,17 +520,29 @@ impl WsClient {
     }
 
     pub fn state(&self) -> Vec<u8> {
-        self.doc.transact().encode_state_as_update_v1(&StateVector::default())
+        self.doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default())
     }
 }
 
 /// A block as a JavaScript client would create it: nested prelim maps, numbers as f64.
-pub fn block_prelim(id: &str, kind: &str, x: i64, y: i64, w: i64, h: i64) -> canvas_engine::yrs::MapPrelim {
+pub fn block_prelim(
+    id: &str,
+    kind: &str,
+    x: i64,
+    y: i64,
+    w: i64,
+    h: i64,
+) -> canvas_engine::yrs::MapPrelim {
     use canvas_engine::yrs::{Any, In, MapPrelim};
     let num = |v: i64| In::Any(Any::Number(v as f64));
     let position = MapPrelim::from([("x", num(x)), ("y", num(y)), ("w", num(w)), ("h", num(h))]);
     let content: MapPrelim = if kind == "narrative" {
-        MapPrelim::from([("text", In::Text(canvas_engine::yrs::types::text::DeltaPrelim::default()))])
+        MapPrelim::from([(
+            "text",
+            In::Text(canvas_engine::yrs::types::text::DeltaPrelim::default()),
+        )])
     } else {
         MapPrelim::from([("title", In::Any(Any::from("Sales by Region")))])
     };
@@ -437,8 +566,14 @@ pub fn add_block(txn: &mut TransactionMut, id: &str, kind: &str, pos: (i64, i64,
 pub fn set_position(txn: &mut TransactionMut, id: &str, key: &str, value: f64) {
     use canvas_engine::yrs::{Any, Map, MapRef, WriteTxn};
     let blocks = txn.get_or_insert_map("blocks");
-    let block: MapRef = blocks.get(txn, id).and_then(|v| v.cast().ok()).expect("block exists");
-    let position: MapRef = block.get(txn, "position").and_then(|v| v.cast().ok()).expect("position exists");
+    let block: MapRef = blocks
+        .get(txn, id)
+        .and_then(|v| v.cast().ok())
+        .expect("block exists");
+    let position: MapRef = block
+        .get(txn, "position")
+        .and_then(|v| v.cast().ok())
+        .expect("position exists");
     position.insert(txn, key, Any::Number(value));
 }
 
@@ -446,7 +581,10 @@ pub fn set_position(txn: &mut TransactionMut, id: &str, key: &str, value: f64) {
 pub fn block_ids(doc: &Doc) -> Vec<String> {
     use canvas_engine::yrs::Map;
     let txn = doc.transact();
-    let mut ids: Vec<String> = txn.get_map("blocks").map(|b| b.keys(&txn).map(str::to_owned).collect()).unwrap_or_default();
+    let mut ids: Vec<String> = txn
+        .get_map("blocks")
+        .map(|b| b.keys(&txn).map(str::to_owned).collect())
+        .unwrap_or_default();
     ids.sort();
     ids
 }

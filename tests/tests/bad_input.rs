@@ -2,9 +2,9 @@
 //! working.
 
 use canvas_tests::*;
+use futures_util::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use futures_util::SinkExt;
 
 async fn expect_close(server: &TestServer, team: &Team, frame: WsMessage, code: u16) -> String {
     let mut client = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
@@ -26,7 +26,10 @@ async fn malformed_frames_close_only_their_connection() {
         ("unknown sync step", vec![0, 7, 1, 0]),
         ("sync update without its length", vec![0, 2]),
         ("length past the end", vec![0, 2, 50, 1, 2, 3]),
-        ("garbage update", vec![0, 2, 5, 0xff, 0xff, 0xff, 0xff, 0xff]),
+        (
+            "garbage update",
+            vec![0, 2, 5, 0xff, 0xff, 0xff, 0xff, 0xff],
+        ),
         ("trailing bytes", vec![3, 3]),
         ("awareness garbage", vec![1, 4, 0xff, 0xff, 0xff, 0xff]),
     ];
@@ -37,11 +40,25 @@ async fn malformed_frames_close_only_their_connection() {
     let reason = expect_close(&server, &team, WsMessage::Text("hello".into()), 4400).await;
     assert!(reason.contains("text"), "{reason}");
     // Just over the limit: answered with 4413; far over it: cut off, also 4413.
-    expect_close(&server, &team, WsMessage::Binary(vec![0u8; 64 * 1024 + 1].into()), 4413).await;
-    expect_close(&server, &team, WsMessage::Binary(vec![0u8; 1024 * 1024].into()), 4413).await;
+    expect_close(
+        &server,
+        &team,
+        WsMessage::Binary(vec![0u8; 64 * 1024 + 1].into()),
+        4413,
+    )
+    .await;
+    expect_close(
+        &server,
+        &team,
+        WsMessage::Binary(vec![0u8; 1024 * 1024].into()),
+        4413,
+    )
+    .await;
 
     // The bystander still works and nothing reached the document.
-    bystander.edit(|txn| add_block(txn, "still-fine", "chart", (0, 0, 3, 3))).await;
+    bystander
+        .edit(|txn| add_block(txn, "still-fine", "chart", (0, 0, 3, 3)))
+        .await;
     bystander.wait_acked().await;
     let view = team.api.canvas_json(&team.owner, &team.canvas).await;
     assert_eq!(view["blocks"].as_array().unwrap().len(), 1);
@@ -64,7 +81,9 @@ async fn random_garbage_never_takes_the_server_down() {
     let (status, body) = team.api.get("/healthz", None).await;
     assert_eq!(status, 200, "{body}");
     let mut client = WsClient::join(&server.ws_url(&team.canvas, &team.owner.token)).await;
-    client.edit(|txn| add_block(txn, "after-garbage", "chart", (0, 0, 3, 3))).await;
+    client
+        .edit(|txn| add_block(txn, "after-garbage", "chart", (0, 0, 3, 3)))
+        .await;
     client.wait_acked().await;
 }
 
@@ -93,38 +112,111 @@ async fn rest_rejects_bad_input_with_json_errors() {
         }
     };
     let (status, body) = raw("{not json").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_json")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{body}"
+    );
     let (status, body) = raw(r#"{"name": 42}"#).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_field")), "{body}");
-    let (status, body) = api.post("/api/v1/projects", Some(&owner.token), json!({ "name": "x".repeat(5000) })).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_field")),
+        "{body}"
+    );
+    let (status, body) = api
+        .post(
+            "/api/v1/projects",
+            Some(&owner.token),
+            json!({ "name": "x".repeat(5000) }),
+        )
+        .await;
     assert_eq!(status, 413, "{body}");
-    let (status, body) = api.post("/api/v1/projects", Some(&owner.token), json!({ "name": "  " })).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_name")), "{body}");
+    let (status, body) = api
+        .post(
+            "/api/v1/projects",
+            Some(&owner.token),
+            json!({ "name": "  " }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_name")),
+        "{body}"
+    );
 
     let (status, body) = api.get("/api/v1/projects", None).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthorized")),
+        "{body}"
+    );
     let (status, _) = api.get("/api/v1/projects", Some("garbage")).await;
     assert_eq!(status, 401);
-    let (status, body) = api.get("/api/v1/canvases/not-a-uuid", Some(&owner.token)).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_path")), "{body}");
-    let (status, _) = api.get(&format!("/api/v1/canvases/{}", uuid::Uuid::new_v4()), Some(&owner.token)).await;
+    let (status, body) = api
+        .get("/api/v1/canvases/not-a-uuid", Some(&owner.token))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_path")),
+        "{body}"
+    );
+    let (status, _) = api
+        .get(
+            &format!("/api/v1/canvases/{}", uuid::Uuid::new_v4()),
+            Some(&owner.token),
+        )
+        .await;
     assert_eq!(status, 404);
     let (status, body) = api
-        .post(&format!("/api/v1/projects/{project}/members"), Some(&owner.token), json!({ "email": "nobody@example.com", "role": "editor" }))
+        .post(
+            &format!("/api/v1/projects/{project}/members"),
+            Some(&owner.token),
+            json!({ "email": "nobody@example.com", "role": "editor" }),
+        )
         .await;
     assert_eq!(status, 404, "{body}");
     let (status, body) = api
-        .post(&format!("/api/v1/projects/{project}/members"), Some(&owner.token), json!({ "email": owner.email, "role": "emperor" }))
+        .post(
+            &format!("/api/v1/projects/{project}/members"),
+            Some(&owner.token),
+            json!({ "email": owner.email, "role": "emperor" }),
+        )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_role")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_role")),
+        "{body}"
+    );
     let (status, body) = api
-        .post("/api/v1/auth/signup", None, json!({ "email": "no-at-sign", "username": "abc", "password": "long enough" }))
+        .post(
+            "/api/v1/auth/signup",
+            None,
+            json!({ "email": "no-at-sign", "username": "abc", "password": "long enough" }),
+        )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_email")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_email")),
+        "{body}"
+    );
     let (status, body) = api
-        .post("/api/v1/auth/signup", None, json!({ "email": owner.email, "username": "someone_else", "password": "long enough" }))
+        .post(
+            "/api/v1/auth/signup",
+            None,
+            json!({ "email": owner.email, "username": "someone_else", "password": "long enough" }),
+        )
         .await;
     assert_eq!(status, 409, "{body}");
-    let (status, body) = api.post("/api/v1/auth/login", None, json!({ "email": owner.email, "password": "wrong password" })).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")), "{body}");
+    let (status, body) = api
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({ "email": owner.email, "password": "wrong password" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthorized")),
+        "{body}"
+    );
 }

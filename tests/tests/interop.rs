@@ -37,7 +37,10 @@ async fn yjs_and_y_websocket_clients_edit_together() {
     .expect("node runs (is Node.js installed?)");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "interop.mjs failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "interop.mjs failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
 
     // What the JS clients did is what the server holds.
     let view = team.api.canvas_json(&team.viewer, &team.canvas).await;

@@ -12,21 +12,39 @@ async fn viewer_edits_are_refused_and_never_reach_others() {
     let mut editor = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
     let mut viewer = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
 
-    viewer.edit(|txn| add_block(txn, "intruder", "chart", (0, 0, 4, 4))).await;
-    let refusal = viewer.wait_for(|_, i| matches!(i, Incoming::Error { .. })).await;
-    let Incoming::Error { code, seq, .. } = refusal else { unreachable!() };
+    viewer
+        .edit(|txn| add_block(txn, "intruder", "chart", (0, 0, 4, 4)))
+        .await;
+    let refusal = viewer
+        .wait_for(|_, i| matches!(i, Incoming::Error { .. }))
+        .await;
+    let Incoming::Error { code, seq, .. } = refusal else {
+        unreachable!()
+    };
     assert_eq!(code, "read_only");
     assert_eq!(seq, Some(viewer.sent));
     // The refused update is acknowledged as processed, and the connection stays open.
     viewer.wait_acked().await;
 
-    editor.edit(|txn| add_block(txn, "ok", "chart", (0, 0, 4, 4))).await;
+    editor
+        .edit(|txn| add_block(txn, "ok", "chart", (0, 0, 4, 4)))
+        .await;
     editor.wait_acked().await;
-    viewer.wait_doc(|d| block_ids(d).contains(&"ok".to_owned())).await;
+    viewer
+        .wait_doc(|d| block_ids(d).contains(&"ok".to_owned()))
+        .await;
     let seen = editor.drain(Duration::from_millis(300)).await;
-    assert!(!block_ids(&editor.doc).contains(&"intruder".to_owned()), "{seen:?}");
+    assert!(
+        !block_ids(&editor.doc).contains(&"intruder".to_owned()),
+        "{seen:?}"
+    );
     let view = team.api.canvas_json(&team.owner, &team.canvas).await;
-    let ids: Vec<_> = view["blocks"].as_array().unwrap().iter().map(|b| b["id"].clone()).collect();
+    let ids: Vec<_> = view["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].clone())
+        .collect();
     assert_eq!(ids, vec![serde_json::json!("ok")]);
 }
 
@@ -41,8 +59,12 @@ async fn editors_cannot_change_sharing_but_admins_can() {
             sharing.insert(txn, "visibility", Any::from("public"));
         })
         .await;
-    let refusal = editor.wait_for(|_, i| matches!(i, Incoming::Error { .. })).await;
-    let Incoming::Error { code, message, .. } = refusal else { unreachable!() };
+    let refusal = editor
+        .wait_for(|_, i| matches!(i, Incoming::Error { .. }))
+        .await;
+    let Incoming::Error { code, message, .. } = refusal else {
+        unreachable!()
+    };
     assert_eq!(code, "forbidden", "{message}");
 
     // Editors may still change blocks, meta and layout on a fresh connection (the refused
@@ -76,8 +98,15 @@ async fn an_update_after_a_refusal_is_refused_as_a_gap_not_kept_pending() {
     let server = TestServer::start().await;
     let team = Team::new(&server).await;
     let mut editor = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
-    editor.edit(|txn| txn.get_or_insert_map("sharing").insert(txn, "public_link", Any::from("x"))).await;
-    editor.edit(|txn| add_block(txn, "after", "chart", (0, 0, 2, 2))).await;
+    editor
+        .edit(|txn| {
+            txn.get_or_insert_map("sharing")
+                .insert(txn, "public_link", Any::from("x"))
+        })
+        .await;
+    editor
+        .edit(|txn| add_block(txn, "after", "chart", (0, 0, 2, 2)))
+        .await;
     editor.wait_acked().await;
     let codes: Vec<_> = editor.errors.iter().map(|(c, _)| c.as_str()).collect();
     assert_eq!(codes, ["forbidden", "missing_dependency"]);
@@ -89,17 +118,35 @@ async fn an_update_after_a_refusal_is_refused_as_a_gap_not_kept_pending() {
 async fn schema_breaking_updates_are_refused() {
     let server = TestServer::start().await;
     let team = Team::new(&server).await;
-    for (what, pos) in [("outside the grid", (8, 0, 6, 2)), ("negative", (-1, 0, 2, 2)), ("empty", (0, 0, 0, 2))] {
+    for (what, pos) in [
+        ("outside the grid", (8, 0, 6, 2)),
+        ("negative", (-1, 0, 2, 2)),
+        ("empty", (0, 0, 0, 2)),
+    ] {
         let mut editor = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
         editor.edit(|txn| add_block(txn, "bad", "chart", pos)).await;
-        let refusal = editor.wait_for(|_, i| matches!(i, Incoming::Error { .. })).await;
-        let Incoming::Error { code, .. } = refusal else { unreachable!() };
+        let refusal = editor
+            .wait_for(|_, i| matches!(i, Incoming::Error { .. }))
+            .await;
+        let Incoming::Error { code, .. } = refusal else {
+            unreachable!()
+        };
         assert_eq!(code, "invalid_schema", "{what}");
     }
     let mut editor = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
-    editor.edit(|txn| txn.get_or_insert_map("secrets").insert(txn, "k", Any::from("v"))).await;
-    let refusal = editor.wait_for(|_, i| matches!(i, Incoming::Error { .. })).await;
-    assert!(matches!(refusal, Incoming::Error { ref code, .. } if code == "invalid_schema"), "{refusal:?}");
+    editor
+        .edit(|txn| {
+            txn.get_or_insert_map("secrets")
+                .insert(txn, "k", Any::from("v"))
+        })
+        .await;
+    let refusal = editor
+        .wait_for(|_, i| matches!(i, Incoming::Error { .. }))
+        .await;
+    assert!(
+        matches!(refusal, Incoming::Error { ref code, .. } if code == "invalid_schema"),
+        "{refusal:?}"
+    );
     let view = team.api.canvas_json(&team.owner, &team.canvas).await;
     assert_eq!(view["blocks"], serde_json::json!([]));
 }
@@ -111,9 +158,15 @@ async fn credentials_and_membership_are_checked_with_close_codes() {
     let cases = [
         (format!("ws://{}/ws/{}", server.addr, team.canvas), 4401),
         (server.ws_url(&team.canvas, "not-a-token"), 4401),
-        (server.ws_url(&team.canvas, &format!("{}.forged", team.owner.id)), 4401),
+        (
+            server.ws_url(&team.canvas, &format!("{}.forged", team.owner.id)),
+            4401,
+        ),
         (server.ws_url(&team.canvas, &team.stranger.token), 4403),
-        (server.ws_url(&uuid::Uuid::new_v4().to_string(), &team.owner.token), 4404),
+        (
+            server.ws_url(&uuid::Uuid::new_v4().to_string(), &team.owner.token),
+            4404,
+        ),
         (server.ws_url("not-a-uuid", &team.owner.token), 4404),
     ];
     for (url, expected) in cases {
@@ -123,7 +176,14 @@ async fn credentials_and_membership_are_checked_with_close_codes() {
         assert!(!reason.is_empty());
     }
     // Logging out ends that token for new connections.
-    let (status, _) = team.api.post("/api/v1/auth/logout", Some(&team.editor.token), serde_json::json!({})).await;
+    let (status, _) = team
+        .api
+        .post(
+            "/api/v1/auth/logout",
+            Some(&team.editor.token),
+            serde_json::json!({}),
+        )
+        .await;
     assert_eq!(status, 204);
     let mut client = WsClient::connect(&server.ws_url(&team.canvas, &team.editor.token)).await;
     assert_eq!(client.wait_closed().await.0, 4401);
@@ -141,7 +201,9 @@ async fn canvas_grants_and_team_visibility_give_roles_to_non_members() {
             let grant = canvas_engine::yrs::MapPrelim::from([("role", Any::from("editor"))]);
             let permissions: canvas_engine::yrs::MapRef = match sharing.get(txn, "permissions") {
                 Some(v) => v.cast().unwrap(),
-                None => sharing.insert(txn, "permissions", canvas_engine::yrs::MapPrelim::default()),
+                None => {
+                    sharing.insert(txn, "permissions", canvas_engine::yrs::MapPrelim::default())
+                }
             };
             permissions.insert(txn, stranger_id.as_str(), grant);
         })
@@ -149,7 +211,9 @@ async fn canvas_grants_and_team_visibility_give_roles_to_non_members() {
     admin.wait_acked().await;
     assert!(admin.errors.is_empty(), "{:?}", admin.errors);
     let mut guest = WsClient::join(&server.ws_url(&team.canvas, &team.stranger.token)).await;
-    guest.edit(|txn| add_block(txn, "guest", "table", (0, 0, 12, 3))).await;
+    guest
+        .edit(|txn| add_block(txn, "guest", "table", (0, 0, 12, 3)))
+        .await;
     guest.wait_acked().await;
     assert!(guest.errors.is_empty(), "{:?}", guest.errors);
     let _ = guest.doc.transact();

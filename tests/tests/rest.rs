@@ -12,24 +12,45 @@ async fn signup_login_logout_and_several_sessions() {
     let (status, me) = api.get("/api/v1/auth/me", Some(&user.token)).await;
     assert_eq!(status, 200);
     assert_eq!(me["user"]["email"], user.email.as_str());
-    assert!(me["user"].get("hashed_password").is_none(), "never expose the hash: {me}");
-    assert!(me["user"]["organization_id"].is_string(), "signup makes an organization: {me}");
+    assert!(
+        me["user"].get("hashed_password").is_none(),
+        "never expose the hash: {me}"
+    );
+    assert!(
+        me["user"]["organization_id"].is_string(),
+        "signup makes an organization: {me}"
+    );
 
-    let (status, login) = api.post("/api/v1/auth/login", None, json!({ "email": user.email.to_uppercase(), "password": "correct horse battery" })).await;
+    let (status, login) = api
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({ "email": user.email.to_uppercase(), "password": "correct horse battery" }),
+        )
+        .await;
     assert_eq!(status, 200, "{login}");
     let second = login["token"].as_str().unwrap().to_owned();
     assert_ne!(second, user.token);
 
-    let (status, _) = api.post("/api/v1/auth/logout", Some(&user.token), json!({})).await;
+    let (status, _) = api
+        .post("/api/v1/auth/logout", Some(&user.token), json!({}))
+        .await;
     assert_eq!(status, 204);
     assert_eq!(api.get("/api/v1/auth/me", Some(&user.token)).await.0, 401);
-    assert_eq!(api.get("/api/v1/auth/me", Some(&second)).await.0, 200, "the other session stays");
+    assert_eq!(
+        api.get("/api/v1/auth/me", Some(&second)).await.0,
+        200,
+        "the other session stays"
+    );
 
     let actions: Vec<String> = server
         .state
         .storage
         .audit
-        .list(AuditFilter { resource_id: user.id.parse().ok(), ..Default::default() })
+        .list(AuditFilter {
+            resource_id: user.id.parse().ok(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_iter()
@@ -50,26 +71,97 @@ async fn projects_members_and_canvases_respect_roles() {
     assert_eq!(status, 200);
     assert_eq!(list["projects"][0]["id"], p.as_str());
     assert_eq!(list["projects"][0]["role"], "editor");
-    assert_eq!(api.get("/api/v1/projects", Some(&team.stranger.token)).await.1["projects"], json!([]));
-    assert_eq!(api.get(&format!("/api/v1/projects/{p}"), Some(&team.stranger.token)).await.0, 403);
-    let (status, members) = api.get(&format!("/api/v1/projects/{p}/members"), Some(&team.viewer.token)).await;
+    assert_eq!(
+        api.get("/api/v1/projects", Some(&team.stranger.token))
+            .await
+            .1["projects"],
+        json!([])
+    );
+    assert_eq!(
+        api.get(&format!("/api/v1/projects/{p}"), Some(&team.stranger.token))
+            .await
+            .0,
+        403
+    );
+    let (status, members) = api
+        .get(
+            &format!("/api/v1/projects/{p}/members"),
+            Some(&team.viewer.token),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(members["members"].as_array().unwrap().len(), 3);
 
     // Only admins and the owner manage members.
-    let (status, _) = api.post(&format!("/api/v1/projects/{p}/members"), Some(&team.editor.token), json!({ "email": team.stranger.email, "role": "viewer" })).await;
+    let (status, _) = api
+        .post(
+            &format!("/api/v1/projects/{p}/members"),
+            Some(&team.editor.token),
+            json!({ "email": team.stranger.email, "role": "viewer" }),
+        )
+        .await;
     assert_eq!(status, 403);
-    let (status, body) = api.post(&format!("/api/v1/projects/{p}/members"), Some(&team.admin.token), json!({ "user_id": team.stranger.id, "role": "viewer" })).await;
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/projects/{p}/members"),
+            Some(&team.admin.token),
+            json!({ "user_id": team.stranger.id, "role": "viewer" }),
+        )
+        .await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(api.get(&format!("/api/v1/canvases/{}", team.canvas), Some(&team.stranger.token)).await.0, 200);
-    assert_eq!(api.delete(&format!("/api/v1/projects/{p}/members/{}", team.stranger.id), Some(&team.editor.token)).await.0, 403);
-    assert_eq!(api.delete(&format!("/api/v1/projects/{p}/members/{}", team.stranger.id), Some(&team.admin.token)).await.0, 204);
-    assert_eq!(api.get(&format!("/api/v1/canvases/{}", team.canvas), Some(&team.stranger.token)).await.0, 403);
+    assert_eq!(
+        api.get(
+            &format!("/api/v1/canvases/{}", team.canvas),
+            Some(&team.stranger.token)
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        api.delete(
+            &format!("/api/v1/projects/{p}/members/{}", team.stranger.id),
+            Some(&team.editor.token)
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        api.delete(
+            &format!("/api/v1/projects/{p}/members/{}", team.stranger.id),
+            Some(&team.admin.token)
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        api.get(
+            &format!("/api/v1/canvases/{}", team.canvas),
+            Some(&team.stranger.token)
+        )
+        .await
+        .0,
+        403
+    );
 
     // Canvases: viewers cannot create; the JSON view has the seed's shape.
-    let (status, _) = api.post(&format!("/api/v1/projects/{p}/canvases"), Some(&team.viewer.token), json!({ "name": "nope" })).await;
+    let (status, _) = api
+        .post(
+            &format!("/api/v1/projects/{p}/canvases"),
+            Some(&team.viewer.token),
+            json!({ "name": "nope" }),
+        )
+        .await;
     assert_eq!(status, 403);
-    let (status, created) = api.post(&format!("/api/v1/projects/{p}/canvases"), Some(&team.editor.token), json!({ "name": "Board", "description": "d", "tags": ["sales", "q4"] })).await;
+    let (status, created) = api
+        .post(
+            &format!("/api/v1/projects/{p}/canvases"),
+            Some(&team.editor.token),
+            json!({ "name": "Board", "description": "d", "tags": ["sales", "q4"] }),
+        )
+        .await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap();
     let view = api.canvas_json(&team.viewer, id).await;
@@ -78,17 +170,34 @@ async fn projects_members_and_canvases_respect_roles() {
     assert_eq!(view["project_id"], p.as_str());
     assert_eq!(view["owner_id"], team.editor.id.as_str());
     assert_eq!(view["version"], 1);
-    assert_eq!(view["layout"], json!({ "type": "grid", "columns": 12, "rowHeight": 50, "breakpoints": { "lg": 1200, "md": 996, "sm": 768, "xs": 480 } }));
+    assert_eq!(
+        view["layout"],
+        json!({ "type": "grid", "columns": 12, "rowHeight": 50, "breakpoints": { "lg": 1200, "md": 996, "sm": 768, "xs": 480 } })
+    );
     assert_eq!(view["blocks"], json!([]));
     assert_eq!(view["sharing"]["visibility"], "private");
-    assert_eq!(view["sharing"]["embed_settings"], json!({ "enabled": false, "allowed_domains": [] }));
+    assert_eq!(
+        view["sharing"]["embed_settings"],
+        json!({ "enabled": false, "allowed_domains": [] })
+    );
     assert_eq!(view["metadata"]["tags"], json!(["sales", "q4"]));
     assert!(view["metadata"]["created_at"].is_string());
     assert_eq!(view["metadata"]["version_history"][0]["version"], 1);
-    let (status, list) = api.get(&format!("/api/v1/projects/{p}/canvases"), Some(&team.viewer.token)).await;
+    let (status, list) = api
+        .get(
+            &format!("/api/v1/projects/{p}/canvases"),
+            Some(&team.viewer.token),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(list["canvases"].as_array().unwrap().len(), 2);
-    let (status, body) = api.post(&format!("/api/v1/projects/{p}/canvases"), Some(&team.editor.token), json!({ "name": "T", "template_id": "missing" })).await;
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/projects/{p}/canvases"),
+            Some(&team.editor.token),
+            json!({ "name": "T", "template_id": "missing" }),
+        )
+        .await;
     assert_eq!(status, 404, "{body}");
 }
 
@@ -97,10 +206,37 @@ async fn deleting_a_canvas_closes_its_connections_with_4404() {
     let server = TestServer::start().await;
     let team = Team::new(&server).await;
     let mut viewer = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
-    assert_eq!(team.api.delete(&format!("/api/v1/canvases/{}", team.canvas), Some(&team.editor.token)).await.0, 403);
-    assert_eq!(team.api.delete(&format!("/api/v1/canvases/{}", team.canvas), Some(&team.admin.token)).await.0, 204);
+    assert_eq!(
+        team.api
+            .delete(
+                &format!("/api/v1/canvases/{}", team.canvas),
+                Some(&team.editor.token)
+            )
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        team.api
+            .delete(
+                &format!("/api/v1/canvases/{}", team.canvas),
+                Some(&team.admin.token)
+            )
+            .await
+            .0,
+        204
+    );
     assert_eq!(viewer.wait_closed().await.0, 4404);
-    assert_eq!(team.api.get(&format!("/api/v1/canvases/{}", team.canvas), Some(&team.owner.token)).await.0, 404);
+    assert_eq!(
+        team.api
+            .get(
+                &format!("/api/v1/canvases/{}", team.canvas),
+                Some(&team.owner.token)
+            )
+            .await
+            .0,
+        404
+    );
     let mut late = WsClient::connect(&server.ws_url(&team.canvas, &team.owner.token)).await;
     assert_eq!(late.wait_closed().await.0, 4404);
 }

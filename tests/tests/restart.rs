@@ -8,7 +8,8 @@ async fn state_survives_a_graceful_restart() {
     let team = Team::new(&server).await;
     let mut a = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
     for i in 0..30 {
-        a.edit(|txn| add_block(txn, &format!("b{i}"), "chart", (0, i, 2, 1))).await;
+        a.edit(|txn| add_block(txn, &format!("b{i}"), "chart", (0, i, 2, 1)))
+            .await;
     }
     a.edit(|txn| set_position(txn, "b0", "x", 10.0)).await;
     a.wait_acked().await;
@@ -25,7 +26,13 @@ async fn state_survives_a_graceful_restart() {
     // Logins, memberships and tokens survived too: the viewer still syncs the document.
     let viewer = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
     assert_eq!(block_ids(&viewer.doc).len(), 30);
-    let (status, body) = api.post("/api/v1/auth/login", None, serde_json::json!({ "email": team.editor.email, "password": "correct horse battery" })).await;
+    let (status, body) = api
+        .post(
+            "/api/v1/auth/login",
+            None,
+            serde_json::json!({ "email": team.editor.email, "password": "correct horse battery" }),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     server.stop().await;
     drop(tmp);
@@ -42,17 +49,32 @@ async fn rooms_unload_when_idle_and_reload_from_the_log() {
     let canvas: uuid::Uuid = team.canvas.parse().unwrap();
     let mut a = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
     for i in 0..25 {
-        a.edit(|txn| add_block(txn, &format!("b{i}"), "chart", (0, i, 2, 1))).await;
+        a.edit(|txn| add_block(txn, &format!("b{i}"), "chart", (0, i, 2, 1)))
+            .await;
     }
     a.wait_acked().await;
     drop(a);
     let deadline = tokio::time::Instant::now() + WAIT;
     while server.state.rooms.is_loaded(canvas) {
-        assert!(tokio::time::Instant::now() < deadline, "room never unloaded");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "room never unloaded"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let stored = server.state.storage.canvases.load_document(canvas).await.unwrap().unwrap();
-    assert!(stored.updates.is_empty(), "unload compacts the log: {} entries left", stored.updates.len());
+    let stored = server
+        .state
+        .storage
+        .canvases
+        .load_document(canvas)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored.updates.is_empty(),
+        "unload compacts the log: {} entries left",
+        stored.updates.len()
+    );
     let b = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
     assert_eq!(block_ids(&b.doc).len(), 25);
 }

@@ -32,18 +32,24 @@ async fn two_editors_converge_and_edits_are_acknowledged() {
     for c in [&a, &b] {
         let txn = c.doc.transact();
         let meta = txn.get_map("meta").expect("meta synced");
-        assert_eq!(meta.get(&txn, "name").map(|v| v.to_string(&txn)), Some("Q4 Sales Analysis".to_owned()));
+        assert_eq!(
+            meta.get(&txn, "name").map(|v| v.to_string(&txn)),
+            Some("Q4 Sales Analysis".to_owned())
+        );
     }
 
-    a.edit(|txn| add_block(txn, "b1", "narrative", (0, 0, 6, 4))).await;
+    a.edit(|txn| add_block(txn, "b1", "narrative", (0, 0, 6, 4)))
+        .await;
     a.wait_acked().await;
     b.wait_doc(|d| block_ids(d) == ["b1"]).await;
 
     // Concurrent typing into one narrative block converges.
     a.edit(|txn| insert_text(txn, "b1", 0, "Hello")).await;
     b.edit(|txn| insert_text(txn, "b1", 0, "World")).await;
-    a.wait_doc(|d| narrative_text(d, "b1").is_some_and(|t| t.len() == 10)).await;
-    b.wait_doc(|d| narrative_text(d, "b1").is_some_and(|t| t.len() == 10)).await;
+    a.wait_doc(|d| narrative_text(d, "b1").is_some_and(|t| t.len() == 10))
+        .await;
+    b.wait_doc(|d| narrative_text(d, "b1").is_some_and(|t| t.len() == 10))
+        .await;
     assert_eq!(narrative_text(&a.doc, "b1"), narrative_text(&b.doc, "b1"));
     a.wait_acked().await;
     b.wait_acked().await;
@@ -51,8 +57,14 @@ async fn two_editors_converge_and_edits_are_acknowledged() {
     // The REST view shows the live block in the seed's shape.
     let view = team.api.canvas_json(&team.viewer, &team.canvas).await;
     assert_eq!(view["blocks"][0]["id"], "b1");
-    assert_eq!(view["blocks"][0]["position"], serde_json::json!({"x": 0, "y": 0, "w": 6, "h": 4}));
-    assert_eq!(view["blocks"][0]["content"]["text"].as_str().map(str::len), Some(10));
+    assert_eq!(
+        view["blocks"][0]["position"],
+        serde_json::json!({"x": 0, "y": 0, "w": 6, "h": 4})
+    );
+    assert_eq!(
+        view["blocks"][0]["content"]["text"].as_str().map(str::len),
+        Some(10)
+    );
 }
 
 #[tokio::test]
@@ -62,12 +74,23 @@ async fn awareness_is_relayed_echoed_and_cleared_on_disconnect() {
     let mut a = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
     let mut b = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
 
-    a.send_awareness(4242, 1, r#"{"user":{"name":"Alice"},"cursor":{"x":3,"y":4}}"#).await;
+    a.send_awareness(
+        4242,
+        1,
+        r#"{"user":{"name":"Alice"},"cursor":{"x":3,"y":4}}"#,
+    )
+    .await;
     b.wait_for(|c, _| c.awareness.contains_key(&4242)).await;
     // Echoed to the sender as well (keeps y-websocket's 30 s liveness timer happy).
     a.wait_for(|c, _| c.awareness.contains_key(&4242)).await;
 
-    let (status, presence) = team.api.get(&format!("/api/v1/canvases/{}/presence", team.canvas), Some(&team.viewer.token)).await;
+    let (status, presence) = team
+        .api
+        .get(
+            &format!("/api/v1/canvases/{}/presence", team.canvas),
+            Some(&team.viewer.token),
+        )
+        .await;
     assert_eq!(status, 200, "{presence}");
     let list = presence["presence"].as_array().unwrap();
     assert_eq!(list.len(), 1, "{presence}");
@@ -88,7 +111,8 @@ async fn late_joiner_receives_everything_and_updates_relay_in_order() {
     let team = Team::new(&server).await;
     let mut a = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
     for i in 0..20 {
-        a.edit(|txn| add_block(txn, &format!("b{i:02}"), "chart", (0, i * 4, 6, 4))).await;
+        a.edit(|txn| add_block(txn, &format!("b{i:02}"), "chart", (0, i * 4, 6, 4)))
+            .await;
     }
     a.wait_acked().await;
     let late = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
@@ -97,10 +121,16 @@ async fn late_joiner_receives_everything_and_updates_relay_in_order() {
     a.edit(|txn| set_position(txn, "b00", "x", 6.0)).await;
     b.wait_doc(|d| {
         let view = canvas_engine::json::canvas_json(&d.transact());
-        view["blocks"].as_array().is_some_and(|bs| bs.iter().any(|b| b["id"] == "b00" && b["position"]["x"] == 6))
+        view["blocks"].as_array().is_some_and(|bs| {
+            bs.iter()
+                .any(|b| b["id"] == "b00" && b["position"]["x"] == 6)
+        })
     })
     .await;
     // Nothing else arrives at the sender: its own update is not echoed back.
     let extra = a.drain(Duration::from_millis(300)).await;
-    assert!(extra.iter().all(|i| matches!(i, Incoming::Ack(_))), "unexpected: {extra:?}");
+    assert!(
+        extra.iter().all(|i| matches!(i, Incoming::Ack(_))),
+        "unexpected: {extra:?}"
+    );
 }

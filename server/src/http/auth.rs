@@ -31,14 +31,21 @@ pub struct Login {
 fn validate_signup(body: &Signup) -> ApiResult<()> {
     let email = body.email.trim();
     let valid_email = email.len() <= 255
-        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
         && !email.chars().any(char::is_whitespace);
     if !valid_email {
-        return Err(ApiError::bad_request("invalid_email", "email must look like name@example.com"));
+        return Err(ApiError::bad_request(
+            "invalid_email",
+            "email must look like name@example.com",
+        ));
     }
     let name = &body.username;
     if !(3..=64).contains(&name.chars().count())
-        || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
     {
         return Err(ApiError::bad_request(
             "invalid_username",
@@ -46,13 +53,20 @@ fn validate_signup(body: &Signup) -> ApiResult<()> {
         ));
     }
     if !(8..=1024).contains(&body.password.chars().count()) {
-        return Err(ApiError::bad_request("invalid_password", "password must be 8 to 1024 characters"));
+        return Err(ApiError::bad_request(
+            "invalid_password",
+            "password must be 8 to 1024 characters",
+        ));
     }
     Ok(())
 }
 
 async fn session(state: &AppState, user: &User) -> ApiResult<String> {
-    Ok(state.storage.sessions.create_session(user.id, state.config.session_ttl()).await?)
+    Ok(state
+        .storage
+        .sessions
+        .create_session(user.id, state.config.session_ttl())
+        .await?)
 }
 
 /// Creates a user with an organization of their own and logs them in.
@@ -66,11 +80,26 @@ pub async fn signup(
     let user = state
         .storage
         .users
-        .create_user(NewUser { email: body.email.trim().to_owned(), username: body.username, hashed_password })
+        .create_user(NewUser {
+            email: body.email.trim().to_owned(),
+            username: body.username,
+            hashed_password,
+        })
         .await?;
     let token = session(&state, &user).await?;
-    audit(&state, &user, &client, "user.signup", ("user", Some(user.id)), json!({ "email": user.email })).await;
-    Ok((StatusCode::CREATED, Json(json!({ "user": user, "token": token }))))
+    audit(
+        &state,
+        &user,
+        &client,
+        "user.signup",
+        ("user", Some(user.id)),
+        json!({ "email": user.email }),
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "user": user, "token": token })),
+    ))
 }
 
 /// Logs in with email and password.
@@ -80,21 +109,46 @@ pub async fn login(
     ApiJson(body): ApiJson<Login>,
 ) -> ApiResult<Json<Value>> {
     let invalid = || ApiError::Unauthorized("wrong email or password".into());
-    let (user, hash) = state.storage.users.user_by_email(body.email.trim()).await?.ok_or_else(invalid)?;
+    let (user, hash) = state
+        .storage
+        .users
+        .user_by_email(body.email.trim())
+        .await?
+        .ok_or_else(invalid)?;
     let hash = hash.ok_or_else(invalid)?;
     if !verify_password(body.password, hash).await? {
         return Err(invalid());
     }
     state.storage.users.record_login(user.id).await?;
     let token = session(&state, &user).await?;
-    audit(&state, &user, &client, "user.login", ("user", Some(user.id)), json!({})).await;
+    audit(
+        &state,
+        &user,
+        &client,
+        "user.login",
+        ("user", Some(user.id)),
+        json!({}),
+    )
+    .await;
     Ok(Json(json!({ "user": user, "token": token })))
 }
 
 /// Ends the calling session (other sessions of the user stay).
-pub async fn logout(State(state): State<AppState>, client: ClientInfo, caller: AuthUser) -> ApiResult<StatusCode> {
+pub async fn logout(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    caller: AuthUser,
+) -> ApiResult<StatusCode> {
     state.storage.sessions.delete_session(&caller.token).await?;
-    audit(&state, &caller.user, &client, "user.logout", ("user", Some(caller.user.id)), json!({})).await;
+    audit(
+        &state,
+        &caller.user,
+        &client,
+        "user.logout",
+        ("user", Some(caller.user.id)),
+        json!({}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

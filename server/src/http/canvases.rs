@@ -46,8 +46,16 @@ pub async fn create(
         // No templates exist yet; an unknown id is a 404 like any other unknown id.
         return Err(ApiError::NotFound(format!("template {template} not found")));
     }
-    if body.tags.len() > 64 || body.tags.iter().any(|t| t.is_empty() || t.chars().count() > 64) {
-        return Err(ApiError::bad_request("invalid_tags", "at most 64 tags of 1 to 64 characters"));
+    if body.tags.len() > 64
+        || body
+            .tags
+            .iter()
+            .any(|t| t.is_empty() || t.chars().count() > 64)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_tags",
+            "at most 64 tags of 1 to 64 characters",
+        ));
     }
     let new = NewCanvas {
         id: Uuid::new_v4(),
@@ -79,10 +87,25 @@ pub async fn create(
     };
     let view = {
         use canvas_engine::yrs::Transact;
-        view::canvas_view(&provisional, doc_json::canvas_json(&canvas.doc().transact()))
+        view::canvas_view(
+            &provisional,
+            doc_json::canvas_json(&canvas.doc().transact()),
+        )
     };
-    let record = state.storage.canvases.create_canvas(new, &state_bytes, &view).await?;
-    audit(&state, &caller.user, &client, "canvas.create", ("canvas", Some(record.id)), json!({ "name": record.name, "project_id": project_id })).await;
+    let record = state
+        .storage
+        .canvases
+        .create_canvas(new, &state_bytes, &view)
+        .await?;
+    audit(
+        &state,
+        &caller.user,
+        &client,
+        "canvas.create",
+        ("canvas", Some(record.id)),
+        json!({ "name": record.name, "project_id": project_id }),
+    )
+    .await;
     let mut body = view;
     body["id"] = json!(record.id);
     Ok((StatusCode::CREATED, Json(body)))
@@ -95,7 +118,11 @@ pub async fn list(
     ApiPath(project_id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Value>> {
     project_role(&state, caller.user.id, project_id).await?;
-    let canvases = state.storage.canvases.canvases_in_project(project_id).await?;
+    let canvases = state
+        .storage
+        .canvases
+        .canvases_in_project(project_id)
+        .await?;
     Ok(Json(json!({ "canvases": canvases })))
 }
 
@@ -110,12 +137,20 @@ async fn live_view(state: &AppState, caller: &AuthUser, id: Uuid) -> ApiResult<R
 }
 
 /// The canvas in the seed's MongoDB shape, with the live blocks.
-pub async fn get(State(state): State<AppState>, caller: AuthUser, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Value>> {
+pub async fn get(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(live_view(&state, &caller, id).await?.json))
 }
 
 /// Who is connected to the canvas now, with their cursor and selection.
-pub async fn presence(State(state): State<AppState>, caller: AuthUser, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Value>> {
+pub async fn presence(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Value>> {
     let view = live_view(&state, &caller, id).await?;
     Ok(Json(json!({ "canvas_id": id, "presence": view.presence })))
 }
@@ -129,16 +164,30 @@ pub async fn delete(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
     let access = canvas_access(&state, &caller.user, id).await?;
-    let allowed = access.access.project_role.is_some_and(Role::can_administer) || access.canvas.owner_id == caller.user.id;
+    let allowed = access.access.project_role.is_some_and(Role::can_administer)
+        || access.canvas.owner_id == caller.user.id;
     if !allowed {
         return Err(if access.access.project_role.is_some() {
-            ApiError::Forbidden("only admins, the owner and the canvas's creator delete canvases".into())
+            ApiError::Forbidden(
+                "only admins, the owner and the canvas's creator delete canvases".into(),
+            )
         } else {
             ApiError::Forbidden("you have no access to this canvas".into())
         });
     }
-    state.rooms.close(id, close::NOT_FOUND, "canvas deleted").await;
+    state
+        .rooms
+        .close(id, close::NOT_FOUND, "canvas deleted")
+        .await;
     state.storage.canvases.delete_canvas(id).await?;
-    audit(&state, &caller.user, &client, "canvas.delete", ("canvas", Some(id)), json!({ "name": access.canvas.name })).await;
+    audit(
+        &state,
+        &caller.user,
+        &client,
+        "canvas.delete",
+        ("canvas", Some(id)),
+        json!({ "name": access.canvas.name }),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -41,8 +41,14 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        Ok(ClientInfo { ip, user_agent: user_agent(&parts.headers) })
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(ClientInfo {
+            ip,
+            user_agent: user_agent(&parts.headers),
+        })
     }
 }
 
@@ -87,10 +93,22 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/me", get(auth::me))
         .route("/projects", post(projects::create).get(projects::list))
         .route("/projects/{id}", get(projects::get))
-        .route("/projects/{id}/members", post(projects::add_member).get(projects::members))
-        .route("/projects/{id}/members/{user_id}", delete(projects::remove_member))
-        .route("/projects/{id}/canvases", post(canvases::create).get(canvases::list))
-        .route("/canvases/{id}", get(canvases::get).delete(canvases::delete))
+        .route(
+            "/projects/{id}/members",
+            post(projects::add_member).get(projects::members),
+        )
+        .route(
+            "/projects/{id}/members/{user_id}",
+            delete(projects::remove_member),
+        )
+        .route(
+            "/projects/{id}/canvases",
+            post(canvases::create).get(canvases::list),
+        )
+        .route(
+            "/canvases/{id}",
+            get(canvases::get).delete(canvases::delete),
+        )
         .route("/canvases/{id}/presence", get(canvases::presence));
     Router::new()
         .nest("/api/v1", api)

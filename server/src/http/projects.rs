@@ -34,7 +34,10 @@ pub struct AddMember {
 pub fn valid_name(name: &str) -> ApiResult<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 255 {
-        return Err(ApiError::bad_request("invalid_name", "name must be 1 to 255 characters"));
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name must be 1 to 255 characters",
+        ));
     }
     Ok(name.to_owned())
 }
@@ -90,32 +93,61 @@ pub async fn create(
             owner_id: caller.user.id,
         })
         .await?;
-    audit(&state, &caller.user, &client, "project.create", ("project", Some(project.id)), json!({ "name": project.name })).await;
-    Ok((StatusCode::CREATED, Json(project_json(&project, Role::Owner))))
+    audit(
+        &state,
+        &caller.user,
+        &client,
+        "project.create",
+        ("project", Some(project.id)),
+        json!({ "name": project.name }),
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(project_json(&project, Role::Owner)),
+    ))
 }
 
 /// The caller's projects.
 pub async fn list(State(state): State<AppState>, caller: AuthUser) -> ApiResult<Json<Value>> {
-    let projects = state.storage.projects.projects_for_user(caller.user.id).await?;
+    let projects = state
+        .storage
+        .projects
+        .projects_for_user(caller.user.id)
+        .await?;
     let mut out = Vec::with_capacity(projects.len());
     for project in &projects {
-        let role = state.storage.projects.member_role(project.id, caller.user.id).await?;
+        let role = state
+            .storage
+            .projects
+            .member_role(project.id, caller.user.id)
+            .await?;
         out.push(project_json(project, role.unwrap_or(Role::Viewer)));
     }
     Ok(Json(json!({ "projects": out })))
 }
 
 /// One project the caller belongs to.
-pub async fn get(State(state): State<AppState>, caller: AuthUser, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Value>> {
+pub async fn get(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Value>> {
     let (project, role) = project_role(&state, caller.user.id, id).await?;
     Ok(Json(project_json(&project, role)))
 }
 
 /// The members of a project the caller belongs to.
-pub async fn members(State(state): State<AppState>, caller: AuthUser, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Value>> {
+pub async fn members(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Value>> {
     let (project, _) = project_role(&state, caller.user.id, id).await?;
     let members = state.storage.projects.members(id).await?;
-    Ok(Json(json!({ "owner_id": project.owner_id, "members": members })))
+    Ok(Json(
+        json!({ "owner_id": project.owner_id, "members": members }),
+    ))
 }
 
 /// Adds a member or changes their role. Admins and the owner only.
@@ -128,27 +160,49 @@ pub async fn add_member(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let (project, role) = project_role(&state, caller.user.id, id).await?;
     if !role.can_administer() {
-        return Err(ApiError::Forbidden("only admins and the owner manage members".into()));
+        return Err(ApiError::Forbidden(
+            "only admins and the owner manage members".into(),
+        ));
     }
     let new_role: Role = body
         .role
         .parse()
         .ok()
         .filter(|r| *r != Role::Owner)
-        .ok_or_else(|| ApiError::bad_request("invalid_role", "role must be viewer, editor or admin"))?;
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_role", "role must be viewer, editor or admin")
+        })?;
     let user = match (body.user_id, body.email.as_deref()) {
         (Some(user_id), None) => state.storage.users.user_by_id(user_id).await?,
-        (None, Some(email)) => state.storage.users.user_by_email(email.trim()).await?.map(|(u, _)| u),
-        _ => return Err(ApiError::bad_request("invalid_member", "give exactly one of email or user_id")),
+        (None, Some(email)) => state
+            .storage
+            .users
+            .user_by_email(email.trim())
+            .await?
+            .map(|(u, _)| u),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_member",
+                "give exactly one of email or user_id",
+            ));
+        }
     }
     .ok_or_else(|| ApiError::NotFound("no such user".into()))?;
     if user.id == project.owner_id {
-        return Err(ApiError::bad_request("invalid_member", "the owner's role cannot be changed"));
+        return Err(ApiError::bad_request(
+            "invalid_member",
+            "the owner's role cannot be changed",
+        ));
     }
     let member = state
         .storage
         .projects
-        .put_member(NewMember { project_id: id, user_id: user.id, role: new_role, invited_by: Some(caller.user.id) })
+        .put_member(NewMember {
+            project_id: id,
+            user_id: user.id,
+            role: new_role,
+            invited_by: Some(caller.user.id),
+        })
         .await?;
     audit(
         &state,
@@ -171,11 +225,23 @@ pub async fn remove_member(
 ) -> ApiResult<StatusCode> {
     let (_, role) = project_role(&state, caller.user.id, id).await?;
     if !role.can_administer() {
-        return Err(ApiError::Forbidden("only admins and the owner manage members".into()));
+        return Err(ApiError::Forbidden(
+            "only admins and the owner manage members".into(),
+        ));
     }
     if !state.storage.projects.remove_member(id, user_id).await? {
-        return Err(ApiError::NotFound(format!("user {user_id} is not a member")));
+        return Err(ApiError::NotFound(format!(
+            "user {user_id} is not a member"
+        )));
     }
-    audit(&state, &caller.user, &client, "member.remove", ("project", Some(id)), json!({ "user_id": user_id })).await;
+    audit(
+        &state,
+        &caller.user,
+        &client,
+        "member.remove",
+        ("project", Some(id)),
+        json!({ "user_id": user_id }),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -44,7 +44,10 @@ pub async fn ws_handler(
     params: Result<Query<WsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let max = state.config.max_message_bytes;
-    let params = params.map(|Query(p)| p).unwrap_or(WsParams { token: None, acks: None });
+    let params = params.map(|Query(p)| p).unwrap_or(WsParams {
+        token: None,
+        acks: None,
+    });
     let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let span = info_span!("conn", conn = conn_id, canvas = %canvas);
     ws.read_buffer_size(BUFFER_BYTES)
@@ -60,7 +63,13 @@ pub async fn ws_handler(
         })
 }
 
-async fn connection(mut socket: WebSocket, state: AppState, conn_id: ConnId, canvas: String, params: WsParams) {
+async fn connection(
+    mut socket: WebSocket,
+    state: AppState,
+    conn_id: ConnId,
+    canvas: String,
+    params: WsParams,
+) {
     let (canvas_id, user, access) = match admit(&state, &canvas, params.token.as_deref()).await {
         Ok(admitted) => admitted,
         Err((code, reason)) => {
@@ -87,7 +96,12 @@ async fn connection(mut socket: WebSocket, state: AppState, conn_id: ConnId, can
             room
         }
         Ok(Joined::Forbidden) => {
-            close_socket(&mut socket, close::FORBIDDEN, "you have no access to this canvas").await;
+            close_socket(
+                &mut socket,
+                close::FORBIDDEN,
+                "you have no access to this canvas",
+            )
+            .await;
             return;
         }
         Err(e) => {
@@ -167,7 +181,8 @@ async fn admit(
     let user = auth::authenticate(state, token)
         .await
         .map_err(|e| (close::UNAUTHORIZED, e.to_string()))?;
-    let canvas_id = Uuid::parse_str(canvas).map_err(|_| (close::NOT_FOUND, format!("no canvas {canvas:?}")))?;
+    let canvas_id =
+        Uuid::parse_str(canvas).map_err(|_| (close::NOT_FOUND, format!("no canvas {canvas:?}")))?;
     let access = crate::access::canvas_access(state, &user, canvas_id)
         .await
         .map_err(|e| match e {
@@ -189,6 +204,9 @@ async fn close_socket(socket: &mut WebSocket, code: u16, reason: &str) {
         reason.truncate(cut);
     }
     let _ = socket
-        .send(WsMessage::Close(Some(CloseFrame { code, reason: reason.into() })))
+        .send(WsMessage::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
         .await;
 }

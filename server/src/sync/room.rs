@@ -22,7 +22,7 @@ use canvas_engine::inspect::RefusalCode;
 use canvas_engine::protocol::{self, Ack, ErrorBody, Extension};
 use canvas_engine::yrs::sync::awareness::AwarenessUpdate;
 use canvas_engine::yrs::sync::{Message, SyncMessage};
-use canvas_engine::yrs::{ReadTxn, StateVector, Transact};
+use canvas_engine::yrs::{ClientID, Transact};
 use canvas_engine::{CanvasDoc, Role, edits, json, presence::PresenceTable};
 use canvas_storage::{CanvasRecord, StorageResult};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -147,13 +147,15 @@ struct Conn {
     /// The last acknowledgement sent.
     acked: u64,
     /// Awareness client ids this connection announced (removed when it leaves).
-    clients: HashSet<u64>,
+    clients: HashSet<ClientID>,
 }
 
 impl Conn {
     /// Everything up to this sequence number is durable or was refused.
     fn ack_target(&self) -> u64 {
-        self.unsaved.front().map_or(self.received, |first| first - 1)
+        self.unsaved
+            .front()
+            .map_or(self.received, |first| first - 1)
     }
 }
 
@@ -179,7 +181,7 @@ pub(super) struct Room {
     canvas: CanvasDoc,
     conns: HashMap<ConnId, Conn>,
     presence: PresenceTable,
-    last_seen: HashMap<u64, SystemTime>,
+    last_seen: HashMap<ClientID, SystemTime>,
     /// Accepted, applied in memory, not yet handed to a writer.
     queued: Vec<Accepted>,
     /// Whether a write is in flight (at most one at a time, keeping the log in order).
@@ -199,7 +201,12 @@ enum Flow {
 
 impl Room {
     /// Loads the canvas from storage and runs the room until it unloads or the server stops.
-    pub(super) async fn run(id: Uuid, generation: u64, state: AppState, mut rx: mpsc::Receiver<RoomCmd>) {
+    pub(super) async fn run(
+        id: Uuid,
+        generation: u64,
+        state: AppState,
+        mut rx: mpsc::Receiver<RoomCmd>,
+    ) {
         let (room, written_rx) = match Room::load(id, generation, state.clone()).await {
             Ok(loaded) => loaded,
             Err(cause) => {
@@ -212,7 +219,11 @@ impl Room {
         room.serve(rx, written_rx).await;
     }
 
-    async fn load(id: Uuid, generation: u64, state: AppState) -> Result<(Room, mpsc::Receiver<Written>), String> {
+    async fn load(
+        id: Uuid,
+        generation: u64,
+        state: AppState,
+    ) -> Result<(Room, mpsc::Receiver<Written>), String> {
         let storage = &state.storage.canvases;
         let record = storage
             .canvas(id)
@@ -224,9 +235,15 @@ impl Room {
             .await
             .map_err(|e| e.to_string())?
             .ok_or("canvas document not found")?;
-        let durable_seq = stored.updates.last().map_or(stored.snapshot_seq, |(seq, _)| *seq);
-        let canvas = CanvasDoc::from_stored(&stored.snapshot, stored.updates.iter().map(|(_, u)| u.as_slice()))
-            .map_err(|e| e.to_string())?;
+        let durable_seq = stored
+            .updates
+            .last()
+            .map_or(stored.snapshot_seq, |(seq, _)| *seq);
+        let canvas = CanvasDoc::from_stored(
+            &stored.snapshot,
+            stored.updates.iter().map(|(_, u)| u.as_slice()),
+        )
+        .map_err(|e| e.to_string())?;
         info!(canvas = %id, log_entries = stored.updates.len(), "room loaded");
         let (written_tx, written_rx) = mpsc::channel(1);
         let room = Room {
@@ -248,7 +265,11 @@ impl Room {
         Ok((room, written_rx))
     }
 
-    async fn serve(mut self, mut rx: mpsc::Receiver<RoomCmd>, mut written_rx: mpsc::Receiver<Written>) {
+    async fn serve(
+        mut self,
+        mut rx: mpsc::Receiver<RoomCmd>,
+        mut written_rx: mpsc::Receiver<Written>,
+    ) {
         let shutdown = self.state.shutdown.clone();
         let idle = self.state.config.idle_unload();
         loop {
@@ -313,7 +334,9 @@ impl Room {
         let out = request.out;
         // y-websocket: the server opens with its sync step 1, then the awareness it knows,
         // each as its own frame (the JS client reads one message per frame).
-        let _ = out.try_send(Outbound::Frame(protocol::sync_step1(&self.canvas.state_vector()).into()));
+        let _ = out.try_send(Outbound::Frame(
+            protocol::sync_step1(&self.canvas.state_vector()).into(),
+        ));
         let known = self.presence.full_update();
         if !known.clients.is_empty() {
             let _ = out.try_send(Outbound::Frame(protocol::awareness(&known).into()));
@@ -337,8 +360,10 @@ impl Room {
     }
 
     fn leave(&mut self, conn_id: ConnId) {
-        let Some(conn) = self.conns.remove(&conn_id) else { return };
-        let ids: Vec<u64> = conn.clients.into_iter().collect();
+        let Some(conn) = self.conns.remove(&conn_id) else {
+            return;
+        };
+        let ids: Vec<ClientID> = conn.clients.into_iter().collect();
         if let Some(removal) = self.presence.remove(&ids) {
             for id in &ids {
                 self.last_seen.remove(id);
@@ -360,7 +385,8 @@ impl Room {
                 let diff = self.canvas.encode_diff(&sv);
                 self.send(conn_id, protocol::sync_step2(&diff).into());
             }
-            Message::Sync(SyncMessage::SyncStep2(update)) | Message::Sync(SyncMessage::Update(update)) => {
+            Message::Sync(SyncMessage::SyncStep2(update))
+            | Message::Sync(SyncMessage::Update(update)) => {
                 self.update(conn_id, update);
             }
             Message::Awareness(update) => self.awareness(conn_id, update),
@@ -375,7 +401,9 @@ impl Room {
     }
 
     fn update(&mut self, conn_id: ConnId, update: Vec<u8>) {
-        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return;
+        };
         conn.received += 1;
         let seq = conn.received;
         let role = conn.role;
@@ -385,11 +413,19 @@ impl Room {
                 if let Some(conn) = self.conns.get_mut(&conn_id) {
                     conn.unsaved.push_back(seq);
                 }
-                self.queued.push(Accepted { from: conn_id, seq, update });
+                self.queued.push(Accepted {
+                    from: conn_id,
+                    seq,
+                    update,
+                });
             }
             Err(refusal) if refusal.code == RefusalCode::MalformedUpdate => {
                 warn!(canvas = %self.id, conn = conn_id, %refusal, "malformed update; closing");
-                self.close_conn(conn_id, close::MALFORMED, format!("malformed update: {}", refusal.message));
+                self.close_conn(
+                    conn_id,
+                    close::MALFORMED,
+                    format!("malformed update: {}", refusal.message),
+                );
                 return;
             }
             Err(refusal) => {
@@ -454,7 +490,9 @@ impl Room {
                 // keep their changes and resend them when they resync with a reloaded room.
                 error!(canvas = %self.id, %cause, "durable write failed; closing the room");
                 for conn in self.conns.values() {
-                    let _ = conn.out.try_send(Outbound::Close(close::INTERNAL, "storage failure".into()));
+                    let _ = conn
+                        .out
+                        .try_send(Outbound::Close(close::INTERNAL, "storage failure".into()));
                 }
                 self.conns.clear();
                 return Flow::Stop;
@@ -484,7 +522,9 @@ impl Room {
 
     /// Sends the connection its durable acknowledgement, if it asked for them and it moved.
     fn ack(&mut self, conn_id: ConnId) {
-        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return;
+        };
         let through = conn.ack_target();
         if !conn.wants_acks || through <= conn.acked {
             return;
@@ -528,15 +568,22 @@ impl Room {
         if effective_role(access, &sharing).is_none() {
             return ReadReply::Forbidden;
         }
-        ReadReply::View(Box::new(RoomView { json: self.json(), sharing, presence: self.presence_list() }))
+        ReadReply::View(Box::new(RoomView {
+            json: self.json(),
+            sharing,
+            presence: self.presence_list(),
+        }))
     }
 
     fn presence_list(&self) -> Vec<serde_json::Value> {
-        let states: HashMap<u64, serde_json::Value> = self.presence.states().into_iter().collect();
+        let states: HashMap<ClientID, serde_json::Value> = self.presence.states().into_iter().collect();
         let mut list = Vec::new();
         for conn in self.conns.values() {
             for client_id in &conn.clients {
-                let state = states.get(client_id).cloned().unwrap_or(serde_json::Value::Null);
+                let state = states
+                    .get(client_id)
+                    .cloned()
+                    .unwrap_or(serde_json::Value::Null);
                 let last_seen = self
                     .last_seen
                     .get(client_id)
@@ -544,7 +591,7 @@ impl Room {
                 list.push(serde_json::json!({
                     "user_id": conn.user_id,
                     "username": conn.username,
-                    "client_id": client_id,
+                    "client_id": client_id.get(),
                     "cursor": state.get("cursor").cloned().unwrap_or(serde_json::Value::Null),
                     "selection": state.get("selection").cloned().unwrap_or(serde_json::Value::Null),
                     "last_seen": last_seen,
@@ -557,7 +604,9 @@ impl Room {
     }
 
     fn send(&mut self, conn_id: ConnId, frame: Bytes) {
-        let Some(conn) = self.conns.get(&conn_id) else { return };
+        let Some(conn) = self.conns.get(&conn_id) else {
+            return;
+        };
         if conn.out.try_send(Outbound::Frame(frame)).is_err() {
             self.drop_slow(conn_id);
         }
@@ -604,7 +653,11 @@ impl Room {
     }
 
     /// Server shutdown: finish the writes, checkpoint, close every connection with 1001.
-    async fn shut_down(mut self, rx: &mut mpsc::Receiver<RoomCmd>, written_rx: &mut mpsc::Receiver<Written>) {
+    async fn shut_down(
+        mut self,
+        rx: &mut mpsc::Receiver<RoomCmd>,
+        written_rx: &mut mpsc::Receiver<Written>,
+    ) {
         rx.close();
         while let Ok(cmd) = rx.try_recv() {
             match cmd {
@@ -628,7 +681,10 @@ impl Room {
         }
         self.checkpoint().await;
         for conn in self.conns.values() {
-            let _ = conn.out.try_send(Outbound::Close(close::GOING_AWAY, "server shutting down".into()));
+            let _ = conn.out.try_send(Outbound::Close(
+                close::GOING_AWAY,
+                "server shutting down".into(),
+            ));
         }
         self.state.rooms.forget(self.id, self.generation);
         info!(canvas = %self.id, "room flushed for shutdown");

@@ -95,7 +95,12 @@ impl Rooms {
     }
 
     /// Joins a connection to a canvas's room.
-    pub async fn join(&self, state: &AppState, id: Uuid, make: impl Fn() -> JoinRequest) -> Result<Joined, RoomError> {
+    pub async fn join(
+        &self,
+        state: &AppState,
+        id: Uuid,
+        make: impl Fn() -> JoinRequest,
+    ) -> Result<Joined, RoomError> {
         for _ in 0..RETRIES {
             let handle = self.handle(state, id);
             let (reply, answer) = oneshot::channel();
@@ -113,11 +118,21 @@ impl Rooms {
     }
 
     /// Reads the live view of a canvas for a user; `Ok(None)` if they have no role on it.
-    pub async fn read(&self, state: &AppState, id: Uuid, access: &ProjectAccess) -> Result<Option<RoomView>, RoomError> {
+    pub async fn read(
+        &self,
+        state: &AppState,
+        id: Uuid,
+        access: &ProjectAccess,
+    ) -> Result<Option<RoomView>, RoomError> {
         for _ in 0..RETRIES {
             let handle = self.handle(state, id);
             let (reply, answer) = oneshot::channel();
-            if handle.tx.send(RoomCmd::Read(access.clone(), reply)).await.is_err() {
+            if handle
+                .tx
+                .send(RoomCmd::Read(access.clone(), reply))
+                .await
+                .is_err()
+            {
                 self.forget(id, handle.generation);
                 continue;
             }
@@ -134,7 +149,10 @@ impl Rooms {
     pub async fn close(&self, id: Uuid, code: u16, reason: &str) {
         let handle = self.map.get(&id).map(|h| h.clone());
         if let Some(handle) = handle {
-            let _ = handle.tx.send(RoomCmd::Close(code, reason.to_owned())).await;
+            let _ = handle
+                .tx
+                .send(RoomCmd::Close(code, reason.to_owned()))
+                .await;
         }
     }
 }
