@@ -1,1 +1,218 @@
-//! (being written)
+//! [`CanvasDoc`]: one canvas document (a yrs [`Doc`]) plus the [`DocIndex`] the inspector
+//! needs. Every change, local or remote, goes through it so the index stays current.
+//!
+//! - [`CanvasDoc::apply_checked`]: an update from a client, judged by its role first.
+//! - [`CanvasDoc::apply_trusted`]: log replay and updates from other server nodes.
+//! - [`CanvasDoc::edit`]: a change made by the server itself.
+
+use crate::Role;
+use crate::inspect::{self, DocIndex, InspectError, Inspection, Refusal, RefusalCode};
+use yrs::encoding::read::Error as ReadError;
+use yrs::error::UpdateError;
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, TransactionMut, Update};
+
+/// Errors of loading or changing a [`CanvasDoc`].
+#[derive(Debug, thiserror::Error)]
+pub enum DocError {
+    /// Bytes that should hold an update or a state vector do not decode.
+    #[error("cannot decode: {0}")]
+    Decode(#[source] ReadError),
+    /// yrs refused to apply a decoded update.
+    #[error("cannot apply the update: {0}")]
+    Apply(#[source] UpdateError),
+    /// The inspection was made against an older state of the document: inspect again.
+    #[error("the inspection is stale: the document changed since it was made")]
+    StaleInspection,
+    /// The location index could not be built.
+    #[error("cannot index the document: {0}")]
+    Index(#[source] InspectError),
+}
+
+/// The outcome of an accepted update.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Applied {
+    /// Nothing changed (everything was already in the document): nothing to store or relay.
+    pub noop: bool,
+    /// Ids of the blocks the update created, changed or deleted, sorted.
+    pub touched_blocks: Vec<String>,
+}
+
+/// A canvas document and its location index.
+#[derive(Debug)]
+pub struct CanvasDoc {
+    doc: Doc,
+    index: DocIndex,
+}
+
+impl Default for CanvasDoc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn new_doc() -> Doc {
+    Doc::with_options(Options {
+        offset_kind: OffsetKind::Utf16,
+        ..Default::default()
+    })
+}
+
+impl CanvasDoc {
+    /// An empty canvas document.
+    pub fn new() -> Self {
+        CanvasDoc {
+            doc: new_doc(),
+            index: DocIndex::default(),
+        }
+    }
+
+    /// Loads a document from its stored snapshot (a v1 update; may be empty bytes for an
+    /// empty document) and the log of updates accepted since.
+    pub fn from_stored<'a>(
+        snapshot: &[u8],
+        log: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Self, DocError> {
+        let doc = new_doc();
+        {
+            let mut txn = doc.transact_mut();
+            if !snapshot.is_empty() {
+                let update = Update::decode_v1(snapshot).map_err(DocError::Decode)?;
+                txn.apply_update(update).map_err(DocError::Apply)?;
+            }
+            for entry in log {
+                let update = Update::decode_v1(entry).map_err(DocError::Decode)?;
+                txn.apply_update(update).map_err(DocError::Apply)?;
+            }
+        }
+        let index = DocIndex::build(&doc).map_err(DocError::Index)?;
+        Ok(CanvasDoc { doc, index })
+    }
+
+    /// The yrs document (read it with read transactions; change it only through this type).
+    pub fn doc(&self) -> &Doc {
+        &self.doc
+    }
+
+    /// The location index.
+    pub fn index(&self) -> &DocIndex {
+        &self.index
+    }
+
+    /// Judges an update from a client with `role`. Changes nothing.
+    pub fn inspect(&self, role: Role, update: &[u8]) -> Result<Inspection, Refusal> {
+        inspect::inspect(&self.doc, &self.index, role, update)
+    }
+
+    /// Applies an update accepted by [`CanvasDoc::inspect`] (with no change in between).
+    pub fn apply_inspected(
+        &mut self,
+        update: &[u8],
+        inspection: Inspection,
+    ) -> Result<(), DocError> {
+        if !inspection.is_current_for(&self.index) {
+            return Err(DocError::StaleInspection);
+        }
+        if inspection.is_noop() {
+            return Ok(());
+        }
+        let decoded = Update::decode_v1(update).map_err(DocError::Decode)?;
+        self.apply_located(decoded, Ok(inspection))
+    }
+
+    /// Applies a decoded update and records it in the index; re-indexes the whole document if
+    /// the update was not located, did not fully integrate, or failed half-way.
+    fn apply_located(
+        &mut self,
+        update: Update,
+        located: Result<Inspection, InspectError>,
+    ) -> Result<(), DocError> {
+        let mut txn = self.doc.transact_mut();
+        let result = txn.apply_update(update);
+        let recorded = match (&result, located) {
+            (Ok(()), Ok(located)) if !txn.has_missing_updates() => self
+                .index
+                .apply_inspection(&located, Some(txn.delete_set()))
+                .is_ok(),
+            _ => false,
+        };
+        drop(txn);
+        if !recorded {
+            self.reindex()?;
+        }
+        result.map_err(DocError::Apply)
+    }
+
+    /// Inspects an update from a client with `role` and applies it if accepted.
+    pub fn apply_checked(&mut self, role: Role, update: &[u8]) -> Result<Applied, Refusal> {
+        let inspection = self.inspect(role, update)?;
+        let applied = Applied {
+            noop: inspection.is_noop(),
+            touched_blocks: inspection.touched_blocks().to_vec(),
+        };
+        self.apply_inspected(update, inspection)
+            .map_err(|e| Refusal {
+                code: RefusalCode::MalformedUpdate,
+                message: e.to_string(),
+            })?;
+        Ok(applied)
+    }
+
+    /// Applies an update without any role or schema check (log replay, other server nodes),
+    /// keeping the index current.
+    pub fn apply_trusted(&mut self, update: &[u8]) -> Result<(), DocError> {
+        let decoded = Update::decode_v1(update).map_err(DocError::Decode)?;
+        let located = inspect::locate(&self.index, update);
+        self.apply_located(decoded, located)
+    }
+
+    /// A change made by the server: runs `f` in a write transaction and returns its result
+    /// and the v1 update it produced (the empty update `[0, 0]` if nothing changed).
+    pub fn edit<R>(&mut self, f: impl FnOnce(&mut TransactionMut) -> R) -> (R, Vec<u8>) {
+        let mut txn = self.doc.transact_mut();
+        let result = f(&mut txn);
+        let update = txn.encode_update_v1();
+        // locate the new items against the index as it was before the edit
+        let recorded = match inspect::locate(&self.index, &update) {
+            Ok(located) => self
+                .index
+                .apply_inspection(&located, Some(txn.delete_set()))
+                .is_ok(),
+            Err(_) => false,
+        };
+        drop(txn);
+        if !recorded {
+            // should not happen: the server's own edits always integrate
+            let _ = self.reindex();
+        }
+        (result, update)
+    }
+
+    fn reindex(&mut self) -> Result<(), DocError> {
+        self.index = DocIndex::build(&self.doc).map_err(DocError::Index)?;
+        Ok(())
+    }
+
+    /// The document's state vector.
+    pub fn state_vector(&self) -> StateVector {
+        self.doc.transact().state_vector()
+    }
+
+    /// The document's state vector, v1-encoded (sync step 1).
+    pub fn encode_state_vector(&self) -> Vec<u8> {
+        self.state_vector().encode_v1()
+    }
+
+    /// What a peer with state vector `remote_sv` is missing, as a v1 update (sync step 2).
+    pub fn encode_diff(&self, remote_sv: &StateVector) -> Vec<u8> {
+        self.doc.transact().encode_diff_v1(remote_sv)
+    }
+
+    /// The full state as a v1 update (a snapshot).
+    pub fn encode_state(&self) -> Vec<u8> {
+        self.doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default())
+    }
+}

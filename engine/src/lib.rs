@@ -24,6 +24,6 @@ pub mod protocol;
 pub mod role;
 pub mod schema;
 
-// pub use canvas::CanvasDoc; (enabled when canvas.rs lands)
+pub use canvas::CanvasDoc;
 pub use role::Role;
 pub use yrs;

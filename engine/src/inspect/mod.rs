@@ -1,0 +1,351 @@
+//! The gatekeeper: decides, before an incoming Yjs update (v1 encoding) is applied to a room's
+//! document, whether the sender's [`Role`] allows it and whether it keeps the schema. A refused
+//! update is not applied at all.
+//!
+//! # Why an own parser and index
+//!
+//! To judge an update we must know where each new item lands (`blocks.<id>.position.x`,
+//! `sharing.permissions`, ...). An item names its parent only when it has no neighbours;
+//! otherwise it inherits the parent of its origin (left neighbour) or right origin, which may
+//! be anywhere in the document or earlier in the same update. yrs 0.28 keeps the answer to
+//! "which type does item `x` live in" private (`Update::blocks`, `Item::parent`, the block
+//! store lookups are `pub(crate)`), and the public detours (`StickyIndex`) walk siblings in
+//! O(n). So the engine keeps its own answer:
+//!
+//! - [`parse`] reads the update with yrs's public v1 decoder traits, mirroring
+//!   `Update::decode`, and is stricter than yrs wherever yrs would panic or blow the stack.
+//! - [`DocIndex`] maps every integrated clock range of every client to its location
+//!   (container + map key), knows which items are shared types (containers) and which ranges
+//!   are deleted. Ranges are merged: a run of keystrokes of one client in one text is one
+//!   entry. Lookups are `O(log n)`.
+//! - [`resolve`] replays yrs's integration order over the index (without touching the
+//!   document) and locates every new item from its explicit parent, its origin or its right
+//!   origin. Anything yrs would have to keep pending (a gap in a client's clocks, an unknown
+//!   reference) refuses the update with `missing_dependency`: the server never holds pending
+//!   updates, the client must resync.
+//! - [`rules`] applies the roles and the schema to the located changes (new items and
+//!   deletions of items not deleted yet), reading the document only for the position of a
+//!   block whose position changes and for `layout.columns`.
+//!
+//! After an accepted update is applied, the index takes the update's new ranges from the
+//! [`Inspection`] and the deletions from the yrs transaction (which include the deletions yrs
+//! makes on its own, e.g. the losing value of a concurrent map write).
+//!
+//! Known limitations: the position check merges the update's values over the document's
+//! current ones and assumes the update's value of a key wins. If two clients write the same
+//! position key concurrently, the loser's other keys are combined with the winner's value
+//! without a second check. Also `layout.columns` is read from the document before the update.
+
+mod index;
+mod parse;
+mod resolve;
+mod rules;
+
+pub use index::DocIndex;
+
+use crate::Role;
+use index::Loc;
+use parse::{BlockKind, Content, ParsedUpdate, parse_update};
+use resolve::{Place, ResolveError, Resolved, has_changes, resolve};
+use std::fmt;
+use yrs::{ClientID, Doc, ID, IdSet, ReadTxn, StateVector, Transact};
+
+/// Why an update was refused, as a stable machine-readable code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefusalCode {
+    /// The sender may only read the canvas.
+    ReadOnly,
+    /// The sender's role does not allow this change (e.g. an editor changing `sharing`).
+    Forbidden,
+    /// The change would break the canvas schema.
+    InvalidSchema,
+    /// The update builds on something the document does not have; the client must resync.
+    MissingDependency,
+    /// The bytes are not a valid Yjs v1 update.
+    MalformedUpdate,
+}
+
+impl RefusalCode {
+    /// The code as sent on the wire: `read_only`, `forbidden`, `invalid_schema`,
+    /// `missing_dependency`, `malformed_update`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RefusalCode::ReadOnly => "read_only",
+            RefusalCode::Forbidden => "forbidden",
+            RefusalCode::InvalidSchema => "invalid_schema",
+            RefusalCode::MissingDependency => "missing_dependency",
+            RefusalCode::MalformedUpdate => "malformed_update",
+        }
+    }
+}
+
+impl fmt::Display for RefusalCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refused update: a code and a message for the developer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Refusal {
+    /// Machine-readable reason.
+    pub code: RefusalCode,
+    /// Human-readable explanation, e.g. "editors cannot change sharing (sharing.permissions)".
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(code: RefusalCode, message: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Errors of building or feeding a [`DocIndex`] outside of an inspection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InspectError {
+    /// The bytes are not a valid Yjs v1 update.
+    #[error("malformed update: {0}")]
+    Malformed(String),
+    /// The update refers to items the index does not know (it would stay pending in yrs).
+    #[error("unresolvable update: {0}")]
+    Unresolvable(String),
+    /// The inspection was made against another state of the index.
+    #[error("the inspection is stale: the index changed since it was made")]
+    Stale,
+}
+
+/// What the index must learn once an accepted update is applied.
+#[derive(Debug, Clone, Default)]
+struct IndexDelta {
+    ranges: Vec<(ClientID, u32, u32, Option<Loc>)>,
+    types: Vec<ID>,
+    deleted: Vec<(ClientID, u32, u32)>,
+}
+
+impl IndexDelta {
+    fn new(update: &ParsedUpdate, resolved: &Resolved) -> Self {
+        let mut d = IndexDelta::default();
+        for item in &resolved.items {
+            let Some(section) = update.clients.get(item.section) else {
+                continue;
+            };
+            let Some(block) = section.blocks.get(item.block) else {
+                continue;
+            };
+            let client = section.client;
+            let loc = match &item.place {
+                Place::At(l) => Some(l.clone()),
+                Place::Gc => None,
+            };
+            let gone = match &block.kind {
+                BlockKind::Item(data) => {
+                    if let (Content::Type(_), Some(_)) = (&data.content, &loc) {
+                        d.types.push(ID::new(client, block.clock));
+                    }
+                    matches!(data.content, Content::Deleted) || loc.is_none()
+                }
+                _ => true,
+            };
+            if gone {
+                d.deleted.push((client, item.start, item.end));
+            }
+            match d.ranges.last_mut() {
+                Some((c, _, end, l)) if *c == client && *end == item.start && *l == loc => {
+                    *end = item.end;
+                }
+                _ => d.ranges.push((client, item.start, item.end, loc)),
+            }
+        }
+        for del in &update.deletes {
+            d.deleted.push((del.client, del.start, del.end));
+        }
+        d
+    }
+}
+
+/// The verdict on an accepted update, and what the index needs after applying it.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    noop: bool,
+    touched_blocks: Vec<String>,
+    delta: IndexDelta,
+    generation: u64,
+}
+
+impl Inspection {
+    /// Whether the update changes nothing (everything in it is already in the document):
+    /// nothing to apply, store or relay.
+    pub fn is_noop(&self) -> bool {
+        self.noop
+    }
+
+    /// Ids of the blocks the update creates, changes or deletes, sorted.
+    pub fn touched_blocks(&self) -> &[String] {
+        &self.touched_blocks
+    }
+
+    /// Takes the touched block ids.
+    pub fn into_touched_blocks(self) -> Vec<String> {
+        self.touched_blocks
+    }
+
+    /// Whether this inspection was made against the current state of `index`.
+    pub fn is_current_for(&self, index: &DocIndex) -> bool {
+        self.generation == index.generation
+    }
+}
+
+fn malformed(e: parse::ParseError) -> Refusal {
+    Refusal::new(
+        RefusalCode::MalformedUpdate,
+        format!("the update does not decode as a Yjs v1 update: {}", e.0),
+    )
+}
+
+fn unresolved(e: ResolveError) -> Refusal {
+    match e {
+        ResolveError::Missing(m) => Refusal::new(
+            RefusalCode::MissingDependency,
+            format!("{m}; resync with a fresh document"),
+        ),
+        ResolveError::InvalidParent(m) => Refusal::new(RefusalCode::MalformedUpdate, m),
+    }
+}
+
+/// Inspects an update against a document and its index. Pure: changes nothing.
+///
+/// `doc` is read only when a block position changes (the block's position map and
+/// `layout.columns`).
+pub fn inspect(
+    doc: &Doc,
+    index: &DocIndex,
+    role: Role,
+    update: &[u8],
+) -> Result<Inspection, Refusal> {
+    let parsed = parse_update(update).map_err(malformed)?;
+    if !has_changes(index, &parsed) {
+        return Ok(Inspection {
+            noop: true,
+            touched_blocks: Vec::new(),
+            delta: IndexDelta::default(),
+            generation: index.generation,
+        });
+    }
+    if !role.can_edit() {
+        return Err(Refusal::new(
+            RefusalCode::ReadOnly,
+            "viewers cannot change the canvas",
+        ));
+    }
+    let resolved = resolve(index, &parsed).map_err(unresolved)?;
+    let touched_blocks = rules::check(doc, index, role, &parsed, update, &resolved)?;
+    Ok(Inspection {
+        noop: false,
+        touched_blocks,
+        delta: IndexDelta::new(&parsed, &resolved),
+        generation: index.generation,
+    })
+}
+
+/// Locates an update's changes against an index without judging them (trusted updates and
+/// the server's own edits). The result feeds [`DocIndex::apply_inspection`].
+pub(crate) fn locate(index: &DocIndex, update: &[u8]) -> Result<Inspection, InspectError> {
+    let parsed = parse_update(update).map_err(|e| InspectError::Malformed(e.0))?;
+    let resolved = resolve(index, &parsed).map_err(|e| match e {
+        ResolveError::Missing(m) | ResolveError::InvalidParent(m) => InspectError::Unresolvable(m),
+    })?;
+    Ok(Inspection {
+        noop: false,
+        touched_blocks: Vec::new(),
+        delta: IndexDelta::new(&parsed, &resolved),
+        generation: index.generation,
+    })
+}
+
+impl DocIndex {
+    /// Builds the index of a document from its full state.
+    pub fn build(doc: &Doc) -> Result<DocIndex, InspectError> {
+        let state = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        let mut index = DocIndex::default();
+        index.ingest(&state)?;
+        Ok(index)
+    }
+
+    /// Records an update that has been (or is about to be) applied to the document, without
+    /// any rule check. Deletions that yrs makes on its own while integrating (the losing value
+    /// of concurrent map writes) are not in the update: prefer
+    /// [`crate::canvas::CanvasDoc`], which also takes them from the transaction.
+    pub fn ingest(&mut self, update: &[u8]) -> Result<(), InspectError> {
+        let located = locate(self, update)?;
+        self.apply_delta(&located.delta);
+        Ok(())
+    }
+
+    fn apply_delta(&mut self, delta: &IndexDelta) {
+        for (client, start, end, loc) in &delta.ranges {
+            self.insert_range(*client, *start, *end, loc.as_ref());
+        }
+        for id in &delta.types {
+            self.insert_type(*id);
+        }
+        for (client, start, end) in &delta.deleted {
+            self.insert_deleted(*client, *start, *end);
+        }
+        self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// Records what an applied, inspected update changed. Pass the delete set of the yrs
+    /// transaction that applied it (`TransactionMut::delete_set`), which also holds the
+    /// deletions yrs made on its own; [`crate::canvas::CanvasDoc`] does all this for you.
+    ///
+    /// Fails (changing nothing) if the inspection was made against another state of the index.
+    pub fn apply_inspection(
+        &mut self,
+        inspection: &Inspection,
+        txn_deletes: Option<&IdSet>,
+    ) -> Result<(), InspectError> {
+        if !inspection.is_current_for(self) {
+            return Err(InspectError::Stale);
+        }
+        self.apply_delta(&inspection.delta);
+        if let Some(ds) = txn_deletes {
+            self.insert_id_set(ds);
+        }
+        Ok(())
+    }
+
+    /// Marks every range of an [`IdSet`] deleted.
+    fn insert_id_set(&mut self, ds: &IdSet) {
+        for (client, ranges) in ds.iter() {
+            for r in ranges.iter() {
+                self.insert_deleted(*client, r.start, r.end);
+            }
+        }
+    }
+
+    /// Whether the index agrees with the document's state vector (a cheap consistency check).
+    pub fn matches_state_vector(&self, doc: &Doc) -> bool {
+        let sv = doc.transact().state_vector();
+        let mine: Vec<(ClientID, u32)> = self.clocks().filter(|(_, c)| *c > 0).collect();
+        mine.len() == sv.len() && mine.iter().all(|(c, clock)| sv.get(c) == *clock)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_have_wire_names() {
+        assert_eq!(RefusalCode::ReadOnly.as_str(), "read_only");
+        assert_eq!(RefusalCode::MalformedUpdate.to_string(), "malformed_update");
+        let r = Refusal::new(RefusalCode::Forbidden, "editors cannot change sharing");
+        assert_eq!(r.to_string(), "forbidden: editors cannot change sharing");
+    }
+}
