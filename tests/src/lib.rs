@@ -368,7 +368,7 @@ impl WsClient {
             clients: Default::default(),
         };
         update.clients.insert(
-            client_id,
+            canvas_engine::yrs::ClientID::new(client_id),
             AwarenessUpdateEntry {
                 clock,
                 json: state.into(),
@@ -536,7 +536,11 @@ pub fn block_prelim(
     h: i64,
 ) -> canvas_engine::yrs::MapPrelim {
     use canvas_engine::yrs::{Any, In, MapPrelim};
-    let num = |v: i64| In::Any(Any::Number(v as f64));
+    let num = |v: i64| {
+        In::Any(Any::Number(canvas_engine::yrs::any::Number::Float(
+            v as f64,
+        )))
+    };
     let position = MapPrelim::from([("x", num(x)), ("y", num(y)), ("w", num(w)), ("h", num(h))]);
     let content: MapPrelim = if kind == "narrative" {
         MapPrelim::from([(
@@ -574,7 +578,11 @@ pub fn set_position(txn: &mut TransactionMut, id: &str, key: &str, value: f64) {
         .get(txn, "position")
         .and_then(|v| v.cast().ok())
         .expect("position exists");
-    position.insert(txn, key, Any::Number(value));
+    position.insert(
+        txn,
+        key,
+        Any::Number(canvas_engine::yrs::any::Number::Float(value)),
+    );
 }
 
 /// The block ids present in a client document.

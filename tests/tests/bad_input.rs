@@ -1,6 +1,8 @@
 //! Bad input of any kind gets a clear error, changes nothing, and leaves other connections
 //! working.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use canvas_tests::*;
 use futures_util::SinkExt;
 use serde_json::json;

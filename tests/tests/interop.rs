@@ -1,6 +1,8 @@
 //! Interoperability with the real npm packages `yjs` and `y-websocket`: runs
 //! `tests/js/interop.mjs` with Node against a server started here.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use canvas_tests::*;
 use std::path::PathBuf;
 use std::process::Stdio;

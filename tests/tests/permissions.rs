@@ -1,6 +1,8 @@
 //! Who may do what on live connections: refusals are typed, not applied, not stored, not
 //! relayed, and the connection stays open.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use canvas_engine::yrs::{Any, Map, Transact, WriteTxn};
 use canvas_tests::*;
 use std::time::Duration;
@@ -101,7 +103,7 @@ async fn an_update_after_a_refusal_is_refused_as_a_gap_not_kept_pending() {
     editor
         .edit(|txn| {
             txn.get_or_insert_map("sharing")
-                .insert(txn, "public_link", Any::from("x"))
+                .insert(txn, "public_link", Any::from("x"));
         })
         .await;
     editor
@@ -137,7 +139,7 @@ async fn schema_breaking_updates_are_refused() {
     editor
         .edit(|txn| {
             txn.get_or_insert_map("secrets")
-                .insert(txn, "k", Any::from("v"))
+                .insert(txn, "k", Any::from("v"));
         })
         .await;
     let refusal = editor

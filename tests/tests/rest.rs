@@ -1,5 +1,7 @@
 //! The REST API: auth, projects, members, canvases, and who may call what.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use canvas_storage::AuditFilter;
 use canvas_tests::*;
 use serde_json::json;

@@ -1,5 +1,7 @@
 //! Everything is still there after the server stops and starts again.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use canvas_tests::*;
 
 #[tokio::test]

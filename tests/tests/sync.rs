@@ -1,6 +1,8 @@
 //! Live collaboration over the y-websocket protocol: sync, relay, awareness, acks.
 
-use canvas_engine::yrs::{GetString, Map, Text, TextRef, Transact, WriteTxn};
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+use canvas_engine::yrs::{GetString, Map, ReadTxn, Text, TextRef, Transact, WriteTxn};
 use canvas_tests::*;
 use std::time::Duration;
 

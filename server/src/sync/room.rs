@@ -576,7 +576,8 @@ impl Room {
     }
 
     fn presence_list(&self) -> Vec<serde_json::Value> {
-        let states: HashMap<ClientID, serde_json::Value> = self.presence.states().into_iter().collect();
+        let states: HashMap<ClientID, serde_json::Value> =
+            self.presence.states().into_iter().collect();
         let mut list = Vec::new();
         for conn in self.conns.values() {
             for client_id in &conn.clients {
