@@ -103,6 +103,14 @@ async fn awareness_is_relayed_echoed_and_cleared_on_disconnect() {
     let mut c = WsClient::connect(&server.ws_url(&team.canvas, &team.owner.token)).await;
     c.wait_for(|c, _| c.awareness.contains_key(&4242)).await;
 
+    // Nobody can erase or fake someone else's awareness state.
+    c.send_awareness(4242, 99, "null").await;
+    c.send_awareness(4242, 100, r#"{"user":{"name":"Mallory"}}"#)
+        .await;
+    c.send_awareness(7, 1, r#"{"user":{"name":"Carol"}}"#).await;
+    b.wait_for(|c, _| c.awareness.contains_key(&7)).await;
+    assert!(b.awareness[&4242].contains("Alice"), "{:?}", b.awareness);
+
     drop(a);
     b.wait_for(|c, _| !c.awareness.contains_key(&4242)).await;
 }

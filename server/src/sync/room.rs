@@ -182,6 +182,8 @@ pub(super) struct Room {
     conns: HashMap<ConnId, Conn>,
     presence: PresenceTable,
     last_seen: HashMap<ClientID, SystemTime>,
+    /// Which connection announced each awareness client id.
+    awareness_owner: HashMap<ClientID, ConnId>,
     /// Accepted, applied in memory, not yet handed to a writer.
     queued: Vec<Accepted>,
     /// Whether a write is in flight (at most one at a time, keeping the log in order).
@@ -255,6 +257,7 @@ impl Room {
             conns: HashMap::new(),
             presence: PresenceTable::default(),
             last_seen: HashMap::new(),
+            awareness_owner: HashMap::new(),
             queued: Vec::new(),
             writing: false,
             written_tx,
@@ -364,10 +367,11 @@ impl Room {
             return;
         };
         let ids: Vec<ClientID> = conn.clients.into_iter().collect();
+        for id in &ids {
+            self.last_seen.remove(id);
+            self.awareness_owner.remove(id);
+        }
         if let Some(removal) = self.presence.remove(&ids) {
-            for id in &ids {
-                self.last_seen.remove(id);
-            }
             self.broadcast(None, protocol::awareness(&removal).into());
         }
         debug!(canvas = %self.id, conn = conn_id, "left");
@@ -441,23 +445,32 @@ impl Room {
         self.ack(conn_id);
     }
 
-    fn awareness(&mut self, conn_id: ConnId, update: AwarenessUpdate) {
+    fn awareness(&mut self, conn_id: ConnId, mut update: AwarenessUpdate) {
+        // A connection speaks only for the awareness clients it announced first: entries for
+        // a client id another connection owns are dropped, so nobody can fake or erase
+        // someone else's cursor.
+        update.clients.retain(|id, _| {
+            self.awareness_owner
+                .get(id)
+                .is_none_or(|owner| *owner == conn_id)
+        });
+        if update.clients.is_empty() {
+            return;
+        }
         let frame: Bytes = protocol::awareness(&update).into();
         let change = self.presence.apply(&update);
         let now = SystemTime::now();
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             for id in change.added.iter().chain(&change.updated) {
                 conn.clients.insert(*id);
+                self.awareness_owner.insert(*id, conn_id);
+                self.last_seen.insert(*id, now);
             }
             for id in &change.removed {
                 conn.clients.remove(id);
+                self.awareness_owner.remove(id);
+                self.last_seen.remove(id);
             }
-        }
-        for id in change.added.iter().chain(&change.updated) {
-            self.last_seen.insert(*id, now);
-        }
-        for id in &change.removed {
-            self.last_seen.remove(id);
         }
         // Echo to the sender too: y-websocket drops a socket that hears nothing for 30 s,
         // and the echo of its 15 s awareness renewal keeps it alive.

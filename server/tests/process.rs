@@ -1,0 +1,200 @@
+//! The `canvas-server` binary as an operator runs it: configuration from flags, the address
+//! printed on start, and a clean stop on SIGTERM that keeps every acknowledged edit.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failed unwrap is a failed test"
+)]
+
+use canvas_engine::protocol::{self, Extension};
+use canvas_engine::yrs::sync::{Message, SyncMessage};
+use canvas_engine::yrs::{Any, Doc, Map, MapPrelim, ReadTxn, StateVector, Transact, WriteTxn};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+struct Running {
+    child: Child,
+    base: String,
+}
+
+fn start(data_dir: &std::path::Path) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_canvas-server"))
+        .args(["--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("CANVAS_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("canvas-server starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = lines
+        .next()
+        .expect("a first line")
+        .expect("readable stdout");
+    let base = line
+        .split_once("listening on ")
+        .map(|(_, addr)| addr.trim().to_owned())
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"));
+    Running { child, base }
+}
+
+impl Drop for Running {
+    /// A failed test must not leave a server running (it would hold the test's pipes open).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sigterm(running: &mut Running) -> std::process::ExitStatus {
+    let pid = running.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = running.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn post(client: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> Value {
+    let mut req = client.post(url).json(&body);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let body = resp.text().await.unwrap();
+    assert!(status.is_success(), "{status}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[tokio::test]
+async fn sigterm_stops_cleanly_and_keeps_acknowledged_edits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path());
+    let http = reqwest::Client::new();
+    let api = format!("{}/api/v1", server.base);
+    let signup = post(
+        &http,
+        format!("{api}/auth/signup"),
+        None,
+        json!({"email": "op@example.com", "username": "operator", "password": "correct horse battery"}),
+    )
+    .await;
+    let token = signup["token"].as_str().unwrap().to_owned();
+    let project = post(
+        &http,
+        format!("{api}/projects"),
+        Some(&token),
+        json!({"name": "P"}),
+    )
+    .await;
+    let canvas = post(
+        &http,
+        format!(
+            "{api}/projects/{}/canvases",
+            project["id"].as_str().unwrap()
+        ),
+        Some(&token),
+        json!({"name": "C"}),
+    )
+    .await;
+    let canvas_id = canvas["id"].as_str().unwrap().to_owned();
+
+    // One client adds a block and waits for the durable acknowledgement.
+    let ws_url = format!(
+        "{}/ws/{canvas_id}?token={token}&acks=1",
+        server.base.replace("http://", "ws://")
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+    let doc = Doc::new();
+    ws.send(WsMessage::Binary(
+        protocol::sync_step1(&StateVector::default()).into(),
+    ))
+    .await
+    .unwrap();
+    let update = {
+        let mut txn = doc.transact_mut();
+        let blocks = txn.get_or_insert_map("blocks");
+        let position = MapPrelim::from([
+            ("x", Any::from(0)),
+            ("y", Any::from(0)),
+            ("w", Any::from(4)),
+            ("h", Any::from(2)),
+        ]);
+        let block = MapPrelim::from([
+            ("id", canvas_engine::yrs::In::from(Any::from("kept"))),
+            ("type", canvas_engine::yrs::In::from(Any::from("chart"))),
+            ("position", canvas_engine::yrs::In::Map(position)),
+        ]);
+        blocks.insert(&mut txn, "kept", block);
+        txn.encode_update_v1()
+    };
+    let mut sent_update = false;
+    let mut sent = 0u64;
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let WsMessage::Binary(bytes) = frame else {
+            continue;
+        };
+        match protocol::decode(&bytes).unwrap() {
+            Message::Sync(SyncMessage::SyncStep1(sv)) => {
+                let diff = doc.transact().encode_diff_v1(&sv);
+                ws.send(WsMessage::Binary(protocol::sync_step2(&diff).into()))
+                    .await
+                    .unwrap();
+                sent += 1;
+            }
+            Message::Sync(SyncMessage::SyncStep2(_)) if !sent_update => {
+                ws.send(WsMessage::Binary(protocol::update(&update).into()))
+                    .await
+                    .unwrap();
+                sent += 1;
+                sent_update = true;
+            }
+            Message::Custom(tag, body) => match protocol::decode_extension(tag, &body).unwrap() {
+                Extension::Ack(ack) if sent_update && ack.through >= sent => break,
+                Extension::Error(e) => panic!("refused: {} {}", e.code, e.message),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    let status = sigterm(&mut server);
+    assert!(status.success(), "exit status {status}");
+
+    let server = start(dir.path());
+    let resp = http
+        .get(format!("{}/api/v1/canvases/{canvas_id}", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let view: Value = resp.json().await.unwrap();
+    assert_eq!(view["blocks"][0]["id"], "kept", "{view}");
+    assert_eq!(
+        view["blocks"][0]["position"],
+        json!({"x": 0, "y": 0, "w": 4, "h": 2})
+    );
+    let mut server = server;
+    assert!(sigterm(&mut server).success());
+}
