@@ -36,6 +36,7 @@
 //! position key concurrently, the loser's other keys are combined with the winner's value
 //! without a second check. Also `layout.columns` is read from the document before the update.
 
+mod fast;
 mod index;
 mod parse;
 mod resolve;
@@ -43,8 +44,8 @@ mod rules;
 
 pub use index::DocIndex;
 
-use crate::Role;
-use index::Loc;
+use crate::{Role, schema};
+use fast::{Fast, SimpleRun};
 use parse::{BlockKind, Content, ParsedUpdate, parse_update};
 use resolve::{Place, ResolveError, Resolved, has_changes, resolve};
 use std::fmt;
@@ -120,51 +121,17 @@ pub enum InspectError {
 
 /// What the index must learn once an accepted update is applied.
 #[derive(Debug, Clone, Default)]
-struct IndexDelta {
-    ranges: Vec<(ClientID, u32, u32, Option<Loc>)>,
-    types: Vec<ID>,
-    deleted: Vec<(ClientID, u32, u32)>,
-}
-
-impl IndexDelta {
-    fn new(update: &ParsedUpdate, resolved: &Resolved) -> Self {
-        let mut d = IndexDelta::default();
-        for item in &resolved.items {
-            let Some(section) = update.clients.get(item.section) else {
-                continue;
-            };
-            let Some(block) = section.blocks.get(item.block) else {
-                continue;
-            };
-            let client = section.client;
-            let loc = match &item.place {
-                Place::At(l) => Some(l.clone()),
-                Place::Gc => None,
-            };
-            let gone = match &block.kind {
-                BlockKind::Item(data) => {
-                    if let (Content::Type(_), Some(_)) = (&data.content, &loc) {
-                        d.types.push(ID::new(client, block.clock));
-                    }
-                    matches!(data.content, Content::Deleted) || loc.is_none()
-                }
-                _ => true,
-            };
-            if gone {
-                d.deleted.push((client, item.start, item.end));
-            }
-            match d.ranges.last_mut() {
-                Some((c, _, end, l)) if *c == client && *end == item.start && *l == loc => {
-                    *end = item.end;
-                }
-                _ => d.ranges.push((client, item.start, item.end, loc)),
-            }
-        }
-        for del in &update.deletes {
-            d.deleted.push((del.client, del.start, del.end));
-        }
-        d
-    }
+enum IndexDelta {
+    /// Nothing (a no-op update).
+    #[default]
+    Nothing,
+    /// One run of one client at one known location (the fast path).
+    Simple(SimpleRun),
+    /// The parsed update and where its items land.
+    Full {
+        parsed: ParsedUpdate,
+        resolved: Resolved,
+    },
 }
 
 /// The verdict on an accepted update, and what the index needs after applying it.
@@ -193,10 +160,19 @@ impl Inspection {
         self.touched_blocks
     }
 
+    /// Takes the touched block ids out (leaving the list empty).
+    pub fn take_touched_blocks(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.touched_blocks)
+    }
+
     /// Whether this inspection was made against the current state of `index`.
     pub fn is_current_for(&self, index: &DocIndex) -> bool {
         self.generation == index.generation
     }
+}
+
+fn read_only() -> Refusal {
+    Refusal::new(RefusalCode::ReadOnly, "viewers cannot change the canvas")
 }
 
 fn malformed(e: parse::ParseError) -> Refusal {
@@ -226,6 +202,21 @@ pub fn inspect(
     role: Role,
     update: &[u8],
 ) -> Result<Inspection, Refusal> {
+    if let Fast::Accepted(run, path) = fast::try_simple(index, role, update) {
+        if !role.can_edit() {
+            return Err(read_only());
+        }
+        let touched_blocks = match (path.root.as_deref(), path.key(0)) {
+            (Some(schema::BLOCKS), Some(bid)) => vec![bid.to_owned()],
+            _ => Vec::new(),
+        };
+        return Ok(Inspection {
+            noop: false,
+            touched_blocks,
+            delta: IndexDelta::Simple(run),
+            generation: index.generation,
+        });
+    }
     let parsed = parse_update(update).map_err(malformed)?;
     if !has_changes(index, &parsed) {
         return Ok(Inspection {
@@ -236,17 +227,14 @@ pub fn inspect(
         });
     }
     if !role.can_edit() {
-        return Err(Refusal::new(
-            RefusalCode::ReadOnly,
-            "viewers cannot change the canvas",
-        ));
+        return Err(read_only());
     }
     let resolved = resolve(index, &parsed).map_err(unresolved)?;
     let touched_blocks = rules::check(doc, index, role, &parsed, update, &resolved)?;
     Ok(Inspection {
         noop: false,
         touched_blocks,
-        delta: IndexDelta::new(&parsed, &resolved),
+        delta: IndexDelta::Full { parsed, resolved },
         generation: index.generation,
     })
 }
@@ -261,7 +249,7 @@ pub(crate) fn locate(index: &DocIndex, update: &[u8]) -> Result<Inspection, Insp
     Ok(Inspection {
         noop: false,
         touched_blocks: Vec::new(),
-        delta: IndexDelta::new(&parsed, &resolved),
+        delta: IndexDelta::Full { parsed, resolved },
         generation: index.generation,
     })
 }
@@ -288,14 +276,44 @@ impl DocIndex {
     }
 
     fn apply_delta(&mut self, delta: &IndexDelta) {
-        for (client, start, end, loc) in &delta.ranges {
-            self.insert_range(*client, *start, *end, loc.as_ref());
+        if let IndexDelta::Simple(run) = delta {
+            self.insert_range(run.client, run.start, run.end, run.loc);
         }
-        for id in &delta.types {
-            self.insert_type(*id);
-        }
-        for (client, start, end) in &delta.deleted {
-            self.insert_deleted(*client, *start, *end);
+        if let IndexDelta::Full {
+            parsed: update,
+            resolved,
+        } = delta
+        {
+            for item in &resolved.items {
+                let Some(section) = update.clients.get(item.section) else {
+                    continue;
+                };
+                let Some(block) = section.blocks.get(item.block) else {
+                    continue;
+                };
+                let client = section.client;
+                let loc = match &item.place {
+                    Place::Gc => index::GC_LOC,
+                    Place::Known(l) => *l,
+                    Place::New(loc) => self.intern(loc),
+                };
+                self.insert_range(client, item.start, item.end, loc);
+                let placed = loc != index::GC_LOC;
+                match &block.kind {
+                    BlockKind::Item(data) => {
+                        if placed && matches!(data.content, Content::Type(_)) {
+                            self.insert_type(ID::new(client, block.clock));
+                        }
+                        if !placed || matches!(data.content, Content::Deleted) {
+                            self.insert_deleted(client, item.start, item.end);
+                        }
+                    }
+                    _ => self.insert_deleted(client, item.start, item.end),
+                }
+            }
+            for del in &update.deletes {
+                self.insert_deleted(del.client, del.start, del.end);
+            }
         }
         self.generation = self.generation.wrapping_add(1);
     }
