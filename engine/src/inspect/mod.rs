@@ -202,6 +202,20 @@ pub fn inspect(
     role: Role,
     update: &[u8],
 ) -> Result<Inspection, Refusal> {
+    inspect_with(doc, index, role, update, true)
+}
+
+/// [`inspect`], optionally without the fast path (tests compare both).
+pub(crate) fn inspect_with(
+    doc: &Doc,
+    index: &DocIndex,
+    role: Role,
+    update: &[u8],
+    fast_path: bool,
+) -> Result<Inspection, Refusal> {
+    if !fast_path {
+        return inspect_general(doc, index, role, update);
+    }
     if let Fast::Accepted(run, path) = fast::try_simple(index, role, update) {
         if !role.can_edit() {
             return Err(read_only());
@@ -217,6 +231,15 @@ pub fn inspect(
             generation: index.generation,
         });
     }
+    inspect_general(doc, index, role, update)
+}
+
+fn inspect_general(
+    doc: &Doc,
+    index: &DocIndex,
+    role: Role,
+    update: &[u8],
+) -> Result<Inspection, Refusal> {
     let parsed = parse_update(update).map_err(malformed)?;
     if !has_changes(index, &parsed) {
         return Ok(Inspection {
@@ -347,6 +370,12 @@ impl DocIndex {
         }
     }
 
+    /// The location of the item `id` as `root.key1.key2...` (tests and debugging).
+    pub fn describe_location(&self, id: ID) -> Option<String> {
+        let l = self.lookup(id)?;
+        self.loc_path(l).map(|p| p.display(8))
+    }
+
     /// Whether the index agrees with the document's state vector (a cheap consistency check).
     pub fn matches_state_vector(&self, doc: &Doc) -> bool {
         let sv = doc.transact().state_vector();
@@ -365,5 +394,170 @@ mod tests {
         assert_eq!(RefusalCode::MalformedUpdate.to_string(), "malformed_update");
         let r = Refusal::new(RefusalCode::Forbidden, "editors cannot change sharing");
         assert_eq!(r.to_string(), "forbidden: editors cannot change sharing");
+    }
+}
+
+#[cfg(test)]
+mod equivalence {
+    //! The fast path must decide exactly like the general path, and the incrementally kept
+    //! index must locate items like one rebuilt from the document.
+    use super::*;
+    use crate::canvas::CanvasDoc;
+    use rand::{Rng, SeedableRng};
+    use yrs::updates::decoder::Decode;
+    use yrs::{In, Map, MapPrelim, Out, Text, TextPrelim, Transact, Update, WriteTxn};
+
+    fn position(x: i64, w: i64) -> MapPrelim {
+        MapPrelim::from([
+            ("x", In::Any(x.into())),
+            ("y", In::Any(0.into())),
+            ("w", In::Any(w.into())),
+            ("h", In::Any(2.into())),
+        ])
+    }
+
+    fn text_of(txn: &yrs::TransactionMut, bid: &str) -> Option<yrs::TextRef> {
+        let blocks = txn.get_map(schema::BLOCKS)?;
+        let Some(Out::YMap(b)) = blocks.get(txn, bid) else {
+            return None;
+        };
+        let Some(Out::YMap(c)) = b.get(txn, "content") else {
+            return None;
+        };
+        match c.get(txn, "text") {
+            Some(Out::YText(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn fast_and_general_paths_agree() {
+        for seed in [42, 7, 1234] {
+            run_seed(seed);
+        }
+    }
+
+    fn run_seed(seed: u64) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut server = CanvasDoc::new();
+        let mut clients: Vec<yrs::Doc> = (1..=4).map(yrs::Doc::with_client_id).collect();
+        let mut next_client = 100;
+        let roles = [Role::Editor, Role::Editor, Role::Admin, Role::Viewer];
+        let mut fast_hits = 0;
+        for step in 0..1500 {
+            let ci = rng.random_range(0..clients.len());
+            let c = clients[ci].clone();
+            // sometimes work offline to create concurrency
+            if rng.random_bool(0.8) || c.transact().state_vector().is_empty() {
+                let sv = c.transact().state_vector();
+                let diff = server.encode_diff(&sv);
+                if let Ok(u) = Update::decode_v1(&diff) {
+                    let _ = c.transact_mut().apply_update(u);
+                }
+            }
+            let op = rng.random_range(0..16);
+            let bid = format!("b{}", rng.random_range(0..4));
+            let update = {
+                let mut txn = c.transact_mut();
+                match op {
+                    0 => {
+                        let blocks = txn.get_or_insert_map(schema::BLOCKS);
+                        let content = MapPrelim::from([("text", In::from(TextPrelim::new("ab")))]);
+                        let w = rng.random_range(1..14);
+                        blocks.insert(
+                            &mut txn,
+                            bid.clone(),
+                            MapPrelim::from([
+                                ("position", In::Map(position(0, w))),
+                                ("content", In::Map(content)),
+                            ]),
+                        );
+                    }
+                    1 => {
+                        let blocks = txn.get_or_insert_map(schema::BLOCKS);
+                        blocks.remove(&mut txn, &bid);
+                    }
+                    2 => {
+                        let blocks = txn.get_or_insert_map(schema::BLOCKS);
+                        if let Some(Out::YMap(b)) = blocks.get(&txn, &bid)
+                            && let Some(Out::YMap(p)) = b.get(&txn, "position")
+                        {
+                            p.insert(&mut txn, "x", rng.random_range(-1..12));
+                        }
+                    }
+                    3 => {
+                        let meta = txn.get_or_insert_map(schema::META);
+                        meta.insert(&mut txn, "name", format!("n{step}"));
+                    }
+                    4 => {
+                        let sharing = txn.get_or_insert_map(schema::SHARING);
+                        sharing.insert(&mut txn, "visibility", "team");
+                    }
+                    5 | 6 => {
+                        if let Some(t) = text_of(&txn, &bid) {
+                            let len = t.len(&txn);
+                            if len > 0 && op == 6 {
+                                let at = rng.random_range(0..len);
+                                t.remove_range(&mut txn, at, 1);
+                            } else {
+                                let at = rng.random_range(0..=len);
+                                t.insert(&mut txn, at, "xy");
+                            }
+                        }
+                    }
+                    _ => {
+                        if let Some(t) = text_of(&txn, &bid) {
+                            let len = t.len(&txn);
+                            t.insert(&mut txn, len, "z");
+                        }
+                    }
+                }
+                txn.encode_update_v1()
+            };
+            let role = roles[ci];
+            let fast = inspect_with(server.doc(), server.index(), role, &update, true);
+            let general = inspect_with(server.doc(), server.index(), role, &update, false);
+            let summary = |r: &Result<Inspection, Refusal>| match r {
+                Ok(i) => Ok((i.is_noop(), i.touched_blocks().to_vec())),
+                Err(e) => Err(e.code),
+            };
+            assert_eq!(summary(&fast), summary(&general), "step {step}: op {op}");
+            match fast {
+                Ok(i) => {
+                    if matches!(i.delta, IndexDelta::Simple(_)) {
+                        fast_hits += 1;
+                    }
+                    server.apply_inspected(&update, i).expect("applies");
+                }
+                Err(_) => {
+                    // the client resyncs with a fresh document
+                    next_client += 1;
+                    clients[ci] = yrs::Doc::with_client_id(next_client);
+                }
+            }
+        }
+        assert!(fast_hits > 100, "fast path used {fast_hits} times");
+
+        // the incrementally kept index locates every live item like a rebuilt one
+        let rebuilt = DocIndex::build(server.doc()).expect("builds");
+        let sv = server.state_vector();
+        let mut compared = 0;
+        for (client, clock) in sv.iter() {
+            for k in 0..*clock {
+                let id = ID::new(*client, k);
+                if rebuilt.is_deleted(id) || server.index().is_deleted(id) {
+                    assert_eq!(rebuilt.is_deleted(id), server.index().is_deleted(id));
+                    continue;
+                }
+                assert_eq!(
+                    rebuilt.describe_location(id),
+                    server.index().describe_location(id),
+                    "{id:?}"
+                );
+                compared += 1;
+            }
+        }
+        println!("compared {compared} items, fast path {fast_hits} times");
+        assert!(compared > 20, "compared {compared}, fast path {fast_hits}");
     }
 }
