@@ -415,8 +415,7 @@ impl DocIndex {
             c.deleted.remove(&ps);
         }
         // absorb ranges starting inside [s, e]
-        let inside: Vec<(u32, u32)> = c.deleted.range(s..=e).map(|(a, b)| (*a, *b)).collect();
-        for (a, b) in inside {
+        while let Some((&a, &b)) = c.deleted.range(s..=e).next() {
             c.deleted.remove(&a);
             e = e.max(b);
         }
