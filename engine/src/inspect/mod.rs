@@ -12,22 +12,22 @@
 //! store lookups are `pub(crate)`), and the public detours (`StickyIndex`) walk siblings in
 //! O(n). So the engine keeps its own answer:
 //!
-//! - [`parse`] reads the update with yrs's public v1 decoder traits, mirroring
+//! - `parse` reads the update with yrs's public v1 decoder traits, mirroring
 //!   `Update::decode`, and is stricter than yrs wherever yrs would panic or blow the stack.
 //! - [`DocIndex`] maps every integrated clock range of every client to its location
 //!   (container + map key), knows which items are shared types (containers) and which ranges
 //!   are deleted. Ranges are merged: a run of keystrokes of one client in one text is one
 //!   entry. Lookups are `O(log n)`.
-//! - [`resolve`] replays yrs's integration order over the index (without touching the
+//! - `resolve` replays yrs's integration order over the index (without touching the
 //!   document) and locates every new item from its explicit parent, its origin or its right
 //!   origin. Anything yrs would have to keep pending (a gap in a client's clocks, an unknown
 //!   reference) refuses the update with `missing_dependency`: the server never holds pending
 //!   updates, the client must resync.
-//! - [`rules`] applies the roles and the schema to the located changes (new items and
+//! - `rules` applies the roles and the schema to the located changes (new items and
 //!   deletions of items not deleted yet), reading the document only for the position of a
 //!   block whose position changes and for `layout.columns`.
 //!
-//! - [`fast`] handles the most common update (one client, items that all land in one known
+//! - `fast` handles the most common update (one client, items that all land in one known
 //!   location through their origins, no deletions: typing, renaming) in one pass without
 //!   building any of the above; anything else or doubtful goes to the general path, and a
 //!   randomized test checks that both decide the same.
