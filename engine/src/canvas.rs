@@ -146,10 +146,10 @@ impl CanvasDoc {
 
     /// Inspects an update from a client with `role` and applies it if accepted.
     pub fn apply_checked(&mut self, role: Role, update: &[u8]) -> Result<Applied, Refusal> {
-        let inspection = self.inspect(role, update)?;
+        let mut inspection = self.inspect(role, update)?;
         let applied = Applied {
             noop: inspection.is_noop(),
-            touched_blocks: inspection.touched_blocks().to_vec(),
+            touched_blocks: inspection.take_touched_blocks(),
         };
         self.apply_inspected(update, inspection)
             .map_err(|e| Refusal {

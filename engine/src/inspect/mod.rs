@@ -12,20 +12,25 @@
 //! store lookups are `pub(crate)`), and the public detours (`StickyIndex`) walk siblings in
 //! O(n). So the engine keeps its own answer:
 //!
-//! - [`parse`] reads the update with yrs's public v1 decoder traits, mirroring
+//! - `parse` reads the update with yrs's public v1 decoder traits, mirroring
 //!   `Update::decode`, and is stricter than yrs wherever yrs would panic or blow the stack.
 //! - [`DocIndex`] maps every integrated clock range of every client to its location
 //!   (container + map key), knows which items are shared types (containers) and which ranges
 //!   are deleted. Ranges are merged: a run of keystrokes of one client in one text is one
 //!   entry. Lookups are `O(log n)`.
-//! - [`resolve`] replays yrs's integration order over the index (without touching the
+//! - `resolve` replays yrs's integration order over the index (without touching the
 //!   document) and locates every new item from its explicit parent, its origin or its right
 //!   origin. Anything yrs would have to keep pending (a gap in a client's clocks, an unknown
 //!   reference) refuses the update with `missing_dependency`: the server never holds pending
 //!   updates, the client must resync.
-//! - [`rules`] applies the roles and the schema to the located changes (new items and
+//! - `rules` applies the roles and the schema to the located changes (new items and
 //!   deletions of items not deleted yet), reading the document only for the position of a
 //!   block whose position changes and for `layout.columns`.
+//!
+//! - `fast` handles the most common update (one client, items that all land in one known
+//!   location through their origins, no deletions: typing, renaming) in one pass without
+//!   building any of the above; anything else or doubtful goes to the general path, and a
+//!   randomized test checks that both decide the same.
 //!
 //! After an accepted update is applied, the index takes the update's new ranges from the
 //! [`Inspection`] and the deletions from the yrs transaction (which include the deletions yrs
@@ -36,6 +41,7 @@
 //! position key concurrently, the loser's other keys are combined with the winner's value
 //! without a second check. Also `layout.columns` is read from the document before the update.
 
+mod fast;
 mod index;
 mod parse;
 mod resolve;
@@ -43,8 +49,8 @@ mod rules;
 
 pub use index::DocIndex;
 
-use crate::Role;
-use index::Loc;
+use crate::{Role, schema};
+use fast::{Fast, SimpleRun};
 use parse::{BlockKind, Content, ParsedUpdate, parse_update};
 use resolve::{Place, ResolveError, Resolved, has_changes, resolve};
 use std::fmt;
@@ -120,51 +126,17 @@ pub enum InspectError {
 
 /// What the index must learn once an accepted update is applied.
 #[derive(Debug, Clone, Default)]
-struct IndexDelta {
-    ranges: Vec<(ClientID, u32, u32, Option<Loc>)>,
-    types: Vec<ID>,
-    deleted: Vec<(ClientID, u32, u32)>,
-}
-
-impl IndexDelta {
-    fn new(update: &ParsedUpdate, resolved: &Resolved) -> Self {
-        let mut d = IndexDelta::default();
-        for item in &resolved.items {
-            let Some(section) = update.clients.get(item.section) else {
-                continue;
-            };
-            let Some(block) = section.blocks.get(item.block) else {
-                continue;
-            };
-            let client = section.client;
-            let loc = match &item.place {
-                Place::At(l) => Some(l.clone()),
-                Place::Gc => None,
-            };
-            let gone = match &block.kind {
-                BlockKind::Item(data) => {
-                    if let (Content::Type(_), Some(_)) = (&data.content, &loc) {
-                        d.types.push(ID::new(client, block.clock));
-                    }
-                    matches!(data.content, Content::Deleted) || loc.is_none()
-                }
-                _ => true,
-            };
-            if gone {
-                d.deleted.push((client, item.start, item.end));
-            }
-            match d.ranges.last_mut() {
-                Some((c, _, end, l)) if *c == client && *end == item.start && *l == loc => {
-                    *end = item.end;
-                }
-                _ => d.ranges.push((client, item.start, item.end, loc)),
-            }
-        }
-        for del in &update.deletes {
-            d.deleted.push((del.client, del.start, del.end));
-        }
-        d
-    }
+enum IndexDelta {
+    /// Nothing (a no-op update).
+    #[default]
+    Nothing,
+    /// One run of one client at one known location (the fast path).
+    Simple(SimpleRun),
+    /// The parsed update and where its items land.
+    Full {
+        parsed: ParsedUpdate,
+        resolved: Resolved,
+    },
 }
 
 /// The verdict on an accepted update, and what the index needs after applying it.
@@ -193,10 +165,19 @@ impl Inspection {
         self.touched_blocks
     }
 
+    /// Takes the touched block ids out (leaving the list empty).
+    pub fn take_touched_blocks(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.touched_blocks)
+    }
+
     /// Whether this inspection was made against the current state of `index`.
     pub fn is_current_for(&self, index: &DocIndex) -> bool {
         self.generation == index.generation
     }
+}
+
+fn read_only() -> Refusal {
+    Refusal::new(RefusalCode::ReadOnly, "viewers cannot change the canvas")
 }
 
 fn malformed(e: parse::ParseError) -> Refusal {
@@ -226,6 +207,44 @@ pub fn inspect(
     role: Role,
     update: &[u8],
 ) -> Result<Inspection, Refusal> {
+    inspect_with(doc, index, role, update, true)
+}
+
+/// [`inspect`], optionally without the fast path (tests compare both).
+pub(crate) fn inspect_with(
+    doc: &Doc,
+    index: &DocIndex,
+    role: Role,
+    update: &[u8],
+    fast_path: bool,
+) -> Result<Inspection, Refusal> {
+    if !fast_path {
+        return inspect_general(doc, index, role, update);
+    }
+    if let Fast::Accepted(run, path) = fast::try_simple(index, role, update) {
+        if !role.can_edit() {
+            return Err(read_only());
+        }
+        let touched_blocks = match (path.root.as_deref(), path.key(0)) {
+            (Some(schema::BLOCKS), Some(bid)) => vec![bid.to_owned()],
+            _ => Vec::new(),
+        };
+        return Ok(Inspection {
+            noop: false,
+            touched_blocks,
+            delta: IndexDelta::Simple(run),
+            generation: index.generation,
+        });
+    }
+    inspect_general(doc, index, role, update)
+}
+
+fn inspect_general(
+    doc: &Doc,
+    index: &DocIndex,
+    role: Role,
+    update: &[u8],
+) -> Result<Inspection, Refusal> {
     let parsed = parse_update(update).map_err(malformed)?;
     if !has_changes(index, &parsed) {
         return Ok(Inspection {
@@ -236,17 +255,14 @@ pub fn inspect(
         });
     }
     if !role.can_edit() {
-        return Err(Refusal::new(
-            RefusalCode::ReadOnly,
-            "viewers cannot change the canvas",
-        ));
+        return Err(read_only());
     }
     let resolved = resolve(index, &parsed).map_err(unresolved)?;
     let touched_blocks = rules::check(doc, index, role, &parsed, update, &resolved)?;
     Ok(Inspection {
         noop: false,
         touched_blocks,
-        delta: IndexDelta::new(&parsed, &resolved),
+        delta: IndexDelta::Full { parsed, resolved },
         generation: index.generation,
     })
 }
@@ -261,7 +277,7 @@ pub(crate) fn locate(index: &DocIndex, update: &[u8]) -> Result<Inspection, Insp
     Ok(Inspection {
         noop: false,
         touched_blocks: Vec::new(),
-        delta: IndexDelta::new(&parsed, &resolved),
+        delta: IndexDelta::Full { parsed, resolved },
         generation: index.generation,
     })
 }
@@ -288,14 +304,44 @@ impl DocIndex {
     }
 
     fn apply_delta(&mut self, delta: &IndexDelta) {
-        for (client, start, end, loc) in &delta.ranges {
-            self.insert_range(*client, *start, *end, loc.as_ref());
+        if let IndexDelta::Simple(run) = delta {
+            self.insert_range(run.client, run.start, run.end, run.loc);
         }
-        for id in &delta.types {
-            self.insert_type(*id);
-        }
-        for (client, start, end) in &delta.deleted {
-            self.insert_deleted(*client, *start, *end);
+        if let IndexDelta::Full {
+            parsed: update,
+            resolved,
+        } = delta
+        {
+            for item in &resolved.items {
+                let Some(section) = update.clients.get(item.section) else {
+                    continue;
+                };
+                let Some(block) = section.blocks.get(item.block) else {
+                    continue;
+                };
+                let client = section.client;
+                let loc = match &item.place {
+                    Place::Gc => index::GC_LOC,
+                    Place::Known(l) => *l,
+                    Place::New(loc) => self.intern(loc),
+                };
+                self.insert_range(client, item.start, item.end, loc);
+                let placed = loc != index::GC_LOC;
+                match &block.kind {
+                    BlockKind::Item(data) => {
+                        if placed && matches!(data.content, Content::Type(_)) {
+                            self.insert_type(ID::new(client, block.clock));
+                        }
+                        if !placed || matches!(data.content, Content::Deleted) {
+                            self.insert_deleted(client, item.start, item.end);
+                        }
+                    }
+                    _ => self.insert_deleted(client, item.start, item.end),
+                }
+            }
+            for del in &update.deletes {
+                self.insert_deleted(del.client, del.start, del.end);
+            }
         }
         self.generation = self.generation.wrapping_add(1);
     }
@@ -329,6 +375,12 @@ impl DocIndex {
         }
     }
 
+    /// The location of the item `id` as `root.key1.key2...` (tests and debugging).
+    pub fn describe_location(&self, id: ID) -> Option<String> {
+        let l = self.lookup(id)?;
+        self.loc_path(l).map(|p| p.display(8))
+    }
+
     /// Whether the index agrees with the document's state vector (a cheap consistency check).
     pub fn matches_state_vector(&self, doc: &Doc) -> bool {
         let sv = doc.transact().state_vector();
@@ -347,5 +399,170 @@ mod tests {
         assert_eq!(RefusalCode::MalformedUpdate.to_string(), "malformed_update");
         let r = Refusal::new(RefusalCode::Forbidden, "editors cannot change sharing");
         assert_eq!(r.to_string(), "forbidden: editors cannot change sharing");
+    }
+}
+
+#[cfg(test)]
+mod equivalence {
+    //! The fast path must decide exactly like the general path, and the incrementally kept
+    //! index must locate items like one rebuilt from the document.
+    use super::*;
+    use crate::canvas::CanvasDoc;
+    use rand::{Rng, SeedableRng};
+    use yrs::updates::decoder::Decode;
+    use yrs::{In, Map, MapPrelim, Out, Text, TextPrelim, Transact, Update, WriteTxn};
+
+    fn position(x: i64, w: i64) -> MapPrelim {
+        MapPrelim::from([
+            ("x", In::Any(x.into())),
+            ("y", In::Any(0.into())),
+            ("w", In::Any(w.into())),
+            ("h", In::Any(2.into())),
+        ])
+    }
+
+    fn text_of(txn: &yrs::TransactionMut, bid: &str) -> Option<yrs::TextRef> {
+        let blocks = txn.get_map(schema::BLOCKS)?;
+        let Some(Out::YMap(b)) = blocks.get(txn, bid) else {
+            return None;
+        };
+        let Some(Out::YMap(c)) = b.get(txn, "content") else {
+            return None;
+        };
+        match c.get(txn, "text") {
+            Some(Out::YText(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn fast_and_general_paths_agree() {
+        for seed in [42, 7, 1234] {
+            run_seed(seed);
+        }
+    }
+
+    fn run_seed(seed: u64) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut server = CanvasDoc::new();
+        let mut clients: Vec<yrs::Doc> = (1..=4).map(yrs::Doc::with_client_id).collect();
+        let mut next_client = 100;
+        let roles = [Role::Editor, Role::Editor, Role::Admin, Role::Viewer];
+        let mut fast_hits = 0;
+        for step in 0..1500 {
+            let ci = rng.random_range(0..clients.len());
+            let c = clients[ci].clone();
+            // sometimes work offline to create concurrency
+            if rng.random_bool(0.8) || c.transact().state_vector().is_empty() {
+                let sv = c.transact().state_vector();
+                let diff = server.encode_diff(&sv);
+                if let Ok(u) = Update::decode_v1(&diff) {
+                    let _ = c.transact_mut().apply_update(u);
+                }
+            }
+            let op = rng.random_range(0..16);
+            let bid = format!("b{}", rng.random_range(0..4));
+            let update = {
+                let mut txn = c.transact_mut();
+                match op {
+                    0 => {
+                        let blocks = txn.get_or_insert_map(schema::BLOCKS);
+                        let content = MapPrelim::from([("text", In::from(TextPrelim::new("ab")))]);
+                        let w = rng.random_range(1..14);
+                        blocks.insert(
+                            &mut txn,
+                            bid.clone(),
+                            MapPrelim::from([
+                                ("position", In::Map(position(0, w))),
+                                ("content", In::Map(content)),
+                            ]),
+                        );
+                    }
+                    1 => {
+                        let blocks = txn.get_or_insert_map(schema::BLOCKS);
+                        blocks.remove(&mut txn, &bid);
+                    }
+                    2 => {
+                        let blocks = txn.get_or_insert_map(schema::BLOCKS);
+                        if let Some(Out::YMap(b)) = blocks.get(&txn, &bid)
+                            && let Some(Out::YMap(p)) = b.get(&txn, "position")
+                        {
+                            p.insert(&mut txn, "x", rng.random_range(-1..12));
+                        }
+                    }
+                    3 => {
+                        let meta = txn.get_or_insert_map(schema::META);
+                        meta.insert(&mut txn, "name", format!("n{step}"));
+                    }
+                    4 => {
+                        let sharing = txn.get_or_insert_map(schema::SHARING);
+                        sharing.insert(&mut txn, "visibility", "team");
+                    }
+                    5 | 6 => {
+                        if let Some(t) = text_of(&txn, &bid) {
+                            let len = t.len(&txn);
+                            if len > 0 && op == 6 {
+                                let at = rng.random_range(0..len);
+                                t.remove_range(&mut txn, at, 1);
+                            } else {
+                                let at = rng.random_range(0..=len);
+                                t.insert(&mut txn, at, "xy");
+                            }
+                        }
+                    }
+                    _ => {
+                        if let Some(t) = text_of(&txn, &bid) {
+                            let len = t.len(&txn);
+                            t.insert(&mut txn, len, "z");
+                        }
+                    }
+                }
+                txn.encode_update_v1()
+            };
+            let role = roles[ci];
+            let fast = inspect_with(server.doc(), server.index(), role, &update, true);
+            let general = inspect_with(server.doc(), server.index(), role, &update, false);
+            let summary = |r: &Result<Inspection, Refusal>| match r {
+                Ok(i) => Ok((i.is_noop(), i.touched_blocks().to_vec())),
+                Err(e) => Err(e.code),
+            };
+            assert_eq!(summary(&fast), summary(&general), "step {step}: op {op}");
+            match fast {
+                Ok(i) => {
+                    if matches!(i.delta, IndexDelta::Simple(_)) {
+                        fast_hits += 1;
+                    }
+                    server.apply_inspected(&update, i).expect("applies");
+                }
+                Err(_) => {
+                    // the client resyncs with a fresh document
+                    next_client += 1;
+                    clients[ci] = yrs::Doc::with_client_id(next_client);
+                }
+            }
+        }
+        assert!(fast_hits > 100, "fast path used {fast_hits} times");
+
+        // the incrementally kept index locates every live item like a rebuilt one
+        let rebuilt = DocIndex::build(server.doc()).expect("builds");
+        let sv = server.state_vector();
+        let mut compared = 0;
+        for (client, clock) in sv.iter() {
+            for k in 0..*clock {
+                let id = ID::new(*client, k);
+                if rebuilt.is_deleted(id) || server.index().is_deleted(id) {
+                    assert_eq!(rebuilt.is_deleted(id), server.index().is_deleted(id));
+                    continue;
+                }
+                assert_eq!(
+                    rebuilt.describe_location(id),
+                    server.index().describe_location(id),
+                    "{id:?}"
+                );
+                compared += 1;
+            }
+        }
+        println!("compared {compared} items, fast path {fast_hits} times");
+        assert!(compared > 20, "compared {compared}, fast path {fast_hits}");
     }
 }

@@ -132,21 +132,22 @@ impl<'a> Dec<'a> {
 
 impl Read for Dec<'_> {
     fn read_exact(&mut self, len: usize) -> Result<&[u8], ReadError> {
-        let end = self
+        let Some(slice) = self
             .pos
             .checked_add(len)
-            .filter(|&end| end <= self.buf.len())
-            .ok_or(ReadError::EndOfBuffer(len))?;
-        let slice = self
-            .buf
-            .get(self.pos..end)
-            .ok_or(ReadError::EndOfBuffer(len))?;
+            .and_then(|end| self.buf.get(self.pos..end))
+        else {
+            return Err(ReadError::EndOfBuffer(len));
+        };
+        let end = self.pos + len;
         self.pos = end;
         Ok(slice)
     }
 
     fn read_u8(&mut self) -> Result<u8, ReadError> {
-        let b = *self.buf.get(self.pos).ok_or(ReadError::EndOfBuffer(1))?;
+        let Some(&b) = self.buf.get(self.pos) else {
+            return Err(ReadError::EndOfBuffer(1));
+        };
         self.pos += 1;
         Ok(b)
     }

@@ -8,7 +8,7 @@
 //! Whatever yrs would have to keep pending (a gap, an unknown reference, a cycle) is reported
 //! as missing.
 
-use super::index::{Container, DocIndex, GC_LOC, Loc};
+use super::index::{Container, DocIndex, GC_LOC, IdHash, Loc, LocId};
 use super::parse::{Block, BlockKind, Content, Parent, ParsedUpdate};
 use std::collections::HashMap;
 use yrs::{ClientID, ID};
@@ -18,8 +18,10 @@ use yrs::{ClientID, ID};
 pub(crate) enum Place {
     /// yrs stores it as garbage (its parent is gone): no effect on the content.
     Gc,
-    /// In this container, under this key.
-    At(Loc),
+    /// At a location the index has interned already.
+    Known(LocId),
+    /// At a location the index does not know yet.
+    New(Loc),
 }
 
 /// A new (part of a) block, in integration order.
@@ -64,58 +66,142 @@ fn fmt_id(id: ID) -> String {
     format!("{}:{}", id.client, id.clock)
 }
 
+fn missing(item: ID, dep: ID) -> ResolveError {
+    ResolveError::Missing(format!(
+        "item {} refers to {}, which the document does not have",
+        fmt_id(item),
+        fmt_id(dep)
+    ))
+}
+
+/// Integration state of one client section.
+#[derive(Debug, Clone, Copy)]
+struct Section {
+    /// Next clock before the update.
+    base_next: u32,
+    /// Next clock while integrating.
+    next: u32,
+    /// Next block to integrate.
+    cursor: usize,
+    /// End clock of the section's last block.
+    end: u32,
+    /// Offset of the section's blocks in the flat `places`.
+    offset: usize,
+    on_stack: bool,
+}
+
+/// Above this many clients, sections are found through a hash map.
+const LINEAR_SECTIONS: usize = 16;
+
+/// Section states; the first one inline (most updates have one client: no allocation).
+struct Sections {
+    first: Section,
+    rest: Vec<Section>,
+}
+
+impl Sections {
+    fn get(&self, i: usize) -> Option<&Section> {
+        match i {
+            0 => Some(&self.first),
+            _ => self.rest.get(i - 1),
+        }
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Section> {
+        match i {
+            0 => Some(&mut self.first),
+            _ => self.rest.get_mut(i - 1),
+        }
+    }
+}
+
 struct Resolver<'a> {
     index: &'a DocIndex,
     update: &'a ParsedUpdate,
-    sections: HashMap<ClientID, usize>,
-    /// Next clock per section before the update.
-    base_next: Vec<u32>,
-    /// Next clock per section while integrating.
-    next: Vec<u32>,
-    cursor: Vec<usize>,
-    on_stack: Vec<bool>,
-    places: Vec<Vec<Option<Place>>>,
-    dead_memo: HashMap<ID, bool>,
+    by_client: Option<HashMap<ClientID, usize, IdHash>>,
+    sections: Sections,
+    /// Places of the blocks of multi-client updates (single-client updates find them in
+    /// `out.items`, which is then in block order).
+    places: Vec<Option<Place>>,
+    total_blocks: usize,
     out: Resolved,
 }
 
 impl<'a> Resolver<'a> {
     fn new(index: &'a DocIndex, update: &'a ParsedUpdate) -> Self {
         let n = update.clients.len();
-        let mut sections = HashMap::with_capacity(n);
-        let mut base_next = Vec::with_capacity(n);
-        for (i, c) in update.clients.iter().enumerate() {
-            sections.insert(c.client, i);
-            base_next.push(index.next_clock(c.client));
+        let mut first = None;
+        let mut rest = Vec::with_capacity(n.saturating_sub(1));
+        let mut offset = 0;
+        for c in &update.clients {
+            let next = index.next_clock(c.client);
+            let section = Section {
+                base_next: next,
+                next,
+                cursor: 0,
+                end: c.blocks.last().map(Block::end).unwrap_or(0),
+                offset,
+                on_stack: false,
+            };
+            if first.is_none() {
+                first = Some(section);
+            } else {
+                rest.push(section);
+            }
+            offset += c.blocks.len();
         }
+        let empty = Section {
+            base_next: 0,
+            next: 0,
+            cursor: 0,
+            end: 0,
+            offset: 0,
+            on_stack: false,
+        };
+        let sections = Sections {
+            first: first.unwrap_or(empty),
+            rest,
+        };
+        let by_client = (n > LINEAR_SECTIONS).then(|| {
+            update
+                .clients
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.client, i))
+                .collect()
+        });
         Resolver {
             index,
             update,
+            by_client,
             sections,
-            next: base_next.clone(),
-            base_next,
-            cursor: vec![0; n],
-            on_stack: vec![false; n],
-            places: update
-                .clients
-                .iter()
-                .map(|c| vec![None; c.blocks.len()])
-                .collect(),
-            dead_memo: HashMap::new(),
+            places: if n > 1 {
+                vec![None; offset]
+            } else {
+                Vec::new()
+            },
+            total_blocks: offset,
             out: Resolved::default(),
         }
     }
 
+    fn section_of(&self, client: ClientID) -> Option<usize> {
+        match &self.by_client {
+            Some(map) => map.get(&client).copied(),
+            None => self.update.clients.iter().position(|c| c.client == client),
+        }
+    }
+
     fn base_next_of(&self, client: ClientID) -> u32 {
-        match self.sections.get(&client) {
-            Some(&s) => self.base_next.get(s).copied().unwrap_or(0),
+        match self.section_of(client) {
+            Some(s) => self.sections.get(s).map(|x| x.base_next).unwrap_or(0),
             None => self.index.next_clock(client),
         }
     }
 
     fn is_available(&self, id: ID) -> bool {
-        match self.sections.get(&id.client) {
-            Some(&s) => self.next.get(s).is_some_and(|&n| id.clock < n),
+        match self.section_of(id.client) {
+            Some(s) => self.sections.get(s).is_some_and(|x| id.clock < x.next),
             None => id.clock < self.index.next_clock(id.client),
         }
     }
@@ -127,72 +213,76 @@ impl<'a> Resolver<'a> {
         (b.clock <= clock && !matches!(b.kind, BlockKind::Skip)).then_some(i)
     }
 
-    /// The place of an available id: `None` if it is garbage (GC) or unknown.
+    /// The block of the update covering an id at or above the base clock, and its section.
+    fn update_block(&self, id: ID) -> Option<(usize, usize, &'a Block)> {
+        let s = self.section_of(id.client)?;
+        if id.clock < self.sections.get(s)?.base_next {
+            return None;
+        }
+        let b = self.find_block(s, id.clock)?;
+        let block = self.update.clients.get(s)?.blocks.get(b)?;
+        Some((s, b, block))
+    }
+
+    fn stored_place(&self, section: usize, block: usize) -> Option<&Place> {
+        if self.update.clients.len() == 1 {
+            let items = &self.out.items;
+            let i = items.partition_point(|it| it.block < block);
+            return items
+                .get(i)
+                .filter(|it| it.block == block)
+                .map(|it| &it.place);
+        }
+        let offset = self.sections.get(section)?.offset;
+        self.places.get(offset + block)?.as_ref()
+    }
+
+    /// The place of an available id (`None` if unknown).
     fn place_of(&self, id: ID) -> Option<Place> {
         if id.clock < self.base_next_of(id.client) {
             let loc = self.index.lookup(id)?;
-            if loc == GC_LOC {
-                return Some(Place::Gc);
+            return Some(if loc == GC_LOC {
+                Place::Gc
+            } else {
+                Place::Known(loc)
+            });
+        }
+        let (s, b, _) = self.update_block(id)?;
+        self.stored_place(s, b).cloned()
+    }
+
+    /// Whether a place lies in a container that was dead before the update.
+    fn is_dead(&self, place: &Place) -> bool {
+        let mut container = match place {
+            Place::Gc => return true,
+            Place::Known(l) => {
+                return self
+                    .index
+                    .loc_path(*l)
+                    .is_none_or(|p| self.index.path_dead(p));
             }
-            return self.index.loc(loc).cloned().map(Place::At);
-        }
-        let s = *self.sections.get(&id.client)?;
-        let b = self.find_block(s, id.clock)?;
-        self.places.get(s)?.get(b)?.clone()
-    }
-
-    /// The block of the update covering an id at or above the base clock.
-    fn update_block(&self, id: ID) -> Option<&'a Block> {
-        if id.clock < self.base_next_of(id.client) {
-            return None;
-        }
-        let s = *self.sections.get(&id.client)?;
-        let b = self.find_block(s, id.clock)?;
-        self.update.clients.get(s)?.blocks.get(b)
-    }
-
-    /// Whether a container was already dead before the update (its type item or an ancestor
-    /// deleted, or garbage collected).
-    fn is_dead(&mut self, container: &Container) -> bool {
-        let mut chain: Vec<ID> = Vec::new();
-        let mut cur = container.clone();
-        let mut result = false;
-        loop {
-            let id = match cur {
-                Container::Root(_) => break,
+            Place::New(loc) => loc.container.clone(),
+        };
+        // containers created by this update: follow their places up
+        for _ in 0..self.total_blocks + 1 {
+            let id = match container {
+                Container::Root(_) => return false,
                 Container::Type(id) => id,
             };
-            if let Some(&d) = self.dead_memo.get(&id) {
-                result = d;
-                break;
-            }
-            chain.push(id);
-            if chain.len() > 100_000 || self.index.is_deleted(id) {
-                result = true;
-                break;
+            if id.clock < self.base_next_of(id.client) {
+                return self.index.container_dead(id);
             }
             match self.place_of(id) {
-                Some(Place::At(loc)) => cur = loc.container,
-                _ => {
-                    result = true;
-                    break;
-                }
+                Some(Place::New(loc)) => container = loc.container,
+                Some(p @ Place::Known(_)) => return self.is_dead(&p),
+                _ => return true,
             }
         }
-        for id in chain {
-            self.dead_memo.insert(id, result);
-        }
-        result
+        true
     }
 
     /// The first dependency of a block that is not available yet.
-    fn unmet_dependency(&self, section: usize, block: &Block) -> Option<ID> {
-        let client = self.update.clients.get(section)?.client;
-        let next = self.next.get(section).copied().unwrap_or(0);
-        if block.clock > next {
-            // a gap in the client's own sequence: reported by the caller
-            return Some(ID::new(client, next));
-        }
+    fn unmet_dependency(&self, block: &Block) -> Option<ID> {
         if let BlockKind::Item(item) = &block.kind {
             for id in [item.origin, item.right_origin].into_iter().flatten() {
                 if !self.is_available(id) {
@@ -209,13 +299,13 @@ impl<'a> Resolver<'a> {
     }
 
     /// Computes where a block lands, all its dependencies being available.
-    fn place_block(&mut self, client: ClientID, block: &Block) -> Result<Place, ResolveError> {
+    fn place_block(&self, client: ClientID, block: &Block) -> Result<Place, ResolveError> {
         let item = match &block.kind {
             BlockKind::Item(item) => item,
             _ => return Ok(Place::Gc),
         };
         match &item.parent {
-            Parent::Named(name) => Ok(Place::At(Loc {
+            Parent::Named(name) => Ok(Place::New(Loc {
                 container: Container::Root(name.clone()),
                 key: item.parent_sub.clone(),
             })),
@@ -230,20 +320,21 @@ impl<'a> Resolver<'a> {
                         Some(false)
                     }
                 } else {
-                    match (self.update_block(p), self.place_of(p)) {
-                        (_, Some(Place::Gc)) | (None, _) => None,
-                        (Some(b), _) => match &b.kind {
-                            BlockKind::Item(d) => match d.content {
+                    match self.update_block(p) {
+                        Some((s, b, block)) => match (self.stored_place(s, b), &block.kind) {
+                            (Some(Place::Gc) | None, _) => None,
+                            (_, BlockKind::Item(d)) => match d.content {
                                 Content::Type(_) => Some(true),
                                 Content::Deleted => None,
                                 _ => Some(false),
                             },
                             _ => None,
                         },
+                        None => None,
                     }
                 };
                 match is_type {
-                    Some(true) => Ok(Place::At(Loc {
+                    Some(true) => Ok(Place::New(Loc {
                         container: Container::Type(p),
                         key: item.parent_sub.clone(),
                     })),
@@ -258,116 +349,121 @@ impl<'a> Resolver<'a> {
             Parent::Unknown => {
                 let left = item.origin.and_then(|o| self.place_of(o));
                 let right = item.right_origin.and_then(|r| self.place_of(r));
-                // yrs takes the parent of the left neighbour, else of the right one. We prefer
-                // a live location over a dead one so that a crafted pair of origins cannot hide
-                // a change behind a deleted container.
-                let mut first_at = None;
-                for cand in [left, right].into_iter().flatten() {
-                    if let Place::At(loc) = cand {
-                        if !self.is_dead(&loc.container) {
-                            return Ok(Place::At(loc));
-                        }
-                        if first_at.is_none() {
-                            first_at = Some(loc);
+                // yrs takes the parent of the left neighbour, else of the right one. When both
+                // exist and differ, prefer a live location over a dead one so that a crafted
+                // pair of origins cannot hide a change behind a deleted container.
+                Ok(match (left, right) {
+                    (Some(l), Some(r)) if l != r => {
+                        let l_ok = !matches!(l, Place::Gc);
+                        let r_ok = !matches!(r, Place::Gc);
+                        if l_ok && !self.is_dead(&l) {
+                            l
+                        } else if r_ok && !self.is_dead(&r) {
+                            r
+                        } else if l_ok {
+                            l
+                        } else {
+                            r
                         }
                     }
-                }
-                Ok(first_at.map(Place::At).unwrap_or(Place::Gc))
+                    (Some(Place::Gc), Some(r)) => r,
+                    (Some(l), _) => l,
+                    (None, Some(r)) => r,
+                    (None, None) => Place::Gc,
+                })
             }
         }
     }
 
+    fn set_on_stack(&mut self, section: usize, on: bool) {
+        if let Some(s) = self.sections.get_mut(section) {
+            s.on_stack = on;
+        }
+    }
+
+    /// Integrates the next block of a section if its dependencies are available; returns the
+    /// first unavailable dependency otherwise. The section must have a block left.
+    fn try_integrate(&mut self, top: usize) -> Result<Option<ID>, ResolveError> {
+        let update = self.update;
+        let (Some(section), Some(state)) =
+            (update.clients.get(top), self.sections.get(top).copied())
+        else {
+            return Ok(None);
+        };
+        let Some(block) = section.blocks.get(state.cursor) else {
+            return Ok(None);
+        };
+        if block.clock > state.next {
+            return Err(ResolveError::Missing(format!(
+                "client {} skips clocks {}..{} (an earlier update of it is missing)",
+                section.client, state.next, block.clock
+            )));
+        }
+        if let Some(dep) = self.unmet_dependency(block) {
+            return Ok(Some(dep));
+        }
+        let place = self.place_block(section.client, block)?;
+        if let Some(slot) = self.places.get_mut(state.offset + state.cursor) {
+            *slot = Some(place.clone());
+        }
+        self.out.items.push(NewItem {
+            section: top,
+            block: state.cursor,
+            start: block.clock.max(state.next),
+            end: block.end(),
+            place,
+        });
+        if let Some(s) = self.sections.get_mut(top) {
+            s.next = block.end();
+            s.cursor += 1;
+        }
+        Ok(None)
+    }
+
     fn run(mut self) -> Result<Resolved, ResolveError> {
-        let n = self.update.clients.len();
+        let update = self.update;
         let mut stack: Vec<usize> = Vec::new();
-        for start in 0..n {
-            loop {
-                if !self.skip_known(start) {
-                    break;
-                }
+        for start in 0..update.clients.len() {
+            while self.skip_known(start) {
+                // fast path: everything it needs is there
+                let Some(first_dep) = self.try_integrate(start)? else {
+                    continue;
+                };
+                // slow path: integrate what it depends on first, like yrs's stack walk
+                let mut dep = Some(first_dep);
                 stack.push(start);
-                if let Some(f) = self.on_stack.get_mut(start) {
-                    *f = true;
-                }
+                self.set_on_stack(start, true);
                 while let Some(&top) = stack.last() {
-                    if !self.skip_known(top) {
-                        // nothing left in this section: the dependent will report what it misses
-                        stack.pop();
-                        if let Some(f) = self.on_stack.get_mut(top) {
-                            *f = false;
+                    if let Some(d) = dep.take() {
+                        let item = self.current_id(top);
+                        let Some(ds) = self.section_of(d.client) else {
+                            return Err(missing(item, d));
+                        };
+                        let Some(dstate) = self.sections.get(ds) else {
+                            return Err(missing(item, d));
+                        };
+                        if d.clock >= dstate.end || dstate.on_stack {
+                            return Err(missing(item, d));
                         }
-                        if let Some(&dep) = stack.last() {
-                            return Err(self.missing_for(dep));
+                        stack.push(ds);
+                        self.set_on_stack(ds, true);
+                        continue;
+                    }
+                    if !self.skip_known(top) {
+                        // nothing left in this section: what the dependent wanted is missing
+                        stack.pop();
+                        self.set_on_stack(top, false);
+                        if let Some(&dependent) = stack.last() {
+                            return Err(self.missing_for(dependent));
                         }
                         continue;
                     }
-                    let update = self.update;
-                    let Some(section) = update.clients.get(top) else {
-                        break;
-                    };
-                    let bi = self.cursor.get(top).copied().unwrap_or(0);
-                    let Some(block) = section.blocks.get(bi) else {
-                        break;
-                    };
-                    let next = self.next.get(top).copied().unwrap_or(0);
-                    if block.clock > next {
-                        return Err(ResolveError::Missing(format!(
-                            "client {} skips clocks {}..{} (an earlier update of it is missing)",
-                            section.client, next, block.clock
-                        )));
-                    }
-                    match self.unmet_dependency(top, block) {
+                    match self.try_integrate(top)? {
                         None => {
-                            let place = self.place_block(section.client, block)?;
-                            let start_clock = block.clock.max(next);
-                            if let Some(slot) = self.places.get_mut(top).and_then(|p| p.get_mut(bi))
-                            {
-                                *slot = Some(place.clone());
-                            }
-                            self.out.items.push(NewItem {
-                                section: top,
-                                block: bi,
-                                start: start_clock,
-                                end: block.end(),
-                                place,
-                            });
-                            if let Some(x) = self.next.get_mut(top) {
-                                *x = block.end();
-                            }
-                            if let Some(x) = self.cursor.get_mut(top) {
-                                *x += 1;
-                            }
                             stack.pop();
-                            if let Some(f) = self.on_stack.get_mut(top) {
-                                *f = false;
-                            }
+                            self.set_on_stack(top, false);
                         }
-                        Some(dep) => {
-                            let Some(&ds) = self.sections.get(&dep.client) else {
-                                return Err(ResolveError::Missing(format!(
-                                    "item {} refers to {}, which the document does not have",
-                                    fmt_id(ID::new(section.client, block.clock)),
-                                    fmt_id(dep)
-                                )));
-                            };
-                            let ends = update
-                                .clients
-                                .get(ds)
-                                .and_then(|c| c.blocks.last())
-                                .map(Block::end)
-                                .unwrap_or(0);
-                            if dep.clock >= ends || self.on_stack.get(ds).copied().unwrap_or(true) {
-                                return Err(ResolveError::Missing(format!(
-                                    "item {} refers to {}, which the document does not have",
-                                    fmt_id(ID::new(section.client, block.clock)),
-                                    fmt_id(dep)
-                                )));
-                            }
-                            stack.push(ds);
-                            if let Some(f) = self.on_stack.get_mut(ds) {
-                                *f = true;
-                            }
-                        }
+                        Some(d) => dep = Some(d),
                     }
                 }
             }
@@ -376,15 +472,26 @@ impl<'a> Resolver<'a> {
         Ok(self.out)
     }
 
+    fn current_id(&self, section: usize) -> ID {
+        let c = self.update.clients.get(section);
+        let cursor = self.sections.get(section).map(|s| s.cursor).unwrap_or(0);
+        match c {
+            Some(c) => ID::new(
+                c.client,
+                c.blocks.get(cursor).map(|b| b.clock).unwrap_or_default(),
+            ),
+            None => ID::new(ClientID::new(0), 0),
+        }
+    }
+
     fn missing_for(&self, section: usize) -> ResolveError {
         let what = self
             .update
             .clients
             .get(section)
             .and_then(|c| {
-                let b = c
-                    .blocks
-                    .get(self.cursor.get(section).copied().unwrap_or(0))?;
+                let cursor = self.sections.get(section)?.cursor;
+                let b = c.blocks.get(cursor)?;
                 Some(fmt_id(ID::new(c.client, b.clock)))
             })
             .unwrap_or_default();
@@ -399,13 +506,12 @@ impl<'a> Resolver<'a> {
         let Some(c) = self.update.clients.get(section) else {
             return false;
         };
-        let next = self.next.get(section).copied().unwrap_or(0);
-        let Some(cur) = self.cursor.get_mut(section) else {
+        let Some(state) = self.sections.get_mut(section) else {
             return false;
         };
-        while let Some(b) = c.blocks.get(*cur) {
-            if matches!(b.kind, BlockKind::Skip) || b.end() <= next {
-                *cur += 1;
+        while let Some(b) = c.blocks.get(state.cursor) {
+            if matches!(b.kind, BlockKind::Skip) || b.end() <= state.next {
+                state.cursor += 1;
             } else {
                 return true;
             }
@@ -416,8 +522,9 @@ impl<'a> Resolver<'a> {
     fn resolve_deletions(&mut self) -> Result<(), ResolveError> {
         let update = self.update;
         for d in &update.deletes {
-            let after = match self.sections.get(&d.client) {
-                Some(&s) => self.next.get(s).copied().unwrap_or(0),
+            let section = self.section_of(d.client);
+            let after = match section.and_then(|s| self.sections.get(s)) {
+                Some(s) => s.next,
                 None => self.index.next_clock(d.client),
             };
             if d.end > after {
@@ -428,59 +535,44 @@ impl<'a> Resolver<'a> {
                     d.client
                 )));
             }
+            if !self.index.has_undeleted(d.client, d.start, d.end) {
+                continue;
+            }
             let base = self.base_next_of(d.client);
             for (s, e) in self.index.undeleted_parts(d.client, d.start, d.end) {
                 // known part
                 if s < base {
-                    let kb = e.min(base);
-                    let mut pieces = Vec::new();
-                    self.index.for_each_range(d.client, s, kb, |a, b, loc| {
-                        pieces.push((a, b, loc));
-                    });
-                    for (_, _, loc) in pieces {
-                        let place = if loc == GC_LOC {
-                            Place::Gc
-                        } else {
-                            self.index
-                                .loc(loc)
-                                .cloned()
-                                .map(Place::At)
-                                .unwrap_or(Place::Gc)
-                        };
-                        self.out.deletions.push(Deletion {
-                            place,
-                            of_new_item: false,
+                    let deletions = &mut self.out.deletions;
+                    self.index
+                        .for_each_range(d.client, s, e.min(base), |_, _, loc| {
+                            deletions.push(Deletion {
+                                place: if loc == GC_LOC {
+                                    Place::Gc
+                                } else {
+                                    Place::Known(loc)
+                                },
+                                of_new_item: false,
+                            });
                         });
-                    }
                 }
                 // new part
-                if e > base {
-                    let mut clock = s.max(base);
-                    while clock < e {
-                        let Some(&sec) = self.sections.get(&d.client) else {
-                            break;
-                        };
-                        let Some(bi) = self.find_block(sec, clock) else {
-                            break;
-                        };
-                        let Some(block) = update.clients.get(sec).and_then(|c| c.blocks.get(bi))
-                        else {
-                            break;
-                        };
-                        let end = block.end().min(e);
-                        let place = self
-                            .places
-                            .get(sec)
-                            .and_then(|p| p.get(bi))
-                            .cloned()
-                            .flatten()
-                            .unwrap_or(Place::Gc);
-                        self.out.deletions.push(Deletion {
-                            place,
-                            of_new_item: true,
-                        });
-                        clock = end;
-                    }
+                let Some(sec) = section else {
+                    continue;
+                };
+                let mut clock = s.max(base);
+                while clock < e {
+                    let Some(bi) = self.find_block(sec, clock) else {
+                        break;
+                    };
+                    let Some(block) = update.clients.get(sec).and_then(|c| c.blocks.get(bi)) else {
+                        break;
+                    };
+                    let place = self.stored_place(sec, bi).cloned().unwrap_or(Place::Gc);
+                    self.out.deletions.push(Deletion {
+                        place,
+                        of_new_item: true,
+                    });
+                    clock = block.end().min(e);
                 }
             }
         }
@@ -494,7 +586,7 @@ pub(crate) fn resolve(index: &DocIndex, update: &ParsedUpdate) -> Result<Resolve
 }
 
 /// Whether the update changes anything: a block beyond what the index has, or a deletion of
-/// something not yet deleted. Cheap: no resolution.
+/// something not yet deleted. Cheap: no resolution, no allocation.
 pub(crate) fn has_changes(index: &DocIndex, update: &ParsedUpdate) -> bool {
     for c in &update.clients {
         let next = index.next_clock(c.client);
@@ -508,5 +600,5 @@ pub(crate) fn has_changes(index: &DocIndex, update: &ParsedUpdate) -> bool {
     update
         .deletes
         .iter()
-        .any(|d| !index.undeleted_parts(d.client, d.start, d.end).is_empty())
+        .any(|d| index.has_undeleted(d.client, d.start, d.end))
 }

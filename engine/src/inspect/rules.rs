@@ -1,61 +1,21 @@
 //! The rules: who may change what, and what keeps the schema.
 
-use super::index::{Container, DocIndex, Loc};
+use super::index::{Container, DocIndex, PathInfo};
 use super::parse::{self, Block, BlockKind, Content, ItemData, ParsedUpdate, TypeKind};
 use super::resolve::{Place, Resolved};
 use super::{Refusal, RefusalCode};
 use crate::Role;
 use crate::schema;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use yrs::branch::{Branch, BranchID};
 use yrs::{Any, Doc, ID, Map, MapRef, Number, Out, ReadTxn, Transact};
 
-/// At most this many keys and type ids of a path are kept (enough for
-/// `blocks.<id>.position.<key>`).
-const KEPT_KEYS: usize = 4;
-const KEPT_TYPES: usize = 3;
 /// Upper bound on the combinations of concurrent position values checked.
 const MAX_COMBINATIONS: usize = 64;
-
-/// Where a container or location sits, seen from its root.
-#[derive(Debug, Clone)]
-struct PathInfo {
-    root: Arc<str>,
-    /// Keys from the root down (`None` for sequence content), the first [`KEPT_KEYS`].
-    keys: Vec<Option<Arc<str>>>,
-    /// Ids of the type items from the root down, the first [`KEPT_TYPES`].
-    types: Vec<ID>,
-    /// Number of keys (levels) in the full path.
-    depth: usize,
-    /// Whether a container of the path was deleted before the update.
-    dead: bool,
-}
-
-impl PathInfo {
-    fn key(&self, i: usize) -> Option<&str> {
-        self.keys.get(i).and_then(|k| k.as_deref())
-    }
-
-    /// `root.key1.key2` with at most `levels` keys.
-    fn display(&self, levels: usize) -> String {
-        let mut s = self.root.to_string();
-        for k in self.keys.iter().take(levels) {
-            s.push('.');
-            s.push_str(k.as_deref().unwrap_or("[]"));
-        }
-        s
-    }
-
-    fn child(&self, key: Option<Arc<str>>) -> PathInfo {
-        let mut p = self.clone();
-        if p.keys.len() < KEPT_KEYS {
-            p.keys.push(key);
-        }
-        p.depth += 1;
-        p
-    }
-}
+/// Deepest path (number of keys from the root) a new item may have.
+const MAX_DEPTH: u32 = 24;
 
 /// Value of one position key after the update.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +29,35 @@ enum Value {
     Missing,
 }
 
+/// Map entries of the update at `(container, key)`, sorted for binary search once sealed.
+#[derive(Debug, Default)]
+struct Entries(Vec<(ID, Arc<str>, usize)>);
+
+impl Entries {
+    fn push(&mut self, (container, key): (ID, Arc<str>), value: usize) {
+        self.0.push((container, key, value));
+    }
+
+    fn seal(&mut self) {
+        self.0
+            .sort_by(|a, b| (a.0, &*a.1, a.2).cmp(&(b.0, &*b.1, b.2)));
+    }
+
+    /// The values at `(container, key)`, in insertion order.
+    fn get(&self, container: ID, key: &str) -> Vec<usize> {
+        let start = self
+            .0
+            .partition_point(|(c, k, _)| (*c, &**k) < (container, key));
+        self.0
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|(c, k, _)| *c == container && &**k == key)
+            .map(|(_, _, v)| *v)
+            .collect()
+    }
+}
+
 struct Checker<'a> {
     doc: &'a Doc,
     index: &'a DocIndex,
@@ -76,9 +65,8 @@ struct Checker<'a> {
     update: &'a ParsedUpdate,
     bytes: &'a [u8],
     resolved: &'a Resolved,
-    /// Locations of the shared types the update creates.
-    new_types: HashMap<ID, Option<Loc>>,
-    memo: HashMap<ID, PathInfo>,
+    /// Paths of the containers the update creates.
+    new_types: HashMap<ID, PathInfo>,
 }
 
 fn refuse(code: RefusalCode, message: impl Into<String>) -> Refusal {
@@ -93,71 +81,27 @@ fn invalid(message: impl Into<String>) -> Refusal {
 }
 
 impl<'a> Checker<'a> {
-    fn block_of(&self, section: usize, block: usize) -> Option<&'a Block> {
-        self.update.clients.get(section)?.blocks.get(block)
-    }
-
-    fn type_loc(&self, id: ID) -> Option<Loc> {
-        if let Some(l) = self.new_types.get(&id) {
-            return l.clone();
+    fn container_path(&self, container: &Container) -> PathInfo {
+        if let Container::Type(id) = container
+            && let Some(p) = self.new_types.get(id)
+        {
+            return p.clone();
         }
-        self.index.type_loc(id).cloned()
+        self.index.container_path(container)
     }
 
-    /// Path of a container (iterative, memoised).
-    fn container_path(&mut self, container: &Container) -> PathInfo {
-        let mut chain: Vec<(ID, Option<Arc<str>>)> = Vec::new();
-        let mut cur = container.clone();
-        let base = loop {
-            match cur {
-                Container::Root(name) => {
-                    break PathInfo {
-                        root: name,
-                        keys: Vec::new(),
-                        types: Vec::new(),
-                        depth: 0,
-                        dead: false,
-                    };
-                }
-                Container::Type(id) => {
-                    if let Some(p) = self.memo.get(&id) {
-                        break p.clone();
-                    }
-                    match self.type_loc(id) {
-                        Some(loc) if chain.len() < 100_000 => {
-                            chain.push((id, loc.key.clone()));
-                            cur = loc.container;
-                        }
-                        _ => {
-                            chain.push((id, None));
-                            break PathInfo {
-                                root: Arc::from("?"),
-                                keys: Vec::new(),
-                                types: Vec::new(),
-                                depth: 0,
-                                dead: true,
-                            };
-                        }
-                    }
-                }
-            }
-        };
-        let mut path = base;
-        for (id, key) in chain.into_iter().rev() {
-            path = path.child(key);
-            if path.types.len() < KEPT_TYPES {
-                path.types.push(id);
-            }
-            if self.index.is_deleted(id) {
-                path.dead = true;
-            }
-            self.memo.insert(id, path.clone());
+    fn place_path(&self, place: &Place) -> Option<Cow<'a, PathInfo>> {
+        match place {
+            Place::Gc => None,
+            Place::Known(l) => Some(match self.index.loc_path(*l) {
+                Some(p) => Cow::Borrowed(p),
+                None => Cow::Owned(PathInfo::lost()),
+            }),
+            Place::New(loc) => Some(Cow::Owned(
+                self.container_path(&loc.container)
+                    .with_key(loc.key.clone()),
+            )),
         }
-        path
-    }
-
-    fn loc_path(&mut self, loc: &Loc) -> PathInfo {
-        self.container_path(&loc.container).child(loc.key.clone())
     }
 
     fn item_value(&self, block: &Block) -> Value {
@@ -178,42 +122,21 @@ impl<'a> Checker<'a> {
     }
 
     fn check(mut self) -> Result<Vec<String>, Refusal> {
-        for item in &self.resolved.items {
-            let Some(block) = self.block_of(item.section, item.block) else {
-                continue;
-            };
-            if let BlockKind::Item(ItemData {
-                content: Content::Type(_),
-                ..
-            }) = &block.kind
-            {
-                let client = self.update.clients.get(item.section).map(|c| c.client);
-                if let Some(client) = client {
-                    let loc = match &item.place {
-                        Place::At(l) => Some(l.clone()),
-                        Place::Gc => None,
-                    };
-                    self.new_types.insert(ID::new(client, block.clock), loc);
-                }
-            }
-        }
-
-        let mut touched: BTreeSet<String> = BTreeSet::new();
+        let mut touched: Vec<String> = Vec::new();
         // block item id -> block id, for blocks created by the update
         let mut created: BTreeMap<ID, String> = BTreeMap::new();
-        // blocks whose position entry the update deletes
-        let mut position_deleted: HashSet<ID> = HashSet::new();
-        // blocks whose position entry the update sets
+        // blocks whose position entry the update sets, or deletes
         let mut position_set: BTreeMap<ID, String> = BTreeMap::new();
+        let mut position_deleted: BTreeMap<ID, String> = BTreeMap::new();
         // existing position maps the update writes to or deletes from -> (block item, block id)
         let mut position_touched: BTreeMap<ID, (ID, String)> = BTreeMap::new();
-        // inserts per (container, key), for map entries: resolved item indices
-        let mut entries: HashMap<(ID, Arc<str>), Vec<usize>> = HashMap::new();
-        // deletions per (container, key), of existing items
-        let mut deleted_entries: HashSet<(ID, Arc<str>)> = HashSet::new();
+        // inserts at (container, key), for map entries: resolved item indices
+        let mut entries = Entries::default();
+        // deletions at (container, key), of existing items
+        let mut deleted_entries = Entries::default();
 
         for (ri, item) in self.resolved.items.iter().enumerate() {
-            let Some(block) = self.block_of(item.section, item.block) else {
+            let Some((id, block)) = self.resolved_block(ri) else {
                 continue;
             };
             let BlockKind::Item(data) = &block.kind else {
@@ -222,30 +145,39 @@ impl<'a> Checker<'a> {
             if matches!(data.content, Content::Doc | Content::Type(TypeKind::SubDoc)) {
                 return Err(invalid("subdocuments are not allowed in a canvas"));
             }
-            let Place::At(loc) = &item.place else {
+            let Some(path) = self.place_path(&item.place) else {
                 continue;
             };
-            let path = self.loc_path(loc);
-            self.check_common(&path)?;
-            if let (Container::Type(c), Some(k)) = (&loc.container, &loc.key) {
-                entries.entry((*c, k.clone())).or_default().push(ri);
+            if let Content::Type(_) = data.content {
+                self.new_types.insert(id, path.container(id));
             }
-            if path.dead || &*path.root != schema::BLOCKS {
+            let dead = self.index.path_dead(&path);
+            self.check_common(&path, dead)?;
+            if dead {
                 continue;
             }
-            let Some(bid) = path.key(0).map(str::to_owned) else {
+            if path.depth > MAX_DEPTH {
+                return Err(invalid(format!(
+                    "{}...: nested deeper than {MAX_DEPTH} levels",
+                    path.display(4)
+                )));
+            }
+            if let Some(key) = self.entry_key(&item.place) {
+                entries.push(key, ri);
+            }
+            if path.root.as_deref() != Some(schema::BLOCKS) {
+                continue;
+            }
+            let Some(bid) = path.key(0) else {
                 continue;
             };
-            touched.insert(bid.clone());
-            let client = self.update.clients.get(item.section).map(|c| c.client);
-            let Some(client) = client else {
-                continue;
-            };
-            let id = ID::new(client, block.clock);
+            if touched.last().is_none_or(|t| t != bid) {
+                touched.push(bid.to_owned());
+            }
             match path.depth {
                 1 => match &data.content {
                     Content::Type(TypeKind::Map) => {
-                        created.insert(id, bid);
+                        created.insert(id, bid.to_owned());
                     }
                     Content::Deleted => {}
                     other => {
@@ -256,13 +188,13 @@ impl<'a> Checker<'a> {
                     }
                 },
                 2 if path.key(1) == Some(schema::POSITION) => {
-                    if let Some(&b) = path.types.first() {
-                        position_set.insert(b, bid);
+                    if let Some(b) = path.container_id(0) {
+                        position_set.insert(b, bid.to_owned());
                     }
                 }
                 3 if path.key(1) == Some(schema::POSITION) => {
-                    if let (Some(&b), Some(&p)) = (path.types.first(), path.types.get(1)) {
-                        position_touched.insert(p, (b, bid));
+                    if let (Some(b), Some(p)) = (path.container_id(0), path.container_id(1)) {
+                        position_touched.insert(p, (b, bid.to_owned()));
                     }
                 }
                 _ => {}
@@ -270,65 +202,63 @@ impl<'a> Checker<'a> {
         }
 
         for del in &self.resolved.deletions {
-            let Place::At(loc) = &del.place else {
+            let Some(path) = self.place_path(&del.place) else {
                 continue;
             };
-            let path = self.loc_path(loc);
-            self.check_common(&path)?;
-            if del.of_new_item {
+            let dead = self.index.path_dead(&path);
+            self.check_common(&path, dead)?;
+            if del.of_new_item || dead {
                 continue;
             }
-            if let (Container::Type(c), Some(k)) = (&loc.container, &loc.key) {
-                deleted_entries.insert((*c, k.clone()));
+            if let Some(key) = self.entry_key(&del.place) {
+                deleted_entries.push(key, 0);
             }
-            if path.dead || &*path.root != schema::BLOCKS {
+            if path.root.as_deref() != Some(schema::BLOCKS) {
                 continue;
             }
-            let Some(bid) = path.key(0).map(str::to_owned) else {
+            let Some(bid) = path.key(0) else {
                 continue;
             };
-            touched.insert(bid.clone());
+            if touched.last().is_none_or(|t| t != bid) {
+                touched.push(bid.to_owned());
+            }
             match path.depth {
                 2 if path.key(1) == Some(schema::POSITION) => {
-                    if let Some(&b) = path.types.first() {
-                        position_deleted.insert(b);
+                    if let Some(b) = path.container_id(0) {
+                        position_deleted.insert(b, bid.to_owned());
                     }
                 }
                 3 if path.key(1) == Some(schema::POSITION) => {
-                    if let (Some(&b), Some(&p)) = (path.types.first(), path.types.get(1)) {
-                        position_touched.insert(p, (b, bid));
+                    if let (Some(b), Some(p)) = (path.container_id(0), path.container_id(1)) {
+                        position_touched.insert(p, (b, bid.to_owned()));
                     }
                 }
                 _ => {}
             }
         }
+        touched.sort_unstable();
+        touched.dedup();
+        entries.seal();
+        deleted_entries.seal();
 
         // positions
         let mut blocks: BTreeMap<ID, String> = BTreeMap::new();
         blocks.extend(created.iter().map(|(k, v)| (*k, v.clone())));
         blocks.extend(position_set.iter().map(|(k, v)| (*k, v.clone())));
+        blocks.extend(position_deleted.iter().map(|(k, v)| (*k, v.clone())));
         for (b, bid) in position_touched.values() {
             blocks.insert(*b, bid.clone());
         }
-        if !position_deleted.is_empty() {
-            // only blocks we know the id of through a path: find them in the paths memo
-            for b in &position_deleted {
-                if let Some(bid) = self.memo.get(b).and_then(|p| p.key(0)) {
-                    blocks.insert(*b, bid.to_owned());
-                }
-            }
-        }
         if blocks.is_empty() {
-            return Ok(touched.into_iter().collect());
+            return Ok(touched);
         }
         let txn = self.doc.transact();
         let columns = columns(&txn);
         for (b, bid) in &blocks {
-            if self.update.deletes_id(*b) || self.container_path(&Container::Type(*b)).dead {
+            if self.update.deletes_id(*b) {
                 continue;
             }
-            let pos_key: Arc<str> = Arc::from(schema::POSITION);
-            let winners = self.winners(&entries, *b, &pos_key);
+            let winners = self.winners(&entries, *b, schema::POSITION);
             if !winners.is_empty() {
                 for w in winners {
                     let Some((id, block)) = self.resolved_block(w) else {
@@ -350,11 +280,7 @@ impl<'a> Checker<'a> {
                             )?;
                         }
                         BlockKind::Item(ItemData {
-                            content: Content::Type(TypeKind::Map),
-                            ..
-                        })
-                        | BlockKind::Item(ItemData {
-                            content: Content::Deleted,
+                            content: Content::Type(TypeKind::Map) | Content::Deleted,
                             ..
                         }) => {
                             return Err(invalid(format!("block {bid}: position was removed")));
@@ -375,7 +301,7 @@ impl<'a> Checker<'a> {
                     "block {bid}: a new block needs a position with x, y, w and h"
                 )));
             }
-            if position_deleted.contains(b) {
+            if position_deleted.contains_key(b) {
                 return Err(invalid(format!("block {bid}: position was removed")));
             }
             for (p, (pb, _)) in &position_touched {
@@ -394,7 +320,20 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        Ok(touched.into_iter().collect())
+        Ok(touched)
+    }
+
+    /// `(container, key)` of a map entry inside a shared type.
+    fn entry_key(&self, place: &Place) -> Option<(ID, Arc<str>)> {
+        let loc = match place {
+            Place::Known(l) => self.index.loc(*l)?,
+            Place::New(loc) => loc,
+            Place::Gc => return None,
+        };
+        match (&loc.container, &loc.key) {
+            (Container::Type(c), Some(k)) => Some((*c, k.clone())),
+            _ => None,
+        }
     }
 
     fn resolved_block(&self, ri: usize) -> Option<(ID, &'a Block)> {
@@ -406,28 +345,22 @@ impl<'a> Checker<'a> {
 
     /// The update's items at `(container, key)` that no other item of the update at the same
     /// place supersedes (usually one).
-    fn winners(
-        &self,
-        entries: &HashMap<(ID, Arc<str>), Vec<usize>>,
-        container: ID,
-        key: &Arc<str>,
-    ) -> Vec<usize> {
-        let Some(list) = entries.get(&(container, key.clone())) else {
+    fn winners(&self, entries: &Entries, container: ID, key: &str) -> Vec<usize> {
+        let list = entries.get(container, key);
+        if list.is_empty() {
             return Vec::new();
+        }
+        let origin_of = |ri: usize| match self.resolved_block(ri) {
+            Some((
+                _,
+                Block {
+                    kind: BlockKind::Item(d),
+                    ..
+                },
+            )) => d.origin,
+            _ => None,
         };
-        let origins: HashSet<ID> = list
-            .iter()
-            .filter_map(|&ri| match self.resolved_block(ri) {
-                Some((
-                    _,
-                    Block {
-                        kind: BlockKind::Item(d),
-                        ..
-                    },
-                )) => d.origin,
-                _ => None,
-            })
-            .collect();
+        // usually one item; quadratic only in the number of writes to one key
         list.iter()
             .copied()
             .filter(|&ri| {
@@ -435,7 +368,7 @@ impl<'a> Checker<'a> {
                     return false;
                 };
                 let last = ID::new(id.client, block.end().saturating_sub(1));
-                !origins.contains(&last)
+                !list.iter().any(|&other| origin_of(other) == Some(last))
             })
             .collect()
     }
@@ -446,15 +379,14 @@ impl<'a> Checker<'a> {
         &self,
         bid: &str,
         p: ID,
-        current: Option<&HashMap<String, Value>>,
-        entries: &HashMap<(ID, Arc<str>), Vec<usize>>,
-        deleted_entries: &HashSet<(ID, Arc<str>)>,
+        current: Option<&[Value; 4]>,
+        entries: &Entries,
+        deleted_entries: &Entries,
         columns: i64,
     ) -> Result<(), Refusal> {
         let mut options: Vec<Vec<Value>> = Vec::with_capacity(4);
-        for key in schema::POSITION_KEYS {
-            let k: Arc<str> = Arc::from(key);
-            let winners = self.winners(entries, p, &k);
+        for (i, key) in schema::POSITION_KEYS.iter().enumerate() {
+            let winners = self.winners(entries, p, key);
             let values: Vec<Value> = if !winners.is_empty() {
                 winners
                     .iter()
@@ -467,12 +399,12 @@ impl<'a> Checker<'a> {
                         }
                     })
                     .collect()
-            } else if deleted_entries.contains(&(p, k.clone())) {
+            } else if !deleted_entries.get(p, key).is_empty() {
                 vec![Value::Removed]
             } else {
                 vec![
                     current
-                        .and_then(|c| c.get(key).cloned())
+                        .and_then(|c| c.get(i).cloned())
                         .unwrap_or(Value::Missing),
                 ]
             };
@@ -554,18 +486,17 @@ impl<'a> Checker<'a> {
     }
 
     /// Root and role checks for a change at `path`.
-    fn check_common(&self, path: &PathInfo) -> Result<(), Refusal> {
-        if !schema::ROOTS.contains(&&*path.root) {
-            if path.dead {
-                return Ok(());
-            }
+    fn check_common(&self, path: &PathInfo, dead: bool) -> Result<(), Refusal> {
+        let Some(root) = path.root.as_deref() else {
+            return Ok(());
+        };
+        if !schema::ROOTS.contains(&root) {
             return Err(invalid(format!(
-                "unknown root type {:?}: a canvas has only {}",
-                &*path.root,
+                "unknown root type {root:?}: a canvas has only {}",
                 schema::ROOTS.join(", ")
             )));
         }
-        if &*path.root == schema::SHARING && !self.role.can_administer() {
+        if root == schema::SHARING && !self.role.can_administer() {
             return Err(refuse(
                 RefusalCode::Forbidden,
                 format!(
@@ -575,10 +506,9 @@ impl<'a> Checker<'a> {
                 ),
             ));
         }
-        if path.depth == 1 && path.keys.first().is_some_and(Option::is_none) && !path.dead {
+        if path.depth == 1 && path.is_sequence_at(0) && !dead {
             return Err(invalid(format!(
-                "root {} is a map: its entries need a key",
-                &*path.root
+                "root {root} is a map: its entries need a key"
             )));
         }
         Ok(())
@@ -631,7 +561,7 @@ fn branch_is(map: &MapRef, id: ID) -> bool {
 
 /// The current values of the position map `p` of block `bid` (block item `b`), if that map is
 /// the live one.
-fn live_position<T: ReadTxn>(txn: &T, bid: &str, b: ID, p: ID) -> Option<HashMap<String, Value>> {
+fn live_position<T: ReadTxn>(txn: &T, bid: &str, b: ID, p: ID) -> Option<[Value; 4]> {
     let blocks = txn.get_map(schema::BLOCKS)?;
     let Some(Out::YMap(block)) = blocks.get(txn, bid) else {
         return None;
@@ -645,16 +575,13 @@ fn live_position<T: ReadTxn>(txn: &T, bid: &str, b: ID, p: ID) -> Option<HashMap
     if !branch_is(&position, p) {
         return None;
     }
-    let mut out = HashMap::new();
-    for key in schema::POSITION_KEYS {
-        let v = match position.get(txn, key) {
+    Some(
+        schema::POSITION_KEYS.map(|key| match position.get(txn, key) {
             None => Value::Missing,
             Some(Out::Any(a)) => to_int(&a),
             Some(_) => Value::Bad("a shared type".into()),
-        };
-        out.insert(key.to_owned(), v);
-    }
-    Some(out)
+        }),
+    )
 }
 
 /// Applies the rules to a resolved update. Returns the ids of the blocks it touches.
@@ -674,7 +601,6 @@ pub(crate) fn check(
         bytes,
         resolved,
         new_types: HashMap::new(),
-        memo: HashMap::new(),
     }
     .check()
 }
