@@ -1,6 +1,8 @@
 //! Throughput of the full ingest path (inspect + apply + index) against raw yrs apply.
 //!
-//! Run with `cargo test -p canvas-engine --release --test inspect_perf -- --ignored --nocapture`.
+//! Run with `cargo run --release -p canvas-bench --example ingest_ratio`, or one side only
+//! (for `perf stat` / callgrind) with `PERF_SIDE=raw|ours PERF_LOAD=typing|moves`.
+//! Figures go to BENCHMARKS.md; nothing here asserts on time.
 
 use canvas_engine::Role;
 use canvas_engine::canvas::CanvasDoc;
@@ -151,22 +153,17 @@ fn compare(name: &str, base: &[u8], updates: &[Vec<u8>]) -> f64 {
     ratio
 }
 
-#[test]
-#[ignore = "benchmark: run in release with --ignored"]
-fn ingest_path_keeps_up_with_raw_yrs() {
+fn both_sides() {
     let (base, author) = setup();
     let keys = typing(&author, 20_000);
     let typing_ratio = compare("typing", &base, &keys);
     let (base, author) = setup();
     let mv = moves(&author, 5_000);
     let moves_ratio = compare("moves", &base, &mv);
-    assert!(typing_ratio > 0.5, "typing ratio {typing_ratio}");
-    assert!(moves_ratio > 0.3, "moves ratio {moves_ratio}");
+    println!("ratios (ours / raw throughput): typing {typing_ratio:.2}, moves {moves_ratio:.2}");
 }
 
 /// One side only, for `perf stat`: `PERF_SIDE=raw|ours PERF_LOAD=typing|moves`.
-#[test]
-#[ignore = "benchmark helper"]
 fn one_side() {
     let side = std::env::var("PERF_SIDE").unwrap_or_default();
     let load = std::env::var("PERF_LOAD").unwrap_or_default();
@@ -186,5 +183,13 @@ fn one_side() {
         } else if side == "ours" {
             ours(&base, &updates);
         }
+    }
+}
+
+fn main() {
+    if std::env::var("PERF_SIDE").is_ok() {
+        one_side();
+    } else {
+        both_sides();
     }
 }
