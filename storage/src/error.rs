@@ -21,6 +21,20 @@ pub enum StorageError {
     /// The data directory could not be prepared.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// A configured service cannot be reached or refused the connection.
+    #[error("cannot reach {service}: {cause}")]
+    Unreachable {
+        /// Which service: PostgreSQL, MongoDB or Redis.
+        service: &'static str,
+        /// What went wrong (without credentials).
+        cause: String,
+    },
+    /// MongoDB failed.
+    #[error("MongoDB error: {0}")]
+    Mongo(#[from] mongodb::error::Error),
+    /// Redis failed.
+    #[error("Redis error: {0}")]
+    Redis(#[from] redis::RedisError),
     /// Hashing a password failed.
     #[error("password hashing failed: {0}")]
     Password(String),

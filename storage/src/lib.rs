@@ -10,6 +10,8 @@
 //! | [`ProjectStore`] | projects and their members | SQLite | PostgreSQL |
 //! | [`AuditStore`] | who did what (`audit_logs`) | SQLite | PostgreSQL |
 //! | [`CanvasStore`] | canvas records, snapshots and the durable update log | SQLite | MongoDB |
+//! | [`PresenceStore`] | who is on a canvas now (`canvas:presence:{id}`, `canvas:state:{id}`) | in process | Redis |
+//! | [`RateLimiter`] | per-minute call counts (`rate_limit:{user_id}:{endpoint}`) | in process | Redis |
 //!
 //! [`Storage`] bundles one of each as cheap cloneable handles. Every trait has one generic
 //! test suite in [`testing`] that every backend passes.
@@ -23,8 +25,12 @@
 
 pub mod embedded;
 pub mod error;
+pub mod memory;
 pub mod model;
+pub mod mongo_store;
 pub mod password;
+pub mod postgres_store;
+pub mod redis_store;
 pub mod testing;
 
 use async_trait::async_trait;
@@ -127,6 +133,49 @@ pub trait CanvasStore: Send + Sync + 'static {
     ) -> StorageResult<()>;
 }
 
+/// Live presence: who is on a canvas now, shared by every server node
+/// (`canvas:presence:{canvas_id}`: a hash of user id -> entry with a rolling TTL, and
+/// `canvas:state:{canvas_id}`: the active users).
+#[async_trait]
+pub trait PresenceStore: Send + Sync + 'static {
+    /// Sets or refreshes a user's entry on a canvas; the canvas's presence expires `ttl`
+    /// after its last write (rolling), and readers ignore entries older than `ttl`.
+    async fn put_presence(
+        &self,
+        canvas_id: Uuid,
+        entry: &PresenceEntry,
+        ttl: Duration,
+    ) -> StorageResult<()>;
+    /// Removes a user's entry (their last connection to the canvas closed).
+    async fn remove_presence(&self, canvas_id: Uuid, user_id: Uuid) -> StorageResult<()>;
+    /// The entries of a canvas whose `last_seen` is within `ttl` of now, by user id.
+    async fn presence(&self, canvas_id: Uuid, ttl: Duration) -> StorageResult<Vec<PresenceEntry>>;
+    /// Records the users with an open connection to the canvas on this node
+    /// (`canvas:state:{canvas_id}`); an empty list clears this node's contribution.
+    async fn set_active_users(
+        &self,
+        canvas_id: Uuid,
+        node_id: &str,
+        users: &[Uuid],
+    ) -> StorageResult<()>;
+    /// Every user with an open connection to the canvas on any node.
+    async fn active_users(&self, canvas_id: Uuid) -> StorageResult<Vec<Uuid>>;
+}
+
+/// Per-minute rate limits (`rate_limit:{user_id}:{endpoint}`, fixed one-minute windows).
+#[async_trait]
+pub trait RateLimiter: Send + Sync + 'static {
+    /// Counts `n` calls by the user to the endpoint in the current minute and says whether
+    /// the count is still within `limit`.
+    async fn hit(
+        &self,
+        user_id: Uuid,
+        endpoint: &str,
+        n: u32,
+        limit: u32,
+    ) -> StorageResult<RateDecision>;
+}
+
 /// One handle to every store. Cheap to clone: each field is an `Arc`.
 #[derive(Clone)]
 pub struct Storage {
@@ -140,6 +189,21 @@ pub struct Storage {
     pub audit: Arc<dyn AuditStore>,
     /// Canvas documents and their update log.
     pub canvases: Arc<dyn CanvasStore>,
+    /// Live presence.
+    pub presence: Arc<dyn PresenceStore>,
+    /// Rate limits.
+    pub rate_limits: Arc<dyn RateLimiter>,
+}
+
+/// Which services back the stores. What is not configured uses its embedded counterpart.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceUrls {
+    /// `postgres://...`: users, organizations, projects, members, audit.
+    pub database_url: Option<String>,
+    /// `mongodb://...`: canvases, their update log and versions.
+    pub mongodb_uri: Option<String>,
+    /// `redis://...`: sessions, presence, rate limits.
+    pub redis_url: Option<String>,
 }
 
 impl Storage {
@@ -154,6 +218,8 @@ impl Storage {
             projects: db.clone(),
             audit: db.clone(),
             canvases: db,
+            presence: Arc::new(memory::MemoryPresence::default()),
+            rate_limits: Arc::new(memory::MemoryRateLimiter::default()),
         })
     }
 }

@@ -214,3 +214,30 @@ pub struct StoredDocument {
     /// Log entries after the snapshot, `(seq, yrs v1 update)`, in order.
     pub updates: Vec<(i64, Vec<u8>)>,
 }
+
+/// One user's presence on a canvas (seed: `canvas:presence:{canvas_id}` -> user id ->
+/// `{cursor, selection, last_seen}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresenceEntry {
+    /// The user.
+    pub user_id: Uuid,
+    /// Their display name.
+    pub username: String,
+    /// Their cursor as their client announced it (any JSON), or null.
+    pub cursor: serde_json::Value,
+    /// Their selection as their client announced it (any JSON), or null.
+    pub selection: serde_json::Value,
+    /// When the server last heard from them.
+    pub last_seen: DateTime<Utc>,
+}
+
+/// The answer of a rate limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    /// Whether the calls are within the limit.
+    pub allowed: bool,
+    /// Calls counted in the current window, these included.
+    pub count: u32,
+    /// Seconds until the current window ends.
+    pub retry_after_secs: u32,
+}

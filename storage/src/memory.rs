@@ -1,0 +1,127 @@
+//! In-process presence and rate limits: the embedded counterparts of the Redis keys, for a
+//! server running alone. Same behaviour, kept in memory (presence is live state: nothing to
+//! keep across restarts).
+
+use crate::{PresenceEntry, PresenceStore, RateDecision, RateLimiter, StorageResult};
+use async_trait::async_trait;
+use chrono::Utc;
+use dashmap::DashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Presence of every canvas, in process.
+#[derive(Default)]
+pub struct MemoryPresence {
+    /// canvas id -> (user id -> entry).
+    entries: DashMap<Uuid, HashMap<Uuid, PresenceEntry>>,
+    /// canvas id -> (node id -> active users).
+    active: DashMap<Uuid, HashMap<String, Vec<Uuid>>>,
+}
+
+fn fresh(entry: &PresenceEntry, ttl: Duration) -> bool {
+    let age = Utc::now().signed_duration_since(entry.last_seen);
+    age.to_std().map_or(true, |age| age <= ttl)
+}
+
+#[async_trait]
+impl PresenceStore for MemoryPresence {
+    async fn put_presence(
+        &self,
+        canvas_id: Uuid,
+        entry: &PresenceEntry,
+        ttl: Duration,
+    ) -> StorageResult<()> {
+        let mut canvas = self.entries.entry(canvas_id).or_default();
+        canvas.retain(|_, e| fresh(e, ttl));
+        canvas.insert(entry.user_id, entry.clone());
+        Ok(())
+    }
+
+    async fn remove_presence(&self, canvas_id: Uuid, user_id: Uuid) -> StorageResult<()> {
+        if let Some(mut canvas) = self.entries.get_mut(&canvas_id) {
+            canvas.remove(&user_id);
+        }
+        self.entries.remove_if(&canvas_id, |_, c| c.is_empty());
+        Ok(())
+    }
+
+    async fn presence(&self, canvas_id: Uuid, ttl: Duration) -> StorageResult<Vec<PresenceEntry>> {
+        let mut list: Vec<PresenceEntry> = self
+            .entries
+            .get(&canvas_id)
+            .map(|c| c.values().filter(|e| fresh(e, ttl)).cloned().collect())
+            .unwrap_or_default();
+        list.sort_by_key(|e| e.user_id);
+        Ok(list)
+    }
+
+    async fn set_active_users(
+        &self,
+        canvas_id: Uuid,
+        node_id: &str,
+        users: &[Uuid],
+    ) -> StorageResult<()> {
+        let mut canvas = self.active.entry(canvas_id).or_default();
+        if users.is_empty() {
+            canvas.remove(node_id);
+        } else {
+            canvas.insert(node_id.to_owned(), users.to_vec());
+        }
+        drop(canvas);
+        self.active.remove_if(&canvas_id, |_, c| c.is_empty());
+        Ok(())
+    }
+
+    async fn active_users(&self, canvas_id: Uuid) -> StorageResult<Vec<Uuid>> {
+        let users: HashSet<Uuid> = self
+            .active
+            .get(&canvas_id)
+            .map(|c| c.values().flatten().copied().collect())
+            .unwrap_or_default();
+        let mut users: Vec<Uuid> = users.into_iter().collect();
+        users.sort();
+        Ok(users)
+    }
+}
+
+/// Fixed one-minute windows per `(user, endpoint)`, in process.
+#[derive(Default)]
+pub struct MemoryRateLimiter {
+    windows: DashMap<(Uuid, String), (Instant, u32)>,
+}
+
+/// Length of a rate-limit window.
+pub const WINDOW: Duration = Duration::from_secs(60);
+
+#[async_trait]
+impl RateLimiter for MemoryRateLimiter {
+    async fn hit(
+        &self,
+        user_id: Uuid,
+        endpoint: &str,
+        n: u32,
+        limit: u32,
+    ) -> StorageResult<RateDecision> {
+        let now = Instant::now();
+        // Drop expired windows now and then so the map does not grow without bound.
+        if self.windows.len() > 10_000 {
+            self.windows
+                .retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
+        }
+        let mut window = self
+            .windows
+            .entry((user_id, endpoint.to_owned()))
+            .or_insert((now, 0));
+        if now.duration_since(window.0) >= WINDOW {
+            *window = (now, 0);
+        }
+        window.1 = window.1.saturating_add(n);
+        let left = WINDOW.saturating_sub(now.duration_since(window.0));
+        Ok(RateDecision {
+            allowed: window.1 <= limit,
+            count: window.1,
+            retry_after_secs: left.as_secs().max(1) as u32,
+        })
+    }
+}
