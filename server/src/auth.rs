@@ -59,6 +59,27 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<User, ApiErro
         .ok_or_else(|| ApiError::Unauthorized("the token's user no longer exists".into()))
 }
 
+/// Counts one call against a per-minute limit; `TooManyRequests` past it.
+pub async fn rate_limit(
+    state: &AppState,
+    user_id: uuid::Uuid,
+    endpoint: &str,
+    limit: u32,
+) -> Result<(), ApiError> {
+    let decision = state
+        .storage
+        .rate_limits
+        .hit(user_id, endpoint, 1, limit)
+        .await?;
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(ApiError::TooManyRequests {
+            retry_after_secs: decision.retry_after_secs,
+        })
+    }
+}
+
 /// Hashes a password off the async runtime (argon2 is deliberately slow).
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
     tokio::task::spawn_blocking(move || canvas_storage::password::hash(&password))

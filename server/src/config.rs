@@ -43,6 +43,43 @@ pub struct Config {
     #[arg(long, env = "CANVAS_SESSION_TTL_HOURS", default_value_t = 24)]
     pub session_ttl_hours: u64,
 
+    /// PostgreSQL for users, organizations, projects, members and audit
+    /// (`postgres://user:pass@host/db`); the embedded store when unset.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// MongoDB for canvases, their update log and versions (`mongodb://host/db`); the
+    /// embedded store when unset.
+    #[arg(long, env = "MONGODB_URI")]
+    pub mongodb_uri: Option<String>,
+
+    /// Redis for sessions, presence and rate limits (`redis://host:6379/0`); in process
+    /// when unset.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key (to share one Redis between deployments or tests).
+    #[arg(long, env = "CANVAS_REDIS_KEY_PREFIX", default_value = "")]
+    pub redis_key_prefix: String,
+
+    /// This server's name among several sharing the services (presence bookkeeping);
+    /// random when unset.
+    #[arg(long, env = "CANVAS_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// REST calls a user may make per minute to one endpoint; more get 429.
+    #[arg(long, env = "CANVAS_REST_RATE_LIMIT", default_value_t = 600)]
+    pub rest_rate_limit: u32,
+
+    /// Login attempts per minute for one account; more get 429.
+    #[arg(long, env = "CANVAS_LOGIN_RATE_LIMIT", default_value_t = 10)]
+    pub login_rate_limit: u32,
+
+    /// WebSocket messages a user may send per minute (all their connections); more close
+    /// the connection with 4429.
+    #[arg(long, env = "CANVAS_WS_RATE_LIMIT", default_value_t = 30_000)]
+    pub ws_rate_limit: u32,
+
     /// Log filter in `tracing_subscriber::EnvFilter` syntax, e.g. `info,canvas_server=debug`.
     #[arg(long, env = "CANVAS_LOG", default_value = "info")]
     pub log: String,
@@ -59,6 +96,16 @@ impl Config {
     /// [`Config::idle_unload_secs`] as a duration.
     pub fn idle_unload(&self) -> Duration {
         Duration::from_secs(self.idle_unload_secs)
+    }
+
+    /// The service URLs, as the storage layer takes them.
+    pub fn services(&self) -> canvas_storage::ServiceUrls {
+        canvas_storage::ServiceUrls {
+            database_url: self.database_url.clone(),
+            mongodb_uri: self.mongodb_uri.clone(),
+            redis_url: self.redis_url.clone(),
+            redis_key_prefix: self.redis_key_prefix.clone(),
+        }
     }
 
     /// [`Config::session_ttl_hours`] as a duration.

@@ -34,6 +34,12 @@ pub enum ApiError {
     /// The request body is larger than allowed (413).
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// Too many calls in the current minute (429).
+    #[error("rate limited")]
+    TooManyRequests {
+        /// Seconds until the window ends (sent as `Retry-After`).
+        retry_after_secs: u32,
+    },
     /// Something failed inside the server (500); the cause is logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -61,6 +67,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 m.clone(),
+            ),
+            ApiError::TooManyRequests { retry_after_secs } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests; retry in {retry_after_secs} s"),
             ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,

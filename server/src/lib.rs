@@ -51,9 +51,10 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Opens the storage the configuration selects (the embedded default for now).
+/// Opens the storage the configuration selects: the services whose URLs are set, the
+/// embedded store for the rest.
 pub async fn open_state(config: Config) -> StorageResult<AppState> {
-    let storage = Storage::embedded(&config.data_dir).await?;
+    let storage = Storage::connect(&config.data_dir, &config.services()).await?;
     Ok(AppState::new(config, storage))
 }
 

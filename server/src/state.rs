@@ -22,6 +22,8 @@ pub struct Shared {
     pub rooms: Rooms,
     /// Cancelled when the server shuts down: rooms flush, checkpoint and close.
     pub shutdown: CancellationToken,
+    /// This node's name among the servers sharing the services.
+    pub node_id: String,
     /// Tracks room and connection tasks so shutdown can wait for them to finish flushing.
     pub tasks: TaskTracker,
 }
@@ -29,7 +31,12 @@ pub struct Shared {
 impl AppState {
     /// Builds the state over a storage handle.
     pub fn new(config: Config, storage: Storage) -> Self {
+        let node_id = config
+            .node_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         AppState(Arc::new(Shared {
+            node_id,
             config,
             storage,
             rooms: Rooms::default(),

@@ -195,6 +195,23 @@ pub struct Storage {
     pub rate_limits: Arc<dyn RateLimiter>,
 }
 
+/// The embedded SQLite store, opened on first need (only for what no service provides).
+struct LazySqlite<'a> {
+    dir: &'a std::path::Path,
+    store: Option<Arc<embedded::SqliteStore>>,
+}
+
+impl LazySqlite<'_> {
+    async fn get(&mut self) -> StorageResult<Arc<embedded::SqliteStore>> {
+        if let Some(store) = &self.store {
+            return Ok(store.clone());
+        }
+        let store = Arc::new(embedded::SqliteStore::open(self.dir).await?);
+        self.store = Some(store.clone());
+        Ok(store)
+    }
+}
+
 /// Which services back the stores. What is not configured uses its embedded counterpart.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceUrls {
@@ -204,22 +221,70 @@ pub struct ServiceUrls {
     pub mongodb_uri: Option<String>,
     /// `redis://...`: sessions, presence, rate limits.
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key ("" in production).
+    pub redis_key_prefix: String,
 }
 
 impl Storage {
+    /// The stores the URLs select; what is not configured uses its embedded counterpart
+    /// (the SQLite file under `data_dir`, opened only if something needs it, and in-process
+    /// presence and rate limits). A configured service that cannot be reached is an
+    /// `Unreachable` error naming it: never a silent fallback.
+    pub async fn connect(data_dir: &std::path::Path, urls: &ServiceUrls) -> StorageResult<Self> {
+        let mut sqlite = LazySqlite {
+            dir: data_dir,
+            store: None,
+        };
+        type Relational = (
+            Arc<dyn UserStore>,
+            Arc<dyn ProjectStore>,
+            Arc<dyn AuditStore>,
+        );
+        let (users, projects, audit): Relational = match &urls.database_url {
+            Some(url) => {
+                let pg = Arc::new(postgres_store::PgStore::connect(url).await?);
+                (pg.clone(), pg.clone(), pg)
+            }
+            None => {
+                let db = sqlite.get().await?;
+                (db.clone(), db.clone(), db)
+            }
+        };
+        let canvases: Arc<dyn CanvasStore> = match &urls.mongodb_uri {
+            Some(uri) => Arc::new(mongo_store::MongoStore::connect(uri).await?),
+            None => sqlite.get().await?,
+        };
+        type Live = (
+            Arc<dyn SessionStore>,
+            Arc<dyn PresenceStore>,
+            Arc<dyn RateLimiter>,
+        );
+        let (sessions, presence, rate_limits): Live = match &urls.redis_url {
+            Some(url) => {
+                let redis =
+                    Arc::new(redis_store::RedisStore::connect(url, &urls.redis_key_prefix).await?);
+                (redis.clone(), redis.clone(), redis)
+            }
+            None => (
+                sqlite.get().await?,
+                Arc::new(memory::MemoryPresence::default()),
+                Arc::new(memory::MemoryRateLimiter::default()),
+            ),
+        };
+        Ok(Storage {
+            users,
+            sessions,
+            projects,
+            audit,
+            canvases,
+            presence,
+            rate_limits,
+        })
+    }
+
     /// The embedded default: everything in `{data_dir}/canvas.sqlite3` (WAL mode), created
     /// with its schema on first use.
     pub async fn embedded(data_dir: &std::path::Path) -> StorageResult<Self> {
-        let db = embedded::SqliteStore::open(data_dir).await?;
-        let db = Arc::new(db);
-        Ok(Storage {
-            users: db.clone(),
-            sessions: db.clone(),
-            projects: db.clone(),
-            audit: db.clone(),
-            canvases: db,
-            presence: Arc::new(memory::MemoryPresence::default()),
-            rate_limits: Arc::new(memory::MemoryRateLimiter::default()),
-        })
+        Self::connect(data_dir, &ServiceUrls::default()).await
     }
 }

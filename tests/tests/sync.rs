@@ -86,18 +86,33 @@ async fn awareness_is_relayed_echoed_and_cleared_on_disconnect() {
     // Echoed to the sender as well (keeps y-websocket's 30 s liveness timer happy).
     a.wait_for(|c, _| c.awareness.contains_key(&4242)).await;
 
-    let (status, presence) = team
-        .api
-        .get(
-            &format!("/api/v1/canvases/{}/presence", team.canvas),
-            Some(&team.viewer.token),
-        )
-        .await;
-    assert_eq!(status, 200, "{presence}");
+    // The presence store is written off the room's task: poll it briefly.
+    let path = format!("/api/v1/canvases/{}/presence", team.canvas);
+    let mut presence = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (status, body) = team.api.get(&path, Some(&team.viewer.token)).await;
+        assert_eq!(status, 200, "{body}");
+        presence = body;
+        if !presence["presence"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let list = presence["presence"].as_array().unwrap();
     assert_eq!(list.len(), 1, "{presence}");
     assert_eq!(list[0]["user_id"], team.editor.id.as_str());
     assert_eq!(list[0]["cursor"], serde_json::json!({"x": 3, "y": 4}));
+    assert!(list[0]["last_seen"].is_string(), "{presence}");
+    let mut active: Vec<&str> = presence["active_users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    active.sort();
+    let mut expected = vec![team.editor.id.as_str(), team.viewer.id.as_str()];
+    expected.sort();
+    assert_eq!(active, expected);
 
     // A newcomer receives the known awareness right away.
     let mut c = WsClient::connect(&server.ws_url(&team.canvas, &team.owner.token)).await;

@@ -6,6 +6,7 @@ use crate::access::canvas_access;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::sync::presence::PRESENCE_TTL;
 use crate::sync::room::{RoomView, close};
 use crate::view;
 use axum::Json;

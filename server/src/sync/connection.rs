@@ -110,6 +110,7 @@ async fn connection(
         }
     };
     let max = state.config.max_message_bytes;
+    let mut unreported: u32 = 0;
     loop {
         tokio::select! {
             inbound = socket.recv() => {
@@ -133,6 +134,11 @@ async fn connection(
                 };
                 if frame.len() > max {
                     close_socket(&mut socket, close::TOO_LARGE, &format!("message of {} bytes exceeds the {max}-byte limit", frame.len())).await;
+                    break;
+                }
+                unreported += 1;
+                if unreported >= RATE_REPORT_EVERY && !within_rate_limit(&state, user.id, std::mem::take(&mut unreported)).await {
+                    close_socket(&mut socket, close::RATE_LIMITED, "rate limited: too many messages per minute").await;
                     break;
                 }
                 match protocol::decode(&frame) {
@@ -167,6 +173,26 @@ async fn connection(
         }
     }
     room.send(RoomCmd::Leave(conn_id)).await;
+}
+
+/// Messages are counted against the user's per-minute limit in groups of this many, so the
+/// shared counter (Redis) is not hit on every keystroke.
+const RATE_REPORT_EVERY: u32 = 32;
+
+async fn within_rate_limit(state: &AppState, user_id: Uuid, n: u32) -> bool {
+    match state
+        .storage
+        .rate_limits
+        .hit(user_id, "ws", n, state.config.ws_rate_limit)
+        .await
+    {
+        Ok(decision) => decision.allowed,
+        Err(cause) => {
+            // A rate-limit store outage must not cut everyone off.
+            tracing::warn!(%cause, "rate limit check failed; allowing");
+            true
+        }
+    }
 }
 
 /// Authenticates the token and finds the canvas; the error is the close code and reason.

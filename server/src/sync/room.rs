@@ -13,6 +13,7 @@
 //! Rooms are actors rather than documents behind a lock: the document is touched by one task
 //! only, so no lock is held across the storage `await`s and no lock can be poisoned.
 
+use super::presence::{PUT_INTERVAL, PresenceOp, PresenceWriter};
 use crate::access::{ProjectAccess, effective_role};
 use crate::state::AppState;
 use crate::view;
@@ -24,9 +25,10 @@ use canvas_engine::yrs::sync::awareness::AwarenessUpdate;
 use canvas_engine::yrs::sync::{Message, SyncMessage};
 use canvas_engine::yrs::{ClientID, Transact};
 use canvas_engine::{CanvasDoc, Role, edits, json, presence::PresenceTable};
+use canvas_storage::PresenceEntry;
 use canvas_storage::{CanvasRecord, StorageResult};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
@@ -103,8 +105,6 @@ pub struct RoomView {
     pub json: serde_json::Value,
     /// The document's sharing settings.
     pub sharing: Sharing,
-    /// Who is connected, with their announced presence state.
-    pub presence: Vec<serde_json::Value>,
 }
 
 /// The room's answer to a REST read.
@@ -181,9 +181,12 @@ pub(super) struct Room {
     canvas: CanvasDoc,
     conns: HashMap<ConnId, Conn>,
     presence: PresenceTable,
-    last_seen: HashMap<ClientID, SystemTime>,
     /// Which connection announced each awareness client id.
     awareness_owner: HashMap<ClientID, ConnId>,
+    /// Writes presence to the shared store, in order, off this task.
+    presence_writer: PresenceWriter,
+    /// When each user's presence was last written (throttle).
+    presence_written: HashMap<Uuid, Instant>,
     /// Accepted, applied in memory, not yet handed to a writer.
     queued: Vec<Accepted>,
     /// Whether a write is in flight (at most one at a time, keeping the log in order).
@@ -256,8 +259,14 @@ impl Room {
             canvas,
             conns: HashMap::new(),
             presence: PresenceTable::default(),
-            last_seen: HashMap::new(),
             awareness_owner: HashMap::new(),
+            presence_writer: PresenceWriter::start(
+                state.storage.presence.clone(),
+                id,
+                state.node_id.clone(),
+                &state.tasks,
+            ),
+            presence_written: HashMap::new(),
             queued: Vec::new(),
             writing: false,
             written_tx,
@@ -312,10 +321,7 @@ impl Room {
                 let _ = reply.send(view);
             }
             RoomCmd::Close(code, reason) => {
-                for conn in self.conns.values() {
-                    let _ = conn.out.try_send(Outbound::Close(code, reason.clone()));
-                }
-                self.conns.clear();
+                self.close_all(code, &reason);
                 return Flow::Stop;
             }
         }
@@ -360,21 +366,70 @@ impl Room {
             },
         );
         self.idle_since = None;
+        self.publish_active_users();
+    }
+
+    /// Tells the shared store which users are connected here.
+    fn publish_active_users(&self) {
+        let mut users: Vec<Uuid> = self.conns.values().map(|c| c.user_id).collect();
+        users.sort();
+        users.dedup();
+        self.presence_writer.send(PresenceOp::Active(users));
+    }
+
+    /// Writes a user's presence from their connection's awareness state (throttled).
+    fn write_presence(&mut self, conn_id: ConnId, changed: &[ClientID]) {
+        let Some(conn) = self.conns.get(&conn_id) else {
+            return;
+        };
+        let now = Instant::now();
+        if self
+            .presence_written
+            .get(&conn.user_id)
+            .is_some_and(|at| now.duration_since(*at) < PUT_INTERVAL)
+        {
+            return;
+        }
+        let state = changed
+            .iter()
+            .rev()
+            .find_map(|id| self.presence.state(*id))
+            .and_then(|json| serde_json::from_str::<serde_json::Value>(json).ok())
+            .unwrap_or(serde_json::Value::Null);
+        let entry = PresenceEntry {
+            user_id: conn.user_id,
+            username: conn.username.clone(),
+            cursor: state
+                .get("cursor")
+                .cloned()
+                .unwrap_or(serde_json::Value::Null),
+            selection: state
+                .get("selection")
+                .cloned()
+                .unwrap_or(serde_json::Value::Null),
+            last_seen: chrono::Utc::now(),
+        };
+        self.presence_written.insert(conn.user_id, now);
+        self.presence_writer.send(PresenceOp::Put(entry));
     }
 
     fn leave(&mut self, conn_id: ConnId) {
         let Some(conn) = self.conns.remove(&conn_id) else {
             return;
         };
-        let ids: Vec<ClientID> = conn.clients.into_iter().collect();
+        let ids: Vec<ClientID> = conn.clients.iter().copied().collect();
         for id in &ids {
-            self.last_seen.remove(id);
             self.awareness_owner.remove(id);
         }
         if let Some(removal) = self.presence.remove(&ids) {
             self.broadcast(None, protocol::awareness(&removal).into());
         }
         debug!(canvas = %self.id, conn = conn_id, "left");
+        if !self.conns.values().any(|c| c.user_id == conn.user_id) {
+            self.presence_written.remove(&conn.user_id);
+            self.presence_writer.send(PresenceOp::Remove(conn.user_id));
+        }
+        self.publish_active_users();
         if self.conns.is_empty() {
             self.idle_since = Some(Instant::now());
         }
@@ -459,18 +514,24 @@ impl Room {
         }
         let frame: Bytes = protocol::awareness(&update).into();
         let change = self.presence.apply(&update);
-        let now = SystemTime::now();
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             for id in change.added.iter().chain(&change.updated) {
                 conn.clients.insert(*id);
                 self.awareness_owner.insert(*id, conn_id);
-                self.last_seen.insert(*id, now);
             }
             for id in &change.removed {
                 conn.clients.remove(id);
                 self.awareness_owner.remove(id);
-                self.last_seen.remove(id);
             }
+        }
+        let changed: Vec<ClientID> = change
+            .added
+            .iter()
+            .chain(&change.updated)
+            .copied()
+            .collect();
+        if !changed.is_empty() {
+            self.write_presence(conn_id, &changed);
         }
         // Echo to the sender too: y-websocket drops a socket that hears nothing for 30 s,
         // and the echo of its 15 s awareness renewal keeps it alive.
@@ -588,35 +649,6 @@ impl Room {
         }))
     }
 
-    fn presence_list(&self) -> Vec<serde_json::Value> {
-        let states: HashMap<ClientID, serde_json::Value> =
-            self.presence.states().into_iter().collect();
-        let mut list = Vec::new();
-        for conn in self.conns.values() {
-            for client_id in &conn.clients {
-                let state = states
-                    .get(client_id)
-                    .cloned()
-                    .unwrap_or(serde_json::Value::Null);
-                let last_seen = self
-                    .last_seen
-                    .get(client_id)
-                    .map(|t| chrono::DateTime::<chrono::Utc>::from(*t).to_rfc3339());
-                list.push(serde_json::json!({
-                    "user_id": conn.user_id,
-                    "username": conn.username,
-                    "client_id": client_id.get(),
-                    "cursor": state.get("cursor").cloned().unwrap_or(serde_json::Value::Null),
-                    "selection": state.get("selection").cloned().unwrap_or(serde_json::Value::Null),
-                    "last_seen": last_seen,
-                    "state": state,
-                }));
-            }
-        }
-        list.sort_by(|a, b| a["client_id"].as_u64().cmp(&b["client_id"].as_u64()));
-        list
-    }
-
     fn send(&mut self, conn_id: ConnId, frame: Bytes) {
         let Some(conn) = self.conns.get(&conn_id) else {
             return;
@@ -644,6 +676,20 @@ impl Room {
     fn drop_slow(&mut self, conn_id: ConnId) {
         warn!(canvas = %self.id, conn = conn_id, "connection cannot keep up; dropping it");
         self.leave(conn_id);
+    }
+
+    /// Closes every connection and clears this node's presence for the canvas.
+    fn close_all(&mut self, code: u16, reason: &str) {
+        let mut users = HashSet::new();
+        for conn in self.conns.values() {
+            let _ = conn.out.try_send(Outbound::Close(code, reason.to_owned()));
+            users.insert(conn.user_id);
+        }
+        self.conns.clear();
+        for user in users {
+            self.presence_writer.send(PresenceOp::Remove(user));
+        }
+        self.presence_writer.send(PresenceOp::Active(Vec::new()));
     }
 
     fn close_conn(&mut self, conn_id: ConnId, code: u16, reason: String) {
