@@ -36,6 +36,14 @@ impl FromRequestParts<AppState> for AuthUser {
                 ApiError::Unauthorized("Authorization header must be `Bearer <token>`".into())
             })?;
         let user = authenticate(state, token).await?;
+        // Every authenticated REST call counts against the user's per-minute limit for
+        // this endpoint (`rate_limit:{user_id}:{METHOD route}`).
+        let route = parts
+            .extensions
+            .get::<axum::extract::MatchedPath>()
+            .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+        let endpoint = format!("{} {route}", parts.method);
+        rate_limit(state, user.id, &endpoint, state.config.rest_rate_limit).await?;
         Ok(AuthUser {
             user,
             token: token.to_owned(),

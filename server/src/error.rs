@@ -88,11 +88,17 @@ impl IntoResponse for ApiError {
             tracing::error!(%cause, "request failed");
         }
         let (status, code, message) = self.parts();
-        (
+        let mut response = (
             status,
             Json(json!({ "error": { "code": code, "message": message } })),
         )
-            .into_response()
+            .into_response();
+        if let ApiError::TooManyRequests { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
+        }
+        response
     }
 }
 

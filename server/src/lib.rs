@@ -24,6 +24,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;

@@ -35,6 +35,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub state: AppState,
     pub data_dir: PathBuf,
+    /// The service URLs this server runs on, if any.
+    pub services: Option<ServiceSet>,
     _tmp: Option<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
@@ -52,6 +54,33 @@ impl TestServer {
         let dir = tmp.path().to_path_buf();
         let mut server = Self::start_in(&dir, adjust).await;
         server._tmp = Some(tmp);
+        server
+    }
+
+    /// Starts a server on the test services (PostgreSQL, MongoDB, Redis from
+    /// `DATABASE_URL_TEST`, `MONGODB_URI_TEST`, `REDIS_URL_TEST`, which `./scripts/test.sh`
+    /// provides), each with a database / key prefix of its own. Panics if one is missing.
+    pub async fn start_services() -> Self {
+        let services = ServiceSet::fresh().await;
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let mut server = Self::start_in(&dir, |c| services.configure(c)).await;
+        server._tmp = Some(tmp);
+        server.services = Some(services);
+        server
+    }
+
+    /// Starts another server on the same services and data directory (a restart, or a
+    /// second node).
+    pub async fn start_again(&self) -> Self {
+        let services = self.services.clone();
+        let mut server = Self::start_in(&self.data_dir, |c| {
+            if let Some(s) = &services {
+                s.configure(c)
+            }
+        })
+        .await;
+        server.services = services;
         server
     }
 
@@ -74,6 +103,7 @@ impl TestServer {
             addr,
             state,
             data_dir: dir.to_path_buf(),
+            services: None,
             _tmp: None,
             shutdown: Some(tx),
             handle: Some(handle),
@@ -106,6 +136,98 @@ impl TestServer {
     pub fn ws_url(&self, canvas: &str, token: &str) -> String {
         format!("ws://{}/ws/{canvas}?token={token}", self.addr)
     }
+}
+
+/// Reads a service URL the test command exports; a missing one fails the test loudly.
+pub fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: this test needs the real service. Run ./scripts/test.sh \
+             (it starts PostgreSQL, Redis and a MongoDB-compatible server and exports \
+             DATABASE_URL_TEST, REDIS_URL_TEST and MONGODB_URI_TEST), or set {name} yourself."
+        )
+    })
+}
+
+/// URLs of the test services with a PostgreSQL database, a MongoDB database and a Redis key
+/// prefix of this test's own.
+#[derive(Debug, Clone)]
+pub struct ServiceSet {
+    pub database_url: String,
+    pub mongodb_uri: String,
+    pub redis_url: String,
+    pub redis_prefix: String,
+    pub mongo_db: String,
+}
+
+impl ServiceSet {
+    /// Creates a fresh PostgreSQL database and picks fresh MongoDB / Redis names.
+    pub async fn fresh() -> ServiceSet {
+        let admin = required_env("DATABASE_URL_TEST");
+        let mongo = required_env("MONGODB_URI_TEST");
+        let redis_url = required_env("REDIS_URL_TEST");
+        let name = format!("canvas_e2e_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .expect("PostgreSQL from DATABASE_URL_TEST answers");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let database_url = replace_path(&admin, &name);
+        let mongodb_uri = replace_path(&mongo, &name);
+        ServiceSet {
+            database_url,
+            mongodb_uri,
+            redis_url,
+            redis_prefix: format!("{name}:"),
+            mongo_db: name,
+        }
+    }
+
+    /// Points a configuration at these services.
+    pub fn configure(&self, config: &mut Config) {
+        config.database_url = Some(self.database_url.clone());
+        config.mongodb_uri = Some(self.mongodb_uri.clone());
+        config.redis_url = Some(self.redis_url.clone());
+        config.redis_key_prefix = self.redis_prefix.clone();
+    }
+
+    /// The environment that selects these services for the `canvas-server` binary.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("DATABASE_URL".into(), self.database_url.clone()),
+            ("MONGODB_URI".into(), self.mongodb_uri.clone()),
+            ("REDIS_URL".into(), self.redis_url.clone()),
+            ("CANVAS_REDIS_KEY_PREFIX".into(), self.redis_prefix.clone()),
+        ]
+    }
+
+    /// The MongoDB database of this set.
+    pub async fn mongo(&self) -> mongodb::Database {
+        let client = mongodb::Client::with_uri_str(&self.mongodb_uri)
+            .await
+            .expect("MongoDB client");
+        client.database(&self.mongo_db)
+    }
+}
+
+/// Replaces the database path of a `scheme://host:port/db?query` URL.
+fn replace_path(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{db}", &base[..host_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
 }
 
 /// A REST client for the server's JSON API.

@@ -115,6 +115,8 @@ pub async fn login(
         .user_by_email(body.email.trim())
         .await?
         .ok_or_else(invalid)?;
+    // Password guessing is limited per account, before the (slow) hash check.
+    crate::auth::rate_limit(&state, user.id, "login", state.config.login_rate_limit).await?;
     let hash = hash.ok_or_else(invalid)?;
     if !verify_password(body.password, hash).await? {
         return Err(invalid());

@@ -146,14 +146,19 @@ pub async fn get(
     Ok(Json(live_view(&state, &caller, id).await?.json))
 }
 
-/// Who is connected to the canvas now, with their cursor and selection.
+/// Who is connected to the canvas now (on any server node), with their cursor, selection
+/// and when they were last heard from.
 pub async fn presence(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Value>> {
-    let view = live_view(&state, &caller, id).await?;
-    Ok(Json(json!({ "canvas_id": id, "presence": view.presence })))
+    live_view(&state, &caller, id).await?;
+    let entries = state.storage.presence.presence(id, PRESENCE_TTL).await?;
+    let active = state.storage.presence.active_users(id).await?;
+    Ok(Json(
+        json!({ "canvas_id": id, "presence": entries, "active_users": active }),
+    ))
 }
 
 /// Deletes a canvas: project admins, the project owner and the canvas's creator may.

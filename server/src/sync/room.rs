@@ -251,6 +251,12 @@ impl Room {
         .map_err(|e| e.to_string())?;
         info!(canvas = %id, log_entries = stored.updates.len(), "room loaded");
         let (written_tx, written_rx) = mpsc::channel(1);
+        let presence_writer = PresenceWriter::start(
+            state.storage.presence.clone(),
+            id,
+            state.node_id.clone(),
+            &state.tasks,
+        );
         let room = Room {
             id,
             generation,
@@ -260,12 +266,7 @@ impl Room {
             conns: HashMap::new(),
             presence: PresenceTable::default(),
             awareness_owner: HashMap::new(),
-            presence_writer: PresenceWriter::start(
-                state.storage.presence.clone(),
-                id,
-                state.node_id.clone(),
-                &state.tasks,
-            ),
+            presence_writer,
             presence_written: HashMap::new(),
             queued: Vec::new(),
             writing: false,
@@ -645,7 +646,6 @@ impl Room {
         ReadReply::View(Box::new(RoomView {
             json: self.json(),
             sharing,
-            presence: self.presence_list(),
         }))
     }
 

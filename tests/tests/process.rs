@@ -29,7 +29,7 @@ fn start(data_dir: &std::path::Path) -> Running {
 /// Starts the binary with extra environment (service URLs); service variables of the test
 /// process itself are not inherited.
 fn start_with(data_dir: &std::path::Path, env: &[(String, String)]) -> Running {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_canvas-server"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_canvas-server-under-test"));
     command
         .args(["--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
@@ -365,4 +365,10 @@ async fn crash_mid_stream(env: &[(String, String)]) {
 #[tokio::test]
 async fn sigkill_mid_stream_loses_no_acknowledged_update_embedded() {
     crash_mid_stream(&[]).await;
+}
+
+#[tokio::test]
+async fn sigkill_mid_stream_loses_no_acknowledged_update_on_services() {
+    let services = canvas_tests::ServiceSet::fresh().await;
+    crash_mid_stream(&services.env()).await;
 }

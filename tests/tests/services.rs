@@ -1,0 +1,145 @@
+//! The server on PostgreSQL + MongoDB + Redis: the same behaviour as on the embedded store,
+//! with identity in PostgreSQL, canvases in MongoDB in the seed's shape, sessions and
+//! presence in Redis. Needs the services `./scripts/test.sh` starts; fails loudly without.
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+use canvas_tests::*;
+use mongodb::bson::{Document, doc};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[tokio::test]
+async fn editors_collaborate_and_viewers_are_refused_on_services() {
+    let server = TestServer::start_services().await;
+    let team = Team::new(&server).await;
+    let mut a = WsClient::join(&server.ws_url(&team.canvas, &team.owner.token)).await;
+    let mut b = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    let mut v = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
+    a.edit(|txn| add_block(txn, "b1", "chart", (0, 0, 6, 4)))
+        .await;
+    a.wait_acked().await;
+    b.wait_doc(|d| block_ids(d) == ["b1"]).await;
+    v.edit(|txn| add_block(txn, "intruder", "chart", (0, 0, 1, 1)))
+        .await;
+    let refusal = v.wait_for(|_, i| matches!(i, Incoming::Error { .. })).await;
+    assert!(matches!(refusal, Incoming::Error { ref code, .. } if code == "read_only"));
+    b.edit(|txn| set_position(txn, "b1", "y", 2.0)).await;
+    b.wait_acked().await;
+    let _ = a.drain(Duration::from_millis(200)).await;
+    assert_eq!(block_ids(&a.doc), ["b1"]);
+    let view = team.api.canvas_json(&team.viewer, &team.canvas).await;
+    assert_eq!(
+        view["blocks"][0]["position"],
+        serde_json::json!({"x": 0, "y": 2, "w": 6, "h": 4})
+    );
+}
+
+#[tokio::test]
+async fn everything_survives_a_restart_and_mongodb_holds_the_seed_shape() {
+    let server = TestServer::start_services().await;
+    let team = Team::new(&server).await;
+    let mut a = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    for i in 0..12 {
+        a.edit(|txn| add_block(txn, &format!("b{i:02}"), "table", (0, i, 12, 1)))
+            .await;
+    }
+    a.wait_acked().await;
+    drop(a);
+    let services = server.services.clone().unwrap();
+    let restarted = server.start_again().await;
+    let tmp = server.stop().await;
+    // Sessions live in Redis, users and members in PostgreSQL, canvases in MongoDB.
+    let viewer = WsClient::join(&restarted.ws_url(&team.canvas, &team.viewer.token)).await;
+    assert_eq!(block_ids(&viewer.doc).len(), 12);
+    let api = restarted.api();
+    let (status, projects) = api.get("/api/v1/projects", Some(&team.editor.token)).await;
+    assert_eq!(status, 200, "{projects}");
+    assert_eq!(projects["projects"][0]["id"], team.project.as_str());
+    restarted.stop().await;
+    drop(tmp);
+
+    // A find on `canvases` shows the canvas in the seed's shape with blocks as JSON.
+    let db = services.mongo().await;
+    let canvas: Document = db
+        .collection::<Document>("canvases")
+        .find_one(doc! { "name": "Q4 Sales Analysis" })
+        .await
+        .unwrap()
+        .expect("canvas document in MongoDB");
+    let json: serde_json::Value = serde_json::to_value(&canvas).unwrap();
+    assert_eq!(json["blocks"].as_array().map(Vec::len), Some(12), "{json}");
+    assert_eq!(json["blocks"][0]["id"], "b00");
+    assert_eq!(json["layout"]["columns"], 12);
+    assert_eq!(json["sharing"]["visibility"], "private");
+    assert_eq!(json["project_id"], team.project.as_str());
+    assert!(json.get("version").is_some());
+    assert!(json["metadata"].get("tags").is_some());
+}
+
+#[tokio::test]
+async fn presence_is_shared_between_two_server_nodes() {
+    let node1 = TestServer::start_services().await;
+    let node2 = node1.start_again().await;
+    let team = Team::new(&node1).await;
+    let mut a = WsClient::join(&node1.ws_url(&team.canvas, &team.editor.token)).await;
+    a.send_awareness(31, 1, r#"{"user":{"name":"Ed"},"cursor":{"x":1,"y":2}}"#)
+        .await;
+    a.wait_for(|c, _| c.awareness.contains_key(&31)).await;
+    let api2 = node2.api();
+    let path = format!("/api/v1/canvases/{}/presence", team.canvas);
+    let mut seen = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (status, body) = api2.get(&path, Some(&team.viewer.token)).await;
+        assert_eq!(status, 200, "{body}");
+        seen = body;
+        if !seen["presence"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        seen["presence"][0]["user_id"],
+        team.editor.id.as_str(),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["presence"][0]["cursor"],
+        serde_json::json!({"x": 1, "y": 2})
+    );
+    assert_eq!(seen["active_users"], serde_json::json!([team.editor.id]));
+}
+
+#[tokio::test]
+async fn yjs_and_y_websocket_clients_edit_together_on_services() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js");
+    assert!(
+        dir.join("node_modules").is_dir(),
+        "tests/js/node_modules is missing: run ./scripts/test.sh"
+    );
+    let server = TestServer::start_services().await;
+    let team = Team::new(&server).await;
+    let output = tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::process::Command::new("node")
+            .arg("interop.mjs")
+            .current_dir(&dir)
+            .env("CANVAS_WS_URL", format!("ws://{}/ws", server.addr))
+            .env("CANVAS_ID", &team.canvas)
+            .env("TOKEN_EDITOR_A", &team.owner.token)
+            .env("TOKEN_EDITOR_B", &team.editor.token)
+            .env("TOKEN_VIEWER", &team.viewer.token)
+            .output(),
+    )
+    .await
+    .expect("node finishes in time")
+    .expect("node runs");
+    assert!(
+        output.status.success(),
+        "interop.mjs failed\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let view = team.api.canvas_json(&team.viewer, &team.canvas).await;
+    assert_eq!(view["blocks"].as_array().map(Vec::len), Some(2), "{view}");
+}
