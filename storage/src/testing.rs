@@ -26,7 +26,8 @@
 
 use crate::{
     AuditFilter, AuditStore, CanvasStore, NewAuditEntry, NewCanvas, NewMember, NewProject, NewUser,
-    ProjectStore, SessionStore, Storage, StorageError, User, UserStore,
+    PresenceEntry, PresenceStore, ProjectStore, RateLimiter, SessionStore, Storage, StorageError,
+    User, UserStore,
 };
 use canvas_engine::Role;
 use chrono::{TimeDelta, Utc};
@@ -47,6 +48,8 @@ pub async fn run_all(storage: &Storage) {
         project_store_suite(&*storage.users, &*storage.projects),
         audit_store_suite(&*storage.users, &*storage.audit),
         canvas_store_suite(&*storage.canvases),
+        presence_store_suite(&*storage.presence),
+        rate_limiter_suite(&*storage.rate_limits),
     );
 }
 
@@ -997,5 +1000,351 @@ pub async fn canvas_store_suite(canvases: &dyn CanvasStore) {
     assert!(
         doc.updates.is_empty(),
         "the old log went with the old canvas"
+    );
+}
+
+/// A presence entry for `user_id` seen `age` ago, with a cursor and selection naming `tag`.
+fn presence_entry(user_id: Uuid, tag: &str, age: TimeDelta) -> PresenceEntry {
+    PresenceEntry {
+        user_id,
+        username: format!("user {tag}"),
+        cursor: json!({"x": 1.5, "y": -2, "block": tag}),
+        selection: json!([tag, {"nested": [1, 2, 3]}]),
+        last_seen: Utc::now() - age,
+    }
+}
+
+/// [`PresenceStore`]: put, refresh and remove; entries older than the reader's `ttl` are not
+/// returned; several users, sorted by id; canvases independent; active users are the union
+/// over nodes and a node's empty list clears its part.
+pub async fn presence_store_suite(presence: &dyn PresenceStore) {
+    let ttl = Duration::from_secs(300);
+    let canvas = Uuid::new_v4();
+    let other_canvas = Uuid::new_v4();
+    let get = |canvas: Uuid, ttl: Duration| async move {
+        presence.presence(canvas, ttl).await.expect("presence")
+    };
+
+    assert!(
+        get(canvas, ttl).await.is_empty(),
+        "a fresh canvas has nobody"
+    );
+    assert!(
+        presence
+            .active_users(canvas)
+            .await
+            .expect("active_users")
+            .is_empty()
+    );
+
+    // Put, with any JSON as cursor and selection (null too).
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let ea = presence_entry(a, "a", TimeDelta::zero());
+    presence.put_presence(canvas, &ea, ttl).await.expect("put");
+    assert_eq!(get(canvas, ttl).await, vec![ea.clone()], "what was put");
+    let eb = PresenceEntry {
+        cursor: serde_json::Value::Null,
+        selection: serde_json::Value::Null,
+        ..presence_entry(b, "b", TimeDelta::zero())
+    };
+    presence.put_presence(canvas, &eb, ttl).await.expect("put");
+    let mut both = vec![ea.clone(), eb.clone()];
+    both.sort_by_key(|e| e.user_id);
+    assert_eq!(get(canvas, ttl).await, both, "both users, by user id");
+
+    // Refresh replaces the user's entry.
+    let ea2 = PresenceEntry {
+        cursor: json!({"x": 99}),
+        ..presence_entry(a, "a2", TimeDelta::zero())
+    };
+    presence.put_presence(canvas, &ea2, ttl).await.expect("put");
+    let mut both = vec![ea2.clone(), eb.clone()];
+    both.sort_by_key(|e| e.user_id);
+    assert_eq!(
+        get(canvas, ttl).await,
+        both,
+        "a refresh replaces, never adds"
+    );
+
+    // Canvases are independent.
+    assert!(
+        get(other_canvas, ttl).await.is_empty(),
+        "another canvas sees nothing"
+    );
+    let ea_elsewhere = presence_entry(a, "elsewhere", TimeDelta::zero());
+    presence
+        .put_presence(other_canvas, &ea_elsewhere, ttl)
+        .await
+        .expect("put");
+    assert_eq!(get(other_canvas, ttl).await, vec![ea_elsewhere.clone()]);
+    assert_eq!(
+        get(canvas, ttl).await,
+        both,
+        "the same user elsewhere changes nothing here"
+    );
+
+    // Entries older than the reader's ttl are not returned.
+    let c = Uuid::new_v4();
+    let old = presence_entry(c, "old", TimeDelta::minutes(10));
+    presence.put_presence(canvas, &old, ttl).await.expect("put");
+    assert_eq!(
+        get(canvas, ttl).await,
+        both,
+        "an entry last seen 10 minutes ago is gone with a 5 minute ttl"
+    );
+    let d = Uuid::new_v4();
+    let recent = presence_entry(d, "recent", TimeDelta::seconds(30));
+    presence
+        .put_presence(canvas, &recent, ttl)
+        .await
+        .expect("put");
+    assert!(
+        get(canvas, ttl).await.contains(&recent),
+        "seen 30 s ago is within 5 minutes"
+    );
+    assert!(
+        !get(canvas, Duration::from_secs(10)).await.contains(&recent),
+        "seen 30 s ago is not within 10 s"
+    );
+    // A stale entry does not come back when others are written, but its user can return.
+    presence
+        .put_presence(
+            canvas,
+            &presence_entry(Uuid::new_v4(), "x", TimeDelta::zero()),
+            ttl,
+        )
+        .await
+        .expect("put");
+    assert!(!get(canvas, ttl).await.iter().any(|e| e.user_id == c));
+    let back = presence_entry(c, "back", TimeDelta::zero());
+    presence
+        .put_presence(canvas, &back, ttl)
+        .await
+        .expect("put");
+    assert!(
+        get(canvas, ttl).await.contains(&back),
+        "a returning user is there again"
+    );
+
+    // Remove: only that user, only on that canvas; unknown users are a no-op.
+    presence.remove_presence(canvas, a).await.expect("remove");
+    let now_there: Vec<Uuid> = get(canvas, ttl).await.iter().map(|e| e.user_id).collect();
+    assert!(!now_there.contains(&a), "removed");
+    assert!(now_there.contains(&b), "others stay");
+    assert_eq!(
+        get(other_canvas, ttl).await,
+        vec![ea_elsewhere],
+        "removal is per canvas"
+    );
+    presence
+        .remove_presence(canvas, a)
+        .await
+        .expect("removing twice is a no-op");
+    presence
+        .remove_presence(Uuid::new_v4(), Uuid::new_v4())
+        .await
+        .expect("removing from an unknown canvas is a no-op");
+    for user in now_there {
+        presence
+            .remove_presence(canvas, user)
+            .await
+            .expect("remove");
+    }
+    assert!(get(canvas, ttl).await.is_empty(), "everyone left");
+
+    // Concurrent writers (several server nodes) lose nothing.
+    let many: Vec<PresenceEntry> = (0..8)
+        .map(|i| presence_entry(Uuid::new_v4(), &format!("m{i}"), TimeDelta::zero()))
+        .collect();
+    let puts = many.iter().map(|e| presence.put_presence(canvas, e, ttl));
+    for result in futures_join_all(puts).await {
+        result.expect("concurrent put");
+    }
+    let mut expected = many.clone();
+    expected.sort_by_key(|e| e.user_id);
+    assert_eq!(
+        get(canvas, ttl).await,
+        expected,
+        "every concurrent put landed"
+    );
+
+    // Active users: the union over nodes, sorted, without duplicates.
+    let node1 = unique("node-");
+    let node2 = unique("node-");
+    let active =
+        |canvas: Uuid| async move { presence.active_users(canvas).await.expect("active_users") };
+    let mut users: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    users.sort();
+    let [u1, u2, u3] = [users[0], users[1], users[2]];
+    presence
+        .set_active_users(canvas, &node1, &[u2, u1])
+        .await
+        .expect("set_active_users");
+    assert_eq!(active(canvas).await, vec![u1, u2], "sorted");
+    presence
+        .set_active_users(canvas, &node2, &[u3, u2])
+        .await
+        .expect("set_active_users");
+    assert_eq!(active(canvas).await, vec![u1, u2, u3], "union over nodes");
+    assert!(
+        active(other_canvas).await.is_empty(),
+        "another canvas has no active users"
+    );
+    presence
+        .set_active_users(other_canvas, &node1, &[u3])
+        .await
+        .expect("set_active_users");
+    assert_eq!(active(other_canvas).await, vec![u3]);
+    // A node's new list replaces its old one.
+    presence
+        .set_active_users(canvas, &node2, &[u3])
+        .await
+        .expect("set_active_users");
+    assert_eq!(active(canvas).await, vec![u1, u2, u3]);
+    presence
+        .set_active_users(canvas, &node1, &[u1])
+        .await
+        .expect("set_active_users");
+    assert_eq!(active(canvas).await, vec![u1, u3], "u2 left node1");
+    // An empty list clears the node's contribution only.
+    presence
+        .set_active_users(canvas, &node1, &[])
+        .await
+        .expect("set_active_users");
+    assert_eq!(active(canvas).await, vec![u3]);
+    presence
+        .set_active_users(canvas, &node1, &[])
+        .await
+        .expect("clearing twice is a no-op");
+    presence
+        .set_active_users(canvas, &node2, &[])
+        .await
+        .expect("set_active_users");
+    assert!(active(canvas).await.is_empty(), "every node cleared");
+    assert_eq!(active(other_canvas).await, vec![u3], "other canvas kept");
+    presence
+        .set_active_users(other_canvas, &node1, &[])
+        .await
+        .expect("set_active_users");
+    assert!(active(other_canvas).await.is_empty());
+    // Active users and presence entries are separate records.
+    assert_eq!(get(canvas, ttl).await, expected, "presence kept");
+}
+
+/// Awaits every future concurrently; their outputs in order (a small `join_all`).
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *output = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs
+        .into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
+}
+
+/// [`RateLimiter`]: counts up within the window, blocks past the limit (and keeps counting),
+/// `n` calls at once, endpoints and users independent, concurrent calls counted exactly.
+pub async fn rate_limiter_suite(limiter: &dyn RateLimiter) {
+    let user = Uuid::new_v4();
+    let endpoint = unique("endpoint_");
+    let hit = |user: Uuid, endpoint: String, n: u32, limit: u32| async move {
+        let d = limiter.hit(user, &endpoint, n, limit).await.expect("hit");
+        assert!(
+            (1..=60).contains(&d.retry_after_secs),
+            "retry_after_secs within the one-minute window: {d:?}"
+        );
+        d
+    };
+
+    for i in 1..=3 {
+        let d = hit(user, endpoint.clone(), 1, 3).await;
+        assert_eq!((d.allowed, d.count), (true, i), "call {i} of 3 is allowed");
+    }
+    let d = hit(user, endpoint.clone(), 1, 3).await;
+    assert_eq!(
+        (d.allowed, d.count),
+        (false, 4),
+        "the 4th call of 3 is refused"
+    );
+    let d = hit(user, endpoint.clone(), 1, 3).await;
+    assert_eq!(
+        (d.allowed, d.count),
+        (false, 5),
+        "refused calls still count"
+    );
+    let d = hit(user, endpoint.clone(), 1, 10).await;
+    assert_eq!(
+        (d.allowed, d.count),
+        (true, 6),
+        "the limit is the caller's: the same count is within a larger one"
+    );
+
+    // Endpoints and users are independent.
+    let d = hit(user, unique("endpoint_"), 1, 3).await;
+    assert_eq!((d.allowed, d.count), (true, 1), "another endpoint");
+    let d = hit(Uuid::new_v4(), endpoint.clone(), 1, 3).await;
+    assert_eq!((d.allowed, d.count), (true, 1), "another user");
+    // An endpoint that is a prefix of another is still another endpoint.
+    let d = hit(user, format!("{endpoint}:x"), 1, 3).await;
+    assert_eq!((d.allowed, d.count), (true, 1), "an endpoint with a suffix");
+
+    // n > 1 counts n calls.
+    let bulk = unique("bulk_");
+    let d = hit(user, bulk.clone(), 5, 10).await;
+    assert_eq!((d.allowed, d.count), (true, 5));
+    let d = hit(user, bulk.clone(), 5, 10).await;
+    assert_eq!((d.allowed, d.count), (true, 10), "exactly at the limit");
+    let d = hit(user, bulk.clone(), 1, 10).await;
+    assert_eq!((d.allowed, d.count), (false, 11));
+    let d = hit(user, unique("bulk_"), 11, 10).await;
+    assert_eq!(
+        (d.allowed, d.count),
+        (false, 11),
+        "a first batch larger than the limit"
+    );
+    let d = hit(user, unique("zero_"), 1, 0).await;
+    assert_eq!((d.allowed, d.count), (false, 1), "limit 0 allows nothing");
+
+    // Concurrent calls are each counted once: exactly `limit` of them are allowed.
+    let busy = unique("busy_");
+    let calls = (0..20).map(|_| limiter.hit(user, &busy, 1, 10));
+    let decisions: Vec<_> = futures_join_all(calls)
+        .await
+        .into_iter()
+        .map(|d| d.expect("concurrent hit"))
+        .collect();
+    let mut counts: Vec<u32> = decisions.iter().map(|d| d.count).collect();
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        (1..=20).collect::<Vec<_>>(),
+        "each concurrent call has its own count"
+    );
+    assert_eq!(
+        decisions.iter().filter(|d| d.allowed).count(),
+        10,
+        "exactly the limit is allowed"
+    );
+    assert!(
+        decisions.iter().all(|d| d.allowed == (d.count <= 10)),
+        "allowed means count <= limit"
     );
 }

@@ -48,6 +48,31 @@ async fn canvas_store() {
     testing::canvas_store_suite(&store).await;
 }
 
+#[tokio::test]
+async fn memory_presence_store() {
+    let store = canvas_storage::memory::MemoryPresence::default();
+    testing::presence_store_suite(&store).await;
+}
+
+#[tokio::test]
+async fn memory_rate_limiter() {
+    let limiter = canvas_storage::memory::MemoryRateLimiter::default();
+    testing::rate_limiter_suite(&limiter).await;
+}
+
+/// The in-process stores shared by concurrent suites: they must not see each other's data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_stores_shared_by_concurrent_suites() {
+    let presence = canvas_storage::memory::MemoryPresence::default();
+    let limiter = canvas_storage::memory::MemoryRateLimiter::default();
+    tokio::join!(
+        testing::presence_store_suite(&presence),
+        testing::presence_store_suite(&presence),
+        testing::rate_limiter_suite(&limiter),
+        testing::rate_limiter_suite(&limiter),
+    );
+}
+
 /// Every suite at once on one database, twice over: they must not see each other's data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_suites_share_one_database() {
