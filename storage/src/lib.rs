@@ -32,6 +32,7 @@ pub mod password;
 pub mod postgres_store;
 pub mod redis_store;
 pub mod testing;
+mod token;
 
 use async_trait::async_trait;
 use std::sync::Arc;

@@ -8,26 +8,16 @@
 //! looked up or when the user next logs in.
 
 use super::{RedisStore, millis};
+use crate::token::{new_token, session_ttl, token_hash, token_user};
 use crate::{SessionStore, StorageError, StorageResult};
 use async_trait::async_trait;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, TimeDelta, Utc};
-use rand::RngCore;
+use chrono::{DateTime, Utc};
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::sync::LazyLock;
 use std::time::Duration;
 use uuid::Uuid;
-
-/// Random bytes in a token's secret.
-const SECRET_BYTES: usize = 32;
-
-/// Longest session accepted; longer TTLs are cut to it (as in the embedded store).
-const MAX_TTL: TimeDelta = TimeDelta::days(365 * 100);
 
 /// What a session's field holds.
 #[derive(Debug, Serialize, Deserialize)]
@@ -61,13 +51,10 @@ impl RedisStore {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn create_session(&self, user_id: Uuid, ttl: Duration) -> StorageResult<String> {
-        let mut secret = [0u8; SECRET_BYTES];
-        // `ThreadRng` is a CSPRNG seeded from the OS.
-        rand::rng().fill_bytes(&mut secret);
-        let token = format!("{user_id}.{}", URL_SAFE_NO_PAD.encode(secret));
+        let token = new_token(user_id);
 
         let now = Utc::now();
-        let ttl = TimeDelta::from_std(ttl).unwrap_or(MAX_TTL).min(MAX_TTL);
+        let ttl = session_ttl(ttl);
         let record = SessionRecord {
             created_at: now,
             expires_at: now + ttl,
@@ -130,48 +117,4 @@ impl SessionStore for RedisStore {
 
 fn parse_record(value: &str) -> Option<SessionRecord> {
     serde_json::from_str(value).ok()
-}
-
-/// The user id of a well-formed token (`{uuid}.{non-empty secret}`), else `None`.
-/// (The same rule as the embedded store's.)
-fn token_user(token: &str) -> Option<Uuid> {
-    let (user, secret) = token.split_once('.')?;
-    if secret.is_empty() {
-        return None;
-    }
-    Uuid::parse_str(user).ok()
-}
-
-/// Lowercase hex SHA-256 of the token: the field of a session.
-fn token_hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    let mut hex = String::with_capacity(digest.len() * 2);
-    for byte in digest {
-        // Writing to a String cannot fail.
-        let _ = write!(hex, "{byte:02x}");
-    }
-    hex
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_parsing() {
-        let id = Uuid::new_v4();
-        assert_eq!(token_user(&format!("{id}.abc")), Some(id));
-        assert_eq!(token_user(&format!("{id}.")), None);
-        assert_eq!(token_user(&id.to_string()), None);
-        assert_eq!(token_user("nope.abc"), None);
-        assert_eq!(token_user(""), None);
-    }
-
-    #[test]
-    fn hash_is_sha256_hex() {
-        assert_eq!(
-            token_hash("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
 }
