@@ -285,10 +285,16 @@ impl Room {
     ) {
         let shutdown = self.state.shutdown.clone();
         let idle = self.state.config.idle_unload();
+        let mut refresh = tokio::time::interval(ACTIVE_USERS_REFRESH);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let idle_deadline = self.idle_since.map(|since| since + idle);
             let flow = tokio::select! {
                 biased;
+                _ = shutdown.cancelled() => {
+                    self.shut_down(&mut rx, &mut written_rx).await;
+                    return;
+                }
                 Some(written) = written_rx.recv() => self.on_written(written).await,
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => self.handle(cmd),
@@ -298,9 +304,12 @@ impl Room {
                     self.unload(&mut rx).await;
                     return;
                 }
-                _ = shutdown.cancelled() => {
-                    self.shut_down(&mut rx, &mut written_rx).await;
-                    return;
+                _ = refresh.tick() => {
+                    // Keeps `canvas:state:{id}` alive while people stay connected.
+                    if !self.conns.is_empty() {
+                        self.publish_active_users();
+                    }
+                    Flow::Continue
                 }
             };
             if let Flow::Stop = flow {
@@ -776,6 +785,9 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+/// How often a room with connections rewrites its active users to the shared store.
+const ACTIVE_USERS_REFRESH: Duration = Duration::from_secs(60);
 
 /// How long shutdown waits for rooms to flush before giving up.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
