@@ -1,0 +1,165 @@
+//! [`ProjectStore`] on `projects` and `project_members`.
+
+use super::{PgStore, get_role, get_ts, missing_reference, now, ts};
+use crate::{Member, NewMember, NewProject, Project, ProjectStore, StorageError, StorageResult};
+use async_trait::async_trait;
+use canvas_engine::Role;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use uuid::Uuid;
+
+/// `SELECT` of every column a [`Project`] needs (from `projects p`), with the rest of the query.
+macro_rules! select_project {
+    ($rest:literal) => {
+        concat!(
+            "SELECT p.id, p.name, p.description, p.organization_id, p.owner_id, p.is_archived, ",
+            "p.created_at, p.updated_at FROM projects p ",
+            $rest
+        )
+    };
+}
+
+#[async_trait]
+impl ProjectStore for PgStore {
+    async fn create_project(&self, new: NewProject) -> StorageResult<Project> {
+        let now = now();
+        let project = Project {
+            id: Uuid::new_v4(),
+            name: new.name,
+            description: new.description,
+            organization_id: new.organization_id,
+            owner_id: new.owner_id,
+            is_archived: false,
+            created_at: now,
+            updated_at: now,
+        };
+        sqlx::query(
+            "INSERT INTO projects (id, name, description, organization_id, owner_id, \
+             is_archived, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, FALSE, $6, $6)",
+        )
+        .bind(project.id)
+        .bind(&project.name)
+        .bind(&project.description)
+        .bind(project.organization_id)
+        .bind(project.owner_id)
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| missing_reference(e, "owner or organization"))?;
+        Ok(project)
+    }
+
+    async fn project(&self, id: Uuid) -> StorageResult<Option<Project>> {
+        let row = sqlx::query(select_project!("WHERE p.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| project_from_row(&row)).transpose()
+    }
+
+    async fn projects_for_user(&self, user_id: Uuid) -> StorageResult<Vec<Project>> {
+        // `is_archived` may be NULL in the seed's schema: NULL counts as not archived. Ties
+        // of `created_at` (same microsecond) are broken by id, so the order is total.
+        let rows = sqlx::query(select_project!(
+            "WHERE p.is_archived IS NOT TRUE AND (p.owner_id = $1 OR EXISTS (SELECT 1 FROM \
+             project_members m WHERE m.project_id = p.id AND m.user_id = $1)) \
+             ORDER BY p.created_at DESC, p.id DESC"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(project_from_row).collect()
+    }
+
+    async fn member_role(&self, project_id: Uuid, user_id: Uuid) -> StorageResult<Option<Role>> {
+        let row = sqlx::query(
+            "SELECT p.owner_id = $2 AS is_owner, m.role FROM projects p \
+             LEFT JOIN project_members m ON m.project_id = p.id AND m.user_id = $2 \
+             WHERE p.id = $1",
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        // NULL when the project has no owner (the seed allows it): not the owner.
+        if row.try_get::<Option<bool>, _>("is_owner")? == Some(true) {
+            return Ok(Some(Role::Owner));
+        }
+        let role: Option<String> = row.try_get("role")?;
+        role.map(|_| get_role(&row, "role")).transpose()
+    }
+
+    async fn put_member(&self, member: NewMember) -> StorageResult<Member> {
+        if member.role == Role::Owner {
+            // Ownership is `projects.owner_id`, never a member row.
+            return Err(StorageError::Conflict("role owner".into()));
+        }
+        // On a role change the original `joined_at` and `invited_by` stay.
+        let row = sqlx::query(
+            "INSERT INTO project_members (project_id, user_id, role, invited_by, joined_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (project_id, user_id) DO UPDATE SET role = EXCLUDED.role \
+             RETURNING project_id, user_id, role, invited_by, joined_at",
+        )
+        .bind(member.project_id)
+        .bind(member.user_id)
+        .bind(member.role.as_str())
+        .bind(member.invited_by)
+        .bind(ts(now()))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| missing_reference(e, "project or user"))?;
+        member_from_row(&row)
+    }
+
+    async fn remove_member(&self, project_id: Uuid, user_id: Uuid) -> StorageResult<bool> {
+        let done =
+            sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")
+                .bind(project_id)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn members(&self, project_id: Uuid) -> StorageResult<Vec<Member>> {
+        // In order of joining; members who joined in the same microsecond by user id.
+        let rows = sqlx::query(
+            "SELECT project_id, user_id, role, invited_by, joined_at FROM project_members \
+             WHERE project_id = $1 ORDER BY joined_at, user_id",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(member_from_row).collect()
+    }
+}
+
+fn project_from_row(row: &PgRow) -> StorageResult<Project> {
+    let owner_id: Option<Uuid> = row.try_get("owner_id")?;
+    let is_archived: Option<bool> = row.try_get("is_archived")?;
+    Ok(Project {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        organization_id: row.try_get("organization_id")?,
+        owner_id: owner_id.ok_or_else(|| StorageError::Corrupt("owner_id is NULL".into()))?,
+        is_archived: is_archived.unwrap_or(false),
+        created_at: get_ts(row, "created_at")?,
+        updated_at: get_ts(row, "updated_at")?,
+    })
+}
+
+fn member_from_row(row: &PgRow) -> StorageResult<Member> {
+    Ok(Member {
+        // Both are the primary key: never NULL.
+        project_id: row.try_get("project_id")?,
+        user_id: row.try_get("user_id")?,
+        role: get_role(row, "role")?,
+        invited_by: row.try_get("invited_by")?,
+        joined_at: get_ts(row, "joined_at")?,
+    })
+}
