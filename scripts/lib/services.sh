@@ -49,6 +49,13 @@ _pg_query() { # host port db sql
   PGCONNECT_TIMEOUT=5 psql -X -w -q -At -v ON_ERROR_STOP=1 -h "$1" -p "$2" -U postgres -d "$3" -c "$4"
 }
 
+_pg_drop_like() { # host port pattern
+  local name
+  for name in $(_pg_query "$1" "$2" postgres "SELECT datname FROM pg_database WHERE datname LIKE '$3'" 2>/dev/null); do
+    _pg_query "$1" "$2" postgres "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null 2>&1 || true
+  done
+}
+
 _pg_start_throwaway() { # sets _PG_PORT
   local bindir dir port as_pg=()
   bindir=$(_pg_bindir) || {
@@ -109,6 +116,8 @@ setup_postgres() {
   _pg_query 127.0.0.1 "$port" postgres "CREATE DATABASE $db" >/dev/null \
     || die "could not create database $db on 127.0.0.1:$port"
   on_exit "_pg_query 127.0.0.1 $port postgres 'DROP DATABASE IF EXISTS $db WITH (FORCE)' >/dev/null 2>&1"
+  # The end-to-end tests create one database per server, named ${db}_e2e_*: drop them too.
+  on_exit "_pg_drop_like 127.0.0.1 $port '${db}_e2e_%'"
   export DATABASE_URL_TEST="postgres://postgres@127.0.0.1:$port/$db"
   info "DATABASE_URL_TEST=$DATABASE_URL_TEST"
 }

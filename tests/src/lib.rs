@@ -166,7 +166,17 @@ impl ServiceSet {
         let admin = required_env("DATABASE_URL_TEST");
         let mongo = required_env("MONGODB_URI_TEST");
         let redis_url = required_env("REDIS_URL_TEST");
-        let name = format!("canvas_e2e_{}", uuid::Uuid::new_v4().simple());
+        // Named after the run's database so the test command can drop them all at its end.
+        let run_db = admin
+            .split('?')
+            .next()
+            .and_then(|u| u.rsplit('/').next())
+            .filter(|d| !d.is_empty())
+            .unwrap_or("canvas");
+        let name = format!(
+            "{run_db}_e2e_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
         let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
             .await
             .expect("PostgreSQL from DATABASE_URL_TEST answers");

@@ -31,6 +31,7 @@ pub struct Login {
 fn validate_signup(body: &Signup) -> ApiResult<()> {
     let email = body.email.trim();
     let valid_email = email.len() <= 255
+        && !email.contains('\0')
         && email
             .split_once('@')
             .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))

@@ -33,10 +33,10 @@ pub struct AddMember {
 /// Checks a display name: 1 to 255 characters, not blank.
 pub fn valid_name(name: &str) -> ApiResult<String> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 255 {
+    if name.is_empty() || name.chars().count() > 255 || name.contains('\0') {
         return Err(ApiError::bad_request(
             "invalid_name",
-            "name must be 1 to 255 characters",
+            "name must be 1 to 255 characters, without NUL",
         ));
     }
     Ok(name.to_owned())
@@ -45,7 +45,7 @@ pub fn valid_name(name: &str) -> ApiResult<String> {
 /// Checks an optional description: at most 10,000 characters.
 pub fn valid_description(description: Option<String>) -> ApiResult<Option<String>> {
     match description {
-        Some(d) if d.chars().count() > 10_000 => Err(ApiError::bad_request(
+        Some(d) if d.chars().count() > 10_000 || d.contains('\0') => Err(ApiError::bad_request(
             "invalid_description",
             "description must be at most 10000 characters",
         )),
