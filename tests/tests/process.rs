@@ -372,3 +372,39 @@ async fn sigkill_mid_stream_loses_no_acknowledged_update_on_services() {
     let services = canvas_tests::ServiceSet::fresh().await;
     crash_mid_stream(&services.env()).await;
 }
+
+/// A configured service that cannot be reached stops startup with a message naming it.
+#[test]
+fn unreachable_services_stop_startup_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, url, name) in [
+        (
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:1/canvas",
+            "PostgreSQL",
+        ),
+        ("REDIS_URL", "redis://127.0.0.1:1/0", "Redis"),
+        (
+            "MONGODB_URI",
+            "mongodb://127.0.0.1:1/canvas?directConnection=true&serverSelectionTimeoutMS=1000",
+            "MongoDB",
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_canvas-server-under-test"))
+            .args(["--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("MONGODB_URI")
+            .env_remove("REDIS_URL")
+            .env(var, url)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{name}: started anyway");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(name), "{name} not named in: {stderr}");
+        assert!(
+            !String::from_utf8_lossy(&output.stdout).contains("listening"),
+            "{name}"
+        );
+    }
+}
