@@ -22,6 +22,10 @@ macro_rules! select_record {
     };
 }
 
+/// Rows per INSERT statement when appending (4 bound values each, well under SQLite's limit
+/// of 32,766 variables per statement).
+const APPEND_CHUNK: usize = 1000;
+
 #[async_trait]
 impl CanvasStore for SqliteStore {
     async fn create_canvas(
@@ -142,17 +146,20 @@ impl CanvasStore for SqliteStore {
             return Err(StorageError::NotFound(format!("canvas {id}")));
         };
         let created_at = ts(now());
-        for data in updates {
-            seq += 1;
-            sqlx::query(
-                "INSERT INTO canvas_updates (canvas_id, seq, data, created_at) VALUES (?, ?, ?, ?)",
-            )
-            .bind(&canvas_id)
-            .bind(seq)
-            .bind(data.as_slice())
-            .bind(&created_at)
-            .execute(&mut *tx)
-            .await?;
+        // One multi-row INSERT per chunk: each statement is a round trip to SQLite's worker
+        // thread, which would otherwise dominate a large group commit.
+        for chunk in updates.chunks(APPEND_CHUNK) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO canvas_updates (canvas_id, seq, data, created_at) ",
+            );
+            insert.push_values(chunk, |mut row, data| {
+                seq += 1;
+                row.push_bind(&canvas_id)
+                    .push_bind(seq)
+                    .push_bind(data.as_slice())
+                    .push_bind(&created_at);
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         // With synchronous = FULL this commit fsyncs the WAL: durable once it returns.
         tx.commit().await?;
