@@ -39,6 +39,11 @@ pub struct Config {
     #[arg(long, env = "CANVAS_CHECKPOINT_UPDATES", default_value_t = 1000)]
     pub checkpoint_updates: u64,
 
+    /// Seconds after which a room checkpoints what it logged since its last snapshot, however
+    /// few updates that was (also how often it refreshes its active users in the shared store).
+    #[arg(long, env = "CANVAS_CHECKPOINT_SECS", default_value_t = 60)]
+    pub checkpoint_secs: u64,
+
     /// Hours a login session (bearer token) stays valid.
     #[arg(long, env = "CANVAS_SESSION_TTL_HOURS", default_value_t = 24)]
     pub session_ttl_hours: u64,

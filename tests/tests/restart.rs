@@ -80,3 +80,37 @@ async fn rooms_unload_when_idle_and_reload_from_the_log() {
     let b = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
     assert_eq!(block_ids(&b.doc).len(), 25);
 }
+
+#[tokio::test]
+async fn a_quiet_room_checkpoints_after_a_while_while_still_open() {
+    let server = TestServer::start_with(|c| c.checkpoint_secs = 1).await;
+    let team = Team::new(&server).await;
+    let canvas: uuid::Uuid = team.canvas.parse().unwrap();
+    let mut a = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    a.edit(|txn| add_block(txn, "only", "chart", (0, 0, 2, 1)))
+        .await;
+    a.wait_acked().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let stored = server
+            .state
+            .storage
+            .canvases
+            .load_document(canvas)
+            .await
+            .unwrap()
+            .unwrap();
+        if stored.updates.is_empty() && stored.snapshot_seq > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no time-based checkpoint"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        server.state.rooms.is_loaded(canvas),
+        "the room is still open"
+    );
+}

@@ -285,7 +285,9 @@ impl Room {
     ) {
         let shutdown = self.state.shutdown.clone();
         let idle = self.state.config.idle_unload();
-        let mut refresh = tokio::time::interval(ACTIVE_USERS_REFRESH);
+        let mut refresh = tokio::time::interval(Duration::from_secs(
+            self.state.config.checkpoint_secs.max(1),
+        ));
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let idle_deadline = self.idle_since.map(|since| since + idle);
@@ -308,6 +310,11 @@ impl Room {
                     // Keeps `canvas:state:{id}` alive while people stay connected.
                     if !self.conns.is_empty() {
                         self.publish_active_users();
+                    }
+                    // Checkpoints after a while, not only after many updates, so a slowly
+                    // edited canvas does not keep a long log.
+                    if !self.writing && self.queued.is_empty() {
+                        self.checkpoint().await;
                     }
                     Flow::Continue
                 }
@@ -785,9 +792,6 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
-
-/// How often a room with connections rewrites its active users to the shared store.
-const ACTIVE_USERS_REFRESH: Duration = Duration::from_secs(60);
 
 /// How long shutdown waits for rooms to flush before giving up.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
