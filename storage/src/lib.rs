@@ -31,6 +31,7 @@ pub mod mongo_store;
 pub mod password;
 pub mod postgres_store;
 pub mod redis_store;
+mod sql;
 pub mod testing;
 mod token;
 

@@ -235,18 +235,7 @@ fn get_opt_ts(row: &PgRow, col: &str) -> StorageResult<Option<DateTime<Utc>>> {
 /// Reads a role column (`Role::as_str` form).
 fn get_role(row: &PgRow, col: &str) -> StorageResult<canvas_engine::Role> {
     let s: String = row.try_get(col)?;
-    s.parse()
-        .map_err(|e| StorageError::Corrupt(format!("{col}: {e}")))
-}
-
-/// Maps a foreign-key violation to `NotFound(what)`; any other error stays a database error.
-fn missing_reference(err: sqlx::Error, what: &str) -> StorageError {
-    match &err {
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-            StorageError::NotFound(what.to_owned())
-        }
-        _ => StorageError::Database(err),
-    }
+    crate::sql::parse_role(col, &s)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! [`AuditStore`] on `audit_logs`.
 
-use super::{SqliteStore, get_opt_uuid, get_ts, get_uuid, missing_reference, now, ts};
+use super::{SqliteStore, get_opt_uuid, get_ts, get_uuid, now, ts};
+use crate::sql::missing_reference;
 use crate::{AuditEntry, AuditFilter, AuditStore, NewAuditEntry, StorageError, StorageResult};
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;

@@ -1,6 +1,7 @@
 //! [`ProjectStore`] on `projects` and `project_members`.
 
-use super::{SqliteStore, get_opt_uuid, get_role, get_ts, get_uuid, missing_reference, now, ts};
+use super::{SqliteStore, get_opt_uuid, get_role, get_ts, get_uuid, now, ts};
+use crate::sql::missing_reference;
 use crate::{Member, NewMember, NewProject, Project, ProjectStore, StorageError, StorageResult};
 use async_trait::async_trait;
 use canvas_engine::Role;

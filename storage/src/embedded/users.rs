@@ -1,6 +1,7 @@
 //! [`UserStore`] on `organizations` and `users`.
 
 use super::{SqliteStore, get_opt_ts, get_opt_uuid, get_ts, get_uuid, now, ts};
+use crate::sql::slugify;
 use crate::{NewUser, StorageError, StorageResult, User, UserStore};
 use async_trait::async_trait;
 use rand::Rng;
@@ -167,24 +168,6 @@ async fn unique_slug(conn: &mut SqliteConnection, username: &str) -> StorageResu
     Err(StorageError::Conflict("slug".into()))
 }
 
-fn slugify(name: &str) -> String {
-    let mut slug = String::with_capacity(name.len());
-    for c in name.chars() {
-        if c.is_ascii_alphanumeric() {
-            slug.push(c.to_ascii_lowercase());
-        } else if !slug.is_empty() && !slug.ends_with('-') {
-            slug.push('-');
-        }
-    }
-    while slug.ends_with('-') {
-        slug.pop();
-    }
-    if slug.is_empty() {
-        slug.push_str("org");
-    }
-    slug
-}
-
 /// Maps a unique violation on users or organizations to `Conflict` naming the field.
 fn unique_conflict(err: sqlx::Error) -> StorageError {
     if let sqlx::Error::Database(db) = &err
@@ -203,17 +186,4 @@ fn unique_conflict(err: sqlx::Error) -> StorageError {
         return StorageError::Conflict(field.into());
     }
     StorageError::Database(err)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::slugify;
-
-    #[test]
-    fn slugs() {
-        assert_eq!(slugify("Alice"), "alice");
-        assert_eq!(slugify("  Bob  the Builder!! "), "bob-the-builder");
-        assert_eq!(slugify("émile_zola"), "mile-zola");
-        assert_eq!(slugify("日本"), "org");
-    }
 }

@@ -1,6 +1,7 @@
 //! [`AuditStore`] on `audit_logs`.
 
-use super::{PgStore, get_ts, missing_reference, now, ts};
+use super::{PgStore, get_ts, now, ts};
+use crate::sql::missing_reference;
 use crate::{AuditEntry, AuditFilter, AuditStore, NewAuditEntry, StorageResult};
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;

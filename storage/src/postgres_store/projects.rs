@@ -1,6 +1,7 @@
 //! [`ProjectStore`] on `projects` and `project_members`.
 
-use super::{PgStore, get_role, get_ts, missing_reference, now, ts};
+use super::{PgStore, get_role, get_ts, now, ts};
+use crate::sql::missing_reference;
 use crate::{Member, NewMember, NewProject, Project, ProjectStore, StorageError, StorageResult};
 use async_trait::async_trait;
 use canvas_engine::Role;
