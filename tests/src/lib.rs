@@ -394,6 +394,42 @@ impl Team {
     }
 }
 
+/// Runs `tests/js/interop.mjs` (real `yjs` + `y-websocket` clients under Node) against a
+/// server and team, and checks the server holds what the clients made.
+pub async fn run_js_interop(server: &TestServer, team: &Team) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js");
+    assert!(
+        dir.join("node_modules").is_dir(),
+        "tests/js/node_modules is missing: run ./scripts/test.sh (or `npm ci` in tests/js) first"
+    );
+    let output = tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::process::Command::new("node")
+            .arg("interop.mjs")
+            .current_dir(&dir)
+            .env("CANVAS_WS_URL", format!("ws://{}/ws", server.addr))
+            .env("CANVAS_ID", &team.canvas)
+            .env("TOKEN_EDITOR_A", &team.owner.token)
+            .env("TOKEN_EDITOR_B", &team.editor.token)
+            .env("TOKEN_VIEWER", &team.viewer.token)
+            .output(),
+    )
+    .await
+    .expect("node finishes in time")
+    .expect("node runs (is Node.js installed?)");
+    assert!(
+        output.status.success(),
+        "interop.mjs failed\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // What the JS clients did is what the server holds.
+    let view = team.api.canvas_json(&team.viewer, &team.canvas).await;
+    let blocks = view["blocks"].as_array().expect("blocks array");
+    assert_eq!(blocks.len(), 2, "{view}");
+    assert!(blocks.iter().all(|b| b["position"]["x"].is_i64()), "{view}");
+}
+
 /// What a WebSocket client received.
 #[derive(Debug)]
 pub enum Incoming {

@@ -6,7 +6,6 @@
 
 use canvas_tests::*;
 use mongodb::bson::{Document, doc};
-use std::path::PathBuf;
 use std::time::Duration;
 
 #[tokio::test]
@@ -112,34 +111,7 @@ async fn presence_is_shared_between_two_server_nodes() {
 
 #[tokio::test]
 async fn yjs_and_y_websocket_clients_edit_together_on_services() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js");
-    assert!(
-        dir.join("node_modules").is_dir(),
-        "tests/js/node_modules is missing: run ./scripts/test.sh"
-    );
     let server = TestServer::start_services().await;
     let team = Team::new(&server).await;
-    let output = tokio::time::timeout(
-        Duration::from_secs(90),
-        tokio::process::Command::new("node")
-            .arg("interop.mjs")
-            .current_dir(&dir)
-            .env("CANVAS_WS_URL", format!("ws://{}/ws", server.addr))
-            .env("CANVAS_ID", &team.canvas)
-            .env("TOKEN_EDITOR_A", &team.owner.token)
-            .env("TOKEN_EDITOR_B", &team.editor.token)
-            .env("TOKEN_VIEWER", &team.viewer.token)
-            .output(),
-    )
-    .await
-    .expect("node finishes in time")
-    .expect("node runs");
-    assert!(
-        output.status.success(),
-        "interop.mjs failed\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let view = team.api.canvas_json(&team.viewer, &team.canvas).await;
-    assert_eq!(view["blocks"].as_array().map(Vec::len), Some(2), "{view}");
+    run_js_interop(&server, &team).await;
 }
