@@ -220,3 +220,83 @@ async fn canvas_grants_and_team_visibility_give_roles_to_non_members() {
     assert!(guest.errors.is_empty(), "{:?}", guest.errors);
     let _ = guest.doc.transact();
 }
+
+#[tokio::test]
+async fn removing_or_lowering_a_member_takes_effect_on_open_connections() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let p = &team.project;
+    let mut editor = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    let mut viewer = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
+
+    // Lowering the editor to viewer: their next edit is refused on the same connection.
+    let (status, body) = team
+        .api
+        .post(
+            &format!("/api/v1/projects/{p}/members"),
+            Some(&team.owner.token),
+            serde_json::json!({ "user_id": team.editor.id, "role": "viewer" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    editor
+        .edit(|txn| add_block(txn, "late", "chart", (0, 0, 2, 2)))
+        .await;
+    let refusal = editor
+        .wait_for(|_, i| matches!(i, Incoming::Error { .. }))
+        .await;
+    assert!(
+        matches!(refusal, Incoming::Error { ref code, .. } if code == "read_only"),
+        "{refusal:?}"
+    );
+
+    // Removing the viewer: their connection closes with 4403 right away.
+    let started = std::time::Instant::now();
+    let (status, _) = team
+        .api
+        .delete(
+            &format!("/api/v1/projects/{p}/members/{}", team.viewer.id),
+            Some(&team.owner.token),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (code, reason) = viewer.wait_closed().await;
+    assert_eq!(code, 4403, "{reason}");
+    eprintln!(
+        "revocation reached the connection after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn revoking_a_canvas_grant_closes_the_grantees_connection() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let mut admin = WsClient::join(&server.ws_url(&team.canvas, &team.admin.token)).await;
+    let stranger_id = team.stranger.id.clone();
+    admin
+        .edit(|txn| {
+            let sharing = txn.get_or_insert_map("sharing");
+            let permissions: canvas_engine::yrs::MapRef =
+                sharing.get(txn, "permissions").unwrap().cast().unwrap();
+            permissions.insert(
+                txn,
+                stranger_id.as_str(),
+                canvas_engine::yrs::MapPrelim::from([("role", Any::from("viewer"))]),
+            );
+        })
+        .await;
+    admin.wait_acked().await;
+    let mut guest = WsClient::join(&server.ws_url(&team.canvas, &team.stranger.token)).await;
+    let stranger_id = team.stranger.id.clone();
+    admin
+        .edit(|txn| {
+            let sharing = txn.get_or_insert_map("sharing");
+            let permissions: canvas_engine::yrs::MapRef =
+                sharing.get(txn, "permissions").unwrap().cast().unwrap();
+            permissions.remove(txn, stranger_id.as_str());
+        })
+        .await;
+    admin.wait_acked().await;
+    assert_eq!(guest.wait_closed().await.0, 4403);
+}

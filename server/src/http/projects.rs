@@ -204,6 +204,10 @@ pub async fn add_member(
             invited_by: Some(caller.user.id),
         })
         .await?;
+    state
+        .rooms
+        .project_role_changed(id, user.id, Some(new_role))
+        .await;
     audit(
         &state,
         &caller.user,
@@ -234,6 +238,9 @@ pub async fn remove_member(
             "user {user_id} is not a member"
         )));
     }
+    // Live revocation: their open connections to this project's canvases lose the role
+    // they had from membership at once (closed with 4403 if nothing else grants one).
+    state.rooms.project_role_changed(id, user_id, None).await;
     audit(
         &state,
         &caller.user,

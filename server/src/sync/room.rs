@@ -129,6 +129,16 @@ pub enum RoomCmd {
     Leave(ConnId),
     /// A REST read of the live document, by a user with this project access.
     Read(ProjectAccess, oneshot::Sender<ReadReply>),
+    /// A user's project role changed (`None`: no longer a member): their connections to
+    /// canvases of that project get their new role, or are closed with 4403.
+    ProjectRole {
+        /// The project.
+        project_id: Uuid,
+        /// The user.
+        user_id: Uuid,
+        /// Their new project role.
+        role: Option<Role>,
+    },
     /// The canvas was deleted: close every connection with this code and stop.
     Close(u16, String),
 }
@@ -136,6 +146,9 @@ pub enum RoomCmd {
 /// One joined connection, as the room sees it.
 struct Conn {
     user_id: Uuid,
+    /// The user's project-level access, kept to recompute the role when sharing or
+    /// membership changes.
+    access: ProjectAccess,
     username: String,
     role: Role,
     out: mpsc::Sender<Outbound>,
@@ -337,6 +350,18 @@ impl Room {
                 let view = self.read(&access);
                 let _ = reply.send(view);
             }
+            RoomCmd::ProjectRole {
+                project_id,
+                user_id,
+                role,
+            } => {
+                if project_id == self.record.project_id {
+                    for conn in self.conns.values_mut().filter(|c| c.user_id == user_id) {
+                        conn.access.project_role = role;
+                    }
+                    self.reauthorize();
+                }
+            }
             RoomCmd::Close(code, reason) => {
                 self.close_all(code, &reason);
                 return Flow::Stop;
@@ -372,6 +397,7 @@ impl Room {
             request.conn_id,
             Conn {
                 user_id: request.access.user_id,
+                access: request.access.clone(),
                 username: request.username,
                 role,
                 out,
@@ -384,6 +410,33 @@ impl Room {
         );
         self.idle_since = None;
         self.publish_active_users();
+    }
+
+    /// Recomputes every connection's role from its project access and the current sharing
+    /// settings: a connection left with no role is closed with 4403, the others get their
+    /// new role for their next update.
+    fn reauthorize(&mut self) {
+        let sharing = self.sharing();
+        let mut revoked = Vec::new();
+        for (id, conn) in &mut self.conns {
+            match effective_role(&conn.access, &sharing) {
+                Some(role) => {
+                    if role != conn.role {
+                        info!(canvas = %self.id, conn = id, user = %conn.user_id, from = %conn.role, to = %role, "role changed");
+                        conn.role = role;
+                    }
+                }
+                None => revoked.push(*id),
+            }
+        }
+        for id in revoked {
+            info!(canvas = %self.id, conn = id, "access revoked; closing");
+            self.close_conn(
+                id,
+                close::FORBIDDEN,
+                "your access to this canvas was revoked".to_owned(),
+            );
+        }
     }
 
     /// Tells the shared store which users are connected here.
@@ -486,6 +539,11 @@ impl Room {
         match self.canvas.apply_checked(role, &update) {
             Ok(applied) if applied.noop => {}
             Ok(_) => {
+                // Only admins and owners may change `sharing`: after their updates, grants
+                // and visibility may have changed, so every connection's role is rechecked.
+                if role.can_administer() {
+                    self.reauthorize();
+                }
                 if let Some(conn) = self.conns.get_mut(&conn_id) {
                     conn.unsaved.push_back(seq);
                 }
@@ -775,7 +833,10 @@ fn reply_gone(cmd: RoomCmd) {
         RoomCmd::Read(_, reply) => {
             let _ = reply.send(ReadReply::Gone);
         }
-        RoomCmd::Message(..) | RoomCmd::Leave(_) | RoomCmd::Close(..) => {}
+        RoomCmd::Message(..)
+        | RoomCmd::Leave(_)
+        | RoomCmd::ProjectRole { .. }
+        | RoomCmd::Close(..) => {}
     }
 }
 

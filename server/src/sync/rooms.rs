@@ -145,6 +145,27 @@ impl Rooms {
         Err(RoomError::Unavailable)
     }
 
+    /// Tells every loaded room that a user's role in a project changed; rooms of that
+    /// project's canvases recheck the user's connections at once.
+    pub async fn project_role_changed(
+        &self,
+        project_id: Uuid,
+        user_id: Uuid,
+        role: Option<canvas_engine::Role>,
+    ) {
+        let handles: Vec<RoomHandle> = self.map.iter().map(|h| h.value().clone()).collect();
+        for handle in handles {
+            let _ = handle
+                .tx
+                .send(RoomCmd::ProjectRole {
+                    project_id,
+                    user_id,
+                    role,
+                })
+                .await;
+        }
+    }
+
     /// Closes every connection of a loaded room with `code` and stops it (canvas deleted).
     pub async fn close(&self, id: Uuid, code: u16, reason: &str) {
         let handle = self.map.get(&id).map(|h| h.clone());
