@@ -25,6 +25,10 @@ pub enum DocError {
     /// The inspection was made against an older state of the document: inspect again.
     #[error("the inspection is stale: the document changed since it was made")]
     StaleInspection,
+    /// The update depends on changes this document does not have yet (it would stay pending
+    /// in yrs): catch up from the durable log first.
+    #[error("the update depends on missing changes: {0}")]
+    MissingDependency(String),
     /// The location index could not be built.
     #[error("cannot index the document: {0}")]
     Index(#[source] InspectError),
@@ -165,6 +169,20 @@ impl CanvasDoc {
         let decoded = Update::decode_v1(update).map_err(DocError::Decode)?;
         let located = inspect::locate(&self.index, update);
         self.apply_located(decoded, located)
+    }
+
+    /// Applies an update another server node accepted (no role or schema check: its node
+    /// checked it against its own state, and concurrent merges may legitimately combine
+    /// differently here), but only if it integrates fully: an update that depends on
+    /// changes this document lacks is refused with [`DocError::MissingDependency`] and
+    /// changes nothing, so yrs never holds it pending.
+    pub fn apply_remote(&mut self, update: &[u8]) -> Result<(), DocError> {
+        let located = inspect::locate(&self.index, update).map_err(|e| match e {
+            InspectError::Unresolvable(m) => DocError::MissingDependency(m),
+            other => DocError::Index(other),
+        })?;
+        let decoded = Update::decode_v1(update).map_err(DocError::Decode)?;
+        self.apply_located(decoded, Ok(located))
     }
 
     /// A change made by the server: runs `f` in a write transaction and returns its result

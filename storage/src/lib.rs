@@ -178,6 +178,23 @@ pub trait RateLimiter: Send + Sync + 'static {
     ) -> StorageResult<RateDecision>;
 }
 
+/// Fan-out of live messages (document updates, awareness) between the server nodes that
+/// share the services (Redis pub/sub channel `canvas:live:{canvas_id}`). In process there is
+/// only one node, so nothing is sent anywhere.
+#[async_trait]
+pub trait Fanout: Send + Sync + 'static {
+    /// Whether other nodes may exist (and so whether publishing matters).
+    fn is_shared(&self) -> bool;
+    /// Sends a message about a canvas to every node subscribed to it (this one included).
+    async fn publish(&self, canvas_id: Uuid, message: Vec<u8>) -> StorageResult<()>;
+    /// Receives the messages published about a canvas from now on, until the receiver is
+    /// dropped. The channel closes if the subscription breaks.
+    async fn subscribe(
+        &self,
+        canvas_id: Uuid,
+    ) -> StorageResult<tokio::sync::mpsc::Receiver<Vec<u8>>>;
+}
+
 /// One handle to every store. Cheap to clone: each field is an `Arc`.
 #[derive(Clone)]
 pub struct Storage {
@@ -195,6 +212,8 @@ pub struct Storage {
     pub presence: Arc<dyn PresenceStore>,
     /// Rate limits.
     pub rate_limits: Arc<dyn RateLimiter>,
+    /// Live messages between server nodes.
+    pub fanout: Arc<dyn Fanout>,
 }
 
 /// The embedded SQLite store, opened on first need (only for what no service provides).
@@ -260,17 +279,19 @@ impl Storage {
             Arc<dyn SessionStore>,
             Arc<dyn PresenceStore>,
             Arc<dyn RateLimiter>,
+            Arc<dyn Fanout>,
         );
-        let (sessions, presence, rate_limits): Live = match &urls.redis_url {
+        let (sessions, presence, rate_limits, fanout): Live = match &urls.redis_url {
             Some(url) => {
                 let redis =
                     Arc::new(redis_store::RedisStore::connect(url, &urls.redis_key_prefix).await?);
-                (redis.clone(), redis.clone(), redis)
+                (redis.clone(), redis.clone(), redis.clone(), redis)
             }
             None => (
                 sqlite.get().await?,
                 Arc::new(memory::MemoryPresence::default()),
                 Arc::new(memory::MemoryRateLimiter::default()),
+                Arc::new(memory::SingleNode),
             ),
         };
         Ok(Storage {
@@ -281,6 +302,7 @@ impl Storage {
             canvases,
             presence,
             rate_limits,
+            fanout,
         })
     }
 

@@ -2,7 +2,7 @@
 //! server running alone. Same behaviour, kept in memory (presence is live state: nothing to
 //! keep across restarts).
 
-use crate::{PresenceEntry, PresenceStore, RateDecision, RateLimiter, StorageResult};
+use crate::{Fanout, PresenceEntry, PresenceStore, RateDecision, RateLimiter, StorageResult};
 use async_trait::async_trait;
 use chrono::Utc;
 use dashmap::DashMap;
@@ -123,5 +123,29 @@ impl RateLimiter for MemoryRateLimiter {
             count: window.1,
             retry_after_secs: left.as_secs().max(1) as u32,
         })
+    }
+}
+
+/// Fan-out for a server running alone: there is no other node to tell.
+#[derive(Debug, Default)]
+pub struct SingleNode;
+
+#[async_trait]
+impl Fanout for SingleNode {
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    async fn publish(&self, _canvas_id: Uuid, _message: Vec<u8>) -> StorageResult<()> {
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        _canvas_id: Uuid,
+    ) -> StorageResult<tokio::sync::mpsc::Receiver<Vec<u8>>> {
+        // Nothing will ever arrive: the channel is closed from the start.
+        let (_, rx) = tokio::sync::mpsc::channel(1);
+        Ok(rx)
     }
 }

@@ -17,6 +17,7 @@
 //! small Lua script (which Redis runs atomically); nothing depends on Redis 7's `EXPIRE`
 //! options or on per-field TTLs (Redis 7.4), so Redis 6 works as well.
 
+mod fanout;
 mod presence;
 mod rate_limit;
 mod sessions;
@@ -39,6 +40,8 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
+    /// For the dedicated pub/sub connections of [`crate::Fanout`] subscriptions.
+    client: redis::Client,
     prefix: String,
 }
 
@@ -78,7 +81,7 @@ impl RedisStore {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(1));
         let attempt = async {
-            let mut conn = ConnectionManager::new_with_config(client, config).await?;
+            let mut conn = ConnectionManager::new_with_config(client.clone(), config).await?;
             redis::cmd("PING").query_async::<()>(&mut conn).await?;
             Ok::<_, redis::RedisError>(conn)
         };
@@ -94,6 +97,7 @@ impl RedisStore {
         };
         Ok(RedisStore {
             conn,
+            client,
             prefix: key_prefix.to_owned(),
         })
     }

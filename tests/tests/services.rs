@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+use canvas_engine::yrs::Transact;
 use canvas_tests::*;
 use mongodb::bson::{Document, doc};
 use std::time::Duration;
@@ -114,4 +115,49 @@ async fn yjs_and_y_websocket_clients_edit_together_on_services() {
     let server = TestServer::start_services().await;
     let team = Team::new(&server).await;
     run_js_interop(&server, &team).await;
+}
+
+#[tokio::test]
+async fn edits_and_awareness_reach_clients_on_another_node() {
+    let node1 = TestServer::start_services().await;
+    let node2 = node1.start_again().await;
+    let team = Team::new(&node1).await;
+    let mut a = WsClient::join(&node1.ws_url(&team.canvas, &team.owner.token)).await;
+    let mut b = WsClient::join(&node2.ws_url(&team.canvas, &team.editor.token)).await;
+
+    a.edit(|txn| add_block(txn, "from-a", "chart", (0, 0, 6, 4)))
+        .await;
+    b.wait_doc(|d| block_ids(d) == ["from-a"]).await;
+    b.edit(|txn| add_block(txn, "from-b", "table", (6, 0, 6, 4)))
+        .await;
+    a.wait_doc(|d| block_ids(d) == ["from-a", "from-b"]).await;
+    for i in 0..20 {
+        b.edit(|txn| set_position(txn, "from-b", "y", f64::from(i)))
+            .await;
+    }
+    a.wait_doc(|d| {
+        let view = canvas_engine::json::canvas_json(&d.transact());
+        view["blocks"].as_array().is_some_and(|bs| {
+            bs.iter()
+                .any(|b| b["id"] == "from-b" && b["position"]["y"] == 19)
+        })
+    })
+    .await;
+    a.wait_acked().await;
+    b.wait_acked().await;
+
+    b.send_awareness(77, 1, r#"{"user":{"name":"Bo"}}"#).await;
+    a.wait_for(|c, _| c.awareness.contains_key(&77)).await;
+    drop(b);
+    a.wait_for(|c, _| !c.awareness.contains_key(&77)).await;
+
+    // Both nodes append to one log; after both stop (each checkpoints), a fresh node has it all.
+    drop(a);
+    let node3 = node1.start_again().await;
+    node1.stop().await;
+    node2.stop().await;
+    let c = WsClient::join(&node3.ws_url(&team.canvas, &team.viewer.token)).await;
+    assert_eq!(block_ids(&c.doc), ["from-a", "from-b"]);
+    let view = node3.api().canvas_json(&team.viewer, &team.canvas).await;
+    assert_eq!(view["blocks"][1]["position"]["y"], 19, "{view}");
 }

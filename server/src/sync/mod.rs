@@ -5,6 +5,6 @@
 //! the durable log by its [`room`], and is relayed by that room once durable.
 
 pub mod connection;
-pub mod presence;
 pub mod room;
 pub mod rooms;
+pub mod shared;

@@ -13,16 +13,19 @@
 //! Rooms are actors rather than documents behind a lock: the document is touched by one task
 //! only, so no lock is held across the storage `await`s and no lock can be poisoned.
 
-use super::presence::{PUT_INTERVAL, PresenceOp, PresenceWriter};
+use super::shared::{LiveKind, PUT_INTERVAL, SharedOp, SharedWriter, decode_live, encode_live};
 use crate::access::{ProjectAccess, effective_role};
 use crate::state::AppState;
 use crate::view;
 use axum::body::Bytes;
+use canvas_engine::canvas::DocError;
 use canvas_engine::edits::Sharing;
 use canvas_engine::inspect::RefusalCode;
 use canvas_engine::protocol::{self, Ack, ErrorBody, Extension};
 use canvas_engine::yrs::sync::awareness::AwarenessUpdate;
 use canvas_engine::yrs::sync::{Message, SyncMessage};
+use canvas_engine::yrs::updates::decoder::Decode;
+use canvas_engine::yrs::updates::encoder::Encode;
 use canvas_engine::yrs::{ClientID, Transact};
 use canvas_engine::{CanvasDoc, Role, edits, json, presence::PresenceTable};
 use canvas_storage::PresenceEntry;
@@ -36,6 +39,9 @@ use uuid::Uuid;
 
 /// Identifies one WebSocket connection for the lifetime of the process.
 pub type ConnId = u64;
+
+/// The owner recorded for awareness client ids announced through another server node.
+const REMOTE: ConnId = 0;
 
 /// Close codes of the wire protocol (DESIGN.md, "Wire protocol").
 pub mod close {
@@ -139,6 +145,8 @@ pub enum RoomCmd {
         /// Their new project role.
         role: Option<Role>,
     },
+    /// A live message from another server node (a durable update or awareness).
+    Remote(LiveKind, Vec<u8>),
     /// The canvas was deleted: close every connection with this code and stop.
     Close(u16, String),
 }
@@ -197,7 +205,7 @@ pub(super) struct Room {
     /// Which connection announced each awareness client id.
     awareness_owner: HashMap<ClientID, ConnId>,
     /// Writes presence to the shared store, in order, off this task.
-    presence_writer: PresenceWriter,
+    shared_writer: SharedWriter,
     /// When each user's presence was last written (throttle).
     presence_written: HashMap<Uuid, Instant>,
     /// Accepted, applied in memory, not yet handed to a writer.
@@ -224,7 +232,25 @@ impl Room {
         generation: u64,
         state: AppState,
         mut rx: mpsc::Receiver<RoomCmd>,
+        own: mpsc::WeakSender<RoomCmd>,
     ) {
+        // Subscribe to the other nodes' live messages before reading storage, so nothing
+        // made durable elsewhere in between is missed (duplicates are harmless).
+        let remote = match state.storage.fanout.subscribe(id).await {
+            Ok(remote) => remote,
+            Err(cause) => {
+                error!(canvas = %id, %cause, "cannot subscribe to other nodes");
+                state.rooms.forget(id, generation);
+                drain_as_gone(&mut rx);
+                return;
+            }
+        };
+        // The forwarder (and with it the subscription) ends when this room ends.
+        let stop = tokio_util::sync::CancellationToken::new();
+        let _stop_forwarding_on_exit = stop.clone().drop_guard();
+        state
+            .tasks
+            .spawn(forward_remote(remote, own, state.node_id.clone(), stop));
         let (room, written_rx) = match Room::load(id, generation, state.clone()).await {
             Ok(loaded) => loaded,
             Err(cause) => {
@@ -264,8 +290,9 @@ impl Room {
         .map_err(|e| e.to_string())?;
         info!(canvas = %id, log_entries = stored.updates.len(), "room loaded");
         let (written_tx, written_rx) = mpsc::channel(1);
-        let presence_writer = PresenceWriter::start(
+        let shared_writer = SharedWriter::start(
             state.storage.presence.clone(),
+            state.storage.fanout.clone(),
             id,
             state.node_id.clone(),
             &state.tasks,
@@ -279,7 +306,7 @@ impl Room {
             conns: HashMap::new(),
             presence: PresenceTable::default(),
             awareness_owner: HashMap::new(),
-            presence_writer,
+            shared_writer,
             presence_written: HashMap::new(),
             queued: Vec::new(),
             writing: false,
@@ -312,7 +339,7 @@ impl Room {
                 }
                 Some(written) = written_rx.recv() => self.on_written(written).await,
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.handle(cmd),
+                    Some(cmd) => self.handle(cmd).await,
                     None => Flow::Stop,
                 },
                 _ = sleep_until_opt(idle_deadline), if idle_deadline.is_some() && !self.writing && self.queued.is_empty() => {
@@ -341,7 +368,7 @@ impl Room {
         }
     }
 
-    fn handle(&mut self, cmd: RoomCmd) -> Flow {
+    async fn handle(&mut self, cmd: RoomCmd) -> Flow {
         match cmd {
             RoomCmd::Join(request, reply) => self.join(request, reply),
             RoomCmd::Message(conn_id, message) => self.message(conn_id, message),
@@ -362,6 +389,7 @@ impl Room {
                     self.reauthorize();
                 }
             }
+            RoomCmd::Remote(kind, payload) => self.remote(kind, payload).await,
             RoomCmd::Close(code, reason) => {
                 self.close_all(code, &reason);
                 return Flow::Stop;
@@ -444,7 +472,7 @@ impl Room {
         let mut users: Vec<Uuid> = self.conns.values().map(|c| c.user_id).collect();
         users.sort();
         users.dedup();
-        self.presence_writer.send(PresenceOp::Active(users));
+        self.shared_writer.send(SharedOp::Active(users));
     }
 
     /// Writes a user's presence from their connection's awareness state (throttled).
@@ -480,7 +508,7 @@ impl Room {
             last_seen: chrono::Utc::now(),
         };
         self.presence_written.insert(conn.user_id, now);
-        self.presence_writer.send(PresenceOp::Put(entry));
+        self.shared_writer.send(SharedOp::Put(entry));
     }
 
     fn leave(&mut self, conn_id: ConnId) {
@@ -492,12 +520,13 @@ impl Room {
             self.awareness_owner.remove(id);
         }
         if let Some(removal) = self.presence.remove(&ids) {
+            self.publish(LiveKind::Awareness, &removal.encode_v1());
             self.broadcast(None, protocol::awareness(&removal).into());
         }
         debug!(canvas = %self.id, conn = conn_id, "left");
         if !self.conns.values().any(|c| c.user_id == conn.user_id) {
             self.presence_written.remove(&conn.user_id);
-            self.presence_writer.send(PresenceOp::Remove(conn.user_id));
+            self.shared_writer.send(SharedOp::Remove(conn.user_id));
         }
         self.publish_active_users();
         if self.conns.is_empty() {
@@ -588,6 +617,9 @@ impl Room {
             return;
         }
         let frame: Bytes = protocol::awareness(&update).into();
+        if self.shared() {
+            self.publish(LiveKind::Awareness, &update.encode_v1());
+        }
         let change = self.presence.apply(&update);
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             for id in change.added.iter().chain(&change.updated) {
@@ -611,6 +643,95 @@ impl Room {
         // Echo to the sender too: y-websocket drops a socket that hears nothing for 30 s,
         // and the echo of its 15 s awareness renewal keeps it alive.
         self.broadcast(None, frame);
+    }
+
+    /// Whether other server nodes may share this canvas.
+    fn shared(&self) -> bool {
+        self.state.storage.fanout.is_shared()
+    }
+
+    fn publish(&self, kind: LiveKind, payload: &[u8]) {
+        if self.shared() {
+            let message = encode_live(&self.state.node_id, kind, payload);
+            self.shared_writer.send(SharedOp::Publish(message));
+        }
+    }
+
+    /// A live message from another node: its durable update is applied (without role or
+    /// schema checks: its node checked it) and relayed to this node's connections; its
+    /// awareness is merged and relayed.
+    async fn remote(&mut self, kind: LiveKind, payload: Vec<u8>) {
+        match kind {
+            LiveKind::Update => {
+                match self.canvas.apply_remote(&payload) {
+                    Ok(()) => {}
+                    Err(DocError::MissingDependency(_)) => {
+                        // A message was missed (pub/sub delivers at most once): the log has it.
+                        self.catch_up().await;
+                        if let Err(cause) = self.canvas.apply_remote(&payload) {
+                            warn!(canvas = %self.id, %cause, "remote update still not applicable");
+                            return;
+                        }
+                    }
+                    Err(cause) => {
+                        warn!(canvas = %self.id, %cause, "bad update from another node");
+                        return;
+                    }
+                }
+                self.broadcast(None, protocol::update(&payload).into());
+                self.reauthorize();
+            }
+            LiveKind::Awareness => {
+                let Ok(update) = AwarenessUpdate::decode_v1(&payload) else {
+                    warn!(canvas = %self.id, "bad awareness from another node");
+                    return;
+                };
+                let change = self.presence.apply(&update);
+                for id in change.added.iter().chain(&change.updated) {
+                    self.awareness_owner.insert(*id, REMOTE);
+                }
+                for id in &change.removed {
+                    self.awareness_owner.remove(id);
+                }
+                self.broadcast(None, protocol::awareness(&update).into());
+            }
+        }
+    }
+
+    /// Applies every durable log entry this document lacks (written by other nodes) and
+    /// relays what was new to this node's connections. Returns the last log sequence number
+    /// if the document now holds every entry up to it.
+    async fn catch_up(&mut self) -> Option<i64> {
+        let stored = match self.state.storage.canvases.load_document(self.id).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return None,
+            Err(cause) => {
+                warn!(canvas = %self.id, %cause, "cannot read the log to catch up");
+                return None;
+            }
+        };
+        let before = self.canvas.state_vector();
+        let mut complete = true;
+        let entries = std::iter::once(stored.snapshot.as_slice())
+            .filter(|s| !s.is_empty())
+            .chain(stored.updates.iter().map(|(_, u)| u.as_slice()));
+        for entry in entries {
+            if let Err(cause) = self.canvas.apply_remote(entry) {
+                warn!(canvas = %self.id, %cause, "log entry not applicable while catching up");
+                complete = false;
+            }
+        }
+        if self.canvas.state_vector() != before {
+            let diff = self.canvas.encode_diff(&before);
+            self.broadcast(None, protocol::update(&diff).into());
+            self.reauthorize();
+        }
+        complete.then(|| {
+            stored
+                .updates
+                .last()
+                .map_or(stored.snapshot_seq, |(seq, _)| *seq)
+        })
     }
 
     /// Hands the queued updates to a writer task, if none is in flight.
@@ -648,6 +769,9 @@ impl Room {
             }
         }
         let mut senders = HashSet::new();
+        for accepted in &written.batch {
+            self.publish(LiveKind::Update, &accepted.update);
+        }
         for accepted in written.batch {
             let frame: Bytes = protocol::update(&accepted.update).into();
             self.broadcast(Some(accepted.from), frame);
@@ -686,7 +810,16 @@ impl Room {
     /// Compacts the durable log into a snapshot. Only called with nothing queued or in
     /// flight, so the snapshot covers exactly the log up to `durable_seq`.
     async fn checkpoint(&mut self) {
-        if self.durable_seq <= self.checkpoint_seq {
+        let mut upto = self.durable_seq;
+        if self.shared() {
+            // Other nodes append to the same log: the snapshot may only cover entries this
+            // document holds, so take them all in first.
+            match self.catch_up().await {
+                Some(last) => upto = upto.max(last),
+                None => return,
+            }
+        }
+        if upto <= self.checkpoint_seq {
             return;
         }
         let state = self.canvas.encode_state();
@@ -695,12 +828,12 @@ impl Room {
             .state
             .storage
             .canvases
-            .checkpoint(self.id, &state, self.durable_seq, &view)
+            .checkpoint(self.id, &state, upto, &view)
             .await
         {
             Ok(()) => {
-                debug!(canvas = %self.id, upto = self.durable_seq, bytes = state.len(), "checkpoint");
-                self.checkpoint_seq = self.durable_seq;
+                debug!(canvas = %self.id, upto, bytes = state.len(), "checkpoint");
+                self.checkpoint_seq = upto;
             }
             // The log still holds everything: a failed checkpoint loses nothing.
             Err(cause) => warn!(canvas = %self.id, %cause, "checkpoint failed; will retry later"),
@@ -755,15 +888,21 @@ impl Room {
     /// Closes every connection and clears this node's presence for the canvas.
     fn close_all(&mut self, code: u16, reason: &str) {
         let mut users = HashSet::new();
+        let mut clients = Vec::new();
         for conn in self.conns.values() {
             let _ = conn.out.try_send(Outbound::Close(code, reason.to_owned()));
             users.insert(conn.user_id);
+            clients.extend(conn.clients.iter().copied());
+        }
+        // Other nodes' clients must see this node's people leave.
+        if let Some(removal) = self.presence.remove(&clients) {
+            self.publish(LiveKind::Awareness, &removal.encode_v1());
         }
         self.conns.clear();
         for user in users {
-            self.presence_writer.send(PresenceOp::Remove(user));
+            self.shared_writer.send(SharedOp::Remove(user));
         }
-        self.presence_writer.send(PresenceOp::Active(Vec::new()));
+        self.shared_writer.send(SharedOp::Active(Vec::new()));
     }
 
     fn close_conn(&mut self, conn_id: ConnId, code: u16, reason: String) {
@@ -825,6 +964,39 @@ impl Room {
     }
 }
 
+/// Hands the other nodes' live messages to the room, skipping this node's own.
+async fn forward_remote(
+    mut remote: mpsc::Receiver<Vec<u8>>,
+    room: mpsc::WeakSender<RoomCmd>,
+    node_id: String,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let message = tokio::select! {
+            message = remote.recv() => match message {
+                Some(message) => message,
+                None => return,
+            },
+            _ = stop.cancelled() => return,
+        };
+        let Some((node, kind, payload)) = decode_live(&message) else {
+            warn!("malformed live message from another node");
+            continue;
+        };
+        if node == node_id {
+            continue;
+        }
+        let Some(room) = room.upgrade() else { return };
+        if room
+            .send(RoomCmd::Remote(kind, payload.to_vec()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
 fn reply_gone(cmd: RoomCmd) {
     match cmd {
         RoomCmd::Join(_, reply) => {
@@ -836,6 +1008,7 @@ fn reply_gone(cmd: RoomCmd) {
         RoomCmd::Message(..)
         | RoomCmd::Leave(_)
         | RoomCmd::ProjectRole { .. }
+        | RoomCmd::Remote(..)
         | RoomCmd::Close(..) => {}
     }
 }

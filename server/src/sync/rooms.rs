@@ -66,9 +66,10 @@ impl Rooms {
                 let (tx, rx) = mpsc::channel(ROOM_QUEUE);
                 let generation = self.generations.fetch_add(1, Ordering::Relaxed);
                 let span = tracing::info_span!("room", canvas = %id);
+                let own = tx.downgrade();
                 state
                     .tasks
-                    .spawn(Room::run(id, generation, state.clone(), rx).instrument(span));
+                    .spawn(Room::run(id, generation, state.clone(), rx, own).instrument(span));
                 RoomHandle { tx, generation }
             })
             .clone()
