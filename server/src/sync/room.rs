@@ -964,7 +964,7 @@ impl Room {
     }
 }
 
-/// Hands the other nodes' live messages to the room, skipping this node's own.
+/// Hands the other nodes' live messages to the room (this node's own are left out).
 async fn forward_remote(
     mut remote: mpsc::Receiver<Vec<u8>>,
     room: mpsc::WeakSender<RoomCmd>,
