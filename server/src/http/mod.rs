@@ -2,6 +2,7 @@
 //!
 //! Handlers are thin: they check input and permissions, call storage or a room, and audit.
 
+pub mod audit;
 pub mod auth;
 pub mod canvases;
 pub mod health;
@@ -22,6 +23,11 @@ use uuid::Uuid;
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
+
+/// Query-string extractor whose rejections are our JSON errors.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
 
 /// Path extractor whose rejections are our JSON errors.
 #[derive(FromRequestParts)]
@@ -109,7 +115,8 @@ pub fn routes() -> Router<AppState> {
             "/canvases/{id}",
             get(canvases::get).delete(canvases::delete),
         )
-        .route("/canvases/{id}/presence", get(canvases::presence));
+        .route("/canvases/{id}/presence", get(canvases::presence))
+        .route("/audit", get(audit::list));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(health::healthz))
