@@ -234,7 +234,16 @@ impl CanvasStore for MongoStore {
             created_at: now,
             updated_at: now,
         };
-        let mut document = Document::new();
+        // In the seed's order: the record's fields, the view's, then what the store keeps.
+        let mut document = doc! {
+            "_id": bson::oid::ObjectId::new(),
+            "canvas_id": &canvas_id,
+            "project_id": record.project_id.to_string(),
+            "name": &record.name,
+            "description": record.description.as_deref(),
+            "owner_id": record.owner_id.to_string(),
+            "version": int(record.version),
+        };
         let empty = serde_json::Map::new();
         let view = view.as_object().unwrap_or(&empty);
         for (key, value) in view {
@@ -253,12 +262,6 @@ impl CanvasStore for MongoStore {
         metadata.insert("created_at", bson_date(now));
         metadata.insert("updated_at", bson_date(now));
         document.insert("metadata", metadata);
-        document.insert("canvas_id", &canvas_id);
-        document.insert("project_id", record.project_id.to_string());
-        document.insert("owner_id", record.owner_id.to_string());
-        document.insert("name", &record.name);
-        document.insert("description", record.description.as_deref());
-        document.insert("version", int(record.version));
         document.insert("state", binary(state));
         document.insert("snapshot_seq", 0_i64);
         document.insert("last_seq", 0_i64);
