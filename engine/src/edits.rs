@@ -562,8 +562,8 @@ pub fn remove_block(txn: &mut TransactionMut, id: &str) -> Result<(), EditError>
     Ok(())
 }
 
-/// Sets one key of a block's content to a JSON value (a plain value, not a shared type).
-/// Refuses `text` on a narrative block (use [`insert_text`] / [`delete_text`]); a
+/// Sets one key of a block's content to a JSON value (a plain value, not a shared type);
+/// writes nothing if the value is already there. Refuses `text` on a narrative block (use [`insert_text`] / [`delete_text`]); a
 /// `data_bindings` array is stored as a `Y.Array`.
 pub fn set_content(
     txn: &mut TransactionMut,
@@ -585,17 +585,17 @@ pub fn set_content(
     one.insert(key.to_owned(), value.clone());
     let mut prelim = content_prelim("", &serde_json::Value::Object(one))?;
     let content: MapRef = block.get_or_init(txn, CONTENT);
-    if let Some(input) = prelim.remove(key) {
-        match input {
-            In::Any(any) => {
-                content.try_update(txn, key, any);
-            }
-            other => {
-                content.insert(txn, key, other);
-            }
+    let changed = match prelim.remove(key) {
+        Some(In::Any(any)) => content.try_update(txn, key, any),
+        Some(other) => {
+            content.insert(txn, key, other);
+            true
         }
+        None => false,
+    };
+    if changed {
+        touch(txn, &block, by, at);
     }
-    touch(txn, &block, by, at);
     Ok(())
 }
 
@@ -1078,6 +1078,9 @@ mod tests {
             .and_then(|b| child_map(&txn, &b, CONTENT))
             .expect("content");
         assert_eq!(string_at(&txn, &content, "title").as_deref(), Some("b"));
+        let sv = txn.state_vector();
+        set_content(&mut txn, "c", "title", &json!("b"), "u9", "t10").expect("same value");
+        assert_eq!(txn.state_vector(), sv, "an unchanged value writes nothing");
         let mut n = block("n", NARRATIVE, 0, 4, 6, 4);
         n.content = json!({"text": "x"});
         add_block(&mut txn, &n).expect("add");

@@ -55,7 +55,8 @@ use uuid::Uuid;
 /// The database used when the URI names none.
 pub const DEFAULT_DATABASE: &str = "canvas";
 
-/// How long connecting may take before the server counts as unreachable.
+/// How long connecting may take before the server counts as unreachable (unless the URI
+/// sets its own timeouts).
 const SELECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often a load starts over because a checkpoint or an in-flight append got in its way.
@@ -116,7 +117,10 @@ impl MongoStore {
     }
 
     async fn open(uri: &str, mut options: ClientOptions, db: &str) -> StorageResult<MongoStore> {
-        options.server_selection_timeout = Some(SELECTION_TIMEOUT);
+        // Short unless the URI says otherwise (`serverSelectionTimeoutMS`, `connectTimeoutMS`).
+        options
+            .server_selection_timeout
+            .get_or_insert(SELECTION_TIMEOUT);
         options.connect_timeout.get_or_insert(SELECTION_TIMEOUT);
         options
             .app_name
@@ -230,7 +234,16 @@ impl CanvasStore for MongoStore {
             created_at: now,
             updated_at: now,
         };
-        let mut document = Document::new();
+        // In the seed's order: the record's fields, the view's, then what the store keeps.
+        let mut document = doc! {
+            "_id": bson::oid::ObjectId::new(),
+            "canvas_id": &canvas_id,
+            "project_id": record.project_id.to_string(),
+            "name": &record.name,
+            "description": record.description.as_deref(),
+            "owner_id": record.owner_id.to_string(),
+            "version": int(record.version),
+        };
         let empty = serde_json::Map::new();
         let view = view.as_object().unwrap_or(&empty);
         for (key, value) in view {
@@ -249,12 +262,6 @@ impl CanvasStore for MongoStore {
         metadata.insert("created_at", bson_date(now));
         metadata.insert("updated_at", bson_date(now));
         document.insert("metadata", metadata);
-        document.insert("canvas_id", &canvas_id);
-        document.insert("project_id", record.project_id.to_string());
-        document.insert("owner_id", record.owner_id.to_string());
-        document.insert("name", &record.name);
-        document.insert("description", record.description.as_deref());
-        document.insert("version", record.version);
         document.insert("state", binary(state));
         document.insert("snapshot_seq", 0_i64);
         document.insert("last_seq", 0_i64);
@@ -535,6 +542,11 @@ fn bson_date(t: DateTime<Utc>) -> bson::DateTime {
     bson::DateTime::from_millis(t.timestamp_millis())
 }
 
+/// An integer as `Int32` when it fits (shown as a plain number by the shell), else `Int64`.
+fn int(i: i64) -> Bson {
+    i32::try_from(i).map_or(Bson::Int64(i), Bson::Int32)
+}
+
 fn binary(bytes: &[u8]) -> Bson {
     Bson::Binary(bson::Binary {
         subtype: BinarySubtype::Generic,
@@ -583,7 +595,7 @@ fn json_to_bson(value: &Value) -> Bson {
         Value::Null => Bson::Null,
         Value::Bool(b) => Bson::Boolean(*b),
         Value::Number(n) => match n.as_i64() {
-            Some(i) => i32::try_from(i).map_or(Bson::Int64(i), Bson::Int32),
+            Some(i) => int(i),
             None => Bson::Double(n.as_f64().unwrap_or(f64::NAN)),
         },
         Value::String(s) => Bson::String(s.clone()),

@@ -190,7 +190,11 @@ async fn stored_document_has_the_seed_shape() {
         d.get_str("owner_id").expect("owner_id"),
         new.owner_id.to_string()
     );
-    assert_eq!(d.get_i64("version").expect("version"), 1);
+    assert_eq!(
+        d.get("version"),
+        Some(&Bson::Int32(1)),
+        "version: 1, as in the seed"
+    );
     let layout = d.get_document("layout").expect("layout");
     assert_eq!(layout.get_str("type").expect("type"), "grid");
     assert_eq!(layout.get_i32("columns").expect("columns"), 12);
