@@ -2,13 +2,17 @@
 //! needs. Every change, local or remote, goes through it so the index stays current.
 //!
 //! - [`CanvasDoc::apply_checked`]: an update from a client, judged by its role first.
-//! - [`CanvasDoc::apply_trusted`]: log replay and updates from other server nodes.
+//! - [`CanvasDoc::apply_trusted`] / [`CanvasDoc::apply_remote`]: log replay and updates from
+//!   other server nodes.
 //! - [`CanvasDoc::edit`]: a change made by the server itself.
 
-use crate::Role;
 use crate::inspect::{self, DocIndex, InspectError, Inspection, Refusal, RefusalCode};
+use crate::{Role, schema};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use yrs::encoding::read::Error as ReadError;
 use yrs::error::UpdateError;
+use yrs::types::DeepObservable;
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, TransactionMut, Update};
@@ -48,6 +52,10 @@ pub struct Applied {
 pub struct CanvasDoc {
     doc: Doc,
     index: DocIndex,
+    /// Set by a deep observer on the `sharing` root whenever a change (local, remote or from
+    /// the log) touches it, so callers recheck roles only when grants or visibility may have
+    /// changed.
+    sharing_changed: Arc<AtomicBool>,
 }
 
 impl Default for CanvasDoc {
@@ -66,10 +74,26 @@ fn new_doc() -> Doc {
 impl CanvasDoc {
     /// An empty canvas document.
     pub fn new() -> Self {
+        Self::with_parts(new_doc(), DocIndex::default())
+    }
+
+    fn with_parts(doc: Doc, index: DocIndex) -> Self {
+        let sharing_changed = Arc::new(AtomicBool::new(false));
+        let flag = sharing_changed.clone();
+        doc.get_or_insert_map(schema::SHARING)
+            .observe_deep("canvas-doc-sharing", move |_, _| {
+                flag.store(true, Ordering::Relaxed)
+            });
         CanvasDoc {
-            doc: new_doc(),
-            index: DocIndex::default(),
+            doc,
+            index,
+            sharing_changed,
         }
+    }
+
+    /// Whether `sharing` changed since the last call (and resets the answer).
+    pub fn take_sharing_changed(&self) -> bool {
+        self.sharing_changed.swap(false, Ordering::Relaxed)
     }
 
     /// Loads a document from its stored snapshot (a v1 update; may be empty bytes for an
@@ -91,7 +115,7 @@ impl CanvasDoc {
             }
         }
         let index = DocIndex::build(&doc).map_err(DocError::Index)?;
-        Ok(CanvasDoc { doc, index })
+        Ok(Self::with_parts(doc, index))
     }
 
     /// The yrs document (read it with read transactions; change it only through this type).
@@ -232,5 +256,42 @@ impl CanvasDoc {
         self.doc
             .transact()
             .encode_state_as_update_v1(&StateVector::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::edits::{self, CanvasMeta};
+
+    #[test]
+    fn sharing_changes_are_flagged_and_others_are_not() {
+        let mut canvas = CanvasDoc::new();
+        let meta = CanvasMeta {
+            name: "c".into(),
+            description: None,
+            project_id: "p".into(),
+            owner_id: "o".into(),
+            tags: vec![],
+        };
+        canvas.edit(|txn| edits::init_canvas(txn, &meta));
+        assert!(canvas.take_sharing_changed(), "init writes sharing");
+        assert!(!canvas.take_sharing_changed(), "the flag resets");
+        canvas
+            .edit(|txn| edits::set_content(txn, "none", "k", &serde_json::json!(1), "u", "t").ok());
+        canvas.edit(|txn| {
+            use yrs::{Map, WriteTxn};
+            txn.get_or_insert_map(schema::META)
+                .insert(txn, "name", "renamed");
+        });
+        assert!(!canvas.take_sharing_changed());
+        canvas.edit(|txn| edits::grant(txn, "u2", Role::Editor, "o", "t"));
+        assert!(
+            canvas.take_sharing_changed(),
+            "a nested grant is a sharing change"
+        );
+        // a copy loaded from storage observes too
+        let copy = CanvasDoc::from_stored(&canvas.encode_state(), []).expect("loads");
+        assert!(!copy.take_sharing_changed());
     }
 }

@@ -440,6 +440,14 @@ impl Room {
         self.publish_active_users();
     }
 
+    /// Rechecks every connection's role if the last change touched `sharing` (grants or
+    /// visibility): an update that did not cannot change anyone's role.
+    fn recheck_if_sharing_changed(&mut self) {
+        if self.canvas.take_sharing_changed() {
+            self.reauthorize();
+        }
+    }
+
     /// Recomputes every connection's role from its project access and the current sharing
     /// settings: a connection left with no role is closed with 4403, the others get their
     /// new role for their next update.
@@ -568,11 +576,7 @@ impl Room {
         match self.canvas.apply_checked(role, &update) {
             Ok(applied) if applied.noop => {}
             Ok(_) => {
-                // Only admins and owners may change `sharing`: after their updates, grants
-                // and visibility may have changed, so every connection's role is rechecked.
-                if role.can_administer() {
-                    self.reauthorize();
-                }
+                self.recheck_if_sharing_changed();
                 if let Some(conn) = self.conns.get_mut(&conn_id) {
                     conn.unsaved.push_back(seq);
                 }
@@ -679,7 +683,7 @@ impl Room {
                     }
                 }
                 self.broadcast(None, protocol::update(&payload).into());
-                self.reauthorize();
+                self.recheck_if_sharing_changed();
             }
             LiveKind::Awareness => {
                 let Ok(update) = AwarenessUpdate::decode_v1(&payload) else {
@@ -724,7 +728,7 @@ impl Room {
         if self.canvas.state_vector() != before {
             let diff = self.canvas.encode_diff(&before);
             self.broadcast(None, protocol::update(&diff).into());
-            self.reauthorize();
+            self.recheck_if_sharing_changed();
         }
         complete.then(|| {
             stored
