@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+use canvas_engine::Role;
+use canvas_engine::edits::{self, Visibility};
 use canvas_engine::yrs::{Any, Map, Transact, WriteTxn};
 use canvas_tests::*;
 use std::time::Duration;
@@ -83,10 +85,7 @@ async fn editors_cannot_change_sharing_but_admins_can() {
 
     let mut admin = WsClient::join(&server.ws_url(&team.canvas, &team.admin.token)).await;
     admin
-        .edit(|txn| {
-            let sharing = txn.get_or_insert_map("sharing");
-            sharing.insert(txn, "visibility", Any::from("team"));
-        })
+        .edit(|txn| edits::set_visibility(txn, Visibility::Team))
         .await;
     admin.wait_acked().await;
     assert!(admin.errors.is_empty(), "{:?}", admin.errors);
@@ -198,17 +197,7 @@ async fn canvas_grants_and_team_visibility_give_roles_to_non_members() {
     let mut admin = WsClient::join(&server.ws_url(&team.canvas, &team.owner.token)).await;
     let stranger_id = team.stranger.id.clone();
     admin
-        .edit(|txn| {
-            let sharing = txn.get_or_insert_map("sharing");
-            let grant = canvas_engine::yrs::MapPrelim::from([("role", Any::from("editor"))]);
-            let permissions: canvas_engine::yrs::MapRef = match sharing.get(txn, "permissions") {
-                Some(v) => v.cast().unwrap(),
-                None => {
-                    sharing.insert(txn, "permissions", canvas_engine::yrs::MapPrelim::default())
-                }
-            };
-            permissions.insert(txn, stranger_id.as_str(), grant);
-        })
+        .edit(|txn| edits::grant(txn, &stranger_id, Role::Editor, "owner", "now"))
         .await;
     admin.wait_acked().await;
     assert!(admin.errors.is_empty(), "{:?}", admin.errors);
@@ -275,26 +264,13 @@ async fn revoking_a_canvas_grant_closes_the_grantees_connection() {
     let mut admin = WsClient::join(&server.ws_url(&team.canvas, &team.admin.token)).await;
     let stranger_id = team.stranger.id.clone();
     admin
-        .edit(|txn| {
-            let sharing = txn.get_or_insert_map("sharing");
-            let permissions: canvas_engine::yrs::MapRef =
-                sharing.get(txn, "permissions").unwrap().cast().unwrap();
-            permissions.insert(
-                txn,
-                stranger_id.as_str(),
-                canvas_engine::yrs::MapPrelim::from([("role", Any::from("viewer"))]),
-            );
-        })
+        .edit(|txn| edits::grant(txn, &stranger_id, Role::Viewer, "admin", "now"))
         .await;
     admin.wait_acked().await;
     let mut guest = WsClient::join(&server.ws_url(&team.canvas, &team.stranger.token)).await;
-    let stranger_id = team.stranger.id.clone();
     admin
         .edit(|txn| {
-            let sharing = txn.get_or_insert_map("sharing");
-            let permissions: canvas_engine::yrs::MapRef =
-                sharing.get(txn, "permissions").unwrap().cast().unwrap();
-            permissions.remove(txn, stranger_id.as_str());
+            edits::revoke(txn, &stranger_id);
         })
         .await;
     admin.wait_acked().await;

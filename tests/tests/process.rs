@@ -9,7 +9,7 @@
 
 use canvas_engine::protocol::{self, Extension};
 use canvas_engine::yrs::sync::{Message, SyncMessage};
-use canvas_engine::yrs::{Any, Doc, Map, MapPrelim, ReadTxn, StateVector, Transact, WriteTxn};
+use canvas_engine::yrs::{Doc, ReadTxn, StateVector, Transact};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -103,33 +103,7 @@ async fn sigterm_stops_cleanly_and_keeps_acknowledged_edits() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = start(dir.path());
     let http = reqwest::Client::new();
-    let api = format!("{}/api/v1", server.base);
-    let signup = post(
-        &http,
-        format!("{api}/auth/signup"),
-        None,
-        json!({"email": "op@example.com", "username": "operator", "password": "correct horse battery"}),
-    )
-    .await;
-    let token = signup["token"].as_str().unwrap().to_owned();
-    let project = post(
-        &http,
-        format!("{api}/projects"),
-        Some(&token),
-        json!({"name": "P"}),
-    )
-    .await;
-    let canvas = post(
-        &http,
-        format!(
-            "{api}/projects/{}/canvases",
-            project["id"].as_str().unwrap()
-        ),
-        Some(&token),
-        json!({"name": "C"}),
-    )
-    .await;
-    let canvas_id = canvas["id"].as_str().unwrap().to_owned();
+    let (token, canvas_id) = setup_canvas(&http, &server.base).await;
 
     // One client adds a block and waits for the durable acknowledgement.
     let ws_url = format!(
@@ -145,19 +119,7 @@ async fn sigterm_stops_cleanly_and_keeps_acknowledged_edits() {
     .unwrap();
     let update = {
         let mut txn = doc.transact_mut();
-        let blocks = txn.get_or_insert_map("blocks");
-        let position = MapPrelim::from([
-            ("x", Any::from(0)),
-            ("y", Any::from(0)),
-            ("w", Any::from(4)),
-            ("h", Any::from(2)),
-        ]);
-        let block = MapPrelim::from([
-            ("id", canvas_engine::yrs::In::from(Any::from("kept"))),
-            ("type", canvas_engine::yrs::In::from(Any::from("chart"))),
-            ("position", canvas_engine::yrs::In::Map(position)),
-        ]);
-        blocks.insert(&mut txn, "kept", block);
+        canvas_tests::add_block(&mut txn, "kept", "chart", (0, 0, 4, 2));
         txn.encode_update_v1()
     };
     let mut sent_update = false;
@@ -269,22 +231,7 @@ async fn crash_mid_stream(env: &[(String, String)]) {
     let mut updates = Vec::new();
     for i in 0..total {
         let mut txn = doc.transact_mut();
-        let blocks = txn.get_or_insert_map("blocks");
-        let position = MapPrelim::from([
-            ("x", Any::from(0)),
-            ("y", Any::from(i as i64)),
-            ("w", Any::from(1)),
-            ("h", Any::from(1)),
-        ]);
-        let block = MapPrelim::from([
-            (
-                "id",
-                canvas_engine::yrs::In::from(Any::from(format!("b{i}"))),
-            ),
-            ("type", canvas_engine::yrs::In::from(Any::from("chart"))),
-            ("position", canvas_engine::yrs::In::Map(position)),
-        ]);
-        blocks.insert(&mut txn, format!("b{i}"), block);
+        canvas_tests::add_block(&mut txn, &format!("b{i}"), "chart", (0, i as i64, 1, 1));
         updates.push(txn.encode_update_v1());
     }
     let empty = Doc::new()

@@ -252,18 +252,13 @@ async fn organization_admins_read_their_audit_trail_filtered_and_paginated() {
     // The owner's organization holds project creation, three member additions, canvas creation.
     let (status, all) = api.get("/api/v1/audit", Some(&team.owner.token)).await;
     assert_eq!(status, 200, "{all}");
-    let actions: Vec<&str> = all["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
-    assert_eq!(actions.first(), Some(&"canvas.create"), "{all}");
+    let all_actions = actions(&all);
+    assert_eq!(all_actions.first(), Some(&"canvas.create"), "{all}");
     assert!(
-        actions.contains(&"member.add")
-            && actions.contains(&"project.create")
-            && actions.contains(&"user.signup"),
-        "{actions:?}"
+        all_actions.contains(&"member.add")
+            && all_actions.contains(&"project.create")
+            && all_actions.contains(&"user.signup"),
+        "{all_actions:?}"
     );
     assert!(
         all["entries"]
@@ -279,12 +274,7 @@ async fn organization_admins_read_their_audit_trail_filtered_and_paginated() {
             Some(&team.owner.token),
         )
         .await;
-    let page: Vec<&str> = members["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let page = actions(&members);
     assert_eq!(page, ["member.add", "member.add"]);
     let (_, next) = api
         .get(
@@ -292,12 +282,7 @@ async fn organization_admins_read_their_audit_trail_filtered_and_paginated() {
             Some(&team.owner.token),
         )
         .await;
-    let next: Vec<&str> = next["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let next = actions(&next);
     assert_eq!(next, ["member.add", "project.create"]);
     let (_, future) = api
         .get(
@@ -326,4 +311,14 @@ async fn organization_admins_read_their_audit_trail_filtered_and_paginated() {
         "{body}"
     );
     assert_eq!(api.get("/api/v1/audit", None).await.0, 401);
+}
+
+/// The `action` of each entry of an audit page, in order.
+fn actions(page: &serde_json::Value) -> Vec<&str> {
+    page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect()
 }
