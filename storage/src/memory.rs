@@ -4,7 +4,6 @@
 
 use crate::{Fanout, PresenceEntry, PresenceStore, RateDecision, RateLimiter, StorageResult};
 use async_trait::async_trait;
-use chrono::Utc;
 use dashmap::DashMap;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -19,11 +18,6 @@ pub struct MemoryPresence {
     active: DashMap<Uuid, HashMap<String, Vec<Uuid>>>,
 }
 
-fn fresh(entry: &PresenceEntry, ttl: Duration) -> bool {
-    let age = Utc::now().signed_duration_since(entry.last_seen);
-    age.to_std().map_or(true, |age| age <= ttl)
-}
-
 #[async_trait]
 impl PresenceStore for MemoryPresence {
     async fn put_presence(
@@ -33,7 +27,7 @@ impl PresenceStore for MemoryPresence {
         ttl: Duration,
     ) -> StorageResult<()> {
         let mut canvas = self.entries.entry(canvas_id).or_default();
-        canvas.retain(|_, e| fresh(e, ttl));
+        canvas.retain(|_, e| e.is_fresh(ttl));
         canvas.insert(entry.user_id, entry.clone());
         Ok(())
     }
@@ -50,7 +44,7 @@ impl PresenceStore for MemoryPresence {
         let mut list: Vec<PresenceEntry> = self
             .entries
             .get(&canvas_id)
-            .map(|c| c.values().filter(|e| fresh(e, ttl)).cloned().collect())
+            .map(|c| c.values().filter(|e| e.is_fresh(ttl)).cloned().collect())
             .unwrap_or_default();
         list.sort_by_key(|e| e.user_id);
         Ok(list)

@@ -231,6 +231,15 @@ pub struct PresenceEntry {
     pub last_seen: DateTime<Utc>,
 }
 
+impl PresenceEntry {
+    /// Whether the entry was seen within `ttl` of now (one from the future counts as fresh):
+    /// older entries are not returned by any presence store.
+    pub fn is_fresh(&self, ttl: std::time::Duration) -> bool {
+        let age = Utc::now().signed_duration_since(self.last_seen);
+        age.to_std().map_or(true, |age| age <= ttl)
+    }
+}
+
 /// The answer of a rate limiter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateDecision {

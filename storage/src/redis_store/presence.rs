@@ -18,7 +18,6 @@
 use super::{RedisStore, millis};
 use crate::{PresenceEntry, PresenceStore, StorageError, StorageResult};
 use async_trait::async_trait;
-use chrono::Utc;
 use redis::{AsyncCommands, Script};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::LazyLock;
@@ -55,13 +54,6 @@ impl RedisStore {
     fn state_key(&self, canvas_id: Uuid) -> String {
         self.key(format_args!("canvas:state:{canvas_id}"))
     }
-}
-
-/// Whether an entry was seen within `ttl` of now (an entry from the future counts as fresh,
-/// as in the in-process store).
-fn fresh(entry: &PresenceEntry, ttl: Duration) -> bool {
-    let age = Utc::now().signed_duration_since(entry.last_seen);
-    age.to_std().map_or(true, |age| age <= ttl)
 }
 
 #[async_trait]
@@ -102,7 +94,7 @@ impl PresenceStore for RedisStore {
         let mut stale: Vec<(&str, &str)> = Vec::new();
         for (field, value) in &all {
             match serde_json::from_str::<PresenceEntry>(value) {
-                Ok(entry) if fresh(&entry, ttl) => live.push(entry),
+                Ok(entry) if entry.is_fresh(ttl) => live.push(entry),
                 Ok(_) => stale.push((field, value)),
                 Err(e) => {
                     // Presence is transient: an unreadable entry is dropped rather than
