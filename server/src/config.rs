@@ -85,6 +85,13 @@ pub struct Config {
     #[arg(long, env = "CANVAS_WS_RATE_LIMIT", default_value_t = 30_000)]
     pub ws_rate_limit: u32,
 
+    /// Origins of the operator's own web apps (comma-separated, e.g.
+    /// `https://app.example.com`). A browser WebSocket whose `Origin` is neither the
+    /// server's own host nor one of these counts as an embedding in a foreign page, allowed
+    /// only by a canvas's `embed_settings`.
+    #[arg(long, env = "CANVAS_APP_ORIGINS", value_delimiter = ',')]
+    pub app_origins: Vec<String>,
+
     /// Log filter in `tracing_subscriber::EnvFilter` syntax, e.g. `info,canvas_server=debug`.
     #[arg(long, env = "CANVAS_LOG", default_value = "info")]
     pub log: String,

@@ -56,6 +56,7 @@ pub fn app(state: AppState) -> Router {
 /// embedded store for the rest.
 pub async fn open_state(config: Config) -> StorageResult<AppState> {
     let storage = Storage::connect(&config.data_dir, &config.services()).await?;
+    http::templates::install_builtins(&storage).await?;
     Ok(AppState::new(config, storage))
 }
 

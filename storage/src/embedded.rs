@@ -12,6 +12,8 @@
 //! | `embedded/projects.rs` | [`ProjectStore`](crate::ProjectStore) | projects, project_members |
 //! | `embedded/audit.rs` | [`AuditStore`](crate::AuditStore) | audit_logs |
 //! | `embedded/canvas.rs` | [`CanvasStore`](crate::CanvasStore) | canvases, canvas_updates |
+//! | `embedded/interactions.rs` | [`InteractionStore`](crate::InteractionStore) | canvas_interactions, canvas_favorites |
+//! | `embedded/templates.rs` | [`TemplateStore`](crate::TemplateStore) | canvas_templates |
 //!
 //! ## Stored forms
 //! UUIDs are TEXT (hyphenated); timestamps are TEXT in the fixed-width RFC 3339 UTC form
@@ -36,8 +38,10 @@
 
 mod audit;
 mod canvas;
+mod interactions;
 mod projects;
 mod sessions;
+mod templates;
 mod users;
 
 use crate::{StorageError, StorageResult};

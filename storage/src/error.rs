@@ -35,6 +35,9 @@ pub enum StorageError {
     /// Redis failed.
     #[error("Redis error: {0}")]
     Redis(#[from] redis::RedisError),
+    /// A JSON value could not be encoded or decoded.
+    #[error("JSON error: {0}")]
+    Json(#[from] serde_json::Error),
     /// Hashing a password failed.
     #[error("password hashing failed: {0}")]
     Password(String),

@@ -10,6 +10,8 @@
 //! | [`ProjectStore`] | projects and their members | SQLite | PostgreSQL |
 //! | [`AuditStore`] | who did what (`audit_logs`) | SQLite | PostgreSQL |
 //! | [`CanvasStore`] | canvas records, snapshots and the durable update log | SQLite | MongoDB |
+//! | [`InteractionStore`] | views and favorites (`interactions`) | SQLite | MongoDB |
+//! | [`TemplateStore`] | canvas templates (`canvas_templates`) | SQLite | MongoDB |
 //! | [`PresenceStore`] | who is on a canvas now (`canvas:presence:{id}`, `canvas:state:{id}`) | in process | Redis |
 //! | [`RateLimiter`] | per-minute call counts (`rate_limit:{user_id}:{endpoint}`) | in process | Redis |
 //!
@@ -42,6 +44,7 @@ use uuid::Uuid;
 
 pub use error::{StorageError, StorageResult};
 pub use model::*;
+pub use token::random_secret;
 
 /// Users and their organizations.
 #[async_trait]
@@ -77,8 +80,10 @@ pub trait ProjectStore: Send + Sync + 'static {
     async fn create_project(&self, new: NewProject) -> StorageResult<Project>;
     /// The project with this id (archived ones included).
     async fn project(&self, id: Uuid) -> StorageResult<Option<Project>>;
-    /// The projects a user owns or is a member of, not archived, newest first.
-    async fn projects_for_user(&self, user_id: Uuid) -> StorageResult<Vec<Project>>;
+    /// The projects a user owns or is a member of, newest first: the active ones, or with
+    /// `archived` the archived ones.
+    async fn projects_for_user(&self, user_id: Uuid, archived: bool)
+    -> StorageResult<Vec<Project>>;
     /// The user's role in the project: `Owner` for `projects.owner_id`, else the
     /// `project_members.role`, else `None`.
     async fn member_role(
@@ -92,6 +97,13 @@ pub trait ProjectStore: Send + Sync + 'static {
     async fn remove_member(&self, project_id: Uuid, user_id: Uuid) -> StorageResult<bool>;
     /// The project's members (the owner is not listed unless also a member row).
     async fn members(&self, project_id: Uuid) -> StorageResult<Vec<Member>>;
+    /// Renames, redescribes, archives or restores a project; bumps `updated_at`. `None` for
+    /// an unknown project.
+    async fn update_project(
+        &self,
+        id: Uuid,
+        update: ProjectUpdate,
+    ) -> StorageResult<Option<Project>>;
 }
 
 /// The audit trail (`audit_logs`).
@@ -133,6 +145,40 @@ pub trait CanvasStore: Send + Sync + 'static {
         upto_seq: i64,
         view: &serde_json::Value,
     ) -> StorageResult<()>;
+}
+
+/// How canvases are used: views (one per opening) and favorites (seed `interactions`).
+#[async_trait]
+pub trait InteractionStore: Send + Sync + 'static {
+    /// Counts one view of the canvas now (`views + 1`, `last_viewed_at = now`).
+    async fn record_view(&self, canvas_id: Uuid) -> StorageResult<()>;
+    /// The canvas's counters (all zero for a canvas never viewed nor favored).
+    async fn interactions(&self, canvas_id: Uuid) -> StorageResult<Interactions>;
+    /// Marks (`true`) or unmarks the canvas as one of the user's favorites, keeping
+    /// `favorites_count` in step; returns whether anything changed.
+    async fn set_favorite(&self, user_id: Uuid, canvas_id: Uuid, on: bool) -> StorageResult<bool>;
+    /// Whether the canvas is one of the user's favorites.
+    async fn is_favorite(&self, user_id: Uuid, canvas_id: Uuid) -> StorageResult<bool>;
+    /// The user's favorite canvases, most recently marked first.
+    async fn favorites(&self, user_id: Uuid) -> StorageResult<Vec<Uuid>>;
+    /// Forgets a deleted canvas's counters and favorites.
+    async fn forget_canvas(&self, canvas_id: Uuid) -> StorageResult<()>;
+}
+
+/// Canvas templates (`canvas_templates`).
+#[async_trait]
+pub trait TemplateStore: Send + Sync + 'static {
+    /// Stores a new template; `Conflict` if its id is taken.
+    async fn create_template(&self, template: &Template) -> StorageResult<()>;
+    /// Stores a built-in template unless one with its id exists (its `usage_count` is kept).
+    async fn ensure_template(&self, template: &Template) -> StorageResult<()>;
+    /// The template with this id.
+    async fn template(&self, id: &str) -> StorageResult<Option<Template>>;
+    /// The templates a member of `organization_id` may use: every public one and those of
+    /// the organization, by category then name.
+    async fn templates(&self, organization_id: Option<Uuid>) -> StorageResult<Vec<Template>>;
+    /// Counts one more canvas made from the template.
+    async fn count_use(&self, id: &str) -> StorageResult<()>;
 }
 
 /// Live presence: who is on a canvas now, shared by every server node
@@ -214,6 +260,10 @@ pub struct Storage {
     pub rate_limits: Arc<dyn RateLimiter>,
     /// Live messages between server nodes.
     pub fanout: Arc<dyn Fanout>,
+    /// Views and favorites.
+    pub interactions: Arc<dyn InteractionStore>,
+    /// Canvas templates.
+    pub templates: Arc<dyn TemplateStore>,
 }
 
 /// The embedded SQLite store, opened on first need (only for what no service provides).
@@ -271,9 +321,20 @@ impl Storage {
                 (db.clone(), db.clone(), db)
             }
         };
-        let canvases: Arc<dyn CanvasStore> = match &urls.mongodb_uri {
-            Some(uri) => Arc::new(mongo_store::MongoStore::connect(uri).await?),
-            None => sqlite.get().await?,
+        type Documents = (
+            Arc<dyn CanvasStore>,
+            Arc<dyn InteractionStore>,
+            Arc<dyn TemplateStore>,
+        );
+        let (canvases, interactions, templates): Documents = match &urls.mongodb_uri {
+            Some(uri) => {
+                let mongo = Arc::new(mongo_store::MongoStore::connect(uri).await?);
+                (mongo.clone(), mongo.clone(), mongo)
+            }
+            None => {
+                let db = sqlite.get().await?;
+                (db.clone(), db.clone(), db)
+            }
         };
         type Live = (
             Arc<dyn SessionStore>,
@@ -303,6 +364,8 @@ impl Storage {
             presence,
             rate_limits,
             fanout,
+            interactions,
+            templates,
         })
     }
 

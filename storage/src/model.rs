@@ -250,3 +250,56 @@ pub struct RateDecision {
     /// Seconds until the current window ends.
     pub retry_after_secs: u32,
 }
+
+/// What changes a project (`PATCH /projects/{id}`); `None` keeps a field.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// New description (`Some(None)` clears it).
+    pub description: Option<Option<String>>,
+    /// Archive (`true`) or restore (`false`).
+    pub is_archived: Option<bool>,
+}
+
+/// How a canvas is used (seed: the canvas document's `interactions`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Interactions {
+    /// How many times it was opened (one per WebSocket join).
+    pub views: i64,
+    /// When it was last opened.
+    pub last_viewed_at: Option<DateTime<Utc>>,
+    /// Comments (kept for the seed's shape; there are no comments yet).
+    pub comments_count: i64,
+    /// How many users marked it as a favorite.
+    pub favorites_count: i64,
+}
+
+/// A canvas template (seed: MongoDB `canvas_templates`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Template {
+    /// Its id: a UUID for user-made templates, a readable name for built-in ones.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// What it is for.
+    pub description: Option<String>,
+    /// Category, e.g. "sales".
+    pub category: Option<String>,
+    /// A preview image address.
+    pub thumbnail_url: Option<String>,
+    /// Visible to every user (`true`) or only to the creator's organization.
+    pub is_public: bool,
+    /// How many canvases were created from it.
+    pub usage_count: i64,
+    /// The blocks a new canvas starts with, in the canvas JSON shape (without metadata).
+    pub blocks: serde_json::Value,
+    /// Data fields the template's blocks expect.
+    pub required_fields: Vec<String>,
+    /// The creator's user id, or "system" for built-in templates.
+    pub created_by: String,
+    /// The creator's organization (none for built-in templates).
+    pub organization_id: Option<Uuid>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}

@@ -13,6 +13,8 @@
 //! - `canvas_updates`: the append log, `{canvas_id, seq, data, created_at}`, unique on
 //!   `(canvas_id, seq)`. A checkpoint drops the entries its snapshot covers.
 //! - `canvas_versions`: version snapshots (indexed on `(canvas_id, version)`; filled later).
+//! - `canvas_favorites` and `canvas_templates`: see [`interactions`] and [`templates`]; a
+//!   canvas's view and favorite counters live in its document's `interactions`.
 //!
 //! ## Correctness without multi-document transactions
 //! Nothing here needs a transaction, so a standalone `mongod` works as well as a replica set.
@@ -38,6 +40,9 @@
 //! ## Timestamps
 //! BSON dates hold milliseconds, so this store truncates its timestamps to the millisecond
 //! (UTC): what it returns is exactly what it reads back later.
+
+mod interactions;
+mod templates;
 
 use crate::{CanvasRecord, CanvasStore, NewCanvas, StorageError, StorageResult, StoredDocument};
 use async_trait::async_trait;
@@ -81,6 +86,8 @@ const RESERVED: &[&str] = &[
     "name",
     "description",
     "metadata",
+    // Counted by the interaction store, not by checkpoints.
+    "interactions",
 ];
 
 /// MongoDB's duplicate key error code.
@@ -93,6 +100,8 @@ pub struct MongoStore {
     canvases: Collection<Document>,
     updates: Collection<Document>,
     versions: Collection<Document>,
+    favorites: Collection<Document>,
+    templates: Collection<Document>,
 }
 
 impl MongoStore {
@@ -145,6 +154,8 @@ impl MongoStore {
             canvases: db.collection("canvases"),
             updates: db.collection("canvas_updates"),
             versions: db.collection("canvas_versions"),
+            favorites: db.collection("canvas_favorites"),
+            templates: db.collection("canvas_templates"),
             db,
         };
         store.create_indexes().await?;
@@ -187,6 +198,26 @@ impl MongoStore {
                     .keys(doc! { "canvas_id": 1, "version": 1 })
                     .build(),
             )
+            .await?;
+        self.favorites
+            .create_indexes([
+                IndexModel::builder()
+                    .keys(doc! { "user_id": 1, "canvas_id": 1 })
+                    .options(unique())
+                    .build(),
+                IndexModel::builder().keys(doc! { "canvas_id": 1 }).build(),
+            ])
+            .await?;
+        self.templates
+            .create_indexes([
+                IndexModel::builder()
+                    .keys(doc! { "template_id": 1 })
+                    .options(unique())
+                    .build(),
+                IndexModel::builder()
+                    .keys(doc! { "is_public": 1, "organization_id": 1 })
+                    .build(),
+            ])
             .await?;
         Ok(())
     }
@@ -262,6 +293,10 @@ impl CanvasStore for MongoStore {
         metadata.insert("created_at", bson_date(now));
         metadata.insert("updated_at", bson_date(now));
         document.insert("metadata", metadata);
+        document.insert(
+            "interactions",
+            doc! { "views": 0_i64, "last_viewed_at": Bson::Null, "comments_count": 0_i64, "favorites_count": 0_i64 },
+        );
         document.insert("state", binary(state));
         document.insert("snapshot_seq", 0_i64);
         document.insert("last_seq", 0_i64);

@@ -25,12 +25,12 @@
 )]
 
 use crate::{
-    AuditFilter, AuditStore, CanvasStore, NewAuditEntry, NewCanvas, NewMember, NewProject, NewUser,
-    PresenceEntry, PresenceStore, ProjectStore, RateLimiter, SessionStore, Storage, StorageError,
-    User, UserStore,
+    AuditFilter, AuditStore, CanvasStore, InteractionStore, Interactions, NewAuditEntry, NewCanvas,
+    NewMember, NewProject, NewUser, PresenceEntry, PresenceStore, ProjectStore, RateLimiter,
+    SessionStore, Storage, StorageError, Template, TemplateStore, User, UserStore,
 };
 use canvas_engine::Role;
-use chrono::{TimeDelta, Utc};
+use chrono::{SubsecRound, TimeDelta, Utc};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -48,6 +48,8 @@ pub async fn run_all(storage: &Storage) {
         project_store_suite(&*storage.users, &*storage.projects),
         audit_store_suite(&*storage.users, &*storage.audit),
         canvas_store_suite(&*storage.canvases),
+        interaction_store_suite(&*storage.canvases, &*storage.interactions),
+        template_store_suite(&*storage.templates),
         presence_store_suite(&*storage.presence),
         rate_limiter_suite(&*storage.rate_limits),
     );
@@ -541,12 +543,13 @@ pub async fn project_store_suite(users: &dyn UserStore, projects: &dyn ProjectSt
         .await
         .expect("put_member");
     let ids = |list: Vec<crate::Project>| list.into_iter().map(|p| p.id).collect::<Vec<_>>();
-    let of = |user: Uuid| async move {
+    let listed = |user: Uuid, archived: bool| async move {
         ids(projects
-            .projects_for_user(user)
+            .projects_for_user(user, archived)
             .await
             .expect("projects_for_user"))
     };
+    let of = |user: Uuid| listed(user, false);
     assert_eq!(
         of(owner.id).await,
         vec![p2.id, p1.id],
@@ -555,6 +558,77 @@ pub async fn project_store_suite(users: &dyn UserStore, projects: &dyn ProjectSt
     assert_eq!(of(alice.id).await, vec![p2.id], "removed from p1, owns p2");
     assert_eq!(of(bob.id).await, vec![p1.id]);
     assert_eq!(of(Uuid::new_v4()).await, Vec::<Uuid>::new());
+
+    // Renaming, archiving and restoring.
+    let before = projects.project(p1.id).await.expect("project").expect("p1");
+    let renamed = projects
+        .update_project(
+            p1.id,
+            crate::ProjectUpdate {
+                name: Some("Renamed".into()),
+                description: Some(None),
+                is_archived: None,
+            },
+        )
+        .await
+        .expect("update_project")
+        .expect("p1 exists");
+    assert_eq!(renamed.name, "Renamed");
+    assert_eq!(
+        renamed.description, None,
+        "Some(None) clears the description"
+    );
+    assert!(!renamed.is_archived);
+    assert!(renamed.updated_at >= before.updated_at);
+    assert_eq!(renamed.created_at, before.created_at);
+    let archived = projects
+        .update_project(
+            p1.id,
+            crate::ProjectUpdate {
+                is_archived: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("archive")
+        .expect("p1 exists");
+    assert!(archived.is_archived);
+    assert_eq!(archived.name, "Renamed", "a missing name keeps it");
+    assert_eq!(
+        projects.project(p1.id).await.expect("project").as_ref(),
+        Some(&archived),
+        "reads back as written"
+    );
+    assert_eq!(
+        of(owner.id).await,
+        vec![p2.id],
+        "archived projects leave the list"
+    );
+    assert_eq!(
+        listed(owner.id, true).await,
+        vec![p1.id],
+        "and are listed as archived"
+    );
+    let restored = projects
+        .update_project(
+            p1.id,
+            crate::ProjectUpdate {
+                is_archived: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("restore")
+        .expect("p1 exists");
+    assert!(!restored.is_archived);
+    assert_eq!(of(owner.id).await, vec![p2.id, p1.id]);
+    assert!(
+        projects
+            .update_project(Uuid::new_v4(), crate::ProjectUpdate::default())
+            .await
+            .expect("update of an unknown project")
+            .is_none()
+    );
 }
 
 /// [`AuditStore`]: round trip of every field, filters, newest first, limit and offset.
@@ -1347,4 +1421,228 @@ pub async fn rate_limiter_suite(limiter: &dyn RateLimiter) {
         decisions.iter().all(|d| d.allowed == (d.count <= 10)),
         "allowed means count <= limit"
     );
+}
+
+/// [`InteractionStore`]: views, favorites and their counts, per user and per canvas.
+pub async fn interaction_store_suite(
+    canvases: &dyn CanvasStore,
+    interactions: &dyn InteractionStore,
+) {
+    let make = || NewCanvas {
+        id: Uuid::new_v4(),
+        project_id: Uuid::new_v4(),
+        owner_id: Uuid::new_v4(),
+        name: "Counted".into(),
+        description: None,
+    };
+    let view = json!({"name": "Counted", "blocks": []});
+    let a = canvases
+        .create_canvas(make(), b"state", &view)
+        .await
+        .expect("create_canvas")
+        .id;
+    let b = canvases
+        .create_canvas(make(), b"state", &view)
+        .await
+        .expect("create_canvas")
+        .id;
+    let fresh = interactions.interactions(a).await.expect("interactions");
+    assert_eq!(fresh, Interactions::default(), "a new canvas has no views");
+
+    let started = chrono::Utc::now() - chrono::Duration::seconds(1);
+    interactions.record_view(a).await.expect("record_view");
+    interactions.record_view(a).await.expect("record_view");
+    let counted = interactions.interactions(a).await.expect("interactions");
+    assert_eq!(counted.views, 2);
+    assert!(counted.last_viewed_at.is_some_and(|t| t >= started));
+    assert_eq!(
+        interactions.interactions(b).await.expect("b").views,
+        0,
+        "per canvas"
+    );
+    // A view of an unknown canvas is not an error and creates nothing.
+    let ghost = Uuid::new_v4();
+    interactions
+        .record_view(ghost)
+        .await
+        .expect("record_view of an unknown canvas");
+    assert_eq!(
+        interactions.interactions(ghost).await.expect("ghost").views,
+        0
+    );
+
+    let (u1, u2) = (Uuid::new_v4(), Uuid::new_v4());
+    assert!(
+        interactions
+            .set_favorite(u1, a, true)
+            .await
+            .expect("favorite")
+    );
+    assert!(
+        !interactions.set_favorite(u1, a, true).await.expect("again"),
+        "idempotent"
+    );
+    assert!(
+        interactions
+            .set_favorite(u2, a, true)
+            .await
+            .expect("favorite")
+    );
+    assert!(
+        interactions
+            .set_favorite(u1, b, true)
+            .await
+            .expect("favorite")
+    );
+    assert!(
+        !interactions
+            .set_favorite(u1, ghost, true)
+            .await
+            .expect("unknown canvas")
+    );
+    assert_eq!(
+        interactions
+            .interactions(a)
+            .await
+            .expect("a")
+            .favorites_count,
+        2
+    );
+    assert_eq!(
+        interactions.interactions(a).await.expect("a").views,
+        2,
+        "views kept"
+    );
+    assert!(interactions.is_favorite(u1, a).await.expect("is_favorite"));
+    assert!(!interactions.is_favorite(u2, b).await.expect("is_favorite"));
+    assert_eq!(
+        interactions.favorites(u1).await.expect("favorites"),
+        vec![b, a],
+        "most recently marked first"
+    );
+    assert!(
+        interactions
+            .set_favorite(u1, a, false)
+            .await
+            .expect("unfavorite")
+    );
+    assert!(
+        !interactions
+            .set_favorite(u1, a, false)
+            .await
+            .expect("again")
+    );
+    assert_eq!(
+        interactions
+            .interactions(a)
+            .await
+            .expect("a")
+            .favorites_count,
+        1
+    );
+    assert_eq!(
+        interactions.favorites(u1).await.expect("favorites"),
+        vec![b]
+    );
+
+    canvases.delete_canvas(a).await.expect("delete_canvas");
+    interactions.forget_canvas(a).await.expect("forget_canvas");
+    assert_eq!(
+        interactions.favorites(u2).await.expect("favorites"),
+        Vec::<Uuid>::new()
+    );
+    assert_eq!(
+        interactions.interactions(a).await.expect("a"),
+        Interactions::default()
+    );
+}
+
+/// [`TemplateStore`]: round trip, visibility by organization, built-ins kept, usage counts.
+pub async fn template_store_suite(templates: &dyn TemplateStore) {
+    let org = Uuid::new_v4();
+    let other_org = Uuid::new_v4();
+    let now = chrono::Utc::now().trunc_subsecs(3);
+    let template = |id: &str, is_public: bool, organization_id: Option<Uuid>| Template {
+        id: id.to_owned(),
+        name: format!("Template {id}"),
+        description: Some("for tests".into()),
+        category: Some("tests".into()),
+        thumbnail_url: None,
+        is_public,
+        usage_count: 0,
+        blocks: json!([{"id": "b1", "type": "narrative", "position": {"x": 0, "y": 0, "w": 6, "h": 4},
+                        "content": {"text": "Hello", "data_bindings": []}}]),
+        required_fields: vec!["date".into(), "region".into()],
+        created_by: "someone".into(),
+        organization_id,
+        created_at: now,
+    };
+    let private = template(&unique("private-"), false, Some(org));
+    let public = template(&unique("public-"), true, Some(other_org));
+    let foreign = template(&unique("foreign-"), false, Some(other_org));
+    for t in [&private, &public, &foreign] {
+        templates.create_template(t).await.expect("create_template");
+    }
+    assert_conflict(templates.create_template(&private).await, "id", "template");
+    assert_eq!(
+        templates
+            .template(&private.id)
+            .await
+            .expect("template")
+            .as_ref(),
+        Some(&private),
+        "every field round-trips"
+    );
+    assert!(
+        templates
+            .template("no-such-template")
+            .await
+            .expect("template")
+            .is_none()
+    );
+
+    let visible = |list: Vec<Template>| list.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    let mine = visible(templates.templates(Some(org)).await.expect("templates"));
+    assert!(mine.contains(&private.id) && mine.contains(&public.id));
+    assert!(
+        !mine.contains(&foreign.id),
+        "another organization's private template"
+    );
+    let anonymous = visible(templates.templates(None).await.expect("templates"));
+    assert!(anonymous.contains(&public.id) && !anonymous.contains(&private.id));
+
+    templates.count_use(&private.id).await.expect("count_use");
+    templates.count_use(&private.id).await.expect("count_use");
+    let used = templates
+        .template(&private.id)
+        .await
+        .expect("template")
+        .expect("exists");
+    assert_eq!(used.usage_count, 2);
+
+    // A built-in template is stored once; later starts keep its count.
+    let builtin = Template {
+        created_by: "system".into(),
+        organization_id: None,
+        ..template(&unique("builtin-"), true, None)
+    };
+    templates
+        .ensure_template(&builtin)
+        .await
+        .expect("ensure_template");
+    templates.count_use(&builtin.id).await.expect("count_use");
+    templates
+        .ensure_template(&builtin)
+        .await
+        .expect("ensure_template again");
+    let kept = templates
+        .template(&builtin.id)
+        .await
+        .expect("template")
+        .expect("exists");
+    assert_eq!(
+        kept.usage_count, 1,
+        "ensure_template keeps an existing template"
+    );
+    assert_eq!(kept.created_by, "system");
 }

@@ -23,10 +23,15 @@ const MAX_TTL: TimeDelta = TimeDelta::days(365 * 100);
 
 /// A new random token for the user.
 pub(crate) fn new_token(user_id: Uuid) -> String {
+    format!("{user_id}.{}", random_secret())
+}
+
+/// 32 random bytes (256 bits) in unpadded base64url: session secrets, public link tokens.
+pub fn random_secret() -> String {
     let mut secret = [0u8; SECRET_BYTES];
     // `ThreadRng` is a CSPRNG seeded from the OS.
     rand::rng().fill_bytes(&mut secret);
-    format!("{user_id}.{}", URL_SAFE_NO_PAD.encode(secret))
+    URL_SAFE_NO_PAD.encode(secret)
 }
 
 /// A session lifetime as a `TimeDelta`, capped at [`MAX_TTL`].

@@ -49,6 +49,18 @@ async fn canvas_store() {
 }
 
 #[tokio::test]
+async fn interaction_store() {
+    let (_dir, store) = store().await;
+    testing::interaction_store_suite(&store, &store).await;
+}
+
+#[tokio::test]
+async fn template_store() {
+    let (_dir, store) = store().await;
+    testing::template_store_suite(&store).await;
+}
+
+#[tokio::test]
 async fn memory_presence_store() {
     let store = canvas_storage::memory::MemoryPresence::default();
     testing::presence_store_suite(&store).await;
@@ -224,7 +236,7 @@ async fn archived_projects_and_corrupt_roles() {
         .expect("put_member");
     assert_eq!(
         store
-            .projects_for_user(member.id)
+            .projects_for_user(member.id, false)
             .await
             .expect("list")
             .len(),
@@ -248,7 +260,7 @@ async fn archived_projects_and_corrupt_roles() {
 
     assert!(
         store
-            .projects_for_user(owner.id)
+            .projects_for_user(owner.id, false)
             .await
             .expect("list")
             .is_empty(),
@@ -256,7 +268,7 @@ async fn archived_projects_and_corrupt_roles() {
     );
     assert!(
         store
-            .projects_for_user(member.id)
+            .projects_for_user(member.id, false)
             .await
             .expect("list")
             .is_empty(),

@@ -117,6 +117,37 @@ async fn canvas_store() {
 }
 
 #[tokio::test]
+async fn interaction_store() {
+    let store = store().await;
+    testing::interaction_store_suite(&store, &store).await;
+    let favorites = store.database().collection::<Document>("canvas_favorites");
+    assert_eq!(
+        favorites.count_documents(doc! {}).await.expect("count"),
+        1,
+        "one favorite of the surviving canvas is left"
+    );
+    drop_db(store).await;
+}
+
+#[tokio::test]
+async fn template_store() {
+    let store = store().await;
+    testing::template_store_suite(&store).await;
+    // The seed's shape: a `find` shows the blocks as documents.
+    let raw = store
+        .database()
+        .collection::<Document>("canvas_templates")
+        .find_one(doc! { "is_public": true })
+        .await
+        .expect("find")
+        .expect("a public template");
+    assert!(raw.get_array("blocks").is_ok(), "blocks: {raw:?}");
+    assert!(raw.get_str("created_by").is_ok());
+    assert!(raw.get_i64("usage_count").is_ok() || raw.get_i32("usage_count").is_ok());
+    drop_db(store).await;
+}
+
+#[tokio::test]
 async fn unreachable_server_fails_fast_naming_mongodb() {
     // A port nothing listens on: bind one, then let it go.
     let port = std::net::TcpListener::bind("127.0.0.1:0")

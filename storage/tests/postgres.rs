@@ -723,7 +723,7 @@ async fn archived_projects_and_corrupt_roles() {
         set_archived(None).await;
         assert_eq!(
             store
-                .projects_for_user(member.id)
+                .projects_for_user(member.id, false)
                 .await
                 .expect("list")
                 .len(),
@@ -742,14 +742,14 @@ async fn archived_projects_and_corrupt_roles() {
         set_archived(Some(true)).await;
         assert!(
             store
-                .projects_for_user(owner.id)
+                .projects_for_user(owner.id, false)
                 .await
                 .expect("list")
                 .is_empty()
         );
         assert!(
             store
-                .projects_for_user(member.id)
+                .projects_for_user(member.id, false)
                 .await
                 .expect("list")
                 .is_empty()

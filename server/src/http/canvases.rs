@@ -1,10 +1,12 @@
-//! Canvases: create, list, read as JSON, delete, presence.
+//! Canvases: create (blank or from a template), list, read as JSON (also anonymously through
+//! a public link), delete, presence, favorites.
 
 use super::projects::{project_role, valid_description, valid_name};
-use super::{ApiJson, ApiPath, ClientInfo, audit};
-use crate::access::canvas_access;
+use super::{ApiJson, ApiPath, ApiQuery, ClientInfo, audit};
+use crate::access::{canvas_access, effective_role, link_access};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
+use crate::http::templates::{template_blocks, visible_template};
 use crate::state::AppState;
 use crate::sync::room::{RoomView, close};
 use crate::sync::shared::PRESENCE_TTL;
@@ -39,14 +41,23 @@ pub async fn create(
     ApiPath(project_id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<CreateCanvas>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (_, role) = project_role(&state, caller.user.id, project_id).await?;
+    let (project, role) = project_role(&state, caller.user.id, project_id).await?;
     if !role.can_edit() {
         return Err(ApiError::Forbidden("viewers cannot create canvases".into()));
     }
-    if let Some(template) = body.template_id {
-        // No templates exist yet; an unknown id is a 404 like any other unknown id.
-        return Err(ApiError::NotFound(format!("template {template} not found")));
+    if project.is_archived {
+        return Err(ApiError::Forbidden(
+            "the project is archived: restore it to add canvases".into(),
+        ));
     }
+    let template = match &body.template_id {
+        Some(id) => Some(visible_template(&state, &caller.user, id).await?),
+        None => None,
+    };
+    let blocks = match &template {
+        Some(template) => template_blocks(template, caller.user.id)?,
+        None => Vec::new(),
+    };
     if body.tags.len() > 64
         || body
             .tags
@@ -73,7 +84,13 @@ pub async fn create(
         tags: body.tags,
     };
     let mut canvas = CanvasDoc::new();
-    canvas.edit(|txn| edits::init_canvas(txn, &meta));
+    let (added, _) = canvas.edit(|txn| {
+        edits::init_canvas(txn, &meta);
+        blocks
+            .iter()
+            .try_for_each(|block| edits::add_block(txn, block))
+    });
+    added.map_err(|e| ApiError::bad_request("invalid_template", e.to_string()))?;
     let state_bytes = canvas.encode_state();
     let now = Utc::now();
     let provisional = CanvasRecord {
@@ -104,9 +121,21 @@ pub async fn create(
         &client,
         "canvas.create",
         ("canvas", Some(record.id)),
-        json!({ "name": record.name, "project_id": project_id }),
+        json!({ "name": record.name, "project_id": project_id, "template_id": body.template_id }),
     )
     .await;
+    if let Some(template) = &template {
+        state.storage.templates.count_use(&template.id).await?;
+        audit(
+            &state,
+            &caller.user,
+            &client,
+            "template.use",
+            ("canvas", Some(record.id)),
+            json!({ "template_id": template.id, "template_name": template.name }),
+        )
+        .await;
+    }
     let mut body = view;
     body["id"] = json!(record.id);
     Ok((StatusCode::CREATED, Json(body)))
@@ -137,13 +166,120 @@ async fn live_view(state: &AppState, caller: &AuthUser, id: Uuid) -> ApiResult<R
         .ok_or_else(|| ApiError::Forbidden("you have no access to this canvas".into()))
 }
 
-/// The canvas in the seed's MongoDB shape, with the live blocks.
+/// `GET /canvases/{id}` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetCanvas {
+    /// A public link token: read-only access without an account.
+    link: Option<String>,
+}
+
+/// The canvas in the seed's MongoDB shape, with the live blocks and current `interactions`
+/// (and `is_favorite` for a signed-in caller). Without credentials, `?link=TOKEN` reads a
+/// canvas shared publicly.
 pub async fn get(
+    State(state): State<AppState>,
+    caller: Result<AuthUser, ApiError>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<GetCanvas>,
+) -> ApiResult<Json<Value>> {
+    let link = query.link.filter(|l| !l.is_empty());
+    let (mut found, user) = match (caller, link.as_deref()) {
+        (Ok(caller), _) => (
+            canvas_access(&state, &caller.user, id).await?,
+            Some(caller.user),
+        ),
+        (Err(ApiError::Unauthorized(_)), Some(link)) => {
+            (link_access(&state, id, link).await?, None)
+        }
+        (Err(e), _) => return Err(e),
+    };
+    found.access.link = link;
+    let view = state
+        .rooms
+        .read(&state, id, &found.access)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or_else(|| match user {
+            Some(_) => ApiError::Forbidden("you have no access to this canvas".into()),
+            // Do not tell a stranger whether the canvas exists.
+            None => ApiError::NotFound(format!("canvas {id} not found")),
+        })?;
+    let mut body = view.json;
+    let interactions = state.storage.interactions.interactions(id).await?;
+    body["interactions"] = json!(interactions);
+    if let Some(user) = user {
+        body["is_favorite"] = json!(state.storage.interactions.is_favorite(user.id, id).await?);
+    }
+    if !effective_role(&found.access, &view.sharing).is_some_and(Role::can_administer) {
+        // The link token is for admins to hand out, not for everyone who can read.
+        if let Some(sharing) = body.get_mut("sharing")
+            && sharing.get("public_link").is_some_and(|l| !l.is_null())
+        {
+            sharing["public_link"] = json!("(hidden)");
+        }
+    }
+    Ok(Json(body))
+}
+
+/// Marks the canvas as one of the caller's favorites (anyone who can read it).
+pub async fn put_favorite(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(live_view(&state, &caller, id).await?.json))
+    set_favorite(&state, &caller, id, true).await
+}
+
+/// Removes the canvas from the caller's favorites.
+pub async fn delete_favorite(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Value>> {
+    set_favorite(&state, &caller, id, false).await
+}
+
+async fn set_favorite(
+    state: &AppState,
+    caller: &AuthUser,
+    id: Uuid,
+    on: bool,
+) -> ApiResult<Json<Value>> {
+    live_view(state, caller, id).await?;
+    let interactions = &state.storage.interactions;
+    interactions.set_favorite(caller.user.id, id, on).await?;
+    let counts = interactions.interactions(id).await?;
+    Ok(Json(json!({
+        "canvas_id": id,
+        "is_favorite": on,
+        "favorites_count": counts.favorites_count,
+    })))
+}
+
+/// The caller's favorite canvases that they can still open, most recently marked first.
+pub async fn favorites(State(state): State<AppState>, caller: AuthUser) -> ApiResult<Json<Value>> {
+    let ids = state.storage.interactions.favorites(caller.user.id).await?;
+    let mut canvases = Vec::with_capacity(ids.len());
+    for id in ids {
+        let found = match canvas_access(&state, &caller.user, id).await {
+            Ok(found) => found,
+            Err(ApiError::NotFound(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        // Members see it; others only while a grant or team visibility still lets them.
+        let readable = found.access.project_role.is_some()
+            || state
+                .rooms
+                .read(&state, id, &found.access)
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .is_some();
+        if readable {
+            canvases.push(found.canvas);
+        }
+    }
+    Ok(Json(json!({ "canvases": canvases })))
 }
 
 /// Who is connected to the canvas now (on any server node), with their cursor, selection
@@ -186,6 +322,7 @@ pub async fn delete(
         .close(id, close::NOT_FOUND, "canvas deleted")
         .await;
     state.storage.canvases.delete_canvas(id).await?;
+    state.storage.interactions.forget_canvas(id).await?;
     audit(
         &state,
         &caller.user,

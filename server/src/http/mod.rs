@@ -7,14 +7,17 @@ pub mod auth;
 pub mod canvases;
 pub mod health;
 pub mod projects;
+pub mod sharing;
+pub mod templates;
 
+use crate::access::Actor;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use canvas_storage::{NewAuditEntry, User};
 use std::net::SocketAddr;
 use uuid::Uuid;
@@ -65,6 +68,18 @@ fn user_agent(headers: &HeaderMap) -> Option<String> {
         .map(|s| s.chars().take(512).collect())
 }
 
+impl ClientInfo {
+    /// The caller as the audit log records them.
+    pub fn actor(&self, user: &User) -> Actor {
+        Actor {
+            user_id: Some(user.id),
+            organization_id: user.organization_id,
+            ip: self.ip,
+            user_agent: self.user_agent.clone(),
+        }
+    }
+}
+
 /// Records an audit entry; a failure is logged, never shown to the caller (the action
 /// itself succeeded).
 pub async fn audit(
@@ -75,19 +90,43 @@ pub async fn audit(
     resource: (&str, Option<Uuid>),
     changes: serde_json::Value,
 ) {
+    record_audit(state, client.actor(user), action, resource, changes).await;
+}
+
+async fn record_audit(
+    state: &AppState,
+    actor: Actor,
+    action: &str,
+    resource: (&str, Option<Uuid>),
+    changes: serde_json::Value,
+) {
     let entry = NewAuditEntry {
-        user_id: Some(user.id),
-        organization_id: user.organization_id,
+        user_id: actor.user_id,
+        organization_id: actor.organization_id,
         action: action.to_owned(),
         resource_type: resource.0.to_owned(),
         resource_id: resource.1,
         changes: Some(changes),
-        ip_address: client.ip,
-        user_agent: client.user_agent.clone(),
+        ip_address: actor.ip,
+        user_agent: actor.user_agent,
     };
     if let Err(cause) = state.storage.audit.record(entry).await {
         tracing::error!(%cause, action, "cannot write audit entry");
     }
+}
+
+/// Records an audit entry from a task that must not wait for it (a room).
+pub fn audit_in_background(
+    state: &AppState,
+    actor: Actor,
+    action: &'static str,
+    resource: (&'static str, Option<Uuid>),
+    changes: serde_json::Value,
+) {
+    let state2 = state.clone();
+    state.tasks.spawn(async move {
+        record_audit(&state2, actor, action, resource, changes).await;
+    });
 }
 
 /// The REST routes.
@@ -98,7 +137,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/logout", post(auth::logout))
         .route("/auth/me", get(auth::me))
         .route("/projects", post(projects::create).get(projects::list))
-        .route("/projects/{id}", get(projects::get))
+        .route("/projects/{id}", get(projects::get).patch(projects::update))
         .route(
             "/projects/{id}/members",
             post(projects::add_member).get(projects::members),
@@ -116,6 +155,25 @@ pub fn routes() -> Router<AppState> {
             get(canvases::get).delete(canvases::delete),
         )
         .route("/canvases/{id}/presence", get(canvases::presence))
+        .route(
+            "/canvases/{id}/favorite",
+            put(canvases::put_favorite).delete(canvases::delete_favorite),
+        )
+        .route("/favorites", get(canvases::favorites))
+        .route("/templates", get(templates::list).post(templates::create))
+        .route("/templates/{id}", get(templates::get))
+        .route(
+            "/canvases/{id}/sharing",
+            get(sharing::get).patch(sharing::patch),
+        )
+        .route(
+            "/canvases/{id}/sharing/permissions/{user_id}",
+            put(sharing::put_permission).delete(sharing::delete_permission),
+        )
+        .route(
+            "/canvases/{id}/sharing/public-link",
+            post(sharing::create_link).delete(sharing::delete_link),
+        )
         .route("/audit", get(audit::list));
     Router::new()
         .nest("/api/v1", api)

@@ -1,6 +1,6 @@
 //! Projects and their members.
 
-use super::{ApiJson, ApiPath, ClientInfo, audit};
+use super::{ApiJson, ApiPath, ApiQuery, ClientInfo, audit};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use canvas_engine::Role;
-use canvas_storage::{NewMember, NewProject, Project};
+use canvas_storage::{NewMember, NewProject, Project, ProjectUpdate};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -108,12 +108,25 @@ pub async fn create(
     ))
 }
 
-/// The caller's projects.
-pub async fn list(State(state): State<AppState>, caller: AuthUser) -> ApiResult<Json<Value>> {
+/// `GET /projects` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListProjects {
+    /// `true` lists the archived projects instead of the active ones.
+    #[serde(default)]
+    archived: bool,
+}
+
+/// The caller's projects (`?archived=true`: their archived projects).
+pub async fn list(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiQuery(query): ApiQuery<ListProjects>,
+) -> ApiResult<Json<Value>> {
     let projects = state
         .storage
         .projects
-        .projects_for_user(caller.user.id)
+        .projects_for_user(caller.user.id, query.archived)
         .await?;
     let mut out = Vec::with_capacity(projects.len());
     for project in &projects {
@@ -125,6 +138,89 @@ pub async fn list(State(state): State<AppState>, caller: AuthUser) -> ApiResult<
         out.push(project_json(project, role.unwrap_or(Role::Viewer)));
     }
     Ok(Json(json!({ "projects": out })))
+}
+
+/// `PATCH /projects/{id}` body; a missing field keeps its value, `"description": null`
+/// clears it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProject {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    description: Option<Option<String>>,
+    is_archived: Option<bool>,
+}
+
+/// Tells a present `null` (`Some(None)`) from a missing field (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// Renames, archives or restores a project. Admins and the owner. Archiving hides the
+/// project from lists and makes its canvases read-only for everyone at once, open
+/// connections included; restoring gives the roles back.
+pub async fn update(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<UpdateProject>,
+) -> ApiResult<Json<Value>> {
+    let (before, role) = project_role(&state, caller.user.id, id).await?;
+    if !role.can_administer() {
+        return Err(ApiError::Forbidden(
+            "only admins and the owner change a project".into(),
+        ));
+    }
+    let update = ProjectUpdate {
+        name: body.name.as_deref().map(valid_name).transpose()?,
+        description: match body.description {
+            Some(description) => Some(valid_description(description)?),
+            None => None,
+        },
+        is_archived: body.is_archived,
+    };
+    let project = state
+        .storage
+        .projects
+        .update_project(id, update)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("project {id} not found")))?;
+    if project.is_archived != before.is_archived {
+        state
+            .rooms
+            .project_archived(&state, id, project.is_archived)
+            .await;
+        let action = if project.is_archived {
+            "project.archive"
+        } else {
+            "project.restore"
+        };
+        audit(
+            &state,
+            &caller.user,
+            &client,
+            action,
+            ("project", Some(id)),
+            json!({ "name": project.name }),
+        )
+        .await;
+    }
+    if project.name != before.name || project.description != before.description {
+        audit(
+            &state,
+            &caller.user,
+            &client,
+            "project.update",
+            ("project", Some(id)),
+            json!({
+                "before": { "name": before.name, "description": before.description },
+                "after": { "name": project.name, "description": project.description },
+            }),
+        )
+        .await;
+    }
+    Ok(Json(project_json(&project, role)))
 }
 
 /// One project the caller belongs to.
@@ -206,7 +302,7 @@ pub async fn add_member(
         .await?;
     state
         .rooms
-        .project_role_changed(id, user.id, Some(new_role))
+        .project_role_changed(&state, id, user.id, Some(new_role))
         .await;
     audit(
         &state,
@@ -240,7 +336,10 @@ pub async fn remove_member(
     }
     // Live revocation: their open connections to this project's canvases lose the role
     // they had from membership at once (closed with 4403 if nothing else grants one).
-    state.rooms.project_role_changed(id, user_id, None).await;
+    state
+        .rooms
+        .project_role_changed(&state, id, user_id, None)
+        .await;
     audit(
         &state,
         &caller.user,

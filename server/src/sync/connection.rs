@@ -8,11 +8,14 @@
 
 use super::room::{ConnId, JoinRequest, OUTBOUND_CAPACITY, Outbound, RoomCmd, close};
 use super::rooms::Joined;
-use crate::access::ProjectAccess;
+use crate::access::{Actor, ProjectAccess, embedding_host};
 use crate::auth;
+use crate::http::ClientInfo;
 use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
+use axum::http::header::{HOST, ORIGIN};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use canvas_engine::protocol;
 use serde::Deserialize;
@@ -33,6 +36,8 @@ pub struct WsParams {
     token: Option<String>,
     /// `1` asks for durable acknowledgements (extension message 100).
     acks: Option<String>,
+    /// A public link token: read-only access without an account.
+    link: Option<String>,
 }
 
 /// The upgrade handler. Every refusal happens after the upgrade, as a close code, so that
@@ -41,13 +46,22 @@ pub async fn ws_handler(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     Path(canvas): Path<String>,
+    client: ClientInfo,
+    headers: HeaderMap,
     params: Result<Query<WsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let max = state.config.max_message_bytes;
     let params = params.map(|Query(p)| p).unwrap_or(WsParams {
         token: None,
         acks: None,
+        link: None,
     });
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let embed_host = embedding_host(header(ORIGIN), header(HOST), &state.config.app_origins);
     let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let span = info_span!("conn", conn = conn_id, canvas = %canvas);
     ws.read_buffer_size(BUFFER_BYTES)
@@ -59,8 +73,20 @@ pub async fn ws_handler(
         .max_frame_size(max.saturating_add(64 * 1024))
         .on_upgrade(move |socket| {
             let tasks = state.tasks.clone();
-            tasks.track_future(connection(socket, state, conn_id, canvas, params).instrument(span))
+            let caller = Caller {
+                params,
+                client,
+                embed_host,
+            };
+            tasks.track_future(connection(socket, state, conn_id, canvas, caller).instrument(span))
         })
+}
+
+/// What the upgrade request said about the caller.
+struct Caller {
+    params: WsParams,
+    client: ClientInfo,
+    embed_host: Option<String>,
 }
 
 async fn connection(
@@ -68,14 +94,35 @@ async fn connection(
     state: AppState,
     conn_id: ConnId,
     canvas: String,
-    params: WsParams,
+    caller: Caller,
 ) {
-    let (canvas_id, user, access) = match admit(&state, &canvas, params.token.as_deref()).await {
+    let params = &caller.params;
+    let admitted = admit(
+        &state,
+        &canvas,
+        params.token.as_deref(),
+        params.link.as_deref(),
+    )
+    .await;
+    let (canvas_id, user, mut access) = match admitted {
         Ok(admitted) => admitted,
         Err((code, reason)) => {
             close_socket(&mut socket, code, &reason).await;
             return;
         }
+    };
+    access.embed_host = caller.embed_host;
+    let (rate_user, username, actor) = match &user {
+        Some(user) => (user.id, user.username.clone(), caller.client.actor(user)),
+        None => (
+            access.user_id,
+            "guest".to_owned(),
+            Actor {
+                ip: caller.client.ip,
+                user_agent: caller.client.user_agent.clone(),
+                ..Actor::default()
+            },
+        ),
     };
     let (out_tx, mut out_rx) = mpsc::channel(OUTBOUND_CAPACITY);
     let wants_acks = params.acks.as_deref() == Some("1");
@@ -84,15 +131,23 @@ async fn connection(
         .join(&state, canvas_id, || JoinRequest {
             conn_id,
             access: access.clone(),
-            username: user.username.clone(),
+            username: username.clone(),
             out: out_tx.clone(),
             wants_acks,
+            actor: actor.clone(),
         })
         .await;
     drop(out_tx);
     let room = match joined {
         Ok(Joined::Yes(role, room)) => {
-            debug!(%role, user = %user.id, "connection joined");
+            debug!(%role, user = %rate_user, "connection joined");
+            // Opening a canvas counts as a view (`interactions.views`, `last_viewed_at`).
+            let store = state.storage.interactions.clone();
+            state.tasks.spawn(async move {
+                if let Err(cause) = store.record_view(canvas_id).await {
+                    tracing::warn!(%cause, "cannot count a view");
+                }
+            });
             room
         }
         Ok(Joined::Forbidden) => {
@@ -137,7 +192,7 @@ async fn connection(
                     break;
                 }
                 unreported += 1;
-                if unreported >= RATE_REPORT_EVERY && !within_rate_limit(&state, user.id, std::mem::take(&mut unreported)).await {
+                if unreported >= RATE_REPORT_EVERY && !within_rate_limit(&state, rate_user, std::mem::take(&mut unreported)).await {
                     close_socket(&mut socket, close::RATE_LIMITED, "rate limited: too many messages per minute").await;
                     break;
                 }
@@ -195,27 +250,42 @@ async fn within_rate_limit(state: &AppState, user_id: Uuid, n: u32) -> bool {
     }
 }
 
-/// Authenticates the token and finds the canvas; the error is the close code and reason.
+/// Authenticates the token (or, without one, takes the public link) and finds the canvas;
+/// the error is the close code and reason. A token and a link together give the user's own
+/// access plus the link's.
 async fn admit(
     state: &AppState,
     canvas: &str,
     token: Option<&str>,
-) -> Result<(Uuid, canvas_storage::User, ProjectAccess), (u16, String)> {
-    let token = token
-        .filter(|t| !t.is_empty())
-        .ok_or((close::UNAUTHORIZED, "missing token".to_owned()))?;
-    let user = auth::authenticate(state, token)
-        .await
-        .map_err(|e| (close::UNAUTHORIZED, e.to_string()))?;
+    link: Option<&str>,
+) -> Result<(Uuid, Option<canvas_storage::User>, ProjectAccess), (u16, String)> {
+    let token = token.filter(|t| !t.is_empty());
+    let link = link.filter(|l| !l.is_empty());
+    if token.is_none() && link.is_none() {
+        return Err((close::UNAUTHORIZED, "missing token".to_owned()));
+    }
+    let user = match token {
+        Some(token) => Some(
+            auth::authenticate(state, token)
+                .await
+                .map_err(|e| (close::UNAUTHORIZED, e.to_string()))?,
+        ),
+        None => None,
+    };
     let canvas_id =
         Uuid::parse_str(canvas).map_err(|_| (close::NOT_FOUND, format!("no canvas {canvas:?}")))?;
-    let access = crate::access::canvas_access(state, &user, canvas_id)
-        .await
+    let found = match &user {
+        Some(user) => crate::access::canvas_access(state, user, canvas_id).await,
+        // Checked above: without a token there is a link.
+        None => crate::access::link_access(state, canvas_id, link.unwrap_or_default()).await,
+    };
+    let mut access = found
         .map_err(|e| match e {
             crate::error::ApiError::NotFound(m) => (close::NOT_FOUND, m),
             other => (close::INTERNAL, other.to_string()),
         })?
         .access;
+    access.link = link.map(str::to_owned);
     Ok((canvas_id, user, access))
 }
 

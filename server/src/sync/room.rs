@@ -13,8 +13,10 @@
 //! Rooms are actors rather than documents behind a lock: the document is touched by one task
 //! only, so no lock is held across the storage `await`s and no lock can be poisoned.
 
-use super::shared::{LiveKind, PUT_INTERVAL, SharedOp, SharedWriter, decode_live, encode_live};
-use crate::access::{ProjectAccess, effective_role};
+use super::shared::{
+    AccessChange, LiveKind, PUT_INTERVAL, SharedOp, SharedWriter, decode_live, encode_live,
+};
+use crate::access::{Actor, ProjectAccess, effective_role};
 use crate::state::AppState;
 use crate::view;
 use axum::body::Bytes;
@@ -26,7 +28,7 @@ use canvas_engine::yrs::sync::awareness::AwarenessUpdate;
 use canvas_engine::yrs::sync::{Message, SyncMessage};
 use canvas_engine::yrs::updates::decoder::Decode;
 use canvas_engine::yrs::updates::encoder::Encode;
-use canvas_engine::yrs::{ClientID, Transact};
+use canvas_engine::yrs::{ClientID, Transact, TransactionMut};
 use canvas_engine::{CanvasDoc, Role, edits, json, presence::PresenceTable};
 use canvas_storage::PresenceEntry;
 use canvas_storage::{CanvasRecord, StorageResult};
@@ -91,6 +93,52 @@ pub struct JoinRequest {
     pub out: mpsc::Sender<Outbound>,
     /// Whether the client asked for durable acknowledgements (`?acks=1`).
     pub wants_acks: bool,
+    /// Who is connecting, for the audit of the sharing changes they make.
+    pub actor: Actor,
+}
+
+/// A change the server makes to the document for a REST call (sharing settings, ...). It
+/// runs inside the room, so it is checked, stored, relayed and audited like any update.
+pub type ServerEdit = Box<dyn FnOnce(&mut TransactionMut) -> Result<(), String> + Send>;
+
+/// A REST call asking the room to change the document.
+pub struct EditRequest {
+    /// The caller's access; the room adds the sharing part.
+    pub access: ProjectAccess,
+    /// Who is asking, for the audit log.
+    pub actor: Actor,
+    /// The role the change needs.
+    pub required: Role,
+    /// The change.
+    pub edit: ServerEdit,
+}
+
+impl std::fmt::Debug for EditRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EditRequest")
+            .field("user", &self.access.user_id)
+            .field("required", &self.required)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The room's answer to an edit.
+#[derive(Debug)]
+pub enum EditReply {
+    /// Applied; `durable` completes once the change is in the durable log (it fails if the
+    /// write failed). The view is the document right after the change.
+    Applied {
+        /// Completes when the change is durable.
+        durable: oneshot::Receiver<()>,
+        /// The document after the change.
+        view: Box<RoomView>,
+    },
+    /// The caller's role is below the one needed (`None`: no access at all).
+    Forbidden(Option<Role>),
+    /// The change was refused as invalid; nothing changed.
+    Invalid(String),
+    /// This room instance is unloading or failed; ask the registry again with the request.
+    Gone(Box<EditRequest>),
 }
 
 /// The room's answer to a join.
@@ -147,6 +195,16 @@ pub enum RoomCmd {
     },
     /// A live message from another server node (a durable update or awareness).
     Remote(LiveKind, Vec<u8>),
+    /// A change of the document for a REST call.
+    Edit(Box<EditRequest>, oneshot::Sender<EditReply>),
+    /// A project was archived (`true`) or restored: its canvases become read-only or
+    /// writable again for every connection.
+    ProjectArchived {
+        /// The project.
+        project_id: Uuid,
+        /// Whether it is archived now.
+        archived: bool,
+    },
     /// The canvas was deleted: close every connection with this code and stop.
     Close(u16, String),
 }
@@ -169,6 +227,8 @@ struct Conn {
     acked: u64,
     /// Awareness client ids this connection announced (removed when it leaves).
     clients: HashSet<ClientID>,
+    /// Who is connected, for the audit of sharing changes made through the document.
+    actor: Actor,
 }
 
 impl Conn {
@@ -185,6 +245,8 @@ struct Accepted {
     from: ConnId,
     seq: u64,
     update: Vec<u8>,
+    /// Told when the update is durable (server edits made for REST calls).
+    done: Option<oneshot::Sender<()>>,
 }
 
 /// The result of one durable write, sent back to the room by the writer task.
@@ -218,11 +280,23 @@ pub(super) struct Room {
     /// Last sequence number covered by a snapshot.
     checkpoint_seq: i64,
     idle_since: Option<Instant>,
+    /// The sharing settings as of the last change to them (the "before" of the next audit).
+    last_sharing: Sharing,
 }
 
 enum Flow {
     Continue,
     Stop,
+}
+
+/// Where a change to the document came from, for the audit of sharing changes.
+enum ChangedBy<'a> {
+    /// An update from this connection (an admin editing `sharing` in the document).
+    Conn(ConnId),
+    /// A REST call.
+    Rest(&'a Actor),
+    /// Another server node or the log (audited where it was made).
+    OtherNode,
 }
 
 impl Room {
@@ -297,7 +371,11 @@ impl Room {
             state.node_id.clone(),
             &state.tasks,
         );
+        let last_sharing = edits::sharing(&canvas.doc().transact());
+        // Loading replays the log; what it did to sharing is not a change.
+        canvas.take_sharing_changed();
         let room = Room {
+            last_sharing,
             id,
             generation,
             state,
@@ -381,15 +459,16 @@ impl Room {
                 project_id,
                 user_id,
                 role,
-            } => {
-                if project_id == self.record.project_id {
-                    for conn in self.conns.values_mut().filter(|c| c.user_id == user_id) {
-                        conn.access.project_role = role;
-                    }
-                    self.reauthorize();
-                }
-            }
+            } => self.project_role(project_id, user_id, role),
             RoomCmd::Remote(kind, payload) => self.remote(kind, payload).await,
+            RoomCmd::Edit(request, reply) => {
+                let answer = self.server_edit(*request);
+                let _ = reply.send(answer);
+            }
+            RoomCmd::ProjectArchived {
+                project_id,
+                archived,
+            } => self.project_archived(project_id, archived),
             RoomCmd::Close(code, reason) => {
                 self.close_all(code, &reason);
                 return Flow::Stop;
@@ -400,6 +479,66 @@ impl Room {
 
     fn sharing(&self) -> Sharing {
         edits::sharing(&self.canvas.doc().transact())
+    }
+
+    /// A user's project role changed: their connections get the new role or are closed.
+    fn project_role(&mut self, project_id: Uuid, user_id: Uuid, role: Option<Role>) {
+        if project_id == self.record.project_id {
+            for conn in self.conns.values_mut().filter(|c| c.user_id == user_id) {
+                conn.access.project_role = role;
+            }
+            self.reauthorize();
+        }
+    }
+
+    /// The project was archived or restored: every connection is rechecked (archived
+    /// canvases are read-only).
+    fn project_archived(&mut self, project_id: Uuid, archived: bool) {
+        if project_id == self.record.project_id {
+            for conn in self.conns.values_mut() {
+                conn.access.archived = archived;
+            }
+            self.reauthorize();
+        }
+    }
+
+    /// Makes a change for a REST call: checks the caller's role, applies the change as a
+    /// server edit, queues it for the durable log (it is relayed once durable, like any
+    /// update) and audits what it did to sharing.
+    fn server_edit(&mut self, request: EditRequest) -> EditReply {
+        let role = effective_role(&request.access, &self.sharing());
+        if role.is_none_or(|r| r < request.required) {
+            return EditReply::Forbidden(role);
+        }
+        let (result, update) = self.canvas.edit(request.edit);
+        let (done, durable) = oneshot::channel();
+        if let Err(message) = result {
+            // An edit that fails must not have written anything: `edit` functions check
+            // before they write.
+            if update != [0, 0] {
+                error!(canvas = %self.id, %message, "a failed server edit changed the document");
+            } else {
+                return EditReply::Invalid(message);
+            }
+        }
+        if update == [0, 0] {
+            let _ = done.send(());
+        } else {
+            self.queued.push(Accepted {
+                from: REMOTE,
+                seq: 0,
+                update,
+                done: Some(done),
+            });
+        }
+        self.sharing_changed(ChangedBy::Rest(&request.actor));
+        EditReply::Applied {
+            durable,
+            view: Box::new(RoomView {
+                json: self.json(),
+                sharing: self.sharing(),
+            }),
+        }
     }
 
     fn join(&mut self, request: JoinRequest, reply: oneshot::Sender<JoinReply>) {
@@ -434,18 +573,48 @@ impl Room {
                 unsaved: VecDeque::new(),
                 acked: 0,
                 clients: HashSet::new(),
+                actor: request.actor,
             },
         );
         self.idle_since = None;
         self.publish_active_users();
     }
 
-    /// Rechecks every connection's role if the last change touched `sharing` (grants or
-    /// visibility): an update that did not cannot change anyone's role.
-    fn recheck_if_sharing_changed(&mut self) {
-        if self.canvas.take_sharing_changed() {
-            self.reauthorize();
+    /// After a change: if it touched `sharing` (grants, visibility, link, embedding), audits
+    /// it as the change of `by` and rechecks every connection's role. A change that did not
+    /// touch sharing cannot change anyone's role.
+    fn sharing_changed(&mut self, by: ChangedBy<'_>) {
+        if !self.canvas.take_sharing_changed() {
+            return;
         }
+        let now = self.sharing();
+        if now != self.last_sharing {
+            let before = std::mem::replace(&mut self.last_sharing, now);
+            let by = match by {
+                ChangedBy::Conn(conn_id) => self
+                    .conns
+                    .get(&conn_id)
+                    .map(|c| (c.actor.clone(), "document")),
+                ChangedBy::Rest(actor) => Some((actor.clone(), "rest")),
+                // Audited by the node where it was made.
+                ChangedBy::OtherNode => None,
+            };
+            if let Some((actor, source)) = by {
+                let changes = serde_json::json!({
+                    "source": source,
+                    "before": audit_sharing(&before),
+                    "after": audit_sharing(&self.last_sharing),
+                });
+                crate::http::audit_in_background(
+                    &self.state,
+                    actor,
+                    "canvas.sharing.update",
+                    ("canvas", Some(self.id)),
+                    changes,
+                );
+            }
+        }
+        self.reauthorize();
     }
 
     /// Recomputes every connection's role from its project access and the current sharing
@@ -576,7 +745,6 @@ impl Room {
         match self.canvas.apply_checked(role, &update) {
             Ok(applied) if applied.noop => {}
             Ok(_) => {
-                self.recheck_if_sharing_changed();
                 if let Some(conn) = self.conns.get_mut(&conn_id) {
                     conn.unsaved.push_back(seq);
                 }
@@ -584,7 +752,9 @@ impl Room {
                     from: conn_id,
                     seq,
                     update,
+                    done: None,
                 });
+                self.sharing_changed(ChangedBy::Conn(conn_id));
             }
             Err(refusal) if refusal.code == RefusalCode::MalformedUpdate => {
                 warn!(canvas = %self.id, conn = conn_id, %refusal, "malformed update; closing");
@@ -683,8 +853,22 @@ impl Room {
                     }
                 }
                 self.broadcast(None, protocol::update(&payload).into());
-                self.recheck_if_sharing_changed();
+                self.sharing_changed(ChangedBy::OtherNode);
             }
+            LiveKind::Access => match serde_json::from_slice::<AccessChange>(&payload) {
+                Ok(AccessChange::ProjectRole {
+                    project_id,
+                    user_id,
+                    role,
+                }) => self.project_role(project_id, user_id, role),
+                Ok(AccessChange::ProjectArchived {
+                    project_id,
+                    archived,
+                }) => self.project_archived(project_id, archived),
+                Err(cause) => {
+                    warn!(canvas = %self.id, %cause, "bad access change from another node")
+                }
+            },
             LiveKind::Awareness => {
                 let Ok(update) = AwarenessUpdate::decode_v1(&payload) else {
                     warn!(canvas = %self.id, "bad awareness from another node");
@@ -728,7 +912,7 @@ impl Room {
         if self.canvas.state_vector() != before {
             let diff = self.canvas.encode_diff(&before);
             self.broadcast(None, protocol::update(&diff).into());
-            self.recheck_if_sharing_changed();
+            self.sharing_changed(ChangedBy::OtherNode);
         }
         complete.then(|| {
             stored
@@ -777,6 +961,9 @@ impl Room {
             self.publish(LiveKind::Update, &accepted.update);
         }
         for accepted in written.batch {
+            if let Some(done) = accepted.done {
+                let _ = done.send(());
+            }
             let frame: Bytes = protocol::update(&accepted.update).into();
             self.broadcast(Some(accepted.from), frame);
             if let Some(conn) = self.conns.get_mut(&accepted.from) {
@@ -1009,9 +1196,13 @@ fn reply_gone(cmd: RoomCmd) {
         RoomCmd::Read(_, reply) => {
             let _ = reply.send(ReadReply::Gone);
         }
+        RoomCmd::Edit(request, reply) => {
+            let _ = reply.send(EditReply::Gone(request));
+        }
         RoomCmd::Message(..)
         | RoomCmd::Leave(_)
         | RoomCmd::ProjectRole { .. }
+        | RoomCmd::ProjectArchived { .. }
         | RoomCmd::Remote(..)
         | RoomCmd::Close(..) => {}
     }
@@ -1033,3 +1224,13 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 
 /// How long shutdown waits for rooms to flush before giving up.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Sharing settings as the audit log records them: the public link token itself is a
+/// secret, so only whether there is one.
+fn audit_sharing(sharing: &Sharing) -> serde_json::Value {
+    let mut value = serde_json::json!(sharing);
+    if let Some(link) = value.get_mut("public_link") {
+        *link = serde_json::json!(!link.is_null());
+    }
+    value
+}

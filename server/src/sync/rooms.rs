@@ -1,6 +1,9 @@
 //! The registry of loaded rooms: one per open canvas, loaded on first use, unloaded when idle.
 
-use super::room::{JoinReply, JoinRequest, ReadReply, Room, RoomCmd, RoomView};
+use super::room::{
+    EditReply, EditRequest, JoinReply, JoinRequest, ReadReply, Room, RoomCmd, RoomView,
+};
+use super::shared::{AccessChange, LiveKind, encode_live};
 use crate::access::ProjectAccess;
 use crate::state::AppState;
 use dashmap::DashMap;
@@ -146,24 +149,134 @@ impl Rooms {
         Err(RoomError::Unavailable)
     }
 
-    /// Tells every loaded room that a user's role in a project changed; rooms of that
-    /// project's canvases recheck the user's connections at once.
+    /// Makes a change to a canvas's document for a REST call, inside its room (loading it
+    /// if needed).
+    pub async fn edit(
+        &self,
+        state: &AppState,
+        id: Uuid,
+        mut request: EditRequest,
+    ) -> Result<EditReply, RoomError> {
+        for _ in 0..RETRIES {
+            let handle = self.handle(state, id);
+            let (reply, answer) = oneshot::channel();
+            if let Err(refused) = handle
+                .tx
+                .send(RoomCmd::Edit(Box::new(request), reply))
+                .await
+            {
+                self.forget(id, handle.generation);
+                match refused.0 {
+                    RoomCmd::Edit(back, _) => request = *back,
+                    _ => return Err(RoomError::Unavailable),
+                }
+                continue;
+            }
+            match answer.await {
+                Ok(EditReply::Gone(back)) => {
+                    self.forget(id, handle.generation);
+                    request = *back;
+                }
+                Ok(other) => return Ok(other),
+                Err(_) => {
+                    self.forget(id, handle.generation);
+                    return Err(RoomError::Unavailable);
+                }
+            }
+        }
+        Err(RoomError::Unavailable)
+    }
+
+    /// Tells every loaded room, here and on the other nodes, that a user's role in a
+    /// project changed; rooms of that project's canvases recheck the user's connections at
+    /// once.
     pub async fn project_role_changed(
         &self,
+        state: &AppState,
         project_id: Uuid,
         user_id: Uuid,
         role: Option<canvas_engine::Role>,
     ) {
+        self.access_changed(
+            state,
+            AccessChange::ProjectRole {
+                project_id,
+                user_id,
+                role,
+            },
+        )
+        .await;
+    }
+
+    /// Tells every loaded room, here and on the other nodes, that a project was archived
+    /// or restored.
+    pub async fn project_archived(&self, state: &AppState, project_id: Uuid, archived: bool) {
+        self.access_changed(
+            state,
+            AccessChange::ProjectArchived {
+                project_id,
+                archived,
+            },
+        )
+        .await;
+    }
+
+    async fn access_changed(&self, state: &AppState, change: AccessChange) {
+        self.apply_access_change(&change).await;
+        if !state.storage.fanout.is_shared() {
+            return;
+        }
+        let project_id = match change {
+            AccessChange::ProjectRole { project_id, .. }
+            | AccessChange::ProjectArchived { project_id, .. } => project_id,
+        };
+        // Rooms listen on their canvas's channel: tell each canvas of the project.
+        let canvases = match state.storage.canvases.canvases_in_project(project_id).await {
+            Ok(canvases) => canvases,
+            Err(cause) => {
+                tracing::error!(%cause, "cannot tell other nodes about an access change");
+                return;
+            }
+        };
+        let Ok(payload) = serde_json::to_vec(&change) else {
+            return;
+        };
+        let message = encode_live(&state.node_id, LiveKind::Access, &payload);
+        for canvas in canvases {
+            if let Err(cause) = state
+                .storage
+                .fanout
+                .publish(canvas.id, message.clone())
+                .await
+            {
+                tracing::error!(%cause, canvas = %canvas.id, "cannot tell other nodes about an access change");
+            }
+        }
+    }
+
+    /// Applies an access change to this node's loaded rooms.
+    pub(super) async fn apply_access_change(&self, change: &AccessChange) {
         let handles: Vec<RoomHandle> = self.map.iter().map(|h| h.value().clone()).collect();
         for handle in handles {
-            let _ = handle
-                .tx
-                .send(RoomCmd::ProjectRole {
+            let cmd = match *change {
+                AccessChange::ProjectRole {
                     project_id,
                     user_id,
                     role,
-                })
-                .await;
+                } => RoomCmd::ProjectRole {
+                    project_id,
+                    user_id,
+                    role,
+                },
+                AccessChange::ProjectArchived {
+                    project_id,
+                    archived,
+                } => RoomCmd::ProjectArchived {
+                    project_id,
+                    archived,
+                },
+            };
+            let _ = handle.tx.send(cmd).await;
         }
     }
 

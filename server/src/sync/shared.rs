@@ -8,7 +8,9 @@
 //! durable.
 //!
 //! A live message is `[kind][node id length][node id][payload]`: kind 0 is a yrs v1 update,
-//! 1 an awareness update; the node id lets a node skip its own messages.
+//! 1 an awareness update, 2 an access change (JSON [`AccessChange`]: a membership or an
+//! archiving changed through another node's REST API); the node id lets a node skip its own
+//! messages.
 
 use canvas_storage::{Fanout, PresenceEntry, PresenceStore};
 use std::sync::Arc;
@@ -42,6 +44,31 @@ pub enum LiveKind {
     Update = 0,
     /// An awareness update.
     Awareness = 1,
+    /// An [`AccessChange`] (JSON).
+    Access = 2,
+}
+
+/// A change of who may do what that a REST call made on one node and every node's rooms of
+/// the project's canvases must apply to their connections.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AccessChange {
+    /// A user's project role changed (`None`: no longer a member).
+    ProjectRole {
+        /// The project.
+        project_id: Uuid,
+        /// The user.
+        user_id: Uuid,
+        /// The new role.
+        role: Option<canvas_engine::Role>,
+    },
+    /// A project was archived or restored.
+    ProjectArchived {
+        /// The project.
+        project_id: Uuid,
+        /// Whether it is archived now.
+        archived: bool,
+    },
 }
 
 /// Encodes a live message from this node.
@@ -65,6 +92,7 @@ pub fn decode_live(message: &[u8]) -> Option<(&str, LiveKind, &[u8])> {
     let kind = match kind {
         0 => LiveKind::Update,
         1 => LiveKind::Awareness,
+        2 => LiveKind::Access,
         _ => return None,
     };
     Some((node, kind, payload))

@@ -2,7 +2,10 @@
 
 use super::{SqliteStore, get_opt_uuid, get_role, get_ts, get_uuid, now, ts};
 use crate::sql::missing_reference;
-use crate::{Member, NewMember, NewProject, Project, ProjectStore, StorageError, StorageResult};
+use crate::{
+    Member, NewMember, NewProject, Project, ProjectStore, ProjectUpdate, StorageError,
+    StorageResult,
+};
 use async_trait::async_trait;
 use canvas_engine::Role;
 use sqlx::Row;
@@ -59,13 +62,18 @@ impl ProjectStore for SqliteStore {
         row.map(|row| project_from_row(&row)).transpose()
     }
 
-    async fn projects_for_user(&self, user_id: Uuid) -> StorageResult<Vec<Project>> {
+    async fn projects_for_user(
+        &self,
+        user_id: Uuid,
+        archived: bool,
+    ) -> StorageResult<Vec<Project>> {
         let rows = sqlx::query(select_project!(
-            "WHERE p.is_archived = 0 AND (p.owner_id = ?1 OR EXISTS (SELECT 1 FROM \
+            "WHERE p.is_archived = ?2 AND (p.owner_id = ?1 OR EXISTS (SELECT 1 FROM \
              project_members m WHERE m.project_id = p.id AND m.user_id = ?1)) \
              ORDER BY p.created_at DESC, p.rowid DESC"
         ))
         .bind(user_id.to_string())
+        .bind(archived)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(project_from_row).collect()
@@ -132,6 +140,33 @@ impl ProjectStore for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(member_from_row).collect()
+    }
+
+    async fn update_project(
+        &self,
+        id: Uuid,
+        update: ProjectUpdate,
+    ) -> StorageResult<Option<Project>> {
+        let (set_description, description) = match update.description {
+            Some(d) => (true, d),
+            None => (false, None),
+        };
+        let row = sqlx::query(
+            "UPDATE projects SET name = COALESCE(?2, name), \
+             description = CASE WHEN ?3 THEN ?4 ELSE description END, \
+             is_archived = COALESCE(?5, is_archived), updated_at = ?6 WHERE id = ?1 \
+             RETURNING id, name, description, organization_id, owner_id, is_archived, \
+             created_at, updated_at",
+        )
+        .bind(id.to_string())
+        .bind(update.name)
+        .bind(set_description)
+        .bind(description)
+        .bind(update.is_archived)
+        .bind(ts(now()))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| project_from_row(&row)).transpose()
     }
 }
 

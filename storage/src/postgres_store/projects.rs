@@ -2,7 +2,10 @@
 
 use super::{PgStore, get_role, get_ts, now, ts};
 use crate::sql::missing_reference;
-use crate::{Member, NewMember, NewProject, Project, ProjectStore, StorageError, StorageResult};
+use crate::{
+    Member, NewMember, NewProject, Project, ProjectStore, ProjectUpdate, StorageError,
+    StorageResult,
+};
 use async_trait::async_trait;
 use canvas_engine::Role;
 use sqlx::Row;
@@ -58,15 +61,20 @@ impl ProjectStore for PgStore {
         row.map(|row| project_from_row(&row)).transpose()
     }
 
-    async fn projects_for_user(&self, user_id: Uuid) -> StorageResult<Vec<Project>> {
+    async fn projects_for_user(
+        &self,
+        user_id: Uuid,
+        archived: bool,
+    ) -> StorageResult<Vec<Project>> {
         // `is_archived` may be NULL in the seed's schema: NULL counts as not archived. Ties
         // of `created_at` (same microsecond) are broken by id, so the order is total.
         let rows = sqlx::query(select_project!(
-            "WHERE p.is_archived IS NOT TRUE AND (p.owner_id = $1 OR EXISTS (SELECT 1 FROM \
+            "WHERE (p.is_archived IS TRUE) = $2 AND (p.owner_id = $1 OR EXISTS (SELECT 1 FROM \
              project_members m WHERE m.project_id = p.id AND m.user_id = $1)) \
              ORDER BY p.created_at DESC, p.id DESC"
         ))
         .bind(user_id)
+        .bind(archived)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(project_from_row).collect()
@@ -136,6 +144,33 @@ impl ProjectStore for PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(member_from_row).collect()
+    }
+
+    async fn update_project(
+        &self,
+        id: Uuid,
+        update: ProjectUpdate,
+    ) -> StorageResult<Option<Project>> {
+        let (set_description, description) = match update.description {
+            Some(d) => (true, d),
+            None => (false, None),
+        };
+        let row = sqlx::query(
+            "UPDATE projects p SET name = COALESCE($2, p.name), \
+             description = CASE WHEN $3 THEN $4 ELSE p.description END, \
+             is_archived = COALESCE($5, p.is_archived), updated_at = $6 WHERE p.id = $1 \
+             RETURNING p.id, p.name, p.description, p.organization_id, p.owner_id, \
+             p.is_archived, p.created_at, p.updated_at",
+        )
+        .bind(id)
+        .bind(update.name)
+        .bind(set_description)
+        .bind(description)
+        .bind(update.is_archived)
+        .bind(ts(now()))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| project_from_row(&row)).transpose()
     }
 }
 
