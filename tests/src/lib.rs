@@ -294,6 +294,16 @@ impl Api {
         self.call(reqwest::Method::DELETE, path, token, None).await
     }
 
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::PUT, path, token, Some(body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::PATCH, path, token, Some(body))
+            .await
+    }
+
     /// Signs up a user with a unique email and username.
     pub async fn signup(&self, name: &str) -> TestUser {
         let unique = uuid::Uuid::new_v4().simple().to_string();
@@ -475,6 +485,33 @@ impl WsClient {
             format!("{url}?acks=1")
         };
         let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connect in time")
+            .expect("websocket handshake");
+        WsClient {
+            ws,
+            doc: client_doc(),
+            sent: 0,
+            acked: 0,
+            errors: vec![],
+            awareness: Default::default(),
+        }
+    }
+
+    /// Connects (asking for acks) from a browser page at `origin` (its `Origin` header),
+    /// without syncing.
+    pub async fn connect_from(url: &str, origin: &str) -> WsClient {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = if url.contains('?') {
+            format!("{url}&acks=1")
+        } else {
+            format!("{url}?acks=1")
+        };
+        let mut request = url.into_client_request().expect("valid websocket url");
+        request
+            .headers_mut()
+            .insert("Origin", origin.parse().expect("valid origin header"));
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
             .await
             .expect("connect in time")
             .expect("websocket handshake");

@@ -7,6 +7,7 @@
 use canvas_engine::yrs::Transact;
 use canvas_tests::*;
 use mongodb::bson::{Document, doc};
+use serde_json::json;
 use std::time::Duration;
 
 #[tokio::test]
@@ -160,4 +161,113 @@ async fn edits_and_awareness_reach_clients_on_another_node() {
     assert_eq!(block_ids(&c.doc), ["from-a", "from-b"]);
     let view = node3.api().canvas_json(&team.viewer, &team.canvas).await;
     assert_eq!(view["blocks"][1]["position"]["y"], 19, "{view}");
+}
+
+#[tokio::test]
+async fn templates_views_favorites_and_links_on_services() {
+    let server = TestServer::start_services().await;
+    let team = Team::new(&server).await;
+    let api = &team.api;
+    let (status, made) = api
+        .post(
+            &format!("/api/v1/projects/{}/canvases", team.project),
+            Some(&team.editor.token),
+            json!({"name": "From template", "template_id": "kpi-overview"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let canvas = made["id"].as_str().unwrap().to_owned();
+    let (_, template) = api
+        .get("/api/v1/templates/kpi-overview", Some(&team.editor.token))
+        .await;
+    assert!(template["usage_count"].as_i64().unwrap() >= 1, "{template}");
+    let (status, mine) = api
+        .post(
+            "/api/v1/templates",
+            Some(&team.editor.token),
+            json!({"canvas_id": canvas, "name": "Ours"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{mine}");
+
+    drop(WsClient::join(&server.ws_url(&canvas, &team.viewer.token)).await);
+    let path = format!("/api/v1/canvases/{canvas}");
+    let (status, _) = api
+        .put(
+            &format!("{path}/favorite"),
+            Some(&team.viewer.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, link) = api
+        .post(
+            &format!("{path}/sharing/public-link"),
+            Some(&team.owner.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{link}");
+    let (status, public) = api.get(link["url"].as_str().unwrap(), None).await;
+    assert_eq!(status, 200, "{public}");
+    assert_eq!(public["blocks"].as_array().unwrap().len(), 2);
+    assert_eq!(public["interactions"]["favorites_count"], 1);
+
+    // MongoDB holds them in the seed's shapes.
+    let db = server.services.as_ref().unwrap().mongo().await;
+    let raw = db
+        .collection::<Document>("canvas_templates")
+        .find_one(doc! { "name": "Ours" })
+        .await
+        .unwrap()
+        .expect("the template is in canvas_templates");
+    assert_eq!(raw.get_array("blocks").unwrap().len(), 2);
+    let stored = db
+        .collection::<Document>("canvases")
+        .find_one(doc! { "canvas_id": &canvas })
+        .await
+        .unwrap()
+        .unwrap();
+    let interactions = stored.get_document("interactions").unwrap();
+    assert_eq!(interactions.get_i64("favorites_count").unwrap(), 1);
+    assert!(interactions.get_i64("views").is_ok() || interactions.get_i32("views").is_ok());
+}
+
+#[tokio::test]
+async fn membership_and_archiving_reach_connections_on_another_node() {
+    let node1 = TestServer::start_services().await;
+    let node2 = node1.start_again().await;
+    let team = Team::new(&node1).await;
+    let mut editor = WsClient::join(&node2.ws_url(&team.canvas, &team.editor.token)).await;
+    let mut viewer = WsClient::join(&node2.ws_url(&team.canvas, &team.viewer.token)).await;
+
+    // Archived through node 1: node 2's editor becomes read-only at once.
+    let project = format!("/api/v1/projects/{}", team.project);
+    let (status, _) = team
+        .api
+        .patch(
+            &project,
+            Some(&team.owner.token),
+            json!({"is_archived": true}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    editor
+        .edit(|txn| add_block(txn, "archived", "chart", (0, 0, 4, 4)))
+        .await;
+    let refusal = editor
+        .wait_for(|_, i| matches!(i, Incoming::Error { .. }))
+        .await;
+    assert!(matches!(refusal, Incoming::Error { ref code, .. } if code == "read_only"));
+
+    // A member removed through node 1 is closed on node 2.
+    let (status, _) = team
+        .api
+        .delete(
+            &format!("{project}/members/{}", team.viewer.id),
+            Some(&team.owner.token),
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(viewer.wait_closed().await.0, 4403);
 }

@@ -1,0 +1,721 @@
+//! Around the live document: sharing (REST and document), public links, embedding,
+//! templates, views and favorites, archiving, and the audit trail of all of it.
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+use canvas_engine::Role;
+use canvas_engine::edits;
+use canvas_engine::yrs::Transact;
+use canvas_tests::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// The `action` of each entry of an audit page, in order.
+fn actions(page: &Value) -> Vec<String> {
+    page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Sends a document update and waits for its typed refusal; returns the refusal code.
+async fn refused_code(client: &mut WsClient) -> String {
+    let refusal = client
+        .wait_for(|_, i| matches!(i, Incoming::Error { .. }))
+        .await;
+    let Incoming::Error { code, .. } = refusal else {
+        unreachable!()
+    };
+    code
+}
+
+#[tokio::test]
+async fn sharing_through_rest_is_live_checked_and_audited() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let api = &team.api;
+    let sharing = format!("/api/v1/canvases/{}/sharing", team.canvas);
+
+    let (status, body) = api.get(&sharing, Some(&team.viewer.token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["visibility"], "private");
+    assert_eq!(body["permissions"], json!([]));
+    assert_eq!(
+        body["embed_settings"],
+        json!({"enabled": false, "allowed_domains": []})
+    );
+
+    // Editors and viewers may read sharing but not change it; bad input changes nothing.
+    for user in [&team.editor, &team.viewer] {
+        let (status, body) = api
+            .patch(&sharing, Some(&user.token), json!({"visibility": "team"}))
+            .await;
+        assert_eq!(status, 403, "{body}");
+    }
+    for (bad, code) in [
+        (json!({"visibility": "everyone"}), "invalid_visibility"),
+        (
+            json!({"embed_settings": {"allowed_domains": ["http://x"]}}),
+            "invalid_domains",
+        ),
+        (json!({"visibility": 3}), "invalid_field"),
+        (json!({"colour": "red"}), "invalid_field"),
+    ] {
+        let (status, body) = api
+            .patch(&sharing, Some(&team.owner.token), bad.clone())
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{bad}: {body}"
+        );
+    }
+
+    // A connected client sees the change live, in its document.
+    let mut watcher = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
+    let (status, body) = api
+        .patch(
+            &sharing,
+            Some(&team.admin.token),
+            json!({"visibility": "team", "embed_settings": {"enabled": true, "allowed_domains": ["Partner.com"]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["visibility"], "team");
+    assert_eq!(
+        body["embed_settings"]["allowed_domains"],
+        json!(["partner.com"])
+    );
+    watcher
+        .wait_doc(|d| {
+            let s = edits::sharing(&d.transact());
+            s.visibility == edits::Visibility::Team && s.embed_enabled
+        })
+        .await;
+
+    // A grant gives a non-member a role at once; revoking it closes their connection.
+    let (status, body) = api
+        .put(
+            &format!("{sharing}/permissions/{}", team.stranger.id),
+            Some(&team.owner.token),
+            json!({"role": "editor"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["permissions"][0]["user_id"], team.stranger.id.as_str());
+    assert_eq!(body["permissions"][0]["role"], "editor");
+    assert_eq!(body["permissions"][0]["granted_by"], team.owner.id.as_str());
+    let mut guest = WsClient::join(&server.ws_url(&team.canvas, &team.stranger.token)).await;
+    guest
+        .edit(|txn| add_block(txn, "guest-block", "chart", (0, 0, 4, 4)))
+        .await;
+    guest.wait_acked().await;
+    assert!(guest.errors.is_empty(), "{:?}", guest.errors);
+    for (path, body, status) in [
+        (
+            format!("{sharing}/permissions/{}", uuid::Uuid::new_v4()),
+            json!({"role": "editor"}),
+            404,
+        ),
+        (
+            format!("{sharing}/permissions/{}", team.stranger.id),
+            json!({"role": "owner"}),
+            400,
+        ),
+        (
+            format!("{sharing}/permissions/not-a-uuid"),
+            json!({"role": "viewer"}),
+            400,
+        ),
+    ] {
+        assert_eq!(
+            api.put(&path, Some(&team.owner.token), body).await.0,
+            status,
+            "{path}"
+        );
+    }
+    let (status, _) = api
+        .delete(
+            &format!("{sharing}/permissions/{}", team.stranger.id),
+            Some(&team.owner.token),
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(guest.wait_closed().await.0, 4403);
+    assert_eq!(
+        api.delete(
+            &format!("{sharing}/permissions/{}", team.stranger.id),
+            Some(&team.owner.token)
+        )
+        .await
+        .0,
+        404,
+        "no grant left to remove"
+    );
+
+    // Every change is in the audit trail of the organization of whoever made it.
+    let (_, trail) = api
+        .get(
+            &format!(
+                "/api/v1/audit?resource_type=canvas&resource_id={}",
+                team.canvas
+            ),
+            Some(&team.owner.token),
+        )
+        .await;
+    let sharing_entries: Vec<&Value> = trail["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "canvas.sharing.update")
+        .collect();
+    assert_eq!(
+        sharing_entries.len(),
+        2,
+        "grant and revoke by the owner: {trail}"
+    );
+    assert_eq!(sharing_entries[0]["changes"]["source"], "rest");
+    assert_eq!(sharing_entries[0]["changes"]["after"]["grants"], json!([]));
+    assert_eq!(
+        sharing_entries[1]["changes"]["after"]["grants"][0]["user_id"],
+        team.stranger.id.as_str()
+    );
+    let (_, admins) = api.get("/api/v1/audit", Some(&team.admin.token)).await;
+    assert!(
+        actions(&admins).contains(&"canvas.sharing.update".to_owned()),
+        "the admin's change is in the admin's organization: {admins}"
+    );
+}
+
+#[tokio::test]
+async fn sharing_changes_made_in_the_document_are_audited_too() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let mut owner = WsClient::join(&server.ws_url(&team.canvas, &team.owner.token)).await;
+    let stranger = team.stranger.id.clone();
+    owner
+        .edit(|txn| {
+            edits::grant(
+                txn,
+                &stranger,
+                Role::Viewer,
+                "someone",
+                "2024-01-01T00:00:00Z",
+            )
+        })
+        .await;
+    owner.wait_acked().await;
+    let (status, body) = team
+        .api
+        .get(
+            &format!("/api/v1/canvases/{}/sharing", team.canvas),
+            Some(&team.stranger.token),
+        )
+        .await;
+    assert_eq!(
+        status, 200,
+        "the grant made in the document gives access: {body}"
+    );
+
+    // The audit entry is written off the room's task: wait for it.
+    let path = format!(
+        "/api/v1/audit?resource_type=canvas&resource_id={}",
+        team.canvas
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let entry = loop {
+        let (_, trail) = team.api.get(&path, Some(&team.owner.token)).await;
+        if let Some(entry) = trail["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == "canvas.sharing.update")
+        {
+            break entry.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no audit entry: {trail}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(entry["changes"]["source"], "document");
+    assert_eq!(entry["user_id"], team.owner.id.as_str());
+    assert_eq!(
+        entry["changes"]["after"]["grants"][0]["user_id"],
+        stranger.as_str()
+    );
+}
+
+#[tokio::test]
+async fn a_public_link_opens_the_canvas_read_only_until_revoked() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let api = &team.api;
+    let mut owner = WsClient::join(&server.ws_url(&team.canvas, &team.owner.token)).await;
+    owner
+        .edit(|txn| add_block(txn, "shown", "chart", (0, 0, 6, 4)))
+        .await;
+    owner.wait_acked().await;
+
+    let link_path = format!("/api/v1/canvases/{}/sharing/public-link", team.canvas);
+    assert_eq!(
+        api.post(&link_path, Some(&team.editor.token), json!({}))
+            .await
+            .0,
+        403
+    );
+    let (status, link) = api
+        .post(&link_path, Some(&team.owner.token), json!({}))
+        .await;
+    assert_eq!(status, 201, "{link}");
+    let token = link["token"].as_str().unwrap().to_owned();
+    assert!(token.len() >= 40, "a long random token: {token}");
+    let url = link["url"].as_str().unwrap();
+
+    // Anyone with the link reads the canvas, with no account.
+    let (status, canvas) = api.get(url, None).await;
+    assert_eq!(status, 200, "{canvas}");
+    assert_eq!(canvas["blocks"][0]["id"], "shown");
+    assert_eq!(canvas["sharing"]["visibility"], "public");
+    assert_eq!(
+        canvas["sharing"]["public_link"], "(hidden)",
+        "only admins see the token"
+    );
+    let wrong = format!("/api/v1/canvases/{}?link=not-the-token", team.canvas);
+    assert_eq!(api.get(&wrong, None).await.0, 404);
+    assert_eq!(
+        api.get(&format!("/api/v1/canvases/{}", team.canvas), None)
+            .await
+            .0,
+        401
+    );
+    let (_, for_viewer) = api
+        .get(
+            &format!("/api/v1/canvases/{}/sharing", team.canvas),
+            Some(&team.viewer.token),
+        )
+        .await;
+    assert_eq!(for_viewer["public_link"], Value::Null);
+    assert_eq!(for_viewer["public_link_enabled"], true);
+
+    // Over WebSocket the link gives a read-only connection.
+    let ws = format!("ws://{}/ws/{}?link={token}", server.addr, team.canvas);
+    let mut guest = WsClient::join(&ws).await;
+    assert_eq!(block_ids(&guest.doc), ["shown"]);
+    guest
+        .edit(|txn| add_block(txn, "graffiti", "chart", (0, 4, 2, 2)))
+        .await;
+    assert_eq!(refused_code(&mut guest).await, "read_only");
+    owner
+        .edit(|txn| add_block(txn, "later", "table", (6, 0, 6, 4)))
+        .await;
+    // (The guest's own document still shows its refused block: a real client resyncs.)
+    guest
+        .wait_doc(|d| block_ids(d).contains(&"later".to_owned()))
+        .await;
+    let mut bad = WsClient::connect(&format!(
+        "ws://{}/ws/{}?link=nope",
+        server.addr, team.canvas
+    ))
+    .await;
+    assert_eq!(bad.wait_closed().await.0, 4403);
+
+    // Revoking the link closes what it opened, at once, and the canvas is private again.
+    assert_eq!(api.delete(&link_path, Some(&team.owner.token)).await.0, 204);
+    assert_eq!(guest.wait_closed().await.0, 4403);
+    assert_eq!(api.get(url, None).await.0, 404);
+    let (_, after) = api
+        .get(
+            &format!("/api/v1/canvases/{}/sharing", team.canvas),
+            Some(&team.owner.token),
+        )
+        .await;
+    assert_eq!(
+        (after["visibility"].as_str(), &after["public_link"]),
+        (Some("private"), &Value::Null)
+    );
+    assert_eq!(api.delete(&link_path, Some(&team.owner.token)).await.0, 404);
+    assert!(
+        block_ids(&owner.doc) == ["later", "shown"],
+        "the guest's edit never reached anyone"
+    );
+}
+
+#[tokio::test]
+async fn embedding_pages_are_checked_against_the_allowed_domains() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let url = server.ws_url(&team.canvas, &team.editor.token);
+
+    // The server's own pages and clients without an Origin are not embeddings.
+    let own = format!("http://{}", server.addr);
+    let mut same_site = WsClient::connect_from(&url, &own).await;
+    same_site.sync().await;
+    let mut foreign = WsClient::connect_from(&url, "https://blog.partner.com").await;
+    assert_eq!(
+        foreign.wait_closed().await.0,
+        4403,
+        "embedding is off by default"
+    );
+
+    let sharing = format!("/api/v1/canvases/{}/sharing", team.canvas);
+    let (status, body) = team
+        .api
+        .patch(
+            &sharing,
+            Some(&team.owner.token),
+            json!({"embed_settings": {"enabled": true, "allowed_domains": ["partner.com"]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut embedded = WsClient::connect_from(&url, "https://blog.partner.com").await;
+    embedded.sync().await;
+    let mut elsewhere = WsClient::connect_from(&url, "https://evil.example").await;
+    assert_eq!(elsewhere.wait_closed().await.0, 4403);
+
+    // Turning embedding off closes the embedded connection, not the others.
+    let (status, _) = team
+        .api
+        .patch(
+            &sharing,
+            Some(&team.owner.token),
+            json!({"embed_settings": {"enabled": false}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(embedded.wait_closed().await.0, 4403);
+    same_site
+        .edit(|txn| add_block(txn, "still-here", "chart", (0, 0, 4, 4)))
+        .await;
+    same_site.wait_acked().await;
+    assert!(same_site.errors.is_empty());
+}
+
+#[tokio::test]
+async fn canvases_start_from_templates_and_canvases_become_templates() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let api = &team.api;
+
+    let (status, list) = api.get("/api/v1/templates", Some(&team.editor.token)).await;
+    assert_eq!(status, 200, "{list}");
+    let ids: Vec<&str> = list["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    for builtin in ["sales-dashboard", "kpi-overview", "blank-report"] {
+        assert!(ids.contains(&builtin), "{ids:?}");
+    }
+    let (_, sales) = api
+        .get(
+            "/api/v1/templates/sales-dashboard",
+            Some(&team.editor.token),
+        )
+        .await;
+    assert_eq!(sales["created_by"], "system");
+    assert_eq!(
+        sales["required_fields"],
+        json!(["date", "sales_amount", "region"])
+    );
+    let uses = sales["usage_count"].as_i64().unwrap();
+
+    let create = format!("/api/v1/projects/{}/canvases", team.project);
+    let (status, made) = api
+        .post(
+            &create,
+            Some(&team.editor.token),
+            json!({"name": "From template", "template_id": "sales-dashboard"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let canvas = made["id"].as_str().unwrap().to_owned();
+    let view = api.canvas_json(&team.editor, &canvas).await;
+    let blocks = view["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 3, "{view}");
+    assert_eq!(blocks[0]["content"]["chart_type"], "bar");
+    assert!(
+        blocks
+            .iter()
+            .all(|b| b["metadata"]["created_by"] == team.editor.id.as_str())
+    );
+    // The narrative text is a shared text: a client can type into it.
+    let mut typist = WsClient::join(&server.ws_url(&canvas, &team.editor.token)).await;
+    typist
+        .edit(|txn| {
+            use canvas_engine::yrs::{Map, MapRef, Text, TextRef, WriteTxn};
+            let blocks = txn.get_or_insert_map("blocks");
+            let block: MapRef = blocks.get(txn, "sales_insights").unwrap().cast().unwrap();
+            let content: MapRef = block.get(txn, "content").unwrap().cast().unwrap();
+            let text: TextRef = content.get(txn, "text").unwrap().cast().unwrap();
+            text.insert(txn, 0, "Q4: ");
+        })
+        .await;
+    typist.wait_acked().await;
+    assert!(typist.errors.is_empty(), "{:?}", typist.errors);
+    let (_, sales) = api
+        .get(
+            "/api/v1/templates/sales-dashboard",
+            Some(&team.editor.token),
+        )
+        .await;
+    assert_eq!(sales["usage_count"].as_i64().unwrap(), uses + 1);
+
+    for (body, status) in [
+        (json!({"name": "x", "template_id": "no-such-template"}), 404),
+        (json!({"name": "x", "template_id": 7}), 400),
+    ] {
+        assert_eq!(
+            api.post(&create, Some(&team.editor.token), body).await.0,
+            status
+        );
+    }
+
+    // A canvas becomes a template of its author's organization, without attribution.
+    let (status, template) = api
+        .post(
+            "/api/v1/templates",
+            Some(&team.editor.token),
+            json!({"canvas_id": canvas, "name": "Our sales board", "category": "sales", "required_fields": ["region"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{template}");
+    assert_eq!(template["blocks"].as_array().unwrap().len(), 3);
+    assert!(template["blocks"][0].get("metadata").is_none());
+    assert_eq!(template["created_by"], team.editor.id.as_str());
+    let template_id = template["id"].as_str().unwrap();
+    let path = format!("/api/v1/templates/{template_id}");
+    assert_eq!(api.get(&path, Some(&team.editor.token)).await.0, 200);
+    assert_eq!(
+        api.get(&path, Some(&team.stranger.token)).await.0,
+        404,
+        "another organization"
+    );
+    assert_eq!(
+        api.post(
+            "/api/v1/templates",
+            Some(&team.viewer.token),
+            json!({"canvas_id": canvas, "name": "mine"})
+        )
+        .await
+        .0,
+        403,
+        "viewers cannot copy a canvas into a template"
+    );
+    let (status, again) = api
+        .post(
+            &create,
+            Some(&team.editor.token),
+            json!({"name": "Second", "template_id": template_id}),
+        )
+        .await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(
+        again["blocks"][1]["content"]["text"],
+        "## Key Insights\n\nDescribe what changed this period and why."
+            .replace("## Key", "Q4: ## Key")
+    );
+
+    let (_, trail) = api.get("/api/v1/audit", Some(&team.editor.token)).await;
+    let acts = actions(&trail);
+    assert!(
+        acts.contains(&"template.use".to_owned()) && acts.contains(&"template.create".to_owned()),
+        "{acts:?}"
+    );
+}
+
+#[tokio::test]
+async fn opening_counts_views_and_favorites_are_per_user() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let api = &team.api;
+    let path = format!("/api/v1/canvases/{}", team.canvas);
+    let before = api.canvas_json(&team.viewer, &team.canvas).await;
+    assert_eq!(before["interactions"]["views"], 0, "{before}");
+    assert_eq!(before["is_favorite"], false);
+
+    for user in [&team.viewer, &team.editor] {
+        drop(WsClient::join(&server.ws_url(&team.canvas, &user.token)).await);
+    }
+    // Views are counted off the connection's task: wait for both.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let counted = loop {
+        let view = api.canvas_json(&team.viewer, &team.canvas).await;
+        if view["interactions"]["views"] == 2 {
+            break view;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{view}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(counted["interactions"]["last_viewed_at"].is_string());
+
+    let (status, body) = api
+        .put(
+            &format!("{path}/favorite"),
+            Some(&team.viewer.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            body["is_favorite"].as_bool(),
+            body["favorites_count"].as_i64()
+        ),
+        (Some(true), Some(1))
+    );
+    api.put(
+        &format!("{path}/favorite"),
+        Some(&team.viewer.token),
+        json!({}),
+    )
+    .await;
+    api.put(
+        &format!("{path}/favorite"),
+        Some(&team.editor.token),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        api.put(
+            &format!("{path}/favorite"),
+            Some(&team.stranger.token),
+            json!({})
+        )
+        .await
+        .0,
+        403,
+        "only people who can read it"
+    );
+    let view = api.canvas_json(&team.viewer, &team.canvas).await;
+    assert_eq!(view["interactions"]["favorites_count"], 2);
+    assert_eq!(view["is_favorite"], true);
+    let (_, favorites) = api.get("/api/v1/favorites", Some(&team.viewer.token)).await;
+    assert_eq!(favorites["canvases"][0]["id"], team.canvas.as_str());
+    let (status, body) = api
+        .delete(&format!("{path}/favorite"), Some(&team.viewer.token))
+        .await;
+    assert_eq!((status, body["favorites_count"].as_i64()), (200, Some(1)));
+    let (_, favorites) = api.get("/api/v1/favorites", Some(&team.viewer.token)).await;
+    assert_eq!(favorites["canvases"], json!([]));
+    assert_eq!(
+        api.canvas_json(&team.editor, &team.canvas).await["is_favorite"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn archiving_a_project_hides_it_and_makes_its_canvases_read_only_live() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let api = &team.api;
+    let project = format!("/api/v1/projects/{}", team.project);
+    let mut editor = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+
+    assert_eq!(
+        api.patch(
+            &project,
+            Some(&team.editor.token),
+            json!({"is_archived": true})
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        api.patch(
+            &project,
+            Some(&team.owner.token),
+            json!({"is_archived": "yes"})
+        )
+        .await
+        .0,
+        400
+    );
+    let (status, body) = api
+        .patch(
+            &project,
+            Some(&team.admin.token),
+            json!({"is_archived": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["is_archived"], true);
+
+    // The open connection is read-only now; the project left the lists.
+    editor
+        .edit(|txn| add_block(txn, "too-late", "chart", (0, 0, 4, 4)))
+        .await;
+    assert_eq!(refused_code(&mut editor).await, "read_only");
+    let (_, listed) = api.get("/api/v1/projects", Some(&team.editor.token)).await;
+    assert!(
+        listed["projects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["id"] != team.project.as_str())
+    );
+    let (_, archived) = api
+        .get("/api/v1/projects?archived=true", Some(&team.editor.token))
+        .await;
+    assert_eq!(archived["projects"][0]["id"], team.project.as_str());
+    let create = format!("{project}/canvases");
+    let (status, body) = api
+        .post(&create, Some(&team.owner.token), json!({"name": "new"}))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = api
+        .patch(
+            &format!("/api/v1/canvases/{}/sharing", team.canvas),
+            Some(&team.owner.token),
+            json!({"visibility": "team"}),
+        )
+        .await;
+    assert_eq!(
+        status, 403,
+        "even the owner cannot change an archived canvas: {body}"
+    );
+    assert_eq!(
+        api.canvas_json(&team.viewer, &team.canvas).await["blocks"],
+        json!([])
+    );
+
+    // Restoring gives the roles back; a rename is audited too.
+    let (status, body) = api
+        .patch(
+            &project,
+            Some(&team.owner.token),
+            json!({"is_archived": false, "name": "Q4 again"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["name"].as_str()),
+        (200, Some("Q4 again")),
+        "{body}"
+    );
+    let mut editor = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    editor
+        .edit(|txn| add_block(txn, "welcome-back", "chart", (0, 0, 4, 4)))
+        .await;
+    editor.wait_acked().await;
+    assert!(editor.errors.is_empty(), "{:?}", editor.errors);
+    let (_, trail) = api
+        .get(
+            &format!(
+                "/api/v1/audit?resource_type=project&resource_id={}",
+                team.project
+            ),
+            Some(&team.owner.token),
+        )
+        .await;
+    let acts = actions(&trail);
+    assert_eq!(
+        &acts[..2],
+        ["project.update", "project.restore"],
+        "{acts:?}"
+    );
+}
