@@ -479,28 +479,16 @@ pub fn client_doc() -> Doc {
 impl WsClient {
     /// Connects (asking for acks) without syncing.
     pub async fn connect(url: &str) -> WsClient {
-        let url = if url.contains('?') {
-            format!("{url}&acks=1")
-        } else {
-            format!("{url}?acks=1")
-        };
-        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
-            .await
-            .expect("connect in time")
-            .expect("websocket handshake");
-        WsClient {
-            ws,
-            doc: client_doc(),
-            sent: 0,
-            acked: 0,
-            errors: vec![],
-            awareness: Default::default(),
-        }
+        Self::connect_with_origin(url, None).await
     }
 
     /// Connects (asking for acks) from a browser page at `origin` (its `Origin` header),
     /// without syncing.
     pub async fn connect_from(url: &str, origin: &str) -> WsClient {
+        Self::connect_with_origin(url, Some(origin)).await
+    }
+
+    async fn connect_with_origin(url: &str, origin: Option<&str>) -> WsClient {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let url = if url.contains('?') {
             format!("{url}&acks=1")
@@ -508,9 +496,11 @@ impl WsClient {
             format!("{url}?acks=1")
         };
         let mut request = url.into_client_request().expect("valid websocket url");
-        request
-            .headers_mut()
-            .insert("Origin", origin.parse().expect("valid origin header"));
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("Origin", origin.parse().expect("valid origin header"));
+        }
         let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
             .await
             .expect("connect in time")

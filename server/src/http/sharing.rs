@@ -215,14 +215,7 @@ pub async fn put_permission(
     ApiPath((id, user_id)): ApiPath<(Uuid, Uuid)>,
     ApiJson(body): ApiJson<PutPermission>,
 ) -> ApiResult<Json<Value>> {
-    let role: Role = body
-        .role
-        .parse()
-        .ok()
-        .filter(|r| *r != Role::Owner)
-        .ok_or_else(|| {
-            ApiError::bad_request("invalid_role", "role must be viewer, editor or admin")
-        })?;
+    let role = super::projects::grantable_role(&body.role)?;
     let found = canvas_access(&state, &caller.user, id).await?;
     if state.storage.users.user_by_id(user_id).await?.is_none() {
         return Err(ApiError::NotFound(format!("user {user_id} not found")));
