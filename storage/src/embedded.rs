@@ -12,6 +12,7 @@
 //! | `embedded/projects.rs` | [`ProjectStore`](crate::ProjectStore) | projects, project_members |
 //! | `embedded/audit.rs` | [`AuditStore`](crate::AuditStore) | audit_logs |
 //! | `embedded/canvas.rs` | [`CanvasStore`](crate::CanvasStore) | canvases, canvas_updates |
+//! | `embedded/versions.rs` | [`VersionStore`](crate::VersionStore) | canvas_versions |
 //!
 //! ## Stored forms
 //! UUIDs are TEXT (hyphenated); timestamps are TEXT in the fixed-width RFC 3339 UTC form
@@ -39,6 +40,7 @@ mod canvas;
 mod projects;
 mod sessions;
 mod users;
+mod versions;
 
 use crate::{StorageError, StorageResult};
 use chrono::{DateTime, SubsecRound, Utc};
