@@ -42,13 +42,22 @@ pub fn stamp(txn: &mut TransactionMut, id: &str, user: &str, at: &str) -> bool {
 
 /// The user who last changed block `id`, if recorded.
 pub fn last_modified_by<T: ReadTxn>(txn: &T, id: &str) -> Option<String> {
+    metadata_string(txn, id, LAST_MODIFIED_BY)
+}
+
+/// The user who created block `id`, if recorded.
+pub fn created_by<T: ReadTxn>(txn: &T, id: &str) -> Option<String> {
+    metadata_string(txn, id, CREATED_BY)
+}
+
+fn metadata_string<T: ReadTxn>(txn: &T, id: &str, key: &str) -> Option<String> {
     let Some(Out::YMap(block)) = txn.get_map(BLOCKS)?.get(txn, id) else {
         return None;
     };
     let Some(Out::YMap(metadata)) = block.get(txn, METADATA) else {
         return None;
     };
-    match metadata.get(txn, LAST_MODIFIED_BY) {
+    match metadata.get(txn, key) {
         Some(Out::Any(Any::String(s))) => Some(s.to_string()),
         _ => None,
     }

@@ -127,7 +127,13 @@ pub async fn list(
     Ok(Json(json!({ "canvases": canvases })))
 }
 
-async fn live_view(state: &AppState, caller: &AuthUser, id: Uuid) -> ApiResult<RoomView> {
+/// The live view of a canvas, if the caller has any role on it (403 otherwise, 404 for an
+/// unknown canvas).
+pub(super) async fn live_view(
+    state: &AppState,
+    caller: &AuthUser,
+    id: Uuid,
+) -> ApiResult<RoomView> {
     let access = canvas_access(state, &caller.user, id).await?;
     state
         .rooms

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod canvases;
 pub mod health;
 pub mod projects;
+pub mod versions;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -116,6 +117,23 @@ pub fn routes() -> Router<AppState> {
             get(canvases::get).delete(canvases::delete),
         )
         .route("/canvases/{id}/presence", get(canvases::presence))
+        .route(
+            "/canvases/{id}/versions",
+            get(versions::list).post(versions::create),
+        )
+        .route("/canvases/{id}/versions/{version}", get(versions::get))
+        .route(
+            "/canvases/{id}/versions/{version}/diff",
+            get(versions::diff),
+        )
+        .route(
+            "/canvases/{id}/versions/{version}/restore",
+            post(versions::restore),
+        )
+        .route(
+            "/canvases/{id}/versions/{version}/blocks/{block_id}/restore",
+            post(versions::restore_block),
+        )
         .route("/audit", get(audit::list));
     Router::new()
         .nest("/api/v1", api)

@@ -1,6 +1,9 @@
 //! The registry of loaded rooms: one per open canvas, loaded on first use, unloaded when idle.
 
-use super::room::{JoinReply, JoinRequest, ReadReply, Room, RoomCmd, RoomView};
+use super::room::{
+    JoinReply, JoinRequest, ReadReply, Room, RoomCmd, RoomView, VersionCmd, VersionFailure,
+    VersionReply,
+};
 use crate::access::ProjectAccess;
 use crate::state::AppState;
 use dashmap::DashMap;
@@ -141,6 +144,34 @@ impl Rooms {
                 Ok(ReadReply::View(view)) => return Ok(Some(*view)),
                 Ok(ReadReply::Forbidden) => return Ok(None),
                 Ok(ReadReply::Gone) | Err(_) => self.forget(id, handle.generation),
+            }
+        }
+        Err(RoomError::Unavailable)
+    }
+
+    /// Runs a version history command (name, restore, block restore) in the canvas's room,
+    /// loading it if needed. Answers once the change is durable.
+    pub async fn versions(
+        &self,
+        state: &AppState,
+        id: Uuid,
+        cmd: VersionCmd,
+    ) -> Result<Result<serde_json::Value, VersionFailure>, RoomError> {
+        for _ in 0..RETRIES {
+            let handle = self.handle(state, id);
+            let (reply, answer) = oneshot::channel();
+            if handle
+                .tx
+                .send(RoomCmd::Versions(cmd.clone(), reply))
+                .await
+                .is_err()
+            {
+                self.forget(id, handle.generation);
+                continue;
+            }
+            match answer.await {
+                Ok(VersionReply::Done(result)) => return Ok(result),
+                Ok(VersionReply::Gone) | Err(_) => self.forget(id, handle.generation),
             }
         }
         Err(RoomError::Unavailable)
