@@ -6,6 +6,8 @@
 //! same path: written to the durable log, relayed to every connection of this node and
 //! published to the other nodes. The room waits for that write before it records the new
 //! version (kind `restore`) and answers, so a version never describes a state the log lacks.
+//! With several server nodes, the room first catches up from the durable log, so a
+//! snapshot or a restore also covers what other nodes accepted.
 //!
 //! Automatic versions: a room remembers whether its document changed since the last version
 //! (and who changed it last). When it has, and `--version-interval-secs` have passed since
@@ -125,6 +127,11 @@ impl Room {
         if let Flow::Stop = self.flush(written_rx).await {
             let failure = VersionFailure::Internal("storage failure".into());
             return (Err(failure), Flow::Stop);
+        }
+        // Other nodes' durable updates this node missed belong in the snapshot (and a
+        // restore must undo them too).
+        if self.shared() {
+            self.catch_up().await;
         }
         match cmd.op {
             VersionOp::Name { changes } => {
