@@ -29,6 +29,7 @@ pub fn canvas_view(record: &CanvasRecord, mut doc: Value) -> Value {
                 "changes": "Initial creation",
                 "changed_by": record.owner_id,
                 "changed_at": created_at,
+                "kind": "initial",
             }]));
         }
     }

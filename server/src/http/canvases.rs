@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use canvas_engine::edits::{self, CanvasMeta};
 use canvas_engine::{CanvasDoc, Role, json as doc_json};
-use canvas_storage::{CanvasRecord, NewCanvas};
+use canvas_storage::{CanvasRecord, INITIAL_CHANGES, NewCanvas, VersionKind, VersionRecord};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -107,7 +107,15 @@ pub async fn create(
         json!({ "name": record.name, "project_id": project_id }),
     )
     .await;
-    let mut body = view;
+    // The history as stored: version 1, made with the canvas.
+    let initial = VersionRecord {
+        version: 1,
+        changes: INITIAL_CHANGES.into(),
+        changed_by: record.owner_id,
+        changed_at: record.created_at,
+        kind: VersionKind::Initial,
+    };
+    let mut body = view::with_history(view, &[initial]);
     body["id"] = json!(record.id);
     Ok((StatusCode::CREATED, Json(body)))
 }
