@@ -548,3 +548,42 @@ async fn automatic_versions_are_recorded_while_a_canvas_is_edited() {
     let (_, list) = team.api.get(&path, Some(&team.viewer.token)).await;
     assert_eq!(list["versions"].as_array().unwrap().len(), 2, "{list}");
 }
+
+#[tokio::test]
+async fn the_history_survives_a_restart() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let mut editor = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    editor
+        .edit(|txn| add_block(txn, "b1", "chart", (0, 0, 6, 4)))
+        .await;
+    editor.wait_acked().await;
+    let path = versions_path(&team.canvas);
+    let (status, _) = team
+        .api
+        .post(&path, Some(&team.editor.token), json!({"changes": "kept"}))
+        .await;
+    assert_eq!(status, 201);
+    drop(editor);
+    let dir = server.data_dir.clone();
+    let tmp = server.stop().await;
+    let again = TestServer::start_in(&dir, |_| {}).await;
+    let api = again.api();
+    let (status, list) = api.get(&path, Some(&team.viewer.token)).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["versions"][0]["changes"], "kept");
+    assert_eq!(list["versions"].as_array().unwrap().len(), 2);
+    let (_, live) = api
+        .get(
+            &format!("/api/v1/canvases/{}", team.canvas),
+            Some(&team.viewer.token),
+        )
+        .await;
+    assert_eq!(live["version"], 2);
+    let (_, v2) = api
+        .get(&format!("{path}/2"), Some(&team.viewer.token))
+        .await;
+    assert_eq!(v2["blocks"][0]["id"], "b1");
+    again.stop().await;
+    drop(tmp);
+}
