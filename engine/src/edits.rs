@@ -10,6 +10,11 @@
 //! defaults. Numbers written by JavaScript clients may arrive as floats (`Number::Float(3.0)`)
 //! and are accepted wherever an integer is expected, as long as they are integral.
 //!
+//! Block `metadata` is the server's (see [`crate::attribution`]): the block edits here that
+//! write it ([`add_block`] fills it, the others update `last_modified_by/at` through their
+//! `by`/`at` arguments) are for edits the server makes itself; the inspector refuses such
+//! writes from clients, whose new blocks may carry an empty metadata map at most.
+//!
 //! Text offsets follow the document's [`yrs::OffsetKind`]: canvases use UTF-16 (as Yjs),
 //! and an index that would split a character (a surrogate pair in UTF-16, a multi-byte
 //! sequence in bytes) is refused rather than corrupting the text.

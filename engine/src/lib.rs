@@ -13,8 +13,13 @@
 //! - [`protocol`]: the y-websocket codec (sync, awareness, auth, query awareness) and our
 //!   MessagePack extension messages (durable acknowledgements, typed errors).
 //! - [`presence`]: the awareness table of a room (who is there, what they announced).
+//! - [`versions`]: diffs between versions and restoring a version (or one block) as a
+//!   forward edit.
+//! - [`attribution`]: the server-maintained `metadata` of each block (who created and last
+//!   changed it).
 #![deny(missing_docs)]
 
+pub mod attribution;
 pub mod canvas;
 pub mod edits;
 pub mod inspect;
@@ -23,6 +28,7 @@ pub mod presence;
 pub mod protocol;
 pub mod role;
 pub mod schema;
+pub mod versions;
 
 pub use canvas::CanvasDoc;
 pub use role::Role;

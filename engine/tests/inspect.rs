@@ -67,10 +67,8 @@ fn narrative(id: &str, pos: MapPrelim, text: &str) -> MapPrelim {
             "content",
             In::Map(MapPrelim::from([("text", In::from(TextPrelim::new(text)))])),
         ),
-        (
-            "metadata",
-            In::Map(MapPrelim::from([("created_by", In::Any("u1".into()))])),
-        ),
+        // block metadata is the server's: a new block carries an empty map at most
+        ("metadata", In::Map(MapPrelim::default())),
     ])
 }
 
@@ -807,5 +805,69 @@ fn edits_by_the_server_keep_the_index_current() {
     assert_eq!(
         refused(&mut server, Role::Editor, &bad).code,
         RefusalCode::InvalidSchema
+    );
+}
+
+/// Block metadata (attribution) is the server's: clients may not write any of it, whichever
+/// way they try, and whatever their role; deleting a whole block stays allowed.
+#[test]
+fn block_metadata_cannot_be_forged() {
+    let mut server = seeded();
+    server.edit(|txn| canvas_engine::attribution::stamp(txn, "b1", "u1", "t1"));
+    let forged_new = |id: u64, server: &CanvasDoc| {
+        edit(&client(id), server, |txn| {
+            let mut block = narrative("b2", position(6, 0, 6, 4), "x");
+            block.insert(
+                "metadata".into(),
+                In::Map(MapPrelim::from([("created_by", In::Any("mallory".into()))])),
+            );
+            blocks(txn).insert(txn, "b2", block);
+        })
+    };
+    for role in [Role::Editor, Role::Admin, Role::Owner] {
+        let update = forged_new(1201, &server);
+        let r = refused(&mut server, role, &update);
+        assert_eq!(r.code, RefusalCode::Forbidden, "{r}");
+        assert!(r.message.contains("metadata"), "{r}");
+    }
+    // overwriting one key (the fast path's kind of update), removing one, replacing the map
+    let overwrite = edit(&client(1202), &server, |txn| {
+        let m = sub_map(txn, &block_map(txn, "b1"), schema::METADATA);
+        m.insert(txn, "last_modified_by", "mallory");
+    });
+    assert_eq!(
+        refused(&mut server, Role::Admin, &overwrite).code,
+        RefusalCode::Forbidden
+    );
+    let remove = edit(&client(1203), &server, |txn| {
+        let m = sub_map(txn, &block_map(txn, "b1"), schema::METADATA);
+        m.remove(txn, "created_by");
+    });
+    assert_eq!(
+        refused(&mut server, Role::Editor, &remove).code,
+        RefusalCode::Forbidden
+    );
+    let replace = edit(&client(1204), &server, |txn| {
+        block_map(txn, "b1").insert(txn, schema::METADATA, MapPrelim::default());
+    });
+    assert_eq!(
+        refused(&mut server, Role::Editor, &replace).code,
+        RefusalCode::Forbidden
+    );
+    // an empty metadata map in a new block, and deleting a stamped block, are fine
+    let c = client(1205);
+    let fresh = edit(&c, &server, |txn| {
+        blocks(txn).insert(txn, "b3", narrative("b3", position(6, 0, 6, 4), "y"));
+    });
+    assert_eq!(
+        accepted(&mut server, Role::Editor, &fresh).touched_blocks,
+        ["b3"]
+    );
+    let gone = edit(&c, &server, |txn| {
+        blocks(txn).remove(txn, "b1");
+    });
+    assert_eq!(
+        accepted(&mut server, Role::Editor, &gone).touched_blocks,
+        ["b1"]
     );
 }

@@ -44,6 +44,11 @@ pub struct Config {
     #[arg(long, env = "CANVAS_CHECKPOINT_SECS", default_value_t = 60)]
     pub checkpoint_secs: u64,
 
+    /// Seconds between automatic versions of a canvas being edited: a room records one when
+    /// its document changed since the last version and at least this long has passed.
+    #[arg(long, env = "CANVAS_VERSION_INTERVAL_SECS", default_value_t = 600)]
+    pub version_interval_secs: u64,
+
     /// Hours a login session (bearer token) stays valid.
     #[arg(long, env = "CANVAS_SESSION_TTL_HOURS", default_value_t = 24)]
     pub session_ttl_hours: u64,
@@ -108,6 +113,11 @@ impl Config {
     /// [`Config::idle_unload_secs`] as a duration.
     pub fn idle_unload(&self) -> Duration {
         Duration::from_secs(self.idle_unload_secs)
+    }
+
+    /// [`Config::version_interval_secs`] as a duration.
+    pub fn version_interval(&self) -> Duration {
+        Duration::from_secs(self.version_interval_secs)
     }
 
     /// The service URLs, as the storage layer takes them.

@@ -1,7 +1,7 @@
 //! The canvas as JSON in the seed's MongoDB shape: the engine's view of the document plus
 //! what the server keeps beside it (id, version, timestamps, interactions).
 
-use canvas_storage::CanvasRecord;
+use canvas_storage::{CanvasRecord, VersionRecord};
 use serde_json::{Value, json};
 
 /// Completes the engine's JSON view of a document with the record's fields.
@@ -29,8 +29,22 @@ pub fn canvas_view(record: &CanvasRecord, mut doc: Value) -> Value {
                 "changes": "Initial creation",
                 "changed_by": record.owner_id,
                 "changed_at": created_at,
+                "kind": "initial",
             }]));
         }
     }
     doc
+}
+
+/// Sets a view's `version` (the latest number) and `metadata.version_history` (the records,
+/// oldest first, as in the seed) from a canvas's history; an empty history changes nothing.
+pub fn with_history(mut view: Value, history: &[VersionRecord]) -> Value {
+    let Some(last) = history.last() else {
+        return view;
+    };
+    view["version"] = json!(last.version);
+    if let Some(metadata) = view.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.insert("version_history".into(), json!(history));
+    }
+    view
 }

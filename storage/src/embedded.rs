@@ -14,6 +14,7 @@
 //! | `embedded/canvas.rs` | [`CanvasStore`](crate::CanvasStore) | canvases, canvas_updates |
 //! | `embedded/interactions.rs` | [`InteractionStore`](crate::InteractionStore) | canvas_interactions, canvas_favorites |
 //! | `embedded/templates.rs` | [`TemplateStore`](crate::TemplateStore) | canvas_templates |
+//! | `embedded/versions.rs` | [`VersionStore`](crate::VersionStore) | canvas_versions |
 //!
 //! ## Stored forms
 //! UUIDs are TEXT (hyphenated); timestamps are TEXT in the fixed-width RFC 3339 UTC form
@@ -43,6 +44,7 @@ mod projects;
 mod sessions;
 mod templates;
 mod users;
+mod versions;
 
 use crate::{StorageError, StorageResult};
 use chrono::{DateTime, SubsecRound, Utc};

@@ -12,6 +12,7 @@
 //! | [`CanvasStore`] | canvas records, snapshots and the durable update log | SQLite | MongoDB |
 //! | [`InteractionStore`] | views and favorites (`interactions`) | SQLite | MongoDB |
 //! | [`TemplateStore`] | canvas templates (`canvas_templates`) | SQLite | MongoDB |
+//! | [`VersionStore`] | version history: numbered snapshots of a canvas | SQLite | MongoDB `canvas_versions` |
 //! | [`PresenceStore`] | who is on a canvas now (`canvas:presence:{id}`, `canvas:state:{id}`) | in process | Redis |
 //! | [`RateLimiter`] | per-minute call counts (`rate_limit:{user_id}:{endpoint}`) | in process | Redis |
 //!
@@ -118,7 +119,9 @@ pub trait AuditStore: Send + Sync + 'static {
 /// Canvas records, their snapshots and the durable log of accepted updates.
 #[async_trait]
 pub trait CanvasStore: Send + Sync + 'static {
-    /// Creates a canvas with its initial document state (a yrs v1 update) and JSON view.
+    /// Creates a canvas with its initial document state (a yrs v1 update) and JSON view, and
+    /// records them as version 1 ("Initial creation", kind `initial`, by the owner; see
+    /// [`VersionStore`]).
     async fn create_canvas(
         &self,
         new: NewCanvas,
@@ -129,7 +132,7 @@ pub trait CanvasStore: Send + Sync + 'static {
     async fn canvas(&self, id: Uuid) -> StorageResult<Option<CanvasRecord>>;
     /// The canvases of a project, newest first.
     async fn canvases_in_project(&self, project_id: Uuid) -> StorageResult<Vec<CanvasRecord>>;
-    /// Deletes a canvas with its snapshot and log; `false` if there was none.
+    /// Deletes a canvas with its snapshot, log and versions; `false` if there was none.
     async fn delete_canvas(&self, id: Uuid) -> StorageResult<bool>;
     /// The last snapshot plus every log entry after it, in order; `None` for an unknown canvas.
     async fn load_document(&self, id: Uuid) -> StorageResult<Option<StoredDocument>>;
@@ -179,6 +182,27 @@ pub trait TemplateStore: Send + Sync + 'static {
     async fn templates(&self, organization_id: Option<Uuid>) -> StorageResult<Vec<Template>>;
     /// Counts one more canvas made from the template.
     async fn count_use(&self, id: &str) -> StorageResult<()>;
+}
+
+/// The version history of canvases: numbered snapshots (state and JSON view) with who made
+/// them, when and why. [`CanvasStore::create_canvas`] records version 1 ("Initial creation",
+/// kind `initial`) itself, so every canvas has a history from its start.
+#[async_trait]
+pub trait VersionStore: Send + Sync + 'static {
+    /// Records a version with the next number (the last one + 1, atomically: concurrent calls
+    /// get distinct numbers) and makes it the canvas record's `version`. `NotFound` for an
+    /// unknown canvas.
+    async fn add_version(
+        &self,
+        canvas_id: Uuid,
+        new: NewVersion,
+        state: &[u8],
+        view: &serde_json::Value,
+    ) -> StorageResult<VersionRecord>;
+    /// Every version record of a canvas, oldest first (empty for an unknown canvas).
+    async fn versions(&self, canvas_id: Uuid) -> StorageResult<Vec<VersionRecord>>;
+    /// One version with its snapshot; `None` if the canvas has no such version.
+    async fn version(&self, canvas_id: Uuid, version: i64) -> StorageResult<Option<StoredVersion>>;
 }
 
 /// Live presence: who is on a canvas now, shared by every server node
@@ -254,6 +278,8 @@ pub struct Storage {
     pub audit: Arc<dyn AuditStore>,
     /// Canvas documents and their update log.
     pub canvases: Arc<dyn CanvasStore>,
+    /// Version history (the same backend as `canvases`).
+    pub versions: Arc<dyn VersionStore>,
     /// Live presence.
     pub presence: Arc<dyn PresenceStore>,
     /// Rate limits.
@@ -323,17 +349,18 @@ impl Storage {
         };
         type Documents = (
             Arc<dyn CanvasStore>,
+            Arc<dyn VersionStore>,
             Arc<dyn InteractionStore>,
             Arc<dyn TemplateStore>,
         );
-        let (canvases, interactions, templates): Documents = match &urls.mongodb_uri {
+        let (canvases, versions, interactions, templates): Documents = match &urls.mongodb_uri {
             Some(uri) => {
                 let mongo = Arc::new(mongo_store::MongoStore::connect(uri).await?);
-                (mongo.clone(), mongo.clone(), mongo)
+                (mongo.clone(), mongo.clone(), mongo.clone(), mongo)
             }
             None => {
                 let db = sqlite.get().await?;
-                (db.clone(), db.clone(), db)
+                (db.clone(), db.clone(), db.clone(), db)
             }
         };
         type Live = (
@@ -361,6 +388,7 @@ impl Storage {
             projects,
             audit,
             canvases,
+            versions,
             presence,
             rate_limits,
             fanout,

@@ -303,3 +303,80 @@ pub struct Template {
     /// Creation time.
     pub created_at: DateTime<Utc>,
 }
+
+/// The `changes` of version 1, as in the seed.
+pub const INITIAL_CHANGES: &str = "Initial creation";
+
+/// How a version came to be (`kind` of a version record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VersionKind {
+    /// Version 1: the canvas as created.
+    Initial,
+    /// Recorded by the server while the canvas was edited (at most once per interval).
+    Auto,
+    /// Named by a user (`POST /canvases/{id}/versions`).
+    Named,
+    /// The result of restoring an earlier version or one of its blocks.
+    Restore,
+}
+
+impl VersionKind {
+    /// The stored name: `initial`, `auto`, `named` or `restore`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionKind::Initial => "initial",
+            VersionKind::Auto => "auto",
+            VersionKind::Named => "named",
+            VersionKind::Restore => "restore",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<VersionKind> {
+        Some(match s {
+            "initial" => VersionKind::Initial,
+            "auto" => VersionKind::Auto,
+            "named" => VersionKind::Named,
+            "restore" => VersionKind::Restore,
+            _ => return None,
+        })
+    }
+}
+
+/// One entry of a canvas's version history (seed: `metadata.version_history`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    /// The version number: 1 for the canvas as created, then 2, 3, ... per canvas.
+    pub version: i64,
+    /// What changed, in words ("Initial creation", a user's name for the version, ...).
+    pub changes: String,
+    /// The user the version is attributed to.
+    pub changed_by: Uuid,
+    /// When it was recorded.
+    pub changed_at: DateTime<Utc>,
+    /// How it came to be.
+    pub kind: VersionKind,
+}
+
+/// What recording a version provides (the store picks the number and the time).
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    /// How it came to be.
+    pub kind: VersionKind,
+    /// What changed, in words.
+    pub changes: String,
+    /// Who it is attributed to.
+    pub changed_by: Uuid,
+}
+
+/// A version with its snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredVersion {
+    /// The history entry.
+    pub record: VersionRecord,
+    /// The whole document at that version, as a yrs v1 update.
+    pub state: Vec<u8>,
+    /// The canvas JSON view at that version.
+    pub view: serde_json::Value,
+}

@@ -15,6 +15,10 @@
 //! - `canvas_versions`: version snapshots (indexed on `(canvas_id, version)`; filled later).
 //! - `canvas_favorites` and `canvas_templates`: see [`interactions`] and [`templates`]; a
 //!   canvas's view and favorite counters live in its document's `interactions`.
+//! - `canvas_versions`: version snapshots, `{canvas_id, version, kind, changes, changed_by,
+//!   changed_at, state, view}` (indexed on `(canvas_id, version)`). The canvas document's
+//!   `version` is the latest number and its `metadata.version_history` lists the records
+//!   (without state and view), oldest first, as in the seed.
 //!
 //! ## Correctness without multi-document transactions
 //! Nothing here needs a transaction, so a standalone `mongod` works as well as a replica set.
@@ -37,6 +41,12 @@
 //!   visible out of order; a load that sees a hole in the numbering waits briefly for it to
 //!   fill before accepting it as a crash gap.
 //!
+//! - **Add version** reserves its number with one atomic `$inc` of the canvas document's
+//!   `version` (concurrent adds get distinct numbers), inserts the snapshot into
+//!   `canvas_versions`, then pushes the record into `metadata.version_history` (kept sorted by
+//!   number with `$sort`). A crash between the steps leaves a number unused, or a snapshot
+//!   the history list lacks; `canvas_versions` is what listing reads, so nothing is lost.
+//!
 //! ## Timestamps
 //! BSON dates hold milliseconds, so this store truncates its timestamps to the millisecond
 //! (UTC): what it returns is exactly what it reads back later.
@@ -44,7 +54,10 @@
 mod interactions;
 mod templates;
 
-use crate::{CanvasRecord, CanvasStore, NewCanvas, StorageError, StorageResult, StoredDocument};
+use crate::{
+    CanvasRecord, CanvasStore, INITIAL_CHANGES, NewCanvas, NewVersion, StorageError, StorageResult,
+    StoredDocument, StoredVersion, VersionKind, VersionRecord, VersionStore,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use mongodb::bson::{self, Bson, Document, doc, spec::BinarySubtype};
@@ -292,6 +305,14 @@ impl CanvasStore for MongoStore {
         }
         metadata.insert("created_at", bson_date(now));
         metadata.insert("updated_at", bson_date(now));
+        let initial = VersionRecord {
+            version: 1,
+            changes: INITIAL_CHANGES.into(),
+            changed_by: record.owner_id,
+            changed_at: now,
+            kind: VersionKind::Initial,
+        };
+        metadata.insert("version_history", vec![history_entry(&initial)]);
         document.insert("metadata", metadata);
         document.insert(
             "interactions",
@@ -309,6 +330,17 @@ impl CanvasStore for MongoStore {
                 e.into()
             }
         })?;
+        // Snapshots left behind by an earlier canvas with this id, as for the log above.
+        let stale = doc! { "canvas_id": &canvas_id, "changed_at": { "$lt": bson_date(started) } };
+        self.versions.delete_many(stale).await?;
+        self.versions
+            .insert_one(version_document(
+                &canvas_id,
+                &initial,
+                state,
+                &Value::Object(view.clone()),
+            ))
+            .await?;
         Ok(record)
     }
 
@@ -515,6 +547,116 @@ impl CanvasStore for MongoStore {
     }
 }
 
+#[async_trait]
+impl VersionStore for MongoStore {
+    async fn add_version(
+        &self,
+        canvas_id: Uuid,
+        new: NewVersion,
+        state: &[u8],
+        view: &Value,
+    ) -> StorageResult<VersionRecord> {
+        let id = canvas_id.to_string();
+        let reserved = self
+            .canvases
+            .find_one_and_update(doc! { "canvas_id": &id }, doc! { "$inc": { "version": 1 } })
+            .projection(doc! { "_id": 0, "version": 1 })
+            .return_document(ReturnDocument::After)
+            .await?
+            .ok_or_else(|| StorageError::NotFound(format!("canvas {canvas_id}")))?;
+        let record = VersionRecord {
+            version: get_int(&reserved, "version")?,
+            changes: new.changes,
+            changed_by: new.changed_by,
+            changed_at: now(),
+            kind: new.kind,
+        };
+        self.versions
+            .insert_one(version_document(&id, &record, state, view))
+            .await?;
+        self.canvases
+            .update_one(
+                doc! { "canvas_id": &id },
+                doc! { "$push": { "metadata.version_history": {
+                    "$each": [history_entry(&record)],
+                    "$sort": { "version": 1 },
+                } } },
+            )
+            .await?;
+        Ok(record)
+    }
+
+    async fn versions(&self, canvas_id: Uuid) -> StorageResult<Vec<VersionRecord>> {
+        let mut cursor = self
+            .versions
+            .find(doc! { "canvas_id": canvas_id.to_string() })
+            .sort(doc! { "version": 1 })
+            .projection(doc! { "_id": 0, "state": 0, "view": 0 })
+            .await?;
+        let mut records = Vec::new();
+        while cursor.advance().await? {
+            records.push(version_record(&cursor.deserialize_current()?)?);
+        }
+        Ok(records)
+    }
+
+    async fn version(&self, canvas_id: Uuid, version: i64) -> StorageResult<Option<StoredVersion>> {
+        let found = self
+            .versions
+            .find_one(doc! { "canvas_id": canvas_id.to_string(), "version": version })
+            .await?;
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        let view = match found.get("view") {
+            Some(view) => view.clone().into_relaxed_extjson(),
+            None => Value::Null,
+        };
+        Ok(Some(StoredVersion {
+            record: version_record(&found)?,
+            state: get_binary(&found, "state")?,
+            view,
+        }))
+    }
+}
+
+/// A version record as an entry of `metadata.version_history` (the seed's fields plus `kind`).
+fn history_entry(record: &VersionRecord) -> Document {
+    doc! {
+        "version": int(record.version),
+        "changes": &record.changes,
+        "changed_by": record.changed_by.to_string(),
+        "changed_at": bson_date(record.changed_at),
+        "kind": record.kind.as_str(),
+    }
+}
+
+/// A `canvas_versions` document.
+fn version_document(
+    canvas_id: &str,
+    record: &VersionRecord,
+    state: &[u8],
+    view: &Value,
+) -> Document {
+    let mut document = doc! { "canvas_id": canvas_id };
+    document.extend(history_entry(record));
+    document.insert("state", binary(state));
+    document.insert("view", json_to_bson(view));
+    document
+}
+
+fn version_record(d: &Document) -> StorageResult<VersionRecord> {
+    let kind = get_str(d, "kind")?;
+    Ok(VersionRecord {
+        version: get_int(d, "version")?,
+        changes: get_str(d, "changes")?.to_owned(),
+        changed_by: get_uuid(d, "changed_by")?,
+        changed_at: get_date(d, "changed_at")?,
+        kind: VersionKind::parse(kind)
+            .ok_or_else(|| corrupt("kind", &Bson::String(kind.to_owned())))?,
+    })
+}
+
 /// Parses a connection string; a malformed one counts as unreachable (it names no server
 /// that could be reached), reported without the URI's credentials.
 async fn parse_options(uri: &str) -> StorageResult<ClientOptions> {
@@ -594,9 +736,10 @@ fn settable(key: &str) -> bool {
     !RESERVED.contains(&key) && valid_field(key)
 }
 
-/// Whether a key of the view's `metadata` may be stored; the times are the store's.
+/// Whether a key of the view's `metadata` may be stored; the times and the version history
+/// are the store's.
 fn settable_metadata(key: &str) -> bool {
-    key != "created_at" && key != "updated_at" && valid_field(key)
+    key != "created_at" && key != "updated_at" && key != "version_history" && valid_field(key)
 }
 
 /// A field name that `$set` would not read as a path or an operator.

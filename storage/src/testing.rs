@@ -26,8 +26,9 @@
 
 use crate::{
     AuditFilter, AuditStore, CanvasStore, InteractionStore, Interactions, NewAuditEntry, NewCanvas,
-    NewMember, NewProject, NewUser, PresenceEntry, PresenceStore, ProjectStore, RateLimiter,
-    SessionStore, Storage, StorageError, Template, TemplateStore, User, UserStore,
+    NewMember, NewProject, NewUser, NewVersion, PresenceEntry, PresenceStore, ProjectStore,
+    RateLimiter, SessionStore, Storage, StorageError, Template, TemplateStore, User, UserStore,
+    VersionKind, VersionStore,
 };
 use canvas_engine::Role;
 use chrono::{SubsecRound, TimeDelta, Utc};
@@ -50,6 +51,7 @@ pub async fn run_all(storage: &Storage) {
         canvas_store_suite(&*storage.canvases),
         interaction_store_suite(&*storage.canvases, &*storage.interactions),
         template_store_suite(&*storage.templates),
+        version_store_suite(&*storage.canvases, &*storage.versions),
         presence_store_suite(&*storage.presence),
         rate_limiter_suite(&*storage.rate_limits),
     );
@@ -1075,6 +1077,161 @@ pub async fn canvas_store_suite(canvases: &dyn CanvasStore) {
         doc.updates.is_empty(),
         "the old log went with the old canvas"
     );
+}
+
+/// [`VersionStore`]: version 1 made with the canvas, numbers in order (also under
+/// concurrency), the canvas record's `version` in step, snapshots round trip, unknown
+/// canvases and versions, deletion with the canvas.
+pub async fn version_store_suite(canvases: &dyn CanvasStore, versions: &dyn VersionStore) {
+    let owner = Uuid::new_v4();
+    let editor = Uuid::new_v4();
+    let view = json!({"name": "Versions", "blocks": [{"id": "b1", "content": {"n": 1.5}}]});
+    let canvas = canvases
+        .create_canvas(
+            NewCanvas {
+                id: Uuid::new_v4(),
+                project_id: Uuid::new_v4(),
+                owner_id: owner,
+                name: "Versions".into(),
+                description: None,
+            },
+            b"state-1",
+            &view,
+        )
+        .await
+        .expect("create_canvas");
+    let id = canvas.id;
+    let list = versions.versions(id).await.expect("versions");
+    assert_eq!(list.len(), 1, "a new canvas has version 1: {list:?}");
+    let first = &list[0];
+    assert_eq!(
+        (
+            first.version,
+            first.kind,
+            first.changes.as_str(),
+            first.changed_by
+        ),
+        (1, VersionKind::Initial, "Initial creation", owner)
+    );
+    let stored = versions
+        .version(id, 1)
+        .await
+        .expect("version")
+        .expect("version 1 exists");
+    assert_eq!(stored.state, b"state-1");
+    assert_eq!(stored.view, view, "the view round trips");
+    assert_eq!(&stored.record, first);
+
+    tokio::time::sleep(TICK).await;
+    let named = versions
+        .add_version(
+            id,
+            NewVersion {
+                kind: VersionKind::Named,
+                changes: "Before the review".into(),
+                changed_by: editor,
+            },
+            b"state-2",
+            &json!({"name": "Two"}),
+        )
+        .await
+        .expect("add_version");
+    assert_eq!((named.version, named.kind), (2, VersionKind::Named));
+    assert_eq!(named.changed_by, editor);
+    assert!(
+        named.changed_at > first.changed_at,
+        "later versions are later"
+    );
+    assert_eq!(
+        canvases
+            .canvas(id)
+            .await
+            .expect("canvas")
+            .map(|c| c.version),
+        Some(2),
+        "the canvas record's version is the latest"
+    );
+    let got = versions.version(id, 2).await.expect("version").expect("v2");
+    assert_eq!(
+        (got.state.as_slice(), &got.record),
+        (&b"state-2"[..], &named)
+    );
+
+    // Concurrent adds get distinct, consecutive numbers.
+    let empty = json!({});
+    let empty = &empty;
+    let adds = (0..6).map(|i| {
+        versions.add_version(
+            id,
+            NewVersion {
+                kind: VersionKind::Auto,
+                changes: format!("auto {i}"),
+                changed_by: editor,
+            },
+            b"s",
+            empty,
+        )
+    });
+    let mut numbers: Vec<i64> = futures_join_all(adds)
+        .await
+        .into_iter()
+        .map(|r| r.expect("concurrent add_version").version)
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (3..=8).collect::<Vec<_>>());
+    let list = versions.versions(id).await.expect("versions");
+    assert_eq!(
+        list.iter().map(|v| v.version).collect::<Vec<_>>(),
+        (1..=8).collect::<Vec<_>>(),
+        "oldest first"
+    );
+    assert_eq!(
+        canvases
+            .canvas(id)
+            .await
+            .expect("canvas")
+            .map(|c| c.version),
+        Some(8)
+    );
+
+    // Unknown versions and canvases.
+    assert!(versions.version(id, 9).await.expect("version").is_none());
+    assert!(versions.version(id, 0).await.expect("version").is_none());
+    let unknown = Uuid::new_v4();
+    assert!(
+        versions
+            .versions(unknown)
+            .await
+            .expect("versions")
+            .is_empty()
+    );
+    assert!(
+        versions
+            .version(unknown, 1)
+            .await
+            .expect("version")
+            .is_none()
+    );
+    assert_not_found(
+        versions
+            .add_version(
+                unknown,
+                NewVersion {
+                    kind: VersionKind::Named,
+                    changes: "x".into(),
+                    changed_by: editor,
+                },
+                b"s",
+                &json!({}),
+            )
+            .await,
+        "add_version to an unknown canvas",
+    );
+
+    // Versions go with their canvas.
+    assert!(canvases.delete_canvas(id).await.expect("delete"));
+    assert!(versions.versions(id).await.expect("versions").is_empty());
+    assert!(versions.version(id, 2).await.expect("version").is_none());
 }
 
 /// A presence entry for `user_id` seen `age` ago, with a cursor and selection naming `tag`.

@@ -61,6 +61,12 @@ async fn template_store() {
 }
 
 #[tokio::test]
+async fn version_store() {
+    let (_dir, store) = store().await;
+    testing::version_store_suite(&store, &store).await;
+}
+
+#[tokio::test]
 async fn memory_presence_store() {
     let store = canvas_storage::memory::MemoryPresence::default();
     testing::presence_store_suite(&store).await;

@@ -148,6 +148,13 @@ async fn template_store() {
 }
 
 #[tokio::test]
+async fn version_store() {
+    let store = store().await;
+    testing::version_store_suite(&store, &store).await;
+    drop_db(store).await;
+}
+
+#[tokio::test]
 async fn unreachable_server_fails_fast_naming_mongodb() {
     // A port nothing listens on: bind one, then let it go.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -587,5 +594,72 @@ async fn concurrent_appenders_never_share_a_seq() {
         let got: Vec<&[u8]> = chunk.iter().map(|(_, d)| d.as_slice()).collect();
         assert_eq!(got, [[task, round, 0], [task, round, 1], [task, round, 2]]);
     }
+    drop_db(store).await;
+}
+
+#[tokio::test]
+async fn the_canvas_document_keeps_version_and_history_in_step() {
+    use canvas_storage::{NewVersion, VersionKind, VersionStore};
+    let store = store().await;
+    let c = new_canvas();
+    let view = seed_view(&c);
+    let record = store
+        .create_canvas(c.clone(), b"state", &view)
+        .await
+        .expect("create");
+    let editor = Uuid::new_v4();
+    let v2 = store
+        .add_version(
+            record.id,
+            NewVersion {
+                kind: VersionKind::Named,
+                changes: "Reviewed".into(),
+                changed_by: editor,
+            },
+            b"state-2",
+            &view,
+        )
+        .await
+        .expect("add_version");
+    // a checkpoint's view never overwrites the store's history
+    store
+        .checkpoint(record.id, b"state-3", 0, &view)
+        .await
+        .expect("checkpoint");
+    let raw = raw_canvas(&store, record.id).await;
+    assert_eq!(raw.get("version"), Some(&Bson::Int32(2)));
+    let history = raw
+        .get_document("metadata")
+        .and_then(|m| m.get_array("version_history"))
+        .expect("version_history");
+    let entries: Vec<(i32, &str, &str)> = history
+        .iter()
+        .map(|h| {
+            let h = h.as_document().expect("entry");
+            (
+                h.get_i32("version").expect("version"),
+                h.get_str("changes").expect("changes"),
+                h.get_str("kind").expect("kind"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        vec![(1, "Initial creation", "initial"), (2, "Reviewed", "named")]
+    );
+    let h2 = history[1].as_document().expect("entry");
+    assert_eq!(
+        h2.get_str("changed_by").ok(),
+        Some(editor.to_string().as_str())
+    );
+    assert!(matches!(h2.get("changed_at"), Some(Bson::DateTime(_))));
+    assert_eq!(v2.version, 2);
+    let versions = store
+        .database()
+        .collection::<Document>("canvas_versions")
+        .count_documents(doc! { "canvas_id": record.id.to_string() })
+        .await
+        .expect("count");
+    assert_eq!(versions, 2);
     drop_db(store).await;
 }

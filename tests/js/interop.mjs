@@ -216,7 +216,11 @@ async function waitSynced (client, timeoutMs = 5000) {
 }
 
 const blocksOf = (client) => client.doc.getMap('blocks')
-const blocksJson = (client) => canonicalJson(blocksOf(client).toJSON())
+// block metadata is the server's (who created and last changed each block): compared apart
+const withoutMetadata = (blocks) => Object.fromEntries(Object.entries(blocks)
+  .map(([id, b]) => [id, Object.fromEntries(Object.entries(b).filter(([k]) => k !== 'metadata'))]))
+const blocksJson = (client) => canonicalJson(withoutMetadata(blocksOf(client).toJSON()))
+const metadataOf = (client, id) => blocksOf(client).get(id)?.get('metadata')?.toJSON() ?? {}
 
 // ---------------------------------------------------------------------------------------
 // the checks
@@ -224,7 +228,6 @@ const blocksJson = (client) => canonicalJson(blocksOf(client).toJSON())
 const nonce = randomBytes(4).toString('hex')
 const narrativeId = `narrative-${nonce}`
 const chartId = `chart-${nonce}`
-const createdAt = new Date().toISOString()
 const chartContent = {
   chart_type: 'bar',
   title: 'Sales by Region',
@@ -232,27 +235,21 @@ const chartContent = {
   config: { x_axis: 'region', y_axis: 'total_sales', color: 'product_category', aggregation: 'sum' },
   style: { theme: 'light', colors: ['#1f77b4', '#ff7f0e', '#2ca02c'] }
 }
-const metadataA = {
-  created_by: 'interop-editor-a',
-  created_at: createdAt,
-  last_modified_by: 'interop-editor-a',
-  last_modified_at: createdAt
-}
+// a token is `{user_id}.{secret}`: the server stamps blocks with that user id
+const userA = env.TOKEN_EDITOR_A.split('.')[0]
 // what every replica must end up with (updated as the checks go)
 const expected = {
   [narrativeId]: {
     id: narrativeId,
     type: 'narrative',
     position: { x: 0, y: 0, w: 6, h: 4 },
-    content: { text: 'Hello', data_bindings: [] },
-    metadata: { ...metadataA }
+    content: { text: 'Hello', data_bindings: [] }
   },
   [chartId]: {
     id: chartId,
     type: 'chart',
     position: { x: 6, y: 0, w: 6, h: 4 },
-    content: chartContent,
-    metadata: { ...metadataA }
+    content: { ...chartContent }
   }
 }
 
@@ -289,14 +286,14 @@ async function main () {
         type: 'narrative',
         position: yMapFrom({ x: 0, y: 0, w: 6, h: 4 }),
         content: yMapFrom({ text: new Y.Text('Hello'), data_bindings: new Y.Array() }),
-        metadata: yMapFrom(metadataA)
+        metadata: new Y.Map() // filled by the server; clients may only create it empty
       }))
       blocks.set(chartId, yMapFrom({
         id: chartId,
         type: 'chart',
         position: yMapFrom({ x: 6, y: 0, w: 6, h: 4 }),
         content: yMapFrom(chartContent),
-        metadata: yMapFrom(metadataA)
+        metadata: new Y.Map()
       }))
     })
     a.doc.off('update', countUpdates)
@@ -313,6 +310,16 @@ async function main () {
     check(nb.get('content').get('text') instanceof Y.Text, 'B: narrative content.text is not a Y.Text')
     check(nb.get('content').get('data_bindings') instanceof Y.Array, 'B: data_bindings is not a Y.Array')
     check(nb.get('metadata') instanceof Y.Map, 'B: narrative metadata is not a Y.Map')
+    // the server stamps both new blocks with A's user id; every replica gets the stamp
+    for (const c of [a, b]) {
+      for (const id of [narrativeId, chartId]) {
+        await waitFor(`${c.name} to see the server's stamp on ${id}`, () => {
+          const m = metadataOf(c, id)
+          return m.created_by === userA && m.last_modified_by === userA &&
+            typeof m.created_at === 'string' && typeof m.last_modified_at === 'string'
+        }, { detail: () => canonicalJson(metadataOf(c, id)) })
+      }
+    }
     const cb = blocksOf(b).get(chartId)
     check(cb instanceof Y.Map && cb.get('position') instanceof Y.Map && cb.get('content') instanceof Y.Map,
       'B: chart block, its position or its content is not a Y.Map')
@@ -433,7 +440,7 @@ function viewerChecks (a, b) {
         type: 'chart',
         position: yMapFrom({ x: 0, y: 20, w: 3, h: 3 }),
         content: yMapFrom({ title: 'viewer was here' }),
-        metadata: yMapFrom({ created_by: 'interop-viewer' })
+        metadata: new Y.Map()
       }))
     })
     blocksOf(v).get(chartId).get('position').set('y', 40)
@@ -458,15 +465,11 @@ function viewerChecks (a, b) {
       `seq=${JSON.stringify(d.seq)} (body ${d.shape}, ${d.framing})`)
 
     // A edits after V's refusal; once B has A's edit, V's (earlier) edits would have arrived too
-    const modifiedAt = new Date().toISOString()
-    const meta = blocksOf(a).get(narrativeId).get('metadata')
-    a.doc.transact(() => {
-      meta.set('last_modified_by', 'interop-editor-a')
-      meta.set('last_modified_at', modifiedAt)
-    })
-    expected[narrativeId].metadata.last_modified_at = modifiedAt
+    const retitled = `Sales by Region (${new Date().toISOString()})`
+    blocksOf(a).get(chartId).get('content').set('title', retitled)
+    expected[chartId].content.title = retitled
     await waitFor("B to receive A's edit made after V's refused edits", () =>
-      blocksOf(b).get(narrativeId).get('metadata').get('last_modified_at') === modifiedAt)
+      blocksOf(b).get(chartId).get('content').get('title') === retitled)
     await sleep(500)
 
     for (const c of [a, b]) {

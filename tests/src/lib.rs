@@ -721,7 +721,8 @@ impl WsClient {
     }
 }
 
-/// A block as a JavaScript client would create it: nested prelim maps, numbers as f64.
+/// A block as a JavaScript client would create it: nested prelim maps, numbers as f64, and
+/// an empty `metadata` map (the server fills it; clients may not write into it).
 pub fn block_prelim(
     id: &str,
     kind: &str,

@@ -76,6 +76,10 @@ fn allowed(index: &DocIndex, role: Role, path: &PathInfo) -> bool {
     if root == schema::BLOCKS && (path.depth <= 3 && path.key(1) == Some(schema::POSITION)) {
         return false;
     }
+    // Block metadata is the server's: the general path refuses client writes to it.
+    if root == schema::BLOCKS && path.key(1) == Some(schema::METADATA) {
+        return false;
+    }
     true
 }
 

@@ -174,6 +174,9 @@ impl<'a> Checker<'a> {
             if touched.last().is_none_or(|t| t != bid) {
                 touched.push(bid.to_owned());
             }
+            if path.key(1) == Some(schema::METADATA) {
+                self.check_metadata_item(&path, bid, &data.content)?;
+            }
             match path.depth {
                 1 => match &data.content {
                     Content::Type(TypeKind::Map) => {
@@ -221,6 +224,14 @@ impl<'a> Checker<'a> {
             };
             if touched.last().is_none_or(|t| t != bid) {
                 touched.push(bid.to_owned());
+            }
+            if path.key(1) == Some(schema::METADATA)
+                && path.depth >= 2
+                && !path
+                    .container_id(0)
+                    .is_some_and(|b| self.update.deletes_id(b))
+            {
+                return Err(metadata_refusal(bid));
             }
             match path.depth {
                 2 if path.key(1) == Some(schema::POSITION) => {
@@ -485,6 +496,25 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// A new item inside block `bid`'s `metadata`: only the empty metadata map of a block
+    /// this update creates is allowed; the server writes everything in it.
+    fn check_metadata_item(
+        &self,
+        path: &PathInfo,
+        bid: &str,
+        content: &Content,
+    ) -> Result<(), Refusal> {
+        let new_block = path.container_id(0).is_some_and(|b| !self.index.is_type(b));
+        let allowed = path.depth == 2
+            && new_block
+            && matches!(content, Content::Type(TypeKind::Map) | Content::Deleted);
+        if allowed {
+            Ok(())
+        } else {
+            Err(metadata_refusal(bid))
+        }
+    }
+
     /// Root and role checks for a change at `path`.
     fn check_common(&self, path: &PathInfo, dead: bool) -> Result<(), Refusal> {
         let Some(root) = path.root.as_deref() else {
@@ -513,6 +543,16 @@ impl<'a> Checker<'a> {
         }
         Ok(())
     }
+}
+
+fn metadata_refusal(bid: &str) -> Refusal {
+    refuse(
+        RefusalCode::Forbidden,
+        format!(
+            "block {bid}: metadata (created_by, last_modified_by, ...) is maintained by the \
+             server; a new block may only carry an empty metadata map"
+        ),
+    )
 }
 
 fn describe_any(v: &Any) -> String {

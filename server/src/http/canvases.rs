@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use canvas_engine::edits::{self, CanvasMeta};
 use canvas_engine::{CanvasDoc, Role, json as doc_json};
-use canvas_storage::{CanvasRecord, NewCanvas};
+use canvas_storage::{CanvasRecord, INITIAL_CHANGES, NewCanvas, VersionKind, VersionRecord};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -136,7 +136,15 @@ pub async fn create(
         )
         .await;
     }
-    let mut body = view;
+    // The history as stored: version 1, made with the canvas.
+    let initial = VersionRecord {
+        version: 1,
+        changes: INITIAL_CHANGES.into(),
+        changed_by: record.owner_id,
+        changed_at: record.created_at,
+        kind: VersionKind::Initial,
+    };
+    let mut body = view::with_history(view, &[initial]);
     body["id"] = json!(record.id);
     Ok((StatusCode::CREATED, Json(body)))
 }
@@ -156,7 +164,13 @@ pub async fn list(
     Ok(Json(json!({ "canvases": canvases })))
 }
 
-async fn live_view(state: &AppState, caller: &AuthUser, id: Uuid) -> ApiResult<RoomView> {
+/// The live view of a canvas, if the caller has any role on it (403 otherwise, 404 for an
+/// unknown canvas).
+pub(super) async fn live_view(
+    state: &AppState,
+    caller: &AuthUser,
+    id: Uuid,
+) -> ApiResult<RoomView> {
     let access = canvas_access(state, &caller.user, id).await?;
     state
         .rooms

@@ -9,6 +9,7 @@ pub mod health;
 pub mod projects;
 pub mod sharing;
 pub mod templates;
+pub mod versions;
 
 use crate::access::Actor;
 use crate::error::ApiError;
@@ -173,6 +174,23 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/canvases/{id}/sharing/public-link",
             post(sharing::create_link).delete(sharing::delete_link),
+        )
+        .route(
+            "/canvases/{id}/versions",
+            get(versions::list).post(versions::create),
+        )
+        .route("/canvases/{id}/versions/{version}", get(versions::get))
+        .route(
+            "/canvases/{id}/versions/{version}/diff",
+            get(versions::diff),
+        )
+        .route(
+            "/canvases/{id}/versions/{version}/restore",
+            post(versions::restore),
+        )
+        .route(
+            "/canvases/{id}/versions/{version}/blocks/{block_id}/restore",
+            post(versions::restore_block),
         )
         .route("/audit", get(audit::list));
     Router::new()

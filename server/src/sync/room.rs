@@ -12,6 +12,16 @@
 //!
 //! Rooms are actors rather than documents behind a lock: the document is touched by one task
 //! only, so no lock is held across the storage `await`s and no lock can be poisoned.
+//!
+//! The room also stamps who changed which block ([`attribution`](self::attribution)) and
+//! keeps the canvas's version history, restores included ([`versions`](self::versions)).
+
+#[path = "attribution.rs"]
+pub mod attribution;
+#[path = "versions.rs"]
+pub mod versions;
+
+pub use versions::{VersionCmd, VersionFailure, VersionOp, VersionReply};
 
 use super::shared::{
     AccessChange, LiveKind, PUT_INTERVAL, SharedOp, SharedWriter, decode_live, encode_live,
@@ -31,7 +41,7 @@ use canvas_engine::yrs::updates::encoder::Encode;
 use canvas_engine::yrs::{ClientID, Transact, TransactionMut};
 use canvas_engine::{CanvasDoc, Role, edits, json, presence::PresenceTable};
 use canvas_storage::PresenceEntry;
-use canvas_storage::{CanvasRecord, StorageResult};
+use canvas_storage::{CanvasRecord, StorageResult, VersionRecord};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -44,6 +54,10 @@ pub type ConnId = u64;
 
 /// The owner recorded for awareness client ids announced through another server node.
 const REMOTE: ConnId = 0;
+
+/// The sender of the server's own updates (attribution stamps, restores): no connection has
+/// this id, so they are relayed to every connection.
+const SERVER: ConnId = 0;
 
 /// Close codes of the wire protocol (DESIGN.md, "Wire protocol").
 pub mod close {
@@ -205,6 +219,8 @@ pub enum RoomCmd {
         /// Whether it is archived now.
         archived: bool,
     },
+    /// A version history command (name a version, restore); answered once durable.
+    Versions(VersionCmd, oneshot::Sender<VersionReply>),
     /// The canvas was deleted: close every connection with this code and stop.
     Close(u16, String),
 }
@@ -282,6 +298,14 @@ pub(super) struct Room {
     idle_since: Option<Instant>,
     /// The sharing settings as of the last change to them (the "before" of the next audit).
     last_sharing: Sharing,
+    /// The canvas's version history, oldest first (its last number is `record.version`).
+    versions: Vec<VersionRecord>,
+    /// The user who last changed the document since the last version (`None`: unchanged).
+    dirty_by: Option<Uuid>,
+    /// When this room last recorded a version (or loaded).
+    last_version_at: Instant,
+    /// Who last stamped each block and when (attribution throttle).
+    stamped: HashMap<String, (Uuid, Instant)>,
 }
 
 enum Flow {
@@ -362,6 +386,12 @@ impl Room {
             stored.updates.iter().map(|(_, u)| u.as_slice()),
         )
         .map_err(|e| e.to_string())?;
+        let versions = state
+            .storage
+            .versions
+            .versions(id)
+            .await
+            .map_err(|e| e.to_string())?;
         info!(canvas = %id, log_entries = stored.updates.len(), "room loaded");
         let (written_tx, written_rx) = mpsc::channel(1);
         let shared_writer = SharedWriter::start(
@@ -392,6 +422,10 @@ impl Room {
             durable_seq,
             checkpoint_seq: stored.snapshot_seq,
             idle_since: Some(Instant::now()),
+            versions,
+            dirty_by: None,
+            last_version_at: Instant::now(),
+            stamped: HashMap::new(),
         };
         Ok((room, written_rx))
     }
@@ -407,6 +441,14 @@ impl Room {
             self.state.config.checkpoint_secs.max(1),
         ));
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Checks for an automatic version at least every 30 s, or every interval if shorter.
+        let mut version_timer = tokio::time::interval(
+            self.state
+                .config
+                .version_interval()
+                .clamp(Duration::from_secs(1), Duration::from_secs(30)),
+        );
+        version_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let idle_deadline = self.idle_since.map(|since| since + idle);
             let flow = tokio::select! {
@@ -417,6 +459,9 @@ impl Room {
                 }
                 Some(written) = written_rx.recv() => self.on_written(written).await,
                 cmd = rx.recv() => match cmd {
+                    Some(RoomCmd::Versions(cmd, reply)) => {
+                        self.version_command(cmd, reply, &mut written_rx).await
+                    }
                     Some(cmd) => self.handle(cmd).await,
                     None => Flow::Stop,
                 },
@@ -433,6 +478,15 @@ impl Room {
                     // edited canvas does not keep a long log.
                     if !self.writing && self.queued.is_empty() {
                         self.checkpoint().await;
+                    }
+                    Flow::Continue
+                }
+                _ = version_timer.tick() => {
+                    if self.shared() {
+                        self.refresh_versions().await;
+                    }
+                    if !self.writing && self.queued.is_empty() {
+                        self.auto_version().await;
                     }
                     Flow::Continue
                 }
@@ -469,6 +523,10 @@ impl Room {
                 project_id,
                 archived,
             } => self.project_archived(project_id, archived),
+            RoomCmd::Versions(_, reply) => {
+                // `serve` runs these with the writer's channel; nothing else sends them here.
+                let _ = reply.send(VersionReply::Gone);
+            }
             RoomCmd::Close(code, reason) => {
                 self.close_all(code, &reason);
                 return Flow::Stop;
@@ -512,20 +570,23 @@ impl Room {
         }
         let (result, update) = self.canvas.edit(request.edit);
         let (done, durable) = oneshot::channel();
+        let empty = versions::is_empty_update(&update);
         if let Err(message) = result {
             // An edit that fails must not have written anything: `edit` functions check
             // before they write.
-            if update != [0, 0] {
-                error!(canvas = %self.id, %message, "a failed server edit changed the document");
-            } else {
+            if empty {
                 return EditReply::Invalid(message);
             }
+            error!(canvas = %self.id, %message, "a failed server edit changed the document");
         }
-        if update == [0, 0] {
+        if empty {
             let _ = done.send(());
         } else {
+            if let Some(user) = request.actor.user_id {
+                self.dirty_by = Some(user);
+            }
             self.queued.push(Accepted {
-                from: REMOTE,
+                from: SERVER,
                 seq: 0,
                 update,
                 done: Some(done),
@@ -742,9 +803,10 @@ impl Room {
         conn.received += 1;
         let seq = conn.received;
         let role = conn.role;
+        let user = conn.user_id;
         match self.canvas.apply_checked(role, &update) {
             Ok(applied) if applied.noop => {}
-            Ok(_) => {
+            Ok(applied) => {
                 if let Some(conn) = self.conns.get_mut(&conn_id) {
                     conn.unsaved.push_back(seq);
                 }
@@ -754,6 +816,8 @@ impl Room {
                     update,
                     done: None,
                 });
+                self.dirty_by = Some(user);
+                self.stamp_blocks(user, &applied.touched_blocks);
                 self.sharing_changed(ChangedBy::Conn(conn_id));
             }
             Err(refusal) if refusal.code == RefusalCode::MalformedUpdate => {
@@ -1033,7 +1097,8 @@ impl Room {
 
     fn json(&self) -> serde_json::Value {
         let txn = self.canvas.doc().transact();
-        view::canvas_view(&self.record, json::canvas_json(&txn))
+        let view = view::canvas_view(&self.record, json::canvas_json(&txn));
+        view::with_history(view, &self.versions)
     }
 
     fn read(&self, access: &ProjectAccess) -> ReadReply {
@@ -1105,6 +1170,7 @@ impl Room {
 
     /// Idle for the configured delay with nothing to write: checkpoint and unload.
     async fn unload(mut self, rx: &mut mpsc::Receiver<RoomCmd>) {
+        self.auto_version().await;
         self.checkpoint().await;
         self.state.rooms.forget(self.id, self.generation);
         // Anything that reached us after the registry let go is told to ask again; the next
@@ -1143,6 +1209,7 @@ impl Room {
                 None => break,
             }
         }
+        self.auto_version().await;
         self.checkpoint().await;
         for conn in self.conns.values() {
             let _ = conn.out.try_send(Outbound::Close(
@@ -1198,6 +1265,9 @@ fn reply_gone(cmd: RoomCmd) {
         }
         RoomCmd::Edit(request, reply) => {
             let _ = reply.send(EditReply::Gone(request));
+        }
+        RoomCmd::Versions(_, reply) => {
+            let _ = reply.send(VersionReply::Gone);
         }
         RoomCmd::Message(..)
         | RoomCmd::Leave(_)

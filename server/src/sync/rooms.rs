@@ -1,7 +1,8 @@
 //! The registry of loaded rooms: one per open canvas, loaded on first use, unloaded when idle.
 
 use super::room::{
-    EditReply, EditRequest, JoinReply, JoinRequest, ReadReply, Room, RoomCmd, RoomView,
+    EditReply, EditRequest, JoinReply, JoinRequest, ReadReply, Room, RoomCmd, RoomView, VersionCmd,
+    VersionFailure, VersionReply,
 };
 use super::shared::{AccessChange, LiveKind, encode_live};
 use crate::access::ProjectAccess;
@@ -182,6 +183,34 @@ impl Rooms {
                     self.forget(id, handle.generation);
                     return Err(RoomError::Unavailable);
                 }
+            }
+        }
+        Err(RoomError::Unavailable)
+    }
+
+    /// Runs a version history command (name, restore, block restore) in the canvas's room,
+    /// loading it if needed. Answers once the change is durable.
+    pub async fn versions(
+        &self,
+        state: &AppState,
+        id: Uuid,
+        cmd: VersionCmd,
+    ) -> Result<Result<serde_json::Value, VersionFailure>, RoomError> {
+        for _ in 0..RETRIES {
+            let handle = self.handle(state, id);
+            let (reply, answer) = oneshot::channel();
+            if handle
+                .tx
+                .send(RoomCmd::Versions(cmd.clone(), reply))
+                .await
+                .is_err()
+            {
+                self.forget(id, handle.generation);
+                continue;
+            }
+            match answer.await {
+                Ok(VersionReply::Done(result)) => return Ok(result),
+                Ok(VersionReply::Gone) | Err(_) => self.forget(id, handle.generation),
             }
         }
         Err(RoomError::Unavailable)

@@ -5,7 +5,10 @@
 //! carries the count on.
 
 use super::{SqliteStore, get_ts, get_uuid, now, ts};
-use crate::{CanvasRecord, CanvasStore, NewCanvas, StorageError, StorageResult, StoredDocument};
+use crate::{
+    CanvasRecord, CanvasStore, INITIAL_CHANGES, NewCanvas, StorageError, StorageResult,
+    StoredDocument, VersionKind, VersionRecord,
+};
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
@@ -45,6 +48,7 @@ impl CanvasStore for SqliteStore {
             created_at: now,
             updated_at: now,
         };
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO canvases (id, project_id, owner_id, name, description, version, view, \
              snapshot, snapshot_seq, created_at, updated_at) \
@@ -60,7 +64,7 @@ impl CanvasStore for SqliteStore {
         .bind(state)
         .bind(ts(now))
         .bind(ts(now))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| match e {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -68,6 +72,15 @@ impl CanvasStore for SqliteStore {
             }
             e => StorageError::Database(e),
         })?;
+        let initial = VersionRecord {
+            version: 1,
+            changes: INITIAL_CHANGES.into(),
+            changed_by: record.owner_id,
+            changed_at: now,
+            kind: VersionKind::Initial,
+        };
+        super::versions::insert_version(&mut tx, record.id, &initial, state, view).await?;
+        tx.commit().await?;
         Ok(record)
     }
 
@@ -93,6 +106,10 @@ impl CanvasStore for SqliteStore {
         let id = id.to_string();
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM canvas_updates WHERE canvas_id = ?")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM canvas_versions WHERE canvas_id = ?")
             .bind(&id)
             .execute(&mut *tx)
             .await?;

@@ -1,6 +1,5 @@
 -- How canvases are used (the seed's `interactions` of a canvas document) and canvas
--- templates (the seed's MongoDB `canvas_templates`). Numbered 0005 to leave room for
--- migrations of other concerns written at the same time.
+-- templates (the seed's MongoDB `canvas_templates`).
 
 CREATE TABLE canvas_interactions (
     canvas_id TEXT PRIMARY KEY NOT NULL REFERENCES canvases(id) ON DELETE CASCADE,
