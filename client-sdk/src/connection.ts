@@ -289,7 +289,12 @@ export class CanvasConnection extends Emitter<ConnectionEvents> {
       this.lastHeard = Date.now()
       const data = event.data
       if (!(data instanceof ArrayBuffer)) return
-      this.receive(new Uint8Array(data))
+      try {
+        this.receive(new Uint8Array(data))
+      } catch {
+        // not a message we can read: start over on a fresh socket
+        this.socketClosed(1002, 'undecodable message from the server')
+      }
     }
     ws.onclose = (event) => {
       if (ws !== this.ws) return
