@@ -124,6 +124,18 @@ export type ConnectionEvents = {
 }
 
 /**
+ * The delay before reconnect attempt number `attempt` (0 for the first): exponential
+ * (`initialMs * 2^attempt`, capped at `maxMs`) with "equal jitter" (between half that and
+ * all of it, by `random` in [0, 1)), so clients dropped together do not return together.
+ */
+export function backoffDelay (attempt: number, options: BackoffOptions, random: number): number {
+  const initial = options.initialMs ?? 250
+  const max = options.maxMs ?? 10_000
+  const ceiling = Math.min(max, initial * 2 ** Math.min(Math.max(0, attempt), 30))
+  return ceiling / 2 + random * ceiling / 2
+}
+
+/**
  * Awareness that announces nothing until presence is set: y-protocols starts every client
  * with `{}`, which would show an anonymous peer and spend the server's once-a-second
  * presence write on an empty state.
@@ -363,12 +375,8 @@ export class CanvasConnection extends Emitter<ConnectionEvents> {
 
   private scheduleRetry (): void {
     if (this.closed || this.retryTimer !== null) return
-    const initial = this.options.backoff?.initialMs ?? 250
-    const max = this.options.backoff?.maxMs ?? 10_000
-    const ceiling = Math.min(max, initial * 2 ** Math.min(this.attempts, 30))
+    const delay = backoffDelay(this.attempts, this.options.backoff ?? {}, Math.random())
     this.attempts += 1
-    // "equal jitter": between half the ceiling and the ceiling
-    const delay = ceiling / 2 + Math.random() * ceiling / 2
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null
       if (!this.closed) this.open()

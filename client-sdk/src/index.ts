@@ -19,7 +19,7 @@ export type {
   NewBlock, SharingGrant, SharingSettings
 } from './canvas.js'
 export {
-  CanvasConnection, MESSAGE_ACK, MESSAGE_AUTH, MESSAGE_AWARENESS, MESSAGE_ERROR,
+  CanvasConnection, backoffDelay, MESSAGE_ACK, MESSAGE_AUTH, MESSAGE_AWARENESS, MESSAGE_ERROR,
   MESSAGE_QUERY_AWARENESS, MESSAGE_SYNC
 } from './connection.js'
 export type {

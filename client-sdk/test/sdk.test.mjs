@@ -4,7 +4,9 @@
 import { test, describe, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import WebSocket from 'ws'
-import { CanvasClient, ConnectionStatus, SaveTracker, isCanvasError } from '../dist/index.js'
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
+import { CanvasClient, ConnectionStatus, SaveTracker, backoffDelay, isCanvasError } from '../dist/index.js'
 import { startServer, removeDataDir } from './lib/server.mjs'
 import { newUser, until, next } from './lib/util.mjs'
 
@@ -39,6 +41,15 @@ describe('SaveTracker', () => {
     assert.equal(t.sent(), 1)
     t.ack(1)
     assert.equal(t.unsavedChanges, 0)
+  })
+})
+
+describe('backoffDelay', () => {
+  test('doubles up to the cap, with jitter between half and all of it', () => {
+    const opts = { initialMs: 100, maxMs: 1000 }
+    assert.deepEqual([0, 1, 2, 3, 4, 10].map((n) => backoffDelay(n, opts, 0)), [50, 100, 200, 400, 500, 500])
+    assert.deepEqual([0, 1, 2, 3, 4, 10].map((n) => backoffDelay(n, opts, 0.999999)).map(Math.round), [100, 200, 400, 800, 1000, 1000])
+    assert.equal(backoffDelay(0, {}, 0.5), 187.5) // defaults: 250 ms first, 10 s at most
   })
 })
 
@@ -154,6 +165,38 @@ describe('SDK against canvas-server', () => {
     assert.equal(json.blocks[0].content.text, '>> Hello, world')
     a.close()
     b.close()
+  })
+
+  test('an unmodified y-websocket client shares the document with the SDK', async () => {
+    const { owner, editor, canvasId } = await team(server.url)
+    const a = owner.client.openCanvas(canvasId)
+    await a.whenSynced()
+    const doc = new Y.Doc()
+    const provider = new WebsocketProvider(`${editor.client.wsUrl}/ws`, canvasId, doc, {
+      params: { token: editor.client.token }, WebSocketPolyfill: WebSocket, disableBc: true
+    })
+    try {
+      await until(() => provider.synced, null)
+      a.addBlock({ id: 'from_sdk', type: 'narrative', position: pos(0, 0, 6, 4), content: { text: 'sdk' } })
+      const blocks = doc.getMap('blocks')
+      await until(() => blocks.get('from_sdk')?.get('content')?.get('text')?.toString() === 'sdk', null)
+      // the plain client edits the SDK's text and adds a block the way the README shows
+      doc.transact(() => {
+        blocks.get('from_sdk').get('content').get('text').insert(3, '+yjs')
+        const block = new Y.Map()
+        blocks.set('from_yjs', block)
+        block.set('id', 'from_yjs')
+        block.set('type', 'chart')
+        block.set('position', new Y.Map([['x', 6], ['y', 0], ['w', 6], ['h', 4]]))
+        block.set('content', new Y.Map([['title', 'plain']]))
+      })
+      await until(() => a.block('from_yjs') && a.block('from_sdk').content.text === 'sdk+yjs', a, ['blocks'])
+      assert.deepEqual(a.block('from_yjs').content, { title: 'plain' })
+    } finally {
+      provider.destroy()
+      doc.destroy()
+      a.close()
+    }
   })
 
   test('save state: unsaved changes count down to a saved event, and are durable', async () => {
