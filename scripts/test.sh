@@ -150,7 +150,8 @@ run_node_tests() {
   local log="$LOG_DIR/$name.tap"
   mkdir -p "$LOG_DIR"
   set +e
-  (cd "$SDK_DIR" && node --test --test-concurrency=1 \
+  # --test-timeout: a hang guard (the tests wait for events without deadlines), not a bound
+  (cd "$SDK_DIR" && node --test --test-concurrency=1 --test-timeout=600000 \
     --test-reporter=spec --test-reporter-destination=stdout \
     --test-reporter=tap --test-reporter-destination="$log" "$@")
   status=$?

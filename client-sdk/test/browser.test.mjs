@@ -38,10 +38,14 @@ after(async () => {
   if (server) removeDataDir(server.dataDir)
 })
 
+const pageErrors = []
+
 async function newPage () {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } })
+  // a hang guard for a loaded machine, not a performance bound
+  context.setDefaultTimeout(120_000)
   const page = await context.newPage()
-  page.on('pageerror', (err) => { throw err })
+  page.on('pageerror', (err) => pageErrors.push(err))
   return page
 }
 
@@ -110,6 +114,12 @@ test('two users edit one canvas live in the demo page', async () => {
   await a.waitForFunction((sel) => document.querySelector(sel)?.value === 'Sales grew 25% in Q4. North leads.',
     `.block[data-id="${id}"] textarea`)
 
+  // undo reaches the text box: ann's typing goes, bob's text stays
+  await a.click('#undo')
+  await b.waitForFunction((sel) => document.querySelector(sel)?.value === ' North leads.', `${onB} textarea`)
+  await a.click('#redo')
+  await b.waitForFunction((sel) => document.querySelector(sel)?.value === 'Sales grew 25% in Q4. North leads.', `${onB} textarea`)
+
   // a chart and a table, drawn from their content
   await b.click('#add-chart')
   await a.waitForSelector('.block[data-type="chart"] svg rect')
@@ -129,4 +139,5 @@ test('two users edit one canvas live in the demo page', async () => {
 
   await a.screenshot({ path: join(shots, 'ann.png') })
   await b.screenshot({ path: join(shots, 'bob.png') })
+  assert.deepEqual(pageErrors, [], 'no script errors on either page')
 })

@@ -492,6 +492,7 @@ function bindText (body: HTMLElement, text: Y.Text): () => void {
   area.value = text.toString()
   body.append(area)
   let last = area.value
+  let typing = false
   area.addEventListener('input', () => {
     const next = area.value
     let start = 0
@@ -499,17 +500,23 @@ function bindText (body: HTMLElement, text: Y.Text): () => void {
     let endOld = last.length
     let endNew = next.length
     while (endOld > start && endNew > start && last[endOld - 1] === next[endNew - 1]) { endOld--; endNew-- }
-    const doc = text.doc
     const apply = (): void => {
       if (endOld > start) text.delete(start, endOld - start)
       if (endNew > start) text.insert(start, next.slice(start, endNew))
     }
-    if (doc !== null) doc.transact(apply)
-    else apply()
+    // origin null: the SDK's undo manager tracks it (undo/redo then reach the textarea
+    // through the observer below, like remote edits)
+    typing = true
+    try {
+      if (text.doc !== null) text.doc.transact(apply)
+      else apply()
+    } finally {
+      typing = false
+    }
     last = next
   })
   const observer = (event: Y.YTextEvent): void => {
-    if (event.transaction.local) return
+    if (typing) return
     let selStart = area.selectionStart
     let selEnd = area.selectionEnd
     let index = 0
