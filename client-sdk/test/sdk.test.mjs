@@ -336,6 +336,20 @@ describe('SDK against canvas-server', () => {
     assert.equal(missing.connection.reconnectPending, false)
     missing.close()
 
+    // removing a member closes their open canvas with 4403 at once (live revocation)
+    const member = await newUser(server.url, 'member')
+    const project = await owner.client.createProject({ name: 'Revocation' })
+    await owner.client.addMember(project.id, { email: member.email, role: 'editor' })
+    const revokedCanvas = await owner.client.createCanvas(project.id, { name: 'R' })
+    const theirs = member.client.openCanvas(revokedCanvas.id)
+    await theirs.whenSynced()
+    const revoked = next(theirs, 'error')
+    await owner.client.removeMember(project.id, member.user.id)
+    const [eRevoked] = await revoked
+    assert.ok(isCanvasError(eRevoked, 'forbidden') && eRevoked.info.closeCode === 4403)
+    assert.equal(theirs.connection.reconnectPending, false)
+    theirs.close()
+
     // deleting an open canvas closes it with 4404
     const open = owner.client.openCanvas(canvasId)
     await open.whenSynced()
