@@ -69,6 +69,7 @@ function value (id: string): string {
 async function route (): Promise<void> {
   openCanvas?.close()
   openCanvas = null
+  app.classList.remove('read-only')
   if (client.token === null) { renderAuth(); return }
   if (me === null) {
     try {
@@ -213,6 +214,7 @@ async function renderHome (): Promise<void> {
 
 function renderCanvas (id: string): void {
   if (me === null) return
+  app.classList.remove('read-only')
   const user = me
   const canvas = client.openCanvas(id)
   openCanvas = canvas
@@ -400,7 +402,15 @@ function renderCanvas (id: string): void {
     save.textContent = n === 0 ? 'Saved' : `${n} unsaved change${n === 1 ? '' : 's'}${canvas.status === 'offline' ? ' (offline)' : ''}`
   }
   canvas.on('save-state', (s) => showSave(s.unsavedChanges))
-  canvas.on('refused', (err) => { error.textContent = `${err.message} (your view was reloaded from the server)` })
+  canvas.on('refused', (err, refusal) => {
+    if (refusal.code === 'read_only') {
+      // a viewer: stop offering edits rather than having each one refused
+      app.classList.add('read-only')
+      error.textContent = 'You can view this canvas but not edit it.'
+    } else {
+      error.textContent = `${err.message} (your view was reloaded from the server)`
+    }
+  })
   canvas.on('error', (err) => {
     error.textContent = `Disconnected: ${err.message}`
     save.dataset.state = 'error'
