@@ -207,9 +207,10 @@ export class CanvasConnection extends Emitter<ConnectionEvents> {
     if (this.closed) return
     this.closed = true
     this.clearRetry()
+    // tell peers we left (the server would also do it when the socket closes)
+    awarenessProtocol.removeAwarenessStates(this.awareness, [this.awareness.clientID], 'local')
     this.dropSocket(1000, 'client closed')
     this.stopWatchdog()
-    awarenessProtocol.removeAwarenessStates(this.awareness, [this.doc.clientID], 'local')
     this.detachDoc()
     this.awareness.destroy()
     this.setStatus(ConnectionStatus.Offline)
