@@ -182,6 +182,9 @@ client_sdk() {
   (cd "$SDK_DIR" && node demo/build.mjs --check) || die "the committed demo bundle is stale"
   info "cargo build -p canvas-server (the tests start the real binary)"
   cargo build -p canvas-server || die "cargo build -p canvas-server failed"
+  local target_dir=${CARGO_TARGET_DIR:-target}
+  [[ $target_dir == /* ]] || target_dir="$ROOT/$target_dir"
+  export CANVAS_SERVER_BIN="$target_dir/debug/canvas-server"
   run_node_tests client-sdk test/sdk.test.mjs test/example.test.mjs
 }
 
