@@ -199,6 +199,34 @@ describe('SDK against canvas-server', () => {
     }
   })
 
+  test('meta, layout and sharing are read from the document; sharing changes are events', async () => {
+    const { owner, editor, canvasId } = await team(server.url)
+    const a = owner.client.openCanvas(canvasId)
+    const b = editor.client.openCanvas(canvasId)
+    await Promise.all([a.whenSynced(), b.whenSynced()])
+    assert.deepEqual(b.meta(), { name: 'Board', description: null, project_id: b.meta().project_id, owner_id: owner.user.id, tags: [] })
+    assert.equal(b.columns, 12)
+    assert.equal(b.rowHeight, 50)
+    assert.deepEqual(b.sharing(), {
+      visibility: 'private', permissions: [], public_link: null, embed_settings: { enabled: false, allowed_domains: [] }
+    })
+    // the owner may change sharing (an editor may not); peers get a typed event
+    const changed = next(b, 'sharing')
+    a.batch(() => {
+      const sharing = a.doc.getMap('sharing')
+      sharing.set('visibility', 'team')
+      const grant = new Y.Map([['role', 'viewer'], ['granted_by', owner.user.id]])
+      sharing.get('permissions').set('00000000-0000-4000-8000-000000000001', grant)
+    })
+    await changed
+    await until(() => b.sharing().permissions.length === 1, b, ['sharing'])
+    assert.equal(b.sharing().visibility, 'team')
+    assert.deepEqual(b.sharing().permissions, [{ user_id: '00000000-0000-4000-8000-000000000001', role: 'viewer', granted_by: owner.user.id }])
+    await a.whenSaved()
+    a.close()
+    b.close()
+  })
+
   test('save state: unsaved changes count down to a saved event, and are durable', async () => {
     const { owner, canvasId } = await team(server.url)
     const a = owner.client.openCanvas(canvasId)
