@@ -4,7 +4,9 @@
 #
 # Steps: tools -> Node dependencies of tests/js -> cargo fmt --check -> cargo clippy
 # -D warnings -> test services (PostgreSQL, Redis, MongoDB-compatible secantusdb) ->
-# cargo test --workspace -> summary. Exits non-zero on the first failure; services that it
+# cargo test --workspace -> TypeScript SDK (client-sdk: npm ci, tsc, its tests against the
+# real canvas-server binary, demo bundle freshness) -> browser test (headless Chromium,
+# installed with apt when missing) -> summary. Exits non-zero on the first failure; services that it
 # started are stopped and their folders removed on exit, whatever happens.
 #
 # How the Rust tests find the real-client interop script: by a path relative to the
@@ -33,7 +35,12 @@ source "$ROOT/scripts/lib/common.sh"
 source "$ROOT/scripts/lib/services.sh"
 
 JS_DIR="$ROOT/tests/js"
+SDK_DIR="$ROOT/client-sdk"
 LOG_DIR="$ROOT/target/test-logs"
+# totals over cargo and node tests, for the last summary line
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+TOTAL_SKIPPED=0
 
 check_tools() {
   step "Checking tools"
@@ -123,6 +130,9 @@ summarize_cargo_test() {
       binaries=$((binaries + 1))
     fi
   done < <(grep -E '^test result: ' "$log" || true)
+  TOTAL_PASSED=$((TOTAL_PASSED + passed))
+  TOTAL_FAILED=$((TOTAL_FAILED + failed))
+  TOTAL_SKIPPED=$((TOTAL_SKIPPED + ignored))
   step "Summary (cargo test, $binaries test binaries; full log: ${log#"$ROOT"/})"
   if ((status != 0)); then
     grep -E '^test .+ \.\.\. FAILED$|^error(\[E[0-9]+\])?:' "$log" | head -40 >&2 || true
@@ -132,6 +142,60 @@ summarize_cargo_test() {
   echo "summary: $passed passed, $failed failed, $ignored skipped"
 }
 
+# node --test FILES... in client-sdk, with a spec report on the terminal and a TAP log whose
+# counts go into the totals.
+run_node_tests() {
+  local name=$1 status passed failed skipped
+  shift
+  local log="$LOG_DIR/$name.tap"
+  mkdir -p "$LOG_DIR"
+  set +e
+  # --test-timeout: a hang guard (the tests wait for events without deadlines), not a bound
+  (cd "$SDK_DIR" && node --test --test-concurrency=1 --test-timeout=600000 \
+    --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=tap --test-reporter-destination="$log" "$@")
+  status=$?
+  set -e
+  passed=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log" | tail -1)
+  failed=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log" | tail -1)
+  skipped=$(sed -n 's/^# skipped \([0-9]*\)$/\1/p' "$log" | tail -1)
+  TOTAL_PASSED=$((TOTAL_PASSED + ${passed:-0}))
+  TOTAL_FAILED=$((TOTAL_FAILED + ${failed:-0}))
+  TOTAL_SKIPPED=$((TOTAL_SKIPPED + ${skipped:-0}))
+  info "$name: ${passed:-0} passed, ${failed:-0} failed (log: ${log#"$ROOT"/})"
+  ((status == 0)) || die "$name tests failed (exit $status)"
+}
+
+# The TypeScript SDK: dependencies, type checks and build, its tests against the real
+# canvas-server binary (target/debug/canvas-server), and the committed demo bundle
+# (server/assets/demo) must match a fresh build.
+client_sdk() {
+  step "TypeScript SDK (client-sdk)"
+  local stamp="$SDK_DIR/node_modules/.canvas-install-stamp" want
+  want="$(sha256sum "$SDK_DIR/package-lock.json" | cut -d' ' -f1) node-$(node --version)"
+  if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+    info "npm ci --no-audit --no-fund (client-sdk)"
+    (cd "$SDK_DIR" && npm ci --no-audit --no-fund) || die "npm ci failed in client-sdk"
+    echo "$want" >"$stamp"
+  fi
+  (cd "$SDK_DIR" && npm run --silent typecheck && npm run --silent build) || die "client-sdk does not type-check or build"
+  (cd "$SDK_DIR" && node demo/build.mjs --check) || die "the committed demo bundle is stale"
+  info "cargo build -p canvas-server (the tests start the real binary)"
+  cargo build -p canvas-server || die "cargo build -p canvas-server failed"
+  local target_dir=${CARGO_TARGET_DIR:-target}
+  [[ $target_dir == /* ]] || target_dir="$ROOT/$target_dir"
+  export CANVAS_SERVER_BIN="$target_dir/debug/canvas-server"
+  run_node_tests client-sdk test/sdk.test.mjs test/example.test.mjs
+}
+
+# The demo page in headless Chromium (Debian's chromium, installed when missing).
+browser_test() {
+  step "Browser test (headless Chromium, two users on one canvas)"
+  need_cmd chromium chromium
+  run_node_tests browser test/browser.test.mjs
+  info "screenshots: target/browser-screenshots/"
+}
+
 main() {
   check_tools
   install_node_deps
@@ -139,6 +203,10 @@ main() {
   cargo_clippy
   setup_services
   cargo_test
+  client_sdk
+  browser_test
+  step "Summary (cargo and node tests)"
+  echo "summary: $TOTAL_PASSED passed, $TOTAL_FAILED failed, $TOTAL_SKIPPED skipped"
 }
 
 # run when executed; sourcing only defines the functions (to run single steps by hand)

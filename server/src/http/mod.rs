@@ -1,10 +1,12 @@
-//! The REST API under `/api/v1` (JSON in and out, bearer tokens), plus `/healthz`.
+//! The REST API under `/api/v1` (JSON in and out, bearer tokens), plus `/healthz` and the
+//! demo page at `/` ([`demo`]).
 //!
 //! Handlers are thin: they check input and permissions, call storage or a room, and audit.
 
 pub mod audit;
 pub mod auth;
 pub mod canvases;
+pub mod demo;
 pub mod health;
 pub mod projects;
 pub mod sharing;
@@ -196,4 +198,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(health::healthz))
+        .route("/", get(demo::index))
+        .route("/assets/{file}", get(demo::asset))
 }

@@ -1,0 +1,47 @@
+// Builds the demo page into server/assets/demo/ (index.html, app.css, app.js), which the
+// server embeds at compile time. `--check` builds into a temporary folder and fails if the
+// committed files differ (the test command runs it, so a stale bundle cannot land).
+
+import { build } from 'esbuild'
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const here = fileURLToPath(new URL('.', import.meta.url))
+const target = join(here, '../../server/assets/demo')
+const check = process.argv.includes('--check')
+const out = check ? mkdtempSync(join(tmpdir(), 'canvas-demo-')) : target
+const FILES = ['index.html', 'app.css', 'app.js']
+
+mkdirSync(out, { recursive: true })
+await build({
+  entryPoints: [join(here, 'src/main.ts')],
+  bundle: true,
+  format: 'esm',
+  target: 'es2022',
+  minify: true,
+  legalComments: 'none',
+  outfile: join(out, 'app.js'),
+  logLevel: 'warning'
+})
+copyFileSync(join(here, 'static/index.html'), join(out, 'index.html'))
+copyFileSync(join(here, 'static/app.css'), join(out, 'app.css'))
+
+if (check) {
+  const stale = FILES.filter((f) => {
+    try {
+      return !readFileSync(join(out, f)).equals(readFileSync(join(target, f)))
+    } catch {
+      return true
+    }
+  })
+  rmSync(out, { recursive: true, force: true })
+  if (stale.length > 0) {
+    console.error(`server/assets/demo is stale (${stale.join(', ')} differ from a fresh build): run \`npm run build:demo\` in client-sdk and commit the result`)
+    process.exit(1)
+  }
+  console.log('server/assets/demo is up to date')
+} else {
+  for (const f of FILES) console.log(`wrote ${join(target, f)} (${readFileSync(join(target, f)).length} bytes)`)
+}

@@ -1,0 +1,562 @@
+/**
+ * `Canvas`: one open canvas, a typed API over its Yjs document (the schema of DESIGN.md).
+ *
+ * Roots: `meta` (name, description, project_id, owner_id, tags), `layout` (type, columns,
+ * rowHeight, breakpoints), `blocks` (block id -> block map) and `sharing` (visibility,
+ * permissions, public_link, embed_settings). A block map holds `id`, `type`, `position`
+ * (map x, y, w, h: integers, `0 <= x`, `x + w <= columns`), `content` (map; a narrative
+ * block's `text` is a `Y.Text`, `data_bindings` a `Y.Array`) and `metadata`, which only the
+ * server writes (attribution): new blocks get an empty `metadata` map.
+ *
+ * Every edit is one transaction with the origin {@link LOCAL_ORIGIN}; the undo manager
+ * tracks that origin (and direct edits of a `Y.Text`, whose origin is `null`), never the
+ * server's, so undo and redo only ever revert the local user's own edits.
+ */
+
+import * as Y from 'yjs'
+import type { Awareness } from 'y-protocols/awareness'
+import { CanvasConnection, type ConnectionOptions, type Refusal } from './connection.js'
+import { CanvasError, invalidArgument } from './errors.js'
+import { Emitter } from './events.js'
+import { Presence } from './presence.js'
+import { ConnectionStatus, type SaveState } from './status.js'
+
+/** Transaction origin of every edit made through this SDK. */
+export const LOCAL_ORIGIN: unique symbol = Symbol('canvas-sdk local edit')
+
+/** Built-in block types (others are allowed). */
+export type BlockType = 'chart' | 'narrative' | 'table' | (string & {})
+
+/** A block's place on the grid: columns `x`, `w`; rows `y`, `h`. */
+export interface BlockPosition {
+  x: number
+  y: number
+  w: number
+  h: number
+}
+
+/** Attribution the server writes into each block. */
+export interface BlockMetadata {
+  created_by?: string
+  created_at?: string
+  last_modified_by?: string
+  last_modified_at?: string
+}
+
+/** A block as plain data (a snapshot; a narrative block's text is a string here). */
+export interface Block {
+  id: string
+  type: BlockType
+  position: BlockPosition
+  content: Record<string, unknown>
+  metadata: BlockMetadata
+}
+
+/** What {@link Canvas.addBlock} takes. */
+export interface NewBlock {
+  /** The block id; a random `block_...` id when omitted. */
+  id?: string
+  /** The block type. */
+  type: BlockType
+  /** Where it goes (must fit the grid). */
+  position: BlockPosition
+  /** Its content; for a narrative block, `text` (a string) becomes a `Y.Text`. */
+  content?: Record<string, unknown>
+}
+
+/** A user's grant on the canvas. */
+export interface SharingGrant {
+  user_id: string
+  role: string
+  granted_at?: string
+  granted_by?: string
+}
+
+/** The canvas's sharing settings, as the document holds them. */
+export interface SharingSettings {
+  visibility: 'private' | 'team' | 'public' | (string & {})
+  permissions: SharingGrant[]
+  public_link: string | null
+  embed_settings: { enabled: boolean, allowed_domains: string[] }
+}
+
+/** The canvas's descriptive fields (root `meta`). */
+export interface CanvasMeta {
+  name: string
+  description: string | null
+  project_id: string | null
+  owner_id: string | null
+  tags: string[]
+}
+
+/** How a block changed. */
+export interface BlockChange {
+  /** The block. */
+  id: string
+  /** Added, changed (position, content, ...) or removed. */
+  kind: 'added' | 'updated' | 'removed'
+  /** Whether this client made the change. */
+  local: boolean
+}
+
+/** Events of a {@link Canvas}. */
+export type CanvasEvents = {
+  /** Connection status changed. */
+  status: [status: ConnectionStatus]
+  /** The number of unsaved local changes changed. */
+  'save-state': [state: SaveState]
+  /** Every local change is durable on the server. */
+  saved: []
+  /** Blocks changed (one event per transaction). */
+  blocks: [changes: BlockChange[]]
+  /** The sharing settings changed. */
+  sharing: [sharing: SharingSettings]
+  /** `meta` or `layout` changed. */
+  meta: []
+  /** The server refused one of our updates; the canvas resyncs from the server. */
+  refused: [error: CanvasError, refusal: Refusal]
+  /** The document was replaced by the server's (after a refusal): re-read blocks, re-bind texts. */
+  resync: [doc: Y.Doc]
+  /** The connection stopped for good (4401, 4403, 4404, ...). */
+  error: [error: CanvasError]
+}
+
+/** Options of {@link Canvas}, beyond the connection's. */
+export type CanvasOptions = ConnectionOptions & {
+  /** Undo steps closer together than this many milliseconds merge into one (default 500). */
+  undoCaptureTimeoutMs?: number
+}
+
+const DEFAULT_COLUMNS = 12
+const DEFAULT_ROW_HEIGHT = 50
+
+function randomId (): string {
+  const bytes = new Uint8Array(8)
+  globalThis.crypto.getRandomValues(bytes)
+  return 'block_' + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+function numberAt (map: Y.Map<unknown> | undefined, key: string, fallback: number): number {
+  const v = map?.get(key)
+  return typeof v === 'number' && Number.isFinite(v) ? v : fallback
+}
+
+function stringAt (map: Y.Map<unknown> | undefined, key: string): string | null {
+  const v = map?.get(key)
+  return typeof v === 'string' ? v : null
+}
+
+function mapAt (map: Y.Map<unknown> | undefined, key: string): Y.Map<unknown> | undefined {
+  const v = map?.get(key)
+  return v instanceof Y.Map ? v as Y.Map<unknown> : undefined
+}
+
+function toPlain (value: unknown): unknown {
+  if (value instanceof Y.AbstractType) return value.toJSON() as unknown
+  return value
+}
+
+/** An open canvas: typed blocks, presence, status, save state, undo/redo. */
+export class Canvas extends Emitter<CanvasEvents> {
+  /** The canvas id. */
+  readonly id: string
+  /** Presence of the people with this canvas open. */
+  readonly presence: Presence
+  /** The connection (status, save state, reconnects). */
+  readonly connection: CanvasConnection
+
+  private undoManager: Y.UndoManager
+  private readonly captureTimeout: number
+  private unobserve: () => void = () => {}
+  private isClosed = false
+
+  /** Opens a canvas (usually through `CanvasClient.openCanvas`). */
+  constructor (options: CanvasOptions) {
+    super()
+    this.id = options.canvasId
+    this.captureTimeout = options.undoCaptureTimeoutMs ?? 500
+    this.connection = new CanvasConnection(options)
+    this.presence = new Presence(this.connection.awareness)
+    this.undoManager = this.makeUndoManager(this.connection.doc)
+    this.observe(this.connection.doc)
+    this.connection.on('status', (s) => this.emit('status', s))
+    this.connection.on('save-state', (s) => this.emit('save-state', s))
+    this.connection.on('saved', () => this.emit('saved'))
+    this.connection.on('error', (e) => this.emit('error', e))
+    this.connection.on('refused', (refusal, error) => this.emit('refused', error, refusal))
+    this.connection.on('resync', (doc, awareness) => this.rebind(doc, awareness))
+    this.connection.connect()
+  }
+
+  /** The current Yjs document (replaced after a resync: listen to `resync`). */
+  get doc (): Y.Doc {
+    return this.connection.doc
+  }
+
+  /** Connection status. */
+  get status (): ConnectionStatus {
+    return this.connection.status
+  }
+
+  /** Local changes not yet durable on the server. */
+  get unsavedChanges (): number {
+    return this.connection.unsavedChanges
+  }
+
+  /** Resolves once the canvas is synced with the server (at once if it is). */
+  whenSynced (): Promise<void> {
+    return this.until(() => this.status === ConnectionStatus.Synced, 'status')
+  }
+
+  /** Resolves once every local change so far is durable on the server. */
+  whenSaved (): Promise<void> {
+    return this.until(() => this.unsavedChanges === 0, 'save-state')
+  }
+
+  private until (done: () => boolean, event: 'status' | 'save-state'): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (done()) { resolve(); return }
+      if (this.connection.permanentError !== null) { reject(this.connection.permanentError); return }
+      const offs: Array<() => void> = []
+      const finish = (err?: CanvasError): void => {
+        offs.forEach((off) => off())
+        if (err === undefined) resolve()
+        else reject(err)
+      }
+      offs.push(this.on(event, () => { if (done()) finish() }))
+      offs.push(this.on('error', (e) => finish(e)))
+    })
+  }
+
+  /** Closes the connection; the canvas cannot be used afterwards. */
+  close (): void {
+    if (this.isClosed) return
+    this.isClosed = true
+    this.unobserve()
+    this.undoManager.destroy()
+    this.presence.destroy()
+    this.connection.close()
+    this.clear()
+  }
+
+  // ---- reading -------------------------------------------------------------------------
+
+  private get blocksRoot (): Y.Map<Y.Map<unknown>> {
+    return this.doc.getMap('blocks')
+  }
+
+  /** The grid's column count (`layout.columns`, 12 by default). */
+  get columns (): number {
+    return numberAt(this.doc.getMap('layout'), 'columns', DEFAULT_COLUMNS)
+  }
+
+  /** The grid's row height in pixels (`layout.rowHeight`, 50 by default). */
+  get rowHeight (): number {
+    return numberAt(this.doc.getMap('layout'), 'rowHeight', DEFAULT_ROW_HEIGHT)
+  }
+
+  /** The canvas's name, description, project, owner and tags. */
+  meta (): CanvasMeta {
+    const meta = this.doc.getMap<unknown>('meta')
+    const tags = meta.get('tags')
+    return {
+      name: stringAt(meta, 'name') ?? '',
+      description: stringAt(meta, 'description'),
+      project_id: stringAt(meta, 'project_id'),
+      owner_id: stringAt(meta, 'owner_id'),
+      tags: tags instanceof Y.Array ? tags.toArray().filter((t): t is string => typeof t === 'string') : []
+    }
+  }
+
+  /** Every block, ordered by row, column, then id (as the server's JSON lists them). */
+  blocks (): Block[] {
+    const out: Block[] = []
+    for (const id of this.blocksRoot.keys()) {
+      const block = this.block(id)
+      if (block !== undefined) out.push(block)
+    }
+    return out.sort((a, b) => a.position.y - b.position.y || a.position.x - b.position.x ||
+      (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  }
+
+  /** One block, or `undefined` if there is none with this id. */
+  block (id: string): Block | undefined {
+    const map = this.blocksRoot.get(id)
+    if (!(map instanceof Y.Map)) return undefined
+    const position = mapAt(map, 'position')
+    const content: Record<string, unknown> = {}
+    mapAt(map, 'content')?.forEach((v, k) => { content[k] = toPlain(v) })
+    return {
+      id,
+      type: stringAt(map, 'type') ?? '',
+      position: {
+        x: numberAt(position, 'x', 0),
+        y: numberAt(position, 'y', 0),
+        w: numberAt(position, 'w', 1),
+        h: numberAt(position, 'h', 1)
+      },
+      content,
+      metadata: (mapAt(map, 'metadata')?.toJSON() ?? {}) as BlockMetadata
+    }
+  }
+
+  /** A narrative block's shared text, to bind to an editor (re-fetch it after `resync`). */
+  text (id: string): Y.Text {
+    const map = this.blocksRoot.get(id)
+    if (!(map instanceof Y.Map)) throw invalidArgument(`no block ${JSON.stringify(id)}`)
+    const text = mapAt(map, 'content')?.get('text')
+    if (!(text instanceof Y.Text)) throw invalidArgument(`block ${JSON.stringify(id)} has no shared text`)
+    return text
+  }
+
+  /** The sharing settings (changed through the REST API's sharing endpoints). */
+  sharing (): SharingSettings {
+    const sharing = this.doc.getMap<unknown>('sharing')
+    const permissions: SharingGrant[] = []
+    mapAt(sharing, 'permissions')?.forEach((grant, userId) => {
+      if (grant instanceof Y.Map) {
+        const g = grant.toJSON() as Record<string, unknown>
+        permissions.push({
+          user_id: userId,
+          role: typeof g.role === 'string' ? g.role : 'viewer',
+          ...(typeof g.granted_at === 'string' ? { granted_at: g.granted_at } : {}),
+          ...(typeof g.granted_by === 'string' ? { granted_by: g.granted_by } : {})
+        })
+      }
+    })
+    const embed = mapAt(sharing, 'embed_settings')
+    const domains = embed?.get('allowed_domains')
+    return {
+      visibility: stringAt(sharing, 'visibility') ?? 'private',
+      permissions: permissions.sort((a, b) => (a.user_id < b.user_id ? -1 : 1)),
+      public_link: stringAt(sharing, 'public_link'),
+      embed_settings: {
+        enabled: embed?.get('enabled') === true,
+        allowed_domains: Array.isArray(domains)
+          ? domains.filter((d): d is string => typeof d === 'string')
+          : domains instanceof Y.Array ? domains.toArray().filter((d): d is string => typeof d === 'string') : []
+      }
+    }
+  }
+
+  // ---- editing -------------------------------------------------------------------------
+
+  private checkPosition (p: BlockPosition): void {
+    const columns = this.columns
+    for (const key of ['x', 'y', 'w', 'h'] as const) {
+      if (!Number.isSafeInteger(p[key])) throw invalidArgument(`position.${key} must be an integer, got ${String(p[key])}`)
+    }
+    if (p.x < 0 || p.y < 0 || p.w < 1 || p.h < 1 || p.x + p.w > columns || p.y + p.h > 0x7fffffff) {
+      throw invalidArgument(`position x=${p.x} y=${p.y} w=${p.w} h=${p.h} is outside the ${columns}-column grid`)
+    }
+  }
+
+  private blockMap (id: string): Y.Map<unknown> {
+    this.ensureOpen()
+    const map = this.blocksRoot.get(id)
+    if (!(map instanceof Y.Map)) throw invalidArgument(`no block ${JSON.stringify(id)}`)
+    return map
+  }
+
+  private ensureOpen (): void {
+    if (this.isClosed) throw new CanvasError({ code: 'closed', source: 'local' }, 'the canvas is closed')
+  }
+
+  private transact (fn: () => void): void {
+    this.doc.transact(fn, LOCAL_ORIGIN)
+  }
+
+  /** Adds a block in one transaction (complete: id, type, position, content, empty metadata); returns its id. */
+  addBlock (block: NewBlock): string {
+    this.ensureOpen()
+    const id = block.id ?? randomId()
+    if (id === '') throw invalidArgument('block id must not be empty')
+    if (block.type === '') throw invalidArgument('block type must not be empty')
+    if (this.blocksRoot.has(id)) throw invalidArgument(`block ${JSON.stringify(id)} already exists`)
+    this.checkPosition(block.position)
+    const content = block.content ?? {}
+    if (block.type === 'narrative' && content.text !== undefined && typeof content.text !== 'string') {
+      throw invalidArgument('narrative text must be a string')
+    }
+    if (content.data_bindings !== undefined && !Array.isArray(content.data_bindings)) {
+      throw invalidArgument('data_bindings must be an array')
+    }
+    this.transact(() => {
+      const map = new Y.Map<unknown>()
+      this.blocksRoot.set(id, map)
+      map.set('id', id)
+      map.set('type', block.type)
+      const { x, y, w, h } = block.position
+      map.set('position', new Y.Map<unknown>([['x', x], ['y', y], ['w', w], ['h', h]]))
+      const contentMap = new Y.Map<unknown>()
+      map.set('content', contentMap)
+      for (const [key, value] of Object.entries(content)) {
+        contentMap.set(key, this.contentValue(block.type, key, value))
+      }
+      if (block.type === 'narrative' && content.text === undefined) contentMap.set('text', new Y.Text())
+      map.set('metadata', new Y.Map<unknown>())
+    })
+    return id
+  }
+
+  private contentValue (type: string, key: string, value: unknown): unknown {
+    if (type === 'narrative' && key === 'text') return new Y.Text(String(value))
+    if (key === 'data_bindings' && Array.isArray(value)) return Y.Array.from(value as Array<Record<string, unknown>>)
+    return value
+  }
+
+  private setPosition (id: string, change: (p: BlockPosition) => BlockPosition): void {
+    const map = this.blockMap(id)
+    const current = this.block(id)?.position
+    const pos = mapAt(map, 'position')
+    if (current === undefined || pos === undefined) throw invalidArgument(`block ${JSON.stringify(id)} has no position`)
+    const next = change(current)
+    this.checkPosition(next)
+    const keys = (['x', 'y', 'w', 'h'] as const).filter((k) => next[k] !== current[k])
+    if (keys.length === 0) return
+    this.transact(() => { for (const k of keys) pos.set(k, next[k]) })
+  }
+
+  /** Moves a block to column `x`, row `y` (writes only the coordinates that change). */
+  moveBlock (id: string, x: number, y: number): void {
+    this.setPosition(id, (p) => ({ ...p, x, y }))
+  }
+
+  /** Resizes a block to `w` columns by `h` rows. */
+  resizeBlock (id: string, w: number, h: number): void {
+    this.setPosition(id, (p) => ({ ...p, w, h }))
+  }
+
+  /** Removes a block. */
+  removeBlock (id: string): void {
+    this.blockMap(id)
+    this.transact(() => this.blocksRoot.delete(id))
+  }
+
+  /** Sets one content key to a JSON value (not a narrative block's `text`: edit that as `Y.Text`). */
+  setContent (id: string, key: string, value: unknown): void {
+    const map = this.blockMap(id)
+    const type = stringAt(map, 'type') ?? ''
+    if (type === 'narrative' && key === 'text') throw invalidArgument('narrative text is edited through text(id)')
+    if (key === 'data_bindings' && !Array.isArray(value)) throw invalidArgument('data_bindings must be an array')
+    this.transact(() => {
+      let content = mapAt(map, 'content')
+      if (content === undefined) {
+        content = new Y.Map<unknown>()
+        map.set('content', content)
+      }
+      content.set(key, this.contentValue(type, key, value))
+    })
+  }
+
+  /** Inserts text into a narrative block at `index` (UTF-16 units). */
+  insertText (id: string, index: number, text: string): void {
+    const ytext = this.text(id)
+    if (!Number.isInteger(index) || index < 0 || index > ytext.length) throw invalidArgument(`index ${index} is outside the text`)
+    this.transact(() => ytext.insert(index, text))
+  }
+
+  /** Deletes `length` units from a narrative block's text at `index`. */
+  deleteText (id: string, index: number, length: number): void {
+    const ytext = this.text(id)
+    if (!Number.isInteger(index) || !Number.isInteger(length) || index < 0 || length < 0 || index + length > ytext.length) {
+      throw invalidArgument(`range ${index}+${length} is outside the text`)
+    }
+    this.transact(() => ytext.delete(index, length))
+  }
+
+  /** Runs several edits as one transaction (one update, one undo step). */
+  batch (fn: () => void): void {
+    this.ensureOpen()
+    this.transact(fn)
+  }
+
+  // ---- undo ----------------------------------------------------------------------------
+
+  private makeUndoManager (doc: Y.Doc): Y.UndoManager {
+    return new Y.UndoManager([doc.getMap('blocks'), doc.getMap('meta'), doc.getMap('layout')], {
+      trackedOrigins: new Set<unknown>([LOCAL_ORIGIN, null]),
+      captureTimeout: this.captureTimeout
+    })
+  }
+
+  /** Reverts the local user's last edit (never anyone else's); false if there was none. */
+  undo (): boolean {
+    this.ensureOpen()
+    return this.undoManager.undo() !== null
+  }
+
+  /** Re-applies the last undone edit; false if there was none. */
+  redo (): boolean {
+    this.ensureOpen()
+    return this.undoManager.redo() !== null
+  }
+
+  /** Whether {@link undo} would do something. */
+  canUndo (): boolean {
+    return this.undoManager.canUndo()
+  }
+
+  /** Whether {@link redo} would do something. */
+  canRedo (): boolean {
+    return this.undoManager.canRedo()
+  }
+
+  /** Makes the next edit a new undo step even if it follows quickly. */
+  stopCapturing (): void {
+    this.undoManager.stopCapturing()
+  }
+
+  // ---- events --------------------------------------------------------------------------
+
+  /** Calls `listener` whenever block `id` changes; returns a function that stops it. */
+  onBlock (id: string, listener: (change: BlockChange) => void): () => void {
+    return this.on('blocks', (changes) => {
+      for (const change of changes) if (change.id === id) listener(change)
+    })
+  }
+
+  private observe (doc: Y.Doc): void {
+    const blocks = doc.getMap('blocks')
+    const onBlocks = (events: Array<Y.YEvent<Y.AbstractType<unknown>>>, txn: Y.Transaction): void => {
+      const local = txn.origin !== this.connection
+      const changes = new Map<string, BlockChange['kind']>()
+      for (const event of events) {
+        if (event.path.length === 0) {
+          event.changes.keys.forEach((change, key) => {
+            const kind = change.action === 'add' ? 'added' : change.action === 'delete' ? 'removed' : 'updated'
+            changes.set(key, kind)
+          })
+        } else {
+          const id = String(event.path[0])
+          if (!changes.has(id)) changes.set(id, 'updated')
+        }
+      }
+      if (changes.size > 0) this.emit('blocks', [...changes].map(([id, kind]) => ({ id, kind, local })))
+    }
+    const sharing = doc.getMap('sharing')
+    const onSharing = (): void => this.emit('sharing', this.sharing())
+    const meta = doc.getMap('meta')
+    const layout = doc.getMap('layout')
+    const onMeta = (): void => this.emit('meta')
+    blocks.observeDeep(onBlocks)
+    sharing.observeDeep(onSharing)
+    meta.observeDeep(onMeta)
+    layout.observeDeep(onMeta)
+    this.unobserve = () => {
+      blocks.unobserveDeep(onBlocks)
+      sharing.unobserveDeep(onSharing)
+      meta.unobserveDeep(onMeta)
+      layout.unobserveDeep(onMeta)
+    }
+  }
+
+  private rebind (doc: Y.Doc, awareness: Awareness): void {
+    this.unobserve()
+    this.undoManager.destroy()
+    this.undoManager = this.makeUndoManager(doc)
+    this.observe(doc)
+    this.presence.rebind(awareness)
+    this.emit('resync', doc)
+  }
+}

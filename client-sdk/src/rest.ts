@@ -1,0 +1,382 @@
+/**
+ * `CanvasClient`: the REST API (`/api/v1`) with typed requests and responses, and the entry
+ * point to live canvases ({@link CanvasClient.openCanvas}).
+ *
+ * The client keeps the session token it got from {@link CanvasClient.signup} or
+ * {@link CanvasClient.login} and sends it as `Authorization: Bearer`. When a call answers
+ * 401 and an `onTokenExpired` hook is configured, the hook is asked once for a new token
+ * (e.g. log in again, or ask the user) and the call is retried with it; live canvases use
+ * the same hook when their socket is closed with 4401.
+ */
+
+import { Canvas, type CanvasOptions } from './canvas.js'
+import type { BackoffOptions, WebSocketConstructor } from './connection.js'
+import { CanvasError, httpError } from './errors.js'
+import type {
+  AuthResponse, BlockRestoreResponse, CanvasJson, CanvasSummary, Health, Member, NewCanvas,
+  NewMember, NewTemplate, PresenceResponse, Project, ProjectPatch, RestoreResponse, Sharing,
+  SharingPatch, Template, User, Version, VersionDiff
+} from './types.js'
+
+/** Options of {@link CanvasClient}. */
+export interface CanvasClientOptions {
+  /** The server, e.g. `http://127.0.0.1:8080` (the API is under `/api/v1`). */
+  baseUrl: string
+  /** A session token to start with (from an earlier login). */
+  token?: string | null
+  /** WebSocket base address; by default `baseUrl` with `http` -> `ws`. */
+  wsUrl?: string
+  /** `fetch` implementation (default `globalThis.fetch`). */
+  fetch?: typeof globalThis.fetch
+  /** WebSocket implementation (default `globalThis.WebSocket`; in Node pass the `ws` package). */
+  WebSocket?: WebSocketConstructor
+  /**
+   * Called when the server rejects the token (HTTP 401 or close code 4401): return a new
+   * token to retry with, or null to give up. Called at most once per failed call.
+   */
+  onTokenExpired?: (client: CanvasClient) => Promise<string | null>
+  /** Called whenever the token changes (login, signup, logout, refresh), e.g. to store it. */
+  onTokenChange?: (token: string | null) => void
+  /** Reconnect timing for live canvases. */
+  backoff?: BackoffOptions
+}
+
+/** Options of {@link CanvasClient.openCanvas}. */
+export interface OpenCanvasOptions {
+  /** Open through a public link instead of the session (read-only). */
+  link?: string
+  /** Reconnect timing (default: the client's). */
+  backoff?: BackoffOptions
+  /** Undo steps closer together than this merge (default 500 ms). */
+  undoCaptureTimeoutMs?: number
+  /** A silent socket is dropped after this long (default 30000 ms). */
+  idleTimeoutMs?: number
+}
+
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
+
+interface RequestOptions {
+  body?: unknown
+  query?: Record<string, string | number | undefined>
+  /** Send the token (default true). */
+  auth?: boolean
+}
+
+const seg = encodeURIComponent
+
+/** The REST API client. */
+export class CanvasClient {
+  /** The server's base address (no trailing slash). */
+  readonly baseUrl: string
+  /** The WebSocket base address. */
+  readonly wsUrl: string
+  private currentToken: string | null
+  private readonly options: CanvasClientOptions
+  private readonly fetchImpl: typeof globalThis.fetch
+
+  constructor (options: CanvasClientOptions) {
+    this.options = options
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '')
+    this.wsUrl = (options.wsUrl ?? this.baseUrl.replace(/^http/, 'ws')).replace(/\/+$/, '')
+    this.currentToken = options.token ?? null
+    const f = options.fetch ?? globalThis.fetch
+    if (f === undefined) {
+      throw new CanvasError({ code: 'invalid_argument', source: 'local' }, 'no fetch implementation available')
+    }
+    this.fetchImpl = f.bind(globalThis)
+  }
+
+  /** The session token, or null when signed out. */
+  get token (): string | null {
+    return this.currentToken
+  }
+
+  /** Replaces the session token. */
+  setToken (token: string | null): void {
+    if (token === this.currentToken) return
+    this.currentToken = token
+    this.options.onTokenChange?.(token)
+  }
+
+  /** Asks the `onTokenExpired` hook for a new token; null if there is no hook or it gave none. */
+  async refreshToken (): Promise<string | null> {
+    const hook = this.options.onTokenExpired
+    if (hook === undefined) return null
+    const token = await hook(this)
+    if (token !== null && token !== '') this.setToken(token)
+    return token
+  }
+
+  // ---- transport -----------------------------------------------------------------------
+
+  private async request<T> (method: Method, path: string, options: RequestOptions = {}): Promise<T> {
+    const auth = options.auth ?? true
+    const first = await this.send(method, path, options, auth)
+    if (first.status === 401 && auth && this.options.onTokenExpired !== undefined) {
+      const token = await this.refreshToken()
+      if (token !== null && token !== '') return await this.parse<T>(await this.send(method, path, options, auth))
+    }
+    return await this.parse<T>(first)
+  }
+
+  private async send (method: Method, path: string, options: RequestOptions, auth: boolean): Promise<Response> {
+    let url = `${this.baseUrl}${path.startsWith('/healthz') ? '' : '/api/v1'}${path}`
+    if (options.query !== undefined) {
+      const params = new URLSearchParams()
+      for (const [k, v] of Object.entries(options.query)) if (v !== undefined) params.set(k, String(v))
+      const qs = params.toString()
+      if (qs !== '') url += `?${qs}`
+    }
+    const headers: Record<string, string> = { accept: 'application/json' }
+    if (options.body !== undefined) headers['content-type'] = 'application/json'
+    if (auth && this.currentToken !== null) headers.authorization = `Bearer ${this.currentToken}`
+    try {
+      return await this.fetchImpl(url, {
+        method,
+        headers,
+        ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {})
+      })
+    } catch (cause) {
+      throw new CanvasError({ code: 'network', source: 'http', cause }, `${method} ${path}: ${String(cause)}`)
+    }
+  }
+
+  private async parse<T> (response: Response): Promise<T> {
+    const text = await response.text()
+    let json: unknown = null
+    if (text !== '') {
+      try {
+        json = JSON.parse(text)
+      } catch {
+        throw new CanvasError({ code: 'invalid_response', source: 'http', status: response.status },
+          `${response.status}: the server answered with something that is not JSON`)
+      }
+    }
+    if (!response.ok) {
+      const error = (json as { error?: { code?: unknown, message?: unknown } } | null)?.error
+      const code = typeof error?.code === 'string' ? error.code : `http_${response.status}`
+      const message = typeof error?.message === 'string' ? error.message : response.statusText
+      throw httpError(response.status, code, message, response.headers.get('retry-after'))
+    }
+    return json as T
+  }
+
+  // ---- auth ----------------------------------------------------------------------------
+
+  /** Creates an account (with its own organization) and signs in as it. */
+  async signup (body: { email: string, username: string, password: string }): Promise<AuthResponse> {
+    const res = await this.request<AuthResponse>('POST', '/auth/signup', { body, auth: false })
+    this.setToken(res.token)
+    return res
+  }
+
+  /** Signs in; the client keeps the token. */
+  async login (email: string, password: string): Promise<AuthResponse> {
+    const res = await this.request<AuthResponse>('POST', '/auth/login', { body: { email, password }, auth: false })
+    this.setToken(res.token)
+    return res
+  }
+
+  /** Ends this session (other sessions of the user stay) and forgets the token. */
+  async logout (): Promise<void> {
+    try {
+      await this.request<null>('POST', '/auth/logout')
+    } finally {
+      this.setToken(null)
+    }
+  }
+
+  /** The signed-in user. */
+  async me (): Promise<User> {
+    return (await this.request<{ user: User }>('GET', '/auth/me')).user
+  }
+
+  // ---- projects and members ------------------------------------------------------------
+
+  /** Creates a project you own. */
+  async createProject (body: { name: string, description?: string }): Promise<Project> {
+    return await this.request<Project>('POST', '/projects', { body })
+  }
+
+  /** Your projects, with your role in each. */
+  async listProjects (): Promise<Project[]> {
+    return (await this.request<{ projects: Project[] }>('GET', '/projects')).projects
+  }
+
+  /** One project. */
+  async getProject (id: string): Promise<Project> {
+    return await this.request<Project>('GET', `/projects/${seg(id)}`)
+  }
+
+  /** Renames, re-describes or archives a project. */
+  async updateProject (id: string, patch: ProjectPatch): Promise<Project> {
+    return await this.request<Project>('PATCH', `/projects/${seg(id)}`, { body: patch })
+  }
+
+  /** A project's members and its owner. */
+  async listMembers (projectId: string): Promise<{ owner_id: string, members: Member[] }> {
+    return await this.request('GET', `/projects/${seg(projectId)}/members`)
+  }
+
+  /** Adds a member or changes their role (admins and the owner). */
+  async addMember (projectId: string, member: NewMember): Promise<Member> {
+    return await this.request<Member>('POST', `/projects/${seg(projectId)}/members`, { body: member })
+  }
+
+  /** Removes a member (admins and the owner). */
+  async removeMember (projectId: string, userId: string): Promise<void> {
+    await this.request<null>('DELETE', `/projects/${seg(projectId)}/members/${seg(userId)}`)
+  }
+
+  // ---- canvases ------------------------------------------------------------------------
+
+  /** Creates a canvas (optionally from a template); answers its JSON view. */
+  async createCanvas (projectId: string, body: NewCanvas): Promise<CanvasJson> {
+    return await this.request<CanvasJson>('POST', `/projects/${seg(projectId)}/canvases`, { body })
+  }
+
+  /** A project's canvases. */
+  async listCanvases (projectId: string): Promise<CanvasSummary[]> {
+    return (await this.request<{ canvases: CanvasSummary[] }>('GET', `/projects/${seg(projectId)}/canvases`)).canvases
+  }
+
+  /** A canvas as JSON with its live blocks (`link`: read through a public link, signed out). */
+  async getCanvas (id: string, options: { link?: string } = {}): Promise<CanvasJson> {
+    if (options.link !== undefined) {
+      return await this.request<CanvasJson>('GET', `/canvases/${seg(id)}`, { query: { link: options.link }, auth: false })
+    }
+    return await this.request<CanvasJson>('GET', `/canvases/${seg(id)}`)
+  }
+
+  /** Deletes a canvas (admins, the owner, its creator); open connections close with 4404. */
+  async deleteCanvas (id: string): Promise<void> {
+    await this.request<null>('DELETE', `/canvases/${seg(id)}`)
+  }
+
+  /** Who has the canvas open now, with cursor and selection. */
+  async getPresence (id: string): Promise<PresenceResponse> {
+    return await this.request<PresenceResponse>('GET', `/canvases/${seg(id)}/presence`)
+  }
+
+  // ---- versions ------------------------------------------------------------------------
+
+  /** The canvas's versions. */
+  async listVersions (canvasId: string): Promise<Version[]> {
+    return (await this.request<{ versions: Version[] }>('GET', `/canvases/${seg(canvasId)}/versions`)).versions
+  }
+
+  /** Names the current state as a version. */
+  async createVersion (canvasId: string, changes: string): Promise<Version> {
+    return await this.request<Version>('POST', `/canvases/${seg(canvasId)}/versions`, { body: { changes } })
+  }
+
+  /** The canvas as it was at a version. */
+  async getVersion (canvasId: string, version: number): Promise<CanvasJson> {
+    return await this.request<CanvasJson>('GET', `/canvases/${seg(canvasId)}/versions/${version}`)
+  }
+
+  /** What changed between two versions. */
+  async diffVersions (canvasId: string, from: number, to: number): Promise<VersionDiff> {
+    return await this.request<VersionDiff>('GET', `/canvases/${seg(canvasId)}/versions/${from}/diff`, { query: { to } })
+  }
+
+  /** Restores the whole canvas to a version (live for everyone connected). */
+  async restoreVersion (canvasId: string, version: number): Promise<RestoreResponse> {
+    return await this.request<RestoreResponse>('POST', `/canvases/${seg(canvasId)}/versions/${version}/restore`)
+  }
+
+  /** Restores one block as it was at a version. */
+  async restoreBlock (canvasId: string, version: number, blockId: string): Promise<BlockRestoreResponse> {
+    return await this.request<BlockRestoreResponse>('POST',
+      `/canvases/${seg(canvasId)}/versions/${version}/blocks/${seg(blockId)}/restore`)
+  }
+
+  // ---- templates -----------------------------------------------------------------------
+
+  /** The templates you can use. */
+  async listTemplates (): Promise<Template[]> {
+    return (await this.request<{ templates: Template[] }>('GET', '/templates')).templates
+  }
+
+  /** One template. */
+  async getTemplate (id: string): Promise<Template> {
+    return await this.request<Template>('GET', `/templates/${seg(id)}`)
+  }
+
+  /** Makes a template from a canvas's blocks. */
+  async createTemplate (body: NewTemplate): Promise<Template> {
+    return await this.request<Template>('POST', '/templates', { body })
+  }
+
+  // ---- sharing and favorites -----------------------------------------------------------
+
+  /** The canvas's sharing settings. */
+  async getSharing (canvasId: string): Promise<Sharing> {
+    return await this.request<Sharing>('GET', `/canvases/${seg(canvasId)}/sharing`)
+  }
+
+  /** Changes visibility or embedding. */
+  async updateSharing (canvasId: string, patch: SharingPatch): Promise<Sharing> {
+    return await this.request<Sharing>('PATCH', `/canvases/${seg(canvasId)}/sharing`, { body: patch })
+  }
+
+  /** Grants a user a role on this canvas. */
+  async setPermission (canvasId: string, userId: string, role: 'viewer' | 'editor' | 'admin'): Promise<Sharing> {
+    return await this.request<Sharing>('PUT', `/canvases/${seg(canvasId)}/sharing/permissions/${seg(userId)}`, { body: { role } })
+  }
+
+  /** Removes a user's grant on this canvas. */
+  async removePermission (canvasId: string, userId: string): Promise<void> {
+    await this.request<unknown>('DELETE', `/canvases/${seg(canvasId)}/sharing/permissions/${seg(userId)}`)
+  }
+
+  /** Creates (or replaces) the canvas's public read-only link; answers its token. */
+  async createPublicLink (canvasId: string): Promise<{ token: string }> {
+    return await this.request<{ token: string }>('POST', `/canvases/${seg(canvasId)}/sharing/public-link`)
+  }
+
+  /** Revokes the public link. */
+  async deletePublicLink (canvasId: string): Promise<void> {
+    await this.request<unknown>('DELETE', `/canvases/${seg(canvasId)}/sharing/public-link`)
+  }
+
+  /** Marks a canvas as a favorite. */
+  async favorite (canvasId: string): Promise<void> {
+    await this.request<unknown>('PUT', `/canvases/${seg(canvasId)}/favorite`)
+  }
+
+  /** Unmarks a favorite. */
+  async unfavorite (canvasId: string): Promise<void> {
+    await this.request<unknown>('DELETE', `/canvases/${seg(canvasId)}/favorite`)
+  }
+
+  /** Your favorite canvases. */
+  async listFavorites (): Promise<CanvasSummary[]> {
+    return (await this.request<{ favorites: CanvasSummary[] }>('GET', '/favorites')).favorites
+  }
+
+  /** Server health (`GET /healthz`). */
+  async health (): Promise<Health> {
+    return await this.request<Health>('GET', '/healthz', { auth: false })
+  }
+
+  // ---- live canvases -------------------------------------------------------------------
+
+  /** Opens a canvas live: connects at once; see {@link Canvas}. */
+  openCanvas (id: string, options: OpenCanvasOptions = {}): Canvas {
+    const link = options.link
+    const canvasOptions: CanvasOptions = {
+      wsUrl: this.wsUrl,
+      canvasId: id,
+      credentials: () => (link !== undefined ? { link } : { token: this.currentToken }),
+      ...(link === undefined && this.options.onTokenExpired !== undefined
+        ? { refreshToken: async () => await this.refreshToken() }
+        : {}),
+      ...(this.options.WebSocket !== undefined ? { WebSocket: this.options.WebSocket } : {}),
+      ...(options.backoff ?? this.options.backoff ? { backoff: options.backoff ?? this.options.backoff } : {}),
+      ...(options.undoCaptureTimeoutMs !== undefined ? { undoCaptureTimeoutMs: options.undoCaptureTimeoutMs } : {}),
+      ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {})
+    }
+    return new Canvas(canvasOptions)
+  }
+}

@@ -1,0 +1,166 @@
+// The demo page in headless Chromium: two pages as two users open one canvas. A block added,
+// moved and typed into on one shows on the other; a cursor shows; the save state reaches
+// saved. Screenshots of both pages go to target/browser-screenshots/ for people to look at.
+//
+// Needs Debian's chromium at /usr/bin/chromium (or $CHROMIUM_PATH); scripts/test.sh installs
+// it when missing. Uses playwright-core only as a driver (no browser download).
+
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { chromium } from 'playwright-core'
+import { startServer, removeDataDir, workspaceRoot } from './lib/server.mjs'
+import { unique } from './lib/util.mjs'
+
+const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
+const shots = join(workspaceRoot, 'target/browser-screenshots')
+const password = 'correct horse battery staple'
+
+let server
+let browser
+
+before(async () => {
+  if (!existsSync(executablePath)) {
+    throw new Error(`Chromium not found at ${executablePath}: apt-get install -y chromium (scripts/test.sh does)`)
+  }
+  server = await startServer()
+  browser = await chromium.launch({
+    executablePath,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking']
+  })
+  mkdirSync(shots, { recursive: true })
+})
+
+after(async () => {
+  await browser?.close()
+  await server?.stop()
+  if (server) removeDataDir(server.dataDir)
+})
+
+const pageErrors = []
+
+async function newPage () {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } })
+  // a hang guard for a loaded machine, not a performance bound
+  context.setDefaultTimeout(120_000)
+  const page = await context.newPage()
+  page.on('pageerror', (err) => pageErrors.push(err))
+  return page
+}
+
+async function signUp (page, name) {
+  await page.goto(server.url)
+  await page.fill('#auth-email', `${name}@example.com`)
+  await page.fill('#auth-username', name)
+  await page.fill('#auth-password', password)
+  await page.click('#signup')
+  await page.waitForSelector('#projects')
+}
+
+test('two users edit one canvas live in the demo page', async () => {
+  const ann = unique('ann')
+  const bob = unique('bob')
+  const a = await newPage()
+  const b = await newPage()
+
+  await signUp(b, bob) // bob exists so ann can add him
+  await signUp(a, ann)
+  await a.fill('#new-project-name', 'Browser test')
+  await a.click('#create-project')
+  await a.waitForSelector('#projects li.selected')
+  await a.fill('#member-email', `${bob}@example.com`)
+  await a.selectOption('#member-role', 'editor')
+  await a.click('#add-member')
+  await a.waitForSelector('#member-result:has-text("added")')
+  await a.fill('#new-canvas-name', 'Q4 Sales')
+  await a.click('#create-canvas')
+  await a.waitForSelector('#status[data-status="synced"]')
+  const canvasUrl = a.url()
+  assert.match(canvasUrl, /#\/canvas\/[0-9a-f-]+$/)
+
+  // bob finds the canvas through the lists
+  await b.reload()
+  await b.click('#projects li:has-text("Browser test")')
+  await b.click('#canvases li:has-text("Q4 Sales")')
+  await b.waitForSelector('#status[data-status="synced"]')
+
+  // ann adds a narrative block: it shows on bob's page
+  await a.click('#add-narrative')
+  const block = await a.waitForSelector('.block[data-type="narrative"]')
+  const id = await block.getAttribute('data-id')
+  const onB = `.block[data-id="${id}"]`
+  await b.waitForSelector(onB)
+
+  // ann drags it three columns right and two rows down (80 px columns, 50 px rows)
+  const header = await a.$(`.block[data-id="${id}"] header`)
+  const box = await header.boundingBox()
+  await a.mouse.move(box.x + 30, box.y + 8)
+  await a.mouse.down()
+  await a.mouse.move(box.x + 30 + 120, box.y + 8 + 50, { steps: 6 })
+  await a.mouse.move(box.x + 30 + 240, box.y + 8 + 100, { steps: 6 })
+  await a.mouse.up()
+  await b.waitForSelector(`${onB}[data-x="3"][data-y="2"]`)
+
+  // and types into it: the text shows on bob's page
+  await a.click(`.block[data-id="${id}"] textarea`)
+  await a.keyboard.type('Sales grew 25% in Q4.')
+  await b.waitForFunction((sel) => document.querySelector(sel)?.value === 'Sales grew 25% in Q4.', `${onB} textarea`)
+
+  // bob types too; ann sees both
+  await b.click(`${onB} textarea`)
+  await b.keyboard.press('End')
+  await b.keyboard.type(' North leads.')
+  await a.waitForFunction((sel) => document.querySelector(sel)?.value === 'Sales grew 25% in Q4. North leads.',
+    `.block[data-id="${id}"] textarea`)
+
+  // undo reaches the text box: ann's typing goes, bob's text stays
+  await a.click('#undo')
+  await b.waitForFunction((sel) => document.querySelector(sel)?.value === ' North leads.', `${onB} textarea`)
+  await a.click('#redo')
+  await b.waitForFunction((sel) => document.querySelector(sel)?.value === 'Sales grew 25% in Q4. North leads.', `${onB} textarea`)
+
+  // a chart and a table, drawn from their content
+  await b.click('#add-chart')
+  await a.waitForSelector('.block[data-type="chart"] svg rect')
+  await a.click('#add-table')
+  await b.waitForSelector('.block[data-type="table"] table td input')
+
+  // ann's cursor shows on bob's page, with her name
+  const grid = await a.$('#grid')
+  const g = await grid.boundingBox()
+  await a.mouse.move(g.x + 700, g.y + 500)
+  await a.mouse.move(g.x + 720, g.y + 520, { steps: 3 })
+  await b.waitForSelector(`.peer-cursor:has-text("${ann}")`)
+
+  // every edit is durable
+  await a.waitForSelector('#save-state[data-state="saved"]')
+  await b.waitForSelector('#save-state[data-state="saved"]')
+
+  // a viewer: their first edit is refused, the page resyncs and stops offering edits
+  const cat = unique('cat')
+  const c = await newPage()
+  await signUp(c, cat)
+  const canvasPath = new URL(canvasUrl).hash
+  await a.goto(new URL('/', server.url).href)
+  await a.waitForSelector('#projects li.selected')
+  await a.fill('#member-email', `${cat}@example.com`)
+  await a.selectOption('#member-role', 'viewer')
+  await a.click('#add-member')
+  await a.waitForSelector(`#member-result:has-text("${cat}")`)
+  await c.goto(new URL(`/${canvasPath}`, server.url).href)
+  await c.waitForSelector('#status[data-status="synced"]')
+  await c.waitForSelector(onB)
+  await c.click('#add-chart')
+  await c.waitForSelector('#canvas-error:has-text("You can view this canvas but not edit it")')
+  await c.waitForSelector('#status[data-status="synced"]')
+  assert.equal(await c.locator('.block[data-type="chart"]').count(), 1, 'only the chart bob added')
+  assert.equal(await c.isVisible('#add-chart'), false)
+  await c.screenshot({ path: join(shots, 'cat-viewer.png') })
+  await a.goto(canvasUrl)
+  await a.waitForSelector('#status[data-status="synced"]')
+
+  await a.screenshot({ path: join(shots, 'ann.png') })
+  await b.screenshot({ path: join(shots, 'bob.png') })
+  assert.deepEqual(pageErrors, [], 'no script errors on either page')
+})

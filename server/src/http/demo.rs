@@ -1,0 +1,38 @@
+//! The demo page at `/` (sign in, projects, canvases, live editing), built from
+//! `client-sdk/demo/` into `server/assets/demo/` and embedded here at compile time, so the
+//! binary serves it with no npm step. Rebuild it with `npm run build:demo` in `client-sdk/`;
+//! the test command fails if the committed build is stale.
+
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+const INDEX_HTML: &str = include_str!("../../assets/demo/index.html");
+const APP_JS: &str = include_str!("../../assets/demo/app.js");
+const APP_CSS: &str = include_str!("../../assets/demo/app.css");
+
+fn asset_response(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            // small and rebuilt with the binary: always revalidate
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /`: the page.
+pub async fn index() -> Response {
+    asset_response("text/html; charset=utf-8", INDEX_HTML)
+}
+
+/// `GET /assets/{file}`: the page's script and style sheet.
+pub async fn asset(Path(file): Path<String>) -> Response {
+    match file.as_str() {
+        "app.js" => asset_response("text/javascript; charset=utf-8", APP_JS),
+        "app.css" => asset_response("text/css; charset=utf-8", APP_CSS),
+        _ => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
+}
