@@ -20,9 +20,11 @@ pub const LAST_MODIFIED_BY: &str = "last_modified_by";
 pub const LAST_MODIFIED_AT: &str = "last_modified_at";
 
 /// Stamps block `id` as changed by `user` at `at`: `last_modified_by/at` always, and
-/// `created_by/at` too when the block has no creator yet (it is new). Creates the metadata
-/// map if the block lacks one. Returns `false` (writing nothing) if there is no such block.
-pub fn stamp(txn: &mut TransactionMut, id: &str, user: &str, at: &str) -> bool {
+/// `created_by/at` too when the block has no creator yet or `created` says the change created
+/// it (whatever creator the block came with is then replaced: clients never name one).
+/// Creates the metadata map if the block lacks one. Returns `false` (writing nothing) if
+/// there is no such block.
+pub fn stamp(txn: &mut TransactionMut, id: &str, user: &str, at: &str, created: bool) -> bool {
     let Some(Out::YMap(block)) = txn.get_map(BLOCKS).and_then(|b| b.get(txn, id)) else {
         return false;
     };
@@ -31,7 +33,7 @@ pub fn stamp(txn: &mut TransactionMut, id: &str, user: &str, at: &str) -> bool {
         metadata.get(txn, CREATED_BY),
         Some(Out::Any(Any::String(_)))
     );
-    if !has_creator {
+    if created || !has_creator {
         metadata.insert(txn, CREATED_BY, user);
         metadata.insert(txn, CREATED_AT, at);
     }
@@ -78,9 +80,9 @@ mod tests {
             let blocks = txn.get_or_insert_map(BLOCKS);
             blocks.insert(txn, "b", MapPrelim::from([("type", In::from("chart"))]));
         });
-        let (stamped, _) = c.edit(|txn| stamp(txn, "b", "ann", "t1"));
+        let (stamped, _) = c.edit(|txn| stamp(txn, "b", "ann", "t1", true));
         assert!(stamped);
-        c.edit(|txn| stamp(txn, "b", "bob", "t2"));
+        c.edit(|txn| stamp(txn, "b", "bob", "t2", false));
         let v = block_json(&c.doc().transact(), "b").expect("block");
         assert_eq!(
             v["metadata"],
@@ -91,7 +93,7 @@ mod tests {
             last_modified_by(&c.doc().transact(), "b").as_deref(),
             Some("bob")
         );
-        let (stamped, update) = c.edit(|txn| stamp(txn, "gone", "ann", "t3"));
+        let (stamped, update) = c.edit(|txn| stamp(txn, "gone", "ann", "t3", false));
         assert!(!stamped);
         assert_eq!(update, vec![0, 0]);
     }

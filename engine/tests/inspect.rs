@@ -808,12 +808,14 @@ fn edits_by_the_server_keep_the_index_current() {
     );
 }
 
-/// Block metadata (attribution) is the server's: clients may not write any of it, whichever
-/// way they try, and whatever their role; deleting a whole block stays allowed.
+/// Block metadata (attribution) is the server's: clients may not write into an existing
+/// block's metadata, whichever way they try, and whatever their role; deleting a whole block
+/// stays allowed. A block the update creates may carry metadata (an undo re-creating a removed
+/// block does): it is reported as new, and the server replaces its creator.
 #[test]
 fn block_metadata_cannot_be_forged() {
     let mut server = seeded();
-    server.edit(|txn| canvas_engine::attribution::stamp(txn, "b1", "u1", "t1"));
+    server.edit(|txn| canvas_engine::attribution::stamp(txn, "b1", "u1", "t1", true));
     let forged_new = |id: u64, server: &CanvasDoc| {
         edit(&client(id), server, |txn| {
             let mut block = narrative("b2", position(6, 0, 6, 4), "x");
@@ -824,12 +826,24 @@ fn block_metadata_cannot_be_forged() {
             blocks(txn).insert(txn, "b2", block);
         })
     };
-    for role in [Role::Editor, Role::Admin, Role::Owner] {
-        let update = forged_new(1201, &server);
-        let r = refused(&mut server, role, &update);
-        assert_eq!(r.code, RefusalCode::Forbidden, "{r}");
-        assert!(r.message.contains("metadata"), "{r}");
-    }
+    let update = forged_new(1201, &server);
+    assert_eq!(
+        refused(&mut server, Role::Viewer, &update).code,
+        RefusalCode::ReadOnly
+    );
+    let created = accepted(&mut server, Role::Editor, &update);
+    assert_eq!(
+        (created.touched_blocks, created.new_blocks),
+        (vec!["b2".to_owned()], vec!["b2".to_owned()])
+    );
+    // once it exists, its metadata is as closed as any other block's
+    let rewrite = edit(&client(1206), &server, |txn| {
+        let m = sub_map(txn, &block_map(txn, "b2"), schema::METADATA);
+        m.insert(txn, "created_by", "mallory-again");
+    });
+    let r = refused(&mut server, Role::Owner, &rewrite);
+    assert_eq!(r.code, RefusalCode::Forbidden, "{r}");
+    assert!(r.message.contains("metadata"), "{r}");
     // overwriting one key (the fast path's kind of update), removing one, replacing the map
     let overwrite = edit(&client(1202), &server, |txn| {
         let m = sub_map(txn, &block_map(txn, "b1"), schema::METADATA);

@@ -496,8 +496,10 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// A new item inside block `bid`'s `metadata`: only the empty metadata map of a block
-    /// this update creates is allowed; the server writes everything in it.
+    /// A new item inside block `bid`'s `metadata`: allowed only inside a block this update
+    /// creates (an empty map, or the metadata a re-created block carried, as when an undo
+    /// brings back a removed block): the server overwrites all of it with its own stamp right
+    /// after accepting the update. Into an existing block's metadata, nothing.
     fn check_metadata_item(
         &self,
         path: &PathInfo,
@@ -505,10 +507,9 @@ impl<'a> Checker<'a> {
         content: &Content,
     ) -> Result<(), Refusal> {
         let new_block = path.container_id(0).is_some_and(|b| !self.index.is_type(b));
-        let allowed = path.depth == 2
-            && new_block
-            && matches!(content, Content::Type(TypeKind::Map) | Content::Deleted);
-        if allowed {
+        let map_or_value =
+            path.depth > 2 || matches!(content, Content::Type(TypeKind::Map) | Content::Deleted);
+        if new_block && map_or_value {
             Ok(())
         } else {
             Err(metadata_refusal(bid))
@@ -550,7 +551,8 @@ fn metadata_refusal(bid: &str) -> Refusal {
         RefusalCode::Forbidden,
         format!(
             "block {bid}: metadata (created_by, last_modified_by, ...) is maintained by the \
-             server; a new block may only carry an empty metadata map"
+             server; only a block the update creates may carry a metadata map (which the \
+             server overwrites)"
         ),
     )
 }

@@ -29,7 +29,10 @@ pub(super) fn now_stamp() -> String {
 impl Room {
     /// Stamps `blocks` as changed by `user` now (those that still exist), except those the
     /// same user stamped less than [`STAMP_INTERVAL`] ago (unless they lack a creator).
-    pub(super) fn stamp_blocks(&mut self, user: Uuid, blocks: &[String]) {
+    /// `created` (a subset of `blocks`) were created by the change: always stamped, their
+    /// creator replaced by `user` (a client may re-create a block with the metadata it had,
+    /// e.g. an undo of its removal; the creator is whoever made it exist now).
+    pub(super) fn stamp_blocks(&mut self, user: Uuid, blocks: &[String], created: &[String]) {
         if blocks.is_empty() {
             return;
         }
@@ -39,7 +42,8 @@ impl Room {
             blocks
                 .iter()
                 .filter(|id| {
-                    attribution::created_by(&txn, id).is_none()
+                    created.contains(id)
+                        || attribution::created_by(&txn, id).is_none()
                         || self.stamped.get(*id).is_none_or(|(by, at)| {
                             *by != user || now.duration_since(*at) >= STAMP_INTERVAL
                         })
@@ -53,7 +57,7 @@ impl Room {
         let at = now_stamp();
         let (stamped, update) = self.canvas.edit(|txn| {
             due.iter()
-                .filter(|id| attribution::stamp(txn, id, &by, &at))
+                .filter(|id| attribution::stamp(txn, id, &by, &at, created.contains(id)))
                 .map(|id| (*id).clone())
                 .collect::<Vec<String>>()
         });

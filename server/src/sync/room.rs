@@ -817,7 +817,7 @@ impl Room {
                     done: None,
                 });
                 self.dirty_by = Some(user);
-                self.stamp_blocks(user, &applied.touched_blocks);
+                self.stamp_blocks(user, &applied.touched_blocks, &applied.new_blocks);
                 self.sharing_changed(ChangedBy::Conn(conn_id));
             }
             Err(refusal) if refusal.code == RefusalCode::MalformedUpdate => {

@@ -220,7 +220,8 @@ impl Room {
                 },
             };
             for id in &changed {
-                attribution::stamp(txn, id, &by, &at);
+                // A restored block keeps the creator it had in the version.
+                attribution::stamp(txn, id, &by, &at, false);
             }
             Ok(changed)
         });
