@@ -719,3 +719,110 @@ async fn archiving_a_project_hides_it_and_makes_its_canvases_read_only_live() {
         "{acts:?}"
     );
 }
+
+/// The walkthrough, as one new user would try it, read back from `GET /audit`:
+/// name a version, delete two blocks, restore one block and then the whole version while
+/// another client watches; create a canvas from a template; share it publicly and open it
+/// through the link; remove a member while they are connected.
+#[tokio::test]
+async fn the_whole_lifecycle_reads_back_from_the_audit_trail() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let api = &team.api;
+    let owner = Some(team.owner.token.as_str());
+    let canvas = &team.canvas;
+    let mut me = WsClient::join(&server.ws_url(canvas, &team.owner.token)).await;
+    let mut watcher = WsClient::join(&server.ws_url(canvas, &team.editor.token)).await;
+    me.edit(|txn| {
+        add_block(txn, "a", "chart", (0, 0, 6, 4));
+        add_block(txn, "b", "table", (6, 0, 6, 4));
+        add_block(txn, "c", "chart", (0, 4, 6, 4));
+    })
+    .await;
+    me.wait_acked().await;
+    let versions = format!("/api/v1/canvases/{canvas}/versions");
+    let (status, named) = api
+        .post(&versions, owner, json!({"changes": "Three blocks"}))
+        .await;
+    assert_eq!(status, 201, "{named}");
+    let v = named["version"].as_i64().unwrap();
+    me.edit(|txn| {
+        use canvas_engine::yrs::{Map, WriteTxn};
+        let blocks = txn.get_or_insert_map("blocks");
+        blocks.remove(txn, "a");
+        blocks.remove(txn, "b");
+    })
+    .await;
+    me.wait_acked().await;
+    watcher.wait_doc(|d| block_ids(d) == ["c"]).await;
+    let (status, body) = api
+        .post(
+            &format!("{versions}/{v}/blocks/a/restore"),
+            owner,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    watcher.wait_doc(|d| block_ids(d) == ["a", "c"]).await;
+    let (status, body) = api
+        .post(&format!("{versions}/{v}/restore"), owner, json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    watcher.wait_doc(|d| block_ids(d) == ["a", "b", "c"]).await;
+
+    let (status, made) = api
+        .post(
+            &format!("/api/v1/projects/{}/canvases", team.project),
+            owner,
+            json!({"name": "Board", "template_id": "sales-dashboard"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let board = made["id"].as_str().unwrap();
+    let (status, link) = api
+        .post(
+            &format!("/api/v1/canvases/{board}/sharing/public-link"),
+            owner,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{link}");
+    let (status, public) = api.get(link["url"].as_str().unwrap(), None).await;
+    assert_eq!(
+        (status, public["blocks"].as_array().unwrap().len()),
+        (200, 3)
+    );
+
+    let (status, _) = api
+        .delete(
+            &format!(
+                "/api/v1/projects/{}/members/{}",
+                team.project, team.editor.id
+            ),
+            owner,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        watcher.wait_closed().await.0,
+        4403,
+        "the removed member's edits stop"
+    );
+
+    let (_, trail) = api.get("/api/v1/audit?limit=50", owner).await;
+    let acts = actions(&trail);
+    for expected in [
+        "canvas.version.create",
+        "canvas.block.restore",
+        "canvas.restore",
+        "canvas.create",
+        "template.use",
+        "canvas.sharing.update",
+        "member.remove",
+    ] {
+        assert!(
+            acts.contains(&expected.to_owned()),
+            "{expected} missing from {acts:?}"
+        );
+    }
+}
