@@ -159,3 +159,40 @@ async fn late_joiner_receives_everything_and_updates_relay_in_order() {
         "unexpected: {extra:?}"
     );
 }
+
+#[tokio::test]
+async fn the_presence_store_ends_with_the_latest_cursor_despite_the_throttle() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let mut a = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    // Several cursor moves within the one-second write interval: the first is written at
+    // once, the others are held back, and the last one must still reach the store.
+    for x in 1..=5 {
+        a.send_awareness(
+            4243,
+            x,
+            &format!(r#"{{"user":{{"name":"Ann"}},"cursor":{{"x":{x},"y":0}}}}"#),
+        )
+        .await;
+    }
+    a.wait_for(|c, _| {
+        c.awareness
+            .get(&4243)
+            .is_some_and(|s| s.contains(r#""x":5"#))
+    })
+    .await;
+    let path = format!("/api/v1/canvases/{}/presence", team.canvas);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, body) = team.api.get(&path, Some(&team.viewer.token)).await;
+        assert_eq!(status, 200, "{body}");
+        if body["presence"][0]["cursor"] == serde_json::json!({"x": 5, "y": 0}) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the last cursor never reached the store: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

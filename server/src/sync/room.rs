@@ -286,6 +286,9 @@ pub(super) struct Room {
     shared_writer: SharedWriter,
     /// When each user's presence was last written (throttle).
     presence_written: HashMap<Uuid, Instant>,
+    /// The latest presence of users whose write was held back by the throttle: written when
+    /// their interval is over, so the shared store ends with the last cursor, not a stale one.
+    presence_pending: HashMap<Uuid, PresenceEntry>,
     /// Accepted, applied in memory, not yet handed to a writer.
     queued: Vec<Accepted>,
     /// Whether a write is in flight (at most one at a time, keeping the log in order).
@@ -416,6 +419,7 @@ impl Room {
             awareness_owner: HashMap::new(),
             shared_writer,
             presence_written: HashMap::new(),
+            presence_pending: HashMap::new(),
             queued: Vec::new(),
             writing: false,
             written_tx,
@@ -451,6 +455,7 @@ impl Room {
         version_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let idle_deadline = self.idle_since.map(|since| since + idle);
+            let presence_due = self.presence_due();
             let flow = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -465,6 +470,10 @@ impl Room {
                     Some(cmd) => self.handle(cmd).await,
                     None => Flow::Stop,
                 },
+                _ = sleep_until_opt(presence_due), if presence_due.is_some() => {
+                    self.flush_presence();
+                    Flow::Continue
+                }
                 _ = sleep_until_opt(idle_deadline), if idle_deadline.is_some() && !self.writing && self.queued.is_empty() => {
                     self.unload(&mut rx).await;
                     return;
@@ -719,13 +728,10 @@ impl Room {
             return;
         };
         let now = Instant::now();
-        if self
+        let held_back = self
             .presence_written
             .get(&conn.user_id)
-            .is_some_and(|at| now.duration_since(*at) < PUT_INTERVAL)
-        {
-            return;
-        }
+            .is_some_and(|at| now.duration_since(*at) < PUT_INTERVAL);
         let state = changed
             .iter()
             .rev()
@@ -745,8 +751,44 @@ impl Room {
                 .unwrap_or(serde_json::Value::Null),
             last_seen: chrono::Utc::now(),
         };
+        if held_back {
+            self.presence_pending.insert(conn.user_id, entry);
+            return;
+        }
+        self.presence_pending.remove(&conn.user_id);
         self.presence_written.insert(conn.user_id, now);
         self.shared_writer.send(SharedOp::Put(entry));
+    }
+
+    /// When the next held-back presence write is due, if any.
+    fn presence_due(&self) -> Option<Instant> {
+        self.presence_pending
+            .keys()
+            .filter_map(|user| self.presence_written.get(user))
+            .min()
+            .map(|at| *at + PUT_INTERVAL)
+    }
+
+    /// Writes the held-back presence entries whose interval is over.
+    fn flush_presence(&mut self) {
+        let now = Instant::now();
+        let due: Vec<Uuid> = self
+            .presence_pending
+            .keys()
+            .filter(|user| {
+                self.presence_written
+                    .get(*user)
+                    .is_none_or(|at| now.duration_since(*at) >= PUT_INTERVAL)
+            })
+            .copied()
+            .collect();
+        for user in due {
+            if let Some(mut entry) = self.presence_pending.remove(&user) {
+                entry.last_seen = chrono::Utc::now();
+                self.presence_written.insert(user, now);
+                self.shared_writer.send(SharedOp::Put(entry));
+            }
+        }
     }
 
     fn leave(&mut self, conn_id: ConnId) {
@@ -764,6 +806,7 @@ impl Room {
         debug!(canvas = %self.id, conn = conn_id, "left");
         if !self.conns.values().any(|c| c.user_id == conn.user_id) {
             self.presence_written.remove(&conn.user_id);
+            self.presence_pending.remove(&conn.user_id);
             self.shared_writer.send(SharedOp::Remove(conn.user_id));
         }
         self.publish_active_users();
