@@ -153,7 +153,9 @@ describe('lifecycle methods against canvas-server', () => {
     const b = track(editor.client.openCanvas(canvasId))
     await Promise.all([a.whenSynced(), b.whenSynced()])
     a.addBlock({ id: 'undone', type: 'narrative', position: pos(0, 0, 6, 4), content: { text: 'keep me' } })
+    // both have the server's stamp, so the removal (and its undo) covers the stamped metadata
     await until(() => b.block('undone')?.metadata?.created_by === owner.user.id, b, ['blocks'])
+    await until(() => a.block('undone')?.metadata?.created_by === owner.user.id, a, ['blocks'])
     a.stopCapturing()
     a.removeBlock('undone')
     await a.whenSaved()
