@@ -29,7 +29,7 @@ export type CanvasErrorInfo =
   /** No such resource (or not visible to you): HTTP 404, or the socket closed with 4404. */
   | { code: 'not_found'; source: 'http'; status: number; serverCode: string }
   | { code: 'not_found'; source: 'socket'; closeCode: 4404; reason: string }
-  /** A unique value is taken (HTTP 409). */
+  /** A conflict (HTTP 409): a unique value is taken, or a restored block no longer fits the grid. */
   | { code: 'conflict'; source: 'http'; status: number; serverCode: string }
   /** The request was malformed or a field invalid (HTTP 400; `serverCode` says which, e.g. `invalid_name`). */
   | { code: 'invalid_request'; source: 'http'; status: number; serverCode: string }

@@ -13,9 +13,9 @@ import { Canvas, type CanvasOptions } from './canvas.js'
 import type { BackoffOptions, WebSocketConstructor } from './connection.js'
 import { CanvasError, httpError } from './errors.js'
 import type {
-  AuthResponse, BlockRestoreResponse, CanvasJson, CanvasSummary, Health, Member, NewCanvas,
-  NewMember, NewTemplate, PresenceResponse, Project, ProjectPatch, RestoreResponse, Sharing,
-  SharingPatch, Template, User, Version, VersionDiff
+  AuthResponse, BlockRestoreResponse, CanvasJson, CanvasSummary, FavoriteState, Health, Member,
+  NewCanvas, NewMember, NewTemplate, PresenceResponse, Project, ProjectPatch, PublicLink,
+  RestoreResponse, Sharing, SharingPatch, Template, User, Version, VersionDiff
 } from './types.js'
 
 /** Options of {@link CanvasClient}. */
@@ -198,9 +198,10 @@ export class CanvasClient {
     return await this.request<Project>('POST', '/projects', { body })
   }
 
-  /** Your projects, with your role in each. */
-  async listProjects (): Promise<Project[]> {
-    return (await this.request<{ projects: Project[] }>('GET', '/projects')).projects
+  /** Your projects, with your role in each (`archived: true`: your archived projects instead). */
+  async listProjects (options: { archived?: boolean } = {}): Promise<Project[]> {
+    const query = options.archived === true ? { archived: 'true' } : undefined
+    return (await this.request<{ projects: Project[] }>('GET', '/projects', query !== undefined ? { query } : {})).projects
   }
 
   /** One project. */
@@ -208,7 +209,10 @@ export class CanvasClient {
     return await this.request<Project>('GET', `/projects/${seg(id)}`)
   }
 
-  /** Renames, re-describes or archives a project. */
+  /**
+   * Renames, re-describes, archives (`is_archived: true`: its canvases become read-only for
+   * everyone, open ones included) or restores a project (admins and the owner).
+   */
   async updateProject (id: string, patch: ProjectPatch): Promise<Project> {
     return await this.request<Project>('PATCH', `/projects/${seg(id)}`, { body: patch })
   }
@@ -265,7 +269,7 @@ export class CanvasClient {
     return (await this.request<{ versions: Version[] }>('GET', `/canvases/${seg(canvasId)}/versions`)).versions
   }
 
-  /** Names the current state as a version. */
+  /** Names the live document as a version (`changes`: 1 to 500 characters; editors and up). */
   async createVersion (canvasId: string, changes: string): Promise<Version> {
     return await this.request<Version>('POST', `/canvases/${seg(canvasId)}/versions`, { body: { changes } })
   }
@@ -275,17 +279,20 @@ export class CanvasClient {
     return await this.request<CanvasJson>('GET', `/canvases/${seg(canvasId)}/versions/${version}`)
   }
 
-  /** What changed between two versions. */
-  async diffVersions (canvasId: string, from: number, to: number): Promise<VersionDiff> {
+  /** What changed from version `from` to version `to` (omitted: to the live canvas). */
+  async diffVersions (canvasId: string, from: number, to?: number): Promise<VersionDiff> {
     return await this.request<VersionDiff>('GET', `/canvases/${seg(canvasId)}/versions/${from}/diff`, { query: { to } })
   }
 
-  /** Restores the whole canvas to a version (live for everyone connected). */
+  /**
+   * Restores the whole canvas (not its sharing) to a version, as a new change by you: open
+   * canvases see it live; answers the new version record and the canvas.
+   */
   async restoreVersion (canvasId: string, version: number): Promise<RestoreResponse> {
     return await this.request<RestoreResponse>('POST', `/canvases/${seg(canvasId)}/versions/${version}/restore`)
   }
 
-  /** Restores one block as it was at a version. */
+  /** Restores one block as it was at a version (re-created if deleted; 404 if the version has no such block). */
   async restoreBlock (canvasId: string, version: number, blockId: string): Promise<BlockRestoreResponse> {
     return await this.request<BlockRestoreResponse>('POST',
       `/canvases/${seg(canvasId)}/versions/${version}/blocks/${seg(blockId)}/restore`)
@@ -320,39 +327,43 @@ export class CanvasClient {
     return await this.request<Sharing>('PATCH', `/canvases/${seg(canvasId)}/sharing`, { body: patch })
   }
 
-  /** Grants a user a role on this canvas. */
+  /** Grants a user a role on this canvas (or changes it); answers the new settings. */
   async setPermission (canvasId: string, userId: string, role: 'viewer' | 'editor' | 'admin'): Promise<Sharing> {
     return await this.request<Sharing>('PUT', `/canvases/${seg(canvasId)}/sharing/permissions/${seg(userId)}`, { body: { role } })
   }
 
-  /** Removes a user's grant on this canvas. */
+  /** Removes a user's grant on this canvas; their open canvases lose it at once (4403 if nothing else lets them in). */
   async removePermission (canvasId: string, userId: string): Promise<void> {
     await this.request<unknown>('DELETE', `/canvases/${seg(canvasId)}/sharing/permissions/${seg(userId)}`)
   }
 
-  /** Creates (or replaces) the canvas's public read-only link; answers its token. */
-  async createPublicLink (canvasId: string): Promise<{ token: string }> {
-    return await this.request<{ token: string }>('POST', `/canvases/${seg(canvasId)}/sharing/public-link`)
+  /**
+   * Creates (or replaces) the canvas's public read-only link and makes it `public`; answers
+   * its token and paths. Open it without an account with `openCanvas(id, { link: token })`
+   * or `getCanvas(id, { link: token })`.
+   */
+  async createPublicLink (canvasId: string): Promise<PublicLink> {
+    return await this.request<PublicLink>('POST', `/canvases/${seg(canvasId)}/sharing/public-link`)
   }
 
-  /** Revokes the public link. */
+  /** Revokes the public link: canvases opened with it close with 4403; a `public` canvas becomes `private`. */
   async deletePublicLink (canvasId: string): Promise<void> {
     await this.request<unknown>('DELETE', `/canvases/${seg(canvasId)}/sharing/public-link`)
   }
 
-  /** Marks a canvas as a favorite. */
-  async favorite (canvasId: string): Promise<void> {
-    await this.request<unknown>('PUT', `/canvases/${seg(canvasId)}/favorite`)
+  /** Marks a canvas as one of your favorites. */
+  async favorite (canvasId: string): Promise<FavoriteState> {
+    return await this.request<FavoriteState>('PUT', `/canvases/${seg(canvasId)}/favorite`)
   }
 
   /** Unmarks a favorite. */
-  async unfavorite (canvasId: string): Promise<void> {
-    await this.request<unknown>('DELETE', `/canvases/${seg(canvasId)}/favorite`)
+  async unfavorite (canvasId: string): Promise<FavoriteState> {
+    return await this.request<FavoriteState>('DELETE', `/canvases/${seg(canvasId)}/favorite`)
   }
 
-  /** Your favorite canvases. */
+  /** Your favorite canvases that you can still open, most recently marked first. */
   async listFavorites (): Promise<CanvasSummary[]> {
-    return (await this.request<{ favorites: CanvasSummary[] }>('GET', '/favorites')).favorites
+    return (await this.request<{ canvases: CanvasSummary[] }>('GET', '/favorites')).canvases
   }
 
   /** Server health (`GET /healthz`). */

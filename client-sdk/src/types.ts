@@ -111,7 +111,9 @@ export interface CanvasJson {
     public_link: string | null
     embed_settings: { enabled: boolean, allowed_domains: string[] }
   }
-  interactions?: Record<string, unknown>
+  interactions?: Interactions
+  /** Whether it is one of your favorites (absent when read through a public link). */
+  is_favorite?: boolean
   metadata: {
     tags: string[]
     created_at: string
@@ -136,19 +138,24 @@ export interface PresenceResponse {
   active_users: string[]
 }
 
-/** A named or automatic version. */
+/** How a version came to be. */
+export type VersionKind = 'initial' | 'auto' | 'named' | 'restore'
+
+/** A version record (`GET /canvases/{id}/versions` lists them newest first). */
 export interface Version {
   version: number
   changes: string
-  changed_by: string | null
+  /** The user it is attributed to. */
+  changed_by: string
   changed_at: string
-  kind: string
+  kind: VersionKind
 }
 
 /** `GET /canvases/{id}/versions/{v}/diff?to=w` answer. */
 export interface VersionDiff {
   from: number
-  to: number
+  /** `null`: compared with the live canvas. */
+  to: number | null
   added: string[]
   removed: string[]
   moved: Array<{ id: string, from: BlockJson['position'], to: BlockJson['position'] }>
@@ -157,14 +164,16 @@ export interface VersionDiff {
 
 /** `POST /canvases/{id}/versions/{v}/restore` answer. */
 export interface RestoreResponse {
-  version: Version | number
+  /** The new version the restore recorded (kind `restore`). */
+  version: Version
   canvas: CanvasJson
 }
 
 /** `POST /canvases/{id}/versions/{v}/blocks/{block}/restore` answer. */
 export interface BlockRestoreResponse {
   block: BlockJson
-  version: Version | number
+  /** The new version the restore recorded (kind `restore`). */
+  version: Version
 }
 
 /** A canvas template. */
@@ -178,7 +187,10 @@ export interface Template {
   usage_count: number
   blocks: BlockJson[]
   required_fields: string[]
+  /** The creator's user id, or `system` for the built-in templates. */
   created_by: string
+  /** The creator's organization (null for built-ins). */
+  organization_id: string | null
   created_at: string
 }
 
@@ -188,6 +200,7 @@ export interface NewTemplate {
   name: string
   description?: string
   category?: string
+  thumbnail_url?: string
   is_public?: boolean
   required_fields?: string[]
 }
@@ -195,9 +208,37 @@ export interface NewTemplate {
 /** `GET /canvases/{id}/sharing` answer. */
 export interface Sharing {
   visibility: 'private' | 'team' | 'public'
-  permissions: Array<{ user_id: string, role: Role, granted_at: string, granted_by: string }>
+  permissions: Array<{ user_id: string, role: Exclude<Role, 'owner'>, granted_at: string | null, granted_by: string | null }>
+  /** The link token; only admins see it (others get null). */
   public_link: string | null
+  /** Whether there is a public link (for everyone). */
+  public_link_enabled: boolean
   embed_settings: { enabled: boolean, allowed_domains: string[] }
+}
+
+/** `POST /canvases/{id}/sharing/public-link` answer. */
+export interface PublicLink {
+  /** The token: `?link=TOKEN` on the canvas's REST and WebSocket addresses. */
+  token: string
+  /** `/api/v1/canvases/{id}?link=TOKEN` */
+  url: string
+  /** `/ws/{id}?link=TOKEN` */
+  websocket: string
+}
+
+/** `PUT|DELETE /canvases/{id}/favorite` answer. */
+export interface FavoriteState {
+  canvas_id: string
+  is_favorite: boolean
+  favorites_count: number
+}
+
+/** A canvas's counters (`interactions` of its JSON view). */
+export interface Interactions {
+  views: number
+  last_viewed_at: string | null
+  comments_count: number
+  favorites_count: number
 }
 
 /** `PATCH /canvases/{id}/sharing` body. */

@@ -1,6 +1,8 @@
 // The demo page in headless Chromium: two pages as two users open one canvas. A block added,
 // moved and typed into on one shows on the other; a cursor shows; the save state reaches
-// saved. Screenshots of both pages go to target/browser-screenshots/ for people to look at.
+// saved; a named version restored on one page brings a deleted block back on the other; a
+// viewer cannot edit; a canvas made from a template shows the template's blocks. Screenshots
+// of the pages go to target/browser-screenshots/ for people to look at.
 //
 // Needs Debian's chromium at /usr/bin/chromium (or $CHROMIUM_PATH); scripts/test.sh installs
 // it when missing. Uses playwright-core only as a driver (no browser download).
@@ -137,6 +139,25 @@ test('two users edit one canvas live in the demo page', async () => {
   await a.waitForSelector('#save-state[data-state="saved"]')
   await b.waitForSelector('#save-state[data-state="saved"]')
 
+  // versions: ann names one, deletes the narrative, restores the version; bob sees it come back
+  await a.fill('#version-name', 'Before cleanup')
+  await a.click('#save-version')
+  await a.waitForSelector('#version-result:has-text("saved as v")')
+  const named = a.locator('#versions li[data-kind="named"]:has-text("Before cleanup")')
+  await named.waitFor()
+  await a.click(`.block[data-id="${id}"] .remove`)
+  await b.waitForSelector(onB, { state: 'detached' })
+  await a.waitForSelector('#save-state[data-state="saved"]')
+  await named.locator('button.restore').click()
+  await a.waitForSelector('#version-result:has-text("restored v")')
+  await b.waitForSelector(onB)
+  await b.waitForFunction((sel) => document.querySelector(sel)?.value === 'Sales grew 25% in Q4. North leads.', `${onB} textarea`)
+  await a.waitForSelector(`.block[data-id="${id}"]`)
+  // the restore is a version of its own, listed first on both pages
+  await a.waitForSelector('#versions li:first-child[data-kind="restore"]')
+  await b.waitForSelector('#versions li:first-child[data-kind="restore"]')
+  await b.waitForSelector('#save-state[data-state="saved"]')
+
   // a viewer: their first edit is refused, the page resyncs and stops offering edits
   const cat = unique('cat')
   const c = await newPage()
@@ -162,5 +183,18 @@ test('two users edit one canvas live in the demo page', async () => {
 
   await a.screenshot({ path: join(shots, 'ann.png') })
   await b.screenshot({ path: join(shots, 'bob.png') })
-  assert.deepEqual(pageErrors, [], 'no script errors on either page')
+
+  // a canvas from a built-in template: its chart, narrative and table show
+  await b.goto(new URL('/', server.url).href)
+  await b.click('#projects li:has-text("Browser test")')
+  await b.fill('#new-canvas-name', 'From template')
+  await b.selectOption('#new-canvas-template', 'sales-dashboard')
+  await b.click('#create-canvas')
+  await b.waitForSelector('#status[data-status="synced"]')
+  await b.waitForSelector('.block[data-id="sales_chart"] svg rect')
+  await b.waitForSelector('.block[data-id="sales_table"] table td input')
+  assert.match(await b.inputValue('.block[data-id="sales_insights"] textarea'), /^## Key Insights/)
+  await b.waitForSelector('#versions li[data-kind="initial"]')
+  await b.screenshot({ path: join(shots, 'bob-template.png') })
+  assert.deepEqual(pageErrors, [], 'no script errors on any page')
 })

@@ -228,11 +228,13 @@ function renderCanvas (id: string): void {
   const title = h('h2', { id: 'canvas-title' }, '…')
   const error = h('p', { class: 'error', id: 'canvas-error' })
   const versionList = h('ul', { id: 'versions' })
+  const versionResult = h('p', { class: 'muted', id: 'version-result' })
   const versionsPanel = h('aside', { class: 'versions card' },
     h('h3', {}, 'Versions'),
-    h('div', { class: 'row' },
+    h('div', { class: 'row version-form' },
       h('input', { id: 'version-name', placeholder: 'name this version' }),
       h('button', { id: 'save-version', onclick: () => { void nameVersion() } }, 'Save')),
+    versionResult,
     versionList)
 
   const add = (type: 'narrative' | 'table' | 'chart'): void => {
@@ -388,6 +390,8 @@ function renderCanvas (id: string): void {
   canvas.on('blocks', (changes) => {
     for (const c of changes) renderBlock(c.id)
     layoutGrid()
+    // someone else's change may come with a version (a restore, an automatic one)
+    if (changes.some((c) => !c.local)) refreshVersionsSoon()
   })
   canvas.on('meta', () => { title.textContent = canvas.meta().name || 'Untitled'; layoutGrid() })
   canvas.on('resync', () => renderAll())
@@ -461,30 +465,38 @@ function renderCanvas (id: string): void {
   grid.addEventListener('pointerleave', () => { pending = null; canvas.presence.setCursor(null) })
   grid.addEventListener('pointerdown', (ev) => { if (ev.target === grid) select(null) })
 
-  // --- versions
+  // --- versions: the server lists them newest first; naming snapshots the live document
+  // (after our own edits are durable), a restore is a new change everyone sees live
   const loadVersions = async (): Promise<void> => {
     try {
       const versions: Version[] = await client.listVersions(id)
-      versionList.replaceChildren(...versions.slice().reverse().map((v) => h('li', { 'data-version': v.version },
-        h('span', {}, h('strong', {}, `v${v.version}`), ' ', v.changes, h('br'), h('span', { class: 'muted' }, new Date(v.changed_at).toLocaleString())),
-        h('button', { onclick: () => { void restore(v.version) } }, 'Restore'))))
+      versionList.replaceChildren(...versions.map((v) => h('li', { 'data-version': v.version, 'data-kind': v.kind },
+        h('span', {}, h('strong', {}, `v${v.version}`), ' ', v.changes, h('br'),
+          h('span', { class: 'muted' }, `${v.kind} · ${new Date(v.changed_at).toLocaleString()}`)),
+        h('button', { class: 'restore', title: `restore version ${v.version}`, onclick: () => { void restore(v.version) } }, 'Restore'))))
     } catch (err) {
-      versionList.replaceChildren(h('li', { class: 'muted' }, isCanvasError(err, 'not_found')
-        ? 'versions are not available on this server'
-        : message(err)))
+      versionList.replaceChildren(h('li', { class: 'muted' }, message(err)))
     }
+  }
+  let refreshTimer: ReturnType<typeof setTimeout> | null = null
+  const refreshVersionsSoon = (): void => {
+    if (refreshTimer !== null) return
+    refreshTimer = setTimeout(() => { refreshTimer = null; if (openCanvas === canvas) void loadVersions() }, 1000)
   }
   const nameVersion = async (): Promise<void> => {
     try {
       await canvas.whenSaved()
-      await client.createVersion(id, value('version-name') || 'Named version')
+      const v = await client.createVersion(id, value('version-name') || 'Named version')
       ;(byId('version-name') as HTMLInputElement).value = ''
+      versionResult.textContent = `saved as v${v.version}`
       await loadVersions()
     } catch (err) { error.textContent = message(err) }
   }
   const restore = async (version: number): Promise<void> => {
     try {
-      await client.restoreVersion(id, version)
+      await canvas.whenSaved()
+      const res = await client.restoreVersion(id, version)
+      versionResult.textContent = `restored v${version} as v${res.version.version}`
       await loadVersions()
     } catch (err) { error.textContent = message(err) }
   }
@@ -578,10 +590,13 @@ function renderTable (canvas: Canvas, b: Block): Array<Node | string> {
 }
 
 function renderChart (canvas: Canvas, b: Block): Array<Node | string> {
+  // points come from `rows` keyed by config.x_axis / y_axis, or (templates) `data` of {label, value}
   const config = (b.content.config ?? {}) as { x_axis?: string, y_axis?: string }
-  const xKey = config.x_axis ?? 'label'
-  const yKey = config.y_axis ?? 'value'
-  const rows = (Array.isArray(b.content.rows) ? b.content.rows : []) as Array<Record<string, unknown>>
+  const field = !Array.isArray(b.content.rows) && Array.isArray(b.content.data) ? 'data' : 'rows'
+  const xKey = field === 'data' ? 'label' : config.x_axis ?? 'label'
+  const yKey = field === 'data' ? 'value' : config.y_axis ?? 'value'
+  const source = b.content[field]
+  const rows = (Array.isArray(source) ? source : []) as Array<Record<string, unknown>>
   const colors = ((b.content.style as { colors?: string[] } | undefined)?.colors) ?? ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728']
   const points = rows.map((r) => ({ label: String(r[xKey] ?? ''), value: Number(r[yKey] ?? 0) || 0 }))
   const W = 300
@@ -604,7 +619,7 @@ function renderChart (canvas: Canvas, b: Block): Array<Node | string> {
   data.addEventListener('change', () => {
     const next = data.value.split(',').map((s) => s.split('=')).filter((kv) => kv.length === 2)
       .map(([k, v]) => ({ [xKey]: (k ?? '').trim(), [yKey]: Number((v ?? '').trim()) || 0 }))
-    canvas.setContent(b.id, 'rows', next)
+    canvas.setContent(b.id, field, next)
   })
   return [h('div', { class: 'chart-title' }, typeof b.content.title === 'string' ? b.content.title : 'Chart'), chart, data]
 }
