@@ -239,6 +239,40 @@ pub(crate) fn inspect_with(
     inspect_general(doc, index, role, update)
 }
 
+/// The fast path alone, for batches: `Some((inspection, map_entry))` for an update it
+/// accepts, `map_entry` telling whether the update writes a map entry (yrs then deletes the
+/// entry's previous value on its own, which the index learns only from the transaction).
+/// `None`: judge the update with [`inspect`] against the current document.
+///
+/// It reads only the index, never the document, so it stays exact while the index is ahead
+/// of the document (updates of a batch recorded but not applied yet).
+pub(crate) fn inspect_fast_only(
+    index: &DocIndex,
+    role: Role,
+    update: &[u8],
+) -> Option<(Inspection, bool)> {
+    if !role.can_edit() {
+        return None;
+    }
+    let Fast::Accepted(run, path) = fast::try_simple(index, role, update) else {
+        return None;
+    };
+    let map_entry = index.loc(run.loc).is_none_or(|l| l.key.is_some());
+    let touched_blocks = match (path.root.as_deref(), path.key(0)) {
+        (Some(schema::BLOCKS), Some(bid)) => vec![bid.to_owned()],
+        _ => Vec::new(),
+    };
+    Some((
+        Inspection {
+            noop: false,
+            touched_blocks,
+            delta: IndexDelta::Simple(run),
+            generation: index.generation,
+        },
+        map_entry,
+    ))
+}
+
 fn inspect_general(
     doc: &Doc,
     index: &DocIndex,
@@ -367,7 +401,7 @@ impl DocIndex {
     }
 
     /// Marks every range of an [`IdSet`] deleted.
-    fn insert_id_set(&mut self, ds: &IdSet) {
+    pub(crate) fn insert_id_set(&mut self, ds: &IdSet) {
         for (client, ranges) in ds.iter() {
             for r in ranges.iter() {
                 self.insert_deleted(*client, r.start, r.end);
