@@ -228,10 +228,14 @@ impl CanvasDoc {
         results
     }
 
-    /// Applies the accepted updates of a batch (already recorded in the index) in one
-    /// transaction, then records the deletions yrs made. Should one fail after all (the fast
-    /// path checked that each integrates), its verdict becomes a refusal and the index is
-    /// rebuilt from the document.
+    /// Applies the accepted updates of a batch (already recorded in the index) as one merged
+    /// update in one transaction, then records the deletions yrs made. Merging first lets
+    /// yrs integrate a run of keystrokes as one item instead of one item per keystroke.
+    ///
+    /// yrs refuses an update only for an item whose parent is not a shared type, which the
+    /// fast path rules out (every item's location is a known container); should it happen
+    /// anyway, every update of the group is reported refused and the index is rebuilt from
+    /// the document.
     fn apply_group(
         &mut self,
         group: &mut Vec<(usize, Update)>,
@@ -240,24 +244,30 @@ impl CanvasDoc {
         if group.is_empty() {
             return;
         }
+        let indices: Vec<usize> = group.iter().map(|(i, _)| *i).collect();
+        let merged = if group.len() == 1 {
+            group.pop().map(|(_, u)| u).unwrap_or_default()
+        } else {
+            Update::merge_updates(group.drain(..).map(|(_, u)| u))
+        };
         let mut txn = self.doc.transact_mut();
-        let mut failed = false;
-        for (i, update) in group.drain(..) {
-            if let Err(e) = txn.apply_update(update) {
-                failed = true;
+        let result = txn.apply_update(merged);
+        if result.is_ok() && !txn.has_missing_updates() {
+            self.index.insert_id_set(txn.delete_set());
+            return;
+        }
+        drop(txn);
+        let _ = self.reindex();
+        if let Err(e) = result {
+            let message = DocError::Apply(e).to_string();
+            for i in indices {
                 if let Some(r) = results.get_mut(i) {
                     *r = Err(Refusal {
                         code: RefusalCode::MalformedUpdate,
-                        message: DocError::Apply(e).to_string(),
+                        message: message.clone(),
                     });
                 }
             }
-        }
-        if failed || txn.has_missing_updates() {
-            drop(txn);
-            let _ = self.reindex();
-        } else {
-            self.index.insert_id_set(txn.delete_set());
         }
     }
 
