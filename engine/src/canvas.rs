@@ -2,6 +2,8 @@
 //! needs. Every change, local or remote, goes through it so the index stays current.
 //!
 //! - [`CanvasDoc::apply_checked`]: an update from a client, judged by its role first.
+//! - [`CanvasDoc::apply_batch`]: several queued updates from clients, one verdict each, the
+//!   accepted runs merged and applied together (faster on large documents).
 //! - [`CanvasDoc::apply_trusted`] / [`CanvasDoc::apply_remote`]: log replay and updates from
 //!   other server nodes.
 //! - [`CanvasDoc::edit`]: a change made by the server itself.
