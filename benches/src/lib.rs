@@ -15,7 +15,8 @@
 //!   workload; snapshot encode and load.
 //! - `benches/memory.rs` (`cargo bench -p canvas-bench --bench memory`): bytes held per
 //!   loaded document, counted by a counting global allocator.
-//! - `examples/`: the older ingest ratio and durable ingest measurements.
+//! - `examples/`: `trace_cost` (one replay of a trace through one path, for callgrind
+//!   instruction counts), the earlier ingest ratio and durable ingest measurements.
 
 pub mod traces;
 pub mod workload;

@@ -194,13 +194,15 @@ impl CanvasDoc {
     /// verdicts and the document that [`CanvasDoc::apply_checked`] on each update in turn
     /// would give. A refused update changes nothing and does not affect the others.
     ///
-    /// Faster than one by one because consecutive updates that the inspector's fast path
-    /// accepts (typing, renaming: it reads only the index, which learns each update's items
-    /// as soon as it is judged) are applied together in one yrs transaction, paying yrs's
-    /// per-transaction cost once. An update that needs the general path (it reads the
-    /// document: positions, deletions, new blocks) first applies the group before it, then
-    /// goes through [`CanvasDoc::apply_checked`]; so does the first update after a map-entry
-    /// write, whose implicit deletion the index learns only from the transaction.
+    /// Faster than one by one on large documents: consecutive updates that the inspector's
+    /// fast path accepts (typing, backspace, renaming: it reads only the index, which learns
+    /// each update's items and deletions as soon as it is judged) are merged
+    /// (`Update::merge_updates`) and applied as one update in one transaction, so yrs
+    /// integrates a run of keystrokes as one item and pays its per-transaction cost once.
+    /// An update that needs the general path (it reads the document: positions, new blocks)
+    /// first applies the run before it, then goes through [`CanvasDoc::apply_checked`]; a
+    /// map-entry write ends its run, because the index learns the deletion of the entry's
+    /// previous value only from the transaction. Figures: BENCHMARKS.md.
     pub fn apply_batch<'a>(
         &mut self,
         batch: impl IntoIterator<Item = (Role, &'a [u8])>,
