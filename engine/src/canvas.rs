@@ -2,6 +2,8 @@
 //! needs. Every change, local or remote, goes through it so the index stays current.
 //!
 //! - [`CanvasDoc::apply_checked`]: an update from a client, judged by its role first.
+//! - [`CanvasDoc::apply_batch`]: several queued updates from clients, one verdict each, the
+//!   accepted runs merged and applied together (faster on large documents).
 //! - [`CanvasDoc::apply_trusted`] / [`CanvasDoc::apply_remote`]: log replay and updates from
 //!   other server nodes.
 //! - [`CanvasDoc::edit`]: a change made by the server itself.
@@ -201,6 +203,94 @@ impl CanvasDoc {
         Ok(applied)
     }
 
+    /// Inspects and applies several updates queued for this document (from one or several
+    /// connections, in arrival order), with one verdict per update, in order: exactly the
+    /// verdicts and the document that [`CanvasDoc::apply_checked`] on each update in turn
+    /// would give. A refused update changes nothing and does not affect the others.
+    ///
+    /// Faster than one by one on large documents: consecutive updates that the inspector's
+    /// fast path accepts (typing, backspace, renaming: it reads only the index, which learns
+    /// each update's items and deletions as soon as it is judged) are merged
+    /// (`Update::merge_updates`) and applied as one update in one transaction, so yrs
+    /// integrates a run of keystrokes as one item and pays its per-transaction cost once.
+    /// An update that needs the general path (it reads the document: positions, new blocks)
+    /// first applies the run before it, then goes through [`CanvasDoc::apply_checked`]; a
+    /// map-entry write ends its run, because the index learns the deletion of the entry's
+    /// previous value only from the transaction. Figures: BENCHMARKS.md.
+    pub fn apply_batch<'a>(
+        &mut self,
+        batch: impl IntoIterator<Item = (Role, &'a [u8])>,
+    ) -> Vec<Result<Applied, Refusal>> {
+        let mut results = Vec::new();
+        let mut group: Vec<(usize, Update)> = Vec::new();
+        for (role, bytes) in batch {
+            if let Some((mut inspection, map_entry)) =
+                inspect::inspect_fast_only(&self.index, role, bytes)
+                && let Ok(decoded) = Update::decode_v1(bytes)
+                && self.index.apply_inspection(&inspection, None).is_ok()
+            {
+                group.push((results.len(), decoded));
+                results.push(Ok(Applied {
+                    noop: false,
+                    touched_blocks: inspection.take_touched_blocks(),
+                    // The fast path only edits existing blocks.
+                    new_blocks: Vec::new(),
+                }));
+                if map_entry {
+                    self.apply_group(&mut group, &mut results);
+                }
+                continue;
+            }
+            self.apply_group(&mut group, &mut results);
+            results.push(self.apply_checked(role, bytes));
+        }
+        self.apply_group(&mut group, &mut results);
+        results
+    }
+
+    /// Applies the accepted updates of a batch (already recorded in the index) as one merged
+    /// update in one transaction, then records the deletions yrs made. Merging first lets
+    /// yrs integrate a run of keystrokes as one item instead of one item per keystroke.
+    ///
+    /// yrs refuses an update only for an item whose parent is not a shared type, which the
+    /// fast path rules out (every item's location is a known container); should it happen
+    /// anyway, every update of the group is reported refused and the index is rebuilt from
+    /// the document.
+    fn apply_group(
+        &mut self,
+        group: &mut Vec<(usize, Update)>,
+        results: &mut [Result<Applied, Refusal>],
+    ) {
+        if group.is_empty() {
+            return;
+        }
+        let indices: Vec<usize> = group.iter().map(|(i, _)| *i).collect();
+        let merged = if group.len() == 1 {
+            group.pop().map(|(_, u)| u).unwrap_or_default()
+        } else {
+            Update::merge_updates(group.drain(..).map(|(_, u)| u))
+        };
+        let mut txn = self.doc.transact_mut();
+        let result = txn.apply_update(merged);
+        if result.is_ok() && !txn.has_missing_updates() {
+            self.index.insert_id_set(txn.delete_set());
+            return;
+        }
+        drop(txn);
+        let _ = self.reindex();
+        if let Err(e) = result {
+            let message = DocError::Apply(e).to_string();
+            for i in indices {
+                if let Some(r) = results.get_mut(i) {
+                    *r = Err(Refusal {
+                        code: RefusalCode::MalformedUpdate,
+                        message: message.clone(),
+                    });
+                }
+            }
+        }
+    }
+
     /// Applies an update without any role or schema check (log replay, other server nodes),
     /// keeping the index current.
     pub fn apply_trusted(&mut self, update: &[u8]) -> Result<(), DocError> {
@@ -307,5 +397,175 @@ mod tests {
         // a copy loaded from storage observes too
         let copy = CanvasDoc::from_stored(&canvas.encode_state(), []).expect("loads");
         assert!(!copy.take_sharing_changed());
+    }
+
+    /// Updates from three clients, including refused ones, in arrival order. The two editors
+    /// catch up with the server before each edit; the third never does, and sends as a viewer
+    /// now and then, so it gets refusals and then updates with gaps.
+    fn mixed_queue(base: &CanvasDoc) -> Vec<(Role, Vec<u8>)> {
+        use yrs::{Map, Text, WriteTxn};
+        let mut server = CanvasDoc::from_stored(&base.encode_state(), []).expect("loads");
+        let clients: Vec<Doc> = (1..=3).map(Doc::with_client_id).collect();
+        for c in &clients {
+            let u = Update::decode_v1(&base.encode_state()).expect("decodes");
+            c.transact_mut().apply_update(u).expect("applies");
+        }
+        let mut queue = Vec::new();
+        for step in 0..240usize {
+            let ci = step % 3;
+            let c = &clients[ci];
+            if ci != 2 {
+                let sv = c.transact().state_vector();
+                let diff = Update::decode_v1(&server.encode_diff(&sv)).expect("decodes");
+                c.transact_mut().apply_update(diff).expect("applies");
+            }
+            let mut txn = c.transact_mut();
+            let role = match step % 21 {
+                2 => Role::Viewer,
+                _ => Role::Editor,
+            };
+            match step % 12 {
+                8 => {
+                    txn.get_or_insert_map(schema::SHARING)
+                        .insert(&mut txn, "visibility", "public");
+                }
+                4 | 7 => {
+                    if let Some(Out::YMap(block)) =
+                        txn.get_or_insert_map(schema::BLOCKS).get(&txn, "b")
+                        && let Some(Out::YMap(pos)) = block.get(&txn, "position")
+                    {
+                        pos.insert(&mut txn, "x", (step % 14) as i64);
+                    }
+                }
+                9 | 10 => {
+                    let _ = edits::delete_text(&mut txn, "b", 0, 1, "u", "t");
+                }
+                _ => {
+                    if let Some(Out::YMap(block)) =
+                        txn.get_or_insert_map(schema::BLOCKS).get(&txn, "b")
+                        && let Some(Out::YMap(content)) = block.get(&txn, "content")
+                        && let Some(Out::YText(text)) = content.get(&txn, "text")
+                    {
+                        let len = text.len(&txn);
+                        text.insert(&mut txn, len.min(step as u32 % 5), "k");
+                    }
+                }
+            }
+            let update = txn.encode_update_v1();
+            drop(txn);
+            let _ = server.apply_checked(role, &update);
+            queue.push((role, update));
+        }
+        queue
+    }
+
+    fn verdict(r: &Result<Applied, Refusal>) -> Result<(bool, Vec<String>), RefusalCode> {
+        r.as_ref()
+            .map(|a| (a.noop, a.touched_blocks.clone()))
+            .map_err(|e| e.code)
+    }
+
+    use yrs::Out;
+
+    #[test]
+    fn a_batch_gives_the_verdicts_and_document_of_one_update_at_a_time() {
+        let mut base = CanvasDoc::new();
+        let (added, _) = base.edit(|txn| {
+            edits::add_block(
+                txn,
+                &edits::NewBlock {
+                    id: "b".into(),
+                    block_type: "narrative".into(),
+                    position: edits::Position {
+                        x: 0,
+                        y: 0,
+                        w: 4,
+                        h: 2,
+                    },
+                    content: serde_json::json!({"text": "hello"}),
+                    created_by: "u".into(),
+                    created_at: "t".into(),
+                },
+            )
+        });
+        added.expect("adds");
+        let queue = mixed_queue(&base);
+        let mut one_by_one = CanvasDoc::from_stored(&base.encode_state(), []).expect("loads");
+        let expected: Vec<_> = queue
+            .iter()
+            .map(|(role, u)| verdict(&one_by_one.apply_checked(*role, u)))
+            .collect();
+        let refused = expected.iter().filter(|v| v.is_err()).count();
+        assert!(refused > 20, "the queue has refusals: {refused}");
+        assert!(expected.len() - refused > 100, "and accepted updates");
+        for size in [1, 2, 7, 64, 240] {
+            let mut batched = CanvasDoc::from_stored(&base.encode_state(), []).expect("loads");
+            let mut got = Vec::new();
+            for chunk in queue.chunks(size) {
+                let results = batched.apply_batch(chunk.iter().map(|(r, u)| (*r, u.as_slice())));
+                assert_eq!(results.len(), chunk.len());
+                got.extend(results.iter().map(verdict));
+            }
+            assert_eq!(got, expected, "batches of {size}");
+            let txn = batched.doc().transact();
+            assert_eq!(
+                crate::json::canvas_json(&txn),
+                crate::json::canvas_json(&one_by_one.doc().transact()),
+                "batches of {size}"
+            );
+            drop(txn);
+            assert!(batched.index().matches_state_vector(batched.doc()));
+        }
+    }
+
+    #[test]
+    fn a_refused_update_in_a_batch_leaves_the_others_applied() {
+        use yrs::{Text, WriteTxn};
+        let mut canvas = CanvasDoc::new();
+        let author = Doc::with_client_id(9);
+        let mut updates = Vec::new();
+        for word in ["a", "b", "c"] {
+            let mut txn = author.transact_mut();
+            let text = txn.get_or_insert_map(schema::META);
+            use yrs::Map;
+            text.insert(&mut txn, "name", word);
+            updates.push(txn.encode_update_v1());
+        }
+        let forbidden = {
+            let other = Doc::with_client_id(10);
+            let mut txn = other.transact_mut();
+            use yrs::Map;
+            txn.get_or_insert_map(schema::SHARING)
+                .insert(&mut txn, "visibility", "public");
+            txn.encode_update_v1()
+        };
+        let typed = {
+            let other = Doc::with_client_id(11);
+            let mut txn = other.transact_mut();
+            let t = txn.get_or_insert_text("not-a-root");
+            t.insert(&mut txn, 0, "x");
+            txn.encode_update_v1()
+        };
+        let batch = [
+            (Role::Editor, updates[0].as_slice()),
+            (Role::Editor, forbidden.as_slice()),
+            (Role::Editor, updates[1].as_slice()),
+            (Role::Viewer, updates[2].as_slice()),
+            (Role::Editor, typed.as_slice()),
+            (Role::Editor, b"\xff\xff".as_slice()),
+            (Role::Editor, updates[2].as_slice()),
+        ];
+        let codes: Vec<_> = canvas.apply_batch(batch).iter().map(verdict).collect();
+        assert!(
+            codes[0].is_ok() && codes[2].is_ok() && codes[6].is_ok(),
+            "{codes:?}"
+        );
+        assert_eq!(codes[1], Err(RefusalCode::Forbidden));
+        assert_eq!(codes[3], Err(RefusalCode::ReadOnly));
+        assert_eq!(codes[4], Err(RefusalCode::InvalidSchema));
+        assert_eq!(codes[5], Err(RefusalCode::MalformedUpdate));
+        let txn = canvas.doc().transact();
+        assert_eq!(crate::json::canvas_json(&txn)["name"], "c");
+        assert_eq!(crate::json::sharing_json(&txn)["visibility"], "private");
     }
 }

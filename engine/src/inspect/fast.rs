@@ -1,7 +1,8 @@
 //! The fast path for the most common update: a run of items of one client that all land in
-//! one location the index already knows (typing in a text, overwriting a map value), with no
-//! deletions. It parses the update in one pass without building a block list and needs no
-//! resolver state.
+//! one location the index already knows (typing in a text, overwriting a map value), and/or
+//! deletions of items of one text or array that the index knows (backspace, a selection
+//! replaced by typing). It parses the update in one pass without building a block list and
+//! needs no resolver state.
 //!
 //! Anything else, and anything doubtful (a malformed byte, a reference to a different
 //! location, a dead container, a block position), returns `None`: the general path then
@@ -20,13 +21,17 @@ const HAS_RIGHT_ORIGIN: u8 = 0b0100_0000;
 const CONTENT_STRING: u8 = 4;
 const CONTENT_ANY: u8 = 8;
 
-/// An update the fast path accepted: the new clock range and where it lives.
+/// An update the fast path accepted: the new clock range and where it lives (an empty range
+/// for an update that only deletes), and the ranges it deletes.
 #[derive(Debug, Clone)]
 pub(crate) struct SimpleRun {
     pub client: ClientID,
     pub start: u32,
     pub end: u32,
     pub loc: LocId,
+    /// `(client, start, end)` of every range of the update's delete set (all known to the
+    /// index, all in sequence content at `loc`).
+    pub deletes: Vec<(ClientID, u32, u32)>,
 }
 
 /// What the fast path found.
@@ -86,9 +91,74 @@ fn allowed(index: &DocIndex, role: Role, path: &PathInfo) -> bool {
 fn parse_simple(index: &DocIndex, bytes: &[u8]) -> Option<SimpleRun> {
     let mut dec = Dec::new(bytes);
     let clients: u32 = dec.read_var().ok()?;
-    if clients != 1 {
-        return None;
+    let mut loc: Option<LocId> = None;
+    let mut run = None;
+    match clients {
+        0 => {}
+        1 => {
+            let (client, start, end) = parse_run(index, &mut dec, &mut loc)?;
+            run = Some((client, start, end));
+        }
+        _ => return None,
     }
+    // the delete set: ranges of items the index knows, all in the same sequence content
+    let ds_clients: u32 = dec.read_var().ok()?;
+    let mut deletes = Vec::new();
+    let mut changes = run.is_some();
+    for _ in 0..ds_clients {
+        let client = dec.read_client().ok()?;
+        if deletes.iter().any(|(c, _, _)| *c == client) {
+            return None; // the general path refuses this as malformed
+        }
+        let ranges: u32 = dec.read_var().ok()?;
+        for _ in 0..ranges {
+            let start: u32 = dec.read_ds_clock().ok()?;
+            let len: u32 = dec.read_ds_len().ok()?;
+            let end = start.checked_add(len)?;
+            // the update's own new items, or items the document lacks: general path
+            if len == 0 || end > index.next_clock(client) {
+                return None;
+            }
+            for (s, e) in index.undeleted_parts(client, start, end) {
+                let mut ok = true;
+                index.for_each_range(client, s, e, |_, _, here| {
+                    let sequence = index.loc(here).is_some_and(|l| l.key.is_none());
+                    if here == GC_LOC || !sequence || loc.is_some_and(|l| l != here) {
+                        ok = false;
+                    }
+                    loc = Some(here);
+                });
+                if !ok {
+                    return None;
+                }
+                changes = true;
+            }
+            deletes.push((client, start, end));
+        }
+    }
+    if !changes {
+        return None; // a no-op: the general path says so
+    }
+    let (client, start, end) = match run {
+        Some(r) => r,
+        None => (deletes.first()?.0, 0, 0),
+    };
+    Some(SimpleRun {
+        client,
+        start,
+        end,
+        loc: loc?,
+        deletes,
+    })
+}
+
+/// Reads the one client section of an update: a run of new items of that client starting at
+/// its next clock, all landing in one known location (stored in `loc`).
+fn parse_run(
+    index: &DocIndex,
+    dec: &mut Dec<'_>,
+    loc: &mut Option<LocId>,
+) -> Option<(ClientID, u32, u32)> {
     let blocks: u32 = dec.read_var().ok()?;
     let client = dec.read_client().ok()?;
     let mut clock: u32 = dec.read_var().ok()?;
@@ -96,7 +166,6 @@ fn parse_simple(index: &DocIndex, bytes: &[u8]) -> Option<SimpleRun> {
     if clock != start || blocks == 0 {
         return None;
     }
-    let mut loc: Option<LocId> = None;
     for _ in 0..blocks {
         let info = dec.read_info().ok()?;
         if info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0 {
@@ -129,7 +198,7 @@ fn parse_simple(index: &DocIndex, bytes: &[u8]) -> Option<SimpleRun> {
                 if id.clock >= clock {
                     return None;
                 }
-                loc?
+                (*loc)?
             } else {
                 if id.clock >= index.next_clock(id.client) {
                     return None;
@@ -139,19 +208,9 @@ fn parse_simple(index: &DocIndex, bytes: &[u8]) -> Option<SimpleRun> {
             if here == GC_LOC || loc.is_some_and(|l| l != here) {
                 return None;
             }
-            loc = Some(here);
+            *loc = Some(here);
         }
         clock = clock.checked_add(len)?;
     }
-    // an empty delete set
-    let ds_clients: u32 = dec.read_var().ok()?;
-    if ds_clients != 0 {
-        return None;
-    }
-    Some(SimpleRun {
-        client,
-        start,
-        end: clock,
-        loc: loc?,
-    })
+    Some((client, start, clock))
 }

@@ -28,7 +28,8 @@
 //!   block whose position changes and for `layout.columns`.
 //!
 //! - `fast` handles the most common update (one client, items that all land in one known
-//!   location through their origins, no deletions: typing, renaming) in one pass without
+//!   location through their origins, and deletions of known items of that same text:
+//!   typing, backspace, renaming) in one pass without
 //!   building any of the above; anything else or doubtful goes to the general path, and a
 //!   randomized test checks that both decide the same.
 //!
@@ -239,6 +240,40 @@ pub(crate) fn inspect_with(
     inspect_general(doc, index, role, update)
 }
 
+/// The fast path alone, for batches: `Some((inspection, map_entry))` for an update it
+/// accepts, `map_entry` telling whether the update writes a map entry (yrs then deletes the
+/// entry's previous value on its own, which the index learns only from the transaction).
+/// `None`: judge the update with [`inspect`] against the current document.
+///
+/// It reads only the index, never the document, so it stays exact while the index is ahead
+/// of the document (updates of a batch recorded but not applied yet).
+pub(crate) fn inspect_fast_only(
+    index: &DocIndex,
+    role: Role,
+    update: &[u8],
+) -> Option<(Inspection, bool)> {
+    if !role.can_edit() {
+        return None;
+    }
+    let Fast::Accepted(run, path) = fast::try_simple(index, role, update) else {
+        return None;
+    };
+    let map_entry = index.loc(run.loc).is_none_or(|l| l.key.is_some());
+    let touched_blocks = match (path.root.as_deref(), path.key(0)) {
+        (Some(schema::BLOCKS), Some(bid)) => vec![bid.to_owned()],
+        _ => Vec::new(),
+    };
+    Some((
+        Inspection {
+            noop: false,
+            touched_blocks,
+            delta: IndexDelta::Simple(run),
+            generation: index.generation,
+        },
+        map_entry,
+    ))
+}
+
 fn inspect_general(
     doc: &Doc,
     index: &DocIndex,
@@ -306,6 +341,9 @@ impl DocIndex {
     fn apply_delta(&mut self, delta: &IndexDelta) {
         if let IndexDelta::Simple(run) = delta {
             self.insert_range(run.client, run.start, run.end, run.loc);
+            for (client, start, end) in &run.deletes {
+                self.insert_deleted(*client, *start, *end);
+            }
         }
         if let IndexDelta::Full {
             parsed: update,
@@ -367,7 +405,7 @@ impl DocIndex {
     }
 
     /// Marks every range of an [`IdSet`] deleted.
-    fn insert_id_set(&mut self, ds: &IdSet) {
+    pub(crate) fn insert_id_set(&mut self, ds: &IdSet) {
         for (client, ranges) in ds.iter() {
             for r in ranges.iter() {
                 self.insert_deleted(*client, r.start, r.end);
@@ -433,6 +471,65 @@ mod equivalence {
             Some(Out::YText(t)) => Some(t),
             _ => None,
         }
+    }
+
+    #[test]
+    fn backspace_and_replacing_a_selection_take_the_fast_path() {
+        let mut server = CanvasDoc::new();
+        let client = yrs::Doc::with_client_id(5);
+        let mut send = |f: &dyn Fn(&mut yrs::TransactionMut)| {
+            let mut txn = client.transact_mut();
+            f(&mut txn);
+            let update = txn.encode_update_v1();
+            drop(txn);
+            let fast = inspect_with(server.doc(), server.index(), Role::Editor, &update, true)
+                .expect("accepted");
+            let general = inspect_with(server.doc(), server.index(), Role::Editor, &update, false)
+                .expect("accepted");
+            assert_eq!(fast.touched_blocks(), general.touched_blocks());
+            let simple = matches!(fast.delta, IndexDelta::Simple(_));
+            server.apply_inspected(&update, fast).expect("applies");
+            simple
+        };
+        let created = send(&|txn| {
+            let blocks = txn.get_or_insert_map(schema::BLOCKS);
+            let content = MapPrelim::from([("text", In::from(TextPrelim::new("hello")))]);
+            blocks.insert(
+                txn,
+                "b",
+                MapPrelim::from([
+                    ("position", In::Map(position(0, 4))),
+                    ("content", In::Map(content)),
+                ]),
+            );
+        });
+        assert!(!created, "a new block takes the general path");
+        assert!(send(&|txn| {
+            let t = text_of(txn, "b").expect("text");
+            t.insert(txn, 5, "!");
+        }));
+        assert!(send(&|txn| text_of(txn, "b")
+            .expect("text")
+            .remove_range(txn, 5, 1)));
+        assert!(send(&|txn| {
+            let t = text_of(txn, "b").expect("text");
+            t.remove_range(txn, 1, 3);
+            t.insert(txn, 1, "ipp");
+        }));
+        // the index knows the deletions like one rebuilt from the document
+        let rebuilt = DocIndex::build(server.doc()).expect("builds");
+        let me = yrs::ClientID::new(5);
+        let mut deleted = 0;
+        for clock in 0..server.state_vector().get(&me) {
+            let id = ID::new(me, clock);
+            assert_eq!(
+                rebuilt.is_deleted(id),
+                server.index().is_deleted(id),
+                "{id:?}"
+            );
+            deleted += usize::from(rebuilt.is_deleted(id));
+        }
+        assert_eq!(deleted, 4, "one backspace and a selection of three");
     }
 
     #[test]
