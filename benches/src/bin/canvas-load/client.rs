@@ -58,7 +58,14 @@ impl Rx {
     pub async fn frame(&mut self) -> Result<Option<tokio_tungstenite::tungstenite::Bytes>, Error> {
         loop {
             match self.stream.next().await {
-                None | Some(Ok(Message::Close(_))) => return Ok(None),
+                None | Some(Ok(Message::Close(None))) => return Ok(None),
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return Err(Error::Protocol(format!(
+                        "closed by the server: {} {}",
+                        u16::from(frame.code),
+                        frame.reason
+                    )));
+                }
                 Some(Ok(Message::Binary(b))) => return Ok(Some(b)),
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(e.into()),

@@ -103,7 +103,13 @@ pub async fn run(
                 .map(|r| r.is_ok());
             match waited {
                 Ok(true) => {}
-                Ok(false) => return Err(Error::Protocol("observer stopped".into())),
+                Ok(false) => {
+                    // The observer ended: its own error says why.
+                    return Err(match observer.await {
+                        Ok(Err(e)) => e,
+                        _ => Error::Protocol("observer stopped".into()),
+                    });
+                }
                 Err(_) => {
                     let at = *seen.borrow();
                     return Err(Error::Timeout(format!("observer stuck at {at} of {total}")));
