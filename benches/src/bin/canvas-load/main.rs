@@ -114,8 +114,9 @@ struct RunArgs {
     /// Use only the first N edits of the trace.
     #[arg(long)]
     edits: Option<usize>,
-    /// W2: updates in flight.
-    #[arg(long, default_value_t = 1024)]
+    /// W2: updates in flight (our server drops a connection that has 1,024 frames queued,
+    /// so the observer must never be that far behind).
+    #[arg(long, default_value_t = 512)]
     w2_window: usize,
     /// W3: room sizes at the fixed rate.
     #[arg(long, value_delimiter = ',', default_value = "10,50,200")]

@@ -137,7 +137,11 @@ async fn room_run(
         let mut raw = Vec::with_capacity(total_per_writer);
         for i in 0..total_per_writer {
             let mut txn = doc.transact_mut();
-            text.insert(&mut txn, 0, if i % 5 == 4 { " " } else { "x" });
+            // Each writer types at the end of its own run of text, as people typing in
+            // different places do (inserting at one shared spot without seeing the others
+            // would make every server resolve ever longer chains of concurrent inserts).
+            let end = text.len(&txn);
+            text.insert(&mut txn, end, if i % 5 == 4 { " " } else { "x" });
             let update = txn.encode_update_v1();
             list.push(room.framer.update(&update));
             raw.push(update);
