@@ -49,8 +49,10 @@ LOGS="$OUT/logs"
 PEERS_ROOT="$ROOT/target/peers"
 PEERS_JS="$ROOT/benches/peers"
 mkdir -p "$OUT" "$LOGS"
-rm -rf "$RESULTS"
+# Results of the servers and workloads run now are replaced; others (from an earlier run with
+# the same sizes) stay, so `--servers canvas --workloads w2` refreshes one cell of the table.
 mkdir -p "$RESULTS"
+for kind in $SERVERS; do for w in $WORKLOADS; do rm -f "$RESULTS/$kind-$w.json"; done; done
 
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf '\nbench-compare.sh: ERROR: %s\n' "$*" >&2; exit 1; }

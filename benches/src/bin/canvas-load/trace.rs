@@ -39,6 +39,9 @@ pub struct Trace {
     /// The author's clock after each edit (a deletion leaves it where it was): how a
     /// receiver tells how far into the trace it is, whether or not the server merged updates.
     pub clocks: Vec<u32>,
+    /// Characters deleted by the edits up to each one (the other half of the measure: a
+    /// deletion shows in the delete set of the update that carries it).
+    pub deleted: Vec<u64>,
 }
 
 #[derive(Deserialize)]
@@ -174,7 +177,11 @@ fn build(patches: &[(u32, u32, String)]) -> Result<Trace, Error> {
     let text = block_text(&doc).ok_or_else(|| Error::Trace("block text missing".into()))?;
     let mut edits = Vec::with_capacity(patches.len());
     let mut clocks = Vec::with_capacity(patches.len());
+    let mut deleted = Vec::with_capacity(patches.len());
+    let mut deleted_so_far = 0u64;
     for (pos, del, ins) in patches {
+        deleted_so_far += u64::from(*del);
+        deleted.push(deleted_so_far);
         let mut txn = doc.transact_mut();
         if *del > 0 {
             text.remove_range(&mut txn, *pos, *del);
@@ -197,6 +204,7 @@ fn build(patches: &[(u32, u32, String)]) -> Result<Trace, Error> {
         end_content,
         client: TRACE_CLIENT,
         clocks,
+        deleted,
     })
 }
 

@@ -1,6 +1,8 @@
 //! W2 single-writer ingest: one writer streams the editing trace into one room, keeping at
 //! most `window` updates that a second client (the observer) has not received yet. The
-//! peers do not acknowledge updates, so the observer's receipts pace every server alike;
+//! peers do not acknowledge updates, so the observer's receipts pace every server alike
+//! (counted from the author's clock and the deletions in the observer's document, since
+//! Hocuspocus merges the updates of one event-loop turn into one message);
 //! our durable acknowledgements (and Hocuspocus' sync status) are timed as well.
 
 use crate::Error;
@@ -10,6 +12,8 @@ use crate::results::Ingest;
 use crate::target::Target;
 use crate::trace::{self, Trace};
 use crate::wire::Incoming;
+use canvas_engine::yrs::updates::decoder::Decode;
+use canvas_engine::yrs::{Transact, Update};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -32,24 +36,40 @@ pub async fn run(
     let observer = {
         let doc = observed_doc.clone();
         let clocks = trace.clocks.clone();
+        let deletions = trace.deleted.clone();
         let author = trace.client;
         let expected = trace.end_content.clone();
         tokio::spawn(async move {
             let mut setup_seen = false;
+            let mut deleted = 0u64;
+            let final_clock = clocks.last().copied().unwrap_or(0);
             while let Some(frame) = obs_rx.frame().await? {
                 match obs_rx.framer.parse(&frame)? {
                     Incoming::Update(u) | Incoming::Step2(u) => {
-                        client::apply(&doc, u)?;
-                        setup_seen = setup_seen || trace::block_text(&doc).is_some();
+                        let update =
+                            Update::decode_v1(u).map_err(|e| Error::Protocol(e.to_string()))?;
+                        // How many edits the observer holds: those whose inserts (the author's
+                        // clock) and deletions (counted from each update's delete set) it has.
+                        // Exact whether or not the server merges updates into one message.
+                        for (_, ranges) in update.delete_set().iter() {
+                            deleted += ranges
+                                .iter()
+                                .map(|r| u64::from(r.end - r.start))
+                                .sum::<u64>();
+                        }
+                        doc.transact_mut()
+                            .apply_update(update)
+                            .map_err(|e| Error::Protocol(e.to_string()))?;
                         if !setup_seen {
+                            setup_seen = trace::block_text(&doc).is_some();
+                            seen_tx.send_replace(u64::from(setup_seen));
                             continue;
                         }
-                        // How many edits the document holds, by the author's clock (servers
-                        // may merge updates; deletions do not move the clock).
                         let clock = trace::clock_of(&doc, author);
-                        let done = clocks.partition_point(|c| *c <= clock) as u64;
-                        seen_tx.send_replace(1 + done);
-                        if done + 1 >= total && trace::text_of(&doc) == expected {
+                        let by_clock = clocks.partition_point(|c| *c <= clock);
+                        let by_deletes = deletions.partition_point(|d| *d <= deleted);
+                        seen_tx.send_replace(1 + by_clock.min(by_deletes) as u64);
+                        if clock >= final_clock && trace::text_of(&doc) == expected {
                             return Ok::<_, Error>(Instant::now());
                         }
                     }
