@@ -15,8 +15,10 @@
 #   --servers "LIST"        subset of: canvas y-sweet y-websocket hocuspocus (default: all)
 #   --workloads "LIST"      subset of: w2 w3 w4 w5 (default: all)
 #   --no-markdown           print the table and write the charts, leave BENCHMARKS.md alone
+#   --report-only           run nothing; report the results already in target/bench/results
 #   -- ARGS...              passed to every `canvas-load run` (sizes: see `canvas-load run --help`)
-# Environment: BENCH_SERVER_CPU (default 0) and BENCH_LOAD_CPU (default 1) choose the cores.
+# Environment: BENCH_SERVER_CPU (default 0) and BENCH_LOAD_CPU (default 1) choose the cores;
+# BENCH_COMMAND replaces the command line the report names (after partial reruns).
 
 set -euo pipefail
 
@@ -35,6 +37,7 @@ while [[ $# -gt 0 ]]; do
     --servers) SERVERS="$2"; shift ;;
     --workloads) WORKLOADS="$2"; shift ;;
     --no-markdown) MARKDOWN=0 ;;
+    --report-only) SERVERS=""; WORKLOADS="" ;;
     --) shift; EXTRA=("$@"); break ;;
     *) echo "bench-compare.sh: unknown option $1 (see the top of this file)" >&2; exit 2 ;;
   esac
@@ -83,6 +86,7 @@ if [[ " $SERVERS " == *" y-websocket "* || " $SERVERS " == *" hocuspocus "* ]]; 
   (cd "$PEERS_JS" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+if [[ -n $SERVERS && -n $WORKLOADS ]]; then
 step "Fetching the automerge-paper trace (diamond-types 0.1.0)"
 FETCH="$OUT/trace-fetch"
 mkdir -p "$FETCH/src"
@@ -103,9 +107,10 @@ cargo fetch --manifest-path "$FETCH/Cargo.toml" -q
 TRACE="$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/diamond-types-0.1.0/benchmark_data/automerge-paper.json.gz 2>/dev/null | head -n1)"
 [[ -f $TRACE ]] || die "automerge-paper.json.gz not found in the cargo registry after cargo fetch"
 echo "    $TRACE"
+fi
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-[[ $(ulimit -n) -ge 25000 ]] || echo "    note: ulimit -n is $(ulimit -n); W4 at 10k connections needs about 20k"
+[[ $(ulimit -n) -ge 12000 ]] || echo "    note: ulimit -n is $(ulimit -n); W4 at 10k connections needs about 11k per process"
 
 SIZES=()
 if [[ $QUICK -eq 1 ]]; then
@@ -185,7 +190,7 @@ storage on local disk: ours the embedded SQLite store (WAL, synchronous=FULL, du
 y-sweet its file store (checkpoint every 1 s), the y-websocket server LevelDB (YPERSISTENCE); \
 Hocuspocus without extensions keeps documents in memory only (no join from storage). \
 Trace: automerge-paper (259,778 edits, one update each) unless --edits says otherwise."
-report=(report --results "$RESULTS" --charts docs/bench --command "./scripts/bench-compare.sh${ORIG_ARGS:+ $ORIG_ARGS}" --conditions "$CONDITIONS")
+report=(report --results "$RESULTS" --charts docs/bench --command "${BENCH_COMMAND:-./scripts/bench-compare.sh${ORIG_ARGS:+ $ORIG_ARGS}}" --conditions "$CONDITIONS")
 [[ $MARKDOWN -eq 1 ]] && report+=(--markdown BENCHMARKS.md)
 "$LOAD" "${report[@]}" || true
 if [[ ${#FAILED[@]} -gt 0 ]]; then
