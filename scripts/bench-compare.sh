@@ -14,11 +14,13 @@
 #   --quick                 small sizes (about a minute per server) to check the set-up
 #   --servers "LIST"        subset of: canvas y-sweet y-websocket hocuspocus (default: all)
 #   --workloads "LIST"      subset of: w2 w3 w4 w5 (default: all)
-#   --no-markdown           print the table and write the charts, leave BENCHMARKS.md alone
+#   --no-markdown           print the table, write the charts under target/bench/charts and
+#                           leave BENCHMARKS.md and docs/bench alone
 #   --report-only           run nothing; report the results already in target/bench/results
 #   -- ARGS...              passed to every `canvas-load run` (sizes: see `canvas-load run --help`)
 # Environment: BENCH_SERVER_CPU (default 0) and BENCH_LOAD_CPU (default 1) choose the cores;
-# BENCH_COMMAND replaces the command line the report names (after partial reruns).
+# BENCH_COMMAND replaces the command line the report names (after partial reruns);
+# BENCH_OUT moves results, logs and data (default target/bench).
 
 set -euo pipefail
 
@@ -46,7 +48,7 @@ done
 
 SERVER_CPU="${BENCH_SERVER_CPU:-0}"
 LOAD_CPU="${BENCH_LOAD_CPU:-1}"
-OUT="$ROOT/target/bench"
+OUT="${BENCH_OUT:-$ROOT/target/bench}"
 RESULTS="$OUT/results"
 LOGS="$OUT/logs"
 PEERS_ROOT="$ROOT/target/peers"
@@ -190,7 +192,11 @@ storage on local disk: ours the embedded SQLite store (WAL, synchronous=FULL, du
 y-sweet its file store (checkpoint every 1 s), the y-websocket server LevelDB (YPERSISTENCE); \
 Hocuspocus without extensions keeps documents in memory only (no join from storage). \
 Trace: automerge-paper (259,778 edits, one update each) unless --edits says otherwise."
-report=(report --results "$RESULTS" --charts docs/bench --command "${BENCH_COMMAND:-./scripts/bench-compare.sh${ORIG_ARGS:+ $ORIG_ARGS}}" --conditions "$CONDITIONS")
+# The charts in docs/bench belong to BENCHMARKS.md: a run that leaves it alone writes its
+# charts next to its results.
+CHARTS=docs/bench
+[[ $MARKDOWN -eq 1 ]] || CHARTS="$OUT/charts"
+report=(report --results "$RESULTS" --charts "$CHARTS" --command "${BENCH_COMMAND:-./scripts/bench-compare.sh${ORIG_ARGS:+ $ORIG_ARGS}}" --conditions "$CONDITIONS")
 [[ $MARKDOWN -eq 1 ]] && report+=(--markdown BENCHMARKS.md)
 "$LOAD" "${report[@]}" || true
 if [[ ${#FAILED[@]} -gt 0 ]]; then

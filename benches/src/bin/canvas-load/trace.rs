@@ -113,8 +113,8 @@ pub fn load(
         Some(path) => {
             let file = std::fs::File::open(path)
                 .map_err(|e| Error::Trace(format!("{}: {e}", path.display())))?;
-            let parsed: TraceFile = serde_json::from_reader(flate2::read::GzDecoder::new(
-                std::io::BufReader::new(file),
+            let parsed: TraceFile = serde_json::from_reader(std::io::BufReader::new(
+                flate2::read::GzDecoder::new(file),
             ))
             .map_err(|e| Error::Trace(format!("{}: {e}", path.display())))?;
             if !parsed.start_content.is_empty() {
