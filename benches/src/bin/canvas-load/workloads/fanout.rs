@@ -212,7 +212,20 @@ async fn room_run(
             let frames = &frames[w][offsets[w]..offsets[w] + n];
             pace(tx, frames, rate / writers as f64, &log, w, offsets[w])
         });
-        futures_util::future::try_join_all(sends).await?;
+        // A writer whose connection the server closed (one that dropped it as too slow)
+        // ends the ramp: the step is past the knee, its lost deliveries say so.
+        let lost_writer = futures_util::future::join_all(sends)
+            .await
+            .into_iter()
+            .find_map(Result::err);
+        if let Some(why) = &lost_writer {
+            eprintln!("  w3 {peers} peers, {rate:.0}/s: a writer's connection ended: {why}");
+            if !stop_at_knee {
+                return Err(Error::Protocol(format!(
+                    "a writer's connection ended: {why}"
+                )));
+            }
+        }
         for (p, tx) in peer_list.iter_mut().zip(txs) {
             p.tx = Some(tx);
         }
@@ -273,7 +286,8 @@ async fn room_run(
             "  w3 {peers} peers, {rate:.0}/s: delivered {}/{}, p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms",
             point.delivered, point.expected, point.p50_ms, point.p99_ms, point.p999_ms
         );
-        let past_knee = point.p99_ms > KNEE_P99_MS || point.delivered < point.expected;
+        let past_knee =
+            point.p99_ms > KNEE_P99_MS || point.delivered < point.expected || lost_writer.is_some();
         points.push(point);
         if stop_at_knee && past_knee {
             break;
@@ -290,6 +304,13 @@ async fn room_run(
     let expected_text = trace::text_of(&reference);
     let mut converged = true;
     for (i, p) in peer_list.iter().enumerate() {
+        if p.task.is_finished() {
+            // The server closed this peer (in the ramp: one it dropped as too slow, which a
+            // real client would resync after reconnecting). At a fixed rate that is a failure.
+            eprintln!("  w3: peer {i} was disconnected");
+            converged = converged && stop_at_knee;
+            continue;
+        }
         if let Some(doc) = &p.doc {
             if i < writers {
                 for u in &updates[i][..offsets[i]] {
