@@ -196,3 +196,33 @@ async fn the_presence_store_ends_with_the_latest_cursor_despite_the_throttle() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn joiners_get_the_document_as_it_is_now_after_inserts_and_deletions() {
+    // The room answers joins with an empty document from a cached encoding of the whole
+    // document; every change, a deletion too, must make it encode again.
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let url = server.ws_url(&team.canvas, &team.editor.token);
+    let mut a = WsClient::join(&url).await;
+    a.edit(|txn| add_block(txn, "b1", "narrative", (0, 0, 6, 4)))
+        .await;
+    a.wait_acked().await;
+    let first = WsClient::join(&url).await;
+    assert_eq!(block_ids(&first.doc), ["b1"]);
+    let second = WsClient::join(&url).await;
+    assert_eq!(block_ids(&second.doc), ["b1"]);
+    a.edit(|txn| {
+        txn.get_or_insert_map("blocks").remove(txn, "b1");
+    })
+    .await;
+    a.wait_acked().await;
+    let third = WsClient::join(&url).await;
+    assert!(block_ids(&third.doc).is_empty());
+    a.edit(|txn| add_block(txn, "b2", "chart", (0, 0, 6, 4)))
+        .await;
+    a.wait_acked().await;
+    let fourth = WsClient::join(&url).await;
+    assert_eq!(block_ids(&fourth.doc), ["b2"]);
+    server.stop().await;
+}

@@ -18,6 +18,7 @@ use axum::http::header::{HOST, ORIGIN};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use canvas_engine::protocol;
+use futures_util::SinkExt;
 use serde::Deserialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
@@ -209,26 +210,52 @@ async fn connection(
                     }
                 }
             }
-            outbound = out_rx.recv() => match outbound {
-                Some(Outbound::Frame(frame)) => {
-                    if socket.send(WsMessage::Binary(frame)).await.is_err() {
+            outbound = out_rx.recv() => {
+                // Everything already queued goes out with one flush (one write system call
+                // for a burst of relayed updates instead of one per frame).
+                let mut next = outbound;
+                let mut queued = 0usize;
+                loop {
+                    match next {
+                        Some(Outbound::Frame(frame)) => {
+                            if socket.feed(WsMessage::Binary(frame)).await.is_err() {
+                                break;
+                            }
+                            queued += 1;
+                        }
+                        Some(Outbound::Close(code, reason)) => {
+                            let _ = socket.flush().await;
+                            close_socket(&mut socket, code, &reason).await;
+                            // The room already forgot this connection.
+                            return;
+                        }
+                        None => {
+                            let _ = socket.flush().await;
+                            close_socket(&mut socket, close::TRY_AGAIN_LATER, "connection too slow for the room").await;
+                            return;
+                        }
+                    }
+                    if queued >= FLUSH_EVERY {
                         break;
                     }
+                    match out_rx.try_recv() {
+                        Ok(more) => next = Some(more),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => next = None,
+                    }
                 }
-                Some(Outbound::Close(code, reason)) => {
-                    close_socket(&mut socket, code, &reason).await;
-                    // The room already forgot this connection.
-                    return;
+                if socket.flush().await.is_err() {
+                    break;
                 }
-                None => {
-                    close_socket(&mut socket, close::TRY_AGAIN_LATER, "connection too slow for the room").await;
-                    return;
-                }
-            },
+            }
         }
     }
     room.send(RoomCmd::Leave(conn_id)).await;
 }
+
+/// Outbound frames written before one flush, at most (a bound on the burst one connection
+/// writes while others wait).
+const FLUSH_EVERY: usize = 256;
 
 /// Messages are counted against the user's per-minute limit in groups of this many, so the
 /// shared counter (Redis) is not hit on every keystroke.

@@ -38,11 +38,13 @@ use canvas_engine::yrs::sync::awareness::AwarenessUpdate;
 use canvas_engine::yrs::sync::{Message, SyncMessage};
 use canvas_engine::yrs::updates::decoder::Decode;
 use canvas_engine::yrs::updates::encoder::Encode;
-use canvas_engine::yrs::{ClientID, Transact, TransactionMut};
+use canvas_engine::yrs::{ClientID, StateVector, Transact, TransactionMut};
 use canvas_engine::{CanvasDoc, Role, edits, json, presence::PresenceTable};
 use canvas_storage::PresenceEntry;
 use canvas_storage::{CanvasRecord, StorageResult, VersionRecord};
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -309,6 +311,12 @@ pub(super) struct Room {
     last_version_at: Instant,
     /// Who last stamped each block and when (attribution throttle).
     stamped: HashMap<String, (Uuid, Instant)>,
+    /// Bumped after every write transaction on the document (an observer on it), so that
+    /// `full_state` is known to be current; `None` if the observer could not be registered.
+    doc_writes: Option<Arc<AtomicU64>>,
+    /// Sync step 2 for a client whose document is empty, with the `doc_writes` count it was
+    /// encoded at: a burst of joins is answered from one encoding of the whole document.
+    full_state: Option<(u64, Bytes)>,
 }
 
 enum Flow {
@@ -407,6 +415,20 @@ impl Room {
         let last_sharing = edits::sharing(&canvas.doc().transact());
         // Loading replays the log; what it did to sharing is not a change.
         canvas.take_sharing_changed();
+        let doc_writes = Arc::new(AtomicU64::new(0));
+        let bump = doc_writes.clone();
+        let doc_writes =
+            match canvas
+                .doc()
+                .observe_after_transaction("room-full-state", move |_| {
+                    bump.fetch_add(1, Ordering::Relaxed);
+                }) {
+                Ok(()) => Some(doc_writes),
+                Err(cause) => {
+                    warn!(canvas = %id, %cause, "no cache of the encoded document for joins");
+                    None
+                }
+            };
         let room = Room {
             last_sharing,
             id,
@@ -430,6 +452,8 @@ impl Room {
             dirty_by: None,
             last_version_at: Instant::now(),
             stamped: HashMap::new(),
+            doc_writes,
+            full_state: None,
         };
         Ok((room, written_rx))
     }
@@ -821,8 +845,8 @@ impl Room {
         }
         match message {
             Message::Sync(SyncMessage::SyncStep1(sv)) => {
-                let diff = self.canvas.encode_diff(&sv);
-                self.send(conn_id, protocol::sync_step2(&diff).into());
+                let frame = self.step2_for(&sv);
+                self.send(conn_id, frame);
             }
             Message::Sync(SyncMessage::SyncStep2(update))
             | Message::Sync(SyncMessage::Update(update)) => {
@@ -1153,6 +1177,23 @@ impl Room {
             json: self.json(),
             sharing,
         }))
+    }
+
+    /// Sync step 2 for a client at `sv`. A client with an empty document (every new joiner)
+    /// gets the cached encoding of the whole document while nothing has changed since.
+    fn step2_for(&mut self, sv: &StateVector) -> Bytes {
+        let encode =
+            |canvas: &CanvasDoc| Bytes::from(protocol::sync_step2(&canvas.encode_diff(sv)));
+        let Some(writes) = self.doc_writes.as_ref().filter(|_| sv.is_empty()) else {
+            return encode(&self.canvas);
+        };
+        let now = writes.load(Ordering::Relaxed);
+        if let Some((_, frame)) = self.full_state.as_ref().filter(|(at, _)| *at == now) {
+            return frame.clone();
+        }
+        let frame = encode(&self.canvas);
+        self.full_state = Some((now, frame.clone()));
+        frame
     }
 
     fn send(&mut self, conn_id: ConnId, frame: Bytes) {

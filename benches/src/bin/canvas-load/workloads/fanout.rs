@@ -1,0 +1,457 @@
+//! W3 fan-out: one room of N peers, the first few of them writers typing one character per
+//! update at a fixed total rate; every delivery's latency is measured from the moment its
+//! writer queued it to the moment a peer read it. Then the rate ramps up at one room size
+//! until p99 passes 100 ms (the knee).
+//!
+//! Each writer's update is one character, one clock tick of its client id, so a receiver
+//! finds every update's send time from the clocks an incoming message covers (servers may
+//! merge updates, and some echo them to their writer), without a payload of our own. Receivers that
+//! apply updates to a document pay the same yrs cost a real client does; to keep the load
+//! generator (one core) from being the bottleneck at 200 peers, only the writers and every
+//! `apply_every`-th peer apply, the others count and time. The convergence check compares
+//! every applying peer's text with the writers' combined text, and every peer's delivery
+//! count with what was sent.
+
+use crate::Error;
+use crate::client::{self, Rx, Tx};
+use crate::results::{Fanout, FanoutPoint};
+use crate::target::Target;
+use crate::trace;
+use crate::wire::Incoming;
+use canvas_engine::yrs::Update;
+use canvas_engine::yrs::updates::decoder::Decode;
+use canvas_engine::yrs::{Doc, Text, Transact};
+use hdrhistogram::Histogram;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How W3 runs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Room sizes for the fixed rate.
+    pub sizes: Vec<usize>,
+    /// Writers among the peers.
+    pub writers: usize,
+    /// The fixed total rate, updates per second.
+    pub rate: f64,
+    /// Seconds at the fixed rate.
+    pub secs: f64,
+    /// Room size of the ramp (0: no ramp).
+    pub ramp_peers: usize,
+    /// Total rates of the ramp steps.
+    pub ramp_rates: Vec<f64>,
+    /// Seconds per ramp step.
+    pub ramp_secs: f64,
+    /// Every this many peers one applies updates to a document.
+    pub apply_every: usize,
+}
+
+/// The p99 beyond which a ramp step counts as past the knee.
+const KNEE_P99_MS: f64 = 100.0;
+
+/// Send times of every writer's updates (nanoseconds since `epoch`), indexed by clock.
+struct SendLog {
+    epoch: Instant,
+    /// Writer client ids start here; writer `w` is `FIRST_WRITER + w`.
+    times: Vec<Vec<AtomicU64>>,
+}
+
+const FIRST_WRITER: u64 = 1_000;
+
+struct Peer {
+    doc: Option<Doc>,
+    received: Arc<AtomicU64>,
+    /// Latency histograms per phase (microseconds).
+    histograms: Arc<Mutex<Vec<Histogram<u64>>>>,
+    task: tokio::task::JoinHandle<Result<(), Error>>,
+    tx: Option<Tx>,
+}
+
+/// Runs W3.
+pub async fn run(target: &Target, plan: &Plan) -> Result<Fanout, Error> {
+    let mut fixed = vec![];
+    let mut converged = true;
+    for &peers in &plan.sizes {
+        let (mut points, ok) =
+            room_run(target, plan, peers, &[plan.rate], plan.secs, false).await?;
+        converged &= ok;
+        fixed.append(&mut points);
+    }
+    let mut ramp = vec![];
+    if plan.ramp_peers > 0 && !plan.ramp_rates.is_empty() {
+        let (points, ok) = room_run(
+            target,
+            plan,
+            plan.ramp_peers,
+            &plan.ramp_rates,
+            plan.ramp_secs,
+            true,
+        )
+        .await?;
+        converged &= ok;
+        ramp = points;
+    }
+    let knee_rate = ramp
+        .iter()
+        .find(|p| p.p99_ms > KNEE_P99_MS || p.delivered < p.expected)
+        .map(|p| p.rate);
+    Ok(Fanout {
+        writers: plan.writers,
+        fixed,
+        ramp,
+        knee_rate,
+        converged,
+    })
+}
+
+/// One room: connect `peers`, run each rate for `secs`, check convergence, disconnect.
+/// With `stop_at_knee`, stops after the first step past the knee.
+async fn room_run(
+    target: &Target,
+    plan: &Plan,
+    peers: usize,
+    rates: &[f64],
+    secs: f64,
+    stop_at_knee: bool,
+) -> Result<(Vec<FanoutPoint>, bool), Error> {
+    let writers = plan.writers.clamp(1, peers.max(1));
+    let room = target.rooms(1).await?.remove(0);
+    let setup_doc = trace::new_doc(7);
+    let setup = trace::setup_update(&setup_doc);
+
+    // Updates per writer per step, made before the clock starts.
+    let per_writer: Vec<usize> = rates
+        .iter()
+        .map(|r| (r / writers as f64 * secs).ceil() as usize)
+        .collect();
+    let total_per_writer: usize = per_writer.iter().sum();
+    let writer_docs: Vec<Doc> = (0..writers)
+        .map(|w| trace::doc_with_block(&setup, FIRST_WRITER + w as u64))
+        .collect::<Result<_, _>>()?;
+    let mut frames: Vec<Vec<Vec<u8>>> = Vec::with_capacity(writers);
+    let mut updates: Vec<Vec<Vec<u8>>> = Vec::with_capacity(writers);
+    for doc in &writer_docs {
+        let text = trace::block_text(doc).ok_or_else(|| Error::Trace("no text".into()))?;
+        let mut list = Vec::with_capacity(total_per_writer);
+        let mut raw = Vec::with_capacity(total_per_writer);
+        for i in 0..total_per_writer {
+            let mut txn = doc.transact_mut();
+            // Each writer types at the end of its own run of text, as people typing in
+            // different places do (inserting at one shared spot without seeing the others
+            // would make every server resolve ever longer chains of concurrent inserts).
+            let end = text.len(&txn);
+            text.insert(&mut txn, end, if i % 5 == 4 { " " } else { "x" });
+            let update = txn.encode_update_v1();
+            list.push(room.framer.update(&update));
+            raw.push(update);
+        }
+        frames.push(list);
+        updates.push(raw);
+    }
+    let log = Arc::new(SendLog {
+        epoch: Instant::now(),
+        times: (0..writers)
+            .map(|_| (0..total_per_writer).map(|_| AtomicU64::new(0)).collect())
+            .collect(),
+    });
+    // Which phase each clock belongs to.
+    let phase_of: Arc<Vec<u8>> = Arc::new(
+        per_writer
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| std::iter::repeat_n(i as u8, *n))
+            .collect(),
+    );
+
+    // Connect: peer 0 brings the block, the others sync it.
+    let mut peer_list = Vec::with_capacity(peers);
+    for index in 0..peers {
+        let doc = trace::new_doc(10_000 + index as u64);
+        let (mut tx, rx) = client::join(&room, false, &doc).await?;
+        if index == 0 {
+            client::apply(&doc, &setup)?;
+            tx.send(room.framer.update(&setup)).await?;
+        }
+        let applies = index < writers || index % plan.apply_every.max(1) == 0;
+        peer_list.push(spawn_peer(
+            (index < writers).then_some(index),
+            doc,
+            applies,
+            rx,
+            tx,
+            log.clone(),
+            phase_of.clone(),
+            rates.len(),
+        ));
+    }
+    // Every peer holds the block before the clock starts.
+    for p in &peer_list {
+        if let Some(doc) = &p.doc {
+            wait_until(
+                || trace::block_text(doc).is_some(),
+                "the block reached every peer",
+            )
+            .await?;
+        }
+    }
+
+    let mut points = vec![];
+    let mut offsets = vec![0usize; writers];
+    let mut expected_per_peer = vec![0u64; peers];
+    for (phase, (&rate, &n)) in rates.iter().zip(&per_writer).enumerate() {
+        let mut txs: Vec<Tx> = peer_list
+            .iter_mut()
+            .take(writers)
+            .map(|p| {
+                p.tx.take()
+                    .ok_or_else(|| Error::Protocol("writer lost its sender".into()))
+            })
+            .collect::<Result<_, _>>()?;
+        let sends = txs.iter_mut().enumerate().map(|(w, tx)| {
+            let frames = &frames[w][offsets[w]..offsets[w] + n];
+            pace(tx, frames, rate / writers as f64, &log, w, offsets[w])
+        });
+        // A writer whose connection the server closed (one that dropped it as too slow)
+        // ends the ramp: the step is past the knee, its lost deliveries say so.
+        let lost_writer = futures_util::future::join_all(sends)
+            .await
+            .into_iter()
+            .find_map(Result::err);
+        if let Some(why) = &lost_writer {
+            eprintln!("  w3 {peers} peers, {rate:.0}/s: a writer's connection ended: {why}");
+            if !stop_at_knee {
+                return Err(Error::Protocol(format!(
+                    "a writer's connection ended: {why}"
+                )));
+            }
+        }
+        for (p, tx) in peer_list.iter_mut().zip(txs) {
+            p.tx = Some(tx);
+        }
+        for o in offsets.iter_mut() {
+            *o += n;
+        }
+        let sent = (n * writers) as u64;
+        for (i, e) in expected_per_peer.iter_mut().enumerate() {
+            *e += if i < writers {
+                (n * (writers - 1)) as u64
+            } else {
+                sent
+            };
+        }
+        // Drain: wait until every peer has everything sent so far, or give up after 10 s.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline
+            && peer_list
+                .iter()
+                .zip(&expected_per_peer)
+                .any(|(p, e)| p.received.load(Ordering::Relaxed) < *e)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let expected_phase: u64 = (0..peers)
+            .map(|i| {
+                if i < writers {
+                    (n * (writers - 1)) as u64
+                } else {
+                    sent
+                }
+            })
+            .sum();
+        let mut merged = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)
+            .map_err(|e| Error::Protocol(e.to_string()))?;
+        for p in &peer_list {
+            let hs = p
+                .histograms
+                .lock()
+                .map_err(|_| Error::Protocol("poisoned".into()))?;
+            if let Some(h) = hs.get(phase) {
+                merged.add(h).map_err(|e| Error::Protocol(e.to_string()))?;
+            }
+        }
+        let ms = |q: f64| merged.value_at_quantile(q) as f64 / 1000.0;
+        let point = FanoutPoint {
+            peers,
+            rate,
+            sent,
+            expected: expected_phase,
+            delivered: merged.len(),
+            p50_ms: ms(0.5),
+            p99_ms: ms(0.99),
+            p999_ms: ms(0.999),
+            max_ms: merged.max() as f64 / 1000.0,
+        };
+        eprintln!(
+            "  w3 {peers} peers, {rate:.0}/s: delivered {}/{}, p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms",
+            point.delivered, point.expected, point.p50_ms, point.p99_ms, point.p999_ms
+        );
+        let past_knee =
+            point.p99_ms > KNEE_P99_MS || point.delivered < point.expected || lost_writer.is_some();
+        points.push(point);
+        if stop_at_knee && past_knee {
+            break;
+        }
+    }
+
+    // Convergence: the writers' combined text (what they sent), against every applying peer.
+    let reference = trace::doc_with_block(&setup, 5)?;
+    for (w, sent) in offsets.iter().enumerate() {
+        for u in &updates[w][..*sent] {
+            client::apply(&reference, u)?;
+        }
+    }
+    let expected_text = trace::text_of(&reference);
+    let mut converged = true;
+    for (i, p) in peer_list.iter().enumerate() {
+        if p.task.is_finished() {
+            // The server closed this peer (in the ramp: one it dropped as too slow, which a
+            // real client would resync after reconnecting). At a fixed rate that is a failure.
+            eprintln!("  w3: peer {i} was disconnected");
+            converged = converged && stop_at_knee;
+            continue;
+        }
+        if let Some(doc) = &p.doc {
+            if i < writers {
+                for u in &updates[i][..offsets[i]] {
+                    client::apply(doc, u)?;
+                }
+            }
+            if trace::text_of(doc) != expected_text {
+                eprintln!("  w3: peer {i} diverged");
+                converged = false;
+            }
+        }
+        if p.received.load(Ordering::Relaxed) != expected_per_peer[i] {
+            // A step that overloaded the server may lose deliveries; the point says so.
+            converged = converged && points.iter().any(|pt| pt.delivered < pt.expected);
+        }
+    }
+    for p in peer_list {
+        if let Some(tx) = p.tx {
+            tx.close().await;
+        }
+        p.task.abort();
+    }
+    Ok((points, converged))
+}
+
+/// Sends `frames` at `rate` per second (a 1 ms tick, catching up on what is due), noting
+/// each send time.
+async fn pace(
+    tx: &mut Tx,
+    frames: &[Vec<u8>],
+    rate: f64,
+    log: &SendLog,
+    writer: usize,
+    first_clock: usize,
+) -> Result<(), Error> {
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut next = 0usize;
+    while next < frames.len() {
+        tick.tick().await;
+        let due = ((start.elapsed().as_secs_f64() * rate).floor() as usize + 1).min(frames.len());
+        if due <= next {
+            continue;
+        }
+        for (i, frame) in frames.iter().enumerate().take(due).skip(next) {
+            let at = log.epoch.elapsed().as_nanos() as u64;
+            log.times[writer][first_clock + i].store(at, Ordering::Relaxed);
+            tx.feed(frame.clone()).await?;
+        }
+        tx.flush().await?;
+        next = due;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn_peer(
+    own: Option<usize>,
+    doc: Doc,
+    applies: bool,
+    mut rx: Rx,
+    tx: Tx,
+    log: Arc<SendLog>,
+    phase_of: Arc<Vec<u8>>,
+    phases: usize,
+) -> Peer {
+    let received = Arc::new(AtomicU64::new(0));
+    let histograms = Arc::new(Mutex::new(
+        (0..phases)
+            .map(|_| Histogram::<u64>::new_with_bounds(1, 600_000_000, 3))
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap_or_default(),
+    ));
+    let task = {
+        let received = received.clone();
+        let histograms = histograms.clone();
+        let doc = applies.then(|| doc.clone());
+        tokio::spawn(async move {
+            // Per writer, the clock this peer has seen up to.
+            let mut seen = vec![0u64; log.times.len()];
+            while let Some(frame) = rx.frame().await? {
+                let Incoming::Update(u) = rx.framer.parse(&frame)? else {
+                    continue;
+                };
+                let now = log.epoch.elapsed().as_nanos() as u64;
+                let update = Update::decode_v1(u).map_err(|e| Error::Protocol(e.to_string()))?;
+                // Servers may merge several updates into one message, and some echo a
+                // writer's own updates back: every new clock of another writer is one delivery.
+                let inserted = update.insertions(true);
+                for (client, ranges) in inserted.iter() {
+                    let w = client.get().wrapping_sub(FIRST_WRITER) as usize;
+                    if Some(w) == own || w >= seen.len() {
+                        continue;
+                    }
+                    let Some(end) = ranges.iter().map(|r| u64::from(r.end)).max() else {
+                        continue;
+                    };
+                    if end <= seen[w] {
+                        continue;
+                    }
+                    if let Ok(mut hs) = histograms.lock() {
+                        for clock in seen[w]..end {
+                            let sent = log.times[w]
+                                .get(clock as usize)
+                                .map_or(0, |t| t.load(Ordering::Relaxed));
+                            let phase = phase_of.get(clock as usize).copied().unwrap_or(0) as usize;
+                            if let Some(h) = hs.get_mut(phase) {
+                                h.saturating_record((now.saturating_sub(sent) / 1000).max(1));
+                            }
+                        }
+                    }
+                    received.fetch_add(end - seen[w], Ordering::Relaxed);
+                    seen[w] = end;
+                }
+                if let Some(doc) = &doc {
+                    doc.transact_mut()
+                        .apply_update(update)
+                        .map_err(|e| Error::Protocol(e.to_string()))?;
+                }
+            }
+            Ok(())
+        })
+    };
+    Peer {
+        doc: applies.then_some(doc),
+        received,
+        histograms,
+        task,
+        tx: Some(tx),
+    }
+}
+
+/// Polls `cond` every 10 ms for up to 30 s.
+pub async fn wait_until(mut cond: impl FnMut() -> bool, what: &str) -> Result<(), Error> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        if Instant::now() > deadline {
+            return Err(Error::Timeout(what.to_owned()));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! W5 cold join: a room holding the final state of the editing trace. A join is timed from
+//! the start of the TCP connection until the frame that completes the joiner's document has
+//! been read (sync step 2, or a later update from a server that answers before it has loaded
+//! the document); applying that frame on the client is the same for every server and left
+//! out. Every joiner must end up with the trace's end content (the convergence check).
+//!
+//! Warm: a loader connection keeps the room open, joins follow one after another. Burst:
+//! `burst` joins at once. From storage: every connection leaves, the load generator waits
+//! for the server to unload the room, then one join loads it back (repeated `cold_rounds`
+//! times).
+
+use crate::Error;
+use crate::client::{self, PATIENCE};
+use crate::results::Join;
+use crate::target::{Room, Target};
+use crate::trace::{self, Trace};
+use crate::wire::Incoming;
+use hdrhistogram::Histogram;
+use std::time::{Duration, Instant};
+
+/// How W5 runs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Sequential warm joins.
+    pub warm: usize,
+    /// Simultaneous joins.
+    pub burst: usize,
+    /// Joins from storage (each after an unload).
+    pub cold_rounds: usize,
+    /// How long to wait for the server to unload an empty room.
+    pub unload_wait: Duration,
+    /// The server keeps documents when they unload (false: Hocuspocus without extensions).
+    pub storage: bool,
+}
+
+/// Runs W5.
+pub async fn run(target: &Target, trace: &Trace, plan: &Plan) -> Result<Join, Error> {
+    let room = target.rooms(1).await?.remove(0);
+    let loader_doc = trace::new_doc(4);
+    let (mut loader, mut loader_rx) = client::join(&room, target.kind.acks(), &loader_doc).await?;
+    loader.send(room.framer.update(&trace.final_state)).await?;
+    if target.kind.acks() {
+        // Wait for the acknowledgement, so the state is durable before anyone joins.
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, loader_rx.frame())
+                .await
+                .map_err(|_| Error::Timeout("loader acknowledgement".into()))??
+                .ok_or_else(|| Error::Protocol("loader closed".into()))?;
+            match loader_rx.framer.parse(&frame)? {
+                Incoming::AckThrough(_) | Incoming::AckOne => break,
+                Incoming::Refused(why) => return Err(Error::Protocol(why)),
+                _ => {}
+            }
+        }
+    }
+    let drain = tokio::spawn(async move { while let Ok(Some(_)) = loader_rx.frame().await {} });
+
+    let mut converged = true;
+    let mut warm = hist()?;
+    for _ in 0..plan.warm {
+        let (ms, ok) = timed_join(&room, &trace.end_content).await?;
+        converged &= ok;
+        warm.saturating_record((ms * 1000.0) as u64);
+    }
+    let burst_joins = futures_util::future::try_join_all(
+        (0..plan.burst).map(|_| timed_join(&room, &trace.end_content)),
+    )
+    .await?;
+    let mut burst = hist()?;
+    for (ms, ok) in burst_joins {
+        converged &= ok;
+        burst.saturating_record((ms * 1000.0) as u64);
+    }
+    loader.close().await;
+    drain.abort();
+
+    let storage_p50_ms = if plan.storage && plan.cold_rounds > 0 {
+        let mut cold = vec![];
+        for _ in 0..plan.cold_rounds {
+            tokio::time::sleep(plan.unload_wait).await;
+            let (ms, ok) = timed_join(&room, &trace.end_content).await?;
+            converged &= ok;
+            cold.push(ms);
+        }
+        cold.sort_by(f64::total_cmp);
+        cold.get(cold.len() / 2).copied()
+    } else {
+        None
+    };
+    let q = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    Ok(Join {
+        doc_bytes: trace.final_state.len(),
+        warm_p50_ms: q(&warm, 0.5),
+        warm_p99_ms: q(&warm, 0.99),
+        burst: plan.burst,
+        burst_p50_ms: q(&burst, 0.5),
+        burst_p99_ms: q(&burst, 0.99),
+        storage_p50_ms,
+        converged,
+    })
+}
+
+fn hist() -> Result<Histogram<u64>, Error> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).map_err(|e| Error::Protocol(e.to_string()))
+}
+
+/// Joins and times it until the frame that completes the document has been read (sync
+/// step 2, or for a server that loads from storage after answering, a later update); the
+/// client's decoding and applying of that last frame is not timed. Returns (ms, converged).
+async fn timed_join(room: &Room, expected: &str) -> Result<(f64, bool), Error> {
+    let doc = trace::new_doc(0);
+    let start = Instant::now();
+    let (tx, mut rx) = client::open(room, false, &doc).await?;
+    let deadline = start + PATIENCE;
+    let mut result = None;
+    while result.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame = match tokio::time::timeout(left, rx.frame()).await {
+            Ok(Ok(Some(frame))) => frame,
+            Ok(Ok(None)) => return Err(Error::Protocol("closed while joining".into())),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                result = Some((start.elapsed(), false));
+                break;
+            }
+        };
+        let at = start.elapsed();
+        match rx.framer.parse(&frame)? {
+            Incoming::Step2(u) | Incoming::Update(u) => {
+                client::apply(&doc, u)?;
+                if trace::text_of(&doc) == expected {
+                    result = Some((at, true));
+                }
+            }
+            Incoming::Refused(why) => return Err(Error::Protocol(why)),
+            _ => {}
+        }
+    }
+    tx.close().await;
+    let (elapsed, ok) = result.unwrap_or((start.elapsed(), false));
+    Ok((elapsed.as_secs_f64() * 1000.0, ok))
+}
