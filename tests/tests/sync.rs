@@ -226,3 +226,51 @@ async fn joiners_get_the_document_as_it_is_now_after_inserts_and_deletions() {
     assert_eq!(block_ids(&fourth.doc), ["b2"]);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn bursts_of_typing_from_several_clients_are_applied_in_batches_with_one_verdict_each() {
+    // Updates that wait in a room's queue are inspected and applied together
+    // (`CanvasDoc::apply_batch`); each still gets its own verdict, ack and relay, and a
+    // refused one (a viewer's) takes nothing else down.
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let mut a = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    let mut b = WsClient::join(&server.ws_url(&team.canvas, &team.owner.token)).await;
+    let mut viewer = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
+    a.edit(|txn| add_block(txn, "t", "narrative", (0, 0, 6, 4)))
+        .await;
+    a.wait_acked().await;
+    b.wait_doc(|d| block_ids(d) == ["t"]).await;
+    viewer.wait_doc(|d| block_ids(d) == ["t"]).await;
+
+    // Without waiting for anything: 300 keystrokes from `a`, a viewer's edit in the middle.
+    for i in 0..300u32 {
+        a.edit(|txn| insert_text(txn, "t", i, "x")).await;
+        if i == 150 {
+            viewer.edit(|txn| insert_text(txn, "t", 0, "NO")).await;
+        }
+    }
+    a.wait_acked().await;
+    assert!(a.errors.is_empty(), "{:?}", a.errors);
+    let refusal = viewer
+        .wait_for(|_, i| matches!(i, Incoming::Error { .. }))
+        .await;
+    assert!(matches!(refusal, Incoming::Error { ref code, .. } if code == "read_only"));
+    let expected = "x".repeat(300);
+    b.wait_doc(|d| narrative_text(d, "t").as_deref() == Some(expected.as_str()))
+        .await;
+    let view = team.api.canvas_json(&team.owner, &team.canvas).await;
+    assert_eq!(view["blocks"][0]["content"]["text"], expected.as_str());
+
+    // And all of it is in the durable log: a restarted server has it.
+    drop((a, b, viewer));
+    let dir = server.data_dir.clone();
+    // The data folder must outlive the first server: the second one opens it.
+    let _data = server.stop().await;
+    let again = TestServer::start_in(&dir, |_| {}).await;
+    let c = WsClient::join(&again.ws_url(&team.canvas, &team.owner.token)).await;
+    assert_eq!(
+        narrative_text(&c.doc, "t").as_deref(),
+        Some(expected.as_str())
+    );
+}

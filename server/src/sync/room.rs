@@ -4,7 +4,9 @@
 //! 1. [`super::connection`] decodes the frame and sends it here ([`RoomCmd::Message`]);
 //! 2. the room asks the engine's inspector whether the sender's role allows it
 //!    ([`CanvasDoc::apply_checked`]); a refusal goes back to the sender as a typed error and
-//!    nothing else happens;
+//!    nothing else happens. Updates already waiting in the room's queue behind it are judged
+//!    and applied together, one verdict each (`Room::update_batch`, `apply_batch`), unless
+//!    they come from an admin (whose update may change the others' roles);
 //! 3. an accepted update is applied in memory and queued for the durable log; updates that
 //!    arrive while a write is in flight are written together in the next one (group commit);
 //! 4. once the write returns, the updates are relayed to every other connection and the
@@ -30,7 +32,7 @@ use crate::access::{Actor, ProjectAccess, effective_role};
 use crate::state::AppState;
 use crate::view;
 use axum::body::Bytes;
-use canvas_engine::canvas::DocError;
+use canvas_engine::canvas::{Applied, DocError};
 use canvas_engine::edits::Sharing;
 use canvas_engine::inspect::RefusalCode;
 use canvas_engine::protocol::{self, Ack, ErrorBody, Extension};
@@ -50,6 +52,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 use uuid::Uuid;
+
+/// Most updates applied as one batch (see [`Room::update_batch`]).
+const MAX_BATCH: usize = 256;
+
+/// Document updates waiting in a room's queue, with the connections that sent them.
+type Batch = Vec<(ConnId, Vec<u8>)>;
 
 /// Identifies one WebSocket connection for the lifetime of the process.
 pub type ConnId = u64;
@@ -488,10 +496,17 @@ impl Room {
                 }
                 Some(written) = written_rx.recv() => self.on_written(written).await,
                 cmd = rx.recv() => match cmd {
-                    Some(RoomCmd::Versions(cmd, reply)) => {
-                        self.version_command(cmd, reply, &mut written_rx).await
-                    }
-                    Some(cmd) => self.handle(cmd).await,
+                    Some(cmd) => match self.take_batch(cmd, &mut rx) {
+                        (Some(batch), next) => {
+                            self.update_batch(batch);
+                            match next {
+                                Some(cmd) => self.dispatch(cmd, &mut written_rx).await,
+                                None => Flow::Continue,
+                            }
+                        }
+                        (None, Some(cmd)) => self.dispatch(cmd, &mut written_rx).await,
+                        (None, None) => Flow::Continue,
+                    },
                     None => Flow::Stop,
                 },
                 _ = sleep_until_opt(presence_due), if presence_due.is_some() => {
@@ -530,6 +545,138 @@ impl Room {
                 return;
             }
             self.start_write();
+        }
+    }
+
+    /// Runs one command (version commands need the writer's channel).
+    async fn dispatch(&mut self, cmd: RoomCmd, written_rx: &mut mpsc::Receiver<Written>) -> Flow {
+        match cmd {
+            RoomCmd::Versions(cmd, reply) => self.version_command(cmd, reply, written_rx).await,
+            cmd => self.handle(cmd).await,
+        }
+    }
+
+    /// The document update a command carries, if it may join a batch: from a connection
+    /// whose role cannot change sharing (an admin's update may change the roles the updates
+    /// after it are judged with, so admins' updates go one at a time).
+    fn batchable(&self, cmd: &RoomCmd) -> bool {
+        match cmd {
+            RoomCmd::Message(
+                conn_id,
+                Message::Sync(SyncMessage::Update(_) | SyncMessage::SyncStep2(_)),
+            ) => self
+                .conns
+                .get(conn_id)
+                .is_some_and(|c| !c.role.can_administer()),
+            _ => false,
+        }
+    }
+
+    /// Group commit in memory too: when `first` is a batchable update, takes the batchable
+    /// updates already waiting behind it (up to [`MAX_BATCH`]). Returns the batch (if any)
+    /// and the first command that could not join it, to run after it.
+    fn take_batch(
+        &self,
+        first: RoomCmd,
+        rx: &mut mpsc::Receiver<RoomCmd>,
+    ) -> (Option<Batch>, Option<RoomCmd>) {
+        if !self.batchable(&first) {
+            return (None, Some(first));
+        }
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(cmd) = next.take() {
+            if !self.batchable(&cmd) {
+                return (Some(batch), Some(cmd));
+            }
+            if let RoomCmd::Message(
+                conn_id,
+                Message::Sync(SyncMessage::Update(update) | SyncMessage::SyncStep2(update)),
+            ) = cmd
+            {
+                batch.push((conn_id, update));
+            }
+            if batch.len() >= MAX_BATCH {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        (Some(batch), None)
+    }
+
+    /// Inspects and applies a batch of updates with one verdict each
+    /// ([`CanvasDoc::apply_batch`]: runs of typing are merged and applied in one
+    /// transaction), then does for each what [`Room::update`] does for one. Every accepted
+    /// update is queued for the log before any attribution stamp, so the log stays in causal
+    /// order.
+    fn update_batch(&mut self, batch: Batch) {
+        if batch.len() == 1 {
+            for (conn_id, update) in batch {
+                self.update(conn_id, update);
+            }
+            return;
+        }
+        let mut judged = Vec::with_capacity(batch.len());
+        for (conn_id, update) in batch {
+            let Some(conn) = self.conns.get_mut(&conn_id) else {
+                continue;
+            };
+            conn.received += 1;
+            judged.push((conn_id, conn.received, conn.role, conn.user_id, update));
+        }
+        let verdicts = self.canvas.apply_batch(
+            judged
+                .iter()
+                .map(|(_, _, role, _, u)| (*role, u.as_slice())),
+        );
+        let mut stamps: Vec<(Uuid, Applied)> = Vec::new();
+        let mut senders = Vec::new();
+        for ((conn_id, seq, _, user, update), verdict) in judged.into_iter().zip(verdicts) {
+            senders.push(conn_id);
+            match verdict {
+                Ok(applied) if applied.noop => {}
+                Ok(applied) => {
+                    if let Some(conn) = self.conns.get_mut(&conn_id) {
+                        conn.unsaved.push_back(seq);
+                    }
+                    // Queued even if its connection was closed meanwhile: it is applied, so
+                    // it must be stored and relayed.
+                    self.queued.push(Accepted {
+                        from: conn_id,
+                        seq,
+                        update,
+                        done: None,
+                    });
+                    self.dirty_by = Some(user);
+                    stamps.push((user, applied));
+                }
+                Err(refusal) if refusal.code == RefusalCode::MalformedUpdate => {
+                    warn!(canvas = %self.id, conn = conn_id, %refusal, "malformed update; closing");
+                    self.close_conn(
+                        conn_id,
+                        close::MALFORMED,
+                        format!("malformed update: {}", refusal.message),
+                    );
+                }
+                Err(refusal) => {
+                    debug!(canvas = %self.id, conn = conn_id, %refusal, "update refused");
+                    let body = Extension::Error(ErrorBody {
+                        code: refusal.code.as_str().to_owned(),
+                        message: refusal.message,
+                        seq: Some(seq),
+                    });
+                    self.send(conn_id, protocol::encode_extension(&body).into());
+                }
+            }
+        }
+        for (user, applied) in stamps {
+            self.stamp_blocks(user, &applied.touched_blocks, &applied.new_blocks);
+        }
+        // Non-admin updates cannot change sharing; this only keeps the flag in step.
+        self.canvas.take_sharing_changed();
+        senders.dedup();
+        for conn_id in senders {
+            self.ack(conn_id);
         }
     }
 
