@@ -207,28 +207,13 @@ pub enum RoomCmd {
     Leave(ConnId),
     /// A REST read of the live document, by a user with this project access.
     Read(ProjectAccess, oneshot::Sender<ReadReply>),
-    /// A user's project role changed (`None`: no longer a member): their connections to
-    /// canvases of that project get their new role, or are closed with 4403.
-    ProjectRole {
-        /// The project.
-        project_id: Uuid,
-        /// The user.
-        user_id: Uuid,
-        /// Their new project role.
-        role: Option<Role>,
-    },
+    /// A membership or an archiving changed (on this node or another): the connections it
+    /// concerns get their new role, or are closed with 4403.
+    Access(AccessChange),
     /// A live message from another server node (a durable update or awareness).
     Remote(LiveKind, Vec<u8>),
     /// A change of the document for a REST call.
     Edit(Box<EditRequest>, oneshot::Sender<EditReply>),
-    /// A project was archived (`true`) or restored: its canvases become read-only or
-    /// writable again for every connection.
-    ProjectArchived {
-        /// The project.
-        project_id: Uuid,
-        /// Whether it is archived now.
-        archived: bool,
-    },
     /// A version history command (name a version, restore); answered once durable.
     Versions(VersionCmd, oneshot::Sender<VersionReply>),
     /// The canvas was deleted: close every connection with this code and stop.
@@ -689,20 +674,12 @@ impl Room {
                 let view = self.read(&access);
                 let _ = reply.send(view);
             }
-            RoomCmd::ProjectRole {
-                project_id,
-                user_id,
-                role,
-            } => self.project_role(project_id, user_id, role),
+            RoomCmd::Access(change) => self.access_changed(change),
             RoomCmd::Remote(kind, payload) => self.remote(kind, payload).await,
             RoomCmd::Edit(request, reply) => {
                 let answer = self.server_edit(*request);
                 let _ = reply.send(answer);
             }
-            RoomCmd::ProjectArchived {
-                project_id,
-                archived,
-            } => self.project_archived(project_id, archived),
             RoomCmd::Versions(_, reply) => {
                 // `serve` runs these with the writer's channel; nothing else sends them here.
                 let _ = reply.send(VersionReply::Gone);
@@ -719,25 +696,26 @@ impl Room {
         edits::sharing(&self.canvas.doc().transact())
     }
 
-    /// A user's project role changed: their connections get the new role or are closed.
-    fn project_role(&mut self, project_id: Uuid, user_id: Uuid, role: Option<Role>) {
-        if project_id == self.record.project_id {
-            for conn in self.conns.values_mut().filter(|c| c.user_id == user_id) {
-                conn.access.project_role = role;
-            }
-            self.reauthorize();
+    /// A membership or an archiving of this canvas's project changed: the connections it
+    /// concerns get their new role, or are closed.
+    fn access_changed(&mut self, change: AccessChange) {
+        let project = match change {
+            AccessChange::ProjectRole { project_id, .. }
+            | AccessChange::ProjectArchived { project_id, .. } => project_id,
+        };
+        if project != self.record.project_id {
+            return;
         }
-    }
-
-    /// The project was archived or restored: every connection is rechecked (archived
-    /// canvases are read-only).
-    fn project_archived(&mut self, project_id: Uuid, archived: bool) {
-        if project_id == self.record.project_id {
-            for conn in self.conns.values_mut() {
-                conn.access.archived = archived;
+        for conn in self.conns.values_mut() {
+            match change {
+                AccessChange::ProjectRole { user_id, role, .. } if conn.user_id == user_id => {
+                    conn.access.project_role = role;
+                }
+                AccessChange::ProjectArchived { archived, .. } => conn.access.archived = archived,
+                AccessChange::ProjectRole { .. } => {}
             }
-            self.reauthorize();
         }
+        self.reauthorize();
     }
 
     /// Makes a change for a REST call: checks the caller's role, applies the change as a
@@ -1134,15 +1112,7 @@ impl Room {
                 self.sharing_changed(ChangedBy::OtherNode);
             }
             LiveKind::Access => match serde_json::from_slice::<AccessChange>(&payload) {
-                Ok(AccessChange::ProjectRole {
-                    project_id,
-                    user_id,
-                    role,
-                }) => self.project_role(project_id, user_id, role),
-                Ok(AccessChange::ProjectArchived {
-                    project_id,
-                    archived,
-                }) => self.project_archived(project_id, archived),
+                Ok(change) => self.access_changed(change),
                 Err(cause) => {
                     warn!(canvas = %self.id, %cause, "bad access change from another node")
                 }
@@ -1502,8 +1472,7 @@ fn reply_gone(cmd: RoomCmd) {
         }
         RoomCmd::Message(..)
         | RoomCmd::Leave(_)
-        | RoomCmd::ProjectRole { .. }
-        | RoomCmd::ProjectArchived { .. }
+        | RoomCmd::Access(_)
         | RoomCmd::Remote(..)
         | RoomCmd::Close(..) => {}
     }

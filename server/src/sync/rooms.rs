@@ -287,25 +287,7 @@ impl Rooms {
     pub(super) async fn apply_access_change(&self, change: &AccessChange) {
         let handles: Vec<RoomHandle> = self.map.iter().map(|h| h.value().clone()).collect();
         for handle in handles {
-            let cmd = match *change {
-                AccessChange::ProjectRole {
-                    project_id,
-                    user_id,
-                    role,
-                } => RoomCmd::ProjectRole {
-                    project_id,
-                    user_id,
-                    role,
-                },
-                AccessChange::ProjectArchived {
-                    project_id,
-                    archived,
-                } => RoomCmd::ProjectArchived {
-                    project_id,
-                    archived,
-                },
-            };
-            let _ = handle.tx.send(cmd).await;
+            let _ = handle.tx.send(RoomCmd::Access(change.clone())).await;
         }
     }
 
