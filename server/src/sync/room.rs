@@ -34,7 +34,7 @@ use crate::view;
 use axum::body::Bytes;
 use canvas_engine::canvas::{Applied, DocError};
 use canvas_engine::edits::Sharing;
-use canvas_engine::inspect::RefusalCode;
+use canvas_engine::inspect::{Refusal, RefusalCode};
 use canvas_engine::protocol::{self, Ack, ErrorBody, Extension};
 use canvas_engine::yrs::sync::awareness::AwarenessUpdate;
 use canvas_engine::yrs::sync::{Message, SyncMessage};
@@ -618,40 +618,8 @@ impl Room {
         let mut senders = Vec::new();
         for ((conn_id, seq, _, user, update), verdict) in judged.into_iter().zip(verdicts) {
             senders.push(conn_id);
-            match verdict {
-                Ok(applied) if applied.noop => {}
-                Ok(applied) => {
-                    if let Some(conn) = self.conns.get_mut(&conn_id) {
-                        conn.unsaved.push_back(seq);
-                    }
-                    // Queued even if its connection was closed meanwhile: it is applied, so
-                    // it must be stored and relayed.
-                    self.queued.push(Accepted {
-                        from: conn_id,
-                        seq,
-                        update,
-                        done: None,
-                    });
-                    self.dirty_by = Some(user);
-                    stamps.push((user, applied));
-                }
-                Err(refusal) if refusal.code == RefusalCode::MalformedUpdate => {
-                    warn!(canvas = %self.id, conn = conn_id, %refusal, "malformed update; closing");
-                    self.close_conn(
-                        conn_id,
-                        close::MALFORMED,
-                        format!("malformed update: {}", refusal.message),
-                    );
-                }
-                Err(refusal) => {
-                    debug!(canvas = %self.id, conn = conn_id, %refusal, "update refused");
-                    let body = Extension::Error(ErrorBody {
-                        code: refusal.code.as_str().to_owned(),
-                        message: refusal.message,
-                        seq: Some(seq),
-                    });
-                    self.send(conn_id, protocol::encode_extension(&body).into());
-                }
+            if let Some(applied) = self.settle(conn_id, seq, user, update, verdict) {
+                stamps.push((user, applied));
             }
         }
         for (user, applied) in stamps {
@@ -993,11 +961,29 @@ impl Room {
             return;
         };
         conn.received += 1;
-        let seq = conn.received;
-        let role = conn.role;
-        let user = conn.user_id;
-        match self.canvas.apply_checked(role, &update) {
-            Ok(applied) if applied.noop => {}
+        let (seq, role, user) = (conn.received, conn.role, conn.user_id);
+        let verdict = self.canvas.apply_checked(role, &update);
+        if let Some(applied) = self.settle(conn_id, seq, user, update, verdict) {
+            self.stamp_blocks(user, &applied.touched_blocks, &applied.new_blocks);
+            self.sharing_changed(ChangedBy::Conn(conn_id));
+        }
+        self.ack(conn_id);
+    }
+
+    /// What follows a verdict on one update: an accepted one is queued for the durable log
+    /// (even if its connection closed meanwhile: it is applied, so it must be stored and
+    /// relayed) and returned for attribution; a malformed one closes its connection; a
+    /// refused one is answered with a typed error.
+    fn settle(
+        &mut self,
+        conn_id: ConnId,
+        seq: u64,
+        user: Uuid,
+        update: Vec<u8>,
+        verdict: Result<Applied, Refusal>,
+    ) -> Option<Applied> {
+        match verdict {
+            Ok(applied) if applied.noop => None,
             Ok(applied) => {
                 if let Some(conn) = self.conns.get_mut(&conn_id) {
                     conn.unsaved.push_back(seq);
@@ -1009,8 +995,7 @@ impl Room {
                     done: None,
                 });
                 self.dirty_by = Some(user);
-                self.stamp_blocks(user, &applied.touched_blocks, &applied.new_blocks);
-                self.sharing_changed(ChangedBy::Conn(conn_id));
+                Some(applied)
             }
             Err(refusal) if refusal.code == RefusalCode::MalformedUpdate => {
                 warn!(canvas = %self.id, conn = conn_id, %refusal, "malformed update; closing");
@@ -1019,7 +1004,7 @@ impl Room {
                     close::MALFORMED,
                     format!("malformed update: {}", refusal.message),
                 );
-                return;
+                None
             }
             Err(refusal) => {
                 debug!(canvas = %self.id, conn = conn_id, %refusal, "update refused");
@@ -1029,9 +1014,9 @@ impl Room {
                     seq: Some(seq),
                 });
                 self.send(conn_id, protocol::encode_extension(&body).into());
+                None
             }
         }
-        self.ack(conn_id);
     }
 
     fn awareness(&mut self, conn_id: ConnId, mut update: AwarenessUpdate) {
