@@ -168,7 +168,7 @@ run_node_tests() {
 
 # The TypeScript SDK: dependencies, type checks and build, its tests against the real
 # canvas-server binary (target/debug/canvas-server), and the committed demo bundle
-# (server/assets/demo) must match a fresh build.
+# (server/assets/demo/app.js) must match a fresh build.
 client_sdk() {
   step "TypeScript SDK (client-sdk)"
   local stamp="$SDK_DIR/node_modules/.canvas-install-stamp" want

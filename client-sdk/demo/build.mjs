@@ -1,9 +1,10 @@
-// Builds the demo page into server/assets/demo/ (index.html, app.css, app.js), which the
-// server embeds at compile time. `--check` builds into a temporary folder and fails if the
-// committed files differ (the test command runs it, so a stale bundle cannot land).
+// Bundles the demo page's script into server/assets/demo/app.js, which the server embeds at
+// compile time (with index.html and app.css straight from demo/static/: nothing to build).
+// `--check` builds into a temporary folder and fails if the committed bundle differs (the
+// test command runs it, so a stale bundle cannot land).
 
 import { build } from 'esbuild'
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -12,7 +13,7 @@ const here = fileURLToPath(new URL('.', import.meta.url))
 const target = join(here, '../../server/assets/demo')
 const check = process.argv.includes('--check')
 const out = check ? mkdtempSync(join(tmpdir(), 'canvas-demo-')) : target
-const FILES = ['index.html', 'app.css', 'app.js']
+const FILES = ['app.js']
 
 mkdirSync(out, { recursive: true })
 await build({
@@ -25,8 +26,6 @@ await build({
   outfile: join(out, 'app.js'),
   logLevel: 'warning'
 })
-copyFileSync(join(here, 'static/index.html'), join(out, 'index.html'))
-copyFileSync(join(here, 'static/app.css'), join(out, 'app.css'))
 
 if (check) {
   const stale = FILES.filter((f) => {

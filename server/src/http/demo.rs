@@ -1,15 +1,16 @@
-//! The demo page at `/` (sign in, projects, canvases, live editing), built from
-//! `client-sdk/demo/` into `server/assets/demo/` and embedded here at compile time, so the
-//! binary serves it with no npm step. Rebuild it with `npm run build:demo` in `client-sdk/`;
-//! the test command fails if the committed build is stale.
+//! The demo page at `/` (sign in, projects, canvases, live editing), embedded here at compile
+//! time so the binary serves it with no npm step: the page and its style sheet straight from
+//! `client-sdk/demo/static/`, its script as bundled from `client-sdk/demo/src/` into
+//! `server/assets/demo/app.js`. Rebuild the bundle with `npm run build:demo` in
+//! `client-sdk/`; the test command fails if the committed bundle is stale.
 
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-const INDEX_HTML: &str = include_str!("../../assets/demo/index.html");
+const INDEX_HTML: &str = include_str!("../../../client-sdk/demo/static/index.html");
 const APP_JS: &str = include_str!("../../assets/demo/app.js");
-const APP_CSS: &str = include_str!("../../assets/demo/app.css");
+const APP_CSS: &str = include_str!("../../../client-sdk/demo/static/app.css");
 
 fn asset_response(content_type: &'static str, body: &'static str) -> Response {
     (
