@@ -47,7 +47,9 @@ pub struct Applied {
     pub noop: bool,
     /// Ids of the blocks the update created, changed or deleted, sorted.
     pub touched_blocks: Vec<String>,
-    /// Those of `touched_blocks` that did not exist before the update (it created them).
+    /// Those of `touched_blocks` whose map the update creates (new blocks, or a block it
+    /// replaces whole): whatever metadata they carry is the client's, so the server replaces
+    /// their creator.
     pub new_blocks: Vec<String>,
 }
 
@@ -179,21 +181,10 @@ impl CanvasDoc {
     /// Inspects an update from a client with `role` and applies it if accepted.
     pub fn apply_checked(&mut self, role: Role, update: &[u8]) -> Result<Applied, Refusal> {
         let mut inspection = self.inspect(role, update)?;
-        let touched_blocks = inspection.take_touched_blocks();
-        let new_blocks = if touched_blocks.is_empty() {
-            Vec::new()
-        } else {
-            let txn = self.doc.transact();
-            touched_blocks
-                .iter()
-                .filter(|id| !crate::edits::has_block(&txn, id))
-                .cloned()
-                .collect()
-        };
         let applied = Applied {
             noop: inspection.is_noop(),
-            touched_blocks,
-            new_blocks,
+            touched_blocks: inspection.take_touched_blocks(),
+            new_blocks: inspection.take_new_blocks(),
         };
         self.apply_inspected(update, inspection)
             .map_err(|e| Refusal {

@@ -868,6 +868,18 @@ fn block_metadata_cannot_be_forged() {
         refused(&mut server, Role::Editor, &replace).code,
         RefusalCode::Forbidden
     );
+    // replacing an existing block whole is creating a block: reported as new, so the server
+    // replaces the creator it carries
+    let replaced = edit(&client(1207), &server, |txn| {
+        let mut block = narrative("b1", position(0, 0, 6, 4), "again");
+        block.insert(
+            "metadata".into(),
+            In::Map(MapPrelim::from([("created_by", In::Any("mallory".into()))])),
+        );
+        blocks(txn).insert(txn, "b1", block);
+    });
+    let applied = accepted(&mut server, Role::Editor, &replaced);
+    assert_eq!(applied.new_blocks, ["b1"]);
     // an empty metadata map in a new block, and deleting a stamped block, are fine
     let c = client(1205);
     let fresh = edit(&c, &server, |txn| {

@@ -145,6 +145,7 @@ enum IndexDelta {
 pub struct Inspection {
     noop: bool,
     touched_blocks: Vec<String>,
+    new_blocks: Vec<String>,
     delta: IndexDelta,
     generation: u64,
 }
@@ -169,6 +170,12 @@ impl Inspection {
     /// Takes the touched block ids out (leaving the list empty).
     pub fn take_touched_blocks(&mut self) -> Vec<String> {
         std::mem::take(&mut self.touched_blocks)
+    }
+
+    /// Takes out the ids of the blocks whose map the update creates (new blocks, and blocks
+    /// it replaces whole), leaving the list empty.
+    pub fn take_new_blocks(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.new_blocks)
     }
 
     /// Whether this inspection was made against the current state of `index`.
@@ -233,6 +240,7 @@ pub(crate) fn inspect_with(
         return Ok(Inspection {
             noop: false,
             touched_blocks,
+            new_blocks: Vec::new(),
             delta: IndexDelta::Simple(run),
             generation: index.generation,
         });
@@ -267,6 +275,7 @@ pub(crate) fn inspect_fast_only(
         Inspection {
             noop: false,
             touched_blocks,
+            new_blocks: Vec::new(),
             delta: IndexDelta::Simple(run),
             generation: index.generation,
         },
@@ -285,6 +294,7 @@ fn inspect_general(
         return Ok(Inspection {
             noop: true,
             touched_blocks: Vec::new(),
+            new_blocks: Vec::new(),
             delta: IndexDelta::default(),
             generation: index.generation,
         });
@@ -293,10 +303,11 @@ fn inspect_general(
         return Err(read_only());
     }
     let resolved = resolve(index, &parsed).map_err(unresolved)?;
-    let touched_blocks = rules::check(doc, index, role, &parsed, update, &resolved)?;
+    let judged = rules::check(doc, index, role, &parsed, update, &resolved)?;
     Ok(Inspection {
         noop: false,
-        touched_blocks,
+        touched_blocks: judged.touched,
+        new_blocks: judged.created,
         delta: IndexDelta::Full { parsed, resolved },
         generation: index.generation,
     })
@@ -312,6 +323,7 @@ pub(crate) fn locate(index: &DocIndex, update: &[u8]) -> Result<Inspection, Insp
     Ok(Inspection {
         noop: false,
         touched_blocks: Vec::new(),
+        new_blocks: Vec::new(),
         delta: IndexDelta::Full { parsed, resolved },
         generation: index.generation,
     })

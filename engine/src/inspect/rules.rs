@@ -121,7 +121,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn check(mut self) -> Result<Vec<String>, Refusal> {
+    fn check(mut self) -> Result<Judged, Refusal> {
         let mut touched: Vec<String> = Vec::new();
         // block item id -> block id, for blocks created by the update
         let mut created: BTreeMap<ID, String> = BTreeMap::new();
@@ -260,8 +260,12 @@ impl<'a> Checker<'a> {
         for (b, bid) in position_touched.values() {
             blocks.insert(*b, bid.clone());
         }
+        let judged = Judged {
+            touched,
+            created: created.values().cloned().collect(),
+        };
         if blocks.is_empty() {
-            return Ok(touched);
+            return Ok(judged);
         }
         let txn = self.doc.transact();
         let columns = columns(&txn);
@@ -331,7 +335,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        Ok(touched)
+        Ok(judged)
     }
 
     /// `(container, key)` of a map entry inside a shared type.
@@ -626,7 +630,15 @@ fn live_position<T: ReadTxn>(txn: &T, bid: &str, b: ID, p: ID) -> Option<[Value;
     )
 }
 
-/// Applies the rules to a resolved update. Returns the ids of the blocks it touches.
+/// What the rules found in an accepted update.
+pub(crate) struct Judged {
+    /// Blocks it creates, changes or deletes, sorted.
+    pub touched: Vec<String>,
+    /// Blocks whose map it creates (new ids, and ids whose block it replaces).
+    pub created: Vec<String>,
+}
+
+/// Applies the rules to a resolved update.
 pub(crate) fn check(
     doc: &Doc,
     index: &DocIndex,
@@ -634,7 +646,7 @@ pub(crate) fn check(
     update: &ParsedUpdate,
     bytes: &[u8],
     resolved: &Resolved,
-) -> Result<Vec<String>, Refusal> {
+) -> Result<Judged, Refusal> {
     Checker {
         doc,
         index,
