@@ -5,7 +5,9 @@
 //! out. Every joiner must end up with the trace's end content (the convergence check).
 //!
 //! Warm: a loader connection keeps the room open, joins follow one after another. Burst:
-//! `burst` joins at once. From storage: every connection leaves, the load generator waits
+//! `burst` joins at once; each only reads its reply while they are timed, and applies it
+//! afterwards (the load generator runs on one thread: a joiner applying a 267 KB document
+//! would otherwise delay the reads of the others and add its client work to their times). From storage: every connection leaves, the load generator waits
 //! for the server to unload the room, then one join loads it back (repeated `cold_rounds`
 //! times).
 
@@ -62,10 +64,7 @@ pub async fn run(target: &Target, trace: &Trace, plan: &Plan) -> Result<Join, Er
         converged &= ok;
         warm.saturating_record((ms * 1000.0) as u64);
     }
-    let burst_joins = futures_util::future::try_join_all(
-        (0..plan.burst).map(|_| timed_join(&room, &trace.end_content)),
-    )
-    .await?;
+    let burst_joins = timed_burst(&room, plan.burst, &trace.end_content).await?;
     let mut burst = hist()?;
     for (ms, ok) in burst_joins {
         converged &= ok;
@@ -104,15 +103,87 @@ fn hist() -> Result<Histogram<u64>, Error> {
     Histogram::new_with_bounds(1, 600_000_000, 3).map_err(|e| Error::Protocol(e.to_string()))
 }
 
+/// A join whose reply has been read but not applied yet.
+struct Pending {
+    started: Instant,
+    tx: client::Tx,
+    rx: client::Rx,
+    /// When the sync step 2 frame had been read.
+    at: Duration,
+    /// The frames read so far (sync step 2 last), unapplied.
+    frames: Vec<tokio_tungstenite::tungstenite::Bytes>,
+}
+
 /// Joins and times it until the frame that completes the document has been read (sync
 /// step 2, or for a server that loads from storage after answering, a later update); the
-/// client's decoding and applying of that last frame is not timed. Returns (ms, converged).
+/// client's decoding and applying of the frames is not timed. Returns (ms, converged).
 async fn timed_join(room: &Room, expected: &str) -> Result<(f64, bool), Error> {
+    let pending = read_reply(room).await?;
+    finish(pending, expected).await
+}
+
+/// Simultaneous joins: every joiner first only reads its reply (on the load generator's one
+/// thread, applying a large document would hold up the other joiners' reads and be counted
+/// in their times), then each applies what it read and checks it.
+async fn timed_burst(room: &Room, n: usize, expected: &str) -> Result<Vec<(f64, bool)>, Error> {
+    let pending = futures_util::future::try_join_all((0..n).map(|_| read_reply(room))).await?;
+    let mut out = Vec::with_capacity(n);
+    for p in pending {
+        out.push(finish(p, expected).await?);
+    }
+    Ok(out)
+}
+
+/// Opens a connection and reads until sync step 2 arrives, without applying anything.
+async fn read_reply(room: &Room) -> Result<Pending, Error> {
     let doc = trace::new_doc(0);
-    let start = Instant::now();
+    let started = Instant::now();
     let (tx, mut rx) = client::open(room, false, &doc).await?;
-    let deadline = start + PATIENCE;
-    let mut result = None;
+    let mut frames = Vec::new();
+    loop {
+        let frame = match tokio::time::timeout(PATIENCE, rx.frame()).await {
+            Ok(Ok(Some(frame))) => frame,
+            Ok(Ok(None)) => return Err(Error::Protocol("closed while joining".into())),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(Error::Timeout("sync step 2".into())),
+        };
+        let at = started.elapsed();
+        match rx.framer.parse(&frame)? {
+            Incoming::Step2(_) => {
+                frames.push(frame);
+                return Ok(Pending {
+                    started,
+                    tx,
+                    rx,
+                    at,
+                    frames,
+                });
+            }
+            Incoming::Update(_) => frames.push(frame),
+            Incoming::Refused(why) => return Err(Error::Protocol(why)),
+            _ => {}
+        }
+    }
+}
+
+/// Applies what a join read; if that is not the whole document yet (a server that answers
+/// before it has loaded), reads on until it is, timing the frame that completes it.
+async fn finish(pending: Pending, expected: &str) -> Result<(f64, bool), Error> {
+    let Pending {
+        started,
+        tx,
+        mut rx,
+        at,
+        frames,
+    } = pending;
+    let doc = trace::new_doc(0);
+    for frame in &frames {
+        if let Incoming::Step2(u) | Incoming::Update(u) = rx.framer.parse(frame)? {
+            client::apply(&doc, u)?;
+        }
+    }
+    let mut result = (trace::text_of(&doc) == expected).then_some((at, true));
+    let deadline = started + PATIENCE;
     while result.is_none() {
         let left = deadline.saturating_duration_since(Instant::now());
         let frame = match tokio::time::timeout(left, rx.frame()).await {
@@ -120,11 +191,11 @@ async fn timed_join(room: &Room, expected: &str) -> Result<(f64, bool), Error> {
             Ok(Ok(None)) => return Err(Error::Protocol("closed while joining".into())),
             Ok(Err(e)) => return Err(e),
             Err(_) => {
-                result = Some((start.elapsed(), false));
+                result = Some((started.elapsed(), false));
                 break;
             }
         };
-        let at = start.elapsed();
+        let at = started.elapsed();
         match rx.framer.parse(&frame)? {
             Incoming::Step2(u) | Incoming::Update(u) => {
                 client::apply(&doc, u)?;
@@ -137,6 +208,6 @@ async fn timed_join(room: &Room, expected: &str) -> Result<(f64, bool), Error> {
         }
     }
     tx.close().await;
-    let (elapsed, ok) = result.unwrap_or((start.elapsed(), false));
+    let (elapsed, ok) = result.unwrap_or((started.elapsed(), false));
     Ok((elapsed.as_secs_f64() * 1000.0, ok))
 }
