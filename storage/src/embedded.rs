@@ -36,6 +36,13 @@
 //! it takes SQLite's single write lock before it reads what it bases its writes on (the last
 //! sequence number, a taken slug): concurrent writers queue on the lock (`busy_timeout`)
 //! instead of failing with `SQLITE_BUSY` when upgrading a read transaction.
+//!
+//! Those transactions all run on one dedicated connection (a pool of one, `writer`), so they
+//! queue in the pool rather than on the lock, and that connection keeps its page cache: SQLite
+//! drops a connection's whole cache when it starts a transaction after *another* connection
+//! wrote, so with writes spread over the pool every group commit re-read the log's B-tree
+//! pages from the file (about 70 `pread`s per commit under W2, most of the storage thread's
+//! time; BENCHMARKS.md).
 
 mod audit;
 mod canvas;
@@ -71,8 +78,10 @@ const MAX_CONNECTIONS: u32 = 8;
 /// reference-counted).
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    /// The connection pool; every query of every store goes through it.
+    /// The connection pool for reads and single-statement writes.
     pool: SqlitePool,
+    /// The one connection that runs write transactions ([`SqliteStore::begin_write`]).
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -89,9 +98,17 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(options)
             .await?;
-        Self::migrate(pool).await
+        Ok(SqliteStore { pool, writer })
     }
 
     /// A throwaway store in memory, for tests. It uses a single connection (each connection
@@ -109,23 +126,22 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        Self::migrate(pool).await
-    }
-
-    /// Runs the embedded migrations (`migrations/sqlite/`) on a fresh pool.
-    async fn migrate(pool: SqlitePool) -> StorageResult<Self> {
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            writer: pool.clone(),
+            pool,
+        })
     }
 
     /// Closes every connection, waiting for those in use to be returned. Later calls fail.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
     /// Starts a write transaction holding SQLite's write lock from its first statement.
     async fn begin_write(&self) -> StorageResult<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
 
