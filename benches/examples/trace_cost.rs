@@ -42,7 +42,9 @@ fn main() {
                 }
             } else {
                 for chunk in updates.chunks(64) {
-                    for r in canvas.apply_batch(chunk.iter().map(|u| (Role::Editor, u.as_slice())))
+                    for r in canvas
+                        .apply_batch(chunk.iter().map(|u| (Role::Editor, u.as_slice())))
+                        .verdicts
                     {
                         assert!(r.is_ok(), "{r:?}");
                     }

@@ -53,6 +53,32 @@ pub struct Applied {
     pub new_blocks: Vec<String>,
 }
 
+/// What [`CanvasDoc::apply_batch`] did.
+#[derive(Debug, Default)]
+pub struct BatchApplied {
+    /// One verdict per update judged, in order (fewer than the batch if it stopped after a
+    /// change to `sharing`).
+    pub verdicts: Vec<Result<Applied, Refusal>>,
+    /// The accepted updates that changed something, as the entries to log and relay, in the
+    /// order they were applied.
+    pub entries: Vec<LogEntry>,
+}
+
+/// One entry of a batch's log: an accepted update as it came, or a run the batch merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogEntry {
+    /// The update at this index of the batch, unchanged.
+    One(usize),
+    /// The updates at these indices (two or more, in order) merged into one v1 update: the
+    /// document it leads to is the same as theirs one after another.
+    Merged {
+        /// The merged update (v1).
+        update: Vec<u8>,
+        /// Indices into the batch.
+        members: Vec<usize>,
+    },
+}
+
 /// A canvas document and its location index.
 #[derive(Debug)]
 pub struct CanvasDoc {
@@ -199,6 +225,11 @@ impl CanvasDoc {
     /// verdicts and the document that [`CanvasDoc::apply_checked`] on each update in turn
     /// would give. A refused update changes nothing and does not affect the others.
     ///
+    /// It stops right after an update that changed `sharing` (an admin's grant or visibility
+    /// change may change the roles the next updates must be judged with): the verdicts
+    /// returned are for the first `n` updates only, and the caller judges the rest again
+    /// with fresh roles. [`CanvasDoc::take_sharing_changed`] then says `true`.
+    ///
     /// Faster than one by one on large documents: consecutive updates that the inspector's
     /// fast path accepts (typing, backspace, renaming: it reads only the index, which learns
     /// each update's items and deletions as soon as it is judged) are merged
@@ -208,12 +239,19 @@ impl CanvasDoc {
     /// first applies the run before it, then goes through [`CanvasDoc::apply_checked`]; a
     /// map-entry write ends its run, because the index learns the deletion of the entry's
     /// previous value only from the transaction. Figures: BENCHMARKS.md.
+    ///
+    /// A merged run is also one entry of [`BatchApplied::entries`]: the caller logs and
+    /// relays it as one update (one log row and one frame per peer instead of one per
+    /// keystroke).
     pub fn apply_batch<'a>(
         &mut self,
         batch: impl IntoIterator<Item = (Role, &'a [u8])>,
-    ) -> Vec<Result<Applied, Refusal>> {
+    ) -> BatchApplied {
         let mut results = Vec::new();
+        let mut entries = Vec::new();
         let mut group: Vec<(usize, Update)> = Vec::new();
+        // A change to sharing from before the batch stays reported, but must not stop it.
+        let earlier_change = self.take_sharing_changed();
         for (role, bytes) in batch {
             if let Some((mut inspection, map_entry)) =
                 inspect::inspect_fast_only(&self.index, role, bytes)
@@ -228,20 +266,34 @@ impl CanvasDoc {
                     new_blocks: Vec::new(),
                 }));
                 if map_entry {
-                    self.apply_group(&mut group, &mut results);
+                    entries.extend(self.apply_group(&mut group, &mut results));
                 }
                 continue;
             }
-            self.apply_group(&mut group, &mut results);
-            results.push(self.apply_checked(role, bytes));
+            entries.extend(self.apply_group(&mut group, &mut results));
+            let verdict = self.apply_checked(role, bytes);
+            if verdict.as_ref().is_ok_and(|a| !a.noop) {
+                entries.push(LogEntry::One(results.len()));
+            }
+            results.push(verdict);
+            if self.sharing_changed.load(Ordering::Relaxed) {
+                break;
+            }
         }
-        self.apply_group(&mut group, &mut results);
-        results
+        entries.extend(self.apply_group(&mut group, &mut results));
+        if earlier_change {
+            self.sharing_changed.store(true, Ordering::Relaxed);
+        }
+        BatchApplied {
+            verdicts: results,
+            entries,
+        }
     }
 
     /// Applies the accepted updates of a batch (already recorded in the index) as one merged
     /// update in one transaction, then records the deletions yrs made. Merging first lets
     /// yrs integrate a run of keystrokes as one item instead of one item per keystroke.
+    /// Returns the run's log entry.
     ///
     /// yrs refuses an update only for an item whose parent is not a shared type, which the
     /// fast path rules out (every item's location is a known container); should it happen
@@ -251,35 +303,45 @@ impl CanvasDoc {
         &mut self,
         group: &mut Vec<(usize, Update)>,
         results: &mut [Result<Applied, Refusal>],
-    ) {
-        if group.is_empty() {
-            return;
-        }
+    ) -> Option<LogEntry> {
         let indices: Vec<usize> = group.iter().map(|(i, _)| *i).collect();
-        let merged = if group.len() == 1 {
-            group.pop().map(|(_, u)| u).unwrap_or_default()
-        } else {
-            Update::merge_updates(group.drain(..).map(|(_, u)| u))
+        let (merged, entry) = match indices[..] {
+            [] => return None,
+            [only] => (group.pop()?.1, LogEntry::One(only)),
+            _ => {
+                let merged = Update::merge_updates(group.drain(..).map(|(_, u)| u));
+                let update = merged.encode_v1();
+                (
+                    merged,
+                    LogEntry::Merged {
+                        update,
+                        members: indices.clone(),
+                    },
+                )
+            }
         };
         let mut txn = self.doc.transact_mut();
         let result = txn.apply_update(merged);
         if result.is_ok() && !txn.has_missing_updates() {
             self.index.insert_id_set(txn.delete_set());
-            return;
+            return Some(entry);
         }
         drop(txn);
         let _ = self.reindex();
-        if let Err(e) = result {
-            let message = DocError::Apply(e).to_string();
-            for i in indices {
-                if let Some(r) = results.get_mut(i) {
-                    *r = Err(Refusal {
-                        code: RefusalCode::MalformedUpdate,
-                        message: message.clone(),
-                    });
-                }
+        let Err(e) = result else {
+            // Applied, though not as the fast path foresaw: the index was rebuilt.
+            return Some(entry);
+        };
+        let message = DocError::Apply(e).to_string();
+        for i in indices {
+            if let Some(r) = results.get_mut(i) {
+                *r = Err(Refusal {
+                    code: RefusalCode::MalformedUpdate,
+                    message: message.clone(),
+                });
             }
         }
+        None
     }
 
     /// Applies an update without any role or schema check (log replay, other server nodes),
@@ -492,10 +554,33 @@ mod tests {
         for size in [1, 2, 7, 64, 240] {
             let mut batched = CanvasDoc::from_stored(&base.encode_state(), []).expect("loads");
             let mut got = Vec::new();
+            let mut log: Vec<Vec<u8>> = Vec::new();
+            let mut merged = 0;
             for chunk in queue.chunks(size) {
                 let results = batched.apply_batch(chunk.iter().map(|(r, u)| (*r, u.as_slice())));
-                assert_eq!(results.len(), chunk.len());
-                got.extend(results.iter().map(verdict));
+                assert_eq!(results.verdicts.len(), chunk.len());
+                got.extend(results.verdicts.iter().map(verdict));
+                // The log entries stand for exactly the accepted updates that changed
+                // something, in order, and replaying them gives the same document.
+                let mut logged = Vec::new();
+                for entry in &results.entries {
+                    match entry {
+                        LogEntry::One(i) => {
+                            logged.push(*i);
+                            log.push(chunk[*i].1.clone());
+                        }
+                        LogEntry::Merged { update, members } => {
+                            assert!(members.len() >= 2);
+                            merged += 1;
+                            logged.extend(members);
+                            log.push(update.clone());
+                        }
+                    }
+                }
+                let changed: Vec<usize> = (0..chunk.len())
+                    .filter(|i| results.verdicts[*i].as_ref().is_ok_and(|a| !a.noop))
+                    .collect();
+                assert_eq!(logged, changed, "batches of {size}");
             }
             assert_eq!(got, expected, "batches of {size}");
             let txn = batched.doc().transact();
@@ -506,6 +591,15 @@ mod tests {
             );
             drop(txn);
             assert!(batched.index().matches_state_vector(batched.doc()));
+            assert_eq!(size == 1, merged == 0, "runs merged in batches of {size}");
+            let replayed =
+                CanvasDoc::from_stored(&base.encode_state(), log.iter().map(Vec::as_slice))
+                    .expect("the log replays");
+            assert_eq!(
+                crate::json::canvas_json(&replayed.doc().transact()),
+                crate::json::canvas_json(&one_by_one.doc().transact()),
+                "the log of batches of {size}"
+            );
         }
     }
 
@@ -546,7 +640,12 @@ mod tests {
             (Role::Editor, b"\xff\xff".as_slice()),
             (Role::Editor, updates[2].as_slice()),
         ];
-        let codes: Vec<_> = canvas.apply_batch(batch).iter().map(verdict).collect();
+        let codes: Vec<_> = canvas
+            .apply_batch(batch)
+            .verdicts
+            .iter()
+            .map(verdict)
+            .collect();
         assert!(
             codes[0].is_ok() && codes[2].is_ok() && codes[6].is_ok(),
             "{codes:?}"
@@ -558,5 +657,52 @@ mod tests {
         let txn = canvas.doc().transact();
         assert_eq!(crate::json::canvas_json(&txn)["name"], "c");
         assert_eq!(crate::json::sharing_json(&txn)["visibility"], "private");
+    }
+
+    #[test]
+    fn a_batch_stops_right_after_a_sharing_change() {
+        use yrs::{Map, WriteTxn};
+        let mut canvas = CanvasDoc::new();
+        let name = |client: u64, word: &str| {
+            let author = Doc::with_client_id(client);
+            let mut txn = author.transact_mut();
+            txn.get_or_insert_map(schema::META)
+                .insert(&mut txn, "name", word);
+            txn.encode_update_v1()
+        };
+        let (first, last) = (name(20, "first"), name(21, "last"));
+        let grant = {
+            let admin = Doc::with_client_id(22);
+            let mut txn = admin.transact_mut();
+            txn.get_or_insert_map(schema::SHARING)
+                .insert(&mut txn, "visibility", "team");
+            txn.encode_update_v1()
+        };
+        // a change to sharing from before the batch does not stop it
+        canvas.sharing_changed.store(true, Ordering::Relaxed);
+        let batch = [
+            (Role::Editor, first.as_slice()),
+            (Role::Admin, grant.as_slice()),
+            (Role::Editor, last.as_slice()),
+        ];
+        let results = canvas.apply_batch(batch).verdicts;
+        assert_eq!(results.len(), 2, "stops after the grant: {results:?}");
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert!(canvas.take_sharing_changed());
+        let txn = canvas.doc().transact();
+        assert_eq!(crate::json::canvas_json(&txn)["name"], "first");
+        assert_eq!(crate::json::sharing_json(&txn)["visibility"], "team");
+        drop(txn);
+        // the rest is judged again, as its own batch
+        let rest = canvas
+            .apply_batch([(Role::Editor, last.as_slice())])
+            .verdicts;
+        assert!(rest[0].is_ok());
+        assert!(!canvas.take_sharing_changed());
+
+        // an admin's batch without sharing changes goes through whole
+        let more = [name(20, "again"), name(21, "and again")];
+        let results = canvas.apply_batch(more.iter().map(|u| (Role::Admin, u.as_slice())));
+        assert_eq!(results.verdicts.len(), 2);
     }
 }

@@ -230,8 +230,9 @@ async fn joiners_get_the_document_as_it_is_now_after_inserts_and_deletions() {
 #[tokio::test]
 async fn bursts_of_typing_from_several_clients_are_applied_in_batches_with_one_verdict_each() {
     // Updates that wait in a room's queue are inspected and applied together
-    // (`CanvasDoc::apply_batch`); each still gets its own verdict, ack and relay, and a
-    // refused one (a viewer's) takes nothing else down.
+    // (`CanvasDoc::apply_batch`, admins' included); each still gets its own verdict and ack,
+    // runs of typing are logged and relayed as one merged update, and a refused one (a
+    // viewer's) takes nothing else down.
     let server = TestServer::start().await;
     let team = Team::new(&server).await;
     let mut a = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;

@@ -266,6 +266,12 @@ pub(crate) fn inspect_fast_only(
     let Fast::Accepted(run, path) = fast::try_simple(index, role, update) else {
         return None;
     };
+    if path.root.as_deref() == Some(schema::SHARING) {
+        // An admin's sharing change may change the roles of the updates after it: the
+        // batch must stop right after it (`CanvasDoc::apply_batch`), so it takes the general
+        // path, whose transaction the sharing observer sees at once.
+        return None;
+    }
     let map_entry = index.loc(run.loc).is_none_or(|l| l.key.is_some());
     let touched_blocks = match (path.root.as_deref(), path.key(0)) {
         (Some(schema::BLOCKS), Some(bid)) => vec![bid.to_owned()],

@@ -11,7 +11,7 @@
 //! user, or a block without a creator (new), is always stamped at once. The cost is that
 //! `last_modified_at` may lag behind a burst of edits by one user by up to that interval.
 
-use super::{Accepted, Room, SERVER};
+use super::{Accepted, Room};
 use canvas_engine::attribution;
 use canvas_engine::yrs::Transact;
 use std::time::Duration;
@@ -65,12 +65,7 @@ impl Room {
             self.stamped.insert(id, (user, now));
         }
         if !super::versions::is_empty_update(&update) {
-            self.queued.push(Accepted {
-                from: SERVER,
-                seq: 0,
-                update,
-                done: None,
-            });
+            self.queued.push(Accepted::server(update, None));
         }
     }
 }

@@ -32,7 +32,7 @@ use crate::access::{Actor, ProjectAccess, effective_role};
 use crate::state::AppState;
 use crate::view;
 use axum::body::Bytes;
-use canvas_engine::canvas::{Applied, DocError};
+use canvas_engine::canvas::{Applied, BatchApplied, DocError, LogEntry};
 use canvas_engine::edits::Sharing;
 use canvas_engine::inspect::{Refusal, RefusalCode};
 use canvas_engine::protocol::{self, Ack, ErrorBody, Extension};
@@ -64,10 +64,6 @@ pub type ConnId = u64;
 
 /// The owner recorded for awareness client ids announced through another server node.
 const REMOTE: ConnId = 0;
-
-/// The sender of the server's own updates (attribution stamps, restores): no connection has
-/// this id, so they are relayed to every connection.
-const SERVER: ConnId = 0;
 
 /// Close codes of the wire protocol (DESIGN.md, "Wire protocol").
 pub mod close {
@@ -251,13 +247,36 @@ impl Conn {
     }
 }
 
-/// An accepted update waiting for, or in, a durable write.
+/// An accepted update waiting for, or in, a durable write: one connection's update, a run
+/// of updates a batch merged into one (`CanvasDoc::apply_batch`), or a server edit.
 struct Accepted {
-    from: ConnId,
-    seq: u64,
+    /// The connections and acknowledgement sequence numbers it stands for, in order (none
+    /// for a server edit).
+    senders: Vec<(ConnId, u64)>,
     update: Vec<u8>,
     /// Told when the update is durable (server edits made for REST calls).
     done: Option<oneshot::Sender<()>>,
+}
+
+impl Accepted {
+    /// A change the server made (attribution, a REST edit, a restore).
+    fn server(update: Vec<u8>, done: Option<oneshot::Sender<()>>) -> Self {
+        Accepted {
+            senders: Vec::new(),
+            update,
+            done,
+        }
+    }
+
+    /// The connection its relay skips: the sender, when it has one sender (a run merged
+    /// from several connections goes back to them too; a Yjs client ignores what it has).
+    fn relay_except(&self) -> Option<ConnId> {
+        let (first, _) = self.senders.first()?;
+        self.senders
+            .iter()
+            .all(|(c, _)| c == first)
+            .then_some(*first)
+    }
 }
 
 /// The result of one durable write, sent back to the room by the writer task.
@@ -293,6 +312,8 @@ pub(super) struct Room {
     durable_seq: i64,
     /// Last sequence number covered by a snapshot.
     checkpoint_seq: i64,
+    /// Size of the last snapshot (loaded or written).
+    snapshot_bytes: u64,
     idle_since: Option<Instant>,
     /// The sharing settings as of the last change to them (the "before" of the next audit).
     last_sharing: Sharing,
@@ -440,6 +461,7 @@ impl Room {
             written_tx,
             durable_seq,
             checkpoint_seq: stored.snapshot_seq,
+            snapshot_bytes: stored.snapshot.len() as u64,
             idle_since: Some(Instant::now()),
             versions,
             dirty_by: None,
@@ -541,18 +563,14 @@ impl Room {
         }
     }
 
-    /// The document update a command carries, if it may join a batch: from a connection
-    /// whose role cannot change sharing (an admin's update may change the roles the updates
-    /// after it are judged with, so admins' updates go one at a time).
+    /// Whether a command is a document update from a connection of this room (those are
+    /// judged and applied in batches).
     fn batchable(&self, cmd: &RoomCmd) -> bool {
         match cmd {
             RoomCmd::Message(
                 conn_id,
                 Message::Sync(SyncMessage::Update(_) | SyncMessage::SyncStep2(_)),
-            ) => self
-                .conns
-                .get(conn_id)
-                .is_some_and(|c| !c.role.can_administer()),
+            ) => self.conns.contains_key(conn_id),
             _ => false,
         }
     }
@@ -593,7 +611,8 @@ impl Room {
     /// ([`CanvasDoc::apply_batch`]: runs of typing are merged and applied in one
     /// transaction), then does for each what [`Room::update`] does for one. Every accepted
     /// update is queued for the log before any attribution stamp, so the log stays in causal
-    /// order.
+    /// order. An admin's update that changes `sharing` ends a round: the change is audited
+    /// and every connection's role recomputed before the updates after it are judged.
     fn update_batch(&mut self, batch: Batch) {
         if batch.len() == 1 {
             for (conn_id, update) in batch {
@@ -607,26 +626,75 @@ impl Room {
                 continue;
             };
             conn.received += 1;
-            judged.push((conn_id, conn.received, conn.role, conn.user_id, update));
+            judged.push((conn_id, conn.received, conn.user_id, update));
         }
-        let verdicts = self.canvas.apply_batch(
-            judged
-                .iter()
-                .map(|(_, _, role, _, u)| (*role, u.as_slice())),
-        );
-        let mut stamps: Vec<(Uuid, Applied)> = Vec::new();
         let mut senders = Vec::new();
-        for ((conn_id, seq, _, user, update), verdict) in judged.into_iter().zip(verdicts) {
-            senders.push(conn_id);
-            if let Some(applied) = self.settle(conn_id, seq, user, update, verdict) {
-                stamps.push((user, applied));
+        let mut rest = judged.into_iter().peekable();
+        while rest.peek().is_some() {
+            // The roles as of now (a sharing change in the previous round may have changed
+            // them, or closed a connection: its updates are dropped, as `update` drops them).
+            let round: Vec<_> = rest
+                .by_ref()
+                .filter_map(|(conn_id, seq, user, update)| {
+                    let role = self.conns.get(&conn_id)?.role;
+                    Some((conn_id, seq, role, user, update))
+                })
+                .collect();
+            let BatchApplied { verdicts, entries } = self
+                .canvas
+                .apply_batch(round.iter().map(|(_, _, role, _, u)| (*role, u.as_slice())));
+            let judged_now = verdicts.len();
+            let mut stamps: HashMap<Uuid, (Vec<String>, Vec<String>)> = HashMap::new();
+            let mut last = None;
+            for ((conn_id, seq, _, user, _), verdict) in round.iter().zip(verdicts) {
+                senders.push(*conn_id);
+                last = Some(*conn_id);
+                if let Some(applied) = self.settle(*conn_id, *seq, *user, verdict) {
+                    let (touched, created) = stamps.entry(*user).or_default();
+                    touched.extend(applied.touched_blocks);
+                    created.extend(applied.new_blocks);
+                }
             }
+            let mut round: Vec<_> = round.into_iter().map(Some).collect();
+            for entry in entries {
+                let accepted = match entry {
+                    LogEntry::One(i) => round.get_mut(i).and_then(Option::take).map(
+                        |(conn_id, seq, _, _, update)| Accepted {
+                            senders: vec![(conn_id, seq)],
+                            update,
+                            done: None,
+                        },
+                    ),
+                    LogEntry::Merged { update, members } => Some(Accepted {
+                        senders: members
+                            .iter()
+                            .filter_map(|i| round.get_mut(*i)?.take())
+                            .map(|(conn_id, seq, ..)| (conn_id, seq))
+                            .collect(),
+                        update,
+                        done: None,
+                    }),
+                };
+                self.queued.extend(accepted);
+            }
+            for (user, (mut touched, created)) in stamps {
+                touched.sort_unstable();
+                touched.dedup();
+                self.stamp_blocks(user, &touched, &created);
+            }
+            if let Some(conn_id) = last {
+                self.sharing_changed(ChangedBy::Conn(conn_id));
+            }
+            // What `apply_batch` did not judge goes round again, with the new roles.
+            let unjudged: Vec<_> = round
+                .into_iter()
+                .skip(judged_now)
+                .flatten()
+                .map(|(conn_id, seq, _, user, update)| (conn_id, seq, user, update))
+                .collect();
+            debug_assert!(judged_now > 0 || unjudged.is_empty());
+            rest = unjudged.into_iter().peekable();
         }
-        for (user, applied) in stamps {
-            self.stamp_blocks(user, &applied.touched_blocks, &applied.new_blocks);
-        }
-        // Non-admin updates cannot change sharing; this only keeps the flag in step.
-        self.canvas.take_sharing_changed();
         senders.dedup();
         for conn_id in senders {
             self.ack(conn_id);
@@ -711,12 +779,7 @@ impl Room {
             if let Some(user) = request.actor.user_id {
                 self.dirty_by = Some(user);
             }
-            self.queued.push(Accepted {
-                from: SERVER,
-                seq: 0,
-                update,
-                done: Some(done),
-            });
+            self.queued.push(Accepted::server(update, Some(done)));
         }
         self.sharing_changed(ChangedBy::Rest(&request.actor));
         EditReply::Applied {
@@ -963,23 +1026,27 @@ impl Room {
         conn.received += 1;
         let (seq, role, user) = (conn.received, conn.role, conn.user_id);
         let verdict = self.canvas.apply_checked(role, &update);
-        if let Some(applied) = self.settle(conn_id, seq, user, update, verdict) {
+        if let Some(applied) = self.settle(conn_id, seq, user, verdict) {
+            self.queued.push(Accepted {
+                senders: vec![(conn_id, seq)],
+                update,
+                done: None,
+            });
             self.stamp_blocks(user, &applied.touched_blocks, &applied.new_blocks);
             self.sharing_changed(ChangedBy::Conn(conn_id));
         }
         self.ack(conn_id);
     }
 
-    /// What follows a verdict on one update: an accepted one is queued for the durable log
-    /// (even if its connection closed meanwhile: it is applied, so it must be stored and
-    /// relayed) and returned for attribution; a malformed one closes its connection; a
-    /// refused one is answered with a typed error.
+    /// What follows a verdict on one update: an accepted one waits for its durable write
+    /// (the caller queues it for the log, even if its connection closed meanwhile: it is
+    /// applied, so it must be stored and relayed) and is returned for attribution; a
+    /// malformed one closes its connection; a refused one is answered with a typed error.
     fn settle(
         &mut self,
         conn_id: ConnId,
         seq: u64,
         user: Uuid,
-        update: Vec<u8>,
         verdict: Result<Applied, Refusal>,
     ) -> Option<Applied> {
         match verdict {
@@ -988,12 +1055,6 @@ impl Room {
                 if let Some(conn) = self.conns.get_mut(&conn_id) {
                     conn.unsaved.push_back(seq);
                 }
-                self.queued.push(Accepted {
-                    from: conn_id,
-                    seq,
-                    update,
-                    done: None,
-                });
                 self.dirty_by = Some(user);
                 Some(applied)
             }
@@ -1194,23 +1255,30 @@ impl Room {
             self.publish(LiveKind::Update, &accepted.update);
         }
         for accepted in written.batch {
+            let except = accepted.relay_except();
             if let Some(done) = accepted.done {
                 let _ = done.send(());
             }
             let frame: Bytes = protocol::update(&accepted.update).into();
-            self.broadcast(Some(accepted.from), frame);
-            if let Some(conn) = self.conns.get_mut(&accepted.from) {
-                if conn.unsaved.front() == Some(&accepted.seq) {
-                    conn.unsaved.pop_front();
+            self.broadcast(except, frame);
+            for (from, seq) in accepted.senders {
+                if let Some(conn) = self.conns.get_mut(&from) {
+                    if conn.unsaved.front() == Some(&seq) {
+                        conn.unsaved.pop_front();
+                    }
+                    senders.insert(from);
                 }
-                senders.insert(accepted.from);
             }
         }
         for conn_id in senders {
             self.ack(conn_id);
         }
-        if self.durable_seq - self.checkpoint_seq >= self.state.config.checkpoint_updates as i64
-            && self.queued.is_empty()
+        if self.queued.is_empty()
+            && checkpoint_due(
+                self.durable_seq - self.checkpoint_seq,
+                self.snapshot_bytes,
+                self.state.config.checkpoint_updates,
+            )
         {
             self.checkpoint().await;
         }
@@ -1258,6 +1326,7 @@ impl Room {
             Ok(()) => {
                 debug!(canvas = %self.id, upto, bytes = state.len(), "checkpoint");
                 self.checkpoint_seq = upto;
+                self.snapshot_bytes = state.len() as u64;
             }
             // The log still holds everything: a failed checkpoint loses nothing.
             Err(cause) => warn!(canvas = %self.id, %cause, "checkpoint failed; will retry later"),
@@ -1470,6 +1539,25 @@ fn drain_as_gone(rx: &mut mpsc::Receiver<RoomCmd>) {
     }
 }
 
+/// Snapshot bytes per log entry a room lets its log grow to before it compacts it.
+const SNAPSHOT_BYTES_PER_LOG_ENTRY: u64 = 32;
+
+/// Whether a room compacts its log now, after a write: once the log holds at least
+/// `min_entries` entries (`--checkpoint-updates`) and at least one entry per
+/// [`SNAPSHOT_BYTES_PER_LOG_ENTRY`] bytes of the last snapshot.
+///
+/// A checkpoint encodes and writes the whole document, so with a fixed entry count its cost
+/// per update grows with the document: on the 104,852-character automerge-paper document
+/// (a 267 KB snapshot) a checkpoint every 1,000 keystrokes took a quarter of the server's
+/// time under W2 (BENCHMARKS.md). Scaling the interval with the snapshot keeps the cost per
+/// update flat, and loading stays bounded: replaying an entry costs about as much as loading
+/// 50 bytes of snapshot, so the log takes at most about 1.5x the snapshot's load time to
+/// replay. Quiet rooms still checkpoint on `--checkpoint-secs`, and every room when it unloads.
+fn checkpoint_due(entries: i64, snapshot_bytes: u64, min_entries: u64) -> bool {
+    u64::try_from(entries)
+        .is_ok_and(|n| n >= min_entries && n >= snapshot_bytes / SNAPSHOT_BYTES_PER_LOG_ENTRY)
+}
+
 async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -1488,4 +1576,31 @@ fn audit_sharing(sharing: &Sharing) -> serde_json::Value {
         *link = serde_json::json!(!link.is_null());
     }
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checkpoint_due;
+
+    #[test]
+    fn small_documents_checkpoint_on_the_entry_count() {
+        // a 2 KB canvas
+        assert!(checkpoint_due(1000, 2_000, 1000));
+        assert!(!checkpoint_due(999, 2_000, 1000));
+        // a first checkpoint (no snapshot yet)
+        assert!(checkpoint_due(1000, 0, 1000));
+    }
+
+    #[test]
+    fn large_documents_let_the_log_grow_with_the_snapshot() {
+        // the automerge-paper document: a 267 KB snapshot
+        assert!(!checkpoint_due(1000, 267_000, 1000));
+        assert!(!checkpoint_due(8_000, 267_000, 1000));
+        assert!(checkpoint_due(8_400, 267_000, 1000));
+    }
+
+    #[test]
+    fn a_log_behind_the_snapshot_never_checkpoints() {
+        assert!(!checkpoint_due(-1, 0, 0));
+    }
 }

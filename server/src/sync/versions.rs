@@ -16,7 +16,7 @@
 //! snapshot matches the durable log. Updates from other nodes do not count: the node that
 //! accepted them records their version.
 
-use super::{Accepted, Flow, Room, SERVER, Written};
+use super::{Accepted, Flow, Room, Written};
 use crate::access::{ProjectAccess, effective_role};
 use canvas_engine::attribution;
 use canvas_engine::versions::{self as engine_versions, RestoreError};
@@ -241,12 +241,7 @@ impl Room {
         }
         let edited = !is_empty_update(&update);
         if edited {
-            self.queued.push(Accepted {
-                from: SERVER,
-                seq: 0,
-                update,
-                done: None,
-            });
+            self.queued.push(Accepted::server(update, None));
         }
         Ok(edited)
     }
