@@ -229,8 +229,11 @@ async fn run(args: RunArgs) -> Result<bool, Error> {
                 .await
                 .map(|r| {
                     eprintln!(
-                        "  w2 {} updates: {:.0}/s received, acked {:?}/s, {:?} CPU ms/1k, converged {}",
-                        r.updates, r.received_per_sec, r.acked_per_sec.map(|a| a.round()), r.cpu_ms_per_1k, r.converged
+                        "  w2 {} updates: {:.0}/s received, acked {:?}/s, {:?} CPU ms/1k, busy: server {:?}, load generator {:?}, converged {}",
+                        r.updates, r.received_per_sec, r.acked_per_sec.map(|a| a.round()), r.cpu_ms_per_1k,
+                        r.server_busy.map(|b| (b * 100.0).round() / 100.0),
+                        r.load_generator_busy.map(|b| (b * 100.0).round() / 100.0),
+                        r.converged
                     );
                     let ok = r.converged;
                     results.w2 = Some(r);

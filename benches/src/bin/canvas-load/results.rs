@@ -40,6 +40,13 @@ pub struct Ingest {
     pub bytes_per_update: f64,
     /// Server resident memory after the run, MiB.
     pub server_rss_mib: Option<f64>,
+    /// Share of the run's wall time the server spent on a CPU (1.0: one core saturated).
+    #[serde(default)]
+    pub server_busy: Option<f64>,
+    /// Share of the run's wall time the load generator spent on a CPU (near 1.0: the figure
+    /// is a floor, the load generator could not go faster).
+    #[serde(default)]
+    pub load_generator_busy: Option<f64>,
     /// The observer's text equals the trace's end content.
     pub converged: bool,
 }

@@ -113,6 +113,8 @@ pub async fn run(
         frames.iter().map(Vec::len).sum::<usize>() as f64 / frames.len().max(1) as f64;
 
     let cpu_before = server.and_then(|p| p.cpu_seconds());
+    let me = Process::watch(std::process::id());
+    let my_cpu_before = me.and_then(|p| p.cpu_seconds());
     let start = Instant::now();
     for (sent, frame) in (1u64..).zip(frames) {
         if sent - *seen.borrow() >= window as u64 {
@@ -144,6 +146,10 @@ pub async fn run(
         .map_err(|_| Error::Timeout(format!("observer saw {} of {total}", *seen.borrow())))?
         .map_err(|e| Error::Protocol(e.to_string()))??;
     let cpu_after = server.and_then(|p| p.cpu_seconds());
+    let my_cpu_after = me.and_then(|p| p.cpu_seconds());
+    let wall = observed_at.duration_since(start).as_secs_f64();
+    let busy =
+        |before: Option<f64>, after: Option<f64>| before.zip(after).map(|(a, b)| (b - a) / wall);
 
     let acked_per_sec = if target.kind.acks() {
         let last = tokio::time::timeout(PATIENCE, acks)
@@ -173,6 +179,8 @@ pub async fn run(
             .map(|(a, b)| (b - a) * 1000.0 / (edits as f64 / 1000.0)),
         bytes_per_update,
         server_rss_mib: server.and_then(|p| p.rss_bytes()).map(mib),
+        server_busy: busy(cpu_before, cpu_after),
+        load_generator_busy: busy(my_cpu_before, my_cpu_after),
         converged,
     })
 }
