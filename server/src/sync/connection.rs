@@ -25,8 +25,15 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info_span};
 use uuid::Uuid;
 
-/// WebSocket read and write buffers: small, so an idle connection stays cheap.
+/// WebSocket write buffer: small, so an idle connection stays cheap.
 const BUFFER_BYTES: usize = 4 * 1024;
+
+/// WebSocket read buffer, allocated for every connection up front. Client messages are small
+/// (a keystroke is about 30 bytes, so one read still takes in dozens); a large one (a sync
+/// step 2 from a client with offline work) gets its whole length reserved when its header
+/// arrives. 2 KiB instead of 4 took W4's memory per idle connection from 16.1 to 14.1 KiB
+/// (BENCHMARKS.md).
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -65,7 +72,7 @@ pub async fn ws_handler(
     let embed_host = embedding_host(header(ORIGIN), header(HOST), &state.config.app_origins);
     let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let span = info_span!("conn", conn = conn_id, canvas = %canvas);
-    ws.read_buffer_size(BUFFER_BYTES)
+    ws.read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(BUFFER_BYTES)
         .max_write_buffer_size(max.saturating_mul(4).max(BUFFER_BYTES * 2))
         // Frames a little over the limit still arrive so we can answer 4413 ourselves;
