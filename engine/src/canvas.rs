@@ -705,4 +705,33 @@ mod tests {
         let results = canvas.apply_batch(more.iter().map(|u| (Role::Admin, u.as_slice())));
         assert_eq!(results.verdicts.len(), 2);
     }
+
+    #[test]
+    fn an_unknown_visibility_is_refused_and_a_known_one_accepted() {
+        use yrs::{Map, WriteTxn};
+        let mut canvas = CanvasDoc::new();
+        let visibility = |client: u64, value: yrs::Any| {
+            let admin = Doc::with_client_id(client);
+            let mut txn = admin.transact_mut();
+            txn.get_or_insert_map(schema::SHARING)
+                .insert(&mut txn, schema::VISIBILITY, value);
+            txn.encode_update_v1()
+        };
+        for (client, bad) in [
+            (30, yrs::Any::from("organization")),
+            (31, yrs::Any::from(3.0)),
+        ] {
+            let refused = canvas
+                .apply_checked(Role::Owner, &visibility(client, bad))
+                .expect_err("refused");
+            assert_eq!(refused.code, RefusalCode::InvalidSchema, "{refused}");
+            assert!(refused.message.contains("sharing.visibility"), "{refused}");
+        }
+        let applied = canvas.apply_checked(Role::Admin, &visibility(32, yrs::Any::from("public")));
+        assert!(applied.is_ok(), "{applied:?}");
+        assert_eq!(
+            crate::json::sharing_json(&canvas.doc().transact())["visibility"],
+            "public"
+        );
+    }
 }

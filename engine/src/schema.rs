@@ -19,6 +19,9 @@ pub const SHARING: &str = "sharing";
 /// Every root type a canvas document may have; an update touching any other is refused.
 pub const ROOTS: [&str; 4] = [META, LAYOUT, BLOCKS, SHARING];
 
+/// Key of the visibility inside `sharing`: one of "private", "team", "public".
+pub const VISIBILITY: &str = "visibility";
+
 /// Key of a block's position map inside a block map.
 pub const POSITION: &str = "position";
 /// Key of a block's content map inside a block map.

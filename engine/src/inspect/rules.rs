@@ -165,6 +165,12 @@ impl<'a> Checker<'a> {
             if let Some(key) = self.entry_key(&item.place) {
                 entries.push(key, ri);
             }
+            if path.root.as_deref() == Some(schema::SHARING)
+                && path.depth == 1
+                && path.key(0) == Some(schema::VISIBILITY)
+            {
+                self.check_visibility(&data.content)?;
+            }
             if path.root.as_deref() != Some(schema::BLOCKS) {
                 continue;
             }
@@ -517,6 +523,30 @@ impl<'a> Checker<'a> {
             Ok(())
         } else {
             Err(metadata_refusal(bid))
+        }
+    }
+
+    /// `sharing.visibility` must be a visibility the server knows: an unknown one would read
+    /// as private everywhere while the document said something else.
+    fn check_visibility(&self, content: &Content) -> Result<(), Refusal> {
+        let value = match content {
+            // inserted and deleted by the same update: never a live value
+            Content::Deleted => return Ok(()),
+            Content::Any { start, end, count } => {
+                parse::decode_values(self.bytes, *start, *end, *count).pop()
+            }
+            _ => None,
+        };
+        match value {
+            Some(Any::String(s)) if s.parse::<crate::edits::Visibility>().is_ok() => Ok(()),
+            Some(v) => Err(invalid(format!(
+                "sharing.visibility must be private, team or public, got {}",
+                describe_any(&v)
+            ))),
+            None => Err(invalid(format!(
+                "sharing.visibility must be private, team or public, got {}",
+                content.describe()
+            ))),
         }
     }
 
