@@ -44,25 +44,11 @@ struct Case {
     check: Check,
 }
 
-fn base_canvas() -> Vec<u8> {
-    // an empty canvas as the server creates it; the trace's first update adds its block
-    let mut canvas = CanvasDoc::new();
-    let meta = canvas_engine::edits::CanvasMeta {
-        name: "trace".into(),
-        description: None,
-        project_id: "p".into(),
-        owner_id: "o".into(),
-        tags: vec![],
-    };
-    canvas.edit(|txn| canvas_engine::edits::init_canvas(txn, &meta));
-    canvas.encode_state()
-}
-
 fn trace_case(name: &str) -> Case {
     let (updates, end) = traces::trace_updates(name).expect("the trace loads");
     Case {
         name: format!("trace/{name}"),
-        base: base_canvas(),
+        base: traces::empty_canvas().encode_state(),
         frames: updates.iter().map(|u| protocol::update(u)).collect(),
         updates,
         check: Box::new(move |doc| {

@@ -83,18 +83,7 @@ fn main() {
         "| document | updates | characters | snapshot | loaded: plain yrs Doc | loaded: CanvasDoc | of which the index | built live through apply_checked |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    let empty = {
-        let mut canvas = CanvasDoc::new();
-        let meta = canvas_engine::edits::CanvasMeta {
-            name: "m".into(),
-            description: None,
-            project_id: "p".into(),
-            owner_id: "o".into(),
-            tags: vec![],
-        };
-        canvas.edit(|txn| canvas_engine::edits::init_canvas(txn, &meta));
-        canvas.encode_state()
-    };
+    let empty = traces::empty_canvas().encode_state();
     for name in TRACES {
         let trace = traces::load_trace(name).expect("the trace loads");
         let chars = trace.end_content.chars().count();

@@ -91,6 +91,21 @@ pub struct Trace {
     pub end_content: String,
 }
 
+/// An empty canvas as the server creates it (`init_canvas`): the document the benches replay
+/// the traces into (the trace's first update adds the block it types into).
+pub fn empty_canvas() -> canvas_engine::CanvasDoc {
+    let mut canvas = canvas_engine::CanvasDoc::new();
+    let meta = canvas_engine::edits::CanvasMeta {
+        name: "bench".into(),
+        description: None,
+        project_id: "p".into(),
+        owner_id: "o".into(),
+        tags: vec![],
+    };
+    canvas.edit(|txn| canvas_engine::edits::init_canvas(txn, &meta));
+    canvas
+}
+
 /// The per-edit updates of trace `name` and its `endContent`, from the cache when possible.
 /// This is what the load generator sends; see [`load_trace`].
 pub fn trace_updates(name: &str) -> Result<(Vec<Vec<u8>>, String), TraceError> {

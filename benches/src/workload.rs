@@ -15,8 +15,8 @@
 //! Every position written stays inside the 12-column grid, so an editor's updates are all
 //! accepted by the inspector.
 
-use canvas_engine::edits::{self, CanvasMeta, NewBlock, Position};
-use canvas_engine::{CanvasDoc, json, schema};
+use canvas_engine::edits::{self, NewBlock, Position};
+use canvas_engine::{json, schema};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use yrs::updates::decoder::Decode;
@@ -100,16 +100,8 @@ fn new_block(id: String, x: i64, y: i64) -> NewBlock {
 }
 
 fn base_canvas() -> Vec<u8> {
-    let mut canvas = CanvasDoc::new();
-    let meta = CanvasMeta {
-        name: "bench".into(),
-        description: None,
-        project_id: "p".into(),
-        owner_id: "o".into(),
-        tags: vec![],
-    };
+    let mut canvas = crate::traces::empty_canvas();
     canvas.edit(|txn| {
-        edits::init_canvas(txn, &meta);
         for i in 0..BASE_BLOCKS {
             let _ = edits::add_block(txn, &new_block(format!("b{i}"), 0, i as i64 * 4));
         }
@@ -237,7 +229,7 @@ pub fn canvas_workload(mix: Mix, n: usize, seed: u64) -> Workload {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use canvas_engine::Role;
+    use canvas_engine::{CanvasDoc, Role};
 
     #[test]
     fn an_editor_may_send_every_update_of_the_mixed_workload() {
