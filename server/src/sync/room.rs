@@ -59,6 +59,9 @@ const MAX_BATCH: usize = 256;
 /// Document updates waiting in a room's queue, with the connections that sent them.
 type Batch = Vec<(ConnId, Vec<u8>)>;
 
+/// An update of a batch with its sender, the sender's acknowledgement number and user.
+type Numbered = (ConnId, u64, Uuid, Vec<u8>);
+
 /// Identifies one WebSocket connection for the lifetime of the process.
 pub type ConnId = u64;
 
@@ -609,96 +612,90 @@ impl Room {
 
     /// Inspects and applies a batch of updates with one verdict each
     /// ([`CanvasDoc::apply_batch`]: runs of typing are merged and applied in one
-    /// transaction), then does for each what [`Room::update`] does for one. Every accepted
-    /// update is queued for the log before any attribution stamp, so the log stays in causal
-    /// order. An admin's update that changes `sharing` ends a round: the change is audited
+    /// transaction): a refusal is answered, an accepted update (or merged run) is queued for
+    /// the log, its blocks are stamped, and every sender is acknowledged. A single update is
+    /// a batch of one ([`Room::update`]). Every accepted update is queued for the log before
+    /// any attribution stamp, so the log stays in causal order. An admin's update that changes `sharing` ends a round: the change is audited
     /// and every connection's role recomputed before the updates after it are judged.
     fn update_batch(&mut self, batch: Batch) {
-        if batch.len() == 1 {
-            for (conn_id, update) in batch {
-                self.update(conn_id, update);
-            }
-            return;
-        }
-        let mut judged = Vec::with_capacity(batch.len());
+        let mut pending: Vec<Numbered> = Vec::with_capacity(batch.len());
         for (conn_id, update) in batch {
             let Some(conn) = self.conns.get_mut(&conn_id) else {
                 continue;
             };
             conn.received += 1;
-            judged.push((conn_id, conn.received, conn.user_id, update));
+            pending.push((conn_id, conn.received, conn.user_id, update));
         }
-        let mut senders = Vec::new();
-        let mut rest = judged.into_iter().peekable();
-        while rest.peek().is_some() {
-            // The roles as of now (a sharing change in the previous round may have changed
-            // them, or closed a connection: its updates are dropped, as `update` drops them).
-            let round: Vec<_> = rest
-                .by_ref()
-                .filter_map(|(conn_id, seq, user, update)| {
-                    let role = self.conns.get(&conn_id)?.role;
-                    Some((conn_id, seq, role, user, update))
-                })
-                .collect();
-            let BatchApplied { verdicts, entries } = self
-                .canvas
-                .apply_batch(round.iter().map(|(_, _, role, _, u)| (*role, u.as_slice())));
-            let judged_now = verdicts.len();
-            let mut stamps: HashMap<Uuid, (Vec<String>, Vec<String>)> = HashMap::new();
-            let mut last = None;
-            for ((conn_id, seq, _, user, _), verdict) in round.iter().zip(verdicts) {
-                senders.push(*conn_id);
-                last = Some(*conn_id);
-                if let Some(applied) = self.settle(*conn_id, *seq, *user, verdict) {
-                    let (touched, created) = stamps.entry(*user).or_default();
-                    touched.extend(applied.touched_blocks);
-                    created.extend(applied.new_blocks);
-                }
-            }
-            let mut round: Vec<_> = round.into_iter().map(Some).collect();
-            for entry in entries {
-                let accepted = match entry {
-                    LogEntry::One(i) => round.get_mut(i).and_then(Option::take).map(
-                        |(conn_id, seq, _, _, update)| Accepted {
-                            senders: vec![(conn_id, seq)],
-                            update,
-                            done: None,
-                        },
-                    ),
-                    LogEntry::Merged { update, members } => Some(Accepted {
-                        senders: members
-                            .iter()
-                            .filter_map(|i| round.get_mut(*i)?.take())
-                            .map(|(conn_id, seq, ..)| (conn_id, seq))
-                            .collect(),
-                        update,
-                        done: None,
-                    }),
-                };
-                self.queued.extend(accepted);
-            }
-            for (user, (mut touched, created)) in stamps {
-                touched.sort_unstable();
-                touched.dedup();
-                self.stamp_blocks(user, &touched, &created);
-            }
-            if let Some(conn_id) = last {
-                self.sharing_changed(ChangedBy::Conn(conn_id));
-            }
-            // What `apply_batch` did not judge goes round again, with the new roles.
-            let unjudged: Vec<_> = round
-                .into_iter()
-                .skip(judged_now)
-                .flatten()
-                .map(|(conn_id, seq, _, user, update)| (conn_id, seq, user, update))
-                .collect();
-            debug_assert!(judged_now > 0 || unjudged.is_empty());
-            rest = unjudged.into_iter().peekable();
+        let mut senders: Vec<ConnId> = pending.iter().map(|(conn_id, ..)| *conn_id).collect();
+        while !pending.is_empty() {
+            pending = self.judge_round(pending);
         }
         senders.dedup();
         for conn_id in senders {
             self.ack(conn_id);
         }
+    }
+
+    /// One round of [`Room::update_batch`]: judges `pending` with the connections' current
+    /// roles (updates of a connection closed meanwhile are dropped, as a closed connection's
+    /// are), queues the log entries, stamps attribution, and handles a change to `sharing`.
+    /// Returns the updates `apply_batch` left unjudged after such a change.
+    fn judge_round(&mut self, pending: Vec<Numbered>) -> Vec<Numbered> {
+        let (roles, round): (Vec<Role>, Vec<Numbered>) = pending
+            .into_iter()
+            .filter_map(|p| Some((self.conns.get(&p.0)?.role, p)))
+            .unzip();
+        let BatchApplied { verdicts, entries } = self.canvas.apply_batch(
+            roles
+                .iter()
+                .zip(&round)
+                .map(|(role, (.., update))| (*role, update.as_slice())),
+        );
+        let judged = verdicts.len();
+        let mut stamps: HashMap<Uuid, (Vec<String>, Vec<String>)> = HashMap::new();
+        for ((conn_id, seq, user, _), verdict) in round.iter().zip(verdicts) {
+            if let Some(applied) = self.settle(*conn_id, *seq, *user, verdict) {
+                let (touched, created) = stamps.entry(*user).or_default();
+                touched.extend(applied.touched_blocks);
+                created.extend(applied.new_blocks);
+            }
+        }
+        let last = judged
+            .checked_sub(1)
+            .and_then(|i| round.get(i))
+            .map(|p| p.0);
+        let mut round: Vec<Option<Numbered>> = round.into_iter().map(Some).collect();
+        for entry in entries {
+            let (members, merged) = match entry {
+                LogEntry::One(i) => (vec![i], None),
+                LogEntry::Merged { update, members } => (members, Some(update)),
+            };
+            let taken: Vec<Numbered> = members
+                .iter()
+                .filter_map(|i| round.get_mut(*i)?.take())
+                .collect();
+            let senders = taken
+                .iter()
+                .map(|(conn_id, seq, ..)| (*conn_id, *seq))
+                .collect();
+            let Some(update) = merged.or_else(|| taken.into_iter().next().map(|p| p.3)) else {
+                continue;
+            };
+            self.queued.push(Accepted {
+                senders,
+                update,
+                done: None,
+            });
+        }
+        for (user, (mut touched, created)) in stamps {
+            touched.sort_unstable();
+            touched.dedup();
+            self.stamp_blocks(user, &touched, &created);
+        }
+        if let Some(conn_id) = last {
+            self.sharing_changed(ChangedBy::Conn(conn_id));
+        }
+        round.into_iter().skip(judged).flatten().collect()
     }
 
     async fn handle(&mut self, cmd: RoomCmd) -> Flow {
@@ -1020,22 +1017,7 @@ impl Room {
     }
 
     fn update(&mut self, conn_id: ConnId, update: Vec<u8>) {
-        let Some(conn) = self.conns.get_mut(&conn_id) else {
-            return;
-        };
-        conn.received += 1;
-        let (seq, role, user) = (conn.received, conn.role, conn.user_id);
-        let verdict = self.canvas.apply_checked(role, &update);
-        if let Some(applied) = self.settle(conn_id, seq, user, verdict) {
-            self.queued.push(Accepted {
-                senders: vec![(conn_id, seq)],
-                update,
-                done: None,
-            });
-            self.stamp_blocks(user, &applied.touched_blocks, &applied.new_blocks);
-            self.sharing_changed(ChangedBy::Conn(conn_id));
-        }
-        self.ack(conn_id);
+        self.update_batch(vec![(conn_id, update)]);
     }
 
     /// What follows a verdict on one update: an accepted one waits for its durable write
