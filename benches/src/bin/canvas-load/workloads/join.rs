@@ -134,6 +134,19 @@ async fn timed_burst(room: &Room, n: usize, expected: &str) -> Result<Vec<(f64, 
     Ok(out)
 }
 
+/// The next frame within `left`; `None` once the time is up. A closed connection is an error.
+async fn next_frame(
+    rx: &mut client::Rx,
+    left: Duration,
+) -> Result<Option<tokio_tungstenite::tungstenite::Bytes>, Error> {
+    match tokio::time::timeout(left, rx.frame()).await {
+        Ok(Ok(Some(frame))) => Ok(Some(frame)),
+        Ok(Ok(None)) => Err(Error::Protocol("closed while joining".into())),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Ok(None),
+    }
+}
+
 /// Opens a connection and reads until sync step 2 arrives, without applying anything.
 async fn read_reply(room: &Room) -> Result<Pending, Error> {
     let doc = trace::new_doc(0);
@@ -141,11 +154,8 @@ async fn read_reply(room: &Room) -> Result<Pending, Error> {
     let (tx, mut rx) = client::open(room, false, &doc).await?;
     let mut frames = Vec::new();
     loop {
-        let frame = match tokio::time::timeout(PATIENCE, rx.frame()).await {
-            Ok(Ok(Some(frame))) => frame,
-            Ok(Ok(None)) => return Err(Error::Protocol("closed while joining".into())),
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(Error::Timeout("sync step 2".into())),
+        let Some(frame) = next_frame(&mut rx, PATIENCE).await? else {
+            return Err(Error::Timeout("sync step 2".into()));
         };
         let at = started.elapsed();
         match rx.framer.parse(&frame)? {
@@ -182,32 +192,24 @@ async fn finish(pending: Pending, expected: &str) -> Result<(f64, bool), Error> 
             client::apply(&doc, u)?;
         }
     }
-    let mut result = (trace::text_of(&doc) == expected).then_some((at, true));
+    let (mut elapsed, mut complete) = (at, trace::text_of(&doc) == expected);
     let deadline = started + PATIENCE;
-    while result.is_none() {
+    while !complete {
         let left = deadline.saturating_duration_since(Instant::now());
-        let frame = match tokio::time::timeout(left, rx.frame()).await {
-            Ok(Ok(Some(frame))) => frame,
-            Ok(Ok(None)) => return Err(Error::Protocol("closed while joining".into())),
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                result = Some((started.elapsed(), false));
-                break;
-            }
+        let Some(frame) = next_frame(&mut rx, left).await? else {
+            elapsed = started.elapsed();
+            break;
         };
-        let at = started.elapsed();
+        elapsed = started.elapsed();
         match rx.framer.parse(&frame)? {
             Incoming::Step2(u) | Incoming::Update(u) => {
                 client::apply(&doc, u)?;
-                if trace::text_of(&doc) == expected {
-                    result = Some((at, true));
-                }
+                complete = trace::text_of(&doc) == expected;
             }
             Incoming::Refused(why) => return Err(Error::Protocol(why)),
             _ => {}
         }
     }
     tx.close().await;
-    let (elapsed, ok) = result.unwrap_or((started.elapsed(), false));
-    Ok((elapsed.as_secs_f64() * 1000.0, ok))
+    Ok((elapsed.as_secs_f64() * 1000.0, complete))
 }
