@@ -7,21 +7,8 @@ import assert from 'node:assert/strict'
 import WebSocket from 'ws'
 import { CanvasClient, ConnectionStatus, isCanvasError } from '../dist/index.js'
 import { startServer, removeDataDir } from './lib/server.mjs'
-import { newUser, until, next } from './lib/util.mjs'
+import { newUser, until, next, pos, team } from './lib/util.mjs'
 
-const pos = (x, y, w, h) => ({ x, y, w, h })
-
-/** An owner with a project and a fresh canvas, plus an editor and a viewer of the project. */
-async function team (url) {
-  const owner = await newUser(url, 'owner')
-  const editor = await newUser(url, 'editor')
-  const viewer = await newUser(url, 'viewer')
-  const project = await owner.client.createProject({ name: 'Lifecycle' })
-  await owner.client.addMember(project.id, { email: editor.email, role: 'editor' })
-  await owner.client.addMember(project.id, { email: viewer.email, role: 'viewer' })
-  const canvas = await owner.client.createCanvas(project.id, { name: 'Board' })
-  return { owner, editor, viewer, project, canvasId: canvas.id }
-}
 
 /**
  * Resolves with the first of several outcomes: `{ name, args }` of whichever `[name, emitter,

@@ -8,21 +8,8 @@ import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { CanvasClient, ConnectionStatus, SaveTracker, backoffDelay, isCanvasError } from '../dist/index.js'
 import { startServer, removeDataDir } from './lib/server.mjs'
-import { newUser, until, next } from './lib/util.mjs'
+import { newUser, until, next, pos, team } from './lib/util.mjs'
 
-const pos = (x, y, w, h) => ({ x, y, w, h })
-
-/** An owner with a project and a fresh canvas, plus an editor and a viewer of the project. */
-async function team (url) {
-  const owner = await newUser(url, 'owner')
-  const editor = await newUser(url, 'editor')
-  const viewer = await newUser(url, 'viewer')
-  const project = await owner.client.createProject({ name: 'SDK tests' })
-  await owner.client.addMember(project.id, { email: editor.email, role: 'editor' })
-  await owner.client.addMember(project.id, { email: viewer.email, role: 'viewer' })
-  const canvas = await owner.client.createCanvas(project.id, { name: 'Board' })
-  return { owner, editor, viewer, project, canvasId: canvas.id }
-}
 
 describe('SaveTracker', () => {
   test('maps acknowledged message numbers back to local changes', () => {

@@ -44,3 +44,18 @@ export function until (check, emitter = null, events = []) {
 export function next (emitter, event) {
   return new Promise((resolve) => emitter.once(event, (...args) => resolve(args)))
 }
+
+/** A grid position. */
+export const pos = (x, y, w, h) => ({ x, y, w, h })
+
+/** An owner with a project and a fresh canvas, plus an editor and a viewer of the project. */
+export async function team (url) {
+  const owner = await newUser(url, 'owner')
+  const editor = await newUser(url, 'editor')
+  const viewer = await newUser(url, 'viewer')
+  const project = await owner.client.createProject({ name: 'Tests' })
+  await owner.client.addMember(project.id, { email: editor.email, role: 'editor' })
+  await owner.client.addMember(project.id, { email: viewer.email, role: 'viewer' })
+  const canvas = await owner.client.createCanvas(project.id, { name: 'Board' })
+  return { owner, editor, viewer, project, canvasId: canvas.id }
+}
