@@ -92,7 +92,7 @@ pub async fn rate_limit(
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
     tokio::task::spawn_blocking(move || canvas_storage::password::hash(&password))
         .await
-        .map_err(|e| ApiError::Internal(format!("password hashing task failed: {e}")))?
+        .map_err(|e| ApiError::internal_in("password hashing task", e))?
         .map_err(ApiError::from)
 }
 
@@ -100,5 +100,5 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
 pub async fn verify_password(password: String, phc: String) -> Result<bool, ApiError> {
     tokio::task::spawn_blocking(move || canvas_storage::password::verify(&password, &phc))
         .await
-        .map_err(|e| ApiError::Internal(format!("password check task failed: {e}")))
+        .map_err(|e| ApiError::internal_in("password check task", e))
 }

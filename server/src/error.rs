@@ -1,5 +1,10 @@
 //! The REST layer's error: a status, a stable code and a message, rendered as
-//! `{"error": {"code": "...", "message": "..."}}`. Internal causes are logged, never sent.
+//! `{"error": {"code": "...", "message": "..."}}`.
+//!
+//! An internal failure keeps its cause as a [`std::error::Error`] source. The cause is never
+//! sent to the client: [`ApiError::into_response`](IntoResponse) leaves it in the response's
+//! extensions as an [`InternalCause`], and the request-tracing layer ([`crate::http::trace`])
+//! logs it once, inside the request's span, with the whole chain of sources.
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -7,6 +12,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use canvas_storage::StorageError;
 use serde_json::json;
+use std::sync::Arc;
+
+/// Any error, kept as the cause of an [`ApiError::Internal`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why a REST call failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,9 +49,9 @@ pub enum ApiError {
         /// Seconds until the window ends (sent as `Retry-After`).
         retry_after_secs: u32,
     },
-    /// Something failed inside the server (500); the cause is logged, not sent.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// Something failed inside the server (500); the cause is logged, never sent.
+    #[error("internal error")]
+    Internal(#[source] BoxError),
 }
 
 impl ApiError {
@@ -52,6 +61,19 @@ impl ApiError {
             code,
             message: message.into(),
         }
+    }
+
+    /// A 500 whose cause (an error, or a message saying what failed) is kept for the log.
+    pub fn internal(cause: impl Into<BoxError>) -> Self {
+        ApiError::Internal(cause.into())
+    }
+
+    /// A 500 that says what was being done when `cause` failed, keeping `cause` as the source.
+    pub fn internal_in(doing: impl Into<String>, cause: impl Into<BoxError>) -> Self {
+        ApiError::Internal(Box::new(Failed {
+            doing: doing.into(),
+            cause: cause.into(),
+        }))
     }
 
     fn parts(&self) -> (StatusCode, &'static str, String) {
@@ -84,19 +106,24 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(%cause, "request failed");
-        }
         let (status, code, message) = self.parts();
         let mut response = (
             status,
             Json(json!({ "error": { "code": code, "message": message } })),
         )
             .into_response();
-        if let ApiError::TooManyRequests { retry_after_secs } = self {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
+        match self {
+            ApiError::TooManyRequests { retry_after_secs } => {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
+            }
+            ApiError::Internal(cause) => {
+                response
+                    .extensions_mut()
+                    .insert(InternalCause(Arc::from(cause)));
+            }
+            _ => {}
         }
         response
     }
@@ -107,7 +134,7 @@ impl From<StorageError> for ApiError {
         match err {
             StorageError::Conflict(what) => ApiError::Conflict(format!("{what} is already taken")),
             StorageError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
-            other => ApiError::Internal(other.to_string()),
+            other => ApiError::internal(other),
         }
     }
 }
@@ -144,5 +171,74 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
+/// What was being done when an internal error happened, with the error as its source.
+#[derive(Debug, thiserror::Error)]
+#[error("{doing} failed")]
+struct Failed {
+    doing: String,
+    #[source]
+    cause: BoxError,
+}
+
+/// The cause of a 500, carried from [`ApiError`] to the request-tracing layer in the
+/// response's extensions (so it is logged once, in the request's span, and never sent).
+#[derive(Clone)]
+pub struct InternalCause(pub Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl std::fmt::Display for InternalCause {
+    /// The error and each of its sources, outermost first: `a: b: c`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
 /// Result of a REST handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("query failed")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn an_internal_error_keeps_its_cause_as_source() {
+        let err = ApiError::internal(Outer(std::io::Error::other("disk on fire")));
+        let source = err.source().map(|s| s.to_string());
+        assert_eq!(source.as_deref(), Some("query failed"));
+    }
+
+    #[tokio::test]
+    async fn the_cause_travels_to_the_log_and_never_to_the_client() {
+        let err = ApiError::internal(Outer(std::io::Error::other("disk on fire")));
+        let response = err.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let cause = response
+            .extensions()
+            .get::<InternalCause>()
+            .map(|c| c.to_string());
+        assert_eq!(cause.as_deref(), Some("query failed: disk on fire"));
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .expect("body");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(body["error"]["code"], "internal");
+        assert_eq!(body["error"]["message"], "internal server error");
+        assert!(!body.to_string().contains("disk"), "{body}");
+    }
+
+    #[test]
+    fn other_errors_carry_no_cause() {
+        let response = ApiError::NotFound("no such canvas".into()).into_response();
+        assert!(response.extensions().get::<InternalCause>().is_none());
+    }
+}

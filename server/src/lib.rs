@@ -49,6 +49,7 @@ pub fn app(state: AppState) -> Router {
     http::routes()
         .route("/ws/{canvas_id}", get(sync::connection::ws_handler))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(http::trace::layer())
         .with_state(state)
 }
 

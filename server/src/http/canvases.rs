@@ -176,7 +176,7 @@ pub(super) async fn live_view(
         .rooms
         .read(state, id, &access.access)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::Forbidden("you have no access to this canvas".into()))
 }
 
@@ -213,7 +213,7 @@ pub async fn get(
         .rooms
         .read(&state, id, &found.access)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::internal)?
         .ok_or_else(|| match user {
             Some(_) => ApiError::Forbidden("you have no access to this canvas".into()),
             // Do not tell a stranger whether the canvas exists.
@@ -287,7 +287,7 @@ pub async fn favorites(State(state): State<AppState>, caller: AuthUser) -> ApiRe
                 .rooms
                 .read(&state, id, &found.access)
                 .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .map_err(ApiError::internal)?
                 .is_some();
         if readable {
             canvases.push(found.canvas);

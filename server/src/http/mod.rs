@@ -11,6 +11,7 @@ pub mod health;
 pub mod projects;
 pub mod sharing;
 pub mod templates;
+pub mod trace;
 pub mod versions;
 
 use crate::access::Actor;

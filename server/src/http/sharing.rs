@@ -50,12 +50,12 @@ pub async fn room_edit(
         .rooms
         .edit(state, found.canvas.id, request)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(ApiError::internal)?;
     match reply {
         EditReply::Applied { durable, view } => {
             durable
                 .await
-                .map_err(|_| ApiError::Internal("the change could not be stored".into()))?;
+                .map_err(|_| ApiError::internal("the change could not be stored"))?;
             Ok(*view)
         }
         EditReply::Forbidden(None) => Err(ApiError::Forbidden(
@@ -68,7 +68,7 @@ pub async fn room_edit(
             "this needs the {required} role; yours is {role}"
         ))),
         EditReply::Invalid(message) => Err(ApiError::bad_request("invalid_change", message)),
-        EditReply::Gone(_) => Err(ApiError::Internal("canvas room unavailable".into())),
+        EditReply::Gone(_) => Err(ApiError::internal("canvas room unavailable")),
     }
 }
 
@@ -97,7 +97,7 @@ async fn current(
         .rooms
         .read(state, id, &found.access)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::Forbidden("you have no access to this canvas".into()))?;
     let role = effective_role(&found.access, &view.sharing);
     Ok((found, view, role))

@@ -107,7 +107,7 @@ pub async fn create(
         .rooms
         .read(&state, body.canvas_id, &found.access)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::Forbidden("you have no access to this canvas".into()))?;
     let role = crate::access::effective_role(&found.access, &view.sharing);
     if !role.is_some_and(Role::can_edit) {

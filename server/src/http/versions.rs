@@ -49,7 +49,7 @@ impl From<VersionFailure> for ApiError {
             VersionFailure::Forbidden(m) => ApiError::Forbidden(m),
             VersionFailure::NotFound(m) => ApiError::NotFound(m),
             VersionFailure::Conflict(m) => ApiError::Conflict(m),
-            VersionFailure::Internal(m) => ApiError::Internal(m),
+            VersionFailure::Internal(m) => ApiError::internal(m),
         }
     }
 }
@@ -193,7 +193,7 @@ async fn run(state: &AppState, caller: &AuthUser, id: Uuid, op: VersionOp) -> Ap
         .rooms
         .versions(state, id, cmd)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??)
+        .map_err(ApiError::internal)??)
 }
 
 /// Version `version` of a canvas: its full JSON (the seed shape, `version` set to it and the
@@ -213,7 +213,7 @@ async fn version_json(state: &AppState, id: Uuid, version: i64) -> ApiResult<(Va
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("canvas {id} not found")))?;
     let doc = load_version(&stored.state)
-        .map_err(|e| ApiError::Internal(format!("version {version} of {id}: {e}")))?;
+        .map_err(|e| ApiError::internal_in(format!("loading version {version} of {id}"), e))?;
     let document = canvas_json(&doc.transact());
     record.version = version;
     record.updated_at = stored.record.changed_at;
