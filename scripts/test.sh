@@ -185,7 +185,7 @@ client_sdk() {
   local target_dir=${CARGO_TARGET_DIR:-target}
   [[ $target_dir == /* ]] || target_dir="$ROOT/$target_dir"
   export CANVAS_SERVER_BIN="$target_dir/debug/canvas-server"
-  run_node_tests client-sdk test/sdk.test.mjs test/lifecycle.test.mjs test/example.test.mjs
+  run_node_tests client-sdk test/sdk.test.mjs test/lifecycle.test.mjs test/example.test.mjs test/package.test.mjs
 }
 
 # The demo page in headless Chromium (Debian's chromium, installed when missing).

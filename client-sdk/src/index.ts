@@ -1,7 +1,10 @@
 /**
- * The canvas server's TypeScript SDK.
+ * The canvas server's TypeScript SDK: everything, i.e. the two entry points together
+ * (`@canvas-engine/sdk/rest`, `src/entries/rest.ts`, imports no Yjs;
+ * `@canvas-engine/sdk/live`, `src/entries/live.ts`, is the live canvases).
  *
- * - {@link CanvasClient} (`rest.ts`): the REST API, typed, with a token-refresh hook.
+ * - {@link RestClient} (`rest.ts`): the REST API, typed, with a token-refresh hook.
+ * - {@link CanvasClient} (`client.ts`): the REST client plus live canvases (`openCanvas`).
  * - {@link Canvas} (`canvas.ts`): an open canvas, typed blocks over its Yjs document,
  *   per-block change events and undo/redo of your own edits.
  * - {@link CanvasConnection} (`connection.ts`): the y-websocket protocol with durable
@@ -9,29 +12,8 @@
  * - {@link Presence} (`presence.ts`): cursors, selections and who is there.
  * - `status.ts`: connection status constants and save-state bookkeeping.
  * - {@link CanvasError} (`errors.ts`): the one error type, a union on `code`.
+ * - `Y`: the `yjs` module the SDK uses, which is the application's own (a peer dependency).
  */
 
-export { CanvasClient } from './rest.js'
-export type { CanvasClientOptions, OpenCanvasOptions } from './rest.js'
-export { Canvas, LOCAL_ORIGIN } from './canvas.js'
-export type {
-  Block, BlockChange, BlockMetadata, BlockPosition, BlockType, CanvasEvents, CanvasMeta, CanvasOptions,
-  NewBlock, SharingGrant, SharingSettings
-} from './canvas.js'
-export {
-  CanvasConnection, backoffDelay, MESSAGE_ACK, MESSAGE_AUTH, MESSAGE_AWARENESS, MESSAGE_ERROR,
-  MESSAGE_QUERY_AWARENESS, MESSAGE_SYNC
-} from './connection.js'
-export type {
-  BackoffOptions, ConnectionCredentials, ConnectionEvents, ConnectionOptions, Refusal,
-  WebSocketConstructor, WebSocketLike
-} from './connection.js'
-export { Presence } from './presence.js'
-export type { Peer, PresenceCursor, PresenceEvents, PresenceState, PresenceUser } from './presence.js'
-export { ConnectionStatus, SaveTracker } from './status.js'
-export type { SaveState } from './status.js'
-export { CanvasError, PERMANENT_CLOSE_CODES, isCanvasError } from './errors.js'
-export type { CanvasErrorCode, CanvasErrorInfo, ErrorSource, RefusalCode } from './errors.js'
-export { Emitter } from './events.js'
-export type * from './types.js'
-export * as Y from 'yjs'
+export * from './entries/rest.js'
+export * from './entries/live.js'

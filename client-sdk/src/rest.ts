@@ -1,16 +1,15 @@
 /**
- * `CanvasClient`: the REST API (`/api/v1`) with typed requests and responses, and the entry
- * point to live canvases ({@link CanvasClient.openCanvas}).
+ * `RestClient`: the REST API (`/api/v1`) with typed requests and responses. It imports no
+ * Yjs (the `@canvas-engine/sdk/rest` entry point is this and the errors); `CanvasClient`
+ * (`client.ts`) extends it with live canvases.
  *
- * The client keeps the session token it got from {@link CanvasClient.signup} or
- * {@link CanvasClient.login} and sends it as `Authorization: Bearer`. When a call answers
+ * The client keeps the session token it got from {@link RestClient.signup} or
+ * {@link RestClient.login} and sends it as `Authorization: Bearer`. When a call answers
  * 401 and an `onTokenExpired` hook is configured, the hook is asked once for a new token
  * (e.g. log in again, or ask the user) and the call is retried with it; live canvases use
  * the same hook when their socket is closed with 4401.
  */
 
-import { Canvas, type CanvasOptions } from './canvas.js'
-import type { BackoffOptions, WebSocketConstructor } from './connection.js'
 import { CanvasError, httpError } from './errors.js'
 import type {
   AuthResponse, BlockRestoreResponse, CanvasJson, CanvasSummary, FavoriteState, Health, Member,
@@ -18,39 +17,23 @@ import type {
   RestoreResponse, Sharing, SharingPatch, Template, User, Version, VersionDiff
 } from './types.js'
 
-/** Options of {@link CanvasClient}. */
-export interface CanvasClientOptions {
+/** Options of {@link RestClient}. */
+export interface RestClientOptions {
   /** The server, e.g. `http://127.0.0.1:8080` (the API is under `/api/v1`). */
   baseUrl: string
   /** A session token to start with (from an earlier login). */
   token?: string | null
-  /** WebSocket base address; by default `baseUrl` with `http` -> `ws`. */
-  wsUrl?: string
   /** `fetch` implementation (default `globalThis.fetch`). */
   fetch?: typeof globalThis.fetch
-  /** WebSocket implementation (default `globalThis.WebSocket`; in Node pass the `ws` package). */
-  WebSocket?: WebSocketConstructor
   /**
-   * Called when the server rejects the token (HTTP 401 or close code 4401): return a new
-   * token to retry with, or null to give up. Called at most once per failed call.
+   * Called when the server rejects the token (HTTP 401, or close code 4401 on a live
+   * canvas) with the client itself: return a new token to retry with, or null to give up.
+   * Called at most once per failed call. (A method signature, so a hook typed for the
+   * `CanvasClient` subclass fits too.)
    */
-  onTokenExpired?: (client: CanvasClient) => Promise<string | null>
+  onTokenExpired? (client: RestClient): Promise<string | null>
   /** Called whenever the token changes (login, signup, logout, refresh), e.g. to store it. */
   onTokenChange?: (token: string | null) => void
-  /** Reconnect timing for live canvases. */
-  backoff?: BackoffOptions
-}
-
-/** Options of {@link CanvasClient.openCanvas}. */
-export interface OpenCanvasOptions {
-  /** Open through a public link instead of the session (read-only). */
-  link?: string
-  /** Reconnect timing (default: the client's). */
-  backoff?: BackoffOptions
-  /** Undo steps closer together than this merge (default 500 ms). */
-  undoCaptureTimeoutMs?: number
-  /** A silent socket is dropped after this long (default 30000 ms). */
-  idleTimeoutMs?: number
 }
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
@@ -65,19 +48,16 @@ interface RequestOptions {
 const seg = encodeURIComponent
 
 /** The REST API client. */
-export class CanvasClient {
+export class RestClient {
   /** The server's base address (no trailing slash). */
   readonly baseUrl: string
-  /** The WebSocket base address. */
-  readonly wsUrl: string
   private currentToken: string | null
-  private readonly options: CanvasClientOptions
+  private readonly options: RestClientOptions
   private readonly fetchImpl: typeof globalThis.fetch
 
-  constructor (options: CanvasClientOptions) {
+  constructor (options: RestClientOptions) {
     this.options = options
     this.baseUrl = options.baseUrl.replace(/\/+$/, '')
-    this.wsUrl = (options.wsUrl ?? this.baseUrl.replace(/^http/, 'ws')).replace(/\/+$/, '')
     this.currentToken = options.token ?? null
     const f = options.fetch ?? globalThis.fetch
     if (f === undefined) {
@@ -339,8 +319,8 @@ export class CanvasClient {
 
   /**
    * Creates (or replaces) the canvas's public read-only link and makes it `public`; answers
-   * its token and paths. Open it without an account with `openCanvas(id, { link: token })`
-   * or `getCanvas(id, { link: token })`.
+   * its token and paths. Open it without an account with
+   * `CanvasClient.openCanvas(id, { link: token })` or `getCanvas(id, { link: token })`.
    */
   async createPublicLink (canvasId: string): Promise<PublicLink> {
     return await this.request<PublicLink>('POST', `/canvases/${seg(canvasId)}/sharing/public-link`)
@@ -369,25 +349,5 @@ export class CanvasClient {
   /** Server health (`GET /healthz`). */
   async health (): Promise<Health> {
     return await this.request<Health>('GET', '/healthz', { auth: false })
-  }
-
-  // ---- live canvases -------------------------------------------------------------------
-
-  /** Opens a canvas live: connects at once; see {@link Canvas}. */
-  openCanvas (id: string, options: OpenCanvasOptions = {}): Canvas {
-    const link = options.link
-    const canvasOptions: CanvasOptions = {
-      wsUrl: this.wsUrl,
-      canvasId: id,
-      credentials: () => (link !== undefined ? { link } : { token: this.currentToken }),
-      ...(link === undefined && this.options.onTokenExpired !== undefined
-        ? { refreshToken: async () => await this.refreshToken() }
-        : {}),
-      ...(this.options.WebSocket !== undefined ? { WebSocket: this.options.WebSocket } : {}),
-      ...(options.backoff ?? this.options.backoff ? { backoff: options.backoff ?? this.options.backoff } : {}),
-      ...(options.undoCaptureTimeoutMs !== undefined ? { undoCaptureTimeoutMs: options.undoCaptureTimeoutMs } : {}),
-      ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {})
-    }
-    return new Canvas(canvasOptions)
   }
 }

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { startServer, removeDataDir, workspaceRoot } from './lib/server.mjs'
+import { WAIT_MS } from './lib/util.mjs'
 
 const example = fileURLToPath(new URL('../examples/quickstart.mjs', import.meta.url))
 
@@ -18,11 +19,12 @@ test('README quotes the example verbatim', () => {
   assert.ok(readme.includes(source), 'README.md must contain client-sdk/examples/quickstart.mjs verbatim')
 })
 
-test('the example runs as written', async () => {
+test('the example runs as written', async (t) => {
   const server = await startServer()
   try {
+    // killed when it runs too long or the test is cancelled, so it cannot outlive the test
     const { stdout } = await promisify(execFile)(process.execPath, [example], {
-      env: { ...process.env, CANVAS_URL: server.url }
+      env: { ...process.env, CANVAS_URL: server.url }, timeout: 2 * WAIT_MS, signal: t.signal
     })
     assert.match(stdout, /changed: block_[0-9a-f]+ added/)
     assert.match(stdout, /^saved$/m)

@@ -7,8 +7,7 @@ import assert from 'node:assert/strict'
 import WebSocket from 'ws'
 import { CanvasClient, ConnectionStatus, isCanvasError } from '../dist/index.js'
 import { startServer, removeDataDir } from './lib/server.mjs'
-import { newUser, until, next, pos, team } from './lib/util.mjs'
-
+import { closeTracked, newUser, until, next, pos, team, track, waitFor } from './lib/util.mjs'
 
 /**
  * Resolves with the first of several outcomes: `{ name, args }` of whichever `[name, emitter,
@@ -16,25 +15,12 @@ import { newUser, until, next, pos, team } from './lib/util.mjs'
  * no watcher outlives the test.
  */
 function firstOf (outcomes) {
-  return new Promise((resolve) => {
-    const offs = []
-    let settled = false
-    for (const [name, emitter, event, check] of outcomes) {
-      offs.push(emitter.on(event, (...args) => {
-        if (settled || !check(...args)) return
-        settled = true
-        offs.forEach((off) => off())
-        resolve({ name, args })
-      }))
-    }
+  return waitFor(`one of ${outcomes.map(([name]) => name).join(', ')}`, (resolve) => {
+    const offs = outcomes.map(([name, emitter, event, check]) => emitter.on(event, (...args) => {
+      if (check(...args)) resolve({ name, args })
+    }))
+    return () => offs.forEach((off) => off())
   })
-}
-
-/** Canvases opened by the running test; closed after it whatever happened (no reconnect loops left). */
-const opened = new Set()
-function track (canvas) {
-  opened.add(canvas)
-  return canvas
 }
 
 /** Expects `promise` to reject with a CanvasError of `code` (and `serverCode`, if given). */
@@ -49,10 +35,7 @@ async function rejectsWith (promise, code, serverCode) {
 describe('lifecycle methods against canvas-server', () => {
   let server
   before(async () => { server = await startServer() })
-  afterEach(() => {
-    for (const canvas of opened) canvas.close()
-    opened.clear()
-  })
+  afterEach(closeTracked)
   after(async () => {
     await server.stop()
     removeDataDir(server.dataDir)

@@ -1,15 +1,14 @@
 // The SDK against the real canvas-server binary (started per test suite, see lib/server.mjs).
 // Run after `npm run build` (these tests import the built dist/): `npm test`.
 
-import { test, describe, before, after } from 'node:test'
+import { test, describe, before, after, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { CanvasClient, ConnectionStatus, SaveTracker, backoffDelay, isCanvasError } from '../dist/index.js'
 import { startServer, removeDataDir } from './lib/server.mjs'
-import { newUser, until, next, pos, team } from './lib/util.mjs'
-
+import { WAIT_MS, closeTracked, converged, newUser, until, next, pos, team, track } from './lib/util.mjs'
 
 describe('SaveTracker', () => {
   test('maps acknowledged message numbers back to local changes', () => {
@@ -43,6 +42,7 @@ describe('backoffDelay', () => {
 describe('SDK against canvas-server', () => {
   let server
   before(async () => { server = await startServer() })
+  afterEach(closeTracked)
   after(async () => {
     await server.stop()
     removeDataDir(server.dataDir)
@@ -99,7 +99,7 @@ describe('SDK against canvas-server', () => {
     const project = await client.createProject({ name: 'R' })
     const { id } = await client.createCanvas(project.id, { name: 'R' })
     client.setToken('expired-again')
-    const canvas = client.openCanvas(id)
+    const canvas = track(client.openCanvas(id))
     await canvas.whenSynced()
     assert.equal(asked, 2)
     canvas.close()
@@ -107,8 +107,8 @@ describe('SDK against canvas-server', () => {
 
   test('two clients converge: add, move, resize, type, remove', async () => {
     const { owner, editor, canvasId } = await team(server.url)
-    const a = owner.client.openCanvas(canvasId)
-    const b = editor.client.openCanvas(canvasId)
+    const a = track(owner.client.openCanvas(canvasId))
+    const b = track(editor.client.openCanvas(canvasId))
     await Promise.all([a.whenSynced(), b.whenSynced()])
     assert.equal(a.status, ConnectionStatus.Synced)
 
@@ -139,7 +139,8 @@ describe('SDK against canvas-server', () => {
     }, a, ['blocks'])
     assert.equal(a.block(id).content.text, '>> Hello, world')
     assert.deepEqual(a.blocks().map((x) => x.id), [chart, id]) // ordered by row, then column
-    assert.deepEqual(a.blocks(), b.blocks())
+    // the same blocks, metadata included: the server's stamps may reach one client first
+    await converged(a, b)
 
     assert.throws(() => a.moveBlock(chart, 10, 0), (err) => isCanvasError(err, 'invalid_argument'))
     assert.throws(() => a.moveBlock('nope', 0, 0), (err) => isCanvasError(err, 'invalid_argument'))
@@ -156,40 +157,34 @@ describe('SDK against canvas-server', () => {
 
   test('an unmodified y-websocket client shares the document with the SDK', async () => {
     const { owner, editor, canvasId } = await team(server.url)
-    const a = owner.client.openCanvas(canvasId)
+    const a = track(owner.client.openCanvas(canvasId))
     await a.whenSynced()
-    const doc = new Y.Doc()
-    const provider = new WebsocketProvider(`${editor.client.wsUrl}/ws`, canvasId, doc, {
+    const doc = track(new Y.Doc())
+    const provider = track(new WebsocketProvider(`${editor.client.wsUrl}/ws`, canvasId, doc, {
       params: { token: editor.client.token }, WebSocketPolyfill: WebSocket, disableBc: true
+    }))
+    await until(() => provider.synced, null)
+    a.addBlock({ id: 'from_sdk', type: 'narrative', position: pos(0, 0, 6, 4), content: { text: 'sdk' } })
+    const blocks = doc.getMap('blocks')
+    await until(() => blocks.get('from_sdk')?.get('content')?.get('text')?.toString() === 'sdk', null)
+    // the plain client edits the SDK's text and adds a block the way the README shows
+    doc.transact(() => {
+      blocks.get('from_sdk').get('content').get('text').insert(3, '+yjs')
+      const block = new Y.Map()
+      blocks.set('from_yjs', block)
+      block.set('id', 'from_yjs')
+      block.set('type', 'chart')
+      block.set('position', new Y.Map([['x', 6], ['y', 0], ['w', 6], ['h', 4]]))
+      block.set('content', new Y.Map([['title', 'plain']]))
     })
-    try {
-      await until(() => provider.synced, null)
-      a.addBlock({ id: 'from_sdk', type: 'narrative', position: pos(0, 0, 6, 4), content: { text: 'sdk' } })
-      const blocks = doc.getMap('blocks')
-      await until(() => blocks.get('from_sdk')?.get('content')?.get('text')?.toString() === 'sdk', null)
-      // the plain client edits the SDK's text and adds a block the way the README shows
-      doc.transact(() => {
-        blocks.get('from_sdk').get('content').get('text').insert(3, '+yjs')
-        const block = new Y.Map()
-        blocks.set('from_yjs', block)
-        block.set('id', 'from_yjs')
-        block.set('type', 'chart')
-        block.set('position', new Y.Map([['x', 6], ['y', 0], ['w', 6], ['h', 4]]))
-        block.set('content', new Y.Map([['title', 'plain']]))
-      })
-      await until(() => a.block('from_yjs') && a.block('from_sdk').content.text === 'sdk+yjs', a, ['blocks'])
-      assert.deepEqual(a.block('from_yjs').content, { title: 'plain' })
-    } finally {
-      provider.destroy()
-      doc.destroy()
-      a.close()
-    }
+    await until(() => a.block('from_yjs') && a.block('from_sdk').content.text === 'sdk+yjs', a, ['blocks'])
+    assert.deepEqual(a.block('from_yjs').content, { title: 'plain' })
   })
 
   test('meta, layout and sharing are read from the document; sharing changes are events', async () => {
     const { owner, editor, canvasId } = await team(server.url)
-    const a = owner.client.openCanvas(canvasId)
-    const b = editor.client.openCanvas(canvasId)
+    const a = track(owner.client.openCanvas(canvasId))
+    const b = track(editor.client.openCanvas(canvasId))
     await Promise.all([a.whenSynced(), b.whenSynced()])
     assert.deepEqual(b.meta(), { name: 'Board', description: null, project_id: b.meta().project_id, owner_id: owner.user.id, tags: [] })
     assert.equal(b.columns, 12)
@@ -216,7 +211,7 @@ describe('SDK against canvas-server', () => {
 
   test('save state: unsaved changes count down to a saved event, and are durable', async () => {
     const { owner, canvasId } = await team(server.url)
-    const a = owner.client.openCanvas(canvasId)
+    const a = track(owner.client.openCanvas(canvasId))
     await a.whenSynced()
     const states = []
     a.on('save-state', (s) => states.push(s.unsavedChanges))
@@ -235,8 +230,8 @@ describe('SDK against canvas-server', () => {
 
   test('undo and redo revert only the local user\'s edits', async () => {
     const { owner, editor, canvasId } = await team(server.url)
-    const a = owner.client.openCanvas(canvasId, { undoCaptureTimeoutMs: 0 })
-    const b = editor.client.openCanvas(canvasId)
+    const a = track(owner.client.openCanvas(canvasId, { undoCaptureTimeoutMs: 0 }))
+    const b = track(editor.client.openCanvas(canvasId))
     await Promise.all([a.whenSynced(), b.whenSynced()])
     const mine = a.addBlock({ id: 'mine', type: 'chart', position: pos(0, 0, 4, 4) })
     a.stopCapturing()
@@ -261,8 +256,8 @@ describe('SDK against canvas-server', () => {
 
   test('presence: user info and cursors reach peers and the REST listing; leaving clears them', async () => {
     const { owner, editor, canvasId } = await team(server.url)
-    const a = owner.client.openCanvas(canvasId)
-    const b = editor.client.openCanvas(canvasId)
+    const a = track(owner.client.openCanvas(canvasId))
+    const b = track(editor.client.openCanvas(canvasId))
     await Promise.all([a.whenSynced(), b.whenSynced()])
     // one awareness update (the server stores presence at most once a second per user)
     a.presence.update({
@@ -279,10 +274,12 @@ describe('SDK against canvas-server', () => {
     assert.equal(peers[0].clientId, a.presence.clientId)
 
     const listed = await (async () => {
+      const deadline = Date.now() + WAIT_MS
       for (;;) {
         const res = await editor.client.getPresence(canvasId)
         const entry = res.presence.find((p) => p.user_id === owner.user.id)
         if (entry && entry.cursor && entry.cursor.x === 120) return entry
+        assert.ok(Date.now() < deadline, `the REST presence listing still lacks the cursor: ${JSON.stringify(res.presence)}`)
         await new Promise((resolve) => setTimeout(resolve, 50))
       }
     })()
@@ -297,8 +294,8 @@ describe('SDK against canvas-server', () => {
 
   test('a viewer\'s edit is refused and the viewer resyncs to the server\'s document', async () => {
     const { owner, viewer, canvasId } = await team(server.url)
-    const a = owner.client.openCanvas(canvasId)
-    const v = viewer.client.openCanvas(canvasId)
+    const a = track(owner.client.openCanvas(canvasId))
+    const v = track(viewer.client.openCanvas(canvasId))
     await Promise.all([a.whenSynced(), v.whenSynced()])
     a.addBlock({ id: 'kept', type: 'chart', position: pos(0, 0, 6, 4) })
     await until(() => v.block('kept'), v, ['blocks'])
@@ -331,7 +328,7 @@ describe('SDK against canvas-server', () => {
     const { owner, canvasId } = await team(server.url)
     const stranger = await newUser(server.url, 'stranger')
 
-    const bad = new CanvasClient({ baseUrl: server.url, WebSocket, token: 'bogus' }).openCanvas(canvasId)
+    const bad = track(new CanvasClient({ baseUrl: server.url, WebSocket, token: 'bogus' }).openCanvas(canvasId))
     const [e401] = await next(bad, 'error')
     assert.ok(isCanvasError(e401, 'unauthorized') && e401.info.source === 'socket' && e401.info.closeCode === 4401)
     assert.equal(bad.status, ConnectionStatus.Offline)
@@ -339,13 +336,13 @@ describe('SDK against canvas-server', () => {
     await assert.rejects(bad.whenSynced(), (err) => isCanvasError(err, 'unauthorized'))
     bad.close()
 
-    const notMine = stranger.client.openCanvas(canvasId)
+    const notMine = track(stranger.client.openCanvas(canvasId))
     const [e403] = await next(notMine, 'error')
     assert.ok(isCanvasError(e403, 'forbidden') && e403.info.closeCode === 4403)
     assert.equal(notMine.connection.reconnectPending, false)
     notMine.close()
 
-    const missing = owner.client.openCanvas('00000000-0000-4000-8000-000000000000')
+    const missing = track(owner.client.openCanvas('00000000-0000-4000-8000-000000000000'))
     const [e404] = await next(missing, 'error')
     assert.ok(isCanvasError(e404, 'not_found') && e404.info.closeCode === 4404)
     assert.equal(missing.connection.reconnectPending, false)
@@ -356,7 +353,7 @@ describe('SDK against canvas-server', () => {
     const project = await owner.client.createProject({ name: 'Revocation' })
     await owner.client.addMember(project.id, { email: member.email, role: 'editor' })
     const revokedCanvas = await owner.client.createCanvas(project.id, { name: 'R' })
-    const theirs = member.client.openCanvas(revokedCanvas.id)
+    const theirs = track(member.client.openCanvas(revokedCanvas.id))
     await theirs.whenSynced()
     const revoked = next(theirs, 'error')
     await owner.client.removeMember(project.id, member.user.id)
@@ -366,7 +363,7 @@ describe('SDK against canvas-server', () => {
     theirs.close()
 
     // deleting an open canvas closes it with 4404
-    const open = owner.client.openCanvas(canvasId)
+    const open = track(owner.client.openCanvas(canvasId))
     await open.whenSynced()
     const gone = next(open, 'error')
     await owner.client.deleteCanvas(canvasId)
@@ -378,12 +375,14 @@ describe('SDK against canvas-server', () => {
 })
 
 describe('reconnect', () => {
+  afterEach(closeTracked)
+
   test('after the server restarts, edits made offline are sent and saved', async () => {
     let server = await startServer()
     const { port, dataDir } = server
     try {
       const { owner, editor, canvasId } = await team(server.url)
-      const a = owner.client.openCanvas(canvasId)
+      const a = track(owner.client.openCanvas(canvasId))
       await a.whenSynced()
       a.addBlock({ id: 'before', type: 'chart', position: pos(0, 0, 6, 4) })
       await a.whenSaved()
@@ -399,7 +398,7 @@ describe('reconnect', () => {
       server = await startServer({ port, dataDir })
       await a.whenSynced()
       await a.whenSaved()
-      const b = editor.client.openCanvas(canvasId)
+      const b = track(editor.client.openCanvas(canvasId))
       await b.whenSynced()
       assert.equal(b.block('offline')?.content.text, 'typed offline')
       assert.equal(b.block('before')?.position.y, 4)

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
+import { WAIT_MS } from './util.mjs'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 export const workspaceRoot = resolve(here, '../../..')
@@ -47,13 +48,21 @@ export async function startServer ({ dataDir = makeDataDir(), port = 0, extraArg
   child.stderr.on('data', (chunk) => { stderr = (stderr + chunk.toString()).slice(-8000) })
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
   const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`canvas-server did not listen within ${WAIT_MS / 1000} s:\n${stderr}`))
+    }, WAIT_MS)
+    const settle = (finish, value) => {
+      clearTimeout(timer)
+      finish(value)
+    }
     const lines = createInterface({ input: child.stdout })
     lines.on('line', (line) => {
       const m = /listening on (http:\/\/\S+)/.exec(line)
-      if (m) resolve(m[1])
+      if (m) settle(resolve, m[1])
     })
-    child.once('error', reject)
-    exited.then(({ code, signal }) => reject(new Error(`canvas-server exited (${code ?? signal}) before listening:\n${stderr}`)))
+    child.once('error', (err) => settle(reject, err))
+    exited.then(({ code, signal }) => settle(reject, new Error(`canvas-server exited (${code ?? signal}) before listening:\n${stderr}`)))
   })
   const boundPort = Number(new URL(url).port)
   return {
