@@ -150,7 +150,8 @@ run_node_tests() {
   local log="$LOG_DIR/$name.tap"
   mkdir -p "$LOG_DIR"
   set +e
-  # --test-timeout: a hang guard (the tests wait for events without deadlines), not a bound
+  # --test-timeout: a last hang guard, not a bound (the tests' own waits have 30 s deadlines
+  # and every test closes what it opened, so a failure ends the run at once)
   (cd "$SDK_DIR" && node --test --test-concurrency=1 --test-timeout=600000 \
     --test-reporter=spec --test-reporter-destination=stdout \
     --test-reporter=tap --test-reporter-destination="$log" "$@")
