@@ -27,7 +27,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use yrs::updates::decoder::Decode;
-use yrs::{Doc, GetString, Map, OffsetKind, Options, Out, ReadTxn, Text, Transact, Update};
+use yrs::{Doc, GetString, Map, Out, ReadTxn, Text, Transact, Update};
 
 /// The traces `diamond-types` 0.1.0 ships, smallest first.
 pub const TRACES: [&str; 3] = ["sveltecomponent", "rustcode", "automerge-paper"];
@@ -225,11 +225,7 @@ pub fn replay(name: &str, gz: &[u8]) -> Result<Trace, TraceError> {
         name: name.to_owned(),
         source,
     })?;
-    let doc = Doc::with_options(Options {
-        client_id: TRACE_CLIENT,
-        offset_kind: OffsetKind::Utf16,
-        ..Default::default()
-    });
+    let doc = canvas_engine::new_doc_with_client_id(TRACE_CLIENT.get());
     let mut updates = Vec::with_capacity(raw.txns.len() + 1);
     {
         let mut txn = doc.transact_mut();
@@ -334,10 +330,7 @@ pub fn text_of(doc: &Doc) -> String {
 /// Applies updates to a fresh plain yrs document (UTF-16 offsets, like the server's), one
 /// transaction each, and returns the document: the raw baseline.
 pub fn apply_raw(base: &[u8], updates: &[Vec<u8>]) -> Result<Doc, String> {
-    let doc = Doc::with_options(Options {
-        offset_kind: OffsetKind::Utf16,
-        ..Default::default()
-    });
+    let doc = canvas_engine::new_doc();
     let all = std::iter::once(base)
         .filter(|b| !b.is_empty())
         .chain(updates.iter().map(Vec::as_slice));

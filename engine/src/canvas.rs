@@ -9,7 +9,7 @@
 //! - [`CanvasDoc::edit`]: a change made by the server itself.
 
 use crate::inspect::{self, DocIndex, InspectError, Inspection, Refusal, RefusalCode};
-use crate::{Role, schema};
+use crate::{Role, new_doc, schema};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use yrs::encoding::read::Error as ReadError;
@@ -17,7 +17,7 @@ use yrs::error::UpdateError;
 use yrs::types::DeepObservable;
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, TransactionMut, Update};
+use yrs::{Doc, ReadTxn, StateVector, Transact, TransactionMut, Update};
 
 /// Errors of loading or changing a [`CanvasDoc`].
 #[derive(Debug, thiserror::Error)]
@@ -94,13 +94,6 @@ impl Default for CanvasDoc {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn new_doc() -> Doc {
-    Doc::with_options(Options {
-        offset_kind: OffsetKind::Utf16,
-        ..Default::default()
-    })
 }
 
 impl CanvasDoc {
@@ -367,10 +360,14 @@ impl CanvasDoc {
     }
 
     /// A change made by the server: runs `f` in a write transaction and returns its result
-    /// and the v1 update it produced (the empty update `[0, 0]` if nothing changed).
-    pub fn edit<R>(&mut self, f: impl FnOnce(&mut TransactionMut) -> R) -> (R, Vec<u8>) {
+    /// and the v1 update it produced, or `None` if nothing changed (nothing to store or
+    /// relay).
+    pub fn edit<R>(&mut self, f: impl FnOnce(&mut TransactionMut) -> R) -> (R, Option<Vec<u8>>) {
         let mut txn = self.doc.transact_mut();
         let result = f(&mut txn);
+        if !txn.has_changes() {
+            return (result, None);
+        }
         let update = txn.encode_update_v1();
         // locate the new items against the index as it was before the edit
         let recorded = match inspect::locate(&self.index, &update) {
@@ -385,7 +382,7 @@ impl CanvasDoc {
             // should not happen: the server's own edits always integrate
             let _ = self.reindex();
         }
-        (result, update)
+        (result, Some(update))
     }
 
     fn reindex(&mut self) -> Result<(), DocError> {
@@ -450,6 +447,36 @@ mod tests {
         // a copy loaded from storage observes too
         let copy = CanvasDoc::from_stored(&canvas.encode_state(), []).expect("loads");
         assert!(!copy.take_sharing_changed());
+    }
+
+    #[test]
+    fn an_edit_returns_its_update_only_if_it_changed_something() {
+        use yrs::{Map, WriteTxn};
+        let mut canvas = CanvasDoc::new();
+        let name = |txn: &mut TransactionMut, name: &str| {
+            txn.get_or_insert_map(schema::META)
+                .try_update(txn, "name", name)
+        };
+        let (changed, update) = canvas.edit(|txn| name(txn, "a"));
+        assert!(changed);
+        let copy = CanvasDoc::from_stored(&[], [update.as_deref().expect("an update")])
+            .expect("the update applies");
+        assert_eq!(
+            crate::json::canvas_json(&copy.doc().transact())["name"],
+            "a"
+        );
+        let (changed, update) = canvas.edit(|txn| name(txn, "a"));
+        assert!(!changed);
+        assert_eq!(update, None, "the same value again writes nothing");
+        let ((), update) = canvas.edit(|_| ());
+        assert_eq!(update, None);
+        // A value written and removed in one edit still leaves items to relay.
+        let ((), update) = canvas.edit(|txn| {
+            let meta = txn.get_or_insert_map(schema::META);
+            meta.insert(txn, "draft", "x");
+            meta.remove(txn, "draft");
+        });
+        assert!(update.is_some());
     }
 
     /// Updates from three clients, including refused ones, in arrival order. The two editors

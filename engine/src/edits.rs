@@ -832,15 +832,9 @@ pub fn sharing<T: ReadTxn>(txn: &T) -> Sharing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::new_doc;
     use serde_json::json;
-    use yrs::{Doc, Options, Transact};
-
-    fn doc() -> Doc {
-        Doc::with_options(Options {
-            offset_kind: OffsetKind::Utf16,
-            ..Default::default()
-        })
-    }
+    use yrs::{Doc, Transact};
 
     fn meta() -> CanvasMeta {
         CanvasMeta {
@@ -864,7 +858,7 @@ mod tests {
     }
 
     fn canvas() -> Doc {
-        let d = doc();
+        let d = new_doc();
         init_canvas(&mut d.transact_mut(), &meta());
         d
     }
@@ -1127,7 +1121,7 @@ mod tests {
 
     #[test]
     fn sharing_reader_tolerates_garbage() {
-        let d = doc();
+        let d = new_doc();
         let mut txn = d.transact_mut();
         assert_eq!(sharing(&txn), Sharing::default());
         let root = txn.get_or_insert_map(SHARING);

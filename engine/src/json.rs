@@ -223,14 +223,8 @@ mod tests {
         CanvasMeta, NARRATIVE, NewBlock, Visibility, add_block, grant, init_canvas, insert_text,
         set_visibility,
     };
-    use yrs::{Doc, MapPrelim, OffsetKind, Options, Transact, WriteTxn};
-
-    fn doc() -> Doc {
-        Doc::with_options(Options {
-            offset_kind: OffsetKind::Utf16,
-            ..Default::default()
-        })
-    }
+    use crate::new_doc;
+    use yrs::{MapPrelim, Transact, WriteTxn};
 
     fn nb(id: &str, kind: &str, pos: (i64, i64, i64, i64), content: Value) -> NewBlock {
         NewBlock {
@@ -250,7 +244,7 @@ mod tests {
 
     #[test]
     fn empty_doc_has_defaults() {
-        let d = doc();
+        let d = new_doc();
         let v = canvas_json(&d.transact());
         assert_eq!(
             v,
@@ -268,7 +262,7 @@ mod tests {
 
     #[test]
     fn seed_shape() {
-        let d = doc();
+        let d = new_doc();
         let mut txn = d.transact_mut();
         init_canvas(
             &mut txn,
@@ -352,7 +346,7 @@ mod tests {
 
     #[test]
     fn js_floats_render_as_integers() {
-        let d = doc();
+        let d = new_doc();
         let mut txn = d.transact_mut();
         let blocks = txn.get_or_insert_map(BLOCKS);
         let block = blocks.insert(
@@ -392,7 +386,7 @@ mod tests {
 
     #[test]
     fn garbage_is_skipped_or_defaulted() {
-        let d = doc();
+        let d = new_doc();
         let mut txn = d.transact_mut();
         let blocks = txn.get_or_insert_map(BLOCKS);
         blocks.insert(&mut txn, "junk", 42);

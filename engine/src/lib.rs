@@ -3,7 +3,8 @@
 //! The canvas document model on [yrs] (the Rust port of Yjs), with no I/O at all: it takes
 //! bytes and returns bytes, values and verdicts, so it can be tested and benchmarked alone.
 //!
-//! - [`schema`]: root types and defaults of a canvas document.
+//! - [`schema`]: root types and defaults of a canvas document, and [`new_doc`], the one way
+//!   to make a correctly configured yrs `Doc` for it.
 //! - [`edits`]: typed edits (add, move, resize, remove a block; narrative text; sharing).
 //! - [`inspect`]: the gatekeeper. Decides, before an incoming update touches the room's
 //!   document, whether the sender's [`Role`] allows it and whether it keeps the schema.
@@ -32,4 +33,5 @@ pub mod versions;
 
 pub use canvas::CanvasDoc;
 pub use role::Role;
+pub use schema::{new_doc, new_doc_with_client_id};
 pub use yrs;

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 
-use canvas_engine::Role;
 use canvas_engine::edits::{
     self, CanvasMeta, NARRATIVE, NewBlock, Position, Visibility, add_block, block_ids,
     block_position, columns, delete_text, grant, init_canvas, insert_text, move_block, narrative,
@@ -12,24 +11,17 @@ use canvas_engine::edits::{
 };
 use canvas_engine::json::canvas_json;
 use canvas_engine::protocol::{self, Message, SyncMessage};
+use canvas_engine::{Role, new_doc_with_client_id};
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use yrs::updates::decoder::Decode;
-use yrs::{ClientID, Doc, OffsetKind, Options, ReadTxn, Transact, TransactionMut, Update};
+use yrs::{Doc, ReadTxn, Transact, TransactionMut, Update};
 
 const STORY: &str = "story";
 const USERS: [&str; 4] = ["u1", "u2", "u3", "u4"];
 const SNIPPETS: [&str; 6] = ["a", "bc", "é", "😀", "line\n", "日本"];
-
-fn new_doc(client: u64) -> Doc {
-    Doc::with_options(Options {
-        client_id: ClientID::new(client),
-        offset_kind: OffsetKind::Utf16,
-        ..Default::default()
-    })
-}
 
 /// Replicas plus the log of every update any of them produced, and which replica has seen
 /// which update.
@@ -42,7 +34,7 @@ struct Net {
 impl Net {
     fn new(n: usize) -> Self {
         Net {
-            docs: (1..=n as u64).map(new_doc).collect(),
+            docs: (1..=n as u64).map(new_doc_with_client_id).collect(),
             log: Vec::new(),
             seen: vec![BTreeSet::new(); n],
         }
@@ -558,7 +550,7 @@ fn typing_into_a_concurrently_removed_block_converges() {
 fn a_gap_never_reaches_yrs_so_its_skip_gc_underflow_cannot_happen() {
     use canvas_engine::canvas::{CanvasDoc, DocError};
     use yrs::{In, Map, MapPrelim, WriteTxn};
-    let a = new_doc(1);
+    let a = new_doc_with_client_id(1);
     let mut ups = Vec::new();
     let x = {
         let mut t = a.transact_mut();

@@ -1,6 +1,7 @@
 //! The y-websocket codec against real documents and awareness, byte compatibility with yrs,
 //! and decoding of thousands of random, truncated and mutated frames (never a panic).
 
+use canvas_engine::new_doc_with_client_id;
 use canvas_engine::protocol::{
     self, Ack, AwarenessUpdate, ErrorBody, Extension, MSG_ACK, MSG_ERROR, Message, ProtocolError,
     SyncMessage, decode, decode_extension, encode, encode_extension,
@@ -11,18 +12,11 @@ use serde_json::json;
 use yrs::sync::Awareness;
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{ClientID, Doc, GetString, Options, ReadTxn, StateVector, Text, Transact, Update};
-
-fn doc(client: u64) -> Doc {
-    Doc::with_options(Options {
-        client_id: ClientID::new(client),
-        ..Default::default()
-    })
-}
+use yrs::{ClientID, GetString, ReadTxn, StateVector, Text, Transact, Update};
 
 /// One frame of every kind, built from a real document and awareness.
 fn sample_frames() -> Vec<(Message, Vec<u8>)> {
-    let d = doc(42);
+    let d = new_doc_with_client_id(42);
     let text = d.get_or_insert_text("t");
     let update = {
         let mut txn = d.transact_mut();
@@ -166,7 +160,7 @@ fn decoded_updates_apply_to_a_document() {
     let Ok(Message::Sync(SyncMessage::SyncStep2(bytes))) = decode(&frame) else {
         panic!("step 2");
     };
-    let d = doc(7);
+    let d = new_doc_with_client_id(7);
     let text = d.get_or_insert_text("t");
     d.transact_mut()
         .apply_update(Update::decode_v1(&bytes).expect("update"))
@@ -335,7 +329,7 @@ fn yrs_awareness_accepts_our_frames() {
     let Ok(Message::Awareness(update)) = decode(&frame) else {
         panic!("awareness");
     };
-    let mut other = Awareness::new(doc(9));
+    let mut other = Awareness::new(new_doc_with_client_id(9));
     other.apply_update(update).expect("applies");
     let state: Option<serde_json::Value> = other.state(ClientID::new(42));
     assert_eq!(

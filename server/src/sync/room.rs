@@ -761,7 +761,7 @@ impl Room {
         }
         let (result, update) = self.canvas.edit(request.edit);
         let (done, durable) = oneshot::channel();
-        let empty = versions::is_empty_update(&update);
+        let empty = update.is_none();
         if let Err(message) = result {
             // An edit that fails must not have written anything: `edit` functions check
             // before they write.
@@ -776,7 +776,8 @@ impl Room {
             if let Some(user) = request.actor.user_id {
                 self.dirty_by = Some(user);
             }
-            self.queued.push(Accepted::server(update, Some(done)));
+            self.queued
+                .extend(update.map(|u| Accepted::server(u, Some(done))));
         }
         self.sharing_changed(ChangedBy::Rest(&request.actor));
         EditReply::Applied {
