@@ -19,7 +19,7 @@
 //! `content.text`. So they apply, in order, to any canvas document, for example one the
 //! server created: they all come from one client, [`TRACE_CLIENT`].
 
-use canvas_engine::edits::{self, NewBlock, Position};
+use canvas_engine::blocks::{self, NewBlock, Position};
 use canvas_engine::schema;
 use flate2::read::GzDecoder;
 use serde::Deserialize;
@@ -95,14 +95,14 @@ pub struct Trace {
 /// the traces into (the trace's first update adds the block it types into).
 pub fn empty_canvas() -> canvas_engine::CanvasDoc {
     let mut canvas = canvas_engine::CanvasDoc::new();
-    let meta = canvas_engine::edits::CanvasMeta {
+    let meta = canvas_engine::init::CanvasMeta {
         name: "bench".into(),
         description: None,
         project_id: "p".into(),
         owner_id: "o".into(),
         tags: vec![],
     };
-    canvas.edit(|txn| canvas_engine::edits::init_canvas(txn, &meta));
+    canvas.edit(|txn| canvas_engine::init::init_canvas(txn, &meta));
     canvas
 }
 
@@ -242,7 +242,7 @@ pub fn replay(name: &str, gz: &[u8]) -> Result<Trace, TraceError> {
             created_by: "trace".to_owned(),
             created_at: "2026-01-01T00:00:00Z".to_owned(),
         };
-        edits::add_block(&mut txn, &block).map_err(|e| fail(e.to_string()))?;
+        blocks::add_block(&mut txn, &block).map_err(|e| fail(e.to_string()))?;
         updates.push(txn.encode_update_v1());
     }
     let text = narrative_text(&doc).ok_or_else(|| fail("the block has no text".into()))?;

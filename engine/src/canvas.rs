@@ -416,7 +416,8 @@ impl CanvasDoc {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::edits::{self, CanvasMeta};
+    use crate::init::{self, CanvasMeta};
+    use crate::{blocks, sharing, text};
 
     #[test]
     fn sharing_changes_are_flagged_and_others_are_not() {
@@ -428,18 +429,19 @@ mod tests {
             owner_id: "o".into(),
             tags: vec![],
         };
-        canvas.edit(|txn| edits::init_canvas(txn, &meta));
+        canvas.edit(|txn| init::init_canvas(txn, &meta));
         assert!(canvas.take_sharing_changed(), "init writes sharing");
         assert!(!canvas.take_sharing_changed(), "the flag resets");
-        canvas
-            .edit(|txn| edits::set_content(txn, "none", "k", &serde_json::json!(1), "u", "t").ok());
+        canvas.edit(|txn| {
+            blocks::set_content(txn, "none", "k", &serde_json::json!(1), "u", "t").ok()
+        });
         canvas.edit(|txn| {
             use yrs::{Map, WriteTxn};
             txn.get_or_insert_map(schema::META)
                 .insert(txn, "name", "renamed");
         });
         assert!(!canvas.take_sharing_changed());
-        canvas.edit(|txn| edits::grant(txn, "u2", Role::Editor, "o", "t"));
+        canvas.edit(|txn| sharing::grant(txn, "u2", Role::Editor, "o", "t"));
         assert!(
             canvas.take_sharing_changed(),
             "a nested grant is a sharing change"
@@ -518,7 +520,7 @@ mod tests {
                     }
                 }
                 9 | 10 => {
-                    let _ = edits::delete_text(&mut txn, "b", 0, 1, "u", "t");
+                    let _ = text::delete_text(&mut txn, "b", 0, 1, "u", "t");
                 }
                 _ => {
                     if let Some(Out::YMap(block)) =
@@ -551,12 +553,12 @@ mod tests {
     fn a_batch_gives_the_verdicts_and_document_of_one_update_at_a_time() {
         let mut base = CanvasDoc::new();
         let (added, _) = base.edit(|txn| {
-            edits::add_block(
+            blocks::add_block(
                 txn,
-                &edits::NewBlock {
+                &blocks::NewBlock {
                     id: "b".into(),
                     block_type: "narrative".into(),
-                    position: edits::Position {
+                    position: blocks::Position {
                         x: 0,
                         y: 0,
                         w: 4,

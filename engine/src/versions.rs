@@ -24,8 +24,8 @@
 //! its creator); the server then stamps the blocks a restore changed with the restorer (see
 //! [`crate::attribution`]).
 
+use crate::blocks::{Position, columns};
 use crate::canvas::DocError;
-use crate::edits::{Position, columns};
 use crate::new_doc;
 use crate::schema::{BLOCKS, LAYOUT, META, METADATA, POSITION};
 use serde::{Deserialize, Serialize};
@@ -344,11 +344,12 @@ fn deep_copy<T: ReadTxn>(ttxn: &T, value: &Out) -> In {
 mod tests {
     use super::*;
     use crate::CanvasDoc;
-    use crate::edits::{
-        self, CanvasMeta, NARRATIVE, NewBlock, Visibility, add_block, init_canvas, insert_text,
-    };
+    use crate::blocks::{self, NARRATIVE, NewBlock, add_block};
+    use crate::init::{CanvasMeta, init_canvas};
     use crate::json::canvas_json;
     use crate::role::Role;
+    use crate::sharing::{self, Visibility};
+    use crate::text::{self, insert_text};
     use serde_json::json;
     use yrs::updates::encoder::Encode;
     use yrs::{StateVector, Transact};
@@ -414,9 +415,9 @@ mod tests {
         let mut c = canvas();
         let before = view(&c);
         c.edit(|txn| {
-            edits::remove_block(txn, "table").expect("remove");
-            edits::move_block(txn, "chart", 0, 8, "u2", "t1").expect("move");
-            edits::resize_block(txn, "note", 3, 4, "u2", "t1").expect("resize");
+            blocks::remove_block(txn, "table").expect("remove");
+            blocks::move_block(txn, "chart", 0, 8, "u2", "t1").expect("move");
+            blocks::resize_block(txn, "note", 3, 4, "u2", "t1").expect("resize");
             insert_text(txn, "note", 0, ">> ", "u2", "t1").expect("type");
             add_block(txn, &block("new", "chart", 6, 8, json!({}))).expect("add");
         });
@@ -469,15 +470,15 @@ mod tests {
         let version = c.encode_state();
         let version_view = view(&c);
         c.edit(|txn| {
-            edits::remove_block(txn, "table").expect("remove");
-            edits::move_block(txn, "chart", 6, 8, "u2", "t1").expect("move");
-            edits::set_content(txn, "chart", "title", &json!("Changed"), "u2", "t1").expect("set");
-            edits::delete_text(txn, "note", 0, 6, "u2", "t1").expect("delete");
+            blocks::remove_block(txn, "table").expect("remove");
+            blocks::move_block(txn, "chart", 6, 8, "u2", "t1").expect("move");
+            blocks::set_content(txn, "chart", "title", &json!("Changed"), "u2", "t1").expect("set");
+            text::delete_text(txn, "note", 0, 6, "u2", "t1").expect("delete");
             add_block(txn, &block("new", "chart", 0, 20, json!({}))).expect("add");
             use yrs::{Map, WriteTxn};
             txn.get_or_insert_map(META).insert(txn, "name", "Renamed");
-            edits::grant(txn, "u9", Role::Editor, "o", "t1");
-            edits::set_visibility(txn, Visibility::Team);
+            sharing::grant(txn, "u9", Role::Editor, "o", "t1");
+            sharing::set_visibility(txn, Visibility::Team);
         });
         let sharing_after_edits = view(&c)["sharing"].clone();
         let (changed, update) = restore_from(&mut c, &version);
@@ -515,7 +516,7 @@ mod tests {
         let mut server = canvas();
         let version = server.encode_state();
         server.edit(|txn| {
-            edits::delete_text(txn, "note", 5, 6, "u2", "t1").expect("delete");
+            text::delete_text(txn, "note", 5, 6, "u2", "t1").expect("delete");
             insert_text(txn, "note", 5, " there", "u2", "t1").expect("type");
         });
         assert_eq!(narrative(&server), "Hello there");
@@ -535,7 +536,7 @@ mod tests {
             &restore_update.expect("the restore changes the document"),
         );
         assert_eq!(narrative(&server), "Hi! Hello world");
-        let client_text = crate::edits::narrative(&client.transact(), "note");
+        let client_text = crate::text::narrative(&client.transact(), "note");
         assert_eq!(client_text.as_deref(), Some("Hi! Hello world"));
         assert_eq!(
             server.encode_state_vector(),
@@ -548,15 +549,15 @@ mod tests {
         let mut server = canvas();
         let version = server.encode_state();
         server.edit(|txn| {
-            edits::remove_block(txn, "chart").expect("remove");
-            edits::move_block(txn, "table", 6, 10, "u2", "t1").expect("move");
+            blocks::remove_block(txn, "chart").expect("remove");
+            blocks::move_block(txn, "table", 6, 10, "u2", "t1").expect("move");
         });
         let client = new_doc();
         apply(&client, &server.encode_state());
         let concurrent = {
             let mut txn = client.transact_mut();
             add_block(&mut txn, &block("mine", "chart", 0, 30, json!({}))).expect("add");
-            edits::move_block(&mut txn, "table", 0, 12, "c", "t2").expect("move");
+            blocks::move_block(&mut txn, "table", 0, 12, "c", "t2").expect("move");
             txn.encode_update_v1()
         };
         let (_, restore_update) = restore_from(&mut server, &version);
@@ -585,9 +586,9 @@ mod tests {
         let mut c = canvas();
         let version = c.encode_state();
         c.edit(|txn| {
-            edits::remove_block(txn, "table").expect("remove");
-            edits::remove_block(txn, "chart").expect("remove");
-            edits::set_content(txn, "note", "extra", &json!(1), "u2", "t1").expect("set");
+            blocks::remove_block(txn, "table").expect("remove");
+            blocks::remove_block(txn, "chart").expect("remove");
+            blocks::set_content(txn, "note", "extra", &json!(1), "u2", "t1").expect("set");
         });
         let target = load_version(&version).expect("loads");
         let ttxn = target.transact();
@@ -614,7 +615,7 @@ mod tests {
         let mut c = canvas();
         let version = c.encode_state();
         c.edit(|txn| {
-            edits::remove_block(txn, "note").expect("remove");
+            blocks::remove_block(txn, "note").expect("remove");
             use yrs::{Map, WriteTxn};
             txn.get_or_insert_map(LAYOUT).insert(txn, "columns", 8);
         });
@@ -625,7 +626,7 @@ mod tests {
     }
 
     fn narrative(c: &CanvasDoc) -> String {
-        crate::edits::narrative(&c.doc().transact(), "note").expect("narrative")
+        crate::text::narrative(&c.doc().transact(), "note").expect("narrative")
     }
 
     fn apply(doc: &yrs::Doc, update: &[u8]) {

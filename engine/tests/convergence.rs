@@ -4,13 +4,17 @@
 
 use std::collections::BTreeSet;
 
-use canvas_engine::edits::{
-    self, CanvasMeta, NARRATIVE, NewBlock, Position, Visibility, add_block, block_ids,
-    block_position, columns, delete_text, grant, init_canvas, insert_text, move_block, narrative,
-    remove_block, resize_block, revoke, set_content, set_embed, set_public_link, set_visibility,
+use canvas_engine::blocks::{
+    self, NARRATIVE, NewBlock, Position, add_block, block_ids, block_position, columns, move_block,
+    remove_block, resize_block, set_content,
 };
+use canvas_engine::init::{CanvasMeta, init_canvas};
 use canvas_engine::json::canvas_json;
 use canvas_engine::protocol::{self, Message, SyncMessage};
+use canvas_engine::sharing::{
+    Visibility, grant, revoke, set_embed, set_public_link, set_visibility,
+};
+use canvas_engine::text::{delete_text, insert_text, narrative};
 use canvas_engine::{Role, new_doc_with_client_id};
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -461,7 +465,7 @@ fn concurrent_move_and_resize_merge_per_key() {
         view["blocks"][0]["position"],
         json!({"x": 6, "y": 0, "w": 12, "h": 4})
     );
-    let p = edits::block_position(&net.docs[0].transact(), STORY).expect("position");
+    let p = blocks::block_position(&net.docs[0].transact(), STORY).expect("position");
     assert!(p.check(12).is_err());
 }
 
