@@ -487,7 +487,7 @@ mod tests {
     fn mixed_queue(base: &CanvasDoc) -> Vec<(Role, Vec<u8>)> {
         use yrs::{Map, Text, WriteTxn};
         let mut server = CanvasDoc::from_stored(&base.encode_state(), []).expect("loads");
-        let clients: Vec<Doc> = (1..=3).map(Doc::with_client_id).collect();
+        let clients: Vec<Doc> = (1..=3).map(crate::new_doc_with_client_id).collect();
         for c in &clients {
             let u = Update::decode_v1(&base.encode_state()).expect("decodes");
             c.transact_mut().apply_update(u).expect("applies");
@@ -636,7 +636,7 @@ mod tests {
     fn a_refused_update_in_a_batch_leaves_the_others_applied() {
         use yrs::{Text, WriteTxn};
         let mut canvas = CanvasDoc::new();
-        let author = Doc::with_client_id(9);
+        let author = crate::new_doc_with_client_id(9);
         let mut updates = Vec::new();
         for word in ["a", "b", "c"] {
             let mut txn = author.transact_mut();
@@ -646,7 +646,7 @@ mod tests {
             updates.push(txn.encode_update_v1());
         }
         let forbidden = {
-            let other = Doc::with_client_id(10);
+            let other = crate::new_doc_with_client_id(10);
             let mut txn = other.transact_mut();
             use yrs::Map;
             txn.get_or_insert_map(schema::SHARING)
@@ -654,7 +654,7 @@ mod tests {
             txn.encode_update_v1()
         };
         let typed = {
-            let other = Doc::with_client_id(11);
+            let other = crate::new_doc_with_client_id(11);
             let mut txn = other.transact_mut();
             let t = txn.get_or_insert_text("not-a-root");
             t.insert(&mut txn, 0, "x");
@@ -693,7 +693,7 @@ mod tests {
         use yrs::{Map, WriteTxn};
         let mut canvas = CanvasDoc::new();
         let name = |client: u64, word: &str| {
-            let author = Doc::with_client_id(client);
+            let author = crate::new_doc_with_client_id(client);
             let mut txn = author.transact_mut();
             txn.get_or_insert_map(schema::META)
                 .insert(&mut txn, "name", word);
@@ -701,7 +701,7 @@ mod tests {
         };
         let (first, last) = (name(20, "first"), name(21, "last"));
         let grant = {
-            let admin = Doc::with_client_id(22);
+            let admin = crate::new_doc_with_client_id(22);
             let mut txn = admin.transact_mut();
             txn.get_or_insert_map(schema::SHARING)
                 .insert(&mut txn, "visibility", "team");
@@ -740,7 +740,7 @@ mod tests {
         use yrs::{Map, WriteTxn};
         let mut canvas = CanvasDoc::new();
         let visibility = |client: u64, value: yrs::Any| {
-            let admin = Doc::with_client_id(client);
+            let admin = crate::new_doc_with_client_id(client);
             let mut txn = admin.transact_mut();
             txn.get_or_insert_map(schema::SHARING)
                 .insert(&mut txn, schema::VISIBILITY, value);
