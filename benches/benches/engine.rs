@@ -26,7 +26,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 use yrs::sync::{Message, SyncMessage};
 use yrs::updates::decoder::Decode;
-use yrs::{Doc, OffsetKind, Options, Transact, Update};
+use yrs::{Doc, Transact, Update};
 
 /// Updates a room takes from its queue at once in the `batched` variant.
 const BATCH: usize = 64;
@@ -85,10 +85,7 @@ fn canvas_case(mix: Mix, n: usize) -> Case {
 }
 
 fn raw_doc(base: &[u8]) -> Doc {
-    let doc = Doc::with_options(Options {
-        offset_kind: OffsetKind::Utf16,
-        ..Default::default()
-    });
+    let doc = canvas_engine::new_doc();
     doc.transact_mut()
         .apply_update(Update::decode_v1(base).expect("base decodes"))
         .expect("base applies");

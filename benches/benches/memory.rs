@@ -15,7 +15,7 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use std::alloc::System;
 use std::hint::black_box;
 use yrs::updates::decoder::Decode;
-use yrs::{Doc, OffsetKind, Options, Transact, Update};
+use yrs::{Doc, Transact, Update};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -31,10 +31,7 @@ fn held<T>(f: impl FnOnce() -> T) -> (T, i64) {
 }
 
 fn raw_load(snapshot: &[u8]) -> Doc {
-    let doc = Doc::with_options(Options {
-        offset_kind: OffsetKind::Utf16,
-        ..Default::default()
-    });
+    let doc = canvas_engine::new_doc();
     doc.transact_mut()
         .apply_update(Update::decode_v1(snapshot).expect("decodes"))
         .expect("applies");

@@ -10,8 +10,8 @@ use canvas_engine::schema;
 use std::time::{Duration, Instant};
 use yrs::updates::decoder::Decode;
 use yrs::{
-    Any, Doc, In, Map, MapPrelim, OffsetKind, Options, Out, ReadTxn, StateVector, Text, TextPrelim,
-    Transact, Update, WriteTxn,
+    Any, Doc, In, Map, MapPrelim, Out, ReadTxn, StateVector, Text, TextPrelim, Transact, Update,
+    WriteTxn,
 };
 
 fn setup() -> (Vec<u8>, Doc) {
@@ -87,10 +87,7 @@ fn moves(author: &Doc, n: usize) -> Vec<Vec<u8>> {
 }
 
 fn raw(base: &[u8], updates: &[Vec<u8>]) -> Duration {
-    let doc = Doc::with_options(Options {
-        offset_kind: OffsetKind::Utf16,
-        ..Default::default()
-    });
+    let doc = canvas_engine::new_doc();
     doc.transact_mut()
         .apply_update(Update::decode_v1(base).expect("base"))
         .expect("base applies");

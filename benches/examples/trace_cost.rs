@@ -14,7 +14,7 @@
 use canvas_bench::traces;
 use canvas_engine::{CanvasDoc, Role};
 use yrs::updates::decoder::Decode;
-use yrs::{Doc, OffsetKind, Options, Transact, Update};
+use yrs::{Transact, Update};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -23,10 +23,7 @@ fn main() {
     let (updates, end) = traces::trace_updates(name).expect("the trace loads");
     match variant {
         "raw" => {
-            let doc = Doc::with_options(Options {
-                offset_kind: OffsetKind::Utf16,
-                ..Default::default()
-            });
+            let doc = canvas_engine::new_doc();
             for u in &updates {
                 let u = Update::decode_v1(u).expect("decodes");
                 doc.transact_mut().apply_update(u).expect("applies");

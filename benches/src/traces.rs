@@ -19,7 +19,7 @@
 //! `content.text`. So they apply, in order, to any canvas document, for example one the
 //! server created: they all come from one client, [`TRACE_CLIENT`].
 
-use canvas_engine::edits::{self, NewBlock, Position};
+use canvas_engine::blocks::{self, NewBlock, Position};
 use canvas_engine::schema;
 use flate2::read::GzDecoder;
 use serde::Deserialize;
@@ -27,7 +27,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use yrs::updates::decoder::Decode;
-use yrs::{Doc, GetString, Map, OffsetKind, Options, Out, ReadTxn, Text, Transact, Update};
+use yrs::{Doc, GetString, Map, Out, ReadTxn, Text, Transact, Update};
 
 /// The traces `diamond-types` 0.1.0 ships, smallest first.
 pub const TRACES: [&str; 3] = ["sveltecomponent", "rustcode", "automerge-paper"];
@@ -95,14 +95,14 @@ pub struct Trace {
 /// the traces into (the trace's first update adds the block it types into).
 pub fn empty_canvas() -> canvas_engine::CanvasDoc {
     let mut canvas = canvas_engine::CanvasDoc::new();
-    let meta = canvas_engine::edits::CanvasMeta {
+    let meta = canvas_engine::init::CanvasMeta {
         name: "bench".into(),
         description: None,
         project_id: "p".into(),
         owner_id: "o".into(),
         tags: vec![],
     };
-    canvas.edit(|txn| canvas_engine::edits::init_canvas(txn, &meta));
+    canvas.edit(|txn| canvas_engine::init::init_canvas(txn, &meta));
     canvas
 }
 
@@ -225,11 +225,7 @@ pub fn replay(name: &str, gz: &[u8]) -> Result<Trace, TraceError> {
         name: name.to_owned(),
         source,
     })?;
-    let doc = Doc::with_options(Options {
-        client_id: TRACE_CLIENT,
-        offset_kind: OffsetKind::Utf16,
-        ..Default::default()
-    });
+    let doc = canvas_engine::new_doc_with_client_id(TRACE_CLIENT.get());
     let mut updates = Vec::with_capacity(raw.txns.len() + 1);
     {
         let mut txn = doc.transact_mut();
@@ -246,7 +242,7 @@ pub fn replay(name: &str, gz: &[u8]) -> Result<Trace, TraceError> {
             created_by: "trace".to_owned(),
             created_at: "2026-01-01T00:00:00Z".to_owned(),
         };
-        edits::add_block(&mut txn, &block).map_err(|e| fail(e.to_string()))?;
+        blocks::add_block(&mut txn, &block).map_err(|e| fail(e.to_string()))?;
         updates.push(txn.encode_update_v1());
     }
     let text = narrative_text(&doc).ok_or_else(|| fail("the block has no text".into()))?;
@@ -334,10 +330,7 @@ pub fn text_of(doc: &Doc) -> String {
 /// Applies updates to a fresh plain yrs document (UTF-16 offsets, like the server's), one
 /// transaction each, and returns the document: the raw baseline.
 pub fn apply_raw(base: &[u8], updates: &[Vec<u8>]) -> Result<Doc, String> {
-    let doc = Doc::with_options(Options {
-        offset_kind: OffsetKind::Utf16,
-        ..Default::default()
-    });
+    let doc = canvas_engine::new_doc();
     let all = std::iter::once(base)
         .filter(|b| !b.is_empty())
         .chain(updates.iter().map(Vec::as_slice));

@@ -6,7 +6,7 @@
 //! client-side writes a Yjs editor makes:
 //!
 //! - [`Edit::Add`]: a new narrative block (id, type, a complete position, content with a
-//!   `Y.Text`, metadata), as `edits::add_block` writes it;
+//!   `Y.Text`, metadata), as `blocks::add_block` writes it;
 //! - [`Edit::Move`]: `x` and `y` written into the block's `position` map;
 //! - [`Edit::Resize`]: `w` and `h` written into it;
 //! - [`Edit::Type`]: one character typed into a narrative text, mostly after the previous
@@ -15,7 +15,7 @@
 //! Every position written stays inside the 12-column grid, so an editor's updates are all
 //! accepted by the inspector.
 
-use canvas_engine::edits::{self, NewBlock, Position};
+use canvas_engine::blocks::{self, NewBlock, Position};
 use canvas_engine::{json, schema};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -103,7 +103,7 @@ fn base_canvas() -> Vec<u8> {
     let mut canvas = crate::traces::empty_canvas();
     canvas.edit(|txn| {
         for i in 0..BASE_BLOCKS {
-            let _ = edits::add_block(txn, &new_block(format!("b{i}"), 0, i as i64 * 4));
+            let _ = blocks::add_block(txn, &new_block(format!("b{i}"), 0, i as i64 * 4));
         }
     });
     canvas.encode_state()
@@ -168,12 +168,12 @@ pub fn canvas_workload(mix: Mix, n: usize, seed: u64) -> Workload {
             Edit::Add => {
                 let id = format!("n{step}");
                 let block = new_block(id.clone(), rng.random_range(0..=8), step as i64 % 1000);
-                let _ = edits::add_block(&mut txn, &block);
+                let _ = blocks::add_block(&mut txn, &block);
                 blocks.push(id);
             }
             Edit::Move | Edit::Resize => {
                 let id = &blocks[rng.random_range(0..blocks.len())];
-                let current = edits::block_position(&txn, id);
+                let current = blocks::block_position(&txn, id);
                 if let (Some(p), Some(map)) = (current, position_map(&txn, id)) {
                     if edit == Edit::Move {
                         map.insert(&mut txn, "x", rng.random_range(0..=12 - p.w));

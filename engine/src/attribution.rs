@@ -95,6 +95,6 @@ mod tests {
         );
         let (stamped, update) = c.edit(|txn| stamp(txn, "gone", "ann", "t3", false));
         assert!(!stamped);
-        assert_eq!(update, vec![0, 0]);
+        assert_eq!(update, None);
     }
 }

@@ -9,7 +9,7 @@
 //! - [`CanvasDoc::edit`]: a change made by the server itself.
 
 use crate::inspect::{self, DocIndex, InspectError, Inspection, Refusal, RefusalCode};
-use crate::{Role, schema};
+use crate::{Role, new_doc, schema};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use yrs::encoding::read::Error as ReadError;
@@ -17,7 +17,7 @@ use yrs::error::UpdateError;
 use yrs::types::DeepObservable;
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, TransactionMut, Update};
+use yrs::{Doc, ReadTxn, StateVector, Transact, TransactionMut, Update};
 
 /// Errors of loading or changing a [`CanvasDoc`].
 #[derive(Debug, thiserror::Error)]
@@ -94,13 +94,6 @@ impl Default for CanvasDoc {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn new_doc() -> Doc {
-    Doc::with_options(Options {
-        offset_kind: OffsetKind::Utf16,
-        ..Default::default()
-    })
 }
 
 impl CanvasDoc {
@@ -367,10 +360,14 @@ impl CanvasDoc {
     }
 
     /// A change made by the server: runs `f` in a write transaction and returns its result
-    /// and the v1 update it produced (the empty update `[0, 0]` if nothing changed).
-    pub fn edit<R>(&mut self, f: impl FnOnce(&mut TransactionMut) -> R) -> (R, Vec<u8>) {
+    /// and the v1 update it produced, or `None` if nothing changed (nothing to store or
+    /// relay).
+    pub fn edit<R>(&mut self, f: impl FnOnce(&mut TransactionMut) -> R) -> (R, Option<Vec<u8>>) {
         let mut txn = self.doc.transact_mut();
         let result = f(&mut txn);
+        if !txn.has_changes() {
+            return (result, None);
+        }
         let update = txn.encode_update_v1();
         // locate the new items against the index as it was before the edit
         let recorded = match inspect::locate(&self.index, &update) {
@@ -385,7 +382,7 @@ impl CanvasDoc {
             // should not happen: the server's own edits always integrate
             let _ = self.reindex();
         }
-        (result, update)
+        (result, Some(update))
     }
 
     fn reindex(&mut self) -> Result<(), DocError> {
@@ -419,7 +416,8 @@ impl CanvasDoc {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::edits::{self, CanvasMeta};
+    use crate::init::{self, CanvasMeta};
+    use crate::{blocks, sharing, text};
 
     #[test]
     fn sharing_changes_are_flagged_and_others_are_not() {
@@ -431,18 +429,19 @@ mod tests {
             owner_id: "o".into(),
             tags: vec![],
         };
-        canvas.edit(|txn| edits::init_canvas(txn, &meta));
+        canvas.edit(|txn| init::init_canvas(txn, &meta));
         assert!(canvas.take_sharing_changed(), "init writes sharing");
         assert!(!canvas.take_sharing_changed(), "the flag resets");
-        canvas
-            .edit(|txn| edits::set_content(txn, "none", "k", &serde_json::json!(1), "u", "t").ok());
+        canvas.edit(|txn| {
+            blocks::set_content(txn, "none", "k", &serde_json::json!(1), "u", "t").ok()
+        });
         canvas.edit(|txn| {
             use yrs::{Map, WriteTxn};
             txn.get_or_insert_map(schema::META)
                 .insert(txn, "name", "renamed");
         });
         assert!(!canvas.take_sharing_changed());
-        canvas.edit(|txn| edits::grant(txn, "u2", Role::Editor, "o", "t"));
+        canvas.edit(|txn| sharing::grant(txn, "u2", Role::Editor, "o", "t"));
         assert!(
             canvas.take_sharing_changed(),
             "a nested grant is a sharing change"
@@ -452,13 +451,43 @@ mod tests {
         assert!(!copy.take_sharing_changed());
     }
 
+    #[test]
+    fn an_edit_returns_its_update_only_if_it_changed_something() {
+        use yrs::{Map, WriteTxn};
+        let mut canvas = CanvasDoc::new();
+        let name = |txn: &mut TransactionMut, name: &str| {
+            txn.get_or_insert_map(schema::META)
+                .try_update(txn, "name", name)
+        };
+        let (changed, update) = canvas.edit(|txn| name(txn, "a"));
+        assert!(changed);
+        let copy = CanvasDoc::from_stored(&[], [update.as_deref().expect("an update")])
+            .expect("the update applies");
+        assert_eq!(
+            crate::json::canvas_json(&copy.doc().transact())["name"],
+            "a"
+        );
+        let (changed, update) = canvas.edit(|txn| name(txn, "a"));
+        assert!(!changed);
+        assert_eq!(update, None, "the same value again writes nothing");
+        let ((), update) = canvas.edit(|_| ());
+        assert_eq!(update, None);
+        // A value written and removed in one edit still leaves items to relay.
+        let ((), update) = canvas.edit(|txn| {
+            let meta = txn.get_or_insert_map(schema::META);
+            meta.insert(txn, "draft", "x");
+            meta.remove(txn, "draft");
+        });
+        assert!(update.is_some());
+    }
+
     /// Updates from three clients, including refused ones, in arrival order. The two editors
     /// catch up with the server before each edit; the third never does, and sends as a viewer
     /// now and then, so it gets refusals and then updates with gaps.
     fn mixed_queue(base: &CanvasDoc) -> Vec<(Role, Vec<u8>)> {
         use yrs::{Map, Text, WriteTxn};
         let mut server = CanvasDoc::from_stored(&base.encode_state(), []).expect("loads");
-        let clients: Vec<Doc> = (1..=3).map(Doc::with_client_id).collect();
+        let clients: Vec<Doc> = (1..=3).map(crate::new_doc_with_client_id).collect();
         for c in &clients {
             let u = Update::decode_v1(&base.encode_state()).expect("decodes");
             c.transact_mut().apply_update(u).expect("applies");
@@ -491,7 +520,7 @@ mod tests {
                     }
                 }
                 9 | 10 => {
-                    let _ = edits::delete_text(&mut txn, "b", 0, 1, "u", "t");
+                    let _ = text::delete_text(&mut txn, "b", 0, 1, "u", "t");
                 }
                 _ => {
                     if let Some(Out::YMap(block)) =
@@ -524,12 +553,12 @@ mod tests {
     fn a_batch_gives_the_verdicts_and_document_of_one_update_at_a_time() {
         let mut base = CanvasDoc::new();
         let (added, _) = base.edit(|txn| {
-            edits::add_block(
+            blocks::add_block(
                 txn,
-                &edits::NewBlock {
+                &blocks::NewBlock {
                     id: "b".into(),
                     block_type: "narrative".into(),
-                    position: edits::Position {
+                    position: blocks::Position {
                         x: 0,
                         y: 0,
                         w: 4,
@@ -607,7 +636,7 @@ mod tests {
     fn a_refused_update_in_a_batch_leaves_the_others_applied() {
         use yrs::{Text, WriteTxn};
         let mut canvas = CanvasDoc::new();
-        let author = Doc::with_client_id(9);
+        let author = crate::new_doc_with_client_id(9);
         let mut updates = Vec::new();
         for word in ["a", "b", "c"] {
             let mut txn = author.transact_mut();
@@ -617,7 +646,7 @@ mod tests {
             updates.push(txn.encode_update_v1());
         }
         let forbidden = {
-            let other = Doc::with_client_id(10);
+            let other = crate::new_doc_with_client_id(10);
             let mut txn = other.transact_mut();
             use yrs::Map;
             txn.get_or_insert_map(schema::SHARING)
@@ -625,7 +654,7 @@ mod tests {
             txn.encode_update_v1()
         };
         let typed = {
-            let other = Doc::with_client_id(11);
+            let other = crate::new_doc_with_client_id(11);
             let mut txn = other.transact_mut();
             let t = txn.get_or_insert_text("not-a-root");
             t.insert(&mut txn, 0, "x");
@@ -664,7 +693,7 @@ mod tests {
         use yrs::{Map, WriteTxn};
         let mut canvas = CanvasDoc::new();
         let name = |client: u64, word: &str| {
-            let author = Doc::with_client_id(client);
+            let author = crate::new_doc_with_client_id(client);
             let mut txn = author.transact_mut();
             txn.get_or_insert_map(schema::META)
                 .insert(&mut txn, "name", word);
@@ -672,7 +701,7 @@ mod tests {
         };
         let (first, last) = (name(20, "first"), name(21, "last"));
         let grant = {
-            let admin = Doc::with_client_id(22);
+            let admin = crate::new_doc_with_client_id(22);
             let mut txn = admin.transact_mut();
             txn.get_or_insert_map(schema::SHARING)
                 .insert(&mut txn, "visibility", "team");
@@ -711,7 +740,7 @@ mod tests {
         use yrs::{Map, WriteTxn};
         let mut canvas = CanvasDoc::new();
         let visibility = |client: u64, value: yrs::Any| {
-            let admin = Doc::with_client_id(client);
+            let admin = crate::new_doc_with_client_id(client);
             let mut txn = admin.transact_mut();
             txn.get_or_insert_map(schema::SHARING)
                 .insert(&mut txn, schema::VISIBILITY, value);

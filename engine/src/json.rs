@@ -20,10 +20,12 @@ use serde_json::{Map as JsonMap, Value, json};
 use yrs::types::ToJson;
 use yrs::{Any, Map, MapRef, Out, ReadTxn};
 
-use crate::edits::{self, Position, out_i64};
+use crate::blocks::{self, Position};
 use crate::schema::{
     BLOCKS, CONTENT, DEFAULT_BREAKPOINTS, DEFAULT_ROW_HEIGHT, LAYOUT, META, METADATA, POSITION,
 };
+use crate::sharing;
+use crate::values::out_i64;
 
 /// Converts a yrs [`Any`] to JSON with yrs's serializer (integral numbers become integers,
 /// `undefined` becomes `null`, non-finite floats become `null`).
@@ -116,7 +118,7 @@ pub fn layout_json<T: ReadTxn>(txn: &T) -> Value {
 
     json!({
         "type": kind,
-        "columns": edits::columns(txn),
+        "columns": blocks::columns(txn),
         "rowHeight": row_height,
         "breakpoints": breakpoints,
     })
@@ -189,9 +191,9 @@ pub fn blocks_json<T: ReadTxn>(txn: &T) -> Vec<Value> {
     list.into_iter().map(|(_, _, _, v)| v).collect()
 }
 
-/// The `sharing` object, as read by [`edits::sharing`] (so as tolerant as it is).
+/// The `sharing` object, as read by [`sharing::sharing`] (so as tolerant as it is).
 pub fn sharing_json<T: ReadTxn>(txn: &T) -> Value {
-    let s = edits::sharing(txn);
+    let s = sharing::sharing(txn);
     let permissions: Vec<Value> = s
         .grants
         .iter()
@@ -219,18 +221,12 @@ pub fn sharing_json<T: ReadTxn>(txn: &T) -> Value {
 mod tests {
     use super::*;
     use crate::Role;
-    use crate::edits::{
-        CanvasMeta, NARRATIVE, NewBlock, Visibility, add_block, grant, init_canvas, insert_text,
-        set_visibility,
-    };
-    use yrs::{Doc, MapPrelim, OffsetKind, Options, Transact, WriteTxn};
-
-    fn doc() -> Doc {
-        Doc::with_options(Options {
-            offset_kind: OffsetKind::Utf16,
-            ..Default::default()
-        })
-    }
+    use crate::blocks::{NARRATIVE, NewBlock, add_block};
+    use crate::init::{CanvasMeta, init_canvas};
+    use crate::new_doc;
+    use crate::sharing::{Visibility, grant, set_visibility};
+    use crate::text::insert_text;
+    use yrs::{MapPrelim, Transact, WriteTxn};
 
     fn nb(id: &str, kind: &str, pos: (i64, i64, i64, i64), content: Value) -> NewBlock {
         NewBlock {
@@ -250,7 +246,7 @@ mod tests {
 
     #[test]
     fn empty_doc_has_defaults() {
-        let d = doc();
+        let d = new_doc();
         let v = canvas_json(&d.transact());
         assert_eq!(
             v,
@@ -268,7 +264,7 @@ mod tests {
 
     #[test]
     fn seed_shape() {
-        let d = doc();
+        let d = new_doc();
         let mut txn = d.transact_mut();
         init_canvas(
             &mut txn,
@@ -352,7 +348,7 @@ mod tests {
 
     #[test]
     fn js_floats_render_as_integers() {
-        let d = doc();
+        let d = new_doc();
         let mut txn = d.transact_mut();
         let blocks = txn.get_or_insert_map(BLOCKS);
         let block = blocks.insert(
@@ -392,7 +388,7 @@ mod tests {
 
     #[test]
     fn garbage_is_skipped_or_defaulted() {
-        let d = doc();
+        let d = new_doc();
         let mut txn = d.transact_mut();
         let blocks = txn.get_or_insert_map(BLOCKS);
         blocks.insert(&mut txn, "junk", 42);

@@ -3,8 +3,12 @@
 //! The canvas document model on [yrs] (the Rust port of Yjs), with no I/O at all: it takes
 //! bytes and returns bytes, values and verdicts, so it can be tested and benchmarked alone.
 //!
-//! - [`schema`]: root types and defaults of a canvas document.
-//! - [`edits`]: typed edits (add, move, resize, remove a block; narrative text; sharing).
+//! - [`schema`]: root types and defaults of a canvas document, and [`new_doc`], the one way
+//!   to make a correctly configured yrs `Doc` for it.
+//! - [`init`]: filling a new canvas (`meta` and the seed's defaults).
+//! - [`blocks`]: blocks: typed edits (add, move, resize, remove, set content) and readers.
+//! - [`text`]: the text of narrative blocks.
+//! - [`sharing`]: sharing settings (visibility, grants, public link, embedding).
 //! - [`inspect`]: the gatekeeper. Decides, before an incoming update touches the room's
 //!   document, whether the sender's [`Role`] allows it and whether it keeps the schema.
 //! - [`canvas`]: `CanvasDoc`, a document plus the index the inspector needs; every change,
@@ -20,16 +24,21 @@
 #![deny(missing_docs)]
 
 pub mod attribution;
+pub mod blocks;
 pub mod canvas;
-pub mod edits;
+pub mod init;
 pub mod inspect;
 pub mod json;
 pub mod presence;
 pub mod protocol;
 pub mod role;
 pub mod schema;
+pub mod sharing;
+pub mod text;
+mod values;
 pub mod versions;
 
 pub use canvas::CanvasDoc;
 pub use role::Role;
+pub use schema::{new_doc, new_doc_with_client_id};
 pub use yrs;

@@ -19,7 +19,8 @@
 //!
 //! [`decode`] reads the frame with yrs's own primitives but checks what yrs would trust:
 //! client ids above 2^53 (yrs's `ClientID::new` asserts on them in debug builds), bytes
-//! left over inside a state vector or awareness buffer, and bytes after the message.
+//! left over inside a state vector or awareness buffer, bytes after the message, and an auth
+//! permission other than denied (0) or granted (1).
 
 use serde::{Deserialize, Serialize};
 use yrs::encoding::read::{self, Cursor, Read};
@@ -27,7 +28,7 @@ use yrs::encoding::write::Write;
 use yrs::sync::awareness::AwarenessUpdateEntry;
 use yrs::sync::protocol::{
     MSG_AUTH, MSG_AWARENESS, MSG_QUERY_AWARENESS, MSG_SYNC, MSG_SYNC_STEP_1, MSG_SYNC_STEP_2,
-    MSG_SYNC_UPDATE, PERMISSION_DENIED,
+    MSG_SYNC_UPDATE, PERMISSION_DENIED, PERMISSION_GRANTED,
 };
 use yrs::updates::encoder::Encode;
 use yrs::{ClientID, StateVector};
@@ -155,11 +156,14 @@ fn read_message(cur: &mut Cursor<'_>) -> Result<Message, ProtocolError> {
         }
         MSG_AUTH => {
             let permission: u8 = cur.read_var().map_err(ProtocolError::from_read)?;
-            if permission == PERMISSION_DENIED {
-                let reason = cur.read_string().map_err(ProtocolError::from_read)?;
-                Ok(Message::Auth(Some(reason.to_owned())))
-            } else {
-                Ok(Message::Auth(None))
+            match permission {
+                PERMISSION_DENIED => {
+                    let reason = cur.read_string().map_err(ProtocolError::from_read)?;
+                    Ok(Message::Auth(Some(reason.to_owned())))
+                }
+                PERMISSION_GRANTED => Ok(Message::Auth(None)),
+                // yrs reads any other value as granted, which would re-encode differently
+                _ => Err(ProtocolError::Malformed(read::Error::UnexpectedValue)),
             }
         }
         MSG_QUERY_AWARENESS => Ok(Message::AwarenessQuery),

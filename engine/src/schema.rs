@@ -7,6 +7,32 @@
 //! - `blocks` (Map: block id -> Map with `id`, `type`, `position`, `content`, `metadata`).
 //! - `sharing` (Map): `visibility`, `permissions` (Map user id -> Map), `public_link`,
 //!   `embed_settings` (Map).
+//!
+//! Text offsets are UTF-16 code units, as in Yjs: every canvas document, the server's and
+//! its clients' alike, is made by [`new_doc`] or [`new_doc_with_client_id`].
+
+use yrs::{ClientID, Doc, OffsetKind, Options};
+
+/// A new, empty canvas document: UTF-16 text offsets (as Yjs), a random client id, yrs's
+/// defaults otherwise.
+pub fn new_doc() -> Doc {
+    Doc::with_options(options())
+}
+
+/// [`new_doc`] with a given client id (unique among the replicas of one document).
+pub fn new_doc_with_client_id(client_id: u64) -> Doc {
+    Doc::with_options(Options {
+        client_id: ClientID::new(client_id),
+        ..options()
+    })
+}
+
+fn options() -> Options {
+    Options {
+        offset_kind: OffsetKind::Utf16,
+        ..Default::default()
+    }
+}
 
 /// Root map with the canvas's name, description, project, owner and tags.
 pub const META: &str = "meta";

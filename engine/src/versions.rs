@@ -24,8 +24,9 @@
 //! its creator); the server then stamps the blocks a restore changed with the restorer (see
 //! [`crate::attribution`]).
 
+use crate::blocks::{Position, columns};
 use crate::canvas::DocError;
-use crate::edits::{Position, columns};
+use crate::new_doc;
 use crate::schema::{BLOCKS, LAYOUT, META, METADATA, POSITION};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -33,8 +34,8 @@ use std::collections::BTreeMap;
 use yrs::types::ToJson;
 use yrs::updates::decoder::Decode;
 use yrs::{
-    Any, Array, Doc, GetString, In, Map, MapPrelim, MapRef, OffsetKind, Options, Out, ReadTxn,
-    Text, TextPrelim, TextRef, Transact, TransactionMut, Update, WriteTxn,
+    Any, Array, Doc, GetString, In, Map, MapPrelim, MapRef, OffsetKind, Out, ReadTxn, Text,
+    TextPrelim, TextRef, Transact, TransactionMut, Update, WriteTxn,
 };
 
 /// Why a block could not be restored.
@@ -134,10 +135,7 @@ pub fn diff(from: &Value, to: &Value) -> VersionDiff {
 
 /// A stored version's state as a document of its own, to read from (never to edit).
 pub fn load_version(state: &[u8]) -> Result<Doc, DocError> {
-    let doc = Doc::with_options(Options {
-        offset_kind: OffsetKind::Utf16,
-        ..Default::default()
-    });
+    let doc = new_doc();
     if !state.is_empty() {
         let update = Update::decode_v1(state).map_err(DocError::Decode)?;
         doc.transact_mut()
@@ -346,11 +344,12 @@ fn deep_copy<T: ReadTxn>(ttxn: &T, value: &Out) -> In {
 mod tests {
     use super::*;
     use crate::CanvasDoc;
-    use crate::edits::{
-        self, CanvasMeta, NARRATIVE, NewBlock, Visibility, add_block, init_canvas, insert_text,
-    };
+    use crate::blocks::{self, NARRATIVE, NewBlock, add_block};
+    use crate::init::{CanvasMeta, init_canvas};
     use crate::json::canvas_json;
     use crate::role::Role;
+    use crate::sharing::{self, Visibility};
+    use crate::text::{self, insert_text};
     use serde_json::json;
     use yrs::updates::encoder::Encode;
     use yrs::{StateVector, Transact};
@@ -405,7 +404,7 @@ mod tests {
         canvas_json(&c.doc().transact())
     }
 
-    fn restore_from(c: &mut CanvasDoc, state: &[u8]) -> (Vec<String>, Vec<u8>) {
+    fn restore_from(c: &mut CanvasDoc, state: &[u8]) -> (Vec<String>, Option<Vec<u8>>) {
         let target = load_version(state).expect("loads");
         let ttxn = target.transact();
         c.edit(|txn| restore(txn, &ttxn))
@@ -416,9 +415,9 @@ mod tests {
         let mut c = canvas();
         let before = view(&c);
         c.edit(|txn| {
-            edits::remove_block(txn, "table").expect("remove");
-            edits::move_block(txn, "chart", 0, 8, "u2", "t1").expect("move");
-            edits::resize_block(txn, "note", 3, 4, "u2", "t1").expect("resize");
+            blocks::remove_block(txn, "table").expect("remove");
+            blocks::move_block(txn, "chart", 0, 8, "u2", "t1").expect("move");
+            blocks::resize_block(txn, "note", 3, 4, "u2", "t1").expect("resize");
             insert_text(txn, "note", 0, ">> ", "u2", "t1").expect("type");
             add_block(txn, &block("new", "chart", 6, 8, json!({}))).expect("add");
         });
@@ -471,15 +470,15 @@ mod tests {
         let version = c.encode_state();
         let version_view = view(&c);
         c.edit(|txn| {
-            edits::remove_block(txn, "table").expect("remove");
-            edits::move_block(txn, "chart", 6, 8, "u2", "t1").expect("move");
-            edits::set_content(txn, "chart", "title", &json!("Changed"), "u2", "t1").expect("set");
-            edits::delete_text(txn, "note", 0, 6, "u2", "t1").expect("delete");
+            blocks::remove_block(txn, "table").expect("remove");
+            blocks::move_block(txn, "chart", 6, 8, "u2", "t1").expect("move");
+            blocks::set_content(txn, "chart", "title", &json!("Changed"), "u2", "t1").expect("set");
+            text::delete_text(txn, "note", 0, 6, "u2", "t1").expect("delete");
             add_block(txn, &block("new", "chart", 0, 20, json!({}))).expect("add");
             use yrs::{Map, WriteTxn};
             txn.get_or_insert_map(META).insert(txn, "name", "Renamed");
-            edits::grant(txn, "u9", Role::Editor, "o", "t1");
-            edits::set_visibility(txn, Visibility::Team);
+            sharing::grant(txn, "u9", Role::Editor, "o", "t1");
+            sharing::set_visibility(txn, Visibility::Team);
         });
         let sharing_after_edits = view(&c)["sharing"].clone();
         let (changed, update) = restore_from(&mut c, &version);
@@ -509,7 +508,7 @@ mod tests {
         let (changed, again) = restore_from(&mut c, &version);
         assert!(changed.is_empty());
         assert_ne!(update, again);
-        assert_eq!(again, vec![0, 0], "an equal document needs no update");
+        assert_eq!(again, None, "an equal document needs no update");
     }
 
     #[test]
@@ -517,15 +516,12 @@ mod tests {
         let mut server = canvas();
         let version = server.encode_state();
         server.edit(|txn| {
-            edits::delete_text(txn, "note", 5, 6, "u2", "t1").expect("delete");
+            text::delete_text(txn, "note", 5, 6, "u2", "t1").expect("delete");
             insert_text(txn, "note", 5, " there", "u2", "t1").expect("type");
         });
         assert_eq!(narrative(&server), "Hello there");
         // A client in sync types at the start while the server restores.
-        let client = yrs::Doc::with_options(Options {
-            offset_kind: OffsetKind::Utf16,
-            ..Default::default()
-        });
+        let client = new_doc();
         apply(&client, &server.encode_state());
         let typed = {
             let mut txn = client.transact_mut();
@@ -535,9 +531,12 @@ mod tests {
         let (_, restore_update) = restore_from(&mut server, &version);
         assert_eq!(narrative(&server), "Hello world");
         server.apply_trusted(&typed).expect("applies");
-        apply(&client, &restore_update);
+        apply(
+            &client,
+            &restore_update.expect("the restore changes the document"),
+        );
         assert_eq!(narrative(&server), "Hi! Hello world");
-        let client_text = crate::edits::narrative(&client.transact(), "note");
+        let client_text = crate::text::narrative(&client.transact(), "note");
         assert_eq!(client_text.as_deref(), Some("Hi! Hello world"));
         assert_eq!(
             server.encode_state_vector(),
@@ -550,23 +549,23 @@ mod tests {
         let mut server = canvas();
         let version = server.encode_state();
         server.edit(|txn| {
-            edits::remove_block(txn, "chart").expect("remove");
-            edits::move_block(txn, "table", 6, 10, "u2", "t1").expect("move");
+            blocks::remove_block(txn, "chart").expect("remove");
+            blocks::move_block(txn, "table", 6, 10, "u2", "t1").expect("move");
         });
-        let client = yrs::Doc::with_options(Options {
-            offset_kind: OffsetKind::Utf16,
-            ..Default::default()
-        });
+        let client = new_doc();
         apply(&client, &server.encode_state());
         let concurrent = {
             let mut txn = client.transact_mut();
             add_block(&mut txn, &block("mine", "chart", 0, 30, json!({}))).expect("add");
-            edits::move_block(&mut txn, "table", 0, 12, "c", "t2").expect("move");
+            blocks::move_block(&mut txn, "table", 0, 12, "c", "t2").expect("move");
             txn.encode_update_v1()
         };
         let (_, restore_update) = restore_from(&mut server, &version);
         server.apply_trusted(&concurrent).expect("applies");
-        apply(&client, &restore_update);
+        apply(
+            &client,
+            &restore_update.expect("the restore changes the document"),
+        );
         let s = view(&server);
         assert_eq!(
             s,
@@ -587,9 +586,9 @@ mod tests {
         let mut c = canvas();
         let version = c.encode_state();
         c.edit(|txn| {
-            edits::remove_block(txn, "table").expect("remove");
-            edits::remove_block(txn, "chart").expect("remove");
-            edits::set_content(txn, "note", "extra", &json!(1), "u2", "t1").expect("set");
+            blocks::remove_block(txn, "table").expect("remove");
+            blocks::remove_block(txn, "chart").expect("remove");
+            blocks::set_content(txn, "note", "extra", &json!(1), "u2", "t1").expect("set");
         });
         let target = load_version(&version).expect("loads");
         let ttxn = target.transact();
@@ -599,7 +598,7 @@ mod tests {
         assert_eq!(result, Ok(true), "the extra key goes");
         let (result, update) = c.edit(|txn| restore_block(txn, &ttxn, "nope"));
         assert_eq!(result, Err(RestoreError::NoSuchBlock("nope".into())));
-        assert_eq!(update, vec![0, 0]);
+        assert_eq!(update, None);
         let v = view(&c);
         let ids: Vec<&str> = v["blocks"]
             .as_array()
@@ -616,7 +615,7 @@ mod tests {
         let mut c = canvas();
         let version = c.encode_state();
         c.edit(|txn| {
-            edits::remove_block(txn, "note").expect("remove");
+            blocks::remove_block(txn, "note").expect("remove");
             use yrs::{Map, WriteTxn};
             txn.get_or_insert_map(LAYOUT).insert(txn, "columns", 8);
         });
@@ -627,7 +626,7 @@ mod tests {
     }
 
     fn narrative(c: &CanvasDoc) -> String {
-        crate::edits::narrative(&c.doc().transact(), "note").expect("narrative")
+        crate::text::narrative(&c.doc().transact(), "note").expect("narrative")
     }
 
     fn apply(doc: &yrs::Doc, update: &[u8]) {

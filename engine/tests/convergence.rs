@@ -4,32 +4,28 @@
 
 use std::collections::BTreeSet;
 
-use canvas_engine::Role;
-use canvas_engine::edits::{
-    self, CanvasMeta, NARRATIVE, NewBlock, Position, Visibility, add_block, block_ids,
-    block_position, columns, delete_text, grant, init_canvas, insert_text, move_block, narrative,
-    remove_block, resize_block, revoke, set_content, set_embed, set_public_link, set_visibility,
+use canvas_engine::blocks::{
+    self, NARRATIVE, NewBlock, Position, add_block, block_ids, block_position, columns, move_block,
+    remove_block, resize_block, set_content,
 };
+use canvas_engine::init::{CanvasMeta, init_canvas};
 use canvas_engine::json::canvas_json;
 use canvas_engine::protocol::{self, Message, SyncMessage};
+use canvas_engine::sharing::{
+    Visibility, grant, revoke, set_embed, set_public_link, set_visibility,
+};
+use canvas_engine::text::{delete_text, insert_text, narrative};
+use canvas_engine::{Role, new_doc_with_client_id};
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use yrs::updates::decoder::Decode;
-use yrs::{ClientID, Doc, OffsetKind, Options, ReadTxn, Transact, TransactionMut, Update};
+use yrs::{Doc, ReadTxn, Transact, TransactionMut, Update};
 
 const STORY: &str = "story";
 const USERS: [&str; 4] = ["u1", "u2", "u3", "u4"];
 const SNIPPETS: [&str; 6] = ["a", "bc", "é", "😀", "line\n", "日本"];
-
-fn new_doc(client: u64) -> Doc {
-    Doc::with_options(Options {
-        client_id: ClientID::new(client),
-        offset_kind: OffsetKind::Utf16,
-        ..Default::default()
-    })
-}
 
 /// Replicas plus the log of every update any of them produced, and which replica has seen
 /// which update.
@@ -42,7 +38,7 @@ struct Net {
 impl Net {
     fn new(n: usize) -> Self {
         Net {
-            docs: (1..=n as u64).map(new_doc).collect(),
+            docs: (1..=n as u64).map(new_doc_with_client_id).collect(),
             log: Vec::new(),
             seen: vec![BTreeSet::new(); n],
         }
@@ -469,7 +465,7 @@ fn concurrent_move_and_resize_merge_per_key() {
         view["blocks"][0]["position"],
         json!({"x": 6, "y": 0, "w": 12, "h": 4})
     );
-    let p = edits::block_position(&net.docs[0].transact(), STORY).expect("position");
+    let p = blocks::block_position(&net.docs[0].transact(), STORY).expect("position");
     assert!(p.check(12).is_err());
 }
 
@@ -558,7 +554,7 @@ fn typing_into_a_concurrently_removed_block_converges() {
 fn a_gap_never_reaches_yrs_so_its_skip_gc_underflow_cannot_happen() {
     use canvas_engine::canvas::{CanvasDoc, DocError};
     use yrs::{In, Map, MapPrelim, WriteTxn};
-    let a = new_doc(1);
+    let a = new_doc_with_client_id(1);
     let mut ups = Vec::new();
     let x = {
         let mut t = a.transact_mut();

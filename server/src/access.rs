@@ -18,7 +18,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use canvas_engine::Role;
-use canvas_engine::edits::{Sharing, Visibility};
+use canvas_engine::sharing::{Sharing, Visibility};
 use canvas_storage::{CanvasRecord, Project, User};
 use uuid::Uuid;
 
@@ -224,7 +224,7 @@ pub fn effective_role(access: &ProjectAccess, sharing: &Sharing) -> Option<Role>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use canvas_engine::edits::Grant;
+    use canvas_engine::sharing::Grant;
 
     fn sharing(visibility: Visibility, grants: Vec<Grant>) -> Sharing {
         Sharing {

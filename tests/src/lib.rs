@@ -11,9 +11,7 @@ use canvas_engine::protocol::{self, Extension};
 use canvas_engine::yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
 use canvas_engine::yrs::sync::{Message, SyncMessage};
 use canvas_engine::yrs::updates::decoder::Decode;
-use canvas_engine::yrs::{
-    Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, TransactionMut, Update,
-};
+use canvas_engine::yrs::{Doc, ReadTxn, StateVector, Transact, TransactionMut, Update};
 use canvas_server::{AppState, Config};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -469,13 +467,6 @@ pub struct WsClient {
     pub awareness: std::collections::HashMap<u64, String>,
 }
 
-pub fn client_doc() -> Doc {
-    Doc::with_options(Options {
-        offset_kind: OffsetKind::Utf16,
-        ..Default::default()
-    })
-}
-
 impl WsClient {
     /// Connects (asking for acks) without syncing.
     pub async fn connect(url: &str) -> WsClient {
@@ -507,7 +498,7 @@ impl WsClient {
             .expect("websocket handshake");
         WsClient {
             ws,
-            doc: client_doc(),
+            doc: canvas_engine::new_doc(),
             sent: 0,
             acked: 0,
             errors: vec![],

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 use canvas_engine::Role;
-use canvas_engine::edits;
+use canvas_engine::sharing;
 use canvas_engine::yrs::Transact;
 use canvas_tests::*;
 use serde_json::{Value, json};
@@ -90,8 +90,8 @@ async fn sharing_through_rest_is_live_checked_and_audited() {
     );
     watcher
         .wait_doc(|d| {
-            let s = edits::sharing(&d.transact());
-            s.visibility == edits::Visibility::Team && s.embed_enabled
+            let s = sharing::sharing(&d.transact());
+            s.visibility == sharing::Visibility::Team && s.embed_enabled
         })
         .await;
 
@@ -197,7 +197,7 @@ async fn sharing_changes_made_in_the_document_are_audited_too() {
     let stranger = team.stranger.id.clone();
     owner
         .edit(|txn| {
-            edits::grant(
+            sharing::grant(
                 txn,
                 &stranger,
                 Role::Viewer,

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 use canvas_engine::Role;
-use canvas_engine::edits::{self, Visibility};
+use canvas_engine::sharing::{self, Visibility};
 use canvas_engine::yrs::{Any, Map, Transact, WriteTxn};
 use canvas_tests::*;
 use std::time::Duration;
@@ -85,7 +85,7 @@ async fn editors_cannot_change_sharing_but_admins_can() {
 
     let mut admin = WsClient::join(&server.ws_url(&team.canvas, &team.admin.token)).await;
     admin
-        .edit(|txn| edits::set_visibility(txn, Visibility::Team))
+        .edit(|txn| sharing::set_visibility(txn, Visibility::Team))
         .await;
     admin.wait_acked().await;
     assert!(admin.errors.is_empty(), "{:?}", admin.errors);
@@ -197,7 +197,7 @@ async fn canvas_grants_and_team_visibility_give_roles_to_non_members() {
     let mut admin = WsClient::join(&server.ws_url(&team.canvas, &team.owner.token)).await;
     let stranger_id = team.stranger.id.clone();
     admin
-        .edit(|txn| edits::grant(txn, &stranger_id, Role::Editor, "owner", "now"))
+        .edit(|txn| sharing::grant(txn, &stranger_id, Role::Editor, "owner", "now"))
         .await;
     admin.wait_acked().await;
     assert!(admin.errors.is_empty(), "{:?}", admin.errors);
@@ -264,13 +264,13 @@ async fn revoking_a_canvas_grant_closes_the_grantees_connection() {
     let mut admin = WsClient::join(&server.ws_url(&team.canvas, &team.admin.token)).await;
     let stranger_id = team.stranger.id.clone();
     admin
-        .edit(|txn| edits::grant(txn, &stranger_id, Role::Viewer, "admin", "now"))
+        .edit(|txn| sharing::grant(txn, &stranger_id, Role::Viewer, "admin", "now"))
         .await;
     admin.wait_acked().await;
     let mut guest = WsClient::join(&server.ws_url(&team.canvas, &team.stranger.token)).await;
     admin
         .edit(|txn| {
-            edits::revoke(txn, &stranger_id);
+            sharing::revoke(txn, &stranger_id);
         })
         .await;
     admin.wait_acked().await;

@@ -402,7 +402,13 @@ async fn a_restore_never_rolls_back_sharing() {
     let stranger = team.stranger.id.clone();
     owner
         .edit(|txn| {
-            canvas_engine::edits::grant(txn, &stranger, canvas_engine::Role::Editor, "owner", "now")
+            canvas_engine::sharing::grant(
+                txn,
+                &stranger,
+                canvas_engine::Role::Editor,
+                "owner",
+                "now",
+            )
         })
         .await;
     owner.wait_acked().await;

@@ -494,7 +494,7 @@ mod equivalence {
     #[test]
     fn backspace_and_replacing_a_selection_take_the_fast_path() {
         let mut server = CanvasDoc::new();
-        let client = yrs::Doc::with_client_id(5);
+        let client = crate::new_doc_with_client_id(5);
         let mut send = |f: &dyn Fn(&mut yrs::TransactionMut)| {
             let mut txn = client.transact_mut();
             f(&mut txn);
@@ -560,7 +560,7 @@ mod equivalence {
     fn run_seed(seed: u64) {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut server = CanvasDoc::new();
-        let mut clients: Vec<yrs::Doc> = (1..=4).map(yrs::Doc::with_client_id).collect();
+        let mut clients: Vec<yrs::Doc> = (1..=4).map(crate::new_doc_with_client_id).collect();
         let mut next_client = 100;
         let roles = [Role::Editor, Role::Editor, Role::Admin, Role::Viewer];
         let mut fast_hits = 0;
@@ -652,7 +652,7 @@ mod equivalence {
                 Err(_) => {
                     // the client resyncs with a fresh document
                     next_client += 1;
-                    clients[ci] = yrs::Doc::with_client_id(next_client);
+                    clients[ci] = crate::new_doc_with_client_id(next_client);
                 }
             }
         }

@@ -538,7 +538,7 @@ impl<'a> Checker<'a> {
             _ => None,
         };
         match value {
-            Some(Any::String(s)) if s.parse::<crate::edits::Visibility>().is_ok() => Ok(()),
+            Some(Any::String(s)) if s.parse::<crate::sharing::Visibility>().is_ok() => Ok(()),
             Some(v) => Err(invalid(format!(
                 "sharing.visibility must be private, team or public, got {}",
                 describe_any(&v)

@@ -14,7 +14,8 @@ use crate::view;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use canvas_engine::edits::{self, CanvasMeta};
+use canvas_engine::blocks;
+use canvas_engine::init::{self, CanvasMeta};
 use canvas_engine::{CanvasDoc, Role, json as doc_json};
 use canvas_storage::{CanvasRecord, INITIAL_CHANGES, NewCanvas, VersionKind, VersionRecord};
 use chrono::Utc;
@@ -85,10 +86,10 @@ pub async fn create(
     };
     let mut canvas = CanvasDoc::new();
     let (added, _) = canvas.edit(|txn| {
-        edits::init_canvas(txn, &meta);
+        init::init_canvas(txn, &meta);
         blocks
             .iter()
-            .try_for_each(|block| edits::add_block(txn, block))
+            .try_for_each(|block| blocks::add_block(txn, block))
     });
     added.map_err(|e| ApiError::bad_request("invalid_template", e.to_string()))?;
     let state_bytes = canvas.encode_state();

@@ -21,7 +21,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use canvas_engine::Role;
-use canvas_engine::edits::{self, Sharing, Visibility};
+use canvas_engine::sharing::{self, Sharing, Visibility};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -169,13 +169,9 @@ pub async fn patch(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<PatchSharing>,
 ) -> ApiResult<Json<Value>> {
-    let visibility: Option<Visibility> =
-        body.visibility
-            .map(|v| v.parse())
-            .transpose()
-            .map_err(|e: edits::UnknownVisibility| {
-                ApiError::bad_request("invalid_visibility", e.to_string())
-            })?;
+    let visibility: Option<Visibility> = body.visibility.map(|v| v.parse()).transpose().map_err(
+        |e: sharing::UnknownVisibility| ApiError::bad_request("invalid_visibility", e.to_string()),
+    )?;
     let embed = match body.embed_settings {
         Some(EmbedPatch {
             enabled,
@@ -186,13 +182,13 @@ pub async fn patch(
     let found = canvas_access(&state, &caller.user, id).await?;
     let edit: ServerEdit = Box::new(move |txn| {
         if let Some(visibility) = visibility {
-            edits::set_visibility(txn, visibility);
+            sharing::set_visibility(txn, visibility);
         }
         if let Some((enabled, domains)) = embed {
-            let now = edits::sharing(&*txn);
+            let now = sharing::sharing(&*txn);
             let enabled = enabled.unwrap_or(now.embed_enabled);
             let domains = domains.unwrap_or(now.allowed_domains);
-            edits::set_embed(txn, enabled, &domains);
+            sharing::set_embed(txn, enabled, &domains);
         }
         Ok(())
     });
@@ -223,7 +219,7 @@ pub async fn put_permission(
     let by = caller.user.id.to_string();
     let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let edit: ServerEdit = Box::new(move |txn| {
-        edits::grant(txn, &user_id.to_string(), role, &by, &at);
+        sharing::grant(txn, &user_id.to_string(), role, &by, &at);
         Ok(())
     });
     let view = room_edit(&state, &caller, &client, &found, Role::Admin, edit).await?;
@@ -245,7 +241,7 @@ pub async fn delete_permission(
         )));
     }
     let edit: ServerEdit = Box::new(move |txn| {
-        edits::revoke(txn, &user);
+        sharing::revoke(txn, &user);
         Ok(())
     });
     room_edit(&state, &caller, &client, &found, Role::Admin, edit).await?;
@@ -264,8 +260,8 @@ pub async fn create_link(
     let token = canvas_storage::random_secret();
     let link = token.clone();
     let edit: ServerEdit = Box::new(move |txn| {
-        edits::set_visibility(txn, Visibility::Public);
-        edits::set_public_link(txn, Some(&link));
+        sharing::set_visibility(txn, Visibility::Public);
+        sharing::set_public_link(txn, Some(&link));
         Ok(())
     });
     room_edit(&state, &caller, &client, &found, Role::Admin, edit).await?;
@@ -292,9 +288,9 @@ pub async fn delete_link(
         return Err(ApiError::NotFound("this canvas has no public link".into()));
     }
     let edit: ServerEdit = Box::new(move |txn| {
-        edits::set_public_link(txn, None);
-        if edits::sharing(&*txn).visibility == Visibility::Public {
-            edits::set_visibility(txn, Visibility::Private);
+        sharing::set_public_link(txn, None);
+        if sharing::sharing(&*txn).visibility == Visibility::Public {
+            sharing::set_visibility(txn, Visibility::Private);
         }
         Ok(())
     });

@@ -16,7 +16,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use canvas_engine::Role;
-use canvas_engine::edits::{NewBlock, Position};
+use canvas_engine::blocks::{NewBlock, Position};
 use canvas_storage::{Storage, StorageResult, Template, User};
 use chrono::{SubsecRound, TimeZone, Utc};
 use serde::Deserialize;
@@ -284,7 +284,7 @@ pub async fn install_builtins(storage: &Storage) -> StorageResult<()> {
 mod tests {
     use super::*;
     use canvas_engine::CanvasDoc;
-    use canvas_engine::edits;
+    use canvas_engine::{blocks, init};
 
     #[test]
     fn builtin_templates_make_valid_canvases() {
@@ -292,7 +292,7 @@ mod tests {
             let blocks = template_blocks(&template, Uuid::nil()).expect("valid blocks");
             assert!(!blocks.is_empty(), "{}", template.id);
             let mut canvas = CanvasDoc::new();
-            let meta = edits::CanvasMeta {
+            let meta = init::CanvasMeta {
                 name: template.name.clone(),
                 description: None,
                 project_id: Uuid::nil().to_string(),
@@ -300,8 +300,8 @@ mod tests {
                 tags: vec![],
             };
             let (added, _) = canvas.edit(|txn| {
-                edits::init_canvas(txn, &meta);
-                blocks.iter().try_for_each(|b| edits::add_block(txn, b))
+                init::init_canvas(txn, &meta);
+                blocks.iter().try_for_each(|b| blocks::add_block(txn, b))
             });
             added.unwrap_or_else(|e| panic!("template {}: {e}", template.id));
         }

@@ -64,7 +64,7 @@ impl Room {
         for id in stamped {
             self.stamped.insert(id, (user, now));
         }
-        if !super::versions::is_empty_update(&update) {
+        if let Some(update) = update {
             self.queued.push(Accepted::server(update, None));
         }
     }

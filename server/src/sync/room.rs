@@ -33,15 +33,15 @@ use crate::state::AppState;
 use crate::view;
 use axum::body::Bytes;
 use canvas_engine::canvas::{Applied, BatchApplied, DocError, LogEntry};
-use canvas_engine::edits::Sharing;
 use canvas_engine::inspect::{Refusal, RefusalCode};
 use canvas_engine::protocol::{self, Ack, ErrorBody, Extension};
+use canvas_engine::sharing::Sharing;
 use canvas_engine::yrs::sync::awareness::AwarenessUpdate;
 use canvas_engine::yrs::sync::{Message, SyncMessage};
 use canvas_engine::yrs::updates::decoder::Decode;
 use canvas_engine::yrs::updates::encoder::Encode;
 use canvas_engine::yrs::{ClientID, StateVector, Transact, TransactionMut};
-use canvas_engine::{CanvasDoc, Role, edits, json, presence::PresenceTable};
+use canvas_engine::{CanvasDoc, Role, json, presence::PresenceTable, sharing};
 use canvas_storage::PresenceEntry;
 use canvas_storage::{CanvasRecord, StorageResult, VersionRecord};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -429,7 +429,7 @@ impl Room {
             state.node_id.clone(),
             &state.tasks,
         );
-        let last_sharing = edits::sharing(&canvas.doc().transact());
+        let last_sharing = sharing::sharing(&canvas.doc().transact());
         // Loading replays the log; what it did to sharing is not a change.
         canvas.take_sharing_changed();
         let doc_writes = Arc::new(AtomicU64::new(0));
@@ -726,7 +726,7 @@ impl Room {
     }
 
     fn sharing(&self) -> Sharing {
-        edits::sharing(&self.canvas.doc().transact())
+        sharing::sharing(&self.canvas.doc().transact())
     }
 
     /// A membership or an archiving of this canvas's project changed: the connections it
@@ -761,7 +761,7 @@ impl Room {
         }
         let (result, update) = self.canvas.edit(request.edit);
         let (done, durable) = oneshot::channel();
-        let empty = versions::is_empty_update(&update);
+        let empty = update.is_none();
         if let Err(message) = result {
             // An edit that fails must not have written anything: `edit` functions check
             // before they write.
@@ -776,7 +776,8 @@ impl Room {
             if let Some(user) = request.actor.user_id {
                 self.dirty_by = Some(user);
             }
-            self.queued.push(Accepted::server(update, Some(done)));
+            self.queued
+                .extend(update.map(|u| Accepted::server(u, Some(done))));
         }
         self.sharing_changed(ChangedBy::Rest(&request.actor));
         EditReply::Applied {

@@ -239,8 +239,8 @@ impl Room {
         for id in changed {
             self.stamped.insert(id, (user, now));
         }
-        let edited = !is_empty_update(&update);
-        if edited {
+        let edited = update.is_some();
+        if let Some(update) = update {
             self.queued.push(Accepted::server(update, None));
         }
         Ok(edited)
@@ -322,9 +322,4 @@ impl Room {
             }
         }
     }
-}
-
-/// Whether a v1 update changes nothing (what yrs encodes for an empty transaction).
-pub(super) fn is_empty_update(update: &[u8]) -> bool {
-    update == [0, 0]
 }

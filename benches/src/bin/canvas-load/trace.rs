@@ -13,7 +13,7 @@
 
 use crate::Error;
 use canvas_engine::yrs::{
-    Doc, GetString, Map, MapRef, OffsetKind, Options, ReadTxn, StateVector, Text, TextRef, Transact,
+    Doc, GetString, Map, MapRef, ReadTxn, StateVector, Text, TextRef, Transact,
 };
 use serde::Deserialize;
 use std::path::Path;
@@ -57,15 +57,6 @@ struct TraceTxn {
     patches: Vec<(u32, u32, String)>,
 }
 
-/// A document as our clients make them: UTF-16 offsets, like Yjs in the browser.
-pub fn new_doc(client_id: u64) -> Doc {
-    Doc::with_options(Options {
-        client_id: canvas_engine::yrs::ClientID::new(client_id),
-        offset_kind: OffsetKind::Utf16,
-        ..Default::default()
-    })
-}
-
 /// The narrative block's text in `doc`, if the block exists.
 pub fn block_text(doc: &Doc) -> Option<TextRef> {
     let txn = doc.transact();
@@ -93,7 +84,7 @@ pub fn setup_update(doc: &Doc) -> Vec<u8> {
 pub fn doc_with_block(setup: &[u8], client_id: u64) -> Result<Doc, Error> {
     use canvas_engine::yrs::Update;
     use canvas_engine::yrs::updates::decoder::Decode;
-    let doc = new_doc(client_id);
+    let doc = canvas_engine::new_doc_with_client_id(client_id);
     let update = Update::decode_v1(setup).map_err(|e| Error::Trace(e.to_string()))?;
     doc.transact_mut()
         .apply_update(update)
@@ -172,7 +163,7 @@ fn synthetic(n: usize) -> Vec<(u32, u32, String)> {
 }
 
 fn build(patches: &[(u32, u32, String)]) -> Result<Trace, Error> {
-    let doc = new_doc(TRACE_CLIENT);
+    let doc = canvas_engine::new_doc_with_client_id(TRACE_CLIENT);
     let setup = setup_update(&doc);
     let text = block_text(&doc).ok_or_else(|| Error::Trace("block text missing".into()))?;
     let mut edits = Vec::with_capacity(patches.len());

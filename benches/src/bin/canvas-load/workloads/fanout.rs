@@ -117,7 +117,7 @@ async fn room_run(
 ) -> Result<(Vec<FanoutPoint>, bool), Error> {
     let writers = plan.writers.clamp(1, peers.max(1));
     let room = target.rooms(1).await?.remove(0);
-    let setup_doc = trace::new_doc(7);
+    let setup_doc = canvas_engine::new_doc_with_client_id(7);
     let setup = trace::setup_update(&setup_doc);
 
     // Updates per writer per step, made before the clock starts.
@@ -167,7 +167,7 @@ async fn room_run(
     // Connect: peer 0 brings the block, the others sync it.
     let mut peer_list = Vec::with_capacity(peers);
     for index in 0..peers {
-        let doc = trace::new_doc(10_000 + index as u64);
+        let doc = canvas_engine::new_doc_with_client_id(10_000 + index as u64);
         let (mut tx, rx) = client::join(&room, false, &doc).await?;
         if index == 0 {
             client::apply(&doc, &setup)?;

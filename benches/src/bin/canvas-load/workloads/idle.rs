@@ -148,7 +148,7 @@ fn spawn_member(
     let mut go = go.clone();
     let done = done.clone();
     tokio::spawn(async move {
-        let doc = trace::new_doc(0);
+        let doc = canvas_engine::new_doc_with_client_id(0);
         let joined = {
             let _permit = gate.acquire().await;
             client::join(&room, false, &doc).await
@@ -168,7 +168,7 @@ fn spawn_member(
                 tokio::select! {
                     changed = go.changed(), if writes => {
                         if changed.is_err() { return Ok(()); }
-                        let setup = trace::setup_update(&trace::new_doc(0));
+                        let setup = trace::setup_update(&canvas_engine::new_doc_with_client_id(0));
                         tx.send(room.framer.update(&setup)).await?;
                         // The writer only needs to stay open.
                         std::future::pending::<()>().await;

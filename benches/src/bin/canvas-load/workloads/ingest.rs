@@ -30,7 +30,7 @@ pub async fn run(
     let total = trace.edits.len() as u64 + 1;
 
     // The observer: applies what the server relays and tells how far it got.
-    let observed_doc = trace::new_doc(2);
+    let observed_doc = canvas_engine::new_doc_with_client_id(2);
     let (_obs_tx, mut obs_rx) = client::join(&room, false, &observed_doc).await?;
     let (seen_tx, mut seen) = watch::channel(0u64);
     let observer = {
@@ -82,7 +82,7 @@ pub async fn run(
     };
 
     // The writer: sends; its receiving half counts acknowledgements.
-    let writer_doc = trace::new_doc(3);
+    let writer_doc = canvas_engine::new_doc_with_client_id(3);
     let (mut tx, mut rx) = client::join(&room, target.kind.acks(), &writer_doc).await?;
     let acked = Arc::new(AtomicU64::new(0));
     let acks = {

@@ -38,7 +38,7 @@ pub struct Plan {
 /// Runs W5.
 pub async fn run(target: &Target, trace: &Trace, plan: &Plan) -> Result<Join, Error> {
     let room = target.rooms(1).await?.remove(0);
-    let loader_doc = trace::new_doc(4);
+    let loader_doc = canvas_engine::new_doc_with_client_id(4);
     let (mut loader, mut loader_rx) = client::join(&room, target.kind.acks(), &loader_doc).await?;
     loader.send(room.framer.update(&trace.final_state)).await?;
     if target.kind.acks() {
@@ -149,7 +149,7 @@ async fn next_frame(
 
 /// Opens a connection and reads until sync step 2 arrives, without applying anything.
 async fn read_reply(room: &Room) -> Result<Pending, Error> {
-    let doc = trace::new_doc(0);
+    let doc = canvas_engine::new_doc_with_client_id(0);
     let started = Instant::now();
     let (tx, mut rx) = client::open(room, false, &doc).await?;
     let mut frames = Vec::new();
@@ -186,7 +186,7 @@ async fn finish(pending: Pending, expected: &str) -> Result<(f64, bool), Error> 
         at,
         frames,
     } = pending;
-    let doc = trace::new_doc(0);
+    let doc = canvas_engine::new_doc_with_client_id(0);
     for frame in &frames {
         if let Incoming::Step2(u) | Incoming::Update(u) = rx.framer.parse(frame)? {
             client::apply(&doc, u)?;
