@@ -4,11 +4,13 @@
 
 use canvas_engine::Role;
 use canvas_storage::embedded::SqliteStore;
+use canvas_storage::memory::{MemoryPresence, MemoryRateLimiter};
 use canvas_storage::{
     AuditStore, CanvasStore, NewCanvas, NewMember, NewProject, ProjectStore, SessionStore, Storage,
     StorageError, UserStore, testing,
 };
 use serde_json::json;
+use std::future::Future;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -18,76 +20,54 @@ async fn store() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
-#[tokio::test]
-async fn user_store() {
+/// Runs `test` on a store in a fresh directory, then closes it.
+async fn with_store<F, Fut>(test: F)
+where
+    F: FnOnce(SqliteStore) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let (_dir, store) = store().await;
-    testing::user_store_suite(&store).await;
+    test(store.clone()).await;
+    store.close().await;
 }
 
-#[tokio::test]
-async fn session_store() {
-    let (_dir, store) = store().await;
-    testing::session_store_suite(&store).await;
+async fn with_memory_presence<F, Fut>(test: F)
+where
+    F: FnOnce(MemoryPresence) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    test(MemoryPresence::default()).await;
 }
 
-#[tokio::test]
-async fn project_store() {
-    let (_dir, store) = store().await;
-    testing::project_store_suite(&store, &store).await;
+async fn with_memory_limiter<F, Fut>(test: F)
+where
+    F: FnOnce(MemoryRateLimiter) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    test(MemoryRateLimiter::default()).await;
 }
 
-#[tokio::test]
-async fn audit_store() {
-    let (_dir, store) = store().await;
-    testing::audit_store_suite(&store, &store).await;
-}
-
-#[tokio::test]
-async fn canvas_store() {
-    let (_dir, store) = store().await;
-    testing::canvas_store_suite(&store).await;
-}
-
-#[tokio::test]
-async fn interaction_store() {
-    let (_dir, store) = store().await;
-    testing::interaction_store_suite(&store, &store).await;
-}
-
-#[tokio::test]
-async fn template_store() {
-    let (_dir, store) = store().await;
-    testing::template_store_suite(&store).await;
-}
-
-#[tokio::test]
-async fn version_store() {
-    let (_dir, store) = store().await;
-    testing::version_store_suite(&store, &store).await;
-}
-
-#[tokio::test]
-async fn memory_presence_store() {
-    let store = canvas_storage::memory::MemoryPresence::default();
-    testing::presence_store_suite(&store).await;
-}
-
-#[tokio::test]
-async fn memory_rate_limiter() {
-    let limiter = canvas_storage::memory::MemoryRateLimiter::default();
-    testing::rate_limiter_suite(&limiter).await;
-}
+canvas_storage::contract_tests!(users, with_store, |store| (&store));
+canvas_storage::contract_tests!(sessions, with_store, |store| (&store));
+canvas_storage::contract_tests!(projects, with_store, |store| (&store, &store));
+canvas_storage::contract_tests!(audit, with_store, |store| (&store, &store));
+canvas_storage::contract_tests!(canvases, with_store, |store| (&store));
+canvas_storage::contract_tests!(interactions, with_store, |store| (&store, &store));
+canvas_storage::contract_tests!(templates, with_store, |store| (&store));
+canvas_storage::contract_tests!(versions, with_store, |store| (&store, &store));
+canvas_storage::contract_tests!(presence, with_memory_presence, |store| (&store));
+canvas_storage::contract_tests!(rate_limits, with_memory_limiter, |store| (&store));
 
 /// The in-process stores shared by concurrent suites: they must not see each other's data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_stores_shared_by_concurrent_suites() {
-    let presence = canvas_storage::memory::MemoryPresence::default();
-    let limiter = canvas_storage::memory::MemoryRateLimiter::default();
+    let presence = MemoryPresence::default();
+    let limiter = MemoryRateLimiter::default();
     tokio::join!(
-        testing::presence_store_suite(&presence),
-        testing::presence_store_suite(&presence),
-        testing::rate_limiter_suite(&limiter),
-        testing::rate_limiter_suite(&limiter),
+        testing::presence::all(&presence),
+        testing::presence::all(&presence),
+        testing::rate_limits::all(&limiter),
+        testing::rate_limits::all(&limiter),
     );
 }
 
@@ -108,9 +88,9 @@ async fn all_suites_share_one_database() {
 #[tokio::test]
 async fn in_memory_store_passes_the_suites() {
     let store = SqliteStore::open_in_memory().await.expect("open_in_memory");
-    testing::user_store_suite(&store).await;
-    testing::project_store_suite(&store, &store).await;
-    testing::canvas_store_suite(&store).await;
+    testing::users::all(&store).await;
+    testing::projects::all(&store, &store).await;
+    testing::canvases::all(&store).await;
 }
 
 #[tokio::test]

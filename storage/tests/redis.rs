@@ -13,9 +13,8 @@
 )]
 
 use canvas_storage::redis_store::{RedisStore, STATE_TTL};
-use canvas_storage::{
-    PresenceEntry, PresenceStore, RateLimiter, SessionStore, StorageError, testing,
-};
+use canvas_storage::testing::{self, Service};
+use canvas_storage::{PresenceEntry, PresenceStore, RateLimiter, SessionStore, StorageError};
 use chrono::{TimeDelta, Utc};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
@@ -26,12 +25,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 fn redis_url() -> String {
-    std::env::var("REDIS_URL_TEST").unwrap_or_else(|_| {
-        panic!(
-            "REDIS_URL_TEST is not set: these tests need a Redis server. Run ./scripts/test.sh \
-             (it provides one), or set REDIS_URL_TEST=redis://127.0.0.1:6379/0"
-        )
-    })
+    testing::service_url(Service::Redis)
 }
 
 /// A raw connection to look at the keys behind the store's back.
@@ -91,32 +85,21 @@ async fn type_and_pttl(key: &str) -> (String, i64) {
     (kind, pttl)
 }
 
-#[tokio::test]
-async fn session_store() {
-    with_store(|store| async move { testing::session_store_suite(&store).await }).await;
-}
-
-#[tokio::test]
-async fn presence_store() {
-    with_store(|store| async move { testing::presence_store_suite(&store).await }).await;
-}
-
-#[tokio::test]
-async fn rate_limiter() {
-    with_store(|store| async move { testing::rate_limiter_suite(&store).await }).await;
-}
+canvas_storage::contract_tests!(sessions, with_store, |store| (&store));
+canvas_storage::contract_tests!(presence, with_store, |store| (&store));
+canvas_storage::contract_tests!(rate_limits, with_store, |store| (&store));
 
 /// Every suite at once on one store, twice over: they must not see each other's keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn suites_share_one_store() {
     with_store(|store| async move {
         tokio::join!(
-            testing::session_store_suite(&store),
-            testing::session_store_suite(&store),
-            testing::presence_store_suite(&store),
-            testing::presence_store_suite(&store),
-            testing::rate_limiter_suite(&store),
-            testing::rate_limiter_suite(&store),
+            testing::sessions::all(&store),
+            testing::sessions::all(&store),
+            testing::presence::all(&store),
+            testing::presence::all(&store),
+            testing::rate_limits::all(&store),
+            testing::rate_limits::all(&store),
         );
     })
     .await;
