@@ -196,6 +196,35 @@ fn get_role(row: &SqliteRow, col: &str) -> StorageResult<canvas_engine::Role> {
     crate::sql::parse_role(col, &s)
 }
 
+impl crate::sql::SqlRow for SqliteRow {
+    fn opt_text(&self, col: &str) -> StorageResult<Option<String>> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_uuid(&self, col: &str) -> StorageResult<Option<Uuid>> {
+        get_opt_uuid(self, col)
+    }
+    fn opt_ts(&self, col: &str) -> StorageResult<Option<DateTime<Utc>>> {
+        get_opt_ts(self, col)
+    }
+    fn opt_bool(&self, col: &str) -> StorageResult<Option<bool>> {
+        Ok(self.try_get(col)?)
+    }
+    /// JSON is TEXT.
+    fn opt_json(&self, col: &str) -> StorageResult<Option<serde_json::Value>> {
+        let s: Option<String> = self.try_get(col)?;
+        s.map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| StorageError::Corrupt(format!("{col}: {e}")))
+    }
+    /// Addresses are TEXT.
+    fn opt_ip(&self, col: &str) -> StorageResult<Option<std::net::IpAddr>> {
+        let s: Option<String> = self.try_get(col)?;
+        s.map(|s| s.parse())
+            .transpose()
+            .map_err(|e| StorageError::Corrupt(format!("{col}: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

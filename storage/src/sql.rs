@@ -1,7 +1,154 @@
 //! Helpers shared by the SQL backends (SQLite and PostgreSQL).
 
-use crate::{StorageError, StorageResult};
+use crate::{AuditEntry, Member, Project, StorageError, StorageResult, User};
 use canvas_engine::Role;
+use chrono::{DateTime, Utc};
+use std::net::IpAddr;
+use uuid::Uuid;
+
+/// `SELECT` of every column a [`Project`] needs (from `projects p`), with the rest of the
+/// query: the same text for both dialects.
+macro_rules! select_project {
+    ($($rest:expr),*) => {
+        concat!(
+            "SELECT p.id, p.name, p.description, p.organization_id, p.owner_id, p.is_archived, ",
+            "p.created_at, p.updated_at FROM projects p ",
+            $($rest),*
+        )
+    };
+}
+pub(crate) use select_project;
+
+/// How both backends order a user's projects: newest first, ties (same microsecond) by id,
+/// so the order is total and the same in both.
+macro_rules! projects_newest_first {
+    () => {
+        " ORDER BY p.created_at DESC, p.id DESC"
+    };
+}
+pub(crate) use projects_newest_first;
+
+/// The columns a [`Member`] needs.
+macro_rules! member_columns {
+    () => {
+        "project_id, user_id, role, invited_by, joined_at"
+    };
+}
+pub(crate) use member_columns;
+
+/// How both backends order a project's members: in order of joining, ties (same
+/// microsecond) by user id.
+macro_rules! members_in_order_of_joining {
+    () => {
+        " ORDER BY joined_at, user_id"
+    };
+}
+pub(crate) use members_in_order_of_joining;
+
+/// The columns an [`AuditEntry`] needs.
+pub(crate) const AUDIT_COLUMNS: &str = "id, user_id, organization_id, action, resource_type, \
+     resource_id, changes, ip_address, user_agent, created_at";
+
+/// How both backends order audit entries: newest first, ties by id, so the order is total
+/// and pages neither overlap nor skip.
+pub(crate) const AUDIT_NEWEST_FIRST: &str = " ORDER BY created_at DESC, id DESC";
+
+/// A row of either SQL backend, read into the crate's types: each backend stores UUIDs,
+/// timestamps, JSON and addresses in column types of its own, so the record mappings below
+/// are shared and only these reads differ.
+pub(crate) trait SqlRow {
+    /// A text column that may be NULL.
+    fn opt_text(&self, col: &str) -> StorageResult<Option<String>>;
+    /// A UUID column that may be NULL.
+    fn opt_uuid(&self, col: &str) -> StorageResult<Option<Uuid>>;
+    /// A timestamp column that may be NULL.
+    fn opt_ts(&self, col: &str) -> StorageResult<Option<DateTime<Utc>>>;
+    /// A boolean column that may be NULL.
+    fn opt_bool(&self, col: &str) -> StorageResult<Option<bool>>;
+    /// A JSON column that may be NULL.
+    fn opt_json(&self, col: &str) -> StorageResult<Option<serde_json::Value>>;
+    /// An IP address column that may be NULL.
+    fn opt_ip(&self, col: &str) -> StorageResult<Option<IpAddr>>;
+
+    /// A text column the stores always set.
+    fn text(&self, col: &str) -> StorageResult<String> {
+        self.opt_text(col)?.ok_or_else(|| null(col))
+    }
+    /// A UUID column the stores always set.
+    fn uuid(&self, col: &str) -> StorageResult<Uuid> {
+        self.opt_uuid(col)?.ok_or_else(|| null(col))
+    }
+    /// A timestamp column the stores always set.
+    fn ts(&self, col: &str) -> StorageResult<DateTime<Utc>> {
+        self.opt_ts(col)?.ok_or_else(|| null(col))
+    }
+    /// A role column (`Role::as_str` form).
+    fn role(&self, col: &str) -> StorageResult<Role> {
+        parse_role(col, &self.text(col)?)
+    }
+}
+
+fn null(col: &str) -> StorageError {
+    StorageError::Corrupt(format!("{col} is NULL"))
+}
+
+/// A [`User`] from the columns of `users`.
+pub(crate) fn user_from_row(row: &impl SqlRow) -> StorageResult<User> {
+    Ok(User {
+        id: row.uuid("id")?,
+        email: row.text("email")?,
+        username: row.text("username")?,
+        first_name: row.opt_text("first_name")?,
+        last_name: row.opt_text("last_name")?,
+        avatar_url: row.opt_text("avatar_url")?,
+        organization_id: row.opt_uuid("organization_id")?,
+        role: row.text("role")?,
+        last_login_at: row.opt_ts("last_login_at")?,
+        created_at: row.ts("created_at")?,
+    })
+}
+
+/// A [`Project`] from the columns of [`select_project!`]. `is_archived` may be NULL in the
+/// seed's schema: NULL counts as not archived.
+pub(crate) fn project_from_row(row: &impl SqlRow) -> StorageResult<Project> {
+    Ok(Project {
+        id: row.uuid("id")?,
+        name: row.text("name")?,
+        description: row.opt_text("description")?,
+        organization_id: row.opt_uuid("organization_id")?,
+        owner_id: row.uuid("owner_id")?,
+        is_archived: row.opt_bool("is_archived")?.unwrap_or(false),
+        created_at: row.ts("created_at")?,
+        updated_at: row.ts("updated_at")?,
+    })
+}
+
+/// A [`Member`] from [`member_columns!`].
+pub(crate) fn member_from_row(row: &impl SqlRow) -> StorageResult<Member> {
+    Ok(Member {
+        project_id: row.uuid("project_id")?,
+        user_id: row.uuid("user_id")?,
+        role: row.role("role")?,
+        invited_by: row.opt_uuid("invited_by")?,
+        joined_at: row.ts("joined_at")?,
+    })
+}
+
+/// An [`AuditEntry`] from [`AUDIT_COLUMNS`].
+pub(crate) fn audit_entry_from_row(row: &impl SqlRow) -> StorageResult<AuditEntry> {
+    Ok(AuditEntry {
+        id: row.uuid("id")?,
+        user_id: row.opt_uuid("user_id")?,
+        organization_id: row.opt_uuid("organization_id")?,
+        action: row.text("action")?,
+        resource_type: row.text("resource_type")?,
+        resource_id: row.opt_uuid("resource_id")?,
+        changes: row.opt_json("changes")?,
+        ip_address: row.opt_ip("ip_address")?,
+        user_agent: row.opt_text("user_agent")?,
+        created_at: row.ts("created_at")?,
+    })
+}
 
 /// An organization slug from a name: lowercase ASCII letters and digits, runs of anything
 /// else as one `-`, never empty.

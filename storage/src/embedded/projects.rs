@@ -1,7 +1,10 @@
 //! [`ProjectStore`] on `projects` and `project_members`.
 
-use super::{SqliteStore, get_opt_uuid, get_role, get_ts, get_uuid, now, ts};
-use crate::sql::missing_reference;
+use super::{SqliteStore, get_role, now, ts};
+use crate::sql::{
+    member_columns, member_from_row, members_in_order_of_joining, missing_reference,
+    project_from_row, projects_newest_first, select_project,
+};
 use crate::{
     Member, NewMember, NewProject, Project, ProjectStore, ProjectUpdate, StorageError,
     StorageResult,
@@ -9,19 +12,7 @@ use crate::{
 use async_trait::async_trait;
 use canvas_engine::Role;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
-
-/// `SELECT` of every column a [`Project`] needs (from `projects p`), with the rest of the query.
-macro_rules! select_project {
-    ($rest:literal) => {
-        concat!(
-            "SELECT p.id, p.name, p.description, p.organization_id, p.owner_id, p.is_archived, ",
-            "p.created_at, p.updated_at FROM projects p ",
-            $rest
-        )
-    };
-}
 
 #[async_trait]
 impl ProjectStore for SqliteStore {
@@ -69,8 +60,8 @@ impl ProjectStore for SqliteStore {
     ) -> StorageResult<Vec<Project>> {
         let rows = sqlx::query(select_project!(
             "WHERE p.is_archived = ?2 AND (p.owner_id = ?1 OR EXISTS (SELECT 1 FROM \
-             project_members m WHERE m.project_id = p.id AND m.user_id = ?1)) \
-             ORDER BY p.created_at DESC, p.rowid DESC"
+             project_members m WHERE m.project_id = p.id AND m.user_id = ?1))",
+            projects_newest_first!()
         ))
         .bind(user_id.to_string())
         .bind(archived)
@@ -105,12 +96,13 @@ impl ProjectStore for SqliteStore {
             return Err(StorageError::Conflict("role owner".into()));
         }
         // On a role change the original `joined_at` and `invited_by` stay.
-        let row = sqlx::query(
+        let row = sqlx::query(concat!(
             "INSERT INTO project_members (project_id, user_id, role, invited_by, joined_at) \
              VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role \
-             RETURNING project_id, user_id, role, invited_by, joined_at",
-        )
+             RETURNING ",
+            member_columns!()
+        ))
         .bind(member.project_id.to_string())
         .bind(member.user_id.to_string())
         .bind(member.role.as_str())
@@ -132,10 +124,12 @@ impl ProjectStore for SqliteStore {
     }
 
     async fn members(&self, project_id: Uuid) -> StorageResult<Vec<Member>> {
-        let rows = sqlx::query(
-            "SELECT project_id, user_id, role, invited_by, joined_at FROM project_members \
-             WHERE project_id = ? ORDER BY joined_at, rowid",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            member_columns!(),
+            " FROM project_members WHERE project_id = ?",
+            members_in_order_of_joining!()
+        ))
         .bind(project_id.to_string())
         .fetch_all(&self.pool)
         .await?;
@@ -168,27 +162,4 @@ impl ProjectStore for SqliteStore {
         .await?;
         row.map(|row| project_from_row(&row)).transpose()
     }
-}
-
-fn project_from_row(row: &SqliteRow) -> StorageResult<Project> {
-    Ok(Project {
-        id: get_uuid(row, "id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        organization_id: get_opt_uuid(row, "organization_id")?,
-        owner_id: get_uuid(row, "owner_id")?,
-        is_archived: row.try_get("is_archived")?,
-        created_at: get_ts(row, "created_at")?,
-        updated_at: get_ts(row, "updated_at")?,
-    })
-}
-
-fn member_from_row(row: &SqliteRow) -> StorageResult<Member> {
-    Ok(Member {
-        project_id: get_uuid(row, "project_id")?,
-        user_id: get_uuid(row, "user_id")?,
-        role: get_role(row, "role")?,
-        invited_by: get_opt_uuid(row, "invited_by")?,
-        joined_at: get_ts(row, "joined_at")?,
-    })
 }

@@ -1,11 +1,10 @@
 //! [`UserStore`] on `organizations` and `users`.
 
-use super::{SqliteStore, get_opt_ts, get_opt_uuid, get_ts, get_uuid, now, ts};
-use crate::sql::slugify;
+use super::{SqliteStore, now, ts};
+use crate::sql::{slugify, user_from_row};
 use crate::{NewUser, StorageError, StorageResult, User, UserStore};
 use async_trait::async_trait;
 use rand::Rng;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
@@ -131,21 +130,6 @@ impl UserStore for SqliteStore {
         }
         Ok(())
     }
-}
-
-fn user_from_row(row: &SqliteRow) -> StorageResult<User> {
-    Ok(User {
-        id: get_uuid(row, "id")?,
-        email: row.try_get("email")?,
-        username: row.try_get("username")?,
-        first_name: row.try_get("first_name")?,
-        last_name: row.try_get("last_name")?,
-        avatar_url: row.try_get("avatar_url")?,
-        organization_id: get_opt_uuid(row, "organization_id")?,
-        role: row.try_get("role")?,
-        last_login_at: get_opt_ts(row, "last_login_at")?,
-        created_at: get_ts(row, "created_at")?,
-    })
 }
 
 /// A slug for a new organization: the username lowercased, with runs of anything but ASCII

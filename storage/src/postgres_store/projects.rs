@@ -1,7 +1,10 @@
 //! [`ProjectStore`] on `projects` and `project_members`.
 
-use super::{PgStore, get_role, get_ts, now, ts};
-use crate::sql::missing_reference;
+use super::{PgStore, get_role, now, ts};
+use crate::sql::{
+    member_columns, member_from_row, members_in_order_of_joining, missing_reference,
+    project_from_row, projects_newest_first, select_project,
+};
 use crate::{
     Member, NewMember, NewProject, Project, ProjectStore, ProjectUpdate, StorageError,
     StorageResult,
@@ -9,19 +12,7 @@ use crate::{
 use async_trait::async_trait;
 use canvas_engine::Role;
 use sqlx::Row;
-use sqlx::postgres::PgRow;
 use uuid::Uuid;
-
-/// `SELECT` of every column a [`Project`] needs (from `projects p`), with the rest of the query.
-macro_rules! select_project {
-    ($rest:literal) => {
-        concat!(
-            "SELECT p.id, p.name, p.description, p.organization_id, p.owner_id, p.is_archived, ",
-            "p.created_at, p.updated_at FROM projects p ",
-            $rest
-        )
-    };
-}
 
 #[async_trait]
 impl ProjectStore for PgStore {
@@ -66,12 +57,11 @@ impl ProjectStore for PgStore {
         user_id: Uuid,
         archived: bool,
     ) -> StorageResult<Vec<Project>> {
-        // `is_archived` may be NULL in the seed's schema: NULL counts as not archived. Ties
-        // of `created_at` (same microsecond) are broken by id, so the order is total.
+        // `is_archived` may be NULL in the seed's schema: NULL counts as not archived.
         let rows = sqlx::query(select_project!(
             "WHERE (p.is_archived IS TRUE) = $2 AND (p.owner_id = $1 OR EXISTS (SELECT 1 FROM \
-             project_members m WHERE m.project_id = p.id AND m.user_id = $1)) \
-             ORDER BY p.created_at DESC, p.id DESC"
+             project_members m WHERE m.project_id = p.id AND m.user_id = $1))",
+            projects_newest_first!()
         ))
         .bind(user_id)
         .bind(archived)
@@ -107,12 +97,13 @@ impl ProjectStore for PgStore {
             return Err(StorageError::Conflict("role owner".into()));
         }
         // On a role change the original `joined_at` and `invited_by` stay.
-        let row = sqlx::query(
+        let row = sqlx::query(concat!(
             "INSERT INTO project_members (project_id, user_id, role, invited_by, joined_at) \
              VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (project_id, user_id) DO UPDATE SET role = EXCLUDED.role \
-             RETURNING project_id, user_id, role, invited_by, joined_at",
-        )
+             RETURNING ",
+            member_columns!()
+        ))
         .bind(member.project_id)
         .bind(member.user_id)
         .bind(member.role.as_str())
@@ -135,11 +126,12 @@ impl ProjectStore for PgStore {
     }
 
     async fn members(&self, project_id: Uuid) -> StorageResult<Vec<Member>> {
-        // In order of joining; members who joined in the same microsecond by user id.
-        let rows = sqlx::query(
-            "SELECT project_id, user_id, role, invited_by, joined_at FROM project_members \
-             WHERE project_id = $1 ORDER BY joined_at, user_id",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            member_columns!(),
+            " FROM project_members WHERE project_id = $1",
+            members_in_order_of_joining!()
+        ))
         .bind(project_id)
         .fetch_all(&self.pool)
         .await?;
@@ -172,30 +164,4 @@ impl ProjectStore for PgStore {
         .await?;
         row.map(|row| project_from_row(&row)).transpose()
     }
-}
-
-fn project_from_row(row: &PgRow) -> StorageResult<Project> {
-    let owner_id: Option<Uuid> = row.try_get("owner_id")?;
-    let is_archived: Option<bool> = row.try_get("is_archived")?;
-    Ok(Project {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        organization_id: row.try_get("organization_id")?,
-        owner_id: owner_id.ok_or_else(|| StorageError::Corrupt("owner_id is NULL".into()))?,
-        is_archived: is_archived.unwrap_or(false),
-        created_at: get_ts(row, "created_at")?,
-        updated_at: get_ts(row, "updated_at")?,
-    })
-}
-
-fn member_from_row(row: &PgRow) -> StorageResult<Member> {
-    Ok(Member {
-        // Both are the primary key: never NULL.
-        project_id: row.try_get("project_id")?,
-        user_id: row.try_get("user_id")?,
-        role: get_role(row, "role")?,
-        invited_by: row.try_get("invited_by")?,
-        joined_at: get_ts(row, "joined_at")?,
-    })
 }

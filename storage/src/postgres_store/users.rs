@@ -1,11 +1,10 @@
 //! [`UserStore`] on `organizations` and `users`.
 
-use super::{PgStore, get_opt_ts, get_ts, now, ts};
-use crate::sql::slugify;
+use super::{PgStore, now, ts};
+use crate::sql::{slugify, user_from_row};
 use crate::{NewUser, StorageError, StorageResult, User, UserStore};
 use async_trait::async_trait;
 use rand::Rng;
-use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
@@ -117,21 +116,6 @@ impl UserStore for PgStore {
         }
         Ok(())
     }
-}
-
-fn user_from_row(row: &PgRow) -> StorageResult<User> {
-    Ok(User {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        username: row.try_get("username")?,
-        first_name: row.try_get("first_name")?,
-        last_name: row.try_get("last_name")?,
-        avatar_url: row.try_get("avatar_url")?,
-        organization_id: row.try_get("organization_id")?,
-        role: row.try_get("role")?,
-        last_login_at: get_opt_ts(row, "last_login_at")?,
-        created_at: get_ts(row, "created_at")?,
-    })
 }
 
 /// Inserts the organization of a new user, named after them, with a unique slug: the
