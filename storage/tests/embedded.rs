@@ -331,3 +331,103 @@ async fn audit_limit_defaults_to_100_and_caps_at_1000() {
         .expect("list");
     assert_eq!(capped.len(), 1000);
 }
+
+/// Records stamped in the same microsecond are ordered by id, as in PostgreSQL: projects and
+/// audit entries by id descending, members by user id.
+#[tokio::test]
+async fn timestamp_ties_are_ordered_by_id() {
+    let (dir, store) = store().await;
+    let owner = testing::new_user(&store).await;
+    let mut projects = Vec::new();
+    for _ in 0..4 {
+        let project = store
+            .create_project(NewProject {
+                name: testing::unique("tie-"),
+                description: None,
+                organization_id: owner.organization_id,
+                owner_id: owner.id,
+            })
+            .await
+            .expect("create_project");
+        projects.push(project.id);
+    }
+    let members = [
+        testing::new_user(&store).await.id,
+        testing::new_user(&store).await.id,
+        testing::new_user(&store).await.id,
+    ];
+    for user in members {
+        store
+            .put_member(NewMember {
+                project_id: projects[0],
+                user_id: user,
+                role: Role::Viewer,
+                invited_by: None,
+            })
+            .await
+            .expect("put_member");
+    }
+    for i in 0..4 {
+        store
+            .record(canvas_storage::NewAuditEntry {
+                action: format!("tie{i}"),
+                resource_type: "tie".into(),
+                organization_id: owner.organization_id,
+                ..Default::default()
+            })
+            .await
+            .expect("record");
+    }
+
+    // Stamp everything with one instant behind the store's back.
+    let url = format!("sqlite://{}", dir.path().join("canvas.sqlite3").display());
+    let raw = sqlx::SqlitePool::connect(&url).await.expect("connect");
+    let instant = "2024-01-15T10:30:00.000000Z";
+    for sql in [
+        "UPDATE projects SET created_at = ?",
+        "UPDATE project_members SET joined_at = ?",
+        "UPDATE audit_logs SET created_at = ?",
+    ] {
+        sqlx::query(sql)
+            .bind(instant)
+            .execute(&raw)
+            .await
+            .expect("stamp");
+    }
+    raw.close().await;
+
+    let listed: Vec<Uuid> = store
+        .projects_for_user(owner.id, false)
+        .await
+        .expect("projects_for_user")
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    let mut by_id = projects.clone();
+    by_id.sort_by(|a, b| b.cmp(a));
+    assert_eq!(listed, by_id, "projects: ties by id, descending");
+
+    let listed: Vec<Uuid> = store
+        .members(projects[0])
+        .await
+        .expect("members")
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect();
+    let mut by_user = members.to_vec();
+    by_user.sort();
+    assert_eq!(listed, by_user, "members: ties by user id");
+
+    let entries = store
+        .list(canvas_storage::AuditFilter {
+            organization_id: owner.organization_id,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    let ids: Vec<Uuid> = entries.iter().map(|e| e.id).collect();
+    let mut by_id = ids.clone();
+    by_id.sort_by(|a, b| b.cmp(a));
+    assert_eq!(entries.len(), 4);
+    assert_eq!(ids, by_id, "audit entries: ties by id, descending");
+}
