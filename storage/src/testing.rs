@@ -211,7 +211,7 @@ pub async fn new_user(users: &dyn UserStore) -> User {
 /// Polls `check` until it holds; panics naming `what` if it still does not after
 /// `within`. For what the store does by itself over time (expiry), so a test waits exactly
 /// as long as the store takes instead of a fixed guess.
-async fn wait_until<F, Fut>(what: &str, within: Duration, mut check: F)
+pub async fn wait_until<F, Fut>(what: &str, within: Duration, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

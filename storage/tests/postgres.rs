@@ -590,7 +590,27 @@ async fn unique_violations_map_to_the_field_by_constraint_name() {
                 };
                 async move { store.create_user(new).await }
             });
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // Wait until the racing insert is blocked on a lock (the index entry the held
+            // transaction wrote), as PostgreSQL itself reports it.
+            testing::wait_until(
+                "the racing insert waits on a lock",
+                Duration::from_secs(10),
+                || async {
+                    assert!(
+                        !racer.is_finished(),
+                        "the racing insert must wait on the index"
+                    );
+                    let waiting: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM pg_stat_activity \
+                         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    )
+                    .fetch_one(store.pool())
+                    .await
+                    .expect("pg_stat_activity");
+                    waiting > 0
+                },
+            )
+            .await;
             assert!(!racer.is_finished(), "the racing insert waits on the index");
             tx.commit().await.expect("commit");
             match racer.await.expect("task") {
@@ -799,6 +819,8 @@ async fn member_upsert_keeps_joined_at_and_invited_by() {
             })
             .await
             .expect("put_member");
+        // Distinct timestamps: a role change a moment later would stamp a later joined_at,
+        // so the equality below shows the first one is kept.
         tokio::time::sleep(Duration::from_millis(20)).await;
         let changed = store
             .put_member(NewMember {
