@@ -70,7 +70,8 @@ pub async fn run_all(storage: &Storage) {
 /// `testing::MODULE`, a test (in a module named after the trait, e.g. `user_store`) that
 /// calls `FIXTURE(|STORE| async move { case ARGS.await })`. The fixture makes a store, hands
 /// it to the closure, awaits what it returns and cleans up; the arguments are what the case
-/// takes (`(&store)`, or `(&store, &store)` for the suites that take two stores).
+/// takes (`(&store)`, or `(&store, &store)` for the suites that take two stores). The tests
+/// are `#[tokio::test]`s, so the calling crate needs `tokio` with its `macros` feature.
 ///
 /// ```no_run
 /// use canvas_storage::embedded::SqliteStore;
