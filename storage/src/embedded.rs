@@ -44,6 +44,16 @@
 //! pages from the file (about 70 `pread`s per commit under W2, most of the storage thread's
 //! time; BENCHMARKS.md).
 
+/// A shared statement of [`crate::sql`] (PostgreSQL placeholders) in SQLite's form,
+/// converted once per call site.
+macro_rules! sqlite {
+    ($statement:expr) => {{
+        static STATEMENT: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| crate::sql::sqlite_placeholders($statement));
+        STATEMENT.as_str()
+    }};
+}
+
 mod audit;
 mod canvas;
 mod interactions;

@@ -17,7 +17,6 @@ macro_rules! select_project {
         )
     };
 }
-pub(crate) use select_project;
 
 /// How both backends order a user's projects: newest first, ties (same microsecond) by id,
 /// so the order is total and the same in both.
@@ -26,7 +25,6 @@ macro_rules! projects_newest_first {
         " ORDER BY p.created_at DESC, p.id DESC"
     };
 }
-pub(crate) use projects_newest_first;
 
 /// The columns a [`Member`] needs.
 macro_rules! member_columns {
@@ -34,7 +32,6 @@ macro_rules! member_columns {
         "project_id, user_id, role, invited_by, joined_at"
     };
 }
-pub(crate) use member_columns;
 
 /// How both backends order a project's members: in order of joining, ties (same
 /// microsecond) by user id.
@@ -43,7 +40,71 @@ macro_rules! members_in_order_of_joining {
         " ORDER BY joined_at, user_id"
     };
 }
-pub(crate) use members_in_order_of_joining;
+
+/// The statements of the project stores, the same for both dialects. They are written with
+/// PostgreSQL's placeholders (`$1`); the embedded store runs them through
+/// [`sqlite_placeholders`].
+pub(crate) mod projects {
+    /// Binds id, name, description, organization_id, owner_id, now.
+    pub(crate) const INSERT: &str = "INSERT INTO projects (id, name, description, \
+         organization_id, owner_id, is_archived, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, FALSE, $6, $6)";
+    /// Binds the id.
+    pub(crate) const BY_ID: &str = select_project!("WHERE p.id = $1");
+    /// Binds the user and whether to list archived ones. `is_archived` may be NULL in the
+    /// seed's schema: NULL counts as not archived.
+    pub(crate) const FOR_USER: &str = select_project!(
+        "WHERE (p.is_archived IS TRUE) = $2 AND (p.owner_id = $1 OR EXISTS (SELECT 1 FROM \
+         project_members m WHERE m.project_id = p.id AND m.user_id = $1))",
+        projects_newest_first!()
+    );
+    /// Binds project and user: `is_owner` and the member row's `role` (NULL for none); no
+    /// row for an unknown project.
+    pub(crate) const MEMBER_ROLE: &str = "SELECT p.owner_id = $2 AS is_owner, m.role \
+         FROM projects p LEFT JOIN project_members m ON m.project_id = p.id AND m.user_id = $2 \
+         WHERE p.id = $1";
+    /// Binds project, user, role, invited_by, now. On a role change the original
+    /// `joined_at` and `invited_by` stay.
+    pub(crate) const PUT_MEMBER: &str = concat!(
+        "INSERT INTO project_members (project_id, user_id, role, invited_by, joined_at) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role RETURNING ",
+        member_columns!()
+    );
+    /// Binds project and user.
+    pub(crate) const REMOVE_MEMBER: &str =
+        "DELETE FROM project_members WHERE project_id = $1 AND user_id = $2";
+    /// Binds the project.
+    pub(crate) const MEMBERS: &str = concat!(
+        "SELECT ",
+        member_columns!(),
+        " FROM project_members WHERE project_id = $1",
+        members_in_order_of_joining!()
+    );
+    /// Binds id, name (NULL keeps it), whether to set the description, the description,
+    /// is_archived (NULL keeps it), now.
+    pub(crate) const UPDATE: &str = "UPDATE projects SET name = COALESCE($2, name), \
+         description = CASE WHEN $3 THEN $4 ELSE description END, \
+         is_archived = COALESCE($5, is_archived), updated_at = $6 WHERE id = $1 \
+         RETURNING id, name, description, organization_id, owner_id, is_archived, \
+         created_at, updated_at";
+}
+
+/// A statement with PostgreSQL's placeholders (`$1`) in SQLite's form (`?1`, the same
+/// numbering). SQLite would read `$1` as a named parameter, numbered by first appearance,
+/// so `... $2 ... $1` would bind the wrong values.
+pub(crate) fn sqlite_placeholders(statement: &str) -> String {
+    let mut out = String::with_capacity(statement.len());
+    let mut chars = statement.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// The columns an [`AuditEntry`] needs.
 pub(crate) const AUDIT_COLUMNS: &str = "id, user_id, organization_id, action, resource_type, \
@@ -108,7 +169,7 @@ pub(crate) fn user_from_row(row: &impl SqlRow) -> StorageResult<User> {
     })
 }
 
-/// A [`Project`] from the columns of [`select_project!`]. `is_archived` may be NULL in the
+/// A [`Project`] from the columns of `select_project!`. `is_archived` may be NULL in the
 /// seed's schema: NULL counts as not archived.
 pub(crate) fn project_from_row(row: &impl SqlRow) -> StorageResult<Project> {
     Ok(Project {
@@ -123,7 +184,7 @@ pub(crate) fn project_from_row(row: &impl SqlRow) -> StorageResult<Project> {
     })
 }
 
-/// A [`Member`] from [`member_columns!`].
+/// A [`Member`] from the columns of `member_columns!`.
 pub(crate) fn member_from_row(row: &impl SqlRow) -> StorageResult<Member> {
     Ok(Member {
         project_id: row.uuid("project_id")?,
@@ -197,6 +258,17 @@ mod tests {
         assert_eq!(slugify("  Bob  the Builder!! "), "bob-the-builder");
         assert_eq!(slugify("émile_zola"), "mile-zola");
         assert_eq!(slugify("日本"), "org");
+    }
+
+    #[test]
+    fn placeholders_keep_their_numbers_for_sqlite() {
+        assert_eq!(
+            sqlite_placeholders("SELECT $2, $10 WHERE a = $1 AND b = '$x'"),
+            "SELECT ?2, ?10 WHERE a = ?1 AND b = '$x'"
+        );
+        for statement in [projects::INSERT, projects::FOR_USER, projects::UPDATE] {
+            assert!(!sqlite_placeholders(statement).contains('$'), "{statement}");
+        }
     }
 
     #[test]

@@ -1,10 +1,8 @@
 //! [`ProjectStore`] on `projects` and `project_members`.
 
 use super::{SqliteStore, get_role, now, ts};
-use crate::sql::{
-    member_columns, member_from_row, members_in_order_of_joining, missing_reference,
-    project_from_row, projects_newest_first, select_project,
-};
+use crate::sql::projects as statements;
+use crate::sql::{member_from_row, missing_reference, project_from_row};
 use crate::{
     Member, NewMember, NewProject, Project, ProjectStore, ProjectUpdate, StorageError,
     StorageResult,
@@ -28,25 +26,21 @@ impl ProjectStore for SqliteStore {
             created_at: now,
             updated_at: now,
         };
-        sqlx::query(
-            "INSERT INTO projects (id, name, description, organization_id, owner_id, \
-             is_archived, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
-        )
-        .bind(project.id.to_string())
-        .bind(&project.name)
-        .bind(&project.description)
-        .bind(project.organization_id.map(|id| id.to_string()))
-        .bind(project.owner_id.to_string())
-        .bind(ts(now))
-        .bind(ts(now))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| missing_reference(e, "owner or organization"))?;
+        sqlx::query(sqlite!(statements::INSERT))
+            .bind(project.id.to_string())
+            .bind(&project.name)
+            .bind(&project.description)
+            .bind(project.organization_id.map(|id| id.to_string()))
+            .bind(project.owner_id.to_string())
+            .bind(ts(now))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| missing_reference(e, "owner or organization"))?;
         Ok(project)
     }
 
     async fn project(&self, id: Uuid) -> StorageResult<Option<Project>> {
-        let row = sqlx::query(select_project!("WHERE p.id = ?"))
+        let row = sqlx::query(sqlite!(statements::BY_ID))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -58,28 +52,20 @@ impl ProjectStore for SqliteStore {
         user_id: Uuid,
         archived: bool,
     ) -> StorageResult<Vec<Project>> {
-        let rows = sqlx::query(select_project!(
-            "WHERE p.is_archived = ?2 AND (p.owner_id = ?1 OR EXISTS (SELECT 1 FROM \
-             project_members m WHERE m.project_id = p.id AND m.user_id = ?1))",
-            projects_newest_first!()
-        ))
-        .bind(user_id.to_string())
-        .bind(archived)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sqlite!(statements::FOR_USER))
+            .bind(user_id.to_string())
+            .bind(archived)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(project_from_row).collect()
     }
 
     async fn member_role(&self, project_id: Uuid, user_id: Uuid) -> StorageResult<Option<Role>> {
-        let row = sqlx::query(
-            "SELECT p.owner_id = ?2 AS is_owner, m.role FROM projects p \
-             LEFT JOIN project_members m ON m.project_id = p.id AND m.user_id = ?2 \
-             WHERE p.id = ?1",
-        )
-        .bind(project_id.to_string())
-        .bind(user_id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(sqlite!(statements::MEMBER_ROLE))
+            .bind(project_id.to_string())
+            .bind(user_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -95,27 +81,20 @@ impl ProjectStore for SqliteStore {
             // Ownership is `projects.owner_id`, never a member row.
             return Err(StorageError::Conflict("role owner".into()));
         }
-        // On a role change the original `joined_at` and `invited_by` stay.
-        let row = sqlx::query(concat!(
-            "INSERT INTO project_members (project_id, user_id, role, invited_by, joined_at) \
-             VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role \
-             RETURNING ",
-            member_columns!()
-        ))
-        .bind(member.project_id.to_string())
-        .bind(member.user_id.to_string())
-        .bind(member.role.as_str())
-        .bind(member.invited_by.map(|id| id.to_string()))
-        .bind(ts(now()))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| missing_reference(e, "project or user"))?;
+        let row = sqlx::query(sqlite!(statements::PUT_MEMBER))
+            .bind(member.project_id.to_string())
+            .bind(member.user_id.to_string())
+            .bind(member.role.as_str())
+            .bind(member.invited_by.map(|id| id.to_string()))
+            .bind(ts(now()))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| missing_reference(e, "project or user"))?;
         member_from_row(&row)
     }
 
     async fn remove_member(&self, project_id: Uuid, user_id: Uuid) -> StorageResult<bool> {
-        let done = sqlx::query("DELETE FROM project_members WHERE project_id = ? AND user_id = ?")
+        let done = sqlx::query(sqlite!(statements::REMOVE_MEMBER))
             .bind(project_id.to_string())
             .bind(user_id.to_string())
             .execute(&self.pool)
@@ -124,15 +103,10 @@ impl ProjectStore for SqliteStore {
     }
 
     async fn members(&self, project_id: Uuid) -> StorageResult<Vec<Member>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            member_columns!(),
-            " FROM project_members WHERE project_id = ?",
-            members_in_order_of_joining!()
-        ))
-        .bind(project_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sqlite!(statements::MEMBERS))
+            .bind(project_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(member_from_row).collect()
     }
 
@@ -145,21 +119,15 @@ impl ProjectStore for SqliteStore {
             Some(d) => (true, d),
             None => (false, None),
         };
-        let row = sqlx::query(
-            "UPDATE projects SET name = COALESCE(?2, name), \
-             description = CASE WHEN ?3 THEN ?4 ELSE description END, \
-             is_archived = COALESCE(?5, is_archived), updated_at = ?6 WHERE id = ?1 \
-             RETURNING id, name, description, organization_id, owner_id, is_archived, \
-             created_at, updated_at",
-        )
-        .bind(id.to_string())
-        .bind(update.name)
-        .bind(set_description)
-        .bind(description)
-        .bind(update.is_archived)
-        .bind(ts(now()))
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(sqlite!(statements::UPDATE))
+            .bind(id.to_string())
+            .bind(update.name)
+            .bind(set_description)
+            .bind(description)
+            .bind(update.is_archived)
+            .bind(ts(now()))
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|row| project_from_row(&row)).transpose()
     }
 }
