@@ -41,6 +41,38 @@ macro_rules! members_in_order_of_joining {
     };
 }
 
+/// `SELECT` of every column a [`User`] needs, plus `hashed_password`, with a condition.
+macro_rules! select_user_where {
+    ($condition:literal) => {
+        concat!(
+            "SELECT id, email, username, first_name, last_name, avatar_url, organization_id, ",
+            "role, last_login_at, created_at, hashed_password FROM users WHERE ",
+            $condition
+        )
+    };
+}
+pub(crate) use select_user_where;
+
+/// The statements both user stores share, with PostgreSQL's placeholders (see
+/// [`projects`]). Email lookups differ: SQLite keeps an `email_lower` column, PostgreSQL an
+/// index on `lower(email)`.
+pub(crate) mod users {
+    /// Binds the id.
+    pub(crate) const BY_ID: &str = select_user_where!("id = $1");
+    /// Binds the username; a row if it is taken.
+    pub(crate) const USERNAME_TAKEN: &str = "SELECT 1 FROM users WHERE username = $1";
+    /// Binds now and the id.
+    pub(crate) const RECORD_LOGIN: &str =
+        "UPDATE users SET last_login_at = $1, updated_at = $1 WHERE id = $2";
+}
+
+/// The statement both audit stores record with, with PostgreSQL's placeholders (see
+/// [`projects`]). Binds id, user, organization, action, resource type and id, changes,
+/// address, user agent, now.
+pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_logs (id, user_id, organization_id, \
+     action, resource_type, resource_id, changes, ip_address, user_agent, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
 /// The statements of the project stores, the same for both dialects. They are written with
 /// PostgreSQL's placeholders (`$1`); the embedded store runs them through
 /// [`sqlite_placeholders`].

@@ -1,7 +1,9 @@
 //! [`AuditStore`] on `audit_logs`.
 
 use super::{SqliteStore, now, ts};
-use crate::sql::{AUDIT_COLUMNS, AUDIT_NEWEST_FIRST, audit_entry_from_row, missing_reference};
+use crate::sql::{
+    AUDIT_COLUMNS, AUDIT_INSERT, AUDIT_NEWEST_FIRST, audit_entry_from_row, missing_reference,
+};
 use crate::{AuditEntry, AuditFilter, AuditStore, NewAuditEntry, StorageResult};
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite};
@@ -15,24 +17,20 @@ pub const MAX_LIMIT: u32 = 1000;
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn record(&self, entry: NewAuditEntry) -> StorageResult<()> {
-        sqlx::query(
-            "INSERT INTO audit_logs (id, user_id, organization_id, action, resource_type, \
-             resource_id, changes, ip_address, user_agent, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(Uuid::new_v4().to_string())
-        .bind(entry.user_id.map(|id| id.to_string()))
-        .bind(entry.organization_id.map(|id| id.to_string()))
-        .bind(&entry.action)
-        .bind(&entry.resource_type)
-        .bind(entry.resource_id.map(|id| id.to_string()))
-        .bind(entry.changes.as_ref().map(|c| c.to_string()))
-        .bind(entry.ip_address.map(|ip| ip.to_string()))
-        .bind(&entry.user_agent)
-        .bind(ts(now()))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| missing_reference(e, "user or organization"))?;
+        sqlx::query(sqlite!(AUDIT_INSERT))
+            .bind(Uuid::new_v4().to_string())
+            .bind(entry.user_id.map(|id| id.to_string()))
+            .bind(entry.organization_id.map(|id| id.to_string()))
+            .bind(&entry.action)
+            .bind(&entry.resource_type)
+            .bind(entry.resource_id.map(|id| id.to_string()))
+            .bind(entry.changes.as_ref().map(|c| c.to_string()))
+            .bind(entry.ip_address.map(|ip| ip.to_string()))
+            .bind(&entry.user_agent)
+            .bind(ts(now()))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| missing_reference(e, "user or organization"))?;
         Ok(())
     }
 

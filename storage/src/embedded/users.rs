@@ -1,7 +1,8 @@
 //! [`UserStore`] on `organizations` and `users`.
 
 use super::{SqliteStore, now, ts};
-use crate::sql::{slugify, user_from_row};
+use crate::sql::users as statements;
+use crate::sql::{select_user_where, slugify, user_from_row};
 use crate::{NewUser, StorageError, StorageResult, User, UserStore};
 use async_trait::async_trait;
 use rand::Rng;
@@ -13,17 +14,6 @@ const SIGNUP_ROLE: &str = "admin";
 
 /// How many random suffixes to try before giving up on a unique slug.
 const SLUG_ATTEMPTS: usize = 16;
-
-/// `SELECT` of every column a [`User`] needs, plus `hashed_password`, with a condition.
-macro_rules! select_user_where {
-    ($condition:literal) => {
-        concat!(
-            "SELECT id, email, username, first_name, last_name, avatar_url, organization_id, ",
-            "role, last_login_at, created_at, hashed_password FROM users WHERE ",
-            $condition
-        )
-    };
-}
 
 #[async_trait]
 impl UserStore for SqliteStore {
@@ -40,7 +30,7 @@ impl UserStore for SqliteStore {
         if email_taken {
             return Err(StorageError::Conflict("email".into()));
         }
-        let username_taken = sqlx::query("SELECT 1 FROM users WHERE username = ?")
+        let username_taken = sqlx::query(sqlite!(statements::USERNAME_TAKEN))
             .bind(&new.username)
             .fetch_optional(&mut *tx)
             .await?
@@ -110,7 +100,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn user_by_id(&self, id: Uuid) -> StorageResult<Option<User>> {
-        let row = sqlx::query(select_user_where!("id = ?"))
+        let row = sqlx::query(sqlite!(statements::BY_ID))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -118,10 +108,8 @@ impl UserStore for SqliteStore {
     }
 
     async fn record_login(&self, id: Uuid) -> StorageResult<()> {
-        let now = ts(now());
-        let done = sqlx::query("UPDATE users SET last_login_at = ?, updated_at = ? WHERE id = ?")
-            .bind(&now)
-            .bind(&now)
+        let done = sqlx::query(sqlite!(statements::RECORD_LOGIN))
+            .bind(ts(now()))
             .bind(id.to_string())
             .execute(&self.pool)
             .await?;

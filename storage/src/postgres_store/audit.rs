@@ -1,7 +1,9 @@
 //! [`AuditStore`] on `audit_logs`.
 
 use super::{PgStore, now, ts};
-use crate::sql::{AUDIT_COLUMNS, AUDIT_NEWEST_FIRST, audit_entry_from_row, missing_reference};
+use crate::sql::{
+    AUDIT_COLUMNS, AUDIT_INSERT, AUDIT_NEWEST_FIRST, audit_entry_from_row, missing_reference,
+};
 use crate::{AuditEntry, AuditFilter, AuditStore, NewAuditEntry, StorageResult};
 use async_trait::async_trait;
 use sqlx::types::Json;
@@ -16,24 +18,20 @@ pub const MAX_LIMIT: u32 = 1000;
 #[async_trait]
 impl AuditStore for PgStore {
     async fn record(&self, entry: NewAuditEntry) -> StorageResult<()> {
-        sqlx::query(
-            "INSERT INTO audit_logs (id, user_id, organization_id, action, resource_type, \
-             resource_id, changes, ip_address, user_agent, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(Uuid::new_v4())
-        .bind(entry.user_id)
-        .bind(entry.organization_id)
-        .bind(&entry.action)
-        .bind(&entry.resource_type)
-        .bind(entry.resource_id)
-        .bind(entry.changes.as_ref().map(Json))
-        .bind(entry.ip_address)
-        .bind(&entry.user_agent)
-        .bind(ts(now()))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| missing_reference(e, "user or organization"))?;
+        sqlx::query(AUDIT_INSERT)
+            .bind(Uuid::new_v4())
+            .bind(entry.user_id)
+            .bind(entry.organization_id)
+            .bind(&entry.action)
+            .bind(&entry.resource_type)
+            .bind(entry.resource_id)
+            .bind(entry.changes.as_ref().map(Json))
+            .bind(entry.ip_address)
+            .bind(&entry.user_agent)
+            .bind(ts(now()))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| missing_reference(e, "user or organization"))?;
         Ok(())
     }
 
