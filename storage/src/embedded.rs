@@ -44,6 +44,16 @@
 //! pages from the file (about 70 `pread`s per commit under W2, most of the storage thread's
 //! time; BENCHMARKS.md).
 
+/// A shared statement of [`crate::sql`] (PostgreSQL placeholders) in SQLite's form,
+/// converted once per call site.
+macro_rules! sqlite {
+    ($statement:expr) => {{
+        static STATEMENT: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| crate::sql::sqlite_placeholders($statement));
+        STATEMENT.as_str()
+    }};
+}
+
 mod audit;
 mod canvas;
 mod interactions;
@@ -194,6 +204,35 @@ fn parse_uuid(s: &str, col: &str) -> StorageResult<Uuid> {
 fn get_role(row: &SqliteRow, col: &str) -> StorageResult<canvas_engine::Role> {
     let s: String = row.try_get(col)?;
     crate::sql::parse_role(col, &s)
+}
+
+impl crate::sql::SqlRow for SqliteRow {
+    fn opt_text(&self, col: &str) -> StorageResult<Option<String>> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_uuid(&self, col: &str) -> StorageResult<Option<Uuid>> {
+        get_opt_uuid(self, col)
+    }
+    fn opt_ts(&self, col: &str) -> StorageResult<Option<DateTime<Utc>>> {
+        get_opt_ts(self, col)
+    }
+    fn opt_bool(&self, col: &str) -> StorageResult<Option<bool>> {
+        Ok(self.try_get(col)?)
+    }
+    /// JSON is TEXT.
+    fn opt_json(&self, col: &str) -> StorageResult<Option<serde_json::Value>> {
+        let s: Option<String> = self.try_get(col)?;
+        s.map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| StorageError::Corrupt(format!("{col}: {e}")))
+    }
+    /// Addresses are TEXT.
+    fn opt_ip(&self, col: &str) -> StorageResult<Option<std::net::IpAddr>> {
+        let s: Option<String> = self.try_get(col)?;
+        s.map(|s| s.parse())
+            .transpose()
+            .map_err(|e| StorageError::Corrupt(format!("{col}: {e}")))
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 //! | [`RateLimiter`] | per-minute call counts (`rate_limit:{user_id}:{endpoint}`) | in process | Redis |
 //!
 //! [`Storage`] bundles one of each as cheap cloneable handles. Every trait has one generic
-//! test suite in [`testing`] that every backend passes.
+//! test suite (the `testing` module, behind the `testing` feature) that every backend passes.
 //!
 //! ## Durability contract of [`CanvasStore`]
 //! An update is durable once [`CanvasStore::append_updates`] returns: the server acknowledges
@@ -35,6 +35,7 @@ pub mod password;
 pub mod postgres_store;
 pub mod redis_store;
 mod sql;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod token;
 

@@ -1,6 +1,6 @@
 //! [`CanvasStore`] on MongoDB.
 //!
-//! Three collections:
+//! Five collections:
 //!
 //! - `canvases`: one document per canvas in the seed's shape (`name`, `description`,
 //!   `project_id`, `owner_id`, `version`, `layout`, `blocks` as an array, `sharing`,
@@ -12,9 +12,9 @@
 //!   every query goes through `canvas_id`.
 //! - `canvas_updates`: the append log, `{canvas_id, seq, data, created_at}`, unique on
 //!   `(canvas_id, seq)`. A checkpoint drops the entries its snapshot covers.
-//! - `canvas_versions`: version snapshots (indexed on `(canvas_id, version)`; filled later).
-//! - `canvas_favorites` and `canvas_templates`: see [`interactions`] and [`templates`]; a
-//!   canvas's view and favorite counters live in its document's `interactions`.
+//! - `canvas_favorites` and `canvas_templates`: see `mongo_store/interactions.rs` and
+//!   `mongo_store/templates.rs`; a canvas's view and favorite counters live in its document's
+//!   `interactions`.
 //! - `canvas_versions`: version snapshots, `{canvas_id, version, kind, changes, changed_by,
 //!   changed_at, state, view}` (indexed on `(canvas_id, version)`). The canvas document's
 //!   `version` is the latest number and its `metadata.version_history` lists the records

@@ -221,11 +221,6 @@ fn ts(t: DateTime<Utc>) -> NaiveDateTime {
     t.trunc_subsecs(6).naive_utc()
 }
 
-/// Reads a `TIMESTAMP` column that the stores always set (the seed allows NULL).
-fn get_ts(row: &PgRow, col: &str) -> StorageResult<DateTime<Utc>> {
-    get_opt_ts(row, col)?.ok_or_else(|| StorageError::Corrupt(format!("{col} is NULL")))
-}
-
 /// Reads a nullable `TIMESTAMP` column as UTC.
 fn get_opt_ts(row: &PgRow, col: &str) -> StorageResult<Option<DateTime<Utc>>> {
     let t: Option<NaiveDateTime> = row.try_get(col)?;
@@ -236,6 +231,28 @@ fn get_opt_ts(row: &PgRow, col: &str) -> StorageResult<Option<DateTime<Utc>>> {
 fn get_role(row: &PgRow, col: &str) -> StorageResult<canvas_engine::Role> {
     let s: String = row.try_get(col)?;
     crate::sql::parse_role(col, &s)
+}
+
+impl crate::sql::SqlRow for PgRow {
+    fn opt_text(&self, col: &str) -> StorageResult<Option<String>> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_uuid(&self, col: &str) -> StorageResult<Option<uuid::Uuid>> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_ts(&self, col: &str) -> StorageResult<Option<DateTime<Utc>>> {
+        get_opt_ts(self, col)
+    }
+    fn opt_bool(&self, col: &str) -> StorageResult<Option<bool>> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_json(&self, col: &str) -> StorageResult<Option<serde_json::Value>> {
+        let json: Option<sqlx::types::Json<serde_json::Value>> = self.try_get(col)?;
+        Ok(json.map(|sqlx::types::Json(v)| v))
+    }
+    fn opt_ip(&self, col: &str) -> StorageResult<Option<std::net::IpAddr>> {
+        Ok(self.try_get(col)?)
+    }
 }
 
 #[cfg(test)]

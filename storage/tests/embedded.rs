@@ -4,11 +4,13 @@
 
 use canvas_engine::Role;
 use canvas_storage::embedded::SqliteStore;
+use canvas_storage::memory::{MemoryPresence, MemoryRateLimiter};
 use canvas_storage::{
     AuditStore, CanvasStore, NewCanvas, NewMember, NewProject, ProjectStore, SessionStore, Storage,
     StorageError, UserStore, testing,
 };
 use serde_json::json;
+use std::future::Future;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -18,76 +20,54 @@ async fn store() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
-#[tokio::test]
-async fn user_store() {
+/// Runs `test` on a store in a fresh directory, then closes it.
+async fn with_store<F, Fut>(test: F)
+where
+    F: FnOnce(SqliteStore) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let (_dir, store) = store().await;
-    testing::user_store_suite(&store).await;
+    test(store.clone()).await;
+    store.close().await;
 }
 
-#[tokio::test]
-async fn session_store() {
-    let (_dir, store) = store().await;
-    testing::session_store_suite(&store).await;
+async fn with_memory_presence<F, Fut>(test: F)
+where
+    F: FnOnce(MemoryPresence) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    test(MemoryPresence::default()).await;
 }
 
-#[tokio::test]
-async fn project_store() {
-    let (_dir, store) = store().await;
-    testing::project_store_suite(&store, &store).await;
+async fn with_memory_limiter<F, Fut>(test: F)
+where
+    F: FnOnce(MemoryRateLimiter) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    test(MemoryRateLimiter::default()).await;
 }
 
-#[tokio::test]
-async fn audit_store() {
-    let (_dir, store) = store().await;
-    testing::audit_store_suite(&store, &store).await;
-}
-
-#[tokio::test]
-async fn canvas_store() {
-    let (_dir, store) = store().await;
-    testing::canvas_store_suite(&store).await;
-}
-
-#[tokio::test]
-async fn interaction_store() {
-    let (_dir, store) = store().await;
-    testing::interaction_store_suite(&store, &store).await;
-}
-
-#[tokio::test]
-async fn template_store() {
-    let (_dir, store) = store().await;
-    testing::template_store_suite(&store).await;
-}
-
-#[tokio::test]
-async fn version_store() {
-    let (_dir, store) = store().await;
-    testing::version_store_suite(&store, &store).await;
-}
-
-#[tokio::test]
-async fn memory_presence_store() {
-    let store = canvas_storage::memory::MemoryPresence::default();
-    testing::presence_store_suite(&store).await;
-}
-
-#[tokio::test]
-async fn memory_rate_limiter() {
-    let limiter = canvas_storage::memory::MemoryRateLimiter::default();
-    testing::rate_limiter_suite(&limiter).await;
-}
+canvas_storage::contract_tests!(users, with_store, |store| (&store));
+canvas_storage::contract_tests!(sessions, with_store, |store| (&store));
+canvas_storage::contract_tests!(projects, with_store, |store| (&store, &store));
+canvas_storage::contract_tests!(audit, with_store, |store| (&store, &store));
+canvas_storage::contract_tests!(canvases, with_store, |store| (&store));
+canvas_storage::contract_tests!(interactions, with_store, |store| (&store, &store));
+canvas_storage::contract_tests!(templates, with_store, |store| (&store));
+canvas_storage::contract_tests!(versions, with_store, |store| (&store, &store));
+canvas_storage::contract_tests!(presence, with_memory_presence, |store| (&store));
+canvas_storage::contract_tests!(rate_limits, with_memory_limiter, |store| (&store));
 
 /// The in-process stores shared by concurrent suites: they must not see each other's data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_stores_shared_by_concurrent_suites() {
-    let presence = canvas_storage::memory::MemoryPresence::default();
-    let limiter = canvas_storage::memory::MemoryRateLimiter::default();
+    let presence = MemoryPresence::default();
+    let limiter = MemoryRateLimiter::default();
     tokio::join!(
-        testing::presence_store_suite(&presence),
-        testing::presence_store_suite(&presence),
-        testing::rate_limiter_suite(&limiter),
-        testing::rate_limiter_suite(&limiter),
+        testing::presence::all(&presence),
+        testing::presence::all(&presence),
+        testing::rate_limits::all(&limiter),
+        testing::rate_limits::all(&limiter),
     );
 }
 
@@ -108,9 +88,9 @@ async fn all_suites_share_one_database() {
 #[tokio::test]
 async fn in_memory_store_passes_the_suites() {
     let store = SqliteStore::open_in_memory().await.expect("open_in_memory");
-    testing::user_store_suite(&store).await;
-    testing::project_store_suite(&store, &store).await;
-    testing::canvas_store_suite(&store).await;
+    testing::users::all(&store).await;
+    testing::projects::all(&store, &store).await;
+    testing::canvases::all(&store).await;
 }
 
 #[tokio::test]
@@ -350,4 +330,104 @@ async fn audit_limit_defaults_to_100_and_caps_at_1000() {
         .await
         .expect("list");
     assert_eq!(capped.len(), 1000);
+}
+
+/// Records stamped in the same microsecond are ordered by id, as in PostgreSQL: projects and
+/// audit entries by id descending, members by user id.
+#[tokio::test]
+async fn timestamp_ties_are_ordered_by_id() {
+    let (dir, store) = store().await;
+    let owner = testing::new_user(&store).await;
+    let mut projects = Vec::new();
+    for _ in 0..4 {
+        let project = store
+            .create_project(NewProject {
+                name: testing::unique("tie-"),
+                description: None,
+                organization_id: owner.organization_id,
+                owner_id: owner.id,
+            })
+            .await
+            .expect("create_project");
+        projects.push(project.id);
+    }
+    let members = [
+        testing::new_user(&store).await.id,
+        testing::new_user(&store).await.id,
+        testing::new_user(&store).await.id,
+    ];
+    for user in members {
+        store
+            .put_member(NewMember {
+                project_id: projects[0],
+                user_id: user,
+                role: Role::Viewer,
+                invited_by: None,
+            })
+            .await
+            .expect("put_member");
+    }
+    for i in 0..4 {
+        store
+            .record(canvas_storage::NewAuditEntry {
+                action: format!("tie{i}"),
+                resource_type: "tie".into(),
+                organization_id: owner.organization_id,
+                ..Default::default()
+            })
+            .await
+            .expect("record");
+    }
+
+    // Stamp everything with one instant behind the store's back.
+    let url = format!("sqlite://{}", dir.path().join("canvas.sqlite3").display());
+    let raw = sqlx::SqlitePool::connect(&url).await.expect("connect");
+    let instant = "2024-01-15T10:30:00.000000Z";
+    for sql in [
+        "UPDATE projects SET created_at = ?",
+        "UPDATE project_members SET joined_at = ?",
+        "UPDATE audit_logs SET created_at = ?",
+    ] {
+        sqlx::query(sql)
+            .bind(instant)
+            .execute(&raw)
+            .await
+            .expect("stamp");
+    }
+    raw.close().await;
+
+    let listed: Vec<Uuid> = store
+        .projects_for_user(owner.id, false)
+        .await
+        .expect("projects_for_user")
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    let mut by_id = projects.clone();
+    by_id.sort_by(|a, b| b.cmp(a));
+    assert_eq!(listed, by_id, "projects: ties by id, descending");
+
+    let listed: Vec<Uuid> = store
+        .members(projects[0])
+        .await
+        .expect("members")
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect();
+    let mut by_user = members.to_vec();
+    by_user.sort();
+    assert_eq!(listed, by_user, "members: ties by user id");
+
+    let entries = store
+        .list(canvas_storage::AuditFilter {
+            organization_id: owner.organization_id,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    let ids: Vec<Uuid> = entries.iter().map(|e| e.id).collect();
+    let mut by_id = ids.clone();
+    by_id.sort_by(|a, b| b.cmp(a));
+    assert_eq!(entries.len(), 4);
+    assert_eq!(ids, by_id, "audit entries: ties by id, descending");
 }

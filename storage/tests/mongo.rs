@@ -8,19 +8,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use canvas_storage::mongo_store::MongoStore;
-use canvas_storage::{CanvasStore, NewCanvas, StorageError, testing};
+use canvas_storage::testing::{self, Service};
+use canvas_storage::{CanvasStore, NewCanvas, StorageError};
 use mongodb::bson::{Bson, Document, doc};
 use serde_json::json;
+use std::future::Future;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 fn uri() -> String {
-    std::env::var("MONGODB_URI_TEST").unwrap_or_else(|_| {
-        panic!(
-            "MONGODB_URI_TEST is not set: run ./scripts/test.sh, or start a MongoDB-compatible \
-             server and set MONGODB_URI_TEST (e.g. mongodb://127.0.0.1:27017/?directConnection=true)"
-        )
-    })
+    testing::service_url(Service::Mongo)
 }
 
 /// A store on a fresh database; call [`drop_db`] at the end.
@@ -33,6 +30,21 @@ async fn store() -> MongoStore {
 
 async fn drop_db(store: MongoStore) {
     store.database().drop().await.expect("drop test database");
+}
+
+/// Runs `test` on a store on a fresh database, then drops the database, whether the test
+/// passed or not, and re-raises the test's panic if it had one.
+async fn with_store<F, Fut>(test: F)
+where
+    F: FnOnce(MongoStore) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let store = store().await;
+    let outcome = tokio::spawn(test(store.clone())).await;
+    drop_db(store).await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }
 
 fn new_canvas() -> NewCanvas {
@@ -109,17 +121,16 @@ async fn log_seqs(store: &MongoStore, id: Uuid) -> Vec<i64> {
     seqs
 }
 
-#[tokio::test]
-async fn canvas_store() {
-    let store = store().await;
-    testing::canvas_store_suite(&store).await;
-    drop_db(store).await;
-}
+canvas_storage::contract_tests!(canvases, with_store, |store| (&store));
+canvas_storage::contract_tests!(interactions, with_store, |store| (&store, &store));
+canvas_storage::contract_tests!(templates, with_store, |store| (&store));
+canvas_storage::contract_tests!(versions, with_store, |store| (&store, &store));
 
+/// Forgetting a canvas deletes its favorites' documents, not the other canvas's.
 #[tokio::test]
-async fn interaction_store() {
+async fn forgetting_a_canvas_deletes_its_favorite_documents() {
     let store = store().await;
-    testing::interaction_store_suite(&store, &store).await;
+    testing::interactions::forget_canvas_drops_its_counters_and_favorites(&store, &store).await;
     let favorites = store.database().collection::<Document>("canvas_favorites");
     assert_eq!(
         favorites.count_documents(doc! {}).await.expect("count"),
@@ -129,11 +140,11 @@ async fn interaction_store() {
     drop_db(store).await;
 }
 
+/// The seed's shape: a `find` shows a template's blocks as documents.
 #[tokio::test]
-async fn template_store() {
+async fn stored_template_has_the_seed_shape() {
     let store = store().await;
-    testing::template_store_suite(&store).await;
-    // The seed's shape: a `find` shows the blocks as documents.
+    testing::templates::every_field_round_trips(&store).await;
     let raw = store
         .database()
         .collection::<Document>("canvas_templates")
@@ -144,13 +155,6 @@ async fn template_store() {
     assert!(raw.get_array("blocks").is_ok(), "blocks: {raw:?}");
     assert!(raw.get_str("created_by").is_ok());
     assert!(raw.get_i64("usage_count").is_ok() || raw.get_i32("usage_count").is_ok());
-    drop_db(store).await;
-}
-
-#[tokio::test]
-async fn version_store() {
-    let store = store().await;
-    testing::version_store_suite(&store, &store).await;
     drop_db(store).await;
 }
 

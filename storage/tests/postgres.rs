@@ -14,9 +14,10 @@
 
 use canvas_engine::Role;
 use canvas_storage::postgres_store::PgStore;
+use canvas_storage::testing::{self, Service};
 use canvas_storage::{
     AuditFilter, AuditStore, NewAuditEntry, NewMember, NewProject, NewUser, ProjectStore,
-    StorageError, UserStore, testing,
+    StorageError, UserStore,
 };
 use chrono::{TimeDelta, Utc};
 use sqlx::PgPool;
@@ -26,19 +27,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// The environment variable with the admin URL.
-const ENV: &str = "DATABASE_URL_TEST";
-
 fn admin_url() -> String {
-    match std::env::var(ENV) {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => panic!(
-            "{ENV} is not set, and the PostgreSQL tests need a server. Run ./scripts/test.sh \
-             (it provides one and sets {ENV}), or set {ENV} to a PostgreSQL admin URL (one \
-             allowed to create databases), e.g. \
-             {ENV}=postgres://postgres@127.0.0.1:5432/postgres"
-        ),
-    }
+    testing::service_url(Service::Postgres)
 }
 
 /// `url` with its database replaced by `database` (query parameters kept).
@@ -76,8 +66,9 @@ impl TestDb {
             .await
             .unwrap_or_else(|e| {
                 panic!(
-                    "cannot connect to the PostgreSQL server of {ENV} (is it running? is the URL \
-                     an admin URL?): {e}"
+                    "cannot connect to the PostgreSQL server of {} (is it running? is the URL \
+                     an admin URL?): {e}",
+                    Service::Postgres.env_var()
                 )
             });
         let name = format!("canvas_test_{}", Uuid::new_v4().simple());
@@ -132,20 +123,18 @@ where
     }
 }
 
-#[tokio::test]
-async fn user_store() {
-    with_store(|store, _| async move { testing::user_store_suite(&store).await }).await;
+/// [`with_store`] for the generic suites, which need only the store.
+async fn with_pg<F, Fut>(test: F)
+where
+    F: FnOnce(PgStore) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    with_store(|store, _| test(store)).await;
 }
 
-#[tokio::test]
-async fn project_store() {
-    with_store(|store, _| async move { testing::project_store_suite(&store, &store).await }).await;
-}
-
-#[tokio::test]
-async fn audit_store() {
-    with_store(|store, _| async move { testing::audit_store_suite(&store, &store).await }).await;
-}
+canvas_storage::contract_tests!(users, with_pg, |store| (&store));
+canvas_storage::contract_tests!(projects, with_pg, |store| (&store, &store));
+canvas_storage::contract_tests!(audit, with_pg, |store| (&store, &store));
 
 /// Every relational suite at once on one database, twice over: they must not see each other's
 /// data, and the pool must serve them concurrently.
@@ -154,9 +143,9 @@ async fn suites_run_concurrently_on_one_database() {
     with_store(|store, _| async move {
         let all = || async {
             tokio::join!(
-                testing::user_store_suite(&store),
-                testing::project_store_suite(&store, &store),
-                testing::audit_store_suite(&store, &store),
+                testing::users::all(&store),
+                testing::projects::all(&store, &store),
+                testing::audit::all(&store, &store),
             );
         };
         tokio::join!(all(), all());
@@ -601,7 +590,27 @@ async fn unique_violations_map_to_the_field_by_constraint_name() {
                 };
                 async move { store.create_user(new).await }
             });
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // Wait until the racing insert is blocked on a lock (the index entry the held
+            // transaction wrote), as PostgreSQL itself reports it.
+            testing::wait_until(
+                "the racing insert waits on a lock",
+                Duration::from_secs(10),
+                || async {
+                    assert!(
+                        !racer.is_finished(),
+                        "the racing insert must wait on the index"
+                    );
+                    let waiting: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM pg_stat_activity \
+                         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    )
+                    .fetch_one(store.pool())
+                    .await
+                    .expect("pg_stat_activity");
+                    waiting > 0
+                },
+            )
+            .await;
             assert!(!racer.is_finished(), "the racing insert waits on the index");
             tx.commit().await.expect("commit");
             match racer.await.expect("task") {
@@ -810,6 +819,8 @@ async fn member_upsert_keeps_joined_at_and_invited_by() {
             })
             .await
             .expect("put_member");
+        // Distinct timestamps: a role change a moment later would stamp a later joined_at,
+        // so the equality below shows the first one is kept.
         tokio::time::sleep(Duration::from_millis(20)).await;
         let changed = store
             .put_member(NewMember {

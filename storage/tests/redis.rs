@@ -13,9 +13,8 @@
 )]
 
 use canvas_storage::redis_store::{RedisStore, STATE_TTL};
-use canvas_storage::{
-    PresenceEntry, PresenceStore, RateLimiter, SessionStore, StorageError, testing,
-};
+use canvas_storage::testing::{self, Service};
+use canvas_storage::{PresenceEntry, PresenceStore, RateLimiter, SessionStore, StorageError};
 use chrono::{TimeDelta, Utc};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
@@ -26,12 +25,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 fn redis_url() -> String {
-    std::env::var("REDIS_URL_TEST").unwrap_or_else(|_| {
-        panic!(
-            "REDIS_URL_TEST is not set: these tests need a Redis server. Run ./scripts/test.sh \
-             (it provides one), or set REDIS_URL_TEST=redis://127.0.0.1:6379/0"
-        )
-    })
+    testing::service_url(Service::Redis)
 }
 
 /// A raw connection to look at the keys behind the store's back.
@@ -79,6 +73,9 @@ where
     }
 }
 
+/// How long a test waits for Redis to expire a key.
+const TEN_SECONDS: Duration = Duration::from_secs(10);
+
 /// `(TYPE, PTTL)` of a key.
 async fn type_and_pttl(key: &str) -> (String, i64) {
     let mut conn = raw().await;
@@ -91,32 +88,21 @@ async fn type_and_pttl(key: &str) -> (String, i64) {
     (kind, pttl)
 }
 
-#[tokio::test]
-async fn session_store() {
-    with_store(|store| async move { testing::session_store_suite(&store).await }).await;
-}
-
-#[tokio::test]
-async fn presence_store() {
-    with_store(|store| async move { testing::presence_store_suite(&store).await }).await;
-}
-
-#[tokio::test]
-async fn rate_limiter() {
-    with_store(|store| async move { testing::rate_limiter_suite(&store).await }).await;
-}
+canvas_storage::contract_tests!(sessions, with_store, |store| (&store));
+canvas_storage::contract_tests!(presence, with_store, |store| (&store));
+canvas_storage::contract_tests!(rate_limits, with_store, |store| (&store));
 
 /// Every suite at once on one store, twice over: they must not see each other's keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn suites_share_one_store() {
     with_store(|store| async move {
         tokio::join!(
-            testing::session_store_suite(&store),
-            testing::session_store_suite(&store),
-            testing::presence_store_suite(&store),
-            testing::presence_store_suite(&store),
-            testing::rate_limiter_suite(&store),
-            testing::rate_limiter_suite(&store),
+            testing::sessions::all(&store),
+            testing::sessions::all(&store),
+            testing::presence::all(&store),
+            testing::presence::all(&store),
+            testing::rate_limits::all(&store),
+            testing::rate_limits::all(&store),
         );
     })
     .await;
@@ -251,15 +237,19 @@ async fn session_keys_follow_the_seed() {
         store.delete_session(&t2).await.expect("delete");
         let hlen: usize = raw().await.hlen(&key).await.expect("HLEN");
         assert_eq!(hlen, 3);
-        let short = store
-            .create_session(user, Duration::from_millis(300))
-            .await
-            .expect("create");
+        // short2 is made first, so once short has expired, short2 has too.
         let short2 = store
-            .create_session(user, Duration::from_millis(300))
+            .create_session(user, Duration::from_millis(100))
             .await
             .expect("create");
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let short = store
+            .create_session(user, Duration::from_millis(100))
+            .await
+            .expect("create");
+        testing::wait_until("the short session expires", TEN_SECONDS, || async {
+            store.session_user(&short).await.expect("lookup").is_none()
+        })
+        .await;
         assert_eq!(store.session_user(&short).await.expect("lookup"), None);
         let hlen: usize = raw().await.hlen(&key).await.expect("HLEN");
         assert_eq!(
@@ -390,9 +380,17 @@ async fn presence_keys_follow_the_seed() {
             )
             .await
             .expect("put");
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        let exists: bool = raw().await.exists(&key).await.expect("EXISTS");
-        assert!(!exists, "expired with its TTL");
+        let (_, pttl) = type_and_pttl(&key).await;
+        assert!(
+            pttl > 0 && pttl <= 200,
+            "the key has the writer's TTL: {pttl}"
+        );
+        testing::wait_until(
+            "the presence key expires with its TTL",
+            TEN_SECONDS,
+            || async { !raw().await.exists::<_, bool>(&key).await.expect("EXISTS") },
+        )
+        .await;
 
         // canvas:state:{id}: field active_users:{node} = JSON array; a generous TTL.
         let state = format!("{prefix}canvas:state:{canvas}");
@@ -456,7 +454,10 @@ async fn rate_limit_keys_follow_the_seed() {
 
         // When the window ends (the key expires), counting starts again.
         let _: bool = raw().await.pexpire(&key, 50).await.expect("PEXPIRE");
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        testing::wait_until("the counter expires", TEN_SECONDS, || async {
+            !raw().await.exists::<_, bool>(&key).await.expect("EXISTS")
+        })
+        .await;
         let d = store.hit(user, "canvas.create", 1, 5).await.expect("hit");
         assert_eq!((d.allowed, d.count, d.retry_after_secs), (true, 1, 60));
 

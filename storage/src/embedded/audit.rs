@@ -1,11 +1,12 @@
 //! [`AuditStore`] on `audit_logs`.
 
-use super::{SqliteStore, get_opt_uuid, get_ts, get_uuid, now, ts};
-use crate::sql::missing_reference;
-use crate::{AuditEntry, AuditFilter, AuditStore, NewAuditEntry, StorageError, StorageResult};
+use super::{SqliteStore, now, ts};
+use crate::sql::{
+    AUDIT_COLUMNS, AUDIT_INSERT, AUDIT_NEWEST_FIRST, audit_entry_from_row, missing_reference,
+};
+use crate::{AuditEntry, AuditFilter, AuditStore, NewAuditEntry, StorageResult};
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 /// Entries listed when the filter sets no limit.
@@ -16,32 +17,27 @@ pub const MAX_LIMIT: u32 = 1000;
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn record(&self, entry: NewAuditEntry) -> StorageResult<()> {
-        sqlx::query(
-            "INSERT INTO audit_logs (id, user_id, organization_id, action, resource_type, \
-             resource_id, changes, ip_address, user_agent, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(Uuid::new_v4().to_string())
-        .bind(entry.user_id.map(|id| id.to_string()))
-        .bind(entry.organization_id.map(|id| id.to_string()))
-        .bind(&entry.action)
-        .bind(&entry.resource_type)
-        .bind(entry.resource_id.map(|id| id.to_string()))
-        .bind(entry.changes.as_ref().map(|c| c.to_string()))
-        .bind(entry.ip_address.map(|ip| ip.to_string()))
-        .bind(&entry.user_agent)
-        .bind(ts(now()))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| missing_reference(e, "user or organization"))?;
+        sqlx::query(sqlite!(AUDIT_INSERT))
+            .bind(Uuid::new_v4().to_string())
+            .bind(entry.user_id.map(|id| id.to_string()))
+            .bind(entry.organization_id.map(|id| id.to_string()))
+            .bind(&entry.action)
+            .bind(&entry.resource_type)
+            .bind(entry.resource_id.map(|id| id.to_string()))
+            .bind(entry.changes.as_ref().map(|c| c.to_string()))
+            .bind(entry.ip_address.map(|ip| ip.to_string()))
+            .bind(&entry.user_agent)
+            .bind(ts(now()))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| missing_reference(e, "user or organization"))?;
         Ok(())
     }
 
     async fn list(&self, filter: AuditFilter) -> StorageResult<Vec<AuditEntry>> {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT id, user_id, organization_id, action, resource_type, resource_id, changes, \
-             ip_address, user_agent, created_at FROM audit_logs WHERE 1 = 1",
-        );
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_logs WHERE TRUE"
+        ));
         if let Some(org) = filter.organization_id {
             q.push(" AND organization_id = ").push_bind(org.to_string());
         }
@@ -58,36 +54,12 @@ impl AuditStore for SqliteStore {
             q.push(" AND created_at < ").push_bind(ts(until));
         }
         let limit = filter.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
-        q.push(" ORDER BY created_at DESC, rowid DESC LIMIT ")
+        q.push(AUDIT_NEWEST_FIRST)
+            .push(" LIMIT ")
             .push_bind(i64::from(limit))
             .push(" OFFSET ")
             .push_bind(i64::from(filter.offset.unwrap_or(0)));
         let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter().map(entry_from_row).collect()
+        rows.iter().map(audit_entry_from_row).collect()
     }
-}
-
-fn entry_from_row(row: &SqliteRow) -> StorageResult<AuditEntry> {
-    let changes: Option<String> = row.try_get("changes")?;
-    let changes = changes
-        .map(|c| serde_json::from_str(&c))
-        .transpose()
-        .map_err(|e| StorageError::Corrupt(format!("audit_logs.changes: {e}")))?;
-    let ip: Option<String> = row.try_get("ip_address")?;
-    let ip_address = ip
-        .map(|ip| ip.parse())
-        .transpose()
-        .map_err(|e| StorageError::Corrupt(format!("audit_logs.ip_address: {e}")))?;
-    Ok(AuditEntry {
-        id: get_uuid(row, "id")?,
-        user_id: get_opt_uuid(row, "user_id")?,
-        organization_id: get_opt_uuid(row, "organization_id")?,
-        action: row.try_get("action")?,
-        resource_type: row.try_get("resource_type")?,
-        resource_id: get_opt_uuid(row, "resource_id")?,
-        changes,
-        ip_address,
-        user_agent: row.try_get("user_agent")?,
-        created_at: get_ts(row, "created_at")?,
-    })
 }

@@ -1,7 +1,8 @@
 //! [`ProjectStore`] on `projects` and `project_members`.
 
-use super::{SqliteStore, get_opt_uuid, get_role, get_ts, get_uuid, now, ts};
-use crate::sql::missing_reference;
+use super::{SqliteStore, get_role, now, ts};
+use crate::sql::projects as statements;
+use crate::sql::{member_from_row, missing_reference, project_from_row};
 use crate::{
     Member, NewMember, NewProject, Project, ProjectStore, ProjectUpdate, StorageError,
     StorageResult,
@@ -9,19 +10,7 @@ use crate::{
 use async_trait::async_trait;
 use canvas_engine::Role;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
-
-/// `SELECT` of every column a [`Project`] needs (from `projects p`), with the rest of the query.
-macro_rules! select_project {
-    ($rest:literal) => {
-        concat!(
-            "SELECT p.id, p.name, p.description, p.organization_id, p.owner_id, p.is_archived, ",
-            "p.created_at, p.updated_at FROM projects p ",
-            $rest
-        )
-    };
-}
 
 #[async_trait]
 impl ProjectStore for SqliteStore {
@@ -37,25 +26,21 @@ impl ProjectStore for SqliteStore {
             created_at: now,
             updated_at: now,
         };
-        sqlx::query(
-            "INSERT INTO projects (id, name, description, organization_id, owner_id, \
-             is_archived, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
-        )
-        .bind(project.id.to_string())
-        .bind(&project.name)
-        .bind(&project.description)
-        .bind(project.organization_id.map(|id| id.to_string()))
-        .bind(project.owner_id.to_string())
-        .bind(ts(now))
-        .bind(ts(now))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| missing_reference(e, "owner or organization"))?;
+        sqlx::query(sqlite!(statements::INSERT))
+            .bind(project.id.to_string())
+            .bind(&project.name)
+            .bind(&project.description)
+            .bind(project.organization_id.map(|id| id.to_string()))
+            .bind(project.owner_id.to_string())
+            .bind(ts(now))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| missing_reference(e, "owner or organization"))?;
         Ok(project)
     }
 
     async fn project(&self, id: Uuid) -> StorageResult<Option<Project>> {
-        let row = sqlx::query(select_project!("WHERE p.id = ?"))
+        let row = sqlx::query(sqlite!(statements::BY_ID))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -67,28 +52,20 @@ impl ProjectStore for SqliteStore {
         user_id: Uuid,
         archived: bool,
     ) -> StorageResult<Vec<Project>> {
-        let rows = sqlx::query(select_project!(
-            "WHERE p.is_archived = ?2 AND (p.owner_id = ?1 OR EXISTS (SELECT 1 FROM \
-             project_members m WHERE m.project_id = p.id AND m.user_id = ?1)) \
-             ORDER BY p.created_at DESC, p.rowid DESC"
-        ))
-        .bind(user_id.to_string())
-        .bind(archived)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sqlite!(statements::FOR_USER))
+            .bind(user_id.to_string())
+            .bind(archived)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(project_from_row).collect()
     }
 
     async fn member_role(&self, project_id: Uuid, user_id: Uuid) -> StorageResult<Option<Role>> {
-        let row = sqlx::query(
-            "SELECT p.owner_id = ?2 AS is_owner, m.role FROM projects p \
-             LEFT JOIN project_members m ON m.project_id = p.id AND m.user_id = ?2 \
-             WHERE p.id = ?1",
-        )
-        .bind(project_id.to_string())
-        .bind(user_id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(sqlite!(statements::MEMBER_ROLE))
+            .bind(project_id.to_string())
+            .bind(user_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -104,26 +81,20 @@ impl ProjectStore for SqliteStore {
             // Ownership is `projects.owner_id`, never a member row.
             return Err(StorageError::Conflict("role owner".into()));
         }
-        // On a role change the original `joined_at` and `invited_by` stay.
-        let row = sqlx::query(
-            "INSERT INTO project_members (project_id, user_id, role, invited_by, joined_at) \
-             VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role \
-             RETURNING project_id, user_id, role, invited_by, joined_at",
-        )
-        .bind(member.project_id.to_string())
-        .bind(member.user_id.to_string())
-        .bind(member.role.as_str())
-        .bind(member.invited_by.map(|id| id.to_string()))
-        .bind(ts(now()))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| missing_reference(e, "project or user"))?;
+        let row = sqlx::query(sqlite!(statements::PUT_MEMBER))
+            .bind(member.project_id.to_string())
+            .bind(member.user_id.to_string())
+            .bind(member.role.as_str())
+            .bind(member.invited_by.map(|id| id.to_string()))
+            .bind(ts(now()))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| missing_reference(e, "project or user"))?;
         member_from_row(&row)
     }
 
     async fn remove_member(&self, project_id: Uuid, user_id: Uuid) -> StorageResult<bool> {
-        let done = sqlx::query("DELETE FROM project_members WHERE project_id = ? AND user_id = ?")
+        let done = sqlx::query(sqlite!(statements::REMOVE_MEMBER))
             .bind(project_id.to_string())
             .bind(user_id.to_string())
             .execute(&self.pool)
@@ -132,13 +103,10 @@ impl ProjectStore for SqliteStore {
     }
 
     async fn members(&self, project_id: Uuid) -> StorageResult<Vec<Member>> {
-        let rows = sqlx::query(
-            "SELECT project_id, user_id, role, invited_by, joined_at FROM project_members \
-             WHERE project_id = ? ORDER BY joined_at, rowid",
-        )
-        .bind(project_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sqlite!(statements::MEMBERS))
+            .bind(project_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(member_from_row).collect()
     }
 
@@ -151,44 +119,15 @@ impl ProjectStore for SqliteStore {
             Some(d) => (true, d),
             None => (false, None),
         };
-        let row = sqlx::query(
-            "UPDATE projects SET name = COALESCE(?2, name), \
-             description = CASE WHEN ?3 THEN ?4 ELSE description END, \
-             is_archived = COALESCE(?5, is_archived), updated_at = ?6 WHERE id = ?1 \
-             RETURNING id, name, description, organization_id, owner_id, is_archived, \
-             created_at, updated_at",
-        )
-        .bind(id.to_string())
-        .bind(update.name)
-        .bind(set_description)
-        .bind(description)
-        .bind(update.is_archived)
-        .bind(ts(now()))
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(sqlite!(statements::UPDATE))
+            .bind(id.to_string())
+            .bind(update.name)
+            .bind(set_description)
+            .bind(description)
+            .bind(update.is_archived)
+            .bind(ts(now()))
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|row| project_from_row(&row)).transpose()
     }
-}
-
-fn project_from_row(row: &SqliteRow) -> StorageResult<Project> {
-    Ok(Project {
-        id: get_uuid(row, "id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        organization_id: get_opt_uuid(row, "organization_id")?,
-        owner_id: get_uuid(row, "owner_id")?,
-        is_archived: row.try_get("is_archived")?,
-        created_at: get_ts(row, "created_at")?,
-        updated_at: get_ts(row, "updated_at")?,
-    })
-}
-
-fn member_from_row(row: &SqliteRow) -> StorageResult<Member> {
-    Ok(Member {
-        project_id: get_uuid(row, "project_id")?,
-        user_id: get_uuid(row, "user_id")?,
-        role: get_role(row, "role")?,
-        invited_by: get_opt_uuid(row, "invited_by")?,
-        joined_at: get_ts(row, "joined_at")?,
-    })
 }

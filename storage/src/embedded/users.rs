@@ -1,11 +1,11 @@
 //! [`UserStore`] on `organizations` and `users`.
 
-use super::{SqliteStore, get_opt_ts, get_opt_uuid, get_ts, get_uuid, now, ts};
-use crate::sql::slugify;
+use super::{SqliteStore, now, ts};
+use crate::sql::users as statements;
+use crate::sql::{select_user_where, slugify, user_from_row};
 use crate::{NewUser, StorageError, StorageResult, User, UserStore};
 use async_trait::async_trait;
 use rand::Rng;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
@@ -14,17 +14,6 @@ const SIGNUP_ROLE: &str = "admin";
 
 /// How many random suffixes to try before giving up on a unique slug.
 const SLUG_ATTEMPTS: usize = 16;
-
-/// `SELECT` of every column a [`User`] needs, plus `hashed_password`, with a condition.
-macro_rules! select_user_where {
-    ($condition:literal) => {
-        concat!(
-            "SELECT id, email, username, first_name, last_name, avatar_url, organization_id, ",
-            "role, last_login_at, created_at, hashed_password FROM users WHERE ",
-            $condition
-        )
-    };
-}
 
 #[async_trait]
 impl UserStore for SqliteStore {
@@ -41,7 +30,7 @@ impl UserStore for SqliteStore {
         if email_taken {
             return Err(StorageError::Conflict("email".into()));
         }
-        let username_taken = sqlx::query("SELECT 1 FROM users WHERE username = ?")
+        let username_taken = sqlx::query(sqlite!(statements::USERNAME_TAKEN))
             .bind(&new.username)
             .fetch_optional(&mut *tx)
             .await?
@@ -111,7 +100,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn user_by_id(&self, id: Uuid) -> StorageResult<Option<User>> {
-        let row = sqlx::query(select_user_where!("id = ?"))
+        let row = sqlx::query(sqlite!(statements::BY_ID))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -119,10 +108,8 @@ impl UserStore for SqliteStore {
     }
 
     async fn record_login(&self, id: Uuid) -> StorageResult<()> {
-        let now = ts(now());
-        let done = sqlx::query("UPDATE users SET last_login_at = ?, updated_at = ? WHERE id = ?")
-            .bind(&now)
-            .bind(&now)
+        let done = sqlx::query(sqlite!(statements::RECORD_LOGIN))
+            .bind(ts(now()))
             .bind(id.to_string())
             .execute(&self.pool)
             .await?;
@@ -131,21 +118,6 @@ impl UserStore for SqliteStore {
         }
         Ok(())
     }
-}
-
-fn user_from_row(row: &SqliteRow) -> StorageResult<User> {
-    Ok(User {
-        id: get_uuid(row, "id")?,
-        email: row.try_get("email")?,
-        username: row.try_get("username")?,
-        first_name: row.try_get("first_name")?,
-        last_name: row.try_get("last_name")?,
-        avatar_url: row.try_get("avatar_url")?,
-        organization_id: get_opt_uuid(row, "organization_id")?,
-        role: row.try_get("role")?,
-        last_login_at: get_opt_ts(row, "last_login_at")?,
-        created_at: get_ts(row, "created_at")?,
-    })
 }
 
 /// A slug for a new organization: the username lowercased, with runs of anything but ASCII

@@ -1,7 +1,8 @@
 //! [`ProjectStore`] on `projects` and `project_members`.
 
-use super::{PgStore, get_role, get_ts, now, ts};
-use crate::sql::missing_reference;
+use super::{PgStore, get_role, now, ts};
+use crate::sql::projects as statements;
+use crate::sql::{member_from_row, missing_reference, project_from_row};
 use crate::{
     Member, NewMember, NewProject, Project, ProjectStore, ProjectUpdate, StorageError,
     StorageResult,
@@ -9,19 +10,7 @@ use crate::{
 use async_trait::async_trait;
 use canvas_engine::Role;
 use sqlx::Row;
-use sqlx::postgres::PgRow;
 use uuid::Uuid;
-
-/// `SELECT` of every column a [`Project`] needs (from `projects p`), with the rest of the query.
-macro_rules! select_project {
-    ($rest:literal) => {
-        concat!(
-            "SELECT p.id, p.name, p.description, p.organization_id, p.owner_id, p.is_archived, ",
-            "p.created_at, p.updated_at FROM projects p ",
-            $rest
-        )
-    };
-}
 
 #[async_trait]
 impl ProjectStore for PgStore {
@@ -37,24 +26,21 @@ impl ProjectStore for PgStore {
             created_at: now,
             updated_at: now,
         };
-        sqlx::query(
-            "INSERT INTO projects (id, name, description, organization_id, owner_id, \
-             is_archived, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, FALSE, $6, $6)",
-        )
-        .bind(project.id)
-        .bind(&project.name)
-        .bind(&project.description)
-        .bind(project.organization_id)
-        .bind(project.owner_id)
-        .bind(ts(now))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| missing_reference(e, "owner or organization"))?;
+        sqlx::query(statements::INSERT)
+            .bind(project.id)
+            .bind(&project.name)
+            .bind(&project.description)
+            .bind(project.organization_id)
+            .bind(project.owner_id)
+            .bind(ts(now))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| missing_reference(e, "owner or organization"))?;
         Ok(project)
     }
 
     async fn project(&self, id: Uuid) -> StorageResult<Option<Project>> {
-        let row = sqlx::query(select_project!("WHERE p.id = $1"))
+        let row = sqlx::query(statements::BY_ID)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -66,30 +52,20 @@ impl ProjectStore for PgStore {
         user_id: Uuid,
         archived: bool,
     ) -> StorageResult<Vec<Project>> {
-        // `is_archived` may be NULL in the seed's schema: NULL counts as not archived. Ties
-        // of `created_at` (same microsecond) are broken by id, so the order is total.
-        let rows = sqlx::query(select_project!(
-            "WHERE (p.is_archived IS TRUE) = $2 AND (p.owner_id = $1 OR EXISTS (SELECT 1 FROM \
-             project_members m WHERE m.project_id = p.id AND m.user_id = $1)) \
-             ORDER BY p.created_at DESC, p.id DESC"
-        ))
-        .bind(user_id)
-        .bind(archived)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(statements::FOR_USER)
+            .bind(user_id)
+            .bind(archived)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(project_from_row).collect()
     }
 
     async fn member_role(&self, project_id: Uuid, user_id: Uuid) -> StorageResult<Option<Role>> {
-        let row = sqlx::query(
-            "SELECT p.owner_id = $2 AS is_owner, m.role FROM projects p \
-             LEFT JOIN project_members m ON m.project_id = p.id AND m.user_id = $2 \
-             WHERE p.id = $1",
-        )
-        .bind(project_id)
-        .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(statements::MEMBER_ROLE)
+            .bind(project_id)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -106,43 +82,32 @@ impl ProjectStore for PgStore {
             // Ownership is `projects.owner_id`, never a member row.
             return Err(StorageError::Conflict("role owner".into()));
         }
-        // On a role change the original `joined_at` and `invited_by` stay.
-        let row = sqlx::query(
-            "INSERT INTO project_members (project_id, user_id, role, invited_by, joined_at) \
-             VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (project_id, user_id) DO UPDATE SET role = EXCLUDED.role \
-             RETURNING project_id, user_id, role, invited_by, joined_at",
-        )
-        .bind(member.project_id)
-        .bind(member.user_id)
-        .bind(member.role.as_str())
-        .bind(member.invited_by)
-        .bind(ts(now()))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| missing_reference(e, "project or user"))?;
+        let row = sqlx::query(statements::PUT_MEMBER)
+            .bind(member.project_id)
+            .bind(member.user_id)
+            .bind(member.role.as_str())
+            .bind(member.invited_by)
+            .bind(ts(now()))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| missing_reference(e, "project or user"))?;
         member_from_row(&row)
     }
 
     async fn remove_member(&self, project_id: Uuid, user_id: Uuid) -> StorageResult<bool> {
-        let done =
-            sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")
-                .bind(project_id)
-                .bind(user_id)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(statements::REMOVE_MEMBER)
+            .bind(project_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
     async fn members(&self, project_id: Uuid) -> StorageResult<Vec<Member>> {
-        // In order of joining; members who joined in the same microsecond by user id.
-        let rows = sqlx::query(
-            "SELECT project_id, user_id, role, invited_by, joined_at FROM project_members \
-             WHERE project_id = $1 ORDER BY joined_at, user_id",
-        )
-        .bind(project_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(statements::MEMBERS)
+            .bind(project_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(member_from_row).collect()
     }
 
@@ -155,47 +120,15 @@ impl ProjectStore for PgStore {
             Some(d) => (true, d),
             None => (false, None),
         };
-        let row = sqlx::query(
-            "UPDATE projects p SET name = COALESCE($2, p.name), \
-             description = CASE WHEN $3 THEN $4 ELSE p.description END, \
-             is_archived = COALESCE($5, p.is_archived), updated_at = $6 WHERE p.id = $1 \
-             RETURNING p.id, p.name, p.description, p.organization_id, p.owner_id, \
-             p.is_archived, p.created_at, p.updated_at",
-        )
-        .bind(id)
-        .bind(update.name)
-        .bind(set_description)
-        .bind(description)
-        .bind(update.is_archived)
-        .bind(ts(now()))
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(statements::UPDATE)
+            .bind(id)
+            .bind(update.name)
+            .bind(set_description)
+            .bind(description)
+            .bind(update.is_archived)
+            .bind(ts(now()))
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|row| project_from_row(&row)).transpose()
     }
-}
-
-fn project_from_row(row: &PgRow) -> StorageResult<Project> {
-    let owner_id: Option<Uuid> = row.try_get("owner_id")?;
-    let is_archived: Option<bool> = row.try_get("is_archived")?;
-    Ok(Project {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        organization_id: row.try_get("organization_id")?,
-        owner_id: owner_id.ok_or_else(|| StorageError::Corrupt("owner_id is NULL".into()))?,
-        is_archived: is_archived.unwrap_or(false),
-        created_at: get_ts(row, "created_at")?,
-        updated_at: get_ts(row, "updated_at")?,
-    })
-}
-
-fn member_from_row(row: &PgRow) -> StorageResult<Member> {
-    Ok(Member {
-        // Both are the primary key: never NULL.
-        project_id: row.try_get("project_id")?,
-        user_id: row.try_get("user_id")?,
-        role: get_role(row, "role")?,
-        invited_by: row.try_get("invited_by")?,
-        joined_at: get_ts(row, "joined_at")?,
-    })
 }

@@ -1,11 +1,11 @@
 //! [`UserStore`] on `organizations` and `users`.
 
-use super::{PgStore, get_opt_ts, get_ts, now, ts};
-use crate::sql::slugify;
+use super::{PgStore, now, ts};
+use crate::sql::users as statements;
+use crate::sql::{select_user_where, slugify, user_from_row};
 use crate::{NewUser, StorageError, StorageResult, User, UserStore};
 use async_trait::async_trait;
 use rand::Rng;
-use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
@@ -14,17 +14,6 @@ const SIGNUP_ROLE: &str = "admin";
 
 /// How many random suffixes to try before giving up on a unique slug.
 const SLUG_ATTEMPTS: usize = 16;
-
-/// `SELECT` of every column a [`User`] needs, plus `hashed_password`, with a condition.
-macro_rules! select_user_where {
-    ($condition:literal) => {
-        concat!(
-            "SELECT id, email, username, first_name, last_name, avatar_url, organization_id, ",
-            "role, last_login_at, created_at, hashed_password FROM users WHERE ",
-            $condition
-        )
-    };
-}
 
 #[async_trait]
 impl UserStore for PgStore {
@@ -41,7 +30,7 @@ impl UserStore for PgStore {
         if email_taken {
             return Err(StorageError::Conflict("email".into()));
         }
-        let username_taken = sqlx::query("SELECT 1 FROM users WHERE username = $1")
+        let username_taken = sqlx::query(statements::USERNAME_TAKEN)
             .bind(&new.username)
             .fetch_optional(&mut *tx)
             .await?
@@ -98,7 +87,7 @@ impl UserStore for PgStore {
     }
 
     async fn user_by_id(&self, id: Uuid) -> StorageResult<Option<User>> {
-        let row = sqlx::query(select_user_where!("id = $1"))
+        let row = sqlx::query(statements::BY_ID)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -106,32 +95,16 @@ impl UserStore for PgStore {
     }
 
     async fn record_login(&self, id: Uuid) -> StorageResult<()> {
-        let done =
-            sqlx::query("UPDATE users SET last_login_at = $1, updated_at = $1 WHERE id = $2")
-                .bind(ts(now()))
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(statements::RECORD_LOGIN)
+            .bind(ts(now()))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StorageError::NotFound(format!("user {id}")));
         }
         Ok(())
     }
-}
-
-fn user_from_row(row: &PgRow) -> StorageResult<User> {
-    Ok(User {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        username: row.try_get("username")?,
-        first_name: row.try_get("first_name")?,
-        last_name: row.try_get("last_name")?,
-        avatar_url: row.try_get("avatar_url")?,
-        organization_id: row.try_get("organization_id")?,
-        role: row.try_get("role")?,
-        last_login_at: get_opt_ts(row, "last_login_at")?,
-        created_at: get_ts(row, "created_at")?,
-    })
 }
 
 /// Inserts the organization of a new user, named after them, with a unique slug: the
