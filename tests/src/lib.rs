@@ -13,6 +13,7 @@ use canvas_engine::yrs::sync::{Message, SyncMessage};
 use canvas_engine::yrs::updates::decoder::Decode;
 use canvas_engine::yrs::{Doc, ReadTxn, StateVector, Transact, TransactionMut, Update};
 use canvas_server::{AppState, Config};
+use canvas_storage::testing::{Service, service_url};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -136,17 +137,6 @@ impl TestServer {
     }
 }
 
-/// Reads a service URL the test command exports; a missing one fails the test loudly.
-pub fn required_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: this test needs the real service. Run ./scripts/test.sh \
-             (it starts PostgreSQL, Redis and a MongoDB-compatible server and exports \
-             DATABASE_URL_TEST, REDIS_URL_TEST and MONGODB_URI_TEST), or set {name} yourself."
-        )
-    })
-}
-
 /// URLs of the test services with a PostgreSQL database, a MongoDB database and a Redis key
 /// prefix of this test's own.
 #[derive(Debug, Clone)]
@@ -161,9 +151,9 @@ pub struct ServiceSet {
 impl ServiceSet {
     /// Creates a fresh PostgreSQL database and picks fresh MongoDB / Redis names.
     pub async fn fresh() -> ServiceSet {
-        let admin = required_env("DATABASE_URL_TEST");
-        let mongo = required_env("MONGODB_URI_TEST");
-        let redis_url = required_env("REDIS_URL_TEST");
+        let admin = service_url(Service::Postgres);
+        let mongo = service_url(Service::Mongo);
+        let redis_url = service_url(Service::Redis);
         // Named after the run's database so the test command can drop them all at its end.
         let run_db = admin
             .split('?')
