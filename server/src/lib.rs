@@ -23,9 +23,11 @@
 //! ```
 
 pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod domain;
 pub mod error;
 pub mod http;
 pub mod state;

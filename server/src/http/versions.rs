@@ -184,14 +184,14 @@ pub async fn restore_block(
 
 /// Runs a history command in the canvas's room.
 async fn run(state: &AppState, caller: &AuthUser, id: Uuid, op: VersionOp) -> ApiResult<Value> {
-    let access = canvas_access(state, &caller.user, id).await?;
+    let access = canvas_access(&state.storage, &caller.user, id).await?;
     let cmd = VersionCmd {
         access: access.access,
         op,
     };
     Ok(state
         .rooms
-        .versions(state, id, cmd)
+        .versions(id, cmd)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??)
 }

@@ -28,10 +28,10 @@ pub use versions::{VersionCmd, VersionFailure, VersionOp, VersionReply};
 use super::shared::{
     AccessChange, LiveKind, PUT_INTERVAL, SharedOp, SharedWriter, decode_live, encode_live,
 };
-use crate::access::{Actor, ProjectAccess, effective_role};
-use crate::state::AppState;
+use crate::audit::Auditor;
+use crate::domain::{Actor, ProjectAccess, effective_role};
 use crate::view;
-use axum::body::Bytes;
+use bytes::Bytes;
 use canvas_engine::canvas::{Applied, BatchApplied, DocError, LogEntry};
 use canvas_engine::edits::Sharing;
 use canvas_engine::inspect::{Refusal, RefusalCode};
@@ -43,13 +43,17 @@ use canvas_engine::yrs::updates::encoder::Encode;
 use canvas_engine::yrs::{ClientID, StateVector, Transact, TransactionMut};
 use canvas_engine::{CanvasDoc, Role, edits, json, presence::PresenceTable};
 use canvas_storage::PresenceEntry;
-use canvas_storage::{CanvasRecord, StorageResult, VersionRecord};
+use canvas_storage::{
+    CanvasRecord, CanvasStore, Fanout, PresenceStore, StorageResult, VersionRecord, VersionStore,
+};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 use uuid::Uuid;
 
@@ -288,11 +292,64 @@ struct Written {
     result: StorageResult<i64>,
 }
 
+/// What a room needs from the rest of the server: its stores, settings and the server-wide
+/// task tracker and shutdown signal (handed in by the registry, built in `state.rs`).
+#[derive(Clone)]
+pub struct RoomDeps {
+    /// Canvas records, documents and their update log.
+    pub canvases: Arc<dyn CanvasStore>,
+    /// Version history.
+    pub versions: Arc<dyn VersionStore>,
+    /// Live presence.
+    pub presence: Arc<dyn PresenceStore>,
+    /// Live messages between server nodes.
+    pub fanout: Arc<dyn Fanout>,
+    /// Where sharing changes made through the document are audited.
+    pub auditor: Auditor,
+    /// Tracks the room's tasks so shutdown can wait for them to finish flushing.
+    pub tasks: TaskTracker,
+    /// Cancelled when the server shuts down: rooms flush, checkpoint and close.
+    pub shutdown: CancellationToken,
+    /// This node's name among the servers sharing the services.
+    pub node_id: String,
+    /// Timings and thresholds.
+    pub config: RoomConfig,
+}
+
+/// A room's timings and thresholds (from the server's configuration).
+#[derive(Debug, Clone)]
+pub struct RoomConfig {
+    /// How long a room stays loaded after its last connection leaves.
+    pub idle_unload: Duration,
+    /// Log entries after which a room considers compacting its log (see `checkpoint_due`).
+    pub checkpoint_updates: u64,
+    /// How often a room checkpoints whatever it logged (and refreshes its active users).
+    pub checkpoint_every: Duration,
+    /// Time between automatic versions of an edited canvas.
+    pub version_interval: Duration,
+}
+
+/// Takes a room out of the registry (only the instance it was made for): called when the
+/// room stops taking commands.
+#[derive(Clone)]
+pub struct Unregister(Arc<dyn Fn() + Send + Sync>);
+
+impl Unregister {
+    /// Wraps the registry's removal of one room instance.
+    pub fn new(forget: impl Fn() + Send + Sync + 'static) -> Self {
+        Unregister(Arc::new(forget))
+    }
+
+    fn now(&self) {
+        (self.0)();
+    }
+}
+
 /// The room actor's state.
 pub(super) struct Room {
     id: Uuid,
-    generation: u64,
-    state: AppState,
+    deps: RoomDeps,
+    unregister: Unregister,
     record: CanvasRecord,
     canvas: CanvasDoc,
     conns: HashMap<ConnId, Conn>,
@@ -355,18 +412,18 @@ impl Room {
     /// Loads the canvas from storage and runs the room until it unloads or the server stops.
     pub(super) async fn run(
         id: Uuid,
-        generation: u64,
-        state: AppState,
+        deps: RoomDeps,
+        unregister: Unregister,
         mut rx: mpsc::Receiver<RoomCmd>,
         own: mpsc::WeakSender<RoomCmd>,
     ) {
         // Subscribe to the other nodes' live messages before reading storage, so nothing
         // made durable elsewhere in between is missed (duplicates are harmless).
-        let remote = match state.storage.fanout.subscribe(id).await {
+        let remote = match deps.fanout.subscribe(id).await {
             Ok(remote) => remote,
             Err(cause) => {
                 error!(canvas = %id, %cause, "cannot subscribe to other nodes");
-                state.rooms.forget(id, generation);
+                unregister.now();
                 drain_as_gone(&mut rx);
                 return;
             }
@@ -374,14 +431,13 @@ impl Room {
         // The forwarder (and with it the subscription) ends when this room ends.
         let stop = tokio_util::sync::CancellationToken::new();
         let _stop_forwarding_on_exit = stop.clone().drop_guard();
-        state
-            .tasks
-            .spawn(forward_remote(remote, own, state.node_id.clone(), stop));
-        let (room, written_rx) = match Room::load(id, generation, state.clone()).await {
+        deps.tasks
+            .spawn(forward_remote(remote, own, deps.node_id.clone(), stop));
+        let (room, written_rx) = match Room::load(id, deps, unregister.clone()).await {
             Ok(loaded) => loaded,
             Err(cause) => {
                 error!(canvas = %id, %cause, "cannot load canvas");
-                state.rooms.forget(id, generation);
+                unregister.now();
                 drain_as_gone(&mut rx);
                 return;
             }
@@ -391,10 +447,10 @@ impl Room {
 
     async fn load(
         id: Uuid,
-        generation: u64,
-        state: AppState,
+        deps: RoomDeps,
+        unregister: Unregister,
     ) -> Result<(Room, mpsc::Receiver<Written>), String> {
-        let storage = &state.storage.canvases;
+        let storage = &deps.canvases;
         let record = storage
             .canvas(id)
             .await
@@ -414,8 +470,7 @@ impl Room {
             stored.updates.iter().map(|(_, u)| u.as_slice()),
         )
         .map_err(|e| e.to_string())?;
-        let versions = state
-            .storage
+        let versions = deps
             .versions
             .versions(id)
             .await
@@ -423,11 +478,11 @@ impl Room {
         info!(canvas = %id, log_entries = stored.updates.len(), "room loaded");
         let (written_tx, written_rx) = mpsc::channel(1);
         let shared_writer = SharedWriter::start(
-            state.storage.presence.clone(),
-            state.storage.fanout.clone(),
+            deps.presence.clone(),
+            deps.fanout.clone(),
             id,
-            state.node_id.clone(),
-            &state.tasks,
+            deps.node_id.clone(),
+            &deps.tasks,
         );
         let last_sharing = edits::sharing(&canvas.doc().transact());
         // Loading replays the log; what it did to sharing is not a change.
@@ -449,8 +504,8 @@ impl Room {
         let room = Room {
             last_sharing,
             id,
-            generation,
-            state,
+            deps,
+            unregister,
             record,
             canvas,
             conns: HashMap::new(),
@@ -481,17 +536,20 @@ impl Room {
         mut rx: mpsc::Receiver<RoomCmd>,
         mut written_rx: mpsc::Receiver<Written>,
     ) {
-        let shutdown = self.state.shutdown.clone();
-        let idle = self.state.config.idle_unload();
-        let mut refresh = tokio::time::interval(Duration::from_secs(
-            self.state.config.checkpoint_secs.max(1),
-        ));
+        let shutdown = self.deps.shutdown.clone();
+        let idle = self.deps.config.idle_unload;
+        let mut refresh = tokio::time::interval(
+            self.deps
+                .config
+                .checkpoint_every
+                .max(Duration::from_secs(1)),
+        );
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Checks for an automatic version at least every 30 s, or every interval if shorter.
         let mut version_timer = tokio::time::interval(
-            self.state
+            self.deps
                 .config
-                .version_interval()
+                .version_interval
                 .clamp(Duration::from_secs(1), Duration::from_secs(30)),
         );
         version_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -550,7 +608,7 @@ impl Room {
                 }
             };
             if let Flow::Stop = flow {
-                self.state.rooms.forget(self.id, self.generation);
+                self.unregister.now();
                 drain_as_gone(&mut rx);
                 return;
             }
@@ -852,8 +910,7 @@ impl Room {
                     "before": audit_sharing(&before),
                     "after": audit_sharing(&self.last_sharing),
                 });
-                crate::http::audit_in_background(
-                    &self.state,
+                self.deps.auditor.in_background(
                     actor,
                     "canvas.sharing.update",
                     ("canvas", Some(self.id)),
@@ -1105,12 +1162,12 @@ impl Room {
 
     /// Whether other server nodes may share this canvas.
     fn shared(&self) -> bool {
-        self.state.storage.fanout.is_shared()
+        self.deps.fanout.is_shared()
     }
 
     fn publish(&self, kind: LiveKind, payload: &[u8]) {
         if self.shared() {
-            let message = encode_live(&self.state.node_id, kind, payload);
+            let message = encode_live(&self.deps.node_id, kind, payload);
             self.shared_writer.send(SharedOp::Publish(message));
         }
     }
@@ -1166,7 +1223,7 @@ impl Room {
     /// relays what was new to this node's connections. Returns the last log sequence number
     /// if the document now holds every entry up to it.
     async fn catch_up(&mut self) -> Option<i64> {
-        let stored = match self.state.storage.canvases.load_document(self.id).await {
+        let stored = match self.deps.canvases.load_document(self.id).await {
             Ok(Some(stored)) => stored,
             Ok(None) => return None,
             Err(cause) => {
@@ -1205,10 +1262,10 @@ impl Room {
         }
         self.writing = true;
         let batch = std::mem::take(&mut self.queued);
-        let store = self.state.storage.canvases.clone();
+        let store = self.deps.canvases.clone();
         let done = self.written_tx.clone();
         let id = self.id;
-        self.state.tasks.spawn(async move {
+        self.deps.tasks.spawn(async move {
             let updates: Vec<Vec<u8>> = batch.iter().map(|a| a.update.clone()).collect();
             let result = store.append_updates(id, &updates).await;
             let _ = done.send(Written { batch, result }).await;
@@ -1259,7 +1316,7 @@ impl Room {
             && checkpoint_due(
                 self.durable_seq - self.checkpoint_seq,
                 self.snapshot_bytes,
-                self.state.config.checkpoint_updates,
+                self.deps.config.checkpoint_updates,
             )
         {
             self.checkpoint().await;
@@ -1299,8 +1356,7 @@ impl Room {
         let state = self.canvas.encode_state();
         let view = self.json();
         match self
-            .state
-            .storage
+            .deps
             .canvases
             .checkpoint(self.id, &state, upto, &view)
             .await
@@ -1409,7 +1465,7 @@ impl Room {
     async fn unload(mut self, rx: &mut mpsc::Receiver<RoomCmd>) {
         self.auto_version().await;
         self.checkpoint().await;
-        self.state.rooms.forget(self.id, self.generation);
+        self.unregister.now();
         // Anything that reached us after the registry let go is told to ask again; the next
         // instance loads from storage, which now holds everything.
         rx.close();
@@ -1454,7 +1510,7 @@ impl Room {
                 "server shutting down".into(),
             ));
         }
-        self.state.rooms.forget(self.id, self.generation);
+        self.unregister.now();
         info!(canvas = %self.id, "room flushed for shutdown");
     }
 }

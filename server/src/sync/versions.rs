@@ -17,7 +17,7 @@
 //! accepted them records their version.
 
 use super::{Accepted, Flow, Room, Written};
-use crate::access::{ProjectAccess, effective_role};
+use crate::domain::{ProjectAccess, effective_role};
 use canvas_engine::attribution;
 use canvas_engine::versions::{self as engine_versions, RestoreError};
 use canvas_engine::yrs::Transact;
@@ -197,8 +197,7 @@ impl Room {
         block_id: Option<&str>,
     ) -> Result<bool, VersionFailure> {
         let stored = self
-            .state
-            .storage
+            .deps
             .versions
             .version(self.id, version)
             .await?
@@ -262,8 +261,7 @@ impl Room {
             changed_by: by,
         };
         let record = self
-            .state
-            .storage
+            .deps
             .versions
             .add_version(self.id, new, &state, &view)
             .await?;
@@ -281,7 +279,7 @@ impl Room {
         let Some(user) = self.dirty_by else {
             return;
         };
-        if self.last_version_at.elapsed() < self.state.config.version_interval() {
+        if self.last_version_at.elapsed() < self.deps.config.version_interval {
             return;
         }
         if let Err(cause) = self
@@ -294,7 +292,7 @@ impl Room {
 
     /// Reloads the history from storage (other nodes add versions too).
     pub(super) async fn refresh_versions(&mut self) {
-        match self.state.storage.versions.versions(self.id).await {
+        match self.deps.versions.versions(self.id).await {
             Ok(list) => {
                 if let Some(last) = list.last() {
                     self.record.version = self.record.version.max(last.version);
