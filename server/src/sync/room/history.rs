@@ -16,8 +16,11 @@
 //! snapshot matches the durable log. Updates from other nodes do not count: the node that
 //! accepted them records their version.
 
-use super::{Accepted, Flow, Room, Written};
-use crate::domain::{ProjectAccess, effective_role};
+use super::attribution::now_stamp;
+use super::commands::{VersionCmd, VersionFailure, VersionOp, VersionReply};
+use super::log::{Accepted, Written, is_empty_update};
+use super::{Flow, Room};
+use crate::domain::effective_role;
 use canvas_engine::attribution;
 use canvas_engine::versions::{self as engine_versions, RestoreError};
 use canvas_engine::yrs::Transact;
@@ -28,70 +31,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{info, warn};
 use uuid::Uuid;
-
-/// What a user asks of a canvas's history.
-#[derive(Debug, Clone)]
-pub enum VersionOp {
-    /// Record the live document as a named version.
-    Name {
-        /// The version's description (1 to 500 characters).
-        changes: String,
-    },
-    /// Make the document equal to version `version` (except `sharing`).
-    Restore {
-        /// The version to restore.
-        version: i64,
-    },
-    /// Bring one block back as it was in version `version`.
-    RestoreBlock {
-        /// The version to take the block from.
-        version: i64,
-        /// The block id.
-        block_id: String,
-    },
-}
-
-/// A history command with who asks.
-#[derive(Debug, Clone)]
-pub struct VersionCmd {
-    /// The caller's project access (the room adds sharing grants); editors and up may.
-    pub access: ProjectAccess,
-    /// What to do.
-    pub op: VersionOp,
-}
-
-/// Why a history command failed.
-#[derive(Debug, thiserror::Error)]
-pub enum VersionFailure {
-    /// The caller has no role on the canvas, or only a viewer's.
-    #[error("{0}")]
-    Forbidden(String),
-    /// No such version, or no such block in it.
-    #[error("{0}")]
-    NotFound(String),
-    /// The block cannot be restored into the current document.
-    #[error("{0}")]
-    Conflict(String),
-    /// Storage failed or the stored version is unreadable.
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl From<StorageError> for VersionFailure {
-    fn from(e: StorageError) -> Self {
-        VersionFailure::Internal(e.to_string())
-    }
-}
-
-/// The room's answer to a history command.
-#[derive(Debug)]
-pub enum VersionReply {
-    /// The result: for `Name`, the version record; for `Restore`, `{version, canvas}`; for
-    /// `RestoreBlock`, `{block, version}`.
-    Done(Result<Value, VersionFailure>),
-    /// This room instance is unloading or failed; ask the registry again.
-    Gone,
-}
 
 impl Room {
     /// Runs a history command and answers it.
@@ -206,7 +145,7 @@ impl Room {
             .map_err(|e| VersionFailure::Internal(format!("version {version}: {e}")))?;
         let ttxn = target.transact();
         let by = user.to_string();
-        let at = super::attribution::now_stamp();
+        let at = now_stamp();
         // One transaction: the restore and the restorer's stamp on the blocks it changed
         // reach every client as one update.
         let (result, update) = self.canvas.edit(|txn| {
@@ -302,27 +241,4 @@ impl Room {
             Err(cause) => warn!(canvas = %self.id, %cause, "cannot read the version history"),
         }
     }
-
-    /// Writes everything queued, waiting for writes in flight. `Stop` if storage failed.
-    async fn flush(&mut self, written_rx: &mut mpsc::Receiver<Written>) -> Flow {
-        loop {
-            self.start_write();
-            if !self.writing {
-                return Flow::Continue;
-            }
-            match written_rx.recv().await {
-                Some(written) => {
-                    if let Flow::Stop = self.on_written(written).await {
-                        return Flow::Stop;
-                    }
-                }
-                None => return Flow::Stop,
-            }
-        }
-    }
-}
-
-/// Whether a v1 update changes nothing (what yrs encodes for an empty transaction).
-pub(super) fn is_empty_update(update: &[u8]) -> bool {
-    update == [0, 0]
 }
