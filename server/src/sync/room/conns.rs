@@ -104,8 +104,7 @@ impl Room {
         }
         debug!(canvas = %self.id, conn = conn_id, "left");
         if !self.conns.values().any(|c| c.user_id == conn.user_id) {
-            self.presence_written.remove(&conn.user_id);
-            self.presence_pending.remove(&conn.user_id);
+            self.presence_throttle.forget(conn.user_id);
             self.shared_writer.send(SharedOp::Remove(conn.user_id));
         }
         self.publish_active_users();

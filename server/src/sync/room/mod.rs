@@ -48,7 +48,6 @@ use bytes::Bytes;
 use canvas_engine::edits::Sharing;
 use canvas_engine::yrs::{ClientID, Transact};
 use canvas_engine::{CanvasDoc, edits, json, presence::PresenceTable};
-use canvas_storage::PresenceEntry;
 use canvas_storage::{
     CanvasRecord, CanvasStore, Fanout, PresenceStore, VersionRecord, VersionStore,
 };
@@ -56,6 +55,7 @@ use cluster::forward_remote;
 use commands::{drain_as_gone, reply_gone};
 use conns::Conn;
 use log::{Accepted, Written};
+use presence::PresenceThrottle;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -133,11 +133,8 @@ pub(super) struct Room {
     awareness_owner: HashMap<ClientID, ConnId>,
     /// Writes presence to the shared store, in order, off this task.
     shared_writer: SharedWriter,
-    /// When each user's presence was last written (throttle).
-    presence_written: HashMap<Uuid, Instant>,
-    /// The latest presence of users whose write was held back by the throttle: written when
-    /// their interval is over, so the shared store ends with the last cursor, not a stale one.
-    presence_pending: HashMap<Uuid, PresenceEntry>,
+    /// At most one presence write per user per interval.
+    presence_throttle: PresenceThrottle,
     /// Accepted, applied in memory, not yet handed to a writer.
     queued: Vec<Accepted>,
     /// Whether a write is in flight (at most one at a time, keeping the log in order).
@@ -277,8 +274,7 @@ impl Room {
             presence: PresenceTable::default(),
             awareness_owner: HashMap::new(),
             shared_writer,
-            presence_written: HashMap::new(),
-            presence_pending: HashMap::new(),
+            presence_throttle: PresenceThrottle::default(),
             queued: Vec::new(),
             writing: false,
             written_tx,
