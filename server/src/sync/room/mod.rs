@@ -485,3 +485,6 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 
 /// How long shutdown waits for rooms to flush before giving up.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests;

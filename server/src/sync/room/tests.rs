@@ -1,0 +1,181 @@
+//! The room without sockets: a room over the embedded store in a temporary folder, driven
+//! through its methods; intervals pass in no real time by moving tokio's clock ([`skip`]).
+
+use super::*;
+use crate::domain::Actor;
+use canvas_engine::Role;
+use canvas_engine::edits::{CanvasMeta, Visibility};
+use canvas_storage::{NewCanvas, ServiceUrls, Storage, VersionKind};
+
+/// A loaded room over a fresh embedded store, with the receiver of its write results.
+struct Harness {
+    _dir: tempfile::TempDir,
+    storage: Storage,
+    room: Room,
+    written_rx: mpsc::Receiver<Written>,
+}
+
+fn config() -> RoomConfig {
+    RoomConfig {
+        idle_unload: Duration::from_secs(30),
+        checkpoint_updates: 1000,
+        checkpoint_every: Duration::from_secs(60),
+        version_interval: Duration::from_secs(10),
+    }
+}
+
+async fn harness(config: RoomConfig) -> Harness {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = Storage::connect(dir.path(), &ServiceUrls::default())
+        .await
+        .expect("embedded store opens");
+    let new = NewCanvas {
+        id: Uuid::new_v4(),
+        project_id: Uuid::new_v4(),
+        owner_id: Uuid::new_v4(),
+        name: "Room test".into(),
+        description: None,
+    };
+    let mut doc = CanvasDoc::new();
+    let meta = CanvasMeta {
+        name: new.name.clone(),
+        description: None,
+        project_id: new.project_id.to_string(),
+        owner_id: new.owner_id.to_string(),
+        tags: Vec::new(),
+    };
+    doc.edit(|txn| edits::init_canvas(txn, &meta));
+    let id = new.id;
+    storage
+        .canvases
+        .create_canvas(new, &doc.encode_state(), &serde_json::json!({}))
+        .await
+        .expect("canvas created");
+    let tasks = TaskTracker::new();
+    let deps = RoomDeps {
+        canvases: storage.canvases.clone(),
+        versions: storage.versions.clone(),
+        presence: storage.presence.clone(),
+        fanout: storage.fanout.clone(),
+        auditor: Auditor::new(storage.audit.clone(), tasks.clone()),
+        tasks,
+        shutdown: CancellationToken::new(),
+        node_id: "test-node".into(),
+        config,
+    };
+    let (room, written_rx) = Room::load(id, deps, Unregister::new(|| {}))
+        .await
+        .expect("room loads");
+    Harness {
+        _dir: dir,
+        storage,
+        room,
+        written_rx,
+    }
+}
+
+/// Moves the room's clock (tokio's) forward by `by` at once. The clock runs between skips:
+/// the embedded store's pool has timeouts that a clock left paused would fire while it waits
+/// for its SQLite thread.
+async fn skip(by: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}
+
+impl Harness {
+    /// An editor's change through the room (as a REST edit), made durable.
+    async fn edit_as(&mut self, user: Uuid) {
+        let request = EditRequest {
+            access: ProjectAccess {
+                user_id: user,
+                project_role: Some(Role::Editor),
+                ..ProjectAccess::default()
+            },
+            actor: Actor {
+                user_id: Some(user),
+                ..Actor::default()
+            },
+            required: Role::Editor,
+            edit: Box::new(|txn| {
+                let now = edits::sharing(txn).visibility;
+                let next = if now == Visibility::Team {
+                    Visibility::Private
+                } else {
+                    Visibility::Team
+                };
+                edits::set_visibility(txn, next);
+                Ok(())
+            }),
+        };
+        let EditReply::Applied { durable, .. } = self.room.server_edit(request) else {
+            panic!("the edit was not applied");
+        };
+        assert!(matches!(
+            self.room.flush(&mut self.written_rx).await,
+            Flow::Continue
+        ));
+        durable.await.expect("the edit is durable");
+    }
+
+    /// The kinds of the canvas's stored versions, oldest first.
+    async fn version_kinds(&self) -> Vec<VersionKind> {
+        let list = self.storage.versions.versions(self.room.id).await;
+        list.expect("versions read")
+            .iter()
+            .map(|v| v.kind)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn an_edited_canvas_gets_one_automatic_version_per_interval_and_none_when_unchanged() {
+    let mut h = harness(config()).await;
+    let editor = Uuid::new_v4();
+    h.room.auto_version().await;
+    assert_eq!(h.version_kinds().await, [VersionKind::Initial], "unchanged");
+
+    h.edit_as(editor).await;
+    h.room.auto_version().await;
+    assert_eq!(
+        h.version_kinds().await,
+        [VersionKind::Initial],
+        "changed, but the interval has not passed"
+    );
+
+    skip(config().version_interval).await;
+    h.room.auto_version().await;
+    assert_eq!(
+        h.version_kinds().await,
+        [VersionKind::Initial, VersionKind::Auto]
+    );
+    let versions = h.storage.versions.versions(h.room.id).await.expect("read");
+    assert_eq!(
+        versions[1].changed_by, editor,
+        "attributed to the last editor"
+    );
+    assert_eq!(h.room.record.version, 2);
+
+    // Nothing changed since: however long it stays so, no further automatic version.
+    for _ in 0..3 {
+        skip(config().version_interval * 2).await;
+        h.room.auto_version().await;
+    }
+    assert_eq!(h.version_kinds().await.len(), 2);
+
+    // A new change starts the next interval from the last version.
+    h.edit_as(editor).await;
+    h.room.auto_version().await;
+    assert_eq!(
+        h.version_kinds().await.len(),
+        3,
+        "the interval since the last version has long passed"
+    );
+    h.edit_as(editor).await;
+    h.room.auto_version().await;
+    assert_eq!(
+        h.version_kinds().await.len(),
+        3,
+        "too soon after the last one"
+    );
+}
