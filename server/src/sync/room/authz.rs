@@ -61,7 +61,7 @@ impl Room {
             if empty {
                 return EditReply::Invalid(message);
             }
-            error!(canvas = %self.id, %message, "a failed server edit changed the document");
+            error!(%message, "a failed server edit changed the document");
         }
         if empty {
             let _ = done.send(());
@@ -127,7 +127,7 @@ impl Room {
             match effective_role(&conn.access, &sharing) {
                 Some(role) => {
                     if role != conn.role {
-                        info!(canvas = %self.id, conn = id, user = %conn.user_id, from = %conn.role, to = %role, "role changed");
+                        info!(conn = id, user = %conn.user_id, from = %conn.role, to = %role, "role changed");
                         conn.role = role;
                     }
                 }
@@ -135,7 +135,7 @@ impl Room {
             }
         }
         for id in revoked {
-            info!(canvas = %self.id, conn = id, "access revoked; closing");
+            info!(conn = id, "access revoked; closing");
             self.close_conn(
                 id,
                 close::FORBIDDEN,

@@ -41,12 +41,12 @@ impl Room {
                         // A message was missed (pub/sub delivers at most once): the log has it.
                         self.catch_up().await;
                         if let Err(cause) = self.canvas.apply_remote(&payload) {
-                            warn!(canvas = %self.id, %cause, "remote update still not applicable");
+                            warn!(%cause, "remote update still not applicable");
                             return;
                         }
                     }
                     Err(cause) => {
-                        warn!(canvas = %self.id, %cause, "bad update from another node");
+                        warn!(%cause, "bad update from another node");
                         return;
                     }
                 }
@@ -56,12 +56,12 @@ impl Room {
             LiveKind::Access => match serde_json::from_slice::<AccessChange>(&payload) {
                 Ok(change) => self.access_changed(change),
                 Err(cause) => {
-                    warn!(canvas = %self.id, %cause, "bad access change from another node")
+                    warn!(%cause, "bad access change from another node")
                 }
             },
             LiveKind::Awareness => {
                 let Ok(update) = AwarenessUpdate::decode_v1(&payload) else {
-                    warn!(canvas = %self.id, "bad awareness from another node");
+                    warn!("bad awareness from another node");
                     return;
                 };
                 let change = self.presence.apply(&update);
@@ -84,7 +84,7 @@ impl Room {
             Ok(Some(stored)) => stored,
             Ok(None) => return None,
             Err(cause) => {
-                warn!(canvas = %self.id, %cause, "cannot read the log to catch up");
+                warn!(%cause, "cannot read the log to catch up");
                 return None;
             }
         };
@@ -95,7 +95,7 @@ impl Room {
             .chain(stored.updates.iter().map(|(_, u)| u.as_slice()));
         for entry in entries {
             if let Err(cause) = self.canvas.apply_remote(entry) {
-                warn!(canvas = %self.id, %cause, "log entry not applicable while catching up");
+                warn!(%cause, "log entry not applicable while catching up");
                 complete = false;
             }
         }

@@ -69,7 +69,7 @@ impl Room {
         if !known.clients.is_empty() {
             let _ = out.try_send(Outbound::Frame(protocol::awareness(&known).into()));
         }
-        debug!(canvas = %self.id, conn = request.conn_id, user = %request.access.user_id, %role, "joined");
+        debug!(conn = request.conn_id, user = %request.access.user_id, %role, "joined");
         self.conns.insert(
             request.conn_id,
             Conn {
@@ -102,7 +102,7 @@ impl Room {
             self.publish(LiveKind::Awareness, &removal.encode_v1());
             self.broadcast(None, protocol::awareness(&removal).into());
         }
-        debug!(canvas = %self.id, conn = conn_id, "left");
+        debug!(conn = conn_id, "left");
         if !self.conns.values().any(|c| c.user_id == conn.user_id) {
             self.presence_throttle.forget(conn.user_id);
             self.shared_writer.send(SharedOp::Remove(conn.user_id));
@@ -179,7 +179,7 @@ impl Room {
     /// A connection whose queue is full (or whose task ended) is dropped: its writer sees the
     /// channel close and closes the socket with 1013; the client reconnects and resyncs.
     pub(super) fn drop_slow(&mut self, conn_id: ConnId) {
-        warn!(canvas = %self.id, conn = conn_id, "connection cannot keep up; dropping it");
+        warn!(conn = conn_id, "connection cannot keep up; dropping it");
         self.leave(conn_id);
     }
 

@@ -116,7 +116,7 @@ impl Room {
             Ok(record) => record,
             Err(e) => return (Err(e.into()), Flow::Continue),
         };
-        info!(canvas = %self.id, %user, version, block = ?block_id, changed = edited, "restored");
+        info!(%user, version, block = ?block_id, changed = edited, "restored");
         let body = match block_id {
             None => json!({ "version": record, "canvas": self.json() }),
             Some(id) => {
@@ -225,7 +225,7 @@ impl Room {
             .record_version(VersionKind::Auto, "Automatic version".into(), user)
             .await
         {
-            warn!(canvas = %self.id, %cause, "cannot record an automatic version");
+            warn!(%cause, "cannot record an automatic version");
         }
     }
 
@@ -238,7 +238,7 @@ impl Room {
                 }
                 self.versions = list;
             }
-            Err(cause) => warn!(canvas = %self.id, %cause, "cannot read the version history"),
+            Err(cause) => warn!(%cause, "cannot read the version history"),
         }
     }
 }

@@ -12,6 +12,7 @@ use canvas_engine::protocol::{self, Ack, Extension};
 use canvas_storage::StorageResult;
 use std::collections::HashSet;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 use tracing::{debug, error, warn};
 
 /// An accepted update waiting for, or in, a durable write: one connection's update, a run
@@ -63,11 +64,14 @@ impl Room {
         let store = self.deps.canvases.clone();
         let done = self.written_tx.clone();
         let id = self.id;
-        self.deps.tasks.spawn(async move {
-            let updates: Vec<Vec<u8>> = batch.iter().map(|a| a.update.clone()).collect();
-            let result = store.append_updates(id, &updates).await;
-            let _ = done.send(Written { batch, result }).await;
-        });
+        self.deps.tasks.spawn(
+            async move {
+                let updates: Vec<Vec<u8>> = batch.iter().map(|a| a.update.clone()).collect();
+                let result = store.append_updates(id, &updates).await;
+                let _ = done.send(Written { batch, result }).await;
+            }
+            .in_current_span(),
+        );
     }
 
     pub(super) async fn on_written(&mut self, written: Written) -> Flow {
@@ -77,7 +81,7 @@ impl Room {
             Err(cause) => {
                 // The updates are applied in memory but not durable. Close everyone: clients
                 // keep their changes and resend them when they resync with a reloaded room.
-                error!(canvas = %self.id, %cause, "durable write failed; closing the room");
+                error!(%cause, "durable write failed; closing the room");
                 for conn in self.conns.values() {
                     let _ = conn
                         .out
@@ -178,12 +182,12 @@ impl Room {
             .await
         {
             Ok(()) => {
-                debug!(canvas = %self.id, upto, bytes = state.len(), "checkpoint");
+                debug!(upto, bytes = state.len(), "checkpoint");
                 self.checkpoint_seq = upto;
                 self.snapshot_bytes = state.len() as u64;
             }
             // The log still holds everything: a failed checkpoint loses nothing.
-            Err(cause) => warn!(canvas = %self.id, %cause, "checkpoint failed; will retry later"),
+            Err(cause) => warn!(%cause, "checkpoint failed; will retry later"),
         }
     }
 }

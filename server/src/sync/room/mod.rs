@@ -16,7 +16,9 @@
 //!
 //! Rooms are actors rather than documents behind a lock: the document is touched by one task
 //! only, so no lock is held across the storage `await`s and no lock can be poisoned. A room
-//! gets what it needs in [`RoomDeps`], never the server's whole state.
+//! gets what it needs in [`RoomDeps`], never the server's whole state. A room runs in a
+//! `room` span that carries its canvas id, and so do the tasks it spawns (its writes, its
+//! presence writer, its forwarder of other nodes' messages, its audits).
 //!
 //! This module holds the select loop and the lifecycle (load, idle unload, shutdown); the
 //! parts: [`commands`] (what a room is asked and answers), [`verdict`] (batches and
@@ -64,7 +66,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{Instrument, error, info, warn};
 use uuid::Uuid;
 
 /// What a room needs from the rest of the server: its stores, settings and the server-wide
@@ -184,7 +186,7 @@ impl Room {
         let remote = match deps.fanout.subscribe(id).await {
             Ok(remote) => remote,
             Err(cause) => {
-                error!(canvas = %id, %cause, "cannot subscribe to other nodes");
+                error!(%cause, "cannot subscribe to other nodes");
                 unregister.now();
                 drain_as_gone(&mut rx);
                 return;
@@ -194,11 +196,11 @@ impl Room {
         let stop = tokio_util::sync::CancellationToken::new();
         let _stop_forwarding_on_exit = stop.clone().drop_guard();
         deps.tasks
-            .spawn(forward_remote(remote, own, deps.node_id.clone(), stop));
+            .spawn(forward_remote(remote, own, deps.node_id.clone(), stop).in_current_span());
         let (room, written_rx) = match Room::load(id, deps, unregister.clone()).await {
             Ok(loaded) => loaded,
             Err(cause) => {
-                error!(canvas = %id, %cause, "cannot load canvas");
+                error!(%cause, "cannot load canvas");
                 unregister.now();
                 drain_as_gone(&mut rx);
                 return;
@@ -237,7 +239,7 @@ impl Room {
             .versions(id)
             .await
             .map_err(|e| e.to_string())?;
-        info!(canvas = %id, log_entries = stored.updates.len(), "room loaded");
+        info!(log_entries = stored.updates.len(), "room loaded");
         let (written_tx, written_rx) = mpsc::channel(1);
         let shared_writer = SharedWriter::start(
             deps.presence.clone(),
@@ -259,7 +261,7 @@ impl Room {
                 }) {
                 Ok(()) => Some(doc_writes),
                 Err(cause) => {
-                    warn!(canvas = %id, %cause, "no cache of the encoded document for joins");
+                    warn!(%cause, "no cache of the encoded document for joins");
                     None
                 }
             };
@@ -444,7 +446,7 @@ impl Room {
         while let Ok(cmd) = rx.try_recv() {
             reply_gone(cmd);
         }
-        info!(canvas = %self.id, "room unloaded");
+        info!("room unloaded");
     }
 
     /// Server shutdown: finish the writes, checkpoint, close every connection with 1001.
@@ -472,7 +474,7 @@ impl Room {
             ));
         }
         self.unregister.now();
-        info!(canvas = %self.id, "room flushed for shutdown");
+        info!("room flushed for shutdown");
     }
 }
 

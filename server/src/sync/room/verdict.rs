@@ -185,7 +185,7 @@ impl Room {
                 Some(applied)
             }
             Err(refusal) if refusal.code == RefusalCode::MalformedUpdate => {
-                warn!(canvas = %self.id, conn = conn_id, %refusal, "malformed update; closing");
+                warn!(conn = conn_id, %refusal, "malformed update; closing");
                 self.close_conn(
                     conn_id,
                     close::MALFORMED,
@@ -194,7 +194,7 @@ impl Room {
                 None
             }
             Err(refusal) => {
-                debug!(canvas = %self.id, conn = conn_id, %refusal, "update refused");
+                debug!(conn = conn_id, %refusal, "update refused");
                 let body = Extension::Error(ErrorBody {
                     code: refusal.code.as_str().to_owned(),
                     message: refusal.message,
