@@ -2,7 +2,7 @@
 
 use super::room::{
     EditReply, EditRequest, JoinReply, JoinRequest, ReadReply, Room, RoomCmd, RoomDeps, RoomView,
-    Unregister, VersionCmd, VersionFailure, VersionReply,
+    Unregister, VersionCmd, VersionFailure, VersionOutcome, VersionReply,
 };
 use super::shared::{AccessChange, LiveKind, encode_live};
 use crate::domain::ProjectAccess;
@@ -199,7 +199,7 @@ impl Rooms {
         &self,
         id: Uuid,
         cmd: VersionCmd,
-    ) -> Result<Result<serde_json::Value, VersionFailure>, RoomError> {
+    ) -> Result<Result<VersionOutcome, VersionFailure>, RoomError> {
         for _ in 0..RETRIES {
             let handle = self.handle(id);
             let (reply, answer) = oneshot::channel();

@@ -9,7 +9,7 @@ use canvas_engine::Role;
 use canvas_engine::edits::Sharing;
 use canvas_engine::yrs::TransactionMut;
 use canvas_engine::yrs::sync::Message;
-use canvas_storage::StorageError;
+use canvas_storage::{StorageError, VersionRecord};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
@@ -250,12 +250,57 @@ impl From<StorageError> for VersionFailure {
     }
 }
 
+/// What a history command did, once durable.
+#[derive(Debug, Clone)]
+pub enum VersionOutcome {
+    /// `Name`: the version recorded.
+    Named(VersionRecord),
+    /// `Restore`: the version recorded (kind `restore`) and the canvas after it.
+    Restored {
+        /// The new version.
+        version: VersionRecord,
+        /// The canvas as JSON (the seed's shape) after the restore.
+        canvas: Value,
+    },
+    /// `RestoreBlock`: the version recorded and the block as it is now.
+    BlockRestored {
+        /// The new version.
+        version: VersionRecord,
+        /// The block as JSON, as it is after the restore (`None`: not in the document).
+        block: Option<Value>,
+    },
+}
+
+impl VersionOutcome {
+    /// The version the command recorded.
+    pub fn version(&self) -> &VersionRecord {
+        match self {
+            VersionOutcome::Named(version)
+            | VersionOutcome::Restored { version, .. }
+            | VersionOutcome::BlockRestored { version, .. } => version,
+        }
+    }
+
+    /// The REST body: the version record for `Name`, `{version, canvas}` for `Restore`,
+    /// `{block, version}` for `RestoreBlock`.
+    pub fn into_json(self) -> Value {
+        match self {
+            VersionOutcome::Named(version) => serde_json::json!(version),
+            VersionOutcome::Restored { version, canvas } => {
+                serde_json::json!({ "version": version, "canvas": canvas })
+            }
+            VersionOutcome::BlockRestored { version, block } => {
+                serde_json::json!({ "block": block, "version": version })
+            }
+        }
+    }
+}
+
 /// The room's answer to a history command.
 #[derive(Debug)]
 pub enum VersionReply {
-    /// The result: for `Name`, the version record; for `Restore`, `{version, canvas}`; for
-    /// `RestoreBlock`, `{block, version}`.
-    Done(Result<Value, VersionFailure>),
+    /// What the command did, or why it failed.
+    Done(Result<VersionOutcome, VersionFailure>),
     /// This room instance is unloading or failed; ask the registry again.
     Gone,
 }

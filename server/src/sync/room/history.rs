@@ -17,7 +17,7 @@
 //! accepted them records their version.
 
 use super::attribution::now_stamp;
-use super::commands::{VersionCmd, VersionFailure, VersionOp, VersionReply};
+use super::commands::{VersionCmd, VersionFailure, VersionOp, VersionOutcome, VersionReply};
 use super::log::{Accepted, Written, is_empty_update};
 use super::{Flow, Room};
 use crate::domain::effective_role;
@@ -26,7 +26,6 @@ use canvas_engine::versions::{self as engine_versions, RestoreError};
 use canvas_engine::yrs::Transact;
 use canvas_engine::{Role, json as doc_json};
 use canvas_storage::{NewVersion, StorageError, VersionKind, VersionRecord};
-use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -49,7 +48,7 @@ impl Room {
         &mut self,
         cmd: VersionCmd,
         written_rx: &mut mpsc::Receiver<Written>,
-    ) -> (Result<Value, VersionFailure>, Flow) {
+    ) -> (Result<VersionOutcome, VersionFailure>, Flow) {
         match effective_role(&cmd.access, &self.sharing()) {
             Some(role) if role >= Role::Editor => {}
             Some(_) => {
@@ -77,7 +76,7 @@ impl Room {
                 let result = self
                     .record_version(VersionKind::Named, changes, user)
                     .await
-                    .map(|record| json!(record))
+                    .map(VersionOutcome::Named)
                     .map_err(VersionFailure::from);
                 (result, Flow::Continue)
             }
@@ -96,7 +95,7 @@ impl Room {
         version: i64,
         block_id: Option<String>,
         written_rx: &mut mpsc::Receiver<Written>,
-    ) -> (Result<Value, VersionFailure>, Flow) {
+    ) -> (Result<VersionOutcome, VersionFailure>, Flow) {
         let edited = match self.restore_edit(user, version, block_id.as_deref()).await {
             Ok(edited) => edited,
             Err(failure) => return (Err(failure), Flow::Continue),
@@ -118,10 +117,16 @@ impl Room {
         };
         info!(%user, version, block = ?block_id, changed = edited, "restored");
         let body = match block_id {
-            None => json!({ "version": record, "canvas": self.json() }),
+            None => VersionOutcome::Restored {
+                version: record,
+                canvas: self.json(),
+            },
             Some(id) => {
                 let block = doc_json::block_json(&self.canvas.doc().transact(), &id);
-                json!({ "block": block, "version": record })
+                VersionOutcome::BlockRestored {
+                    version: record,
+                    block,
+                }
             }
         };
         (Ok(body), Flow::Continue)

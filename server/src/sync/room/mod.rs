@@ -39,7 +39,8 @@ pub mod verdict;
 
 pub use commands::{
     ConnId, EditReply, EditRequest, JoinReply, JoinRequest, OUTBOUND_CAPACITY, Outbound, ReadReply,
-    RoomCmd, RoomView, ServerEdit, VersionCmd, VersionFailure, VersionOp, VersionReply, close,
+    RoomCmd, RoomView, ServerEdit, VersionCmd, VersionFailure, VersionOp, VersionOutcome,
+    VersionReply, close,
 };
 
 use crate::audit::Auditor;
