@@ -66,7 +66,7 @@ impl Room {
             self.stamped.insert(id, (user, now));
         }
         if !is_empty_update(&update) {
-            self.queued.push(Accepted::server(update, None));
+            self.log.push(Accepted::server(update, None));
         }
     }
 }

@@ -69,7 +69,7 @@ impl Room {
             if let Some(user) = request.actor.user_id {
                 self.dirty_by = Some(user);
             }
-            self.queued.push(Accepted::server(update, Some(done)));
+            self.log.push(Accepted::server(update, Some(done)));
         }
         self.sharing_changed(ChangedBy::Rest(&request.actor));
         EditReply::Applied {

@@ -184,7 +184,7 @@ impl Room {
         }
         let edited = !is_empty_update(&update);
         if edited {
-            self.queued.push(Accepted::server(update, None));
+            self.log.push(Accepted::server(update, None));
         }
         Ok(edited)
     }

@@ -53,16 +53,65 @@ pub(super) struct Written {
     pub(super) result: StorageResult<i64>,
 }
 
+/// The room's durable log: accepted updates not yet handed to a writer, whether a write is
+/// in flight (at most one at a time, keeping the log in order), and where the log and its
+/// last snapshot stand.
+pub(super) struct DurableLog {
+    /// Accepted, applied in memory, not yet handed to a writer.
+    queued: Vec<Accepted>,
+    /// Whether a write is in flight.
+    writing: bool,
+    /// Where the writer task sends its result.
+    written_tx: mpsc::Sender<Written>,
+    /// Last sequence number known durable in the log.
+    durable_seq: i64,
+    /// Last sequence number covered by a snapshot.
+    checkpoint_seq: i64,
+    /// Size of the last snapshot (loaded or written).
+    snapshot_bytes: u64,
+}
+
+impl DurableLog {
+    /// A log whose stored part ends at `durable_seq`, with a snapshot of `snapshot_bytes`
+    /// covering it up to `checkpoint_seq`; and the receiver of its write results.
+    pub(super) fn new(
+        durable_seq: i64,
+        checkpoint_seq: i64,
+        snapshot_bytes: u64,
+    ) -> (Self, mpsc::Receiver<Written>) {
+        let (written_tx, written_rx) = mpsc::channel(1);
+        let log = DurableLog {
+            queued: Vec::new(),
+            writing: false,
+            written_tx,
+            durable_seq,
+            checkpoint_seq,
+            snapshot_bytes,
+        };
+        (log, written_rx)
+    }
+
+    /// Queues an accepted update for the next write.
+    pub(super) fn push(&mut self, accepted: Accepted) {
+        self.queued.push(accepted);
+    }
+
+    /// Nothing queued and nothing in flight: the document matches the durable log.
+    pub(super) fn is_idle(&self) -> bool {
+        !self.writing && self.queued.is_empty()
+    }
+}
+
 impl Room {
     /// Hands the queued updates to a writer task, if none is in flight.
     pub(super) fn start_write(&mut self) {
-        if self.writing || self.queued.is_empty() {
+        if self.log.writing || self.log.queued.is_empty() {
             return;
         }
-        self.writing = true;
-        let batch = std::mem::take(&mut self.queued);
+        self.log.writing = true;
+        let batch = std::mem::take(&mut self.log.queued);
         let store = self.deps.canvases.clone();
-        let done = self.written_tx.clone();
+        let done = self.log.written_tx.clone();
         let id = self.id;
         self.deps.tasks.spawn(
             async move {
@@ -75,9 +124,9 @@ impl Room {
     }
 
     pub(super) async fn on_written(&mut self, written: Written) -> Flow {
-        self.writing = false;
+        self.log.writing = false;
         match written.result {
-            Ok(seq) => self.durable_seq = seq,
+            Ok(seq) => self.log.durable_seq = seq,
             Err(cause) => {
                 // The updates are applied in memory but not durable. Close everyone: clients
                 // keep their changes and resend them when they resync with a reloaded room.
@@ -114,10 +163,10 @@ impl Room {
         for conn_id in senders {
             self.ack(conn_id);
         }
-        if self.queued.is_empty()
+        if self.log.queued.is_empty()
             && checkpoint_due(
-                self.durable_seq - self.checkpoint_seq,
-                self.snapshot_bytes,
+                self.log.durable_seq - self.log.checkpoint_seq,
+                self.log.snapshot_bytes,
                 self.deps.config.checkpoint_updates,
             )
         {
@@ -144,7 +193,7 @@ impl Room {
     pub(super) async fn flush(&mut self, written_rx: &mut mpsc::Receiver<Written>) -> Flow {
         loop {
             self.start_write();
-            if !self.writing {
+            if !self.log.writing {
                 return Flow::Continue;
             }
             match written_rx.recv().await {
@@ -161,7 +210,7 @@ impl Room {
     /// Compacts the durable log into a snapshot. Only called with nothing queued or in
     /// flight, so the snapshot covers exactly the log up to `durable_seq`.
     pub(super) async fn checkpoint(&mut self) {
-        let mut upto = self.durable_seq;
+        let mut upto = self.log.durable_seq;
         if self.shared() {
             // Other nodes append to the same log: the snapshot may only cover entries this
             // document holds, so take them all in first.
@@ -170,7 +219,7 @@ impl Room {
                 None => return,
             }
         }
-        if upto <= self.checkpoint_seq {
+        if upto <= self.log.checkpoint_seq {
             return;
         }
         let state = self.canvas.encode_state();
@@ -183,8 +232,8 @@ impl Room {
         {
             Ok(()) => {
                 debug!(upto, bytes = state.len(), "checkpoint");
-                self.checkpoint_seq = upto;
-                self.snapshot_bytes = state.len() as u64;
+                self.log.checkpoint_seq = upto;
+                self.log.snapshot_bytes = state.len() as u64;
             }
             // The log still holds everything: a failed checkpoint loses nothing.
             Err(cause) => warn!(%cause, "checkpoint failed; will retry later"),

@@ -57,7 +57,7 @@ use canvas_storage::{
 use cluster::forward_remote;
 use commands::{drain_as_gone, reply_gone};
 use conns::Conn;
-use log::{Accepted, Written};
+use log::{DurableLog, Written};
 use presence::PresenceThrottle;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -138,17 +138,8 @@ pub(super) struct Room {
     shared_writer: SharedWriter,
     /// At most one presence write per user per interval.
     presence_throttle: PresenceThrottle,
-    /// Accepted, applied in memory, not yet handed to a writer.
-    queued: Vec<Accepted>,
-    /// Whether a write is in flight (at most one at a time, keeping the log in order).
-    writing: bool,
-    written_tx: mpsc::Sender<Written>,
-    /// Last sequence number known durable in the log.
-    durable_seq: i64,
-    /// Last sequence number covered by a snapshot.
-    checkpoint_seq: i64,
-    /// Size of the last snapshot (loaded or written).
-    snapshot_bytes: u64,
+    /// The durable log: queued updates, the write in flight, sequence numbers.
+    log: DurableLog,
     idle_since: Option<Instant>,
     /// The sharing settings as of the last change to them (the "before" of the next audit).
     last_sharing: Sharing,
@@ -241,7 +232,11 @@ impl Room {
             .await
             .map_err(|e| e.to_string())?;
         info!(log_entries = stored.updates.len(), "room loaded");
-        let (written_tx, written_rx) = mpsc::channel(1);
+        let (log, written_rx) = DurableLog::new(
+            durable_seq,
+            stored.snapshot_seq,
+            stored.snapshot.len() as u64,
+        );
         let shared_writer = SharedWriter::start(
             deps.presence.clone(),
             deps.fanout.clone(),
@@ -278,12 +273,7 @@ impl Room {
             awareness_owner: HashMap::new(),
             shared_writer,
             presence_throttle: PresenceThrottle::default(),
-            queued: Vec::new(),
-            writing: false,
-            written_tx,
-            durable_seq,
-            checkpoint_seq: stored.snapshot_seq,
-            snapshot_bytes: stored.snapshot.len() as u64,
+            log,
             idle_since: Some(Instant::now()),
             versions,
             dirty_by: None,
@@ -345,7 +335,7 @@ impl Room {
                     self.flush_presence();
                     Flow::Continue
                 }
-                _ = sleep_until_opt(idle_deadline), if idle_deadline.is_some() && !self.writing && self.queued.is_empty() => {
+                _ = sleep_until_opt(idle_deadline), if idle_deadline.is_some() && self.log.is_idle() => {
                     self.unload(&mut rx).await;
                     return;
                 }
@@ -356,7 +346,7 @@ impl Room {
                     }
                     // Checkpoints after a while, not only after many updates, so a slowly
                     // edited canvas does not keep a long log.
-                    if !self.writing && self.queued.is_empty() {
+                    if self.log.is_idle() {
                         self.checkpoint().await;
                     }
                     Flow::Continue
@@ -365,7 +355,7 @@ impl Room {
                     if self.shared() {
                         self.refresh_versions().await;
                     }
-                    if !self.writing && self.queued.is_empty() {
+                    if self.log.is_idle() {
                         self.auto_version().await;
                     }
                     Flow::Continue

@@ -143,7 +143,7 @@ impl Room {
             let Some(update) = merged.or_else(|| taken.into_iter().next().map(|p| p.3)) else {
                 continue;
             };
-            self.queued.push(Accepted {
+            self.log.push(Accepted {
                 senders,
                 update,
                 done: None,
