@@ -6,6 +6,7 @@ use crate::domain::Actor;
 use canvas_engine::Role;
 use canvas_engine::edits::{CanvasMeta, Visibility};
 use canvas_storage::{NewCanvas, ServiceUrls, Storage, VersionKind};
+use tokio::sync::oneshot;
 
 /// A loaded room over a fresh embedded store, with the receiver of its write results.
 struct Harness {
@@ -25,6 +26,10 @@ fn config() -> RoomConfig {
 }
 
 async fn harness(config: RoomConfig) -> Harness {
+    harness_with(config, Unregister::new(|| {})).await
+}
+
+async fn harness_with(config: RoomConfig, unregister: Unregister) -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
     let storage = Storage::connect(dir.path(), &ServiceUrls::default())
         .await
@@ -63,9 +68,7 @@ async fn harness(config: RoomConfig) -> Harness {
         node_id: "test-node".into(),
         config,
     };
-    let (room, written_rx) = Room::load(id, deps, Unregister::new(|| {}))
-        .await
-        .expect("room loads");
+    let (room, written_rx) = Room::load(id, deps, unregister).await.expect("room loads");
     Harness {
         _dir: dir,
         storage,
@@ -178,4 +181,90 @@ async fn an_edited_canvas_gets_one_automatic_version_per_interval_and_none_when_
         3,
         "too soon after the last one"
     );
+}
+
+/// Makes `n` durable edits and returns the stored document after them.
+async fn edits_then_stored(h: &mut Harness, n: usize) -> canvas_storage::StoredDocument {
+    let editor = Uuid::new_v4();
+    for _ in 0..n {
+        h.edit_as(editor).await;
+    }
+    let stored = h.storage.canvases.load_document(h.room.id).await;
+    stored.expect("read").expect("stored")
+}
+
+#[tokio::test]
+async fn a_log_grown_past_the_threshold_is_compacted_after_a_write() {
+    let mut quiet = harness(config()).await;
+    let stored = edits_then_stored(&mut quiet, 40).await;
+    assert_eq!(
+        stored.updates.len(),
+        40,
+        "below --checkpoint-updates: no checkpoint"
+    );
+
+    let mut h = harness(RoomConfig {
+        checkpoint_updates: 4,
+        ..config()
+    })
+    .await;
+    let stored = edits_then_stored(&mut h, 40).await;
+    assert!(stored.snapshot_seq > 0, "compacted at least once");
+    assert!(
+        stored.updates.len() < 40 && stored.snapshot_seq + stored.updates.len() as i64 == 40,
+        "the snapshot covers the log up to its sequence number: {} + {}",
+        stored.snapshot_seq,
+        stored.updates.len()
+    );
+    let reloaded = CanvasDoc::from_stored(
+        &stored.snapshot,
+        stored.updates.iter().map(|(_, u)| u.as_slice()),
+    );
+    let reloaded = reloaded.expect("stored document loads");
+    assert_eq!(reloaded.state_vector(), h.room.canvas.state_vector());
+    assert_eq!(
+        json::canvas_json(&reloaded.doc().transact()),
+        json::canvas_json(&h.room.canvas.doc().transact()),
+        "snapshot and log hold the live document"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_room_unloads_after_the_delay_and_not_before() {
+    let (unloaded_tx, unloaded_rx) = std::sync::mpsc::channel();
+    let unregister = Unregister::new(move || {
+        let _ = unloaded_tx.send(());
+    });
+    let h = harness_with(config(), unregister).await;
+    let storage = h.storage.clone();
+    let id = h.room.id;
+    let (tx, rx) = mpsc::channel(8);
+    let serving = tokio::spawn(h.room.serve(rx, h.written_rx));
+    let viewer = ProjectAccess {
+        user_id: Uuid::new_v4(),
+        project_role: Some(Role::Viewer),
+        ..ProjectAccess::default()
+    };
+    let read = |tx: mpsc::Sender<RoomCmd>, access: ProjectAccess| async move {
+        let (reply, answer) = oneshot::channel();
+        tx.send(RoomCmd::Read(access, reply))
+            .await
+            .expect("room takes commands");
+        answer.await.expect("room answers")
+    };
+    skip(config().idle_unload - Duration::from_secs(1)).await;
+    assert!(
+        matches!(read(tx.clone(), viewer.clone()).await, ReadReply::View(_)),
+        "still loaded a second before the delay"
+    );
+    assert!(unloaded_rx.try_recv().is_err());
+    skip(Duration::from_secs(2)).await;
+    tokio::time::timeout(Duration::from_secs(10), serving)
+        .await
+        .expect("the room unloads")
+        .expect("the room task ends cleanly");
+    assert!(unloaded_rx.try_recv().is_ok(), "it left the registry");
+    assert!(tx.is_closed(), "it takes no more commands");
+    let stored = storage.canvases.load_document(id).await.expect("read");
+    assert!(stored.is_some_and(|s| s.updates.is_empty()), "checkpointed");
 }
