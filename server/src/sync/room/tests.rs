@@ -5,7 +5,7 @@ use super::*;
 use crate::domain::Actor;
 use canvas_engine::Role;
 use canvas_engine::edits::{CanvasMeta, Visibility};
-use canvas_storage::{NewCanvas, ServiceUrls, Storage, VersionKind};
+use canvas_storage::{NewCanvas, PresenceEntry, ServiceUrls, Storage, VersionKind};
 use tokio::sync::oneshot;
 
 /// A loaded room over a fresh embedded store, with the receiver of its write results.
@@ -30,6 +30,15 @@ async fn harness(config: RoomConfig) -> Harness {
 }
 
 async fn harness_with(config: RoomConfig, unregister: Unregister) -> Harness {
+    harness_over(config, unregister, |store| store).await
+}
+
+/// A room whose presence store is `presence` wrapped around the embedded one.
+async fn harness_over(
+    config: RoomConfig,
+    unregister: Unregister,
+    presence: impl FnOnce(Arc<dyn PresenceStore>) -> Arc<dyn PresenceStore>,
+) -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
     let storage = Storage::connect(dir.path(), &ServiceUrls::default())
         .await
@@ -60,7 +69,7 @@ async fn harness_with(config: RoomConfig, unregister: Unregister) -> Harness {
     let deps = RoomDeps {
         canvases: storage.canvases.clone(),
         versions: storage.versions.clone(),
-        presence: storage.presence.clone(),
+        presence: presence(storage.presence.clone()),
         fanout: storage.fanout.clone(),
         auditor: Auditor::new(storage.audit.clone(), tasks.clone()),
         tasks,
@@ -267,4 +276,131 @@ async fn an_idle_room_unloads_after_the_delay_and_not_before() {
     assert!(tx.is_closed(), "it takes no more commands");
     let stored = storage.canvases.load_document(id).await.expect("read");
     assert!(stored.is_some_and(|s| s.updates.is_empty()), "checkpointed");
+}
+
+/// A presence store that records every write it passes on: the cursors put (their `x`) and
+/// how many active-user lists were set.
+struct Counting {
+    inner: Arc<dyn PresenceStore>,
+    puts: std::sync::Mutex<Vec<i64>>,
+    actives: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl PresenceStore for Counting {
+    async fn put_presence(
+        &self,
+        canvas_id: Uuid,
+        entry: &PresenceEntry,
+        ttl: Duration,
+    ) -> canvas_storage::StorageResult<()> {
+        let x = entry.cursor["x"].as_i64().unwrap_or(-1);
+        self.puts.lock().expect("not poisoned").push(x);
+        self.inner.put_presence(canvas_id, entry, ttl).await
+    }
+    async fn remove_presence(
+        &self,
+        canvas_id: Uuid,
+        user_id: Uuid,
+    ) -> canvas_storage::StorageResult<()> {
+        self.inner.remove_presence(canvas_id, user_id).await
+    }
+    async fn presence(
+        &self,
+        canvas_id: Uuid,
+        ttl: Duration,
+    ) -> canvas_storage::StorageResult<Vec<PresenceEntry>> {
+        self.inner.presence(canvas_id, ttl).await
+    }
+    async fn set_active_users(
+        &self,
+        canvas_id: Uuid,
+        node_id: &str,
+        users: &[Uuid],
+    ) -> canvas_storage::StorageResult<()> {
+        self.actives.fetch_add(1, Ordering::SeqCst);
+        self.inner.set_active_users(canvas_id, node_id, users).await
+    }
+    async fn active_users(&self, canvas_id: Uuid) -> canvas_storage::StorageResult<Vec<Uuid>> {
+        self.inner.active_users(canvas_id).await
+    }
+}
+
+impl Counting {
+    /// Waits until `n` active-user lists were set: the presence writer is FIFO, so every
+    /// write queued before the `n`th list is done then.
+    async fn wait_actives(&self, n: usize) {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while self.actives.load(Ordering::SeqCst) < n {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the presence writer keeps up");
+    }
+
+    fn puts(&self) -> Vec<i64> {
+        self.puts.lock().expect("not poisoned").clone()
+    }
+}
+
+#[tokio::test]
+async fn a_burst_of_cursor_moves_writes_the_presence_store_twice() {
+    use canvas_engine::yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
+    let counting = Arc::new(Counting {
+        inner: Arc::new(canvas_storage::memory::MemoryPresence::default()),
+        puts: std::sync::Mutex::default(),
+        actives: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let store = counting.clone();
+    let mut h = harness_over(config(), Unregister::new(|| {}), |_| store).await;
+    let user = Uuid::new_v4();
+    let (out, _frames) = mpsc::channel(256);
+    let (reply, joined) = oneshot::channel();
+    let request = JoinRequest {
+        conn_id: 1,
+        access: ProjectAccess {
+            user_id: user,
+            project_role: Some(Role::Editor),
+            ..ProjectAccess::default()
+        },
+        username: "ann".into(),
+        out,
+        wants_acks: false,
+        actor: Actor::default(),
+    };
+    h.room.join(request, reply);
+    assert!(matches!(joined.await, Ok(JoinReply::Joined(Role::Editor))));
+    for x in 1..=5u32 {
+        let mut update = AwarenessUpdate {
+            clients: HashMap::new(),
+        };
+        let state = format!(r#"{{"user":{{"name":"Ann"}},"cursor":{{"x":{x},"y":0}}}}"#);
+        update.clients.insert(
+            ClientID::new(4243),
+            AwarenessUpdateEntry {
+                clock: x,
+                json: state.into(),
+            },
+        );
+        h.room.awareness(1, update);
+    }
+    h.room.publish_active_users();
+    counting.wait_actives(2).await;
+    assert_eq!(
+        counting.puts(),
+        [1],
+        "the first move at once, the others held back"
+    );
+    let due = h.room.presence_due().expect("a write is held back");
+    skip(due - Instant::now()).await;
+    h.room.flush_presence();
+    h.room.publish_active_users();
+    counting.wait_actives(3).await;
+    assert_eq!(
+        counting.puts(),
+        [1, 5],
+        "then only the last, once the interval is over"
+    );
+    assert_eq!(h.room.presence_due(), None);
 }
