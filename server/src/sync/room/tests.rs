@@ -96,6 +96,27 @@ async fn skip(by: Duration) {
 }
 
 impl Harness {
+    /// Joins connection `conn_id` as a new editor; returns where its frames arrive.
+    async fn join_editor(&mut self, conn_id: ConnId, wants_acks: bool) -> mpsc::Receiver<Outbound> {
+        let (out, frames) = mpsc::channel(256);
+        let (reply, joined) = oneshot::channel();
+        let request = JoinRequest {
+            conn_id,
+            access: ProjectAccess {
+                user_id: Uuid::new_v4(),
+                project_role: Some(Role::Editor),
+                ..ProjectAccess::default()
+            },
+            username: "ann".into(),
+            out,
+            wants_acks,
+            actor: Actor::default(),
+        };
+        self.room.join(request, reply);
+        assert!(matches!(joined.await, Ok(JoinReply::Joined(Role::Editor))));
+        frames
+    }
+
     /// An editor's change through the room (as a REST edit), made durable.
     async fn edit_as(&mut self, user: Uuid) {
         let request = EditRequest {
@@ -354,23 +375,7 @@ async fn a_burst_of_cursor_moves_writes_the_presence_store_twice() {
     });
     let store = counting.clone();
     let mut h = harness_over(config(), Unregister::new(|| {}), |_| store).await;
-    let user = Uuid::new_v4();
-    let (out, _frames) = mpsc::channel(256);
-    let (reply, joined) = oneshot::channel();
-    let request = JoinRequest {
-        conn_id: 1,
-        access: ProjectAccess {
-            user_id: user,
-            project_role: Some(Role::Editor),
-            ..ProjectAccess::default()
-        },
-        username: "ann".into(),
-        out,
-        wants_acks: false,
-        actor: Actor::default(),
-    };
-    h.room.join(request, reply);
-    assert!(matches!(joined.await, Ok(JoinReply::Joined(Role::Editor))));
+    let _frames = h.join_editor(1, false).await;
     for x in 1..=5u32 {
         let mut update = AwarenessUpdate {
             clients: HashMap::new(),
@@ -403,4 +408,36 @@ async fn a_burst_of_cursor_moves_writes_the_presence_store_twice() {
         "then only the last, once the interval is over"
     );
     assert_eq!(h.room.presence_due(), None);
+}
+
+#[tokio::test]
+async fn updates_are_acknowledged_once_durable_and_not_before() {
+    use canvas_engine::protocol::{Ack, Extension, encode_extension};
+    use canvas_engine::yrs::{Doc, Map, WriteTxn};
+    let mut h = harness(config()).await;
+    let mut frames = h.join_editor(1, true).await;
+    while frames.try_recv().is_ok() {} // the room's sync step 1
+    let author = Doc::with_client_id(9);
+    for name in ["a", "b"] {
+        let mut txn = author.transact_mut();
+        let meta = txn.get_or_insert_map(canvas_engine::schema::META);
+        meta.insert(&mut txn, "name", name);
+        let update = txn.encode_update_v1();
+        drop(txn);
+        h.room.update(1, update);
+    }
+    assert!(
+        frames.try_recv().is_err(),
+        "nothing is acknowledged (or echoed) before it is durable"
+    );
+    assert!(matches!(
+        h.room.flush(&mut h.written_rx).await,
+        Flow::Continue
+    ));
+    let expected = encode_extension(&Extension::Ack(Ack { through: 2 }));
+    match frames.try_recv() {
+        Ok(Outbound::Frame(frame)) => assert_eq!(frame.as_ref(), expected.as_slice()),
+        other => panic!("expected one acknowledgement through 2, got {other:?}"),
+    }
+    assert!(frames.try_recv().is_err(), "one write, one acknowledgement");
 }
