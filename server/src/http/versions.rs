@@ -3,7 +3,7 @@
 //!
 //! Reads come from the version store; anything that changes the canvas (naming a version
 //! snapshots the live document; restores edit it) runs in the canvas's room, which answers
-//! once the change is durable and relayed (see `sync/versions.rs`). Viewers may read,
+//! once the change is durable and relayed (see `sync/room/history.rs`). Viewers may read,
 //! editors and up may name and restore. Naming and restoring are audited
 //! (`canvas.version.create`, `canvas.restore`, `canvas.block.restore`).
 

@@ -1,6 +1,6 @@
 //! The durable log: accepted updates wait in a queue, one write is in flight at a time (group
 //! commit: what arrives meanwhile is written together next), and once a write returns its
-//! updates are relayed, published to the other nodes and acknowledged. [`Room::flush`] is the
+//! updates are relayed, published to the other nodes and acknowledged. `Room::flush` is the
 //! one way to wait until everything queued is durable (shutdown and history commands use it);
 //! checkpoints compact the log into a snapshot.
 
