@@ -7,10 +7,16 @@
 //! - [`sync::connection`]: where an update **enters** (`GET /ws/{canvas_id}`), is size-checked
 //!   and decoded;
 //! - [`sync::room`]: where it is **checked** (the engine's inspector, with the sender's role
-//!   from [`access`]), **stored** (group-committed to the durable log) and **relayed**;
+//!   from [`domain`]), **stored** (group-committed to the durable log) and **relayed**;
 //! - [`sync::rooms`]: the registry of loaded rooms (loaded on first join, unloaded when idle);
 //! - [`http`]: the REST API (auth, projects, members, canvases, presence, health);
-//! - [`config`]: flags and environment variables; [`state`]: the shared handle.
+//! - [`domain`]: the pure rules (effective role, public links, embedding, who is asking);
+//!   [`access`]: looking a caller's access up in storage; [`audit`]: the audit handle;
+//! - [`config`]: flags and environment variables; [`state`]: the composition root.
+//!
+//! Layers point down only: `http` and `sync::connection` (the entry points, over
+//! [`AppState`]) use `sync::rooms` and `sync::room` (which get their own `RoomDeps`), which
+//! use `audit`, `domain`, `view` and the stores; no module imports one above it.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -23,9 +29,11 @@
 //! ```
 
 pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod domain;
 pub mod error;
 pub mod http;
 pub mod state;

@@ -1,14 +1,20 @@
-//! The server's shared state: a cheap, cloneable handle passed to every handler and room.
+//! The composition root: builds the server's parts over the configuration and the stores
+//! (the auditor, the room registry with what its rooms need) and holds them in one cheap,
+//! cloneable handle for the REST handlers and the WebSocket entry. Nothing below `http/` and
+//! `sync::connection` sees this handle: rooms get their own [`RoomDeps`].
 
+use crate::audit::Auditor;
 use crate::config::Config;
+use crate::sync::room::{RoomConfig, RoomDeps};
 use crate::sync::rooms::Rooms;
 use canvas_storage::Storage;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Handle to everything a request or a room needs. Cloning copies one `Arc`.
+/// Handle to everything a request needs. Cloning copies one `Arc`.
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 
@@ -20,6 +26,8 @@ pub struct Shared {
     pub storage: Storage,
     /// The loaded canvas rooms.
     pub rooms: Rooms,
+    /// Writes the audit trail.
+    pub auditor: Auditor,
     /// Cancelled when the server shuts down: rooms flush, checkpoint and close.
     pub shutdown: CancellationToken,
     /// This node's name among the servers sharing the services.
@@ -35,13 +43,33 @@ impl AppState {
             .node_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let auditor = Auditor::new(storage.audit.clone(), tasks.clone());
+        let rooms = Rooms::new(RoomDeps {
+            canvases: storage.canvases.clone(),
+            versions: storage.versions.clone(),
+            presence: storage.presence.clone(),
+            fanout: storage.fanout.clone(),
+            auditor: auditor.clone(),
+            tasks: tasks.clone(),
+            shutdown: shutdown.clone(),
+            node_id: node_id.clone(),
+            config: RoomConfig {
+                idle_unload: config.idle_unload(),
+                checkpoint_updates: config.checkpoint_updates,
+                checkpoint_every: Duration::from_secs(config.checkpoint_secs),
+                version_interval: config.version_interval(),
+            },
+        });
         AppState(Arc::new(Shared {
             node_id,
             config,
             storage,
-            rooms: Rooms::default(),
-            shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            rooms,
+            auditor,
+            shutdown,
+            tasks,
         }))
     }
 }

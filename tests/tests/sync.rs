@@ -167,6 +167,8 @@ async fn the_presence_store_ends_with_the_latest_cursor_despite_the_throttle() {
     let mut a = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
     // Several cursor moves within the one-second write interval: the first is written at
     // once, the others are held back, and the last one must still reach the store.
+    // (That the others are held back, i.e. the throttle itself, is proven by the room's unit
+    // test counting presence writes: server/src/sync/room/tests.rs.)
     for x in 1..=5 {
         a.send_awareness(
             4243,

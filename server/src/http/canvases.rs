@@ -3,8 +3,9 @@
 
 use super::projects::{project_role, valid_description, valid_name};
 use super::{ApiJson, ApiPath, ApiQuery, ClientInfo, audit};
-use crate::access::{canvas_access, effective_role, link_access};
+use crate::access::{LookupError, canvas_access, link_access};
 use crate::auth::AuthUser;
+use crate::domain::effective_role;
 use crate::error::{ApiError, ApiResult};
 use crate::http::templates::{template_blocks, visible_template};
 use crate::state::AppState;
@@ -172,10 +173,10 @@ pub(super) async fn live_view(
     caller: &AuthUser,
     id: Uuid,
 ) -> ApiResult<RoomView> {
-    let access = canvas_access(state, &caller.user, id).await?;
+    let access = canvas_access(&state.storage, &caller.user, id).await?;
     state
         .rooms
-        .read(state, id, &access.access)
+        .read(id, &access.access)
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::Forbidden("you have no access to this canvas".into()))
@@ -201,18 +202,18 @@ pub async fn get(
     let link = query.link.filter(|l| !l.is_empty());
     let (mut found, user) = match (caller, link.as_deref()) {
         (Ok(caller), _) => (
-            canvas_access(&state, &caller.user, id).await?,
+            canvas_access(&state.storage, &caller.user, id).await?,
             Some(caller.user),
         ),
         (Err(ApiError::Unauthorized(_)), Some(link)) => {
-            (link_access(&state, id, link).await?, None)
+            (link_access(&state.storage, id, link).await?, None)
         }
         (Err(e), _) => return Err(e),
     };
     found.access.link = link;
     let view = state
         .rooms
-        .read(&state, id, &found.access)
+        .read(id, &found.access)
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| match user {
@@ -277,16 +278,16 @@ pub async fn favorites(State(state): State<AppState>, caller: AuthUser) -> ApiRe
     let ids = state.storage.interactions.favorites(caller.user.id).await?;
     let mut canvases = Vec::with_capacity(ids.len());
     for id in ids {
-        let found = match canvas_access(&state, &caller.user, id).await {
+        let found = match canvas_access(&state.storage, &caller.user, id).await {
             Ok(found) => found,
-            Err(ApiError::NotFound(_)) => continue,
-            Err(e) => return Err(e),
+            Err(LookupError::NotFound(_)) => continue,
+            Err(e) => return Err(e.into()),
         };
         // Members see it; others only while a grant or team visibility still lets them.
         let readable = found.access.project_role.is_some()
             || state
                 .rooms
-                .read(&state, id, &found.access)
+                .read(id, &found.access)
                 .await
                 .map_err(ApiError::internal)?
                 .is_some();
@@ -320,7 +321,7 @@ pub async fn delete(
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let access = canvas_access(&state, &caller.user, id).await?;
+    let access = canvas_access(&state.storage, &caller.user, id).await?;
     let allowed = access.access.project_role.is_some_and(Role::can_administer)
         || access.canvas.owner_id == caller.user.id;
     if !allowed {

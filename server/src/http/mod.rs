@@ -14,7 +14,8 @@ pub mod templates;
 pub mod trace;
 pub mod versions;
 
-use crate::access::Actor;
+use crate::access::LookupError;
+pub use crate::domain::ClientInfo;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
@@ -22,7 +23,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::routing::{delete, get, post, put};
-use canvas_storage::{NewAuditEntry, User};
+use canvas_storage::User;
 use std::net::SocketAddr;
 use uuid::Uuid;
 
@@ -40,15 +41,6 @@ pub struct ApiQuery<T>(pub T);
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
-
-/// Where a request came from, for the audit log.
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    /// Peer address, when the server was started with connect info.
-    pub ip: Option<std::net::IpAddr>,
-    /// The `User-Agent` header.
-    pub user_agent: Option<String>,
-}
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
     type Rejection = std::convert::Infallible;
@@ -72,20 +64,8 @@ fn user_agent(headers: &HeaderMap) -> Option<String> {
         .map(|s| s.chars().take(512).collect())
 }
 
-impl ClientInfo {
-    /// The caller as the audit log records them.
-    pub fn actor(&self, user: &User) -> Actor {
-        Actor {
-            user_id: Some(user.id),
-            organization_id: user.organization_id,
-            ip: self.ip,
-            user_agent: self.user_agent.clone(),
-        }
-    }
-}
-
-/// Records an audit entry; a failure is logged, never shown to the caller (the action
-/// itself succeeded).
+/// Records an audit entry for a signed-in caller; a failure is logged, never shown to the
+/// caller (the action itself succeeded).
 pub async fn audit(
     state: &AppState,
     user: &User,
@@ -94,43 +74,19 @@ pub async fn audit(
     resource: (&str, Option<Uuid>),
     changes: serde_json::Value,
 ) {
-    record_audit(state, client.actor(user), action, resource, changes).await;
+    state
+        .auditor
+        .record(client.actor(user), action, resource, changes)
+        .await;
 }
 
-async fn record_audit(
-    state: &AppState,
-    actor: Actor,
-    action: &str,
-    resource: (&str, Option<Uuid>),
-    changes: serde_json::Value,
-) {
-    let entry = NewAuditEntry {
-        user_id: actor.user_id,
-        organization_id: actor.organization_id,
-        action: action.to_owned(),
-        resource_type: resource.0.to_owned(),
-        resource_id: resource.1,
-        changes: Some(changes),
-        ip_address: actor.ip,
-        user_agent: actor.user_agent,
-    };
-    if let Err(cause) = state.storage.audit.record(entry).await {
-        tracing::error!(%cause, action, "cannot write audit entry");
+impl From<LookupError> for ApiError {
+    fn from(err: LookupError) -> Self {
+        match err {
+            LookupError::NotFound(_) => ApiError::NotFound(err.to_string()),
+            LookupError::Storage(cause) => ApiError::from(cause),
+        }
     }
-}
-
-/// Records an audit entry from a task that must not wait for it (a room).
-pub fn audit_in_background(
-    state: &AppState,
-    actor: Actor,
-    action: &'static str,
-    resource: (&'static str, Option<Uuid>),
-    changes: serde_json::Value,
-) {
-    let state2 = state.clone();
-    state.tasks.spawn(async move {
-        record_audit(&state2, actor, action, resource, changes).await;
-    });
 }
 
 /// The REST routes.

@@ -197,10 +197,7 @@ pub async fn update(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("project {id} not found")))?;
     if project.is_archived != before.is_archived {
-        state
-            .rooms
-            .project_archived(&state, id, project.is_archived)
-            .await;
+        state.rooms.project_archived(id, project.is_archived).await;
         let action = if project.is_archived {
             "project.archive"
         } else {
@@ -305,7 +302,7 @@ pub async fn add_member(
         .await?;
     state
         .rooms
-        .project_role_changed(&state, id, user.id, Some(new_role))
+        .project_role_changed(id, user.id, Some(new_role))
         .await;
     audit(
         &state,
@@ -339,10 +336,7 @@ pub async fn remove_member(
     }
     // Live revocation: their open connections to this project's canvases lose the role
     // they had from membership at once (closed with 4403 if nothing else grants one).
-    state
-        .rooms
-        .project_role_changed(&state, id, user_id, None)
-        .await;
+    state.rooms.project_role_changed(id, user_id, None).await;
     audit(
         &state,
         &caller.user,

@@ -12,8 +12,9 @@
 //! see the public link's token.
 
 use super::{ApiJson, ApiPath, ClientInfo};
-use crate::access::{CanvasAccess, canvas_access, effective_role};
+use crate::access::{CanvasAccess, canvas_access};
 use crate::auth::AuthUser;
+use crate::domain::effective_role;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::sync::room::{EditReply, EditRequest, RoomView, ServerEdit};
@@ -48,7 +49,7 @@ pub async fn room_edit(
     };
     let reply = state
         .rooms
-        .edit(state, found.canvas.id, request)
+        .edit(found.canvas.id, request)
         .await
         .map_err(ApiError::internal)?;
     match reply {
@@ -92,10 +93,10 @@ async fn current(
     caller: &AuthUser,
     id: Uuid,
 ) -> ApiResult<(CanvasAccess, RoomView, Option<Role>)> {
-    let found = canvas_access(state, &caller.user, id).await?;
+    let found = canvas_access(&state.storage, &caller.user, id).await?;
     let view = state
         .rooms
-        .read(state, id, &found.access)
+        .read(id, &found.access)
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::Forbidden("you have no access to this canvas".into()))?;
@@ -179,7 +180,7 @@ pub async fn patch(
         }) => Some((enabled, allowed_domains.map(valid_domains).transpose()?)),
         None => None,
     };
-    let found = canvas_access(&state, &caller.user, id).await?;
+    let found = canvas_access(&state.storage, &caller.user, id).await?;
     let edit: ServerEdit = Box::new(move |txn| {
         if let Some(visibility) = visibility {
             sharing::set_visibility(txn, visibility);
@@ -212,7 +213,7 @@ pub async fn put_permission(
     ApiJson(body): ApiJson<PutPermission>,
 ) -> ApiResult<Json<Value>> {
     let role = super::projects::grantable_role(&body.role)?;
-    let found = canvas_access(&state, &caller.user, id).await?;
+    let found = canvas_access(&state.storage, &caller.user, id).await?;
     if state.storage.users.user_by_id(user_id).await?.is_none() {
         return Err(ApiError::NotFound(format!("user {user_id} not found")));
     }
@@ -256,7 +257,7 @@ pub async fn create_link(
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let found = canvas_access(&state, &caller.user, id).await?;
+    let found = canvas_access(&state.storage, &caller.user, id).await?;
     let token = canvas_storage::random_secret();
     let link = token.clone();
     let edit: ServerEdit = Box::new(move |txn| {

@@ -102,14 +102,14 @@ pub async fn create(
     let description = valid_description(body.description)?;
     let category = short_text("category", body.category, 100)?;
     let thumbnail_url = short_text("thumbnail_url", body.thumbnail_url, 2048)?;
-    let found = canvas_access(&state, &caller.user, body.canvas_id).await?;
+    let found = canvas_access(&state.storage, &caller.user, body.canvas_id).await?;
     let view = state
         .rooms
-        .read(&state, body.canvas_id, &found.access)
+        .read(body.canvas_id, &found.access)
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::Forbidden("you have no access to this canvas".into()))?;
-    let role = crate::access::effective_role(&found.access, &view.sharing);
+    let role = crate::domain::effective_role(&found.access, &view.sharing);
     if !role.is_some_and(Role::can_edit) {
         return Err(ApiError::Forbidden(
             "only editors of a canvas make templates from it".into(),

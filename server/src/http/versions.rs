@@ -3,7 +3,7 @@
 //!
 //! Reads come from the version store; anything that changes the canvas (naming a version
 //! snapshots the live document; restores edit it) runs in the canvas's room, which answers
-//! once the change is durable and relayed (see `sync/versions.rs`). Viewers may read,
+//! once the change is durable and relayed (see `sync/room/history.rs`). Viewers may read,
 //! editors and up may name and restore. Naming and restoring are audited
 //! (`canvas.version.create`, `canvas.restore`, `canvas.block.restore`).
 
@@ -13,7 +13,7 @@ use crate::access::canvas_access;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::sync::room::{VersionCmd, VersionFailure, VersionOp};
+use crate::sync::room::{VersionCmd, VersionFailure, VersionOp, VersionOutcome};
 use crate::view;
 use axum::Json;
 use axum::extract::State;
@@ -84,17 +84,17 @@ pub async fn create(
     let op = VersionOp::Name {
         changes: changes.to_owned(),
     };
-    let record = run(&state, &caller, id, op).await?;
+    let outcome = run(&state, &caller, id, op).await?;
     audit(
         &state,
         &caller.user,
         &client,
         "canvas.version.create",
         ("canvas", Some(id)),
-        json!({ "version": record["version"], "changes": changes }),
+        json!({ "version": outcome.version().version, "changes": changes }),
     )
     .await;
-    Ok((StatusCode::CREATED, Json(record)))
+    Ok((StatusCode::CREATED, Json(outcome.into_json())))
 }
 
 /// `GET /canvases/{id}/versions/{v}`: the canvas as it was at version `v`.
@@ -140,17 +140,17 @@ pub async fn restore(
     caller: AuthUser,
     ApiPath((id, version)): ApiPath<(Uuid, i64)>,
 ) -> ApiResult<Json<Value>> {
-    let body = run(&state, &caller, id, VersionOp::Restore { version }).await?;
+    let outcome = run(&state, &caller, id, VersionOp::Restore { version }).await?;
     audit(
         &state,
         &caller.user,
         &client,
         "canvas.restore",
         ("canvas", Some(id)),
-        json!({ "restored_version": version, "version": body["version"]["version"] }),
+        json!({ "restored_version": version, "version": outcome.version().version }),
     )
     .await;
-    Ok(Json(body))
+    Ok(Json(outcome.into_json()))
 }
 
 /// `POST /canvases/{id}/versions/{v}/blocks/{block_id}/restore`: brings one block back as
@@ -165,7 +165,7 @@ pub async fn restore_block(
         version,
         block_id: block_id.clone(),
     };
-    let body = run(&state, &caller, id, op).await?;
+    let outcome = run(&state, &caller, id, op).await?;
     audit(
         &state,
         &caller.user,
@@ -175,23 +175,28 @@ pub async fn restore_block(
         json!({
             "restored_version": version,
             "block_id": block_id,
-            "version": body["version"]["version"],
+            "version": outcome.version().version,
         }),
     )
     .await;
-    Ok(Json(body))
+    Ok(Json(outcome.into_json()))
 }
 
 /// Runs a history command in the canvas's room.
-async fn run(state: &AppState, caller: &AuthUser, id: Uuid, op: VersionOp) -> ApiResult<Value> {
-    let access = canvas_access(state, &caller.user, id).await?;
+async fn run(
+    state: &AppState,
+    caller: &AuthUser,
+    id: Uuid,
+    op: VersionOp,
+) -> ApiResult<VersionOutcome> {
+    let access = canvas_access(&state.storage, &caller.user, id).await?;
     let cmd = VersionCmd {
         access: access.access,
         op,
     };
     Ok(state
         .rooms
-        .versions(state, id, cmd)
+        .versions(id, cmd)
         .await
         .map_err(ApiError::internal)??)
 }

@@ -8,9 +8,9 @@
 
 use super::room::{ConnId, JoinRequest, OUTBOUND_CAPACITY, Outbound, RoomCmd, close};
 use super::rooms::Joined;
-use crate::access::{Actor, ProjectAccess, embedding_host};
+use crate::access::{self, LookupError};
 use crate::auth;
-use crate::http::ClientInfo;
+use crate::domain::{ClientInfo, ProjectAccess, embedding_host};
 use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
@@ -125,18 +125,14 @@ async fn connection(
         None => (
             access.user_id,
             "guest".to_owned(),
-            Actor {
-                ip: caller.client.ip,
-                user_agent: caller.client.user_agent.clone(),
-                ..Actor::default()
-            },
+            caller.client.anonymous(),
         ),
     };
     let (out_tx, mut out_rx) = mpsc::channel(OUTBOUND_CAPACITY);
     let wants_acks = params.acks.as_deref() == Some("1");
     let joined = state
         .rooms
-        .join(&state, canvas_id, || JoinRequest {
+        .join(canvas_id, || JoinRequest {
             conn_id,
             access: access.clone(),
             username: username.clone(),
@@ -309,14 +305,14 @@ async fn admit(
     let canvas_id =
         Uuid::parse_str(canvas).map_err(|_| (close::NOT_FOUND, format!("no canvas {canvas:?}")))?;
     let found = match &user {
-        Some(user) => crate::access::canvas_access(state, user, canvas_id).await,
+        Some(user) => access::canvas_access(&state.storage, user, canvas_id).await,
         // Checked above: without a token there is a link.
-        None => crate::access::link_access(state, canvas_id, link.unwrap_or_default()).await,
+        None => access::link_access(&state.storage, canvas_id, link.unwrap_or_default()).await,
     };
     let mut access = found
         .map_err(|e| match e {
-            crate::error::ApiError::NotFound(m) => (close::NOT_FOUND, m),
-            other => (close::INTERNAL, other.to_string()),
+            LookupError::NotFound(_) => (close::NOT_FOUND, e.to_string()),
+            LookupError::Storage(cause) => (close::INTERNAL, cause.to_string()),
         })?
         .access;
     access.link = link.map(str::to_owned);

@@ -1,13 +1,13 @@
 //! The registry of loaded rooms: one per open canvas, loaded on first use, unloaded when idle.
 
 use super::room::{
-    EditReply, EditRequest, JoinReply, JoinRequest, ReadReply, Room, RoomCmd, RoomView, VersionCmd,
-    VersionFailure, VersionReply,
+    EditReply, EditRequest, JoinReply, JoinRequest, ReadReply, Room, RoomCmd, RoomDeps, RoomView,
+    Unregister, VersionCmd, VersionFailure, VersionOutcome, VersionReply,
 };
 use super::shared::{AccessChange, LiveKind, encode_live};
-use crate::access::ProjectAccess;
-use crate::state::AppState;
+use crate::domain::ProjectAccess;
 use dashmap::DashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
@@ -27,11 +27,11 @@ struct RoomHandle {
     generation: u64,
 }
 
-/// The loaded rooms, keyed by canvas id.
-#[derive(Default)]
+/// The loaded rooms, keyed by canvas id, and what a room needs to load.
 pub struct Rooms {
-    map: DashMap<Uuid, RoomHandle>,
+    map: Arc<DashMap<Uuid, RoomHandle>>,
     generations: AtomicU64,
+    deps: RoomDeps,
 }
 
 /// Why a room could not be reached.
@@ -62,8 +62,17 @@ impl RoomSender {
 }
 
 impl Rooms {
+    /// An empty registry whose rooms get `deps`.
+    pub fn new(deps: RoomDeps) -> Self {
+        Rooms {
+            map: Arc::default(),
+            generations: AtomicU64::new(0),
+            deps,
+        }
+    }
+
     /// The handle of a loaded room, loading it (in its own task) if needed.
-    fn handle(&self, state: &AppState, id: Uuid) -> RoomHandle {
+    fn handle(&self, id: Uuid) -> RoomHandle {
         self.map
             .entry(id)
             .or_insert_with(|| {
@@ -71,16 +80,19 @@ impl Rooms {
                 let generation = self.generations.fetch_add(1, Ordering::Relaxed);
                 let span = tracing::info_span!("room", canvas = %id);
                 let own = tx.downgrade();
-                state
-                    .tasks
-                    .spawn(Room::run(id, generation, state.clone(), rx, own).instrument(span));
+                let map = self.map.clone();
+                let unregister = Unregister::new(move || {
+                    map.remove_if(&id, |_, h| h.generation == generation);
+                });
+                let room = Room::run(id, self.deps.clone(), unregister, rx, own);
+                self.deps.tasks.spawn(room.instrument(span));
                 RoomHandle { tx, generation }
             })
             .clone()
     }
 
     /// Removes a room from the registry if it is still this instance.
-    pub(super) fn forget(&self, id: Uuid, generation: u64) {
+    fn forget(&self, id: Uuid, generation: u64) {
         self.map.remove_if(&id, |_, h| h.generation == generation);
     }
 
@@ -102,12 +114,11 @@ impl Rooms {
     /// Joins a connection to a canvas's room.
     pub async fn join(
         &self,
-        state: &AppState,
         id: Uuid,
         make: impl Fn() -> JoinRequest,
     ) -> Result<Joined, RoomError> {
         for _ in 0..RETRIES {
-            let handle = self.handle(state, id);
+            let handle = self.handle(id);
             let (reply, answer) = oneshot::channel();
             if handle.tx.send(RoomCmd::Join(make(), reply)).await.is_err() {
                 self.forget(id, handle.generation);
@@ -125,12 +136,11 @@ impl Rooms {
     /// Reads the live view of a canvas for a user; `Ok(None)` if they have no role on it.
     pub async fn read(
         &self,
-        state: &AppState,
         id: Uuid,
         access: &ProjectAccess,
     ) -> Result<Option<RoomView>, RoomError> {
         for _ in 0..RETRIES {
-            let handle = self.handle(state, id);
+            let handle = self.handle(id);
             let (reply, answer) = oneshot::channel();
             if handle
                 .tx
@@ -152,14 +162,9 @@ impl Rooms {
 
     /// Makes a change to a canvas's document for a REST call, inside its room (loading it
     /// if needed).
-    pub async fn edit(
-        &self,
-        state: &AppState,
-        id: Uuid,
-        mut request: EditRequest,
-    ) -> Result<EditReply, RoomError> {
+    pub async fn edit(&self, id: Uuid, mut request: EditRequest) -> Result<EditReply, RoomError> {
         for _ in 0..RETRIES {
-            let handle = self.handle(state, id);
+            let handle = self.handle(id);
             let (reply, answer) = oneshot::channel();
             if let Err(refused) = handle
                 .tx
@@ -192,12 +197,11 @@ impl Rooms {
     /// loading it if needed. Answers once the change is durable.
     pub async fn versions(
         &self,
-        state: &AppState,
         id: Uuid,
         cmd: VersionCmd,
-    ) -> Result<Result<serde_json::Value, VersionFailure>, RoomError> {
+    ) -> Result<Result<VersionOutcome, VersionFailure>, RoomError> {
         for _ in 0..RETRIES {
-            let handle = self.handle(state, id);
+            let handle = self.handle(id);
             let (reply, answer) = oneshot::channel();
             if handle
                 .tx
@@ -221,38 +225,31 @@ impl Rooms {
     /// once.
     pub async fn project_role_changed(
         &self,
-        state: &AppState,
         project_id: Uuid,
         user_id: Uuid,
         role: Option<canvas_engine::Role>,
     ) {
-        self.access_changed(
-            state,
-            AccessChange::ProjectRole {
-                project_id,
-                user_id,
-                role,
-            },
-        )
+        self.access_changed(AccessChange::ProjectRole {
+            project_id,
+            user_id,
+            role,
+        })
         .await;
     }
 
     /// Tells every loaded room, here and on the other nodes, that a project was archived
     /// or restored.
-    pub async fn project_archived(&self, state: &AppState, project_id: Uuid, archived: bool) {
-        self.access_changed(
-            state,
-            AccessChange::ProjectArchived {
-                project_id,
-                archived,
-            },
-        )
+    pub async fn project_archived(&self, project_id: Uuid, archived: bool) {
+        self.access_changed(AccessChange::ProjectArchived {
+            project_id,
+            archived,
+        })
         .await;
     }
 
-    async fn access_changed(&self, state: &AppState, change: AccessChange) {
+    async fn access_changed(&self, change: AccessChange) {
         self.apply_access_change(&change).await;
-        if !state.storage.fanout.is_shared() {
+        if !self.deps.fanout.is_shared() {
             return;
         }
         let project_id = match change {
@@ -260,7 +257,7 @@ impl Rooms {
             | AccessChange::ProjectArchived { project_id, .. } => project_id,
         };
         // Rooms listen on their canvas's channel: tell each canvas of the project.
-        let canvases = match state.storage.canvases.canvases_in_project(project_id).await {
+        let canvases = match self.deps.canvases.canvases_in_project(project_id).await {
             Ok(canvases) => canvases,
             Err(cause) => {
                 tracing::error!(%cause, "cannot tell other nodes about an access change");
@@ -270,21 +267,16 @@ impl Rooms {
         let Ok(payload) = serde_json::to_vec(&change) else {
             return;
         };
-        let message = encode_live(&state.node_id, LiveKind::Access, &payload);
+        let message = encode_live(&self.deps.node_id, LiveKind::Access, &payload);
         for canvas in canvases {
-            if let Err(cause) = state
-                .storage
-                .fanout
-                .publish(canvas.id, message.clone())
-                .await
-            {
+            if let Err(cause) = self.deps.fanout.publish(canvas.id, message.clone()).await {
                 tracing::error!(%cause, canvas = %canvas.id, "cannot tell other nodes about an access change");
             }
         }
     }
 
     /// Applies an access change to this node's loaded rooms.
-    pub(super) async fn apply_access_change(&self, change: &AccessChange) {
+    async fn apply_access_change(&self, change: &AccessChange) {
         let handles: Vec<RoomHandle> = self.map.iter().map(|h| h.value().clone()).collect();
         for handle in handles {
             let _ = handle.tx.send(RoomCmd::Access(change.clone())).await;

@@ -16,6 +16,7 @@ use canvas_storage::{Fanout, PresenceEntry, PresenceStore};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// Presence entries expire this long after their last write (seed: 5 minutes rolling).
@@ -103,7 +104,7 @@ pub fn decode_live(message: &[u8]) -> Option<(&str, LiveKind, &[u8])> {
 pub struct SharedWriter(mpsc::UnboundedSender<SharedOp>);
 
 impl SharedWriter {
-    /// Starts the writer task of a canvas's room.
+    /// Starts the writer task of a canvas's room (in the caller's span: the room's).
     pub fn start(
         store: Arc<dyn PresenceStore>,
         fanout: Arc<dyn Fanout>,
@@ -112,24 +113,29 @@ impl SharedWriter {
         tasks: &tokio_util::task::TaskTracker,
     ) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        tasks.spawn(async move {
-            while let Some(op) = rx.recv().await {
-                let result = match &op {
-                    SharedOp::Put(entry) => {
-                        store.put_presence(canvas_id, entry, PRESENCE_TTL).await
+        tasks.spawn(
+            async move {
+                while let Some(op) = rx.recv().await {
+                    let result = match &op {
+                        SharedOp::Put(entry) => {
+                            store.put_presence(canvas_id, entry, PRESENCE_TTL).await
+                        }
+                        SharedOp::Remove(user) => store.remove_presence(canvas_id, *user).await,
+                        SharedOp::Active(users) => {
+                            store.set_active_users(canvas_id, &node_id, users).await
+                        }
+                        SharedOp::Publish(message) => {
+                            fanout.publish(canvas_id, message.clone()).await
+                        }
+                    };
+                    if let Err(cause) = result {
+                        // Other nodes catch up from the durable log before their next checkpoint.
+                        tracing::warn!(%cause, "shared write failed");
                     }
-                    SharedOp::Remove(user) => store.remove_presence(canvas_id, *user).await,
-                    SharedOp::Active(users) => {
-                        store.set_active_users(canvas_id, &node_id, users).await
-                    }
-                    SharedOp::Publish(message) => fanout.publish(canvas_id, message.clone()).await,
-                };
-                if let Err(cause) = result {
-                    // Other nodes catch up from the durable log before their next checkpoint.
-                    tracing::warn!(canvas = %canvas_id, %cause, "shared write failed");
                 }
             }
-        });
+            .in_current_span(),
+        );
         SharedWriter(tx)
     }
 

@@ -11,7 +11,8 @@
 //! user, or a block without a creator (new), is always stamped at once. The cost is that
 //! `last_modified_at` may lag behind a burst of edits by one user by up to that interval.
 
-use super::{Accepted, Room};
+use super::Room;
+use super::log::Accepted;
 use canvas_engine::attribution;
 use canvas_engine::yrs::Transact;
 use std::time::Duration;
@@ -65,7 +66,7 @@ impl Room {
             self.stamped.insert(id, (user, now));
         }
         if let Some(update) = update {
-            self.queued.push(Accepted::server(update, None));
+            self.log.push(Accepted::server(update, None));
         }
     }
 }

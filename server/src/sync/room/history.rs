@@ -16,82 +16,20 @@
 //! snapshot matches the durable log. Updates from other nodes do not count: the node that
 //! accepted them records their version.
 
-use super::{Accepted, Flow, Room, Written};
-use crate::access::{ProjectAccess, effective_role};
+use super::attribution::now_stamp;
+use super::commands::{VersionCmd, VersionFailure, VersionOp, VersionOutcome, VersionReply};
+use super::log::{Accepted, Written};
+use super::{Flow, Room};
+use crate::domain::effective_role;
 use canvas_engine::attribution;
 use canvas_engine::versions::{self as engine_versions, RestoreError};
 use canvas_engine::yrs::Transact;
 use canvas_engine::{Role, json as doc_json};
 use canvas_storage::{NewVersion, StorageError, VersionKind, VersionRecord};
-use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{info, warn};
 use uuid::Uuid;
-
-/// What a user asks of a canvas's history.
-#[derive(Debug, Clone)]
-pub enum VersionOp {
-    /// Record the live document as a named version.
-    Name {
-        /// The version's description (1 to 500 characters).
-        changes: String,
-    },
-    /// Make the document equal to version `version` (except `sharing`).
-    Restore {
-        /// The version to restore.
-        version: i64,
-    },
-    /// Bring one block back as it was in version `version`.
-    RestoreBlock {
-        /// The version to take the block from.
-        version: i64,
-        /// The block id.
-        block_id: String,
-    },
-}
-
-/// A history command with who asks.
-#[derive(Debug, Clone)]
-pub struct VersionCmd {
-    /// The caller's project access (the room adds sharing grants); editors and up may.
-    pub access: ProjectAccess,
-    /// What to do.
-    pub op: VersionOp,
-}
-
-/// Why a history command failed.
-#[derive(Debug, thiserror::Error)]
-pub enum VersionFailure {
-    /// The caller has no role on the canvas, or only a viewer's.
-    #[error("{0}")]
-    Forbidden(String),
-    /// No such version, or no such block in it.
-    #[error("{0}")]
-    NotFound(String),
-    /// The block cannot be restored into the current document.
-    #[error("{0}")]
-    Conflict(String),
-    /// Storage failed or the stored version is unreadable.
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl From<StorageError> for VersionFailure {
-    fn from(e: StorageError) -> Self {
-        VersionFailure::Internal(e.to_string())
-    }
-}
-
-/// The room's answer to a history command.
-#[derive(Debug)]
-pub enum VersionReply {
-    /// The result: for `Name`, the version record; for `Restore`, `{version, canvas}`; for
-    /// `RestoreBlock`, `{block, version}`.
-    Done(Result<Value, VersionFailure>),
-    /// This room instance is unloading or failed; ask the registry again.
-    Gone,
-}
 
 impl Room {
     /// Runs a history command and answers it.
@@ -110,7 +48,7 @@ impl Room {
         &mut self,
         cmd: VersionCmd,
         written_rx: &mut mpsc::Receiver<Written>,
-    ) -> (Result<Value, VersionFailure>, Flow) {
+    ) -> (Result<VersionOutcome, VersionFailure>, Flow) {
         match effective_role(&cmd.access, &self.sharing()) {
             Some(role) if role >= Role::Editor => {}
             Some(_) => {
@@ -138,7 +76,7 @@ impl Room {
                 let result = self
                     .record_version(VersionKind::Named, changes, user)
                     .await
-                    .map(|record| json!(record))
+                    .map(VersionOutcome::Named)
                     .map_err(VersionFailure::from);
                 (result, Flow::Continue)
             }
@@ -157,7 +95,7 @@ impl Room {
         version: i64,
         block_id: Option<String>,
         written_rx: &mut mpsc::Receiver<Written>,
-    ) -> (Result<Value, VersionFailure>, Flow) {
+    ) -> (Result<VersionOutcome, VersionFailure>, Flow) {
         let edited = match self.restore_edit(user, version, block_id.as_deref()).await {
             Ok(edited) => edited,
             Err(failure) => return (Err(failure), Flow::Continue),
@@ -177,12 +115,18 @@ impl Room {
             Ok(record) => record,
             Err(e) => return (Err(e.into()), Flow::Continue),
         };
-        info!(canvas = %self.id, %user, version, block = ?block_id, changed = edited, "restored");
+        info!(%user, version, block = ?block_id, changed = edited, "restored");
         let body = match block_id {
-            None => json!({ "version": record, "canvas": self.json() }),
+            None => VersionOutcome::Restored {
+                version: record,
+                canvas: self.json(),
+            },
             Some(id) => {
                 let block = doc_json::block_json(&self.canvas.doc().transact(), &id);
-                json!({ "block": block, "version": record })
+                VersionOutcome::BlockRestored {
+                    version: record,
+                    block,
+                }
             }
         };
         (Ok(body), Flow::Continue)
@@ -197,8 +141,7 @@ impl Room {
         block_id: Option<&str>,
     ) -> Result<bool, VersionFailure> {
         let stored = self
-            .state
-            .storage
+            .deps
             .versions
             .version(self.id, version)
             .await?
@@ -207,7 +150,7 @@ impl Room {
             .map_err(|e| VersionFailure::Internal(format!("version {version}: {e}")))?;
         let ttxn = target.transact();
         let by = user.to_string();
-        let at = super::attribution::now_stamp();
+        let at = now_stamp();
         // One transaction: the restore and the restorer's stamp on the blocks it changed
         // reach every client as one update.
         let (result, update) = self.canvas.edit(|txn| {
@@ -241,7 +184,7 @@ impl Room {
         }
         let edited = update.is_some();
         if let Some(update) = update {
-            self.queued.push(Accepted::server(update, None));
+            self.log.push(Accepted::server(update, None));
         }
         Ok(edited)
     }
@@ -262,8 +205,7 @@ impl Room {
             changed_by: by,
         };
         let record = self
-            .state
-            .storage
+            .deps
             .versions
             .add_version(self.id, new, &state, &view)
             .await?;
@@ -281,45 +223,27 @@ impl Room {
         let Some(user) = self.dirty_by else {
             return;
         };
-        if self.last_version_at.elapsed() < self.state.config.version_interval() {
+        if self.last_version_at.elapsed() < self.deps.config.version_interval {
             return;
         }
         if let Err(cause) = self
             .record_version(VersionKind::Auto, "Automatic version".into(), user)
             .await
         {
-            warn!(canvas = %self.id, %cause, "cannot record an automatic version");
+            warn!(%cause, "cannot record an automatic version");
         }
     }
 
     /// Reloads the history from storage (other nodes add versions too).
     pub(super) async fn refresh_versions(&mut self) {
-        match self.state.storage.versions.versions(self.id).await {
+        match self.deps.versions.versions(self.id).await {
             Ok(list) => {
                 if let Some(last) = list.last() {
                     self.record.version = self.record.version.max(last.version);
                 }
                 self.versions = list;
             }
-            Err(cause) => warn!(canvas = %self.id, %cause, "cannot read the version history"),
-        }
-    }
-
-    /// Writes everything queued, waiting for writes in flight. `Stop` if storage failed.
-    async fn flush(&mut self, written_rx: &mut mpsc::Receiver<Written>) -> Flow {
-        loop {
-            self.start_write();
-            if !self.writing {
-                return Flow::Continue;
-            }
-            match written_rx.recv().await {
-                Some(written) => {
-                    if let Flow::Stop = self.on_written(written).await {
-                        return Flow::Stop;
-                    }
-                }
-                None => return Flow::Stop,
-            }
+            Err(cause) => warn!(%cause, "cannot read the version history"),
         }
     }
 }

@@ -1,0 +1,306 @@
+//! What a room is asked and what it answers: the commands connections, REST handlers and
+//! other nodes send it, and the typed replies (a view of the document, a version record).
+
+use crate::domain::{Actor, ProjectAccess};
+use crate::sync::shared::{AccessChange, LiveKind};
+
+use bytes::Bytes;
+use canvas_engine::Role;
+use canvas_engine::sharing::Sharing;
+use canvas_engine::yrs::TransactionMut;
+use canvas_engine::yrs::sync::Message;
+use canvas_storage::{StorageError, VersionRecord};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+/// Identifies one WebSocket connection for the lifetime of the process.
+pub type ConnId = u64;
+
+/// Close codes of the wire protocol (DESIGN.md, "Wire protocol").
+pub mod close {
+    /// Undecodable input (malformed frame or update).
+    pub const MALFORMED: u16 = 4400;
+    /// No or bad credentials.
+    pub const UNAUTHORIZED: u16 = 4401;
+    /// Not allowed.
+    pub const FORBIDDEN: u16 = 4403;
+    /// No such canvas (or it was deleted).
+    pub const NOT_FOUND: u16 = 4404;
+    /// Message too large.
+    pub const TOO_LARGE: u16 = 4413;
+    /// Rate limited.
+    pub const RATE_LIMITED: u16 = 4429;
+    /// The server is going away (shutdown); clients reconnect.
+    pub const GOING_AWAY: u16 = 1001;
+    /// Something failed inside the server; clients reconnect and resync.
+    pub const INTERNAL: u16 = 1011;
+    /// The connection could not keep up with the room; it may reconnect.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+}
+
+/// What a room sends to a connection's writer.
+#[derive(Debug)]
+pub enum Outbound {
+    /// One protocol message, as one binary frame.
+    Frame(Bytes),
+    /// Close the connection with this code and reason.
+    Close(u16, String),
+}
+
+/// Frames waiting for one connection's writer. Bounded: a connection that falls this far
+/// behind is dropped rather than letting the room buffer without limit.
+pub const OUTBOUND_CAPACITY: usize = 1024;
+
+/// A connection asking to join.
+#[derive(Debug)]
+pub struct JoinRequest {
+    /// The connection.
+    pub conn_id: ConnId,
+    /// The user's project-level access (sharing grants are added by the room).
+    pub access: ProjectAccess,
+    /// Display name for presence listings.
+    pub username: String,
+    /// Where the room sends frames for this connection.
+    pub out: mpsc::Sender<Outbound>,
+    /// Whether the client asked for durable acknowledgements (`?acks=1`).
+    pub wants_acks: bool,
+    /// Who is connecting, for the audit of the sharing changes they make.
+    pub actor: Actor,
+}
+
+/// A change the server makes to the document for a REST call (sharing settings, ...). It
+/// runs inside the room, so it is checked, stored, relayed and audited like any update.
+pub type ServerEdit = Box<dyn FnOnce(&mut TransactionMut) -> Result<(), String> + Send>;
+
+/// A REST call asking the room to change the document.
+pub struct EditRequest {
+    /// The caller's access; the room adds the sharing part.
+    pub access: ProjectAccess,
+    /// Who is asking, for the audit log.
+    pub actor: Actor,
+    /// The role the change needs.
+    pub required: Role,
+    /// The change.
+    pub edit: ServerEdit,
+}
+
+impl std::fmt::Debug for EditRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EditRequest")
+            .field("user", &self.access.user_id)
+            .field("required", &self.required)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The room's answer to an edit.
+#[derive(Debug)]
+pub enum EditReply {
+    /// Applied; `durable` completes once the change is in the durable log (it fails if the
+    /// write failed). The view is the document right after the change.
+    Applied {
+        /// Completes when the change is durable.
+        durable: oneshot::Receiver<()>,
+        /// The document after the change.
+        view: Box<RoomView>,
+    },
+    /// The caller's role is below the one needed (`None`: no access at all).
+    Forbidden(Option<Role>),
+    /// The change was refused as invalid; nothing changed.
+    Invalid(String),
+    /// This room instance is unloading or failed; ask the registry again with the request.
+    Gone(Box<EditRequest>),
+}
+
+/// The room's answer to a join.
+#[derive(Debug)]
+pub enum JoinReply {
+    /// Joined with this effective role.
+    Joined(Role),
+    /// The user has no role on this canvas.
+    Forbidden,
+    /// This room instance is unloading or failed; ask the registry again.
+    Gone,
+}
+
+/// What REST reads of a live room return.
+#[derive(Debug, Clone)]
+pub struct RoomView {
+    /// The canvas in the seed's MongoDB shape.
+    pub json: serde_json::Value,
+    /// The document's sharing settings.
+    pub sharing: Sharing,
+}
+
+/// The room's answer to a REST read.
+#[derive(Debug)]
+pub enum ReadReply {
+    /// The live view.
+    View(Box<RoomView>),
+    /// The user has no role on this canvas.
+    Forbidden,
+    /// This room instance is unloading or failed; ask the registry again.
+    Gone,
+}
+
+/// Commands a room processes, one at a time.
+#[derive(Debug)]
+pub enum RoomCmd {
+    /// A connection joins.
+    Join(JoinRequest, oneshot::Sender<JoinReply>),
+    /// A decoded protocol message from a connection.
+    Message(ConnId, Message),
+    /// A connection left.
+    Leave(ConnId),
+    /// A REST read of the live document, by a user with this project access.
+    Read(ProjectAccess, oneshot::Sender<ReadReply>),
+    /// A membership or an archiving changed (on this node or another): the connections it
+    /// concerns get their new role, or are closed with 4403.
+    Access(AccessChange),
+    /// A live message from another server node (a durable update or awareness).
+    Remote(LiveKind, Vec<u8>),
+    /// A change of the document for a REST call.
+    Edit(Box<EditRequest>, oneshot::Sender<EditReply>),
+    /// A version history command (name a version, restore); answered once durable.
+    Versions(VersionCmd, oneshot::Sender<VersionReply>),
+    /// The canvas was deleted: close every connection with this code and stop.
+    Close(u16, String),
+}
+
+pub(super) fn reply_gone(cmd: RoomCmd) {
+    match cmd {
+        RoomCmd::Join(_, reply) => {
+            let _ = reply.send(JoinReply::Gone);
+        }
+        RoomCmd::Read(_, reply) => {
+            let _ = reply.send(ReadReply::Gone);
+        }
+        RoomCmd::Edit(request, reply) => {
+            let _ = reply.send(EditReply::Gone(request));
+        }
+        RoomCmd::Versions(_, reply) => {
+            let _ = reply.send(VersionReply::Gone);
+        }
+        RoomCmd::Message(..)
+        | RoomCmd::Leave(_)
+        | RoomCmd::Access(_)
+        | RoomCmd::Remote(..)
+        | RoomCmd::Close(..) => {}
+    }
+}
+
+pub(super) fn drain_as_gone(rx: &mut mpsc::Receiver<RoomCmd>) {
+    rx.close();
+    while let Ok(cmd) = rx.try_recv() {
+        reply_gone(cmd);
+    }
+}
+
+/// What a user asks of a canvas's history.
+#[derive(Debug, Clone)]
+pub enum VersionOp {
+    /// Record the live document as a named version.
+    Name {
+        /// The version's description (1 to 500 characters).
+        changes: String,
+    },
+    /// Make the document equal to version `version` (except `sharing`).
+    Restore {
+        /// The version to restore.
+        version: i64,
+    },
+    /// Bring one block back as it was in version `version`.
+    RestoreBlock {
+        /// The version to take the block from.
+        version: i64,
+        /// The block id.
+        block_id: String,
+    },
+}
+
+/// A history command with who asks.
+#[derive(Debug, Clone)]
+pub struct VersionCmd {
+    /// The caller's project access (the room adds sharing grants); editors and up may.
+    pub access: ProjectAccess,
+    /// What to do.
+    pub op: VersionOp,
+}
+
+/// Why a history command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VersionFailure {
+    /// The caller has no role on the canvas, or only a viewer's.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such version, or no such block in it.
+    #[error("{0}")]
+    NotFound(String),
+    /// The block cannot be restored into the current document.
+    #[error("{0}")]
+    Conflict(String),
+    /// Storage failed or the stored version is unreadable.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StorageError> for VersionFailure {
+    fn from(e: StorageError) -> Self {
+        VersionFailure::Internal(e.to_string())
+    }
+}
+
+/// What a history command did, once durable.
+#[derive(Debug, Clone)]
+pub enum VersionOutcome {
+    /// `Name`: the version recorded.
+    Named(VersionRecord),
+    /// `Restore`: the version recorded (kind `restore`) and the canvas after it.
+    Restored {
+        /// The new version.
+        version: VersionRecord,
+        /// The canvas as JSON (the seed's shape) after the restore.
+        canvas: Value,
+    },
+    /// `RestoreBlock`: the version recorded and the block as it is now.
+    BlockRestored {
+        /// The new version.
+        version: VersionRecord,
+        /// The block as JSON, as it is after the restore (`None`: not in the document).
+        block: Option<Value>,
+    },
+}
+
+impl VersionOutcome {
+    /// The version the command recorded.
+    pub fn version(&self) -> &VersionRecord {
+        match self {
+            VersionOutcome::Named(version)
+            | VersionOutcome::Restored { version, .. }
+            | VersionOutcome::BlockRestored { version, .. } => version,
+        }
+    }
+
+    /// The REST body: the version record for `Name`, `{version, canvas}` for `Restore`,
+    /// `{block, version}` for `RestoreBlock`.
+    pub fn into_json(self) -> Value {
+        match self {
+            VersionOutcome::Named(version) => serde_json::json!(version),
+            VersionOutcome::Restored { version, canvas } => {
+                serde_json::json!({ "version": version, "canvas": canvas })
+            }
+            VersionOutcome::BlockRestored { version, block } => {
+                serde_json::json!({ "block": block, "version": version })
+            }
+        }
+    }
+}
+
+/// The room's answer to a history command.
+#[derive(Debug)]
+pub enum VersionReply {
+    /// What the command did, or why it failed.
+    Done(Result<VersionOutcome, VersionFailure>),
+    /// This room instance is unloading or failed; ask the registry again.
+    Gone,
+}

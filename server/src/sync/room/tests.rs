@@ -1,0 +1,444 @@
+//! The room without sockets: a room over the embedded store in a temporary folder, driven
+//! through its methods; intervals pass in no real time by moving tokio's clock ([`skip`]).
+
+use super::*;
+use crate::domain::Actor;
+use canvas_engine::Role;
+use canvas_engine::init::{self, CanvasMeta};
+use canvas_engine::sharing::{self, Visibility};
+use canvas_storage::{NewCanvas, PresenceEntry, ServiceUrls, Storage, VersionKind};
+use tokio::sync::oneshot;
+
+/// A loaded room over a fresh embedded store, with the receiver of its write results.
+struct Harness {
+    _dir: tempfile::TempDir,
+    storage: Storage,
+    room: Room,
+    written_rx: mpsc::Receiver<Written>,
+}
+
+fn config() -> RoomConfig {
+    RoomConfig {
+        idle_unload: Duration::from_secs(30),
+        checkpoint_updates: 1000,
+        checkpoint_every: Duration::from_secs(60),
+        version_interval: Duration::from_secs(10),
+    }
+}
+
+async fn harness(config: RoomConfig) -> Harness {
+    harness_with(config, Unregister::new(|| {})).await
+}
+
+async fn harness_with(config: RoomConfig, unregister: Unregister) -> Harness {
+    harness_over(config, unregister, |store| store).await
+}
+
+/// A room whose presence store is `presence` wrapped around the embedded one.
+async fn harness_over(
+    config: RoomConfig,
+    unregister: Unregister,
+    presence: impl FnOnce(Arc<dyn PresenceStore>) -> Arc<dyn PresenceStore>,
+) -> Harness {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = Storage::connect(dir.path(), &ServiceUrls::default())
+        .await
+        .expect("embedded store opens");
+    let new = NewCanvas {
+        id: Uuid::new_v4(),
+        project_id: Uuid::new_v4(),
+        owner_id: Uuid::new_v4(),
+        name: "Room test".into(),
+        description: None,
+    };
+    let mut doc = CanvasDoc::new();
+    let meta = CanvasMeta {
+        name: new.name.clone(),
+        description: None,
+        project_id: new.project_id.to_string(),
+        owner_id: new.owner_id.to_string(),
+        tags: Vec::new(),
+    };
+    doc.edit(|txn| init::init_canvas(txn, &meta));
+    let id = new.id;
+    storage
+        .canvases
+        .create_canvas(new, &doc.encode_state(), &serde_json::json!({}))
+        .await
+        .expect("canvas created");
+    let tasks = TaskTracker::new();
+    let deps = RoomDeps {
+        canvases: storage.canvases.clone(),
+        versions: storage.versions.clone(),
+        presence: presence(storage.presence.clone()),
+        fanout: storage.fanout.clone(),
+        auditor: Auditor::new(storage.audit.clone(), tasks.clone()),
+        tasks,
+        shutdown: CancellationToken::new(),
+        node_id: "test-node".into(),
+        config,
+    };
+    let (room, written_rx) = Room::load(id, deps, unregister).await.expect("room loads");
+    Harness {
+        _dir: dir,
+        storage,
+        room,
+        written_rx,
+    }
+}
+
+/// Moves the room's clock (tokio's) forward by `by` at once. The clock runs between skips:
+/// the embedded store's pool has timeouts that a clock left paused would fire while it waits
+/// for its SQLite thread.
+async fn skip(by: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}
+
+impl Harness {
+    /// Joins connection `conn_id` as a new editor; returns where its frames arrive.
+    async fn join_editor(&mut self, conn_id: ConnId, wants_acks: bool) -> mpsc::Receiver<Outbound> {
+        let (out, frames) = mpsc::channel(256);
+        let (reply, joined) = oneshot::channel();
+        let request = JoinRequest {
+            conn_id,
+            access: ProjectAccess {
+                user_id: Uuid::new_v4(),
+                project_role: Some(Role::Editor),
+                ..ProjectAccess::default()
+            },
+            username: "ann".into(),
+            out,
+            wants_acks,
+            actor: Actor::default(),
+        };
+        self.room.join(request, reply);
+        assert!(matches!(joined.await, Ok(JoinReply::Joined(Role::Editor))));
+        frames
+    }
+
+    /// An editor's change through the room (as a REST edit), made durable.
+    async fn edit_as(&mut self, user: Uuid) {
+        let request = EditRequest {
+            access: ProjectAccess {
+                user_id: user,
+                project_role: Some(Role::Editor),
+                ..ProjectAccess::default()
+            },
+            actor: Actor {
+                user_id: Some(user),
+                ..Actor::default()
+            },
+            required: Role::Editor,
+            edit: Box::new(|txn| {
+                let now = sharing::sharing(txn).visibility;
+                let next = if now == Visibility::Team {
+                    Visibility::Private
+                } else {
+                    Visibility::Team
+                };
+                sharing::set_visibility(txn, next);
+                Ok(())
+            }),
+        };
+        let EditReply::Applied { durable, .. } = self.room.server_edit(request) else {
+            panic!("the edit was not applied");
+        };
+        assert!(matches!(
+            self.room.flush(&mut self.written_rx).await,
+            Flow::Continue
+        ));
+        durable.await.expect("the edit is durable");
+    }
+
+    /// The kinds of the canvas's stored versions, oldest first.
+    async fn version_kinds(&self) -> Vec<VersionKind> {
+        let list = self.storage.versions.versions(self.room.id).await;
+        list.expect("versions read")
+            .iter()
+            .map(|v| v.kind)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn an_edited_canvas_gets_one_automatic_version_per_interval_and_none_when_unchanged() {
+    let mut h = harness(config()).await;
+    let editor = Uuid::new_v4();
+    h.room.auto_version().await;
+    assert_eq!(h.version_kinds().await, [VersionKind::Initial], "unchanged");
+
+    h.edit_as(editor).await;
+    h.room.auto_version().await;
+    assert_eq!(
+        h.version_kinds().await,
+        [VersionKind::Initial],
+        "changed, but the interval has not passed"
+    );
+
+    skip(config().version_interval).await;
+    h.room.auto_version().await;
+    assert_eq!(
+        h.version_kinds().await,
+        [VersionKind::Initial, VersionKind::Auto]
+    );
+    let versions = h.storage.versions.versions(h.room.id).await.expect("read");
+    assert_eq!(
+        versions[1].changed_by, editor,
+        "attributed to the last editor"
+    );
+    assert_eq!(h.room.record.version, 2);
+
+    // Nothing changed since: however long it stays so, no further automatic version.
+    for _ in 0..3 {
+        skip(config().version_interval * 2).await;
+        h.room.auto_version().await;
+    }
+    assert_eq!(h.version_kinds().await.len(), 2);
+
+    // A new change starts the next interval from the last version.
+    h.edit_as(editor).await;
+    h.room.auto_version().await;
+    assert_eq!(
+        h.version_kinds().await.len(),
+        3,
+        "the interval since the last version has long passed"
+    );
+    h.edit_as(editor).await;
+    h.room.auto_version().await;
+    assert_eq!(
+        h.version_kinds().await.len(),
+        3,
+        "too soon after the last one"
+    );
+}
+
+/// Makes `n` durable edits and returns the stored document after them.
+async fn edits_then_stored(h: &mut Harness, n: usize) -> canvas_storage::StoredDocument {
+    let editor = Uuid::new_v4();
+    for _ in 0..n {
+        h.edit_as(editor).await;
+    }
+    let stored = h.storage.canvases.load_document(h.room.id).await;
+    stored.expect("read").expect("stored")
+}
+
+#[tokio::test]
+async fn a_log_grown_past_the_threshold_is_compacted_after_a_write() {
+    let mut quiet = harness(config()).await;
+    let stored = edits_then_stored(&mut quiet, 40).await;
+    assert_eq!(
+        stored.updates.len(),
+        40,
+        "below --checkpoint-updates: no checkpoint"
+    );
+
+    let mut h = harness(RoomConfig {
+        checkpoint_updates: 4,
+        ..config()
+    })
+    .await;
+    let stored = edits_then_stored(&mut h, 40).await;
+    assert!(stored.snapshot_seq > 0, "compacted at least once");
+    assert!(
+        stored.updates.len() < 40 && stored.snapshot_seq + stored.updates.len() as i64 == 40,
+        "the snapshot covers the log up to its sequence number: {} + {}",
+        stored.snapshot_seq,
+        stored.updates.len()
+    );
+    let reloaded = CanvasDoc::from_stored(
+        &stored.snapshot,
+        stored.updates.iter().map(|(_, u)| u.as_slice()),
+    );
+    let reloaded = reloaded.expect("stored document loads");
+    assert_eq!(reloaded.state_vector(), h.room.canvas.state_vector());
+    assert_eq!(
+        json::canvas_json(&reloaded.doc().transact()),
+        json::canvas_json(&h.room.canvas.doc().transact()),
+        "snapshot and log hold the live document"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_room_unloads_after_the_delay_and_not_before() {
+    let (unloaded_tx, unloaded_rx) = std::sync::mpsc::channel();
+    let unregister = Unregister::new(move || {
+        let _ = unloaded_tx.send(());
+    });
+    let h = harness_with(config(), unregister).await;
+    let storage = h.storage.clone();
+    let id = h.room.id;
+    let (tx, rx) = mpsc::channel(8);
+    let serving = tokio::spawn(h.room.serve(rx, h.written_rx));
+    let viewer = ProjectAccess {
+        user_id: Uuid::new_v4(),
+        project_role: Some(Role::Viewer),
+        ..ProjectAccess::default()
+    };
+    let read = |tx: mpsc::Sender<RoomCmd>, access: ProjectAccess| async move {
+        let (reply, answer) = oneshot::channel();
+        tx.send(RoomCmd::Read(access, reply))
+            .await
+            .expect("room takes commands");
+        answer.await.expect("room answers")
+    };
+    skip(config().idle_unload - Duration::from_secs(1)).await;
+    assert!(
+        matches!(read(tx.clone(), viewer.clone()).await, ReadReply::View(_)),
+        "still loaded a second before the delay"
+    );
+    assert!(unloaded_rx.try_recv().is_err());
+    skip(Duration::from_secs(2)).await;
+    tokio::time::timeout(Duration::from_secs(10), serving)
+        .await
+        .expect("the room unloads")
+        .expect("the room task ends cleanly");
+    assert!(unloaded_rx.try_recv().is_ok(), "it left the registry");
+    assert!(tx.is_closed(), "it takes no more commands");
+    let stored = storage.canvases.load_document(id).await.expect("read");
+    assert!(stored.is_some_and(|s| s.updates.is_empty()), "checkpointed");
+}
+
+/// A presence store that records every write it passes on: the cursors put (their `x`) and
+/// how many active-user lists were set.
+struct Counting {
+    inner: Arc<dyn PresenceStore>,
+    puts: std::sync::Mutex<Vec<i64>>,
+    actives: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl PresenceStore for Counting {
+    async fn put_presence(
+        &self,
+        canvas_id: Uuid,
+        entry: &PresenceEntry,
+        ttl: Duration,
+    ) -> canvas_storage::StorageResult<()> {
+        let x = entry.cursor["x"].as_i64().unwrap_or(-1);
+        self.puts.lock().expect("not poisoned").push(x);
+        self.inner.put_presence(canvas_id, entry, ttl).await
+    }
+    async fn remove_presence(
+        &self,
+        canvas_id: Uuid,
+        user_id: Uuid,
+    ) -> canvas_storage::StorageResult<()> {
+        self.inner.remove_presence(canvas_id, user_id).await
+    }
+    async fn presence(
+        &self,
+        canvas_id: Uuid,
+        ttl: Duration,
+    ) -> canvas_storage::StorageResult<Vec<PresenceEntry>> {
+        self.inner.presence(canvas_id, ttl).await
+    }
+    async fn set_active_users(
+        &self,
+        canvas_id: Uuid,
+        node_id: &str,
+        users: &[Uuid],
+    ) -> canvas_storage::StorageResult<()> {
+        self.actives.fetch_add(1, Ordering::SeqCst);
+        self.inner.set_active_users(canvas_id, node_id, users).await
+    }
+    async fn active_users(&self, canvas_id: Uuid) -> canvas_storage::StorageResult<Vec<Uuid>> {
+        self.inner.active_users(canvas_id).await
+    }
+}
+
+impl Counting {
+    /// Waits until `n` active-user lists were set: the presence writer is FIFO, so every
+    /// write queued before the `n`th list is done then.
+    async fn wait_actives(&self, n: usize) {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while self.actives.load(Ordering::SeqCst) < n {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the presence writer keeps up");
+    }
+
+    fn puts(&self) -> Vec<i64> {
+        self.puts.lock().expect("not poisoned").clone()
+    }
+}
+
+#[tokio::test]
+async fn a_burst_of_cursor_moves_writes_the_presence_store_twice() {
+    use canvas_engine::yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
+    let counting = Arc::new(Counting {
+        inner: Arc::new(canvas_storage::memory::MemoryPresence::default()),
+        puts: std::sync::Mutex::default(),
+        actives: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let store = counting.clone();
+    let mut h = harness_over(config(), Unregister::new(|| {}), |_| store).await;
+    let _frames = h.join_editor(1, false).await;
+    for x in 1..=5u32 {
+        let mut update = AwarenessUpdate {
+            clients: HashMap::new(),
+        };
+        let state = format!(r#"{{"user":{{"name":"Ann"}},"cursor":{{"x":{x},"y":0}}}}"#);
+        update.clients.insert(
+            ClientID::new(4243),
+            AwarenessUpdateEntry {
+                clock: x,
+                json: state.into(),
+            },
+        );
+        h.room.awareness(1, update);
+    }
+    h.room.publish_active_users();
+    counting.wait_actives(2).await;
+    assert_eq!(
+        counting.puts(),
+        [1],
+        "the first move at once, the others held back"
+    );
+    let due = h.room.presence_due().expect("a write is held back");
+    skip(due - Instant::now()).await;
+    h.room.flush_presence();
+    h.room.publish_active_users();
+    counting.wait_actives(3).await;
+    assert_eq!(
+        counting.puts(),
+        [1, 5],
+        "then only the last, once the interval is over"
+    );
+    assert_eq!(h.room.presence_due(), None);
+}
+
+#[tokio::test]
+async fn updates_are_acknowledged_once_durable_and_not_before() {
+    use canvas_engine::protocol::{Ack, Extension, encode_extension};
+    use canvas_engine::yrs::{Doc, Map, WriteTxn};
+    let mut h = harness(config()).await;
+    let mut frames = h.join_editor(1, true).await;
+    while frames.try_recv().is_ok() {} // the room's sync step 1
+    let author = Doc::with_client_id(9);
+    for name in ["a", "b"] {
+        let mut txn = author.transact_mut();
+        let meta = txn.get_or_insert_map(canvas_engine::schema::META);
+        meta.insert(&mut txn, "name", name);
+        let update = txn.encode_update_v1();
+        drop(txn);
+        h.room.update(1, update);
+    }
+    assert!(
+        frames.try_recv().is_err(),
+        "nothing is acknowledged (or echoed) before it is durable"
+    );
+    assert!(matches!(
+        h.room.flush(&mut h.written_rx).await,
+        Flow::Continue
+    ));
+    let expected = encode_extension(&Extension::Ack(Ack { through: 2 }));
+    match frames.try_recv() {
+        Ok(Outbound::Frame(frame)) => assert_eq!(frame.as_ref(), expected.as_slice()),
+        other => panic!("expected one acknowledgement through 2, got {other:?}"),
+    }
+    assert!(frames.try_recv().is_err(), "one write, one acknowledgement");
+}
