@@ -1,5 +1,5 @@
 /**
- * `Canvas`: one open canvas, a typed API over its Yjs document (the schema of DESIGN.md).
+ * `Canvas`: one open canvas, a typed API over its Yjs document (the schema of docs/DOCUMENT.md).
  *
  * Roots: `meta` (name, description, project_id, owner_id, tags), `layout` (type, columns,
  * rowHeight, breakpoints), `blocks` (block id -> block map) and `sharing` (visibility,

@@ -1,6 +1,6 @@
 //! The canvas document schema: root types, their keys and the seed's defaults.
 //!
-//! One yrs `Doc` per canvas. Its root types (DESIGN.md, "The canvas document"):
+//! One yrs `Doc` per canvas. Its root types (docs/DOCUMENT.md in the repository):
 //!
 //! - `meta` (Map): `name`, `description`, `project_id`, `owner_id`, `tags` (Array of strings).
 //! - `layout` (Map): `type` ("grid"), `columns` (12), `rowHeight` (50), `breakpoints` (Map).

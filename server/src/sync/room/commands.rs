@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 /// Identifies one WebSocket connection for the lifetime of the process.
 pub type ConnId = u64;
 
-/// Close codes of the wire protocol (DESIGN.md, "Wire protocol").
+/// Close codes of the wire protocol (docs/PROTOCOL.md, "Close codes").
 pub mod close {
     /// Undecodable input (malformed frame or update).
     pub const MALFORMED: u16 = 4400;
