@@ -49,7 +49,7 @@ impl From<VersionFailure> for ApiError {
             VersionFailure::Forbidden(m) => ApiError::Forbidden(m),
             VersionFailure::NotFound(m) => ApiError::NotFound(m),
             VersionFailure::Conflict(m) => ApiError::Conflict(m),
-            VersionFailure::Internal(m) => ApiError::internal(m),
+            VersionFailure::Internal(cause) => ApiError::internal_in("a history command", cause),
         }
     }
 }

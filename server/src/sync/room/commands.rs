@@ -239,14 +239,15 @@ pub enum VersionFailure {
     /// The block cannot be restored into the current document.
     #[error("{0}")]
     Conflict(String),
-    /// Storage failed or the stored version is unreadable.
-    #[error("{0}")]
-    Internal(String),
+    /// Storage failed or the stored version is unreadable; the cause is kept (its message
+    /// and source are this error's).
+    #[error(transparent)]
+    Internal(Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
 impl From<StorageError> for VersionFailure {
     fn from(e: StorageError) -> Self {
-        VersionFailure::Internal(e.to_string())
+        VersionFailure::Internal(Box::new(e))
     }
 }
 

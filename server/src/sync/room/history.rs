@@ -63,7 +63,7 @@ impl Room {
         let user = cmd.access.user_id;
         // Whatever is queued becomes durable first: the version must match the log.
         if let Flow::Stop = self.flush(written_rx).await {
-            let failure = VersionFailure::Internal("storage failure".into());
+            let failure = VersionFailure::Internal("the durable log could not be written".into());
             return (Err(failure), Flow::Stop);
         }
         // Other nodes' durable updates this node missed belong in the snapshot (and a
@@ -101,7 +101,7 @@ impl Room {
             Err(failure) => return (Err(failure), Flow::Continue),
         };
         if let Flow::Stop = self.flush(written_rx).await {
-            let failure = VersionFailure::Internal("storage failure".into());
+            let failure = VersionFailure::Internal("the durable log could not be written".into());
             return (Err(failure), Flow::Stop);
         }
         let changes = match &block_id {
@@ -147,7 +147,7 @@ impl Room {
             .await?
             .ok_or_else(|| VersionFailure::NotFound(format!("version {version} not found")))?;
         let target = engine_versions::load_version(&stored.state)
-            .map_err(|e| VersionFailure::Internal(format!("version {version}: {e}")))?;
+            .map_err(|e| VersionFailure::Internal(Box::new(e)))?;
         let ttxn = target.transact();
         let by = user.to_string();
         let at = now_stamp();
