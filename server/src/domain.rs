@@ -112,7 +112,7 @@ pub fn embedding_host(
     {
         return None;
     }
-    let uri: axum::http::Uri = match origin.parse() {
+    let uri: http::Uri = match origin.parse() {
         Ok(uri) => uri,
         // "null" (sandboxed frames, file pages) or garbage: foreign, and matches no domain.
         Err(_) => return Some(origin.to_ascii_lowercase()),
