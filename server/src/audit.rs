@@ -4,6 +4,7 @@
 use crate::domain::Actor;
 use canvas_storage::{AuditStore, NewAuditEntry};
 use std::sync::Arc;
+use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -47,17 +48,18 @@ impl Auditor {
     }
 
     /// Records an entry from a task that must not wait for it (a room); the write runs in
-    /// the caller's span.
+    /// the caller's span. The handle completes once the entry is written (or its failure
+    /// logged), for a caller further away that must not answer before that (a REST call).
     pub fn in_background(
         &self,
         actor: Actor,
         action: &'static str,
         resource: (&'static str, Option<Uuid>),
         changes: serde_json::Value,
-    ) {
+    ) -> JoinHandle<()> {
         let auditor = self.clone();
         self.tasks.spawn(
             async move { auditor.record(actor, action, resource, changes).await }.in_current_span(),
-        );
+        )
     }
 }

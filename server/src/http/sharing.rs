@@ -53,10 +53,19 @@ pub async fn room_edit(
         .await
         .map_err(ApiError::internal)?;
     match reply {
-        EditReply::Applied { durable, view } => {
+        EditReply::Applied {
+            durable,
+            view,
+            audited,
+        } => {
             durable
                 .await
                 .map_err(|_| ApiError::internal("the change could not be stored"))?;
+            if let Some(audited) = audited {
+                audited
+                    .await
+                    .map_err(|e| ApiError::internal_in("writing the audit entry", e))?;
+            }
             Ok(*view)
         }
         EditReply::Forbidden(None) => Err(ApiError::Forbidden(

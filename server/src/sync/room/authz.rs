@@ -9,6 +9,7 @@ use crate::domain::{Actor, effective_role};
 use crate::sync::shared::AccessChange;
 use canvas_engine::sharing::Sharing;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tracing::{error, info};
 
 /// Where a change to the document came from, for the audit of sharing changes.
@@ -74,9 +75,10 @@ impl Room {
                 self.log.push(Accepted::server(update, Some(done)));
             }
         }
-        self.sharing_changed(ChangedBy::Rest(&request.actor));
+        let audited = self.sharing_changed(ChangedBy::Rest(&request.actor));
         EditReply::Applied {
             durable,
+            audited,
             view: Box::new(RoomView {
                 json: self.json(),
                 sharing: self.sharing(),
@@ -86,11 +88,12 @@ impl Room {
 
     /// After a change: if it touched `sharing` (grants, visibility, link, embedding), audits
     /// it as the change of `by` and rechecks every connection's role. A change that did not
-    /// touch sharing cannot change anyone's role.
-    pub(super) fn sharing_changed(&mut self, by: ChangedBy<'_>) {
+    /// touch sharing cannot change anyone's role. Returns the audit write it started, if any.
+    pub(super) fn sharing_changed(&mut self, by: ChangedBy<'_>) -> Option<JoinHandle<()>> {
         if !self.canvas.take_sharing_changed() {
-            return;
+            return None;
         }
+        let mut audited = None;
         let now = self.sharing();
         if now != self.last_sharing {
             let before = std::mem::replace(&mut self.last_sharing, now);
@@ -109,15 +112,16 @@ impl Room {
                     "before": audit_sharing(&before),
                     "after": audit_sharing(&self.last_sharing),
                 });
-                self.deps.auditor.in_background(
+                audited = Some(self.deps.auditor.in_background(
                     actor,
                     "canvas.sharing.update",
                     ("canvas", Some(self.id)),
                     changes,
-                );
+                ));
             }
         }
         self.reauthorize();
+        audited
     }
 
     /// Recomputes every connection's role from its project access and the current sharing

@@ -101,6 +101,9 @@ pub enum EditReply {
     Applied {
         /// Completes when the change is durable.
         durable: oneshot::Receiver<()>,
+        /// The audit write of the sharing change it made, if it made one: a REST call
+        /// answers only once its change is in the audit trail.
+        audited: Option<tokio::task::JoinHandle<()>>,
         /// The document after the change.
         view: Box<RoomView>,
     },
