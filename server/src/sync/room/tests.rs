@@ -443,26 +443,30 @@ async fn updates_are_acknowledged_once_durable_and_not_before() {
     assert!(frames.try_recv().is_err(), "one write, one acknowledgement");
 }
 
-#[tokio::test]
-async fn a_rest_sharing_change_is_answered_with_its_audit_write() {
-    let mut h = harness(config()).await;
-    let admin = Uuid::new_v4();
-    let request = EditRequest {
+/// An admin's REST edit setting the visibility to team. The actor has no ids: no user or
+/// organization records exist in this store (the audit table's foreign keys would refuse
+/// made-up ones).
+fn set_team_visibility(admin: Uuid) -> EditRequest {
+    EditRequest {
         access: ProjectAccess {
             user_id: admin,
             project_role: Some(Role::Admin),
             ..ProjectAccess::default()
         },
-        // No user or organization records exist in this store: an actor without ids (the
-        // audit table's foreign keys would refuse made-up ones).
         actor: Actor::default(),
         required: Role::Admin,
         edit: Box::new(|txn| {
             sharing::set_visibility(txn, Visibility::Team);
             Ok(())
         }),
-    };
-    let EditReply::Applied { audited, .. } = h.room.server_edit(request) else {
+    }
+}
+
+#[tokio::test]
+async fn a_rest_sharing_change_is_answered_with_its_audit_write() {
+    let mut h = harness(config()).await;
+    let admin = Uuid::new_v4();
+    let EditReply::Applied { audited, .. } = h.room.server_edit(set_team_visibility(admin)) else {
         panic!("the edit was not applied");
     };
     // The REST handler awaits this before it answers, so a caller reading the audit trail
@@ -480,21 +484,8 @@ async fn a_rest_sharing_change_is_answered_with_its_audit_write() {
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(entries[0].action, "canvas.sharing.update");
 
-    // A change that leaves sharing alone has nothing to audit.
-    let request = EditRequest {
-        access: ProjectAccess {
-            user_id: admin,
-            project_role: Some(Role::Admin),
-            ..ProjectAccess::default()
-        },
-        actor: Actor::default(),
-        required: Role::Editor,
-        edit: Box::new(|txn| {
-            sharing::set_visibility(txn, Visibility::Team);
-            Ok(())
-        }),
-    };
-    let EditReply::Applied { audited, .. } = h.room.server_edit(request) else {
+    // The same again leaves sharing as it is: nothing to audit.
+    let EditReply::Applied { audited, .. } = h.room.server_edit(set_team_visibility(admin)) else {
         panic!("the edit was not applied");
     };
     assert!(audited.is_none(), "no sharing change, no audit write");
