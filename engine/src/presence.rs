@@ -204,6 +204,60 @@ impl PresenceTable {
     }
 }
 
+/// Why an awareness state was refused (it is dropped: neither applied nor relayed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateRefusal {
+    /// The state's JSON text is longer than the limit.
+    #[error("awareness state of {size} bytes exceeds the {limit}-byte limit")]
+    TooLarge {
+        /// The state's length in bytes.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The state is not JSON (y-protocols' `applyAwarenessUpdate` would throw on it).
+    #[error("awareness state is not JSON: {0}")]
+    NotJson(String),
+}
+
+/// Checks one incoming awareness state and stamps the sender's authenticated name into it;
+/// returns the JSON text to apply and relay.
+///
+/// Every peer runs `JSON.parse` on every state it receives, so a state that is not JSON must
+/// never be relayed: it throws inside the standard client's message handler. `null` (the
+/// client going offline) passes unchanged. An object state gets `user.name` set to `name`
+/// (creating `user` when it is missing or not an object; its other fields, such as `color`,
+/// stay), so nobody can appear under someone else's name. Other JSON values pass unchanged.
+pub fn vet_state(json: &str, max_bytes: usize, name: &str) -> Result<Arc<str>, StateRefusal> {
+    if json.len() > max_bytes {
+        return Err(StateRefusal::TooLarge {
+            size: json.len(),
+            limit: max_bytes,
+        });
+    }
+    if json == NULL_STATE {
+        return Ok(Arc::from(NULL_STATE));
+    }
+    let mut value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| StateRefusal::NotJson(e.to_string()))?;
+    let serde_json::Value::Object(state) = &mut value else {
+        return Ok(Arc::from(json));
+    };
+    let user = state
+        .entry("user")
+        .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    if !user.is_object() {
+        *user = serde_json::Value::Object(Default::default());
+    }
+    if let serde_json::Value::Object(user) = user {
+        if user.get("name").and_then(|n| n.as_str()) == Some(name) {
+            return Ok(Arc::from(json));
+        }
+        user.insert("name".to_owned(), serde_json::Value::from(name));
+    }
+    Ok(Arc::from(value.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +282,45 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn vetting_refuses_what_peers_cannot_parse_and_stamps_the_name() {
+        let max = 64;
+        assert_eq!(
+            vet_state("not json", max, "ann"),
+            Err(StateRefusal::NotJson(
+                "expected ident at line 1 column 2".into()
+            ))
+        );
+        assert!(matches!(
+            vet_state(&"x".repeat(65), max, "ann"),
+            Err(StateRefusal::TooLarge {
+                size: 65,
+                limit: 64
+            })
+        ));
+        assert_eq!(vet_state("null", max, "ann").as_deref(), Ok("null"));
+        assert_eq!(vet_state("42", max, "ann").as_deref(), Ok("42"));
+        let stamped = |json| {
+            let out = vet_state(json, max, "ann").expect("valid");
+            serde_json::from_str::<serde_json::Value>(&out).expect("json")
+        };
+        assert_eq!(
+            stamped(r#"{"user":{"name":"Owner (admin)","color":"red"},"cursor":1}"#),
+            json!({"user": {"name": "ann", "color": "red"}, "cursor": 1})
+        );
+        assert_eq!(
+            stamped(r#"{"cursor":1}"#),
+            json!({"user": {"name": "ann"}, "cursor": 1})
+        );
+        assert_eq!(
+            stamped(r#"{"user":"Bob"}"#),
+            json!({"user": {"name": "ann"}})
+        );
+        // Already right: the text passes as it came.
+        let same = r#"{"user": {"name":"ann"}}"#;
+        assert_eq!(vet_state(same, max, "ann").as_deref(), Ok(same));
     }
 
     #[test]

@@ -27,6 +27,16 @@ pub struct Config {
     #[arg(long, env = "CANVAS_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
     pub max_message_bytes: usize,
 
+    /// Longest awareness (presence) state accepted, in bytes of JSON; longer ones, and states
+    /// that are not JSON, are dropped and never relayed.
+    #[arg(long, env = "CANVAS_MAX_AWARENESS_BYTES", default_value_t = 8 * 1024)]
+    pub max_awareness_bytes: usize,
+
+    /// Awareness messages per second one connection may send (bursts of twice that pass);
+    /// more are dropped.
+    #[arg(long, env = "CANVAS_AWARENESS_PER_SECOND", default_value_t = 60)]
+    pub awareness_per_second: u32,
+
     /// Largest JSON request body accepted by the REST API, in bytes.
     #[arg(long, env = "CANVAS_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,

@@ -5,6 +5,8 @@
 
 use crate::audit::Auditor;
 use crate::config::Config;
+use crate::sync::meter::MessageMeter;
+use crate::sync::room::presence::AwarenessLimits;
 use crate::sync::room::{RoomConfig, RoomDeps};
 use crate::sync::rooms::Rooms;
 use canvas_storage::Storage;
@@ -34,6 +36,8 @@ pub struct Shared {
     pub node_id: String,
     /// Tracks room and connection tasks so shutdown can wait for them to finish flushing.
     pub tasks: TaskTracker,
+    /// Counts WebSocket messages against each user's per-minute limit.
+    pub ws_meter: MessageMeter,
 }
 
 impl AppState {
@@ -60,8 +64,13 @@ impl AppState {
                 checkpoint_updates: config.checkpoint_updates,
                 checkpoint_every: Duration::from_secs(config.checkpoint_secs),
                 version_interval: config.version_interval(),
+                awareness: AwarenessLimits {
+                    max_state_bytes: config.max_awareness_bytes,
+                    per_second: config.awareness_per_second,
+                },
             },
         });
+        let ws_meter = MessageMeter::new(storage.rate_limits.clone(), config.ws_rate_limit);
         AppState(Arc::new(Shared {
             node_id,
             config,
@@ -70,6 +79,7 @@ impl AppState {
             auditor,
             shutdown,
             tasks,
+            ws_meter,
         }))
     }
 }

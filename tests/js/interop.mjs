@@ -10,7 +10,12 @@
 //   TOKEN_EDITOR_A     required  token of an editor (or higher) of the canvas, sent as ?token=
 //   TOKEN_EDITOR_B     required  token of another (or the same) editor of the canvas
 //   TOKEN_VIEWER       required unless INTEROP_SKIP_PERMISSIONS=1: token of a viewer
-//   INTEROP_SKIP_PERMISSIONS  optional  "1" skips part f (viewer refused); for plain servers
+//   USERNAME_EDITOR_A / USERNAME_EDITOR_B  optional  the names the server stamps into the
+//                                awareness states of A and B's tokens (the canvas server
+//                                shows everyone under their own name); unset: the names the
+//                                clients chose are expected, as a plain server relays them
+//   INTEROP_SKIP_PERMISSIONS  optional  "1" skips part f (viewer refused) and the hostile
+//                                awareness step; for plain servers
 //   INTEROP_TIMEOUT_MS        optional  overall timeout, default 30000
 //
 // Output: progress on stderr; exactly one JSON summary line on stdout, printed last.
@@ -25,6 +30,7 @@ import { randomBytes } from 'node:crypto'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
+import * as encoding from 'lib0/encoding'
 import {
   log, elapsedMs, sleep, check, CheckError, waitFor, canonicalJson,
   readVarUint, toBytes, decodeExtensionBody
@@ -362,7 +368,7 @@ async function main () {
     const cursor = { block_id: narrativeId, index: 5 }
     a.provider.awareness.setLocalStateField('user', user)
     a.provider.awareness.setLocalStateField('cursor', cursor)
-    const wantA = canonicalJson({ user, cursor })
+    const wantA = canonicalJson({ user: { ...user, name: env.USERNAME_EDITOR_A || 'Alice' }, cursor })
     await waitFor("B to see A's awareness state (user Alice + cursor)", () => {
       const s = b.provider.awareness.getStates().get(aClientId)
       return s && canonicalJson(s) === wantA
@@ -373,9 +379,13 @@ async function main () {
     c.provider.awareness.setLocalStateField('user', { name: 'Carol', color: '#0f0' })
     await waitSynced(c)
     await waitFor("B to see C's awareness state (user Carol)", () =>
-      b.provider.awareness.getStates().get(c.doc.clientID)?.user?.name === 'Carol',
+      b.provider.awareness.getStates().get(c.doc.clientID)?.user?.name === (env.USERNAME_EDITOR_B || 'Carol'),
     { detail: () => canonicalJson([...b.provider.awareness.getStates().keys()]) })
   })
+
+  if (!skipPermissions) {
+    await step('e_hostile_awareness', 'a raw socket sends an awareness state that is not JSON; B survives it and never sees it', hostileAwareness(b))
+  }
 
   if (skipPermissions) {
     log('f_viewer_refused: skipped (INTEROP_SKIP_PERMISSIONS=1)')
@@ -416,6 +426,45 @@ async function main () {
       { detail: () => blocksJson(late) })
     summary.final_blocks = keys.length
   })
+}
+
+/** One awareness update frame (y-protocols encoding) with a single raw state string. */
+function awarenessFrame (clientId, clock, state) {
+  const inner = encoding.createEncoder()
+  encoding.writeVarUint(inner, 1)
+  encoding.writeVarUint(inner, clientId)
+  encoding.writeVarUint(inner, clock)
+  encoding.writeVarString(inner, state)
+  const frame = encoding.createEncoder()
+  encoding.writeVarUint(frame, 1) // awareness
+  encoding.writeVarUint8Array(frame, encoding.toUint8Array(inner))
+  return encoding.toUint8Array(frame)
+}
+
+/**
+ * Part e, hostile: y-protocols' applyAwarenessUpdate runs JSON.parse on every state, so a
+ * relayed state that is not JSON throws inside B's message handler (uncaught in Node: the
+ * process dies). The server must drop it; a valid state sent after it still arrives.
+ */
+function hostileAwareness (b) {
+  return async () => {
+    const raw = new WebSocket(`${serverUrl}/${canvasId}?token=${env.TOKEN_VIEWER}`)
+    raw.binaryType = 'arraybuffer'
+    await new Promise((resolve, reject) => { raw.once('open', resolve); raw.once('error', reject) })
+    const bad = 0x5eed01
+    const good = 0x5eed02
+    raw.send(awarenessFrame(bad, 1, '{not json'))
+    raw.send(awarenessFrame(good, 1, JSON.stringify({ user: { name: 'Owner (admin)' } })))
+    await waitFor('B to see the valid state sent after the bad one', () =>
+      b.provider.awareness.getStates().has(good),
+    { detail: () => canonicalJson([...b.provider.awareness.getStates().keys()]) })
+    check(!b.provider.awareness.getStates().has(bad), 'B received the state that is not JSON')
+    const shown = b.provider.awareness.getStates().get(good)?.user?.name
+    check(shown !== 'Owner (admin)', `a viewer shows up under a name it chose: ${shown}`)
+    raw.close()
+    await waitFor("B to see the raw socket's state removed", () =>
+      !b.provider.awareness.getStates().has(good))
+  }
 }
 
 /** Part f: returns the step body. */

@@ -240,6 +240,7 @@ pub struct Api {
 pub struct TestUser {
     pub id: String,
     pub email: String,
+    pub username: String,
     pub token: String,
 }
 
@@ -304,6 +305,7 @@ impl Api {
         TestUser {
             id: body["user"]["id"].as_str().unwrap().to_owned(),
             email,
+            username,
             token: body["token"].as_str().unwrap().to_owned(),
         }
     }
@@ -410,6 +412,8 @@ pub async fn run_js_interop(server: &TestServer, team: &Team) {
             .env("TOKEN_EDITOR_A", &team.owner.token)
             .env("TOKEN_EDITOR_B", &team.editor.token)
             .env("TOKEN_VIEWER", &team.viewer.token)
+            .env("USERNAME_EDITOR_A", &team.owner.username)
+            .env("USERNAME_EDITOR_B", &team.editor.username)
             .output(),
     )
     .await
@@ -607,8 +611,11 @@ impl WsClient {
             }
             Message::Sync(SyncMessage::SyncStep1(sv)) => {
                 let diff = self.doc.transact().encode_diff_v1(&sv);
-                self.send_raw(protocol::sync_step2(&diff)).await;
-                self.sent += 1;
+                // The answer may come after this client started closing: then it is moot.
+                let frame = WsMessage::Binary(protocol::sync_step2(&diff).into());
+                if self.ws.send(frame).await.is_ok() {
+                    self.sent += 1;
+                }
                 Incoming::Message(Message::Sync(SyncMessage::SyncStep1(sv)))
             }
             Message::Sync(SyncMessage::SyncStep2(u)) | Message::Sync(SyncMessage::Update(u)) => {

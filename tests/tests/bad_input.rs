@@ -222,3 +222,103 @@ async fn rest_rejects_bad_input_with_json_errors() {
         "{body}"
     );
 }
+
+/// Awareness states are JSON every peer can parse (y-protocols runs `JSON.parse` on each;
+/// one bad state kills a standard client's message handler), within the size limit, few per
+/// connection, and under the sender's own name. Anything else is dropped, answered with an
+/// `invalid_awareness` error, and never relayed.
+#[tokio::test]
+async fn awareness_that_peers_cannot_parse_is_never_relayed() {
+    let server = TestServer::start_with(|c| c.max_awareness_bytes = 1024).await;
+    let team = Team::new(&server).await;
+    let mut watcher = WsClient::join(&server.ws_url(&team.canvas, &team.owner.token)).await;
+    let mut sender = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
+
+    sender.send_awareness(11, 1, "{not json").await;
+    sender
+        .send_awareness(12, 1, &format!(r#"{{"pad":"{}"}}"#, "x".repeat(4096)))
+        .await;
+    for _ in 0..2 {
+        let error = sender
+            .wait_for(|_, m| matches!(m, Incoming::Error { .. }))
+            .await;
+        let Incoming::Error { code, .. } = error else {
+            unreachable!()
+        };
+        assert_eq!(code, "invalid_awareness");
+    }
+    // A valid state that claims to be someone else: relayed under the sender's own name.
+    sender
+        .send_awareness(
+            13,
+            1,
+            r#"{"user":{"name":"Owner (admin)","color":"red"},"cursor":{"x":1}}"#,
+        )
+        .await;
+    watcher.wait_for(|c, _| c.awareness.contains_key(&13)).await;
+    let state: serde_json::Value = serde_json::from_str(&watcher.awareness[&13]).unwrap();
+    assert_eq!(
+        state,
+        json!({"user": {"name": team.viewer.username, "color": "red"}, "cursor": {"x": 1}})
+    );
+    assert!(!watcher.awareness.contains_key(&11) && !watcher.awareness.contains_key(&12));
+
+    // No more than a few client ids per connection.
+    for id in 20..30 {
+        sender.send_awareness(id, 1, "{}").await;
+    }
+    sender.send_awareness(13, 2, r#"{"cursor":{"x":2}}"#).await;
+    watcher
+        .wait_for(|c, _| c.awareness.get(&13).is_some_and(|s| s.contains(r#""x":2"#)))
+        .await;
+    let fakes = (20..30)
+        .filter(|id| watcher.awareness.contains_key(id))
+        .count();
+    assert_eq!(
+        fakes, 3,
+        "four client ids per connection: 13 and three more"
+    );
+
+    // A newcomer gets only valid states and syncs.
+    let mut late = WsClient::connect(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    late.sync().await;
+    late.wait_for(|c, _| c.awareness.contains_key(&13)).await;
+    assert!(
+        late.awareness
+            .values()
+            .all(|s| serde_json::from_str::<serde_json::Value>(s).is_ok())
+    );
+}
+
+/// A flood of awareness messages is cut to the connection's rate: a burst passes, the rest
+/// is dropped instead of being relayed to everyone.
+#[tokio::test]
+async fn an_awareness_flood_is_cut_to_the_rate() {
+    let server = TestServer::start_with(|c| c.awareness_per_second = 5).await;
+    let team = Team::new(&server).await;
+    let mut watcher = WsClient::join(&server.ws_url(&team.canvas, &team.owner.token)).await;
+    let mut sender = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    for clock in 1..=200 {
+        sender
+            .send_awareness(13, clock, &format!(r#"{{"cursor":{{"x":{clock}}}}}"#))
+            .await;
+    }
+    // A marker after the flood: an edit, relayed in order behind whatever awareness passed.
+    sender
+        .edit(|txn| add_block(txn, "marker", "chart", (0, 0, 1, 1)))
+        .await;
+    let mut relayed = 0;
+    watcher
+        .wait_for(|c, m| {
+            if matches!(
+                m,
+                Incoming::Message(canvas_engine::yrs::sync::Message::Awareness(_))
+            ) {
+                relayed += 1;
+            }
+            block_ids(&c.doc).contains(&"marker".to_owned())
+        })
+        .await;
+    // The burst is twice the rate; a few more may refill while the flood is sent.
+    assert!((10..100).contains(&relayed), "relayed {relayed} of 200");
+}

@@ -5,6 +5,7 @@
 
 use canvas_tests::*;
 use serde_json::json;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 #[tokio::test]
 async fn rest_calls_past_the_limit_get_429_per_user_and_endpoint() {
@@ -78,4 +79,44 @@ async fn websocket_floods_are_closed_with_4429() {
     calm.edit(|txn| add_block(txn, "fine", "chart", (0, 0, 2, 2)))
         .await;
     calm.wait_acked().await;
+}
+
+/// Reconnecting does not reset the message count: twenty short connections of 31 messages
+/// each (620 in all) against a limit of 100 end with 4429, and so does the next connection.
+#[tokio::test]
+async fn reconnecting_does_not_get_around_the_websocket_limit() {
+    let server = TestServer::start_with(|c| c.ws_rate_limit = 100).await;
+    let team = Team::new(&server).await;
+    let url = server.ws_url(&team.canvas, &team.editor.token);
+    let mut limited = None;
+    for _ in 0..20 {
+        let mut client = WsClient::connect(&url).await;
+        for _ in 0..31 {
+            let frame = WsMessage::Binary(canvas_engine::protocol::query_awareness().into());
+            if futures_util::SinkExt::send(&mut client.ws, frame)
+                .await
+                .is_err()
+            {
+                break; // closed by the server: over the limit
+            }
+        }
+        // Closing after the messages: the server reads (and counts) them all first. An error
+        // here means the server closed first, over the limit.
+        let _ = futures_util::SinkExt::close(&mut client.ws).await;
+        let (code, reason) = client.wait_closed().await;
+        if code == 4429 {
+            limited = Some(reason);
+            break;
+        }
+    }
+    assert!(limited.is_some(), "620 messages passed a limit of 100");
+    let mut next = WsClient::connect(&url).await;
+    let (code, reason) = next.wait_closed().await;
+    assert_eq!(code, 4429, "{reason}");
+    // Another user is not affected.
+    let mut other = WsClient::join(&server.ws_url(&team.canvas, &team.owner.token)).await;
+    other
+        .edit(|txn| add_block(txn, "fine", "chart", (0, 0, 2, 2)))
+        .await;
+    other.wait_acked().await;
 }

@@ -124,7 +124,14 @@ async fn awareness_is_relayed_echoed_and_cleared_on_disconnect() {
         .await;
     c.send_awareness(7, 1, r#"{"user":{"name":"Carol"}}"#).await;
     b.wait_for(|c, _| c.awareness.contains_key(&7)).await;
-    assert!(b.awareness[&4242].contains("Alice"), "{:?}", b.awareness);
+    assert!(
+        b.awareness[&4242].contains(r#""x":3"#),
+        "the owner's state is untouched: {:?}",
+        b.awareness
+    );
+    // Everyone shows up under their own name, whatever their state says.
+    assert!(b.awareness[&4242].contains(&team.editor.username));
+    assert!(b.awareness[&7].contains(&team.owner.username));
 
     drop(a);
     b.wait_for(|c, _| !c.awareness.contains_key(&4242)).await;

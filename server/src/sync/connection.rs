@@ -128,6 +128,16 @@ async fn connection(
             caller.client.anonymous(),
         ),
     };
+    // Over the message limit: no new connection either (reconnecting resets nothing).
+    if !state.ws_meter.admit(rate_user).await {
+        close_socket(
+            &mut socket,
+            close::RATE_LIMITED,
+            "rate limited: too many messages per minute",
+        )
+        .await;
+        return;
+    }
     let (out_tx, mut out_rx) = mpsc::channel(OUTBOUND_CAPACITY);
     let wants_acks = params.acks.as_deref() == Some("1");
     let joined = state
@@ -169,8 +179,9 @@ async fn connection(
         }
     };
     let max = state.config.max_message_bytes;
-    let mut unreported: u32 = 0;
-    loop {
+    // Every way out ends here: the room forgets the connection (a no-op if it already has)
+    // and what it sent is counted.
+    'pump: loop {
         tokio::select! {
             inbound = socket.recv() => {
                 let frame = match inbound {
@@ -195,8 +206,7 @@ async fn connection(
                     close_socket(&mut socket, close::TOO_LARGE, &format!("message of {} bytes exceeds the {max}-byte limit", frame.len())).await;
                     break;
                 }
-                unreported += 1;
-                if unreported >= RATE_REPORT_EVERY && !within_rate_limit(&state, rate_user, std::mem::take(&mut unreported)).await {
+                if !state.ws_meter.count(rate_user).await {
                     close_socket(&mut socket, close::RATE_LIMITED, "rate limited: too many messages per minute").await;
                     break;
                 }
@@ -204,7 +214,7 @@ async fn connection(
                     Ok(message) => {
                         if !room.send(RoomCmd::Message(conn_id, message)).await {
                             close_socket(&mut socket, close::INTERNAL, "canvas room closed").await;
-                            return;
+                            break 'pump;
                         }
                     }
                     Err(err) => {
@@ -222,7 +232,7 @@ async fn connection(
                     match next {
                         Some(Outbound::Frame(frame)) => {
                             if socket.feed(WsMessage::Binary(frame)).await.is_err() {
-                                break;
+                                break 'pump;
                             }
                             queued += 1;
                         }
@@ -230,12 +240,12 @@ async fn connection(
                             let _ = socket.flush().await;
                             close_socket(&mut socket, code, &reason).await;
                             // The room already forgot this connection.
-                            return;
+                            break 'pump;
                         }
                         None => {
                             let _ = socket.flush().await;
                             close_socket(&mut socket, close::TRY_AGAIN_LATER, "connection too slow for the room").await;
-                            return;
+                            break 'pump;
                         }
                     }
                     if queued >= FLUSH_EVERY {
@@ -254,31 +264,12 @@ async fn connection(
         }
     }
     room.send(RoomCmd::Leave(conn_id)).await;
+    state.ws_meter.flush(rate_user).await;
 }
 
 /// Outbound frames written before one flush, at most (a bound on the burst one connection
 /// writes while others wait).
 const FLUSH_EVERY: usize = 256;
-
-/// Messages are counted against the user's per-minute limit in groups of this many, so the
-/// shared counter (Redis) is not hit on every keystroke.
-const RATE_REPORT_EVERY: u32 = 32;
-
-async fn within_rate_limit(state: &AppState, user_id: Uuid, n: u32) -> bool {
-    match state
-        .storage
-        .rate_limits
-        .hit(user_id, "ws", n, state.config.ws_rate_limit)
-        .await
-    {
-        Ok(decision) => decision.allowed,
-        Err(cause) => {
-            // A rate-limit store outage must not cut everyone off.
-            tracing::warn!(%cause, "rate limit check failed; allowing");
-            true
-        }
-    }
-}
 
 /// Authenticates the token (or, without one, takes the public link) and finds the canvas;
 /// the error is the close code and reason. A token and a link together give the user's own

@@ -5,6 +5,7 @@
 //! the durable log by its [`room`], and is relayed by that room once durable.
 
 pub mod connection;
+pub mod meter;
 pub mod room;
 pub mod rooms;
 pub mod shared;

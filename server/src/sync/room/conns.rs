@@ -4,6 +4,7 @@
 
 use super::Room;
 use super::commands::{ConnId, JoinReply, JoinRequest, Outbound};
+use super::presence::Budget;
 use crate::domain::{Actor, ProjectAccess, effective_role};
 use crate::sync::shared::{LiveKind, SharedOp};
 use bytes::Bytes;
@@ -39,6 +40,8 @@ pub(super) struct Conn {
     pub(super) clients: HashSet<ClientID>,
     /// Who is connected, for the audit of sharing changes made through the document.
     pub(super) actor: Actor,
+    /// The connection's allowance of awareness messages.
+    pub(super) awareness_budget: Budget,
 }
 
 impl Conn {
@@ -84,6 +87,7 @@ impl Room {
                 acked: 0,
                 clients: HashSet::new(),
                 actor: request.actor,
+                awareness_budget: Budget::new(),
             },
         );
         self.idle_since = None;

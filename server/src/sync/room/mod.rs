@@ -105,6 +105,8 @@ pub struct RoomConfig {
     pub checkpoint_every: Duration,
     /// Time between automatic versions of an edited canvas.
     pub version_interval: Duration,
+    /// What presence messages a connection may send.
+    pub awareness: presence::AwarenessLimits,
 }
 
 /// Takes a room out of the registry (only the instance it was made for): called when the

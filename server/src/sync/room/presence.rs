@@ -6,14 +6,64 @@ use super::Room;
 use super::commands::ConnId;
 use crate::sync::shared::{LiveKind, PUT_INTERVAL, SharedOp};
 use bytes::Bytes;
-use canvas_engine::protocol::{self};
+use canvas_engine::presence::vet_state;
+use canvas_engine::protocol::{self, ErrorBody, Extension};
 use canvas_engine::yrs::ClientID;
 use canvas_engine::yrs::sync::awareness::AwarenessUpdate;
 use canvas_engine::yrs::updates::encoder::Encode;
 use canvas_storage::PresenceEntry;
 use std::collections::HashMap;
 use tokio::time::Instant;
+use tracing::debug;
 use uuid::Uuid;
+
+/// Awareness client ids one connection may announce (a y-websocket client has one per
+/// document; more than a few is someone faking a crowd).
+pub const MAX_CLIENTS_PER_CONN: usize = 4;
+
+/// What presence messages a connection may send.
+#[derive(Debug, Clone, Copy)]
+pub struct AwarenessLimits {
+    /// The longest awareness state (JSON text) accepted, in bytes.
+    pub max_state_bytes: usize,
+    /// Awareness messages per second one connection may send (bursts of twice that).
+    pub per_second: u32,
+}
+
+/// A token bucket on the room's clock: `per_second` tokens a second, holding at most two
+/// seconds' worth, so a burst of cursor moves passes and a flood does not.
+#[derive(Debug)]
+pub(super) struct Budget {
+    tokens: f64,
+    at: Option<Instant>,
+}
+
+impl Budget {
+    /// A full bucket.
+    pub(super) fn new() -> Self {
+        Budget {
+            tokens: f64::INFINITY,
+            at: None,
+        }
+    }
+
+    /// Takes one token at `now`; `false` when there is none.
+    pub(super) fn take(&mut self, now: Instant, per_second: u32) -> bool {
+        let rate = f64::from(per_second.max(1));
+        let capacity = 2.0 * rate;
+        let refill = self
+            .at
+            .map_or(capacity, |at| now.duration_since(at).as_secs_f64() * rate);
+        self.tokens = (self.tokens + refill).min(capacity);
+        self.at = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 /// The presence throttle: at most one write per user per [`PUT_INTERVAL`]; the latest entry
 /// held back is written once the interval is over, so the shared store ends with the last
@@ -126,14 +176,57 @@ impl Room {
     }
 
     pub(super) fn awareness(&mut self, conn_id: ConnId, mut update: AwarenessUpdate) {
+        let limits = self.deps.config.awareness;
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return;
+        };
+        // Too many presence messages from one connection: dropped (its next move, after the
+        // burst, is taken again).
+        if !conn
+            .awareness_budget
+            .take(Instant::now(), limits.per_second)
+        {
+            debug!(conn = conn_id, "awareness over its rate; dropped");
+            return;
+        }
         // A connection speaks only for the awareness clients it announced first: entries for
         // a client id another connection owns are dropped, so nobody can fake or erase
-        // someone else's cursor.
-        update.clients.retain(|id, _| {
-            self.awareness_owner
-                .get(id)
-                .is_none_or(|owner| *owner == conn_id)
+        // someone else's cursor. It may announce a few client ids, not thousands.
+        let owners = &self.awareness_owner;
+        let mut announced = conn.clients.len();
+        update.clients.retain(|id, _| match owners.get(id) {
+            Some(owner) => *owner == conn_id,
+            None if announced < MAX_CLIENTS_PER_CONN => {
+                announced += 1;
+                true
+            }
+            None => false,
         });
+        // Every state must be JSON every peer can parse, within the size limit; it carries
+        // the sender's authenticated name.
+        let mut refused = None;
+        let name = conn.username.as_str();
+        update.clients.retain(|_, entry| {
+            match vet_state(&entry.json, limits.max_state_bytes, name) {
+                Ok(json) => {
+                    entry.json = json;
+                    true
+                }
+                Err(refusal) => {
+                    refused = Some(refusal);
+                    false
+                }
+            }
+        });
+        if let Some(refusal) = refused {
+            debug!(conn = conn_id, %refusal, "awareness state refused");
+            let body = Extension::Error(ErrorBody {
+                code: "invalid_awareness".to_owned(),
+                message: refusal.to_string(),
+                seq: None,
+            });
+            self.send(conn_id, protocol::encode_extension(&body).into());
+        }
         if update.clients.is_empty() {
             return;
         }
@@ -227,6 +320,21 @@ mod tests {
         let mut throttle = PresenceThrottle::default();
         let written = run(&mut throttle, Uuid::new_v4(), 3, PUT_INTERVAL).await;
         assert_eq!(written, vec![1, 2, 3]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_awareness_budget_lets_a_burst_through_and_refills_at_its_rate() {
+        let mut budget = Budget::new();
+        let now = Instant::now();
+        let passed = (0..100).filter(|_| budget.take(now, 10)).count();
+        assert_eq!(passed, 20, "a burst of two seconds' worth");
+        assert!(!budget.take(now, 10));
+        tokio::time::advance(Duration::from_millis(500)).await;
+        let passed = (0..100).filter(|_| budget.take(Instant::now(), 10)).count();
+        assert_eq!(passed, 5, "half a second refills five");
+        tokio::time::advance(Duration::from_secs(60)).await;
+        let passed = (0..100).filter(|_| budget.take(Instant::now(), 10)).count();
+        assert_eq!(passed, 20, "never more than the burst");
     }
 
     #[tokio::test(start_paused = true)]

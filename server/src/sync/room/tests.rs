@@ -23,6 +23,10 @@ fn config() -> RoomConfig {
         checkpoint_updates: 1000,
         checkpoint_every: Duration::from_secs(60),
         version_interval: Duration::from_secs(10),
+        awareness: super::presence::AwarenessLimits {
+            max_state_bytes: 1024,
+            per_second: 10,
+        },
     }
 }
 
