@@ -27,6 +27,16 @@ pub struct Config {
     #[arg(long, env = "CANVAS_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
     pub max_message_bytes: usize,
 
+    /// Seconds a new WebSocket may stay silent before its first message (y-websocket clients
+    /// send sync step 1 at once); then it is closed with 1008.
+    #[arg(long, env = "CANVAS_WS_FIRST_MESSAGE_SECS", default_value_t = 10)]
+    pub ws_first_message_secs: u64,
+
+    /// Seconds between the server's WebSocket pings (0: none). A connection that sends
+    /// nothing, pongs included, for two intervals is closed as dead.
+    #[arg(long, env = "CANVAS_WS_PING_SECS", default_value_t = 20)]
+    pub ws_ping_secs: u64,
+
     /// Longest awareness (presence) state accepted, in bytes of JSON; longer ones, and states
     /// that are not JSON, are dropped and never relayed.
     #[arg(long, env = "CANVAS_MAX_AWARENESS_BYTES", default_value_t = 8 * 1024)]

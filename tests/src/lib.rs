@@ -486,7 +486,13 @@ impl WsClient {
                 .headers_mut()
                 .insert("Origin", origin.parse().expect("valid origin header"));
         }
-        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+        // Like a browser, take frames of any size the server sends (the whole state of a
+        // large canvas comes as one).
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(256 << 20))
+            .max_frame_size(Some(256 << 20));
+        let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), false);
+        let (ws, _) = tokio::time::timeout(WAIT, connect)
             .await
             .expect("connect in time")
             .expect("websocket handshake");

@@ -8,32 +8,23 @@
 
 use super::room::{ConnId, JoinRequest, OUTBOUND_CAPACITY, Outbound, RoomCmd, close};
 use super::rooms::Joined;
+use super::socket::{Inbound, Limits, Socket, Upgrade};
 use crate::access::{self, LookupError};
 use crate::auth;
 use crate::domain::{ClientInfo, ProjectAccess, embedding_host};
 use crate::state::AppState;
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::header::{HOST, ORIGIN};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use canvas_engine::protocol;
-use futures_util::SinkExt;
 use serde::Deserialize;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span};
 use uuid::Uuid;
-
-/// WebSocket write buffer: small, so an idle connection stays cheap.
-const BUFFER_BYTES: usize = 4 * 1024;
-
-/// WebSocket read buffer, allocated for every connection up front. Client messages are small
-/// (a keystroke is about 30 bytes, so one read still takes in dozens); a large one (a sync
-/// step 2 from a client with offline work) gets its whole length reserved when its header
-/// arrives. 2 KiB instead of 4 took W4's memory per idle connection from 16.1 to 14.1 KiB
-/// (BENCHMARKS.md).
-const READ_BUFFER_BYTES: usize = 2 * 1024;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -51,7 +42,7 @@ pub struct WsParams {
 /// The upgrade handler. Every refusal happens after the upgrade, as a close code, so that
 /// y-websocket clients see a permanent 44xx code and stop reconnecting.
 pub async fn ws_handler(
-    ws: WebSocketUpgrade,
+    upgrade: Upgrade,
     State(state): State<AppState>,
     Path(canvas): Path<String>,
     client: ClientInfo,
@@ -72,22 +63,19 @@ pub async fn ws_handler(
     let embed_host = embedding_host(header(ORIGIN), header(HOST), &state.config.app_origins);
     let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let span = info_span!("conn", conn = conn_id, canvas = %canvas);
-    ws.read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(BUFFER_BYTES)
-        .max_write_buffer_size(max.saturating_mul(4).max(BUFFER_BYTES * 2))
-        // Frames a little over the limit still arrive so we can answer 4413 ourselves;
-        // far larger ones are cut off by the WebSocket layer.
-        .max_message_size(max.saturating_add(64 * 1024))
-        .max_frame_size(max.saturating_add(64 * 1024))
-        .on_upgrade(move |socket| {
-            let tasks = state.tasks.clone();
-            let caller = Caller {
-                params,
-                client,
-                embed_host,
-            };
-            tasks.track_future(connection(socket, state, conn_id, canvas, caller).instrument(span))
-        })
+    let tasks = state.tasks.clone();
+    let caller = Caller {
+        params,
+        client,
+        embed_host,
+    };
+    upgrade.respond(
+        Limits {
+            max_message_bytes: max,
+        },
+        &tasks,
+        move |socket| connection(socket, state, conn_id, canvas, caller).instrument(span),
+    )
 }
 
 /// What the upgrade request said about the caller.
@@ -98,7 +86,7 @@ struct Caller {
 }
 
 async fn connection(
-    mut socket: WebSocket,
+    socket: Socket,
     state: AppState,
     conn_id: ConnId,
     canvas: String,
@@ -115,7 +103,7 @@ async fn connection(
     let (canvas_id, user, mut access) = match admitted {
         Ok(admitted) => admitted,
         Err((code, reason)) => {
-            close_socket(&mut socket, code, &reason).await;
+            socket.close(code, &reason).await;
             return;
         }
     };
@@ -130,15 +118,15 @@ async fn connection(
     };
     // Over the message limit: no new connection either (reconnecting resets nothing).
     if !state.ws_meter.admit(rate_user).await {
-        close_socket(
-            &mut socket,
-            close::RATE_LIMITED,
-            "rate limited: too many messages per minute",
-        )
-        .await;
+        socket
+            .close(
+                close::RATE_LIMITED,
+                "rate limited: too many messages per minute",
+            )
+            .await;
         return;
     }
-    let (out_tx, mut out_rx) = mpsc::channel(OUTBOUND_CAPACITY);
+    let (out_tx, out_rx) = mpsc::channel(OUTBOUND_CAPACITY);
     let wants_acks = params.acks.as_deref() == Some("1");
     let joined = state
         .rooms
@@ -165,62 +153,99 @@ async fn connection(
             room
         }
         Ok(Joined::Forbidden) => {
-            close_socket(
-                &mut socket,
-                close::FORBIDDEN,
-                "you have no access to this canvas",
-            )
-            .await;
+            socket
+                .close(close::FORBIDDEN, "you have no access to this canvas")
+                .await;
             return;
         }
         Err(e) => {
-            close_socket(&mut socket, close::INTERNAL, &e.to_string()).await;
+            tracing::warn!(cause = %e, "cannot open the canvas room");
+            socket
+                .close(
+                    close::INTERNAL,
+                    "the canvas cannot be opened now; try again",
+                )
+                .await;
             return;
         }
     };
+    let timing = Timing::of(&state);
+    let end = pump(socket, &room, conn_id, &state, rate_user, out_rx, timing).await;
+    // The room forgets the connection (a no-op if it already has), what it sent is counted,
+    // and only then is the socket closed (which waits for the client's answer).
+    room.send(RoomCmd::Leave(conn_id)).await;
+    state.ws_meter.flush(rate_user).await;
+    if let Some((socket, code, reason)) = end {
+        socket.close(code, &reason).await;
+    }
+}
+
+/// The timings of one connection's keep-alive.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    /// How long a new connection may stay silent before its first message.
+    first_message: Duration,
+    /// How often the server pings (`None`: never).
+    ping_every: Option<Duration>,
+}
+
+impl Timing {
+    fn of(state: &AppState) -> Self {
+        Timing {
+            first_message: Duration::from_secs(state.config.ws_first_message_secs.max(1)),
+            ping_every: (state.config.ws_ping_secs > 0)
+                .then(|| Duration::from_secs(state.config.ws_ping_secs)),
+        }
+    }
+}
+
+/// Pumps frames both ways until the connection ends; returns the socket with the close code
+/// and reason to send, or `None` when the client is gone.
+async fn pump(
+    mut socket: Socket,
+    room: &super::rooms::RoomSender,
+    conn_id: ConnId,
+    state: &AppState,
+    rate_user: Uuid,
+    mut out_rx: mpsc::Receiver<Outbound>,
+    timing: Timing,
+) -> Option<(Socket, u16, String)> {
     let max = state.config.max_message_bytes;
-    // Every way out ends here: the room forgets the connection (a no-op if it already has)
-    // and what it sent is counted.
-    'pump: loop {
+    let mut heard_any = false;
+    let started = Instant::now();
+    let mut next_ping = timing.ping_every.map(|every| started + every);
+    loop {
+        // Silence: before the first message, a deadline; later, a dead peer that stopped
+        // answering pings (two intervals without a sound).
+        let silence_deadline = if heard_any {
+            timing
+                .ping_every
+                .map(|every| socket.last_heard() + every * 2 + Duration::from_secs(1))
+        } else {
+            Some(started + timing.first_message)
+        };
         tokio::select! {
             inbound = socket.recv() => {
                 let frame = match inbound {
-                    Some(Ok(WsMessage::Binary(frame))) => frame,
-                    Some(Ok(WsMessage::Text(_))) => {
-                        close_socket(&mut socket, close::MALFORMED, "text frames are not part of the protocol").await;
-                        break;
-                    }
-                    Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
-                    Some(Ok(WsMessage::Close(_))) | None => break,
-                    Some(Err(err)) => {
-                        let text = err.to_string();
-                        if text.contains("too long") || text.contains("Space limit") || text.contains("size") {
-                            close_socket(&mut socket, close::TOO_LARGE, "message too large").await;
-                        } else {
-                            debug!(cause = %text, "websocket error");
-                        }
-                        break;
-                    }
+                    Inbound::Frame(frame) => frame,
+                    Inbound::Refuse(code, reason) => return Some((socket, code, reason)),
+                    Inbound::Gone => return None,
                 };
+                heard_any = true;
                 if frame.len() > max {
-                    close_socket(&mut socket, close::TOO_LARGE, &format!("message of {} bytes exceeds the {max}-byte limit", frame.len())).await;
-                    break;
+                    let reason = format!("message of {} bytes exceeds the {max}-byte limit", frame.len());
+                    return Some((socket, close::TOO_LARGE, reason));
                 }
                 if !state.ws_meter.count(rate_user).await {
-                    close_socket(&mut socket, close::RATE_LIMITED, "rate limited: too many messages per minute").await;
-                    break;
+                    return Some((socket, close::RATE_LIMITED, "rate limited: too many messages per minute".into()));
                 }
                 match protocol::decode(&frame) {
                     Ok(message) => {
                         if !room.send(RoomCmd::Message(conn_id, message)).await {
-                            close_socket(&mut socket, close::INTERNAL, "canvas room closed").await;
-                            break 'pump;
+                            return Some((socket, close::TRY_AGAIN_LATER, "canvas room closed; reconnect".into()));
                         }
                     }
-                    Err(err) => {
-                        close_socket(&mut socket, close::MALFORMED, &format!("malformed message: {err}")).await;
-                        break;
-                    }
+                    Err(err) => return Some((socket, close::MALFORMED, format!("malformed message: {err}"))),
                 }
             }
             outbound = out_rx.recv() => {
@@ -231,21 +256,19 @@ async fn connection(
                 loop {
                     match next {
                         Some(Outbound::Frame(frame)) => {
-                            if socket.feed(WsMessage::Binary(frame)).await.is_err() {
-                                break 'pump;
+                            if socket.feed(frame).await.is_err() {
+                                return None;
                             }
                             queued += 1;
                         }
+                        // The room already forgot this connection.
                         Some(Outbound::Close(code, reason)) => {
                             let _ = socket.flush().await;
-                            close_socket(&mut socket, code, &reason).await;
-                            // The room already forgot this connection.
-                            break 'pump;
+                            return Some((socket, code, reason));
                         }
                         None => {
                             let _ = socket.flush().await;
-                            close_socket(&mut socket, close::TRY_AGAIN_LATER, "connection too slow for the room").await;
-                            break 'pump;
+                            return Some((socket, close::TRY_AGAIN_LATER, "connection too slow for the room".into()));
                         }
                     }
                     if queued >= FLUSH_EVERY {
@@ -258,13 +281,31 @@ async fn connection(
                     }
                 }
                 if socket.flush().await.is_err() {
-                    break;
+                    return None;
                 }
+            }
+            _ = sleep_until_opt(next_ping), if next_ping.is_some() => {
+                if socket.ping().await.is_err() {
+                    return None;
+                }
+                next_ping = timing.ping_every.map(|every| Instant::now() + every);
+            }
+            _ = sleep_until_opt(silence_deadline), if silence_deadline.is_some() => {
+                if heard_any {
+                    debug!("no answer to pings; closing");
+                    return Some((socket, close::GOING_AWAY, "no answer to pings".into()));
+                }
+                return Some((socket, close::POLICY, format!("no message within {} s of connecting", timing.first_message.as_secs())));
             }
         }
     }
-    room.send(RoomCmd::Leave(conn_id)).await;
-    state.ws_meter.flush(rate_user).await;
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Outbound frames written before one flush, at most (a bound on the burst one connection
@@ -308,22 +349,4 @@ async fn admit(
         .access;
     access.link = link.map(str::to_owned);
     Ok((canvas_id, user, access))
-}
-
-async fn close_socket(socket: &mut WebSocket, code: u16, reason: &str) {
-    // Close reasons are limited to 123 bytes by the protocol.
-    let mut reason = reason.to_owned();
-    if reason.len() > 120 {
-        let mut cut = 120;
-        while !reason.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        reason.truncate(cut);
-    }
-    let _ = socket
-        .send(WsMessage::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })))
-        .await;
 }

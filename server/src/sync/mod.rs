@@ -9,3 +9,4 @@ pub mod meter;
 pub mod room;
 pub mod rooms;
 pub mod shared;
+pub mod socket;

@@ -32,6 +32,9 @@ pub mod close {
     pub const RATE_LIMITED: u16 = 4429;
     /// The server is going away (shutdown); clients reconnect.
     pub const GOING_AWAY: u16 = 1001;
+    /// The connection broke a rule that is not about its input (it sent nothing within the
+    /// first-message timeout); clients may reconnect.
+    pub const POLICY: u16 = 1008;
     /// Something failed inside the server; clients reconnect and resync.
     pub const INTERNAL: u16 = 1011;
     /// The connection could not keep up with the room; it may reconnect.
