@@ -5,6 +5,7 @@
 
 use crate::audit::Auditor;
 use crate::config::Config;
+use crate::passwords::Passwords;
 use crate::sync::room::{RoomConfig, RoomDeps};
 use crate::sync::rooms::Rooms;
 use canvas_storage::Storage;
@@ -34,6 +35,8 @@ pub struct Shared {
     pub node_id: String,
     /// Tracks room and connection tasks so shutdown can wait for them to finish flushing.
     pub tasks: TaskTracker,
+    /// Hashes and checks passwords, a bounded number at once.
+    pub passwords: Passwords,
 }
 
 impl AppState {
@@ -62,7 +65,9 @@ impl AppState {
                 version_interval: config.version_interval(),
             },
         });
+        let passwords = Passwords::new(config.hash_slots(), config.hash_wait());
         AppState(Arc::new(Shared {
+            passwords,
             node_id,
             config,
             storage,
