@@ -189,8 +189,10 @@ mod tests {
         }
         let feedback = weakness("password", &inputs).unwrap_or_default();
         assert!(feedback.contains("common"), "{feedback}");
+        // What the tests, the SDK's tests and the load generator sign up with.
         for strong in [
             "correct horse battery",
+            "correct horse battery staple",
             "tulip-ferry-quartz-88",
             "load generator password",
         ] {
