@@ -539,3 +539,41 @@ async fn names_with_control_or_direction_characters_are_refused() {
         .await;
     assert_eq!(status, 201, "ordinary Unicode names stay welcome: {body}");
 }
+
+/// The login limits live in Redis when it is configured, so every node sharing it counts
+/// the same failures: guessing on one node and then on another gains nothing, and the
+/// owner still logs in from their own address on either.
+#[tokio::test]
+async fn login_limits_are_shared_by_the_nodes_on_redis() {
+    use canvas_storage::testing::{Service, service_url};
+    let prefix = format!("auth_{}:", uuid::Uuid::new_v4().simple());
+    let redis = |c: &mut canvas_server::Config| {
+        c.redis_url = Some(service_url(Service::Redis));
+        c.redis_key_prefix = prefix.clone();
+        c.trusted_proxies = 1;
+        c.login_rate_limit = 3;
+    };
+    let first = TestServer::start_with(redis).await;
+    let second = TestServer::start_in(&first.data_dir, redis).await;
+    let (a, b) = (first.api(), second.api());
+    let ann = a.signup("ann").await;
+    let attacker = Some("203.0.113.66");
+    for api in [&a, &b, &a] {
+        let answer = login_from(api, attacker, &ann.email, "wrong guess 42").await;
+        assert_eq!(answer.status, 401, "{answer:?}");
+    }
+    for api in [&a, &b] {
+        let refused = login_from(api, attacker, &ann.email, "wrong guess 42").await;
+        assert_rate_limited(&refused, "three failures over two nodes");
+    }
+    let (nobody, _) = fresh("nobody");
+    for api in [&b, &a, &b] {
+        login_from(api, attacker, &nobody, "wrong guess 42").await;
+    }
+    let refused = login_from(&a, attacker, &nobody, "wrong guess 42").await;
+    assert_rate_limited(&refused, "an unknown account, on Redis too");
+    let owner = login_from(&b, Some("198.51.100.7"), &ann.email, PASSWORD).await;
+    assert_eq!(owner.status, 200, "{owner:?}");
+    second.stop().await;
+    first.stop().await;
+}
