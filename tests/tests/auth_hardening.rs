@@ -513,6 +513,18 @@ async fn names_with_control_or_direction_characters_are_refused() {
         assert_eq!(status, 400, "canvas {name:?}: {body}");
         let (status, body) = api
             .post(
+                &format!("/api/v1/projects/{}/canvases", team.project),
+                token,
+                json!({ "name": "Fine", "tags": [name] }),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_tags")),
+            "tag {name:?}: {body}"
+        );
+        let (status, body) = api
+            .post(
                 "/api/v1/templates",
                 token,
                 json!({ "canvas_id": team.canvas, "name": name }),
