@@ -5,7 +5,7 @@ use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use canvas_storage::User;
+use canvas_storage::{RateSubject, User};
 
 /// The authenticated caller of a REST request, from `Authorization: Bearer <token>`.
 #[derive(Debug, Clone)]
@@ -74,10 +74,21 @@ pub async fn rate_limit(
     endpoint: &str,
     limit: u32,
 ) -> Result<(), ApiError> {
+    rate_limit_subject(state, &RateSubject::User(user_id), endpoint, limit).await
+}
+
+/// Counts one call by any subject (a client address, an account) against a per-minute
+/// limit; `TooManyRequests` past it.
+pub async fn rate_limit_subject(
+    state: &AppState,
+    subject: &RateSubject,
+    endpoint: &str,
+    limit: u32,
+) -> Result<(), ApiError> {
     let decision = state
         .storage
         .rate_limits
-        .hit(user_id, endpoint, 1, limit)
+        .hit_subject(subject, endpoint, 1, limit)
         .await?;
     if decision.allowed {
         Ok(())
@@ -86,19 +97,4 @@ pub async fn rate_limit(
             retry_after_secs: decision.retry_after_secs,
         })
     }
-}
-
-/// Hashes a password off the async runtime (argon2 is deliberately slow).
-pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || canvas_storage::password::hash(&password))
-        .await
-        .map_err(|e| ApiError::internal_in("password hashing task", e))?
-        .map_err(ApiError::from)
-}
-
-/// Checks a password against its stored hash off the async runtime.
-pub async fn verify_password(password: String, phc: String) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || canvas_storage::password::verify(&password, &phc))
-        .await
-        .map_err(|e| ApiError::internal_in("password check task", e))
 }

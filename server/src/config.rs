@@ -101,9 +101,42 @@ pub struct Config {
     #[arg(long, env = "CANVAS_REST_RATE_LIMIT", default_value_t = 600)]
     pub rest_rate_limit: u32,
 
-    /// Login attempts per minute for one account; more get 429.
+    /// Failed login attempts per minute for one account from one client address; past it
+    /// that address gets 429 for that account (other addresses, the owner's among them, do
+    /// not). Also the signups per minute for one email.
     #[arg(long, env = "CANVAS_LOGIN_RATE_LIMIT", default_value_t = 10)]
     pub login_rate_limit: u32,
+
+    /// Failed login attempts per minute for one account from all addresses together; past
+    /// it only addresses with no failure on that account this minute may still try.
+    #[arg(long, env = "CANVAS_LOGIN_ACCOUNT_RATE_LIMIT", default_value_t = 100)]
+    pub login_account_rate_limit: u32,
+
+    /// Login attempts per minute from one client address (any account, known or not);
+    /// more get 429.
+    #[arg(long, env = "CANVAS_LOGIN_IP_RATE_LIMIT", default_value_t = 60)]
+    pub login_ip_rate_limit: u32,
+
+    /// Signups per minute from one client address; more get 429.
+    #[arg(long, env = "CANVAS_SIGNUP_RATE_LIMIT", default_value_t = 20)]
+    pub signup_rate_limit: u32,
+
+    /// Password hashes and checks (Argon2id, about 19 MiB each) run at once at most; the
+    /// number of CPUs when unset.
+    #[arg(long, env = "CANVAS_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+
+    /// Milliseconds a signup or login waits for a hashing slot before it gets 503 `busy`
+    /// with `Retry-After`.
+    #[arg(long, env = "CANVAS_HASH_WAIT_MS", default_value_t = 2000)]
+    pub hash_wait_ms: u64,
+
+    /// Reverse proxies in front of the server that append the client's address to
+    /// `X-Forwarded-For`. 0 (the default): the header is ignored and the client is the TCP
+    /// peer. N: the client is the N-th address from the right of the header (what the
+    /// outermost trusted proxy saw), so addresses a client writes into it are never believed.
+    #[arg(long, env = "CANVAS_TRUSTED_PROXIES", default_value_t = 0)]
+    pub trusted_proxies: usize,
 
     /// WebSocket messages a user may send per minute (all their connections); more close
     /// the connection with 4429.
@@ -116,6 +149,12 @@ pub struct Config {
     /// only by a canvas's `embed_settings`.
     #[arg(long, env = "CANVAS_APP_ORIGINS", value_delimiter = ',')]
     pub app_origins: Vec<String>,
+
+    /// Organizations (comma-separated ids) whose admins may make public templates, which
+    /// every organization on the server sees. Empty (the default): only the built-in
+    /// templates are public.
+    #[arg(long, env = "CANVAS_TEMPLATE_PUBLISHERS", value_delimiter = ',')]
+    pub template_publishers: Vec<uuid::Uuid>,
 
     /// Log filter in `tracing_subscriber::EnvFilter` syntax, e.g. `info,canvas_server=debug`.
     #[arg(long, env = "CANVAS_LOG", default_value = "info")]
@@ -148,6 +187,18 @@ impl Config {
             redis_url: self.redis_url.clone(),
             redis_key_prefix: self.redis_key_prefix.clone(),
         }
+    }
+
+    /// [`Config::hash_concurrency`], or the number of CPUs.
+    pub fn hash_slots(&self) -> usize {
+        self.hash_concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
+
+    /// [`Config::hash_wait_ms`] as a duration.
+    pub fn hash_wait(&self) -> Duration {
+        Duration::from_millis(self.hash_wait_ms)
     }
 
     /// [`Config::session_ttl_hours`] as a duration.

@@ -54,10 +54,11 @@ pub struct Actor {
     pub user_agent: Option<String>,
 }
 
-/// Where a request came from, for the audit log.
+/// Where a request came from, for the audit log and the per-address rate limits.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
-    /// Peer address, when the server was started with connect info.
+    /// The client's address (see [`client_ip`]), when the server was started with connect
+    /// info.
     pub ip: Option<std::net::IpAddr>,
     /// The `User-Agent` header.
     pub user_agent: Option<String>,
@@ -82,6 +83,35 @@ impl ClientInfo {
             ..Actor::default()
         }
     }
+}
+
+/// The client's address: the TCP peer, or, behind `trusted_proxies` reverse proxies that
+/// each append the address they saw to `X-Forwarded-For`, the `trusted_proxies`-th address
+/// from the right of that header (every value of it, in order). Addresses further left were
+/// written by the client itself and are never believed. A request with fewer addresses than
+/// that (it did not come through the proxies) or an unreadable one counts as the peer.
+pub fn client_ip(
+    peer: Option<std::net::IpAddr>,
+    forwarded_for: &[&str],
+    trusted_proxies: usize,
+) -> Option<std::net::IpAddr> {
+    if trusted_proxies == 0 {
+        return peer;
+    }
+    let hops: Vec<&str> = forwarded_for
+        .iter()
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|hop| !hop.is_empty())
+        .collect();
+    let Some(index) = hops.len().checked_sub(trusted_proxies) else {
+        return peer;
+    };
+    let hop = hops[index];
+    hop.parse::<std::net::IpAddr>()
+        .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|a| a.ip()))
+        .ok()
+        .or(peer)
 }
 
 /// Whether a presented link token is the canvas's current public link (compared as SHA-256
@@ -231,6 +261,29 @@ mod tests {
             effective_role(&archived, &sharing(Visibility::Team, vec![])),
             Some(Role::Viewer),
             "archived projects are read-only, even for admins"
+        );
+    }
+
+    #[test]
+    fn the_client_address_is_the_peer_unless_proxies_are_trusted() {
+        let peer: Option<std::net::IpAddr> = "10.0.0.5".parse().ok();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().ok();
+        assert_eq!(client_ip(peer, &["203.0.113.1"], 0), peer, "not trusted");
+        assert_eq!(
+            client_ip(peer, &["6.6.6.6, 203.0.113.1"], 1),
+            ip("203.0.113.1"),
+            "the address the proxy appended, not what the client wrote"
+        );
+        assert_eq!(
+            client_ip(peer, &["6.6.6.6", "203.0.113.1, 10.0.0.9"], 2),
+            ip("203.0.113.1"),
+            "two proxies, the header split over two lines"
+        );
+        assert_eq!(client_ip(peer, &[], 1), peer, "not through the proxy");
+        assert_eq!(client_ip(peer, &["garbage"], 1), peer);
+        assert_eq!(
+            client_ip(peer, &["[2001:db8::1]:443"], 1),
+            ip("2001:db8::1")
         );
     }
 

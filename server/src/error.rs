@@ -37,6 +37,9 @@ pub enum ApiError {
     /// No such resource, or not visible to the caller (404).
     #[error("{0}")]
     NotFound(String),
+    /// The path exists but does not serve this method (405).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// A unique value is taken (409).
     #[error("{0}")]
     Conflict(String),
@@ -47,6 +50,13 @@ pub enum ApiError {
     #[error("rate limited")]
     TooManyRequests {
         /// Seconds until the window ends (sent as `Retry-After`).
+        retry_after_secs: u32,
+    },
+    /// The server has no capacity for this call now, e.g. every password-hashing slot is
+    /// taken (503, with `Retry-After`).
+    #[error("busy")]
+    Busy {
+        /// Seconds after which trying again makes sense (sent as `Retry-After`).
         retry_after_secs: u32,
     },
     /// Something failed inside the server (500); the cause is logged, never sent.
@@ -84,6 +94,11 @@ impl ApiError {
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m.clone()),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.clone()),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone()),
+            ApiError::MethodNotAllowed(m) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                m.clone(),
+            ),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone()),
             ApiError::PayloadTooLarge(m) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -94,6 +109,11 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 format!("too many requests; retry in {retry_after_secs} s"),
+            ),
+            ApiError::Busy { retry_after_secs } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!("the server is busy; retry in {retry_after_secs} s"),
             ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -113,7 +133,8 @@ impl IntoResponse for ApiError {
         )
             .into_response();
         match self {
-            ApiError::TooManyRequests { retry_after_secs } => {
+            ApiError::TooManyRequests { retry_after_secs }
+            | ApiError::Busy { retry_after_secs } => {
                 response
                     .headers_mut()
                     .insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());

@@ -12,6 +12,7 @@
 //! - [`http`]: the REST API (auth, projects, members, canvases, presence, health);
 //! - [`domain`]: the pure rules (effective role, public links, embedding, who is asking);
 //!   [`access`]: looking a caller's access up in storage; [`audit`]: the audit handle;
+//! - [`passwords`]: bounded password hashing, strength, the dummy hash for unknown emails;
 //! - [`config`]: flags and environment variables; [`state`]: the composition root.
 //!
 //! Layers point down only: `http` and `sync::connection` (the entry points, over
@@ -36,6 +37,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod passwords;
 pub mod state;
 pub mod sync;
 pub mod view;
@@ -56,6 +58,10 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     http::routes()
         .route("/ws/{canvas_id}", get(sync::connection::ws_handler))
+        // Unknown paths and methods answer in the error shape too; the second must come
+        // after every route (it is set on the routes present).
+        .fallback(http::not_found)
+        .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(http::trace::layer())
         .with_state(state)

@@ -7,6 +7,7 @@ use crate::audit::Auditor;
 use crate::config::Config;
 use crate::sync::meter::MessageMeter;
 use crate::sync::room::presence::AwarenessLimits;
+use crate::passwords::Passwords;
 use crate::sync::room::{RoomConfig, RoomDeps};
 use crate::sync::rooms::Rooms;
 use canvas_storage::Storage;
@@ -38,6 +39,8 @@ pub struct Shared {
     pub tasks: TaskTracker,
     /// Counts WebSocket messages against each user's per-minute limit.
     pub ws_meter: MessageMeter,
+    /// Hashes and checks passwords, a bounded number at once.
+    pub passwords: Passwords,
 }
 
 impl AppState {
@@ -71,7 +74,9 @@ impl AppState {
             },
         });
         let ws_meter = MessageMeter::new(storage.rate_limits.clone(), config.ws_rate_limit);
+        let passwords = Passwords::new(config.hash_slots(), config.hash_wait());
         AppState(Arc::new(Shared {
+            passwords,
             node_id,
             config,
             storage,

@@ -14,7 +14,7 @@
 //! | [`TemplateStore`] | canvas templates (`canvas_templates`) | SQLite | MongoDB |
 //! | [`VersionStore`] | version history: numbered snapshots of a canvas | SQLite | MongoDB `canvas_versions` |
 //! | [`PresenceStore`] | who is on a canvas now (`canvas:presence:{id}`, `canvas:state:{id}`) | in process | Redis |
-//! | [`RateLimiter`] | per-minute call counts (`rate_limit:{user_id}:{endpoint}`) | in process | Redis |
+//! | [`RateLimiter`] | per-minute call counts (`rate_limit:{user_id}:{endpoint}`, `rate_limit:ip:{ip}:{endpoint}`) | in process | Redis |
 //!
 //! [`Storage`] bundles one of each as cheap cloneable handles. Every trait has one generic
 //! test suite (the `testing` module, behind the `testing` feature) that every backend passes.
@@ -235,18 +235,33 @@ pub trait PresenceStore: Send + Sync + 'static {
     async fn active_users(&self, canvas_id: Uuid) -> StorageResult<Vec<Uuid>>;
 }
 
-/// Per-minute rate limits (`rate_limit:{user_id}:{endpoint}`, fixed one-minute windows).
+/// Per-minute rate limits (`rate_limit:{subject}:{endpoint}`, fixed one-minute windows):
+/// `rate_limit:{user_id}:{endpoint}` for users, `rate_limit:ip:{ip}:{endpoint}` for client
+/// addresses, and the account keys of [`RateSubject`].
 #[async_trait]
 pub trait RateLimiter: Send + Sync + 'static {
-    /// Counts `n` calls by the user to the endpoint in the current minute and says whether
-    /// the count is still within `limit`.
+    /// Counts `n` calls by the subject to the endpoint in the current minute and says whether
+    /// the count is still within `limit`. `n = 0` counts nothing: it reads the current count
+    /// (and the time left in its window).
+    async fn hit_subject(
+        &self,
+        subject: &RateSubject,
+        endpoint: &str,
+        n: u32,
+        limit: u32,
+    ) -> StorageResult<RateDecision>;
+
+    /// [`RateLimiter::hit_subject`] for a user ([`RateSubject::User`]).
     async fn hit(
         &self,
         user_id: Uuid,
         endpoint: &str,
         n: u32,
         limit: u32,
-    ) -> StorageResult<RateDecision>;
+    ) -> StorageResult<RateDecision> {
+        self.hit_subject(&RateSubject::User(user_id), endpoint, n, limit)
+            .await
+    }
 }
 
 /// Fan-out of live messages (document updates, awareness) between the server nodes that

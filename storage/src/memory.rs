@@ -2,7 +2,9 @@
 //! server running alone. Same behaviour, kept in memory (presence is live state: nothing to
 //! keep across restarts).
 
-use crate::{Fanout, PresenceEntry, PresenceStore, RateDecision, RateLimiter, StorageResult};
+use crate::{
+    Fanout, PresenceEntry, PresenceStore, RateDecision, RateLimiter, RateSubject, StorageResult,
+};
 use async_trait::async_trait;
 use dashmap::DashMap;
 use std::collections::{HashMap, HashSet};
@@ -79,10 +81,10 @@ impl PresenceStore for MemoryPresence {
     }
 }
 
-/// Fixed one-minute windows per `(user, endpoint)`, in process.
+/// Fixed one-minute windows per `(subject, endpoint)`, in process.
 #[derive(Default)]
 pub struct MemoryRateLimiter {
-    windows: DashMap<(Uuid, String), (Instant, u32)>,
+    windows: DashMap<(RateSubject, String), (Instant, u32)>,
 }
 
 /// Length of a rate-limit window.
@@ -90,9 +92,9 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 
 #[async_trait]
 impl RateLimiter for MemoryRateLimiter {
-    async fn hit(
+    async fn hit_subject(
         &self,
-        user_id: Uuid,
+        subject: &RateSubject,
         endpoint: &str,
         n: u32,
         limit: u32,
@@ -105,7 +107,7 @@ impl RateLimiter for MemoryRateLimiter {
         }
         let mut window = self
             .windows
-            .entry((user_id, endpoint.to_owned()))
+            .entry((subject.clone(), endpoint.to_owned()))
             .or_insert((now, 0));
         if now.duration_since(window.0) >= WINDOW {
             *window = (now, 0);

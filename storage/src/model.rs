@@ -251,6 +251,70 @@ pub struct RateDecision {
     pub retry_after_secs: u32,
 }
 
+/// Who a rate limit counts: the part of the key between `rate_limit:` and the endpoint
+/// (its [`Display`](std::fmt::Display) form), so each subject has windows of its own.
+///
+/// | subject | key |
+/// |---|---|
+/// | [`User`](Self::User) | `rate_limit:{user_id}:{endpoint}` |
+/// | [`Ip`](Self::Ip) | `rate_limit:ip:{ip}:{endpoint}` |
+/// | [`Account`](Self::Account) | `rate_limit:account:{key}:{endpoint}` |
+/// | [`AccountIp`](Self::AccountIp) | `rate_limit:account:{key}:ip:{ip}:{endpoint}` |
+///
+/// Build IP subjects with [`RateSubject::ip`], which counts an IPv6 client by its /64.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RateSubject {
+    /// A signed-in user.
+    User(Uuid),
+    /// A client address (see [`RateSubject::ip`]).
+    Ip(std::net::IpAddr),
+    /// An account named by an opaque key of the caller's (the server uses a digest of the
+    /// normalised email, so an account that does not exist is counted like one that does).
+    Account(String),
+    /// One account as tried from one client address.
+    AccountIp(String, std::net::IpAddr),
+}
+
+impl RateSubject {
+    /// The subject for a client address: an IPv4 address (or an IPv4-mapped IPv6 one) as
+    /// itself, any other IPv6 address by its /64 prefix, since one host usually holds a
+    /// whole /64 and could otherwise take a fresh address for every call.
+    pub fn ip(addr: std::net::IpAddr) -> Self {
+        RateSubject::Ip(rate_ip(addr))
+    }
+
+    /// [`RateSubject::AccountIp`] with the address normalised as [`RateSubject::ip`] does.
+    pub fn account_ip(account: impl Into<String>, addr: std::net::IpAddr) -> Self {
+        RateSubject::AccountIp(account.into(), rate_ip(addr))
+    }
+}
+
+/// An address as rate limits count it: IPv4 as is, IPv6 by its /64 prefix.
+fn rate_ip(addr: std::net::IpAddr) -> std::net::IpAddr {
+    use std::net::{IpAddr, Ipv6Addr};
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
+impl std::fmt::Display for RateSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RateSubject::User(id) => write!(f, "{id}"),
+            RateSubject::Ip(ip) => write!(f, "ip:{ip}"),
+            RateSubject::Account(key) => write!(f, "account:{key}"),
+            RateSubject::AccountIp(key, ip) => write!(f, "account:{key}:ip:{ip}"),
+        }
+    }
+}
+
 /// What changes a project (`PATCH /projects/{id}`); `None` keeps a field.
 #[derive(Debug, Clone, Default)]
 pub struct ProjectUpdate {

@@ -23,9 +23,9 @@
 //!
 //! ## Errors
 //! A unique violation becomes `Conflict(field)`, chosen by the violated constraint's name
-//! (`users_email_key` and `users_email_lower_key`: `email`; `users_username_key`:
-//! `username`; `organizations_slug_key`: `slug`); a foreign-key violation becomes
-//! `NotFound`. Connecting fails with [`StorageError::Unreachable`] naming `PostgreSQL`.
+//! (`users_email_key` and `users_email_lower_key`: `email`; `users_username_key` and
+//! `users_username_lower_key`: `username`; `organizations_slug_key`: `slug`); a foreign-key
+//! violation becomes `NotFound`. Connecting fails with [`StorageError::Unreachable`] naming `PostgreSQL`.
 //!
 //! ## Concurrency
 //! Statements run under PostgreSQL's default READ COMMITTED isolation; the unique constraints

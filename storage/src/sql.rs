@@ -59,8 +59,10 @@ pub(crate) use select_user_where;
 pub(crate) mod users {
     /// Binds the id.
     pub(crate) const BY_ID: &str = select_user_where!("id = $1");
-    /// Binds the username; a row if it is taken.
-    pub(crate) const USERNAME_TAKEN: &str = "SELECT 1 FROM users WHERE username = $1";
+    /// Binds the username; a row if it is taken in any case (usernames are ASCII, so
+    /// `lower` folds them alike in SQLite and PostgreSQL; unique indexes on
+    /// `lower(username)` back it).
+    pub(crate) const USERNAME_TAKEN: &str = "SELECT 1 FROM users WHERE lower(username) = lower($1)";
     /// Binds now and the id.
     pub(crate) const RECORD_LOGIN: &str =
         "UPDATE users SET last_login_at = $1, updated_at = $1 WHERE id = $2";

@@ -14,7 +14,9 @@
 
 use canvas_storage::redis_store::{RedisStore, STATE_TTL};
 use canvas_storage::testing::{self, Service};
-use canvas_storage::{PresenceEntry, PresenceStore, RateLimiter, SessionStore, StorageError};
+use canvas_storage::{
+    PresenceEntry, PresenceStore, RateLimiter, RateSubject, SessionStore, StorageError,
+};
 use chrono::{TimeDelta, Utc};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
@@ -466,6 +468,32 @@ async fn rate_limit_keys_follow_the_seed() {
         store.hit(user, "canvas.create", 1, 5).await.expect("hit");
         let (_, pttl) = type_and_pttl(&key).await;
         assert!(pttl > 0 && pttl <= 60_000, "{pttl}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rate_limit_keys_of_addresses_and_accounts() {
+    with_store(|store| async move {
+        let prefix = store.key_prefix().to_owned();
+        let ip: std::net::IpAddr = "203.0.113.9".parse().expect("address");
+        store
+            .hit_subject(&RateSubject::ip(ip), "signup", 1, 5)
+            .await
+            .expect("hit");
+        let key = format!("{prefix}rate_limit:ip:203.0.113.9:signup");
+        let (kind, pttl) = type_and_pttl(&key).await;
+        assert_eq!(kind, "string", "{key}");
+        assert!(pttl > 0 && pttl <= 60_000, "{pttl}");
+
+        let v6: std::net::IpAddr = "2001:db8:1:2:3:4:5:6".parse().expect("address");
+        store
+            .hit_subject(&RateSubject::account_ip("k1", v6), "login", 1, 5)
+            .await
+            .expect("hit");
+        let key = format!("{prefix}rate_limit:account:k1:ip:2001:db8:1:2:::login");
+        let count: String = raw().await.get(&key).await.expect("GET");
+        assert_eq!(count, "1", "an IPv6 client by its /64: {key}");
     })
     .await;
 }

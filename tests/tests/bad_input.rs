@@ -193,7 +193,7 @@ async fn rest_rejects_bad_input_with_json_errors() {
         .post(
             "/api/v1/auth/signup",
             None,
-            json!({ "email": "no-at-sign", "username": "abc", "password": "long enough" }),
+            json!({ "email": "no-at-sign", "username": "abc", "password": "correct horse battery" }),
         )
         .await;
     assert_eq!(
@@ -205,7 +205,7 @@ async fn rest_rejects_bad_input_with_json_errors() {
         .post(
             "/api/v1/auth/signup",
             None,
-            json!({ "email": owner.email, "username": "someone_else", "password": "long enough" }),
+            json!({ "email": owner.email, "username": "someone_else", "password": "correct horse battery" }),
         )
         .await;
     assert_eq!(status, 409, "{body}");

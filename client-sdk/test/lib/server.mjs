@@ -42,6 +42,9 @@ export async function startServer ({ dataDir = makeDataDir(), port = 0, extraArg
     '--bind', `127.0.0.1:${port}`,
     '--data-dir', dataDir,
     '--log', 'warn',
+    // A test file signs up dozens of users from 127.0.0.1 within a minute (the default
+    // allows 20 signups per address per minute).
+    '--signup-rate-limit', '1000',
     ...extraArgs
   ], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''

@@ -1,15 +1,31 @@
 //! Signup, login, logout.
+//!
+//! Signup and login are limited before any password is hashed (docs/SECURITY.md):
+//! - signups per client address (`--signup-rate-limit`) and per email (`--login-rate-limit`);
+//! - login attempts per client address, whatever the account (`--login-ip-rate-limit`);
+//! - failed logins per account *from one address* (`--login-rate-limit`): past it that
+//!   address is refused for that account, while the owner logging in from elsewhere is not;
+//! - failed logins per account from all addresses (`--login-account-rate-limit`): past it,
+//!   only addresses with no failure on the account this minute may try.
+//!
+//! Accounts are counted by a digest of the normalised email, so an email nobody signed up
+//! with is limited exactly like a real one, and a login for it is checked against a dummy
+//! hash ([`crate::passwords`]): its answer, status and cost are those of a wrong password.
 
 use super::{ApiJson, ClientInfo, audit};
-use crate::auth::{AuthUser, hash_password, verify_password};
+use crate::auth::{AuthUser, rate_limit_subject};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use canvas_storage::{NewUser, User};
+use canvas_storage::{NewUser, RateDecision, RateSubject, User};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::net::{IpAddr, Ipv4Addr};
+
+/// The rate-limit endpoint of failed logins (counted per account and per account + address).
+const LOGIN_FAILURES: &str = "login_failures";
 
 /// `POST /auth/signup` body.
 #[derive(Debug, Deserialize)]
@@ -70,6 +86,29 @@ async fn session(state: &AppState, user: &User) -> ApiResult<String> {
         .await?)
 }
 
+/// How rate limits name an account: a digest of its trimmed, lowercased email (the email
+/// itself never becomes a key, and unknown emails get keys like known ones).
+fn account_key(email: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The caller's address for rate limits. The server always knows it (it serves with
+/// connect info); a router embedded without it counts every caller as one address.
+fn rate_ip(client: &ClientInfo) -> IpAddr {
+    client.ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// Reads a counter without adding to it.
+async fn peek(state: &AppState, subject: &RateSubject, endpoint: &str) -> ApiResult<RateDecision> {
+    Ok(state
+        .storage
+        .rate_limits
+        .hit_subject(subject, endpoint, 0, u32::MAX)
+        .await?)
+}
+
 /// Creates a user with an organization of their own and logs them in.
 pub async fn signup(
     State(state): State<AppState>,
@@ -77,7 +116,14 @@ pub async fn signup(
     ApiJson(body): ApiJson<Signup>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     validate_signup(&body)?;
-    let hashed_password = hash_password(body.password).await?;
+    let ip = RateSubject::ip(rate_ip(&client));
+    rate_limit_subject(&state, &ip, "signup", state.config.signup_rate_limit).await?;
+    let account = RateSubject::Account(account_key(&body.email));
+    rate_limit_subject(&state, &account, "signup", state.config.login_rate_limit).await?;
+    let hashed_password = state
+        .passwords
+        .hash_new(body.password, &body.email, &body.username)
+        .await?;
     let user = state
         .storage
         .users
@@ -109,19 +155,50 @@ pub async fn login(
     client: ClientInfo,
     ApiJson(body): ApiJson<Login>,
 ) -> ApiResult<Json<Value>> {
-    let invalid = || ApiError::Unauthorized("wrong email or password".into());
-    let (user, hash) = state
-        .storage
-        .users
-        .user_by_email(body.email.trim())
-        .await?
-        .ok_or_else(invalid)?;
-    // Password guessing is limited per account, before the (slow) hash check.
-    crate::auth::rate_limit(&state, user.id, "login", state.config.login_rate_limit).await?;
-    let hash = hash.ok_or_else(invalid)?;
-    if !verify_password(body.password, hash).await? {
-        return Err(invalid());
+    let config = &state.config;
+    let ip = rate_ip(&client);
+    rate_limit_subject(
+        &state,
+        &RateSubject::ip(ip),
+        "login",
+        config.login_ip_rate_limit,
+    )
+    .await?;
+    let account = account_key(&body.email);
+    let here = RateSubject::account_ip(account.clone(), ip);
+    let everywhere = RateSubject::Account(account);
+    let failed_here = peek(&state, &here, LOGIN_FAILURES).await?;
+    if failed_here.count >= config.login_rate_limit {
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: failed_here.retry_after_secs,
+        });
     }
+    if failed_here.count > 0 {
+        // Under a spread-out attack on the account, addresses that already failed on it
+        // wait; one that has not (the owner, typing the right password) may still try.
+        let failed = peek(&state, &everywhere, LOGIN_FAILURES).await?;
+        if failed.count >= config.login_account_rate_limit {
+            return Err(ApiError::TooManyRequests {
+                retry_after_secs: failed.retry_after_secs,
+            });
+        }
+    }
+    let (user, hash) = match state.storage.users.user_by_email(body.email.trim()).await? {
+        Some((user, hash)) => (Some(user), hash),
+        None => (None, None),
+    };
+    // One Argon2 check either way: against the dummy hash without a user or a password.
+    let matches = state.passwords.verify(body.password, hash).await?;
+    let Some(user) = user.filter(|_| matches) else {
+        for subject in [&here, &everywhere] {
+            state
+                .storage
+                .rate_limits
+                .hit_subject(subject, LOGIN_FAILURES, 1, u32::MAX)
+                .await?;
+        }
+        return Err(ApiError::Unauthorized("wrong email or password".into()));
+    };
     state.storage.users.record_login(user.id).await?;
     let token = session(&state, &user).await?;
     audit(

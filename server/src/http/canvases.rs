@@ -1,7 +1,7 @@
 //! Canvases: create (blank or from a template), list, read as JSON (also anonymously through
 //! a public link), delete, presence, favorites.
 
-use super::projects::{project_role, valid_description, valid_name};
+use super::projects::{is_unsafe_in_name, project_role, valid_description, valid_name};
 use super::{ApiJson, ApiPath, ApiQuery, ClientInfo, audit};
 use crate::access::{LookupError, canvas_access, link_access};
 use crate::auth::AuthUser;
@@ -64,11 +64,11 @@ pub async fn create(
         || body
             .tags
             .iter()
-            .any(|t| t.is_empty() || t.chars().count() > 64)
+            .any(|t| t.is_empty() || t.chars().count() > 64 || t.chars().any(is_unsafe_in_name))
     {
         return Err(ApiError::bad_request(
             "invalid_tags",
-            "at most 64 tags of 1 to 64 characters",
+            "at most 64 tags of 1 to 64 characters, without control or text-direction characters",
         ));
     }
     let new = NewCanvas {

@@ -42,16 +42,25 @@ pub struct ApiQuery<T>(pub T);
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+impl FromRequestParts<AppState> for ClientInfo {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
         Ok(ClientInfo {
-            ip,
+            ip: crate::domain::client_ip(peer, &forwarded, state.config.trusted_proxies),
             user_agent: user_agent(&parts.headers),
         })
     }
@@ -87,6 +96,18 @@ impl From<LookupError> for ApiError {
             LookupError::Storage(cause) => ApiError::from(cause),
         }
     }
+}
+
+/// What an unknown path answers: 404 in the documented error shape.
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    let path: String = uri.path().chars().take(200).collect();
+    ApiError::NotFound(format!("no route for {path}"))
+}
+
+/// What a known path answers to a method it does not serve: 405 in the documented error
+/// shape (axum adds the `Allow` header).
+pub async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed here"))
 }
 
 /// The REST routes.

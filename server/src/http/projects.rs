@@ -30,16 +30,38 @@ pub struct AddMember {
     role: String,
 }
 
-/// Checks a display name: 1 to 255 characters, not blank.
+/// Checks a display name: 1 to 255 characters, not blank, one line, without control or
+/// text-direction characters ([`is_unsafe_in_name`]).
 pub fn valid_name(name: &str) -> ApiResult<String> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 255 || name.contains('\0') {
+    if name.is_empty() || name.chars().count() > 255 {
         return Err(ApiError::bad_request(
             "invalid_name",
-            "name must be 1 to 255 characters, without NUL",
+            "name must be 1 to 255 characters",
+        ));
+    }
+    if let Some(c) = name.chars().find(|&c| is_unsafe_in_name(c)) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            format!(
+                "name must not contain control or text-direction characters (found U+{:04X})",
+                u32::from(c)
+            ),
         ));
     }
     Ok(name.to_owned())
+}
+
+/// Characters a name (of a project, canvas or template) may not hold: control characters
+/// (NUL, line breaks, escapes: a name is one line) and the bidirectional formatting
+/// characters (embeddings, overrides, isolates and marks, U+202A-U+202E, U+2066-U+2069,
+/// U+200E, U+200F, U+061C), which make a name display as something other than what it is.
+pub fn is_unsafe_in_name(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+        )
 }
 
 /// Checks an optional description: at most 10,000 characters.

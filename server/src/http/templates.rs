@@ -5,12 +5,18 @@
 //! A template holds blocks in the canvas JSON shape without their `metadata` (attribution
 //! belongs to whoever adds the blocks to a new canvas). Templates are public (every user) or
 //! visible to the creator's organization only.
+//!
+//! A public template reaches every organization on the server, so making one is the
+//! operator's decision, not any user's: only an admin of an organization listed in
+//! `--template-publishers` may (every signup makes its user admin of an organization of
+//! their own, so the organization role alone would stop nobody). A thumbnail is an
+//! `http(s)` address, never `javascript:` or `data:`.
 
 use super::{ApiJson, ApiPath, ClientInfo, audit};
 use crate::access::canvas_access;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
-use crate::http::projects::{valid_description, valid_name};
+use crate::http::projects::{is_unsafe_in_name, valid_description, valid_name};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -101,7 +107,25 @@ pub async fn create(
     let name = valid_name(&body.name)?;
     let description = valid_description(body.description)?;
     let category = short_text("category", body.category, 100)?;
-    let thumbnail_url = short_text("thumbnail_url", body.thumbnail_url, 2048)?;
+    if category
+        .as_deref()
+        .is_some_and(|c| c.chars().any(is_unsafe_in_name))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_template",
+            "category must not contain control or text-direction characters",
+        ));
+    }
+    let thumbnail_url = short_text("thumbnail_url", body.thumbnail_url, 2048)?
+        .map(|u| valid_thumbnail(&u))
+        .transpose()?;
+    if body.is_public && !may_publish(&state, &caller.user) {
+        return Err(ApiError::Forbidden(
+            "public templates reach every organization: only admins of an organization the \
+             operator lists in --template-publishers make them"
+                .into(),
+        ));
+    }
     let found = canvas_access(&state.storage, &caller.user, body.canvas_id).await?;
     let view = state
         .rooms
@@ -145,6 +169,31 @@ pub async fn create(
     )
     .await;
     Ok((StatusCode::CREATED, Json(json!(template))))
+}
+
+/// Whether the user may make a public template: an admin of an organization the operator
+/// listed in `--template-publishers`.
+fn may_publish(state: &AppState, user: &User) -> bool {
+    user.role == "admin"
+        && user
+            .organization_id
+            .is_some_and(|org| state.config.template_publishers.contains(&org))
+}
+
+/// A thumbnail address: an absolute `http` or `https` URL with a host (a `javascript:` or
+/// `data:` address would run or show whatever it holds where the template is listed).
+fn valid_thumbnail(address: &str) -> ApiResult<String> {
+    let invalid = || {
+        ApiError::bad_request(
+            "invalid_template",
+            "thumbnail_url must be an http:// or https:// address",
+        )
+    };
+    let parsed = url::Url::parse(address.trim()).map_err(|_| invalid())?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(invalid());
+    }
+    Ok(parsed.to_string())
 }
 
 /// A block of a canvas as a template keeps it: id, type, position and content.

@@ -47,7 +47,9 @@ impl<B> MakeSpan<B> for RequestSpan {
     }
 }
 
-/// Logs the end of a request: an error with its cause for a 5xx, debug otherwise.
+/// Logs the end of a request: an error with its cause for a 5xx, a warning for a 503 the
+/// server chose (no capacity, e.g. every password-hashing slot taken: nothing failed),
+/// debug otherwise.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LogResponse;
 
@@ -57,6 +59,9 @@ impl<B> OnResponse<B> for LogResponse {
         let latency_ms = latency.as_secs_f64() * 1000.0;
         match response.extensions().get::<InternalCause>() {
             Some(cause) => tracing::error!(status, latency_ms, %cause, "request failed"),
+            None if response.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE => {
+                tracing::warn!(status, latency_ms, "request refused: the server is busy")
+            }
             None if response.status().is_server_error() => {
                 tracing::error!(status, latency_ms, "request failed")
             }

@@ -143,14 +143,14 @@ async fn create_organization(
 
 /// Maps a unique violation on users or organizations to `Conflict` naming the field, by the
 /// violated constraint's name (PostgreSQL's defaults for the seed's `UNIQUE` columns, and the
-/// `users_email_lower_key` index of migration 0002).
+/// `users_email_lower_key` and `users_username_lower_key` indexes of migrations 0002 and 0003).
 fn unique_conflict(err: sqlx::Error) -> StorageError {
     if let sqlx::Error::Database(db) = &err
         && db.is_unique_violation()
     {
         let field = match db.constraint() {
             Some("users_email_key" | "users_email_lower_key") => "email",
-            Some("users_username_key") => "username",
+            Some("users_username_key" | "users_username_lower_key") => "username",
             Some("organizations_slug_key") => "slug",
             _ => "id",
         };

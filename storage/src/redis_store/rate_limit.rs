@@ -1,4 +1,5 @@
-//! [`RateLimiter`] on `rate_limit:{user_id}:{endpoint}`: fixed one-minute windows.
+//! [`RateLimiter`] on `rate_limit:{subject}:{endpoint}` (`rate_limit:{user_id}:{endpoint}`,
+//! `rate_limit:ip:{ip}:{endpoint}`, see [`RateSubject`]): fixed one-minute windows.
 //!
 //! The key is a counter. The first call of a window creates it and gives it a 60 s TTL; later
 //! calls only add to it, so the window ends 60 s after its first call, when the key expires.
@@ -7,11 +8,10 @@
 
 use super::RedisStore;
 use crate::memory::WINDOW;
-use crate::{RateDecision, RateLimiter, StorageResult};
+use crate::{RateDecision, RateLimiter, RateSubject, StorageResult};
 use async_trait::async_trait;
 use redis::Script;
 use std::sync::LazyLock;
-use uuid::Uuid;
 
 /// `KEYS[1]` the counter; `ARGV[1]` calls to add; `ARGV[2]` the window in ms.
 /// Returns the count and the window's remaining ms. A key without a TTL (`PTTL` -1) gets
@@ -32,14 +32,14 @@ return {count, left}
 
 #[async_trait]
 impl RateLimiter for RedisStore {
-    async fn hit(
+    async fn hit_subject(
         &self,
-        user_id: Uuid,
+        subject: &RateSubject,
         endpoint: &str,
         n: u32,
         limit: u32,
     ) -> StorageResult<RateDecision> {
-        let key = self.key(format_args!("rate_limit:{user_id}:{endpoint}"));
+        let key = self.key(format_args!("rate_limit:{subject}:{endpoint}"));
         let window_ms = WINDOW.as_millis() as i64;
         let (count, left_ms): (i64, i64) = HIT
             .key(&key)

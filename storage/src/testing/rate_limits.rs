@@ -1,9 +1,11 @@
 //! [`RateLimiter`]: counts up within the window, blocks past the limit (and keeps counting),
-//! `n` calls at once, endpoints and users independent, concurrent calls counted exactly.
+//! `n` calls at once, endpoints and subjects (users, client addresses, accounts) independent,
+//! `n = 0` reads without counting, concurrent calls counted exactly.
 
 use super::unique;
-use crate::{RateDecision, RateLimiter};
+use crate::{RateDecision, RateLimiter, RateSubject};
 use futures_util::future::join_all;
+use std::net::IpAddr;
 use uuid::Uuid;
 
 /// The cases of this suite, for [`contract_tests!`](crate::contract_tests) and [`all`].
@@ -18,6 +20,10 @@ macro_rules! __rate_limit_cases {
             n_calls_at_once_count_n,
             limit_zero_allows_nothing,
             concurrent_calls_are_each_counted_once,
+            subjects_are_independent,
+            a_user_is_the_user_subject,
+            ipv6_clients_count_by_their_64,
+            zero_calls_read_without_counting,
         ] }
     };
 }
@@ -144,4 +150,97 @@ pub async fn concurrent_calls_are_each_counted_once(limiter: &dyn RateLimiter) {
         decisions.iter().all(|d| d.allowed == (d.count <= 10)),
         "allowed means count <= limit"
     );
+}
+
+/// One `hit_subject`, checked like [`hit`].
+async fn hit_subject(
+    limiter: &dyn RateLimiter,
+    subject: &RateSubject,
+    endpoint: &str,
+    n: u32,
+    limit: u32,
+) -> RateDecision {
+    let d = limiter
+        .hit_subject(subject, endpoint, n, limit)
+        .await
+        .expect("hit_subject");
+    assert!(
+        (1..=60).contains(&d.retry_after_secs),
+        "retry_after_secs within the one-minute window: {d:?}"
+    );
+    d
+}
+
+/// A random IPv4 address in the documentation range 198.18.0.0/15, so tests running in
+/// parallel on a shared backend do not share windows.
+fn random_ipv4() -> IpAddr {
+    let bytes = Uuid::new_v4().into_bytes();
+    IpAddr::from([198, 18 | (bytes[0] & 1), bytes[1], bytes[2]])
+}
+
+/// A user, a client address, an account and that account from that address count apart.
+pub async fn subjects_are_independent(limiter: &dyn RateLimiter) {
+    let endpoint = unique("subjects_");
+    let ip = random_ipv4();
+    let account = unique("acct");
+    let subjects = [
+        RateSubject::User(Uuid::new_v4()),
+        RateSubject::ip(ip),
+        RateSubject::Account(account.clone()),
+        RateSubject::account_ip(account.clone(), ip),
+    ];
+    for (i, subject) in subjects.iter().enumerate() {
+        let n = u32::try_from(i).expect("few subjects") + 1;
+        let d = hit_subject(limiter, subject, &endpoint, n, 3).await;
+        assert_eq!(d.count, n, "{subject} counts only its own calls");
+    }
+    let other_ip = RateSubject::account_ip(account, random_ipv4());
+    let d = hit_subject(limiter, &other_ip, &endpoint, 1, 3).await;
+    assert_eq!(d.count, 1, "the account from another address");
+}
+
+/// `hit` counts the same window as `hit_subject` with [`RateSubject::User`].
+pub async fn a_user_is_the_user_subject(limiter: &dyn RateLimiter) {
+    let (user, endpoint) = (Uuid::new_v4(), unique("user_"));
+    hit(limiter, user, &endpoint, 2, 10).await;
+    let d = hit_subject(limiter, &RateSubject::User(user), &endpoint, 1, 10).await;
+    assert_eq!(d.count, 3);
+}
+
+/// Two IPv6 addresses of one /64 share a window (one host holds the whole prefix); another
+/// /64 has its own; an IPv4-mapped address counts as its IPv4 address.
+pub async fn ipv6_clients_count_by_their_64(limiter: &dyn RateLimiter) {
+    let endpoint = unique("v6_");
+    let net = Uuid::new_v4().as_u128() & 0x0000_ffff_ffff_ffff_0000_0000_0000_0000;
+    let prefix = 0x2001_0db8_0000_0000_0000_0000_0000_0000u128 | net;
+    let a = IpAddr::from(std::net::Ipv6Addr::from(prefix | 1));
+    let b = IpAddr::from(std::net::Ipv6Addr::from(prefix | 0xdead_beef));
+    let elsewhere = IpAddr::from(std::net::Ipv6Addr::from(prefix + (1 << 64)));
+    hit_subject(limiter, &RateSubject::ip(a), &endpoint, 1, 5).await;
+    let d = hit_subject(limiter, &RateSubject::ip(b), &endpoint, 1, 5).await;
+    assert_eq!(d.count, 2, "the same /64");
+    let d = hit_subject(limiter, &RateSubject::ip(elsewhere), &endpoint, 1, 5).await;
+    assert_eq!(d.count, 1, "another /64");
+
+    let v4 = random_ipv4();
+    let IpAddr::V4(v4_inner) = v4 else {
+        unreachable!("random_ipv4 is IPv4")
+    };
+    let mapped = IpAddr::V6(v4_inner.to_ipv6_mapped());
+    hit_subject(limiter, &RateSubject::ip(v4), &endpoint, 1, 5).await;
+    let d = hit_subject(limiter, &RateSubject::ip(mapped), &endpoint, 1, 5).await;
+    assert_eq!(d.count, 2, "an IPv4-mapped address is its IPv4 address");
+}
+
+/// `n = 0` reports the count so far without adding to it, on a fresh window too.
+pub async fn zero_calls_read_without_counting(limiter: &dyn RateLimiter) {
+    let subject = RateSubject::Account(unique("peek"));
+    let endpoint = unique("peek_");
+    let d = hit_subject(limiter, &subject, &endpoint, 0, 3).await;
+    assert_eq!((d.allowed, d.count), (true, 0), "nothing counted yet");
+    hit_subject(limiter, &subject, &endpoint, 4, 3).await;
+    let d = hit_subject(limiter, &subject, &endpoint, 0, 3).await;
+    assert_eq!((d.allowed, d.count), (false, 4), "a read sees the count");
+    let d = hit_subject(limiter, &subject, &endpoint, 0, 3).await;
+    assert_eq!(d.count, 4, "and does not add to it");
 }

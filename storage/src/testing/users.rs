@@ -1,5 +1,5 @@
-//! [`UserStore`]: signup with an organization, lookups, case-insensitive email, conflicts,
-//! last login.
+//! [`UserStore`]: signup with an organization, lookups, case-insensitive email and
+//! username, conflicts, last login.
 
 use super::{assert_conflict, assert_not_found, unique};
 use crate::{NewUser, User, UserStore};
@@ -17,6 +17,8 @@ macro_rules! __user_cases {
             email_lookup_ignores_case_and_returns_the_hash,
             taken_email_in_other_case_is_a_conflict,
             taken_username_is_a_conflict,
+            taken_username_in_other_case_is_a_conflict,
+            concurrent_usernames_differing_in_case_one_wins,
             a_refused_signup_reserves_nothing,
             usernames_with_the_same_slug_get_their_own_organizations,
             record_login_sets_last_login_at,
@@ -221,4 +223,43 @@ pub async fn record_login_of_an_unknown_user_is_not_found(users: &dyn UserStore)
         users.record_login(Uuid::new_v4()).await,
         "record_login of an unknown user",
     );
+}
+
+/// A username that differs from a taken one only in case is taken too (`Alice_x` and
+/// `alice_X` would be one name to every reader).
+pub async fn taken_username_in_other_case_is_a_conflict(users: &dyn UserStore) {
+    let (_, tag, _, username) = alice(users).await;
+    for other in [username.to_lowercase(), username.to_uppercase()] {
+        assert_conflict(
+            users
+                .create_user(NewUser {
+                    email: format!("other.{}@example.com", Uuid::new_v4().simple()),
+                    username: other.clone(),
+                    hashed_password: "x".into(),
+                })
+                .await,
+            "username",
+            &format!("signup as {other} after {username} ({tag})"),
+        );
+    }
+}
+
+/// Two signups at once whose usernames differ only in case: one is created, the other is a
+/// username conflict (the store's unique index decides, not only its check beforehand).
+pub async fn concurrent_usernames_differing_in_case_one_wins(users: &dyn UserStore) {
+    let tag = Uuid::new_v4().simple().to_string();
+    let signup = |username: String| {
+        users.create_user(NewUser {
+            email: format!("{}@example.com", Uuid::new_v4().simple()),
+            username,
+            hashed_password: "x".into(),
+        })
+    };
+    let (a, b) = futures_util::join!(signup(format!("Bob_{tag}")), signup(format!("bOB_{tag}")));
+    let (ok, refused) = match (a, b) {
+        (Ok(user), refused @ Err(_)) | (refused @ Err(_), Ok(user)) => (user, refused),
+        (a, b) => panic!("exactly one signup wins: {a:?} / {b:?}"),
+    };
+    assert!(ok.username.eq_ignore_ascii_case(&format!("bob_{tag}")));
+    assert_conflict(refused, "username", "the concurrent signup in other case");
 }
