@@ -59,6 +59,10 @@ pub enum ApiError {
         /// Seconds after which trying again makes sense (sent as `Retry-After`).
         retry_after_secs: u32,
     },
+    /// A backing service (PostgreSQL, MongoDB, Redis) cannot be reached now (503, with
+    /// `Retry-After`); the cause is logged, never sent.
+    #[error("service unavailable")]
+    Unavailable(#[source] BoxError),
     /// Something failed inside the server (500); the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] BoxError),
@@ -115,6 +119,11 @@ impl ApiError {
                 "busy",
                 format!("the server is busy; retry in {retry_after_secs} s"),
             ),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "a service the server depends on is unavailable; retry shortly".to_owned(),
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -139,6 +148,14 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
             }
+            ApiError::Unavailable(cause) => {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, 1.into());
+                response
+                    .extensions_mut()
+                    .insert(InternalCause(Arc::from(cause)));
+            }
             ApiError::Internal(cause) => {
                 response
                     .extensions_mut()
@@ -155,6 +172,7 @@ impl From<StorageError> for ApiError {
         match err {
             StorageError::Conflict(what) => ApiError::Conflict(format!("{what} is already taken")),
             StorageError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            other if other.is_unavailable() => ApiError::Unavailable(Box::new(other)),
             other => ApiError::internal(other),
         }
     }

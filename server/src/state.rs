@@ -5,9 +5,9 @@
 
 use crate::audit::Auditor;
 use crate::config::Config;
+use crate::passwords::Passwords;
 use crate::sync::meter::MessageMeter;
 use crate::sync::room::presence::AwarenessLimits;
-use crate::passwords::Passwords;
 use crate::sync::room::{RoomConfig, RoomDeps};
 use crate::sync::rooms::Rooms;
 use canvas_storage::Storage;

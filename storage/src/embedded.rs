@@ -235,6 +235,18 @@ impl crate::sql::SqlRow for SqliteRow {
     }
 }
 
+#[async_trait::async_trait]
+impl crate::Probe for SqliteStore {
+    fn service(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> StorageResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

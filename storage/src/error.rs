@@ -45,3 +45,39 @@ pub enum StorageError {
 
 /// Result of a storage call.
 pub type StorageResult<T> = Result<T, StorageError>;
+
+impl StorageError {
+    /// Whether a backing service could not be reached or answered in time (a connection
+    /// refused, reset or timed out, a pool with no live connection): the request may
+    /// succeed once the service is back, so callers answer "try again" (REST 503, WebSocket
+    /// 1011) rather than "internal error".
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StorageError::Unreachable { .. } => true,
+            StorageError::Database(e) => matches!(
+                e,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::WorkerCrashed
+            ),
+            StorageError::Mongo(e) => {
+                use mongodb::error::ErrorKind;
+                matches!(
+                    *e.kind,
+                    ErrorKind::Io(_)
+                        | ErrorKind::ServerSelection { .. }
+                        | ErrorKind::ConnectionPoolCleared { .. }
+                ) || e.contains_label("RetryableWriteError")
+            }
+            StorageError::Redis(e) => {
+                e.is_io_error()
+                    || e.is_connection_refusal()
+                    || e.is_connection_dropped()
+                    || e.is_timeout()
+            }
+            _ => false,
+        }
+    }
+}

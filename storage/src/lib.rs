@@ -281,6 +281,15 @@ pub trait Fanout: Send + Sync + 'static {
     ) -> StorageResult<tokio::sync::mpsc::Receiver<Vec<u8>>>;
 }
 
+/// A backing service that can say whether it answers (the server's readiness check).
+#[async_trait]
+pub trait Probe: Send + Sync + 'static {
+    /// The service's name: `sqlite`, `postgresql`, `mongodb` or `redis`.
+    fn service(&self) -> &'static str;
+    /// One cheap round trip (`SELECT 1`, `ping`, `PING`).
+    async fn ping(&self) -> StorageResult<()>;
+}
+
 /// One handle to every store. Cheap to clone: each field is an `Arc`.
 #[derive(Clone)]
 pub struct Storage {
@@ -302,6 +311,8 @@ pub struct Storage {
     pub rate_limits: Arc<dyn RateLimiter>,
     /// Live messages between server nodes.
     pub fanout: Arc<dyn Fanout>,
+    /// Every backing service in use, once each, for readiness checks.
+    pub probes: Vec<Arc<dyn Probe>>,
     /// Views and favorites.
     pub interactions: Arc<dyn InteractionStore>,
     /// Canvas templates.
@@ -353,9 +364,11 @@ impl Storage {
             Arc<dyn ProjectStore>,
             Arc<dyn AuditStore>,
         );
+        let mut probes: Vec<Arc<dyn Probe>> = Vec::new();
         let (users, projects, audit): Relational = match &urls.database_url {
             Some(url) => {
                 let pg = Arc::new(postgres_store::PgStore::connect(url).await?);
+                probes.push(pg.clone());
                 (pg.clone(), pg.clone(), pg)
             }
             None => {
@@ -372,6 +385,7 @@ impl Storage {
         let (canvases, versions, interactions, templates): Documents = match &urls.mongodb_uri {
             Some(uri) => {
                 let mongo = Arc::new(mongo_store::MongoStore::connect(uri).await?);
+                probes.push(mongo.clone());
                 (mongo.clone(), mongo.clone(), mongo.clone(), mongo)
             }
             None => {
@@ -389,6 +403,7 @@ impl Storage {
             Some(url) => {
                 let redis =
                     Arc::new(redis_store::RedisStore::connect(url, &urls.redis_key_prefix).await?);
+                probes.push(redis.clone());
                 (redis.clone(), redis.clone(), redis.clone(), redis)
             }
             None => (
@@ -398,7 +413,11 @@ impl Storage {
                 Arc::new(memory::SingleNode),
             ),
         };
+        if let Some(sqlite) = sqlite.store.clone() {
+            probes.insert(0, sqlite);
+        }
         Ok(Storage {
+            probes,
             users,
             sessions,
             projects,

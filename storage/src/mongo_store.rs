@@ -871,6 +871,18 @@ fn is_duplicate_key(e: &MongoError) -> bool {
     }
 }
 
+#[async_trait]
+impl crate::Probe for MongoStore {
+    fn service(&self) -> &'static str {
+        "mongodb"
+    }
+
+    async fn ping(&self) -> StorageResult<()> {
+        self.db.run_command(doc! { "ping": 1 }).await?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -255,6 +255,18 @@ impl crate::sql::SqlRow for PgRow {
     }
 }
 
+#[async_trait::async_trait]
+impl crate::Probe for PgStore {
+    fn service(&self) -> &'static str {
+        "postgresql"
+    }
+
+    async fn ping(&self) -> StorageResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -137,6 +137,19 @@ fn millis(d: Duration) -> i64 {
 /// Largest relative expiry used: 100 years (far below Redis's overflow limit).
 const MAX_EXPIRE_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
 
+#[async_trait::async_trait]
+impl crate::Probe for RedisStore {
+    fn service(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn ping(&self) -> StorageResult<()> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,11 +1,49 @@
-//! Liveness.
+//! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: every backing
+//! service answers).
 
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use axum::http::StatusCode;
+use serde_json::{Map, Value, json};
+use std::time::Duration;
 
-/// `GET /healthz`: the server is up; how many rooms are loaded.
+/// How long one service may take to answer a readiness ping.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /healthz`: the server is up; how many rooms are loaded. It says "ok" through service
+/// outages (the process is alive); `/readyz` says whether it can serve.
 pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "status": "ok", "rooms": state.rooms.len() }))
+}
+
+/// `GET /readyz`: 200 when every backing service answers a ping, else 503; the body names
+/// each service and its state, e.g. `{"status": "unavailable", "services": {"postgresql":
+/// "ok", "redis": "unavailable: ..."}}`.
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let checks = state.storage.probes.iter().map(|probe| async move {
+        let result = tokio::time::timeout(PING_TIMEOUT, probe.ping()).await;
+        let answer = match result {
+            Ok(Ok(())) => "ok".to_owned(),
+            Ok(Err(cause)) => format!("unavailable: {cause}"),
+            Err(_) => format!("unavailable: no answer within {} s", PING_TIMEOUT.as_secs()),
+        };
+        (probe.service(), answer)
+    });
+    let answers = futures_util::future::join_all(checks).await;
+    let ready = answers.iter().all(|(_, answer)| answer == "ok");
+    let services: Map<String, Value> = answers
+        .into_iter()
+        .map(|(service, answer)| (service.to_owned(), Value::from(answer)))
+        .collect();
+    let status = if ready { "ok" } else { "unavailable" };
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(json!({ "status": status, "services": services })),
+    )
 }

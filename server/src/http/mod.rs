@@ -1,4 +1,4 @@
-//! The REST API under `/api/v1` (JSON in and out, bearer tokens), plus `/healthz` and the
+//! The REST API under `/api/v1` (JSON in and out, bearer tokens), plus `/healthz`, `/readyz` and the
 //! demo page at `/` ([`demo`]).
 //!
 //! Handlers are thin: they check input and permissions, call storage or a room, and audit.
@@ -176,6 +176,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route("/", get(demo::index))
         .route("/assets/{file}", get(demo::asset))
 }

@@ -57,9 +57,13 @@ impl<B> OnResponse<B> for LogResponse {
     fn on_response(self, response: &Response<B>, latency: Duration, _span: &Span) {
         let status = response.status().as_u16();
         let latency_ms = latency.as_secs_f64() * 1000.0;
+        let unavailable = response.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE;
         match response.extensions().get::<InternalCause>() {
+            Some(cause) if unavailable => {
+                tracing::warn!(status, latency_ms, %cause, "request refused: a service is unavailable")
+            }
             Some(cause) => tracing::error!(status, latency_ms, %cause, "request failed"),
-            None if response.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE => {
+            None if unavailable => {
                 tracing::warn!(status, latency_ms, "request refused: the server is busy")
             }
             None if response.status().is_server_error() => {

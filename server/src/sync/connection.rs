@@ -312,6 +312,37 @@ async fn sleep_until_opt(at: Option<Instant>) {
 /// writes while others wait).
 const FLUSH_EVERY: usize = 256;
 
+/// The close reason when storage fails during admission (the cause is logged, not sent).
+const RETRY_REASON: &str = "the server cannot check access now; reconnect";
+
+/// A failed authentication as a close code: bad credentials are permanent (4401), but a
+/// storage failure while checking them is not (1011: the client retries; a client told
+/// 4401 would drop a valid token for good after a brief outage).
+fn admission_failure(error: crate::error::ApiError) -> (u16, String) {
+    match error {
+        crate::error::ApiError::Unauthorized(reason) => (close::UNAUTHORIZED, reason),
+        other => {
+            tracing::warn!(cause = %ErrorChain(&other), "cannot authenticate a connection");
+            (close::INTERNAL, RETRY_REASON.to_owned())
+        }
+    }
+}
+
+/// Displays an error with its causes.
+struct ErrorChain<'a>(&'a dyn std::error::Error);
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
 /// Authenticates the token (or, without one, takes the public link) and finds the canvas;
 /// the error is the close code and reason. A token and a link together give the user's own
 /// access plus the link's.
@@ -330,7 +361,7 @@ async fn admit(
         Some(token) => Some(
             auth::authenticate(state, token)
                 .await
-                .map_err(|e| (close::UNAUTHORIZED, e.to_string()))?,
+                .map_err(admission_failure)?,
         ),
         None => None,
     };
@@ -344,7 +375,10 @@ async fn admit(
     let mut access = found
         .map_err(|e| match e {
             LookupError::NotFound(_) => (close::NOT_FOUND, e.to_string()),
-            LookupError::Storage(cause) => (close::INTERNAL, cause.to_string()),
+            LookupError::Storage(cause) => {
+                tracing::warn!(%cause, "cannot admit a connection");
+                (close::INTERNAL, RETRY_REASON.to_owned())
+            }
         })?
         .access;
     access.link = link.map(str::to_owned);

@@ -1,0 +1,146 @@
+//! Service outages while the server runs: what clients see, and that they recover.
+//!
+//! Each test runs its own throwaway `redis-server` (from the machine's packages, as
+//! `scripts/test.sh` does) so it can stop and start it without touching anyone else's.
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+use canvas_tests::*;
+use std::time::Duration;
+
+/// A private Redis on a port of its own, killed when dropped (also when a test fails).
+struct PrivateRedis {
+    child: tokio::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateRedis {
+    async fn start_on(port: u16) -> PrivateRedis {
+        let dir = tempfile::tempdir().unwrap();
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server runs (apt-get install redis-server)");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server did not listen on {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        PrivateRedis {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    async fn start() -> PrivateRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self::start_on(port).await
+    }
+
+    async fn stop(mut self) -> u16 {
+        self.child.kill().await.unwrap();
+        self.port
+    }
+}
+
+/// Polls `/readyz` until its status is `want`; returns the body.
+async fn wait_ready(api: &Api, want: u16) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = api.get("/readyz", None).await;
+        if status == want {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz stayed {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Redis down: `/healthz` still says ok, `/readyz` names Redis, REST answers 503 in the error
+/// shape (not 500), a new WebSocket with a valid token is told 1011 (retry), not 4401 (which
+/// the SDK takes as a dead token), and the open connection goes on editing (canvases are in
+/// the embedded store). Redis back: everything works again without a restart; sessions kept
+/// only in a Redis without persistence are gone (README, "Operations").
+#[tokio::test]
+async fn a_redis_outage_is_a_retry_not_a_bad_token() {
+    let redis = PrivateRedis::start().await;
+    let url = format!("redis://127.0.0.1:{}/0", redis.port);
+    let server = TestServer::start_with(|c| c.redis_url = Some(url)).await;
+    let team = Team::new(&server).await;
+    let ready = wait_ready(&team.api, 200).await;
+    assert_eq!(ready["services"]["redis"], "ok", "{ready}");
+    let mut open = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+
+    let port = redis.stop().await;
+    let body = wait_ready(&team.api, 503).await;
+    assert_eq!(body["status"], "unavailable", "{body}");
+    assert!(
+        body["services"]["redis"]
+            .as_str()
+            .unwrap()
+            .starts_with("unavailable"),
+        "{body}"
+    );
+    assert_eq!(body["services"]["sqlite"], "ok", "{body}");
+    let (status, _) = team.api.get("/healthz", None).await;
+    assert_eq!(status, 200, "liveness holds through the outage");
+
+    let (status, body) = team
+        .api
+        .get("/api/v1/projects", Some(&team.owner.token))
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        !message.to_lowercase().contains("redis"),
+        "no internals: {message}"
+    );
+
+    let mut refused = WsClient::connect(&server.ws_url(&team.canvas, &team.owner.token)).await;
+    let (code, reason) = refused.wait_closed().await;
+    assert_eq!(code, 1011, "{reason}");
+    assert!(
+        !reason.to_lowercase().contains("redis"),
+        "no internals: {reason}"
+    );
+
+    open.edit(|txn| add_block(txn, "during-outage", "chart", (0, 0, 2, 2)))
+        .await;
+    open.wait_acked().await;
+
+    let _redis = PrivateRedis::start_on(port).await;
+    wait_ready(&team.api, 200).await;
+    // The sessions lived only in that Redis: the old token is gone (401, not 503) ...
+    let (status, body) = team
+        .api
+        .get("/api/v1/projects", Some(&team.owner.token))
+        .await;
+    assert_eq!(status, 401, "{body}");
+    // ... and logging in again works, as does a new connection.
+    let fresh = team.api.signup("after").await;
+    let (status, body) = team.api.get("/api/v1/projects", Some(&fresh.token)).await;
+    assert_eq!(status, 200, "{body}");
+    open.edit(|txn| add_block(txn, "after-outage", "chart", (0, 4, 2, 2)))
+        .await;
+    open.wait_acked().await;
+}
