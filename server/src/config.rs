@@ -27,6 +27,16 @@ pub struct Config {
     #[arg(long, env = "CANVAS_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
     pub max_message_bytes: usize,
 
+    /// Connections whose first HTTP request has not arrived yet, at most; more are closed at
+    /// once (a bound on what idle or slow sockets can hold before authentication).
+    #[arg(long, env = "CANVAS_MAX_PENDING_HANDSHAKES", default_value_t = 1024)]
+    pub max_pending_handshakes: usize,
+
+    /// Seconds a connection may take to send a whole HTTP request (the WebSocket upgrade
+    /// included); slower or silent ones are closed.
+    #[arg(long, env = "CANVAS_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10)]
+    pub handshake_timeout_secs: u64,
+
     /// Seconds a new WebSocket may stay silent before its first message (y-websocket clients
     /// send sync step 1 at once); then it is closed with 1008.
     #[arg(long, env = "CANVAS_WS_FIRST_MESSAGE_SECS", default_value_t = 10)]

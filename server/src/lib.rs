@@ -13,6 +13,7 @@
 //! - [`domain`]: the pure rules (effective role, public links, embedding, who is asking);
 //!   [`access`]: looking a caller's access up in storage; [`audit`]: the audit handle;
 //! - [`passwords`]: bounded password hashing, strength, the dummy hash for unknown emails;
+//! - [`listen`]: accepting TCP connections, with the limits that hold before authentication;
 //! - [`config`]: flags and environment variables; [`state`]: the composition root.
 //!
 //! Layers point down only: `http` and `sync::connection` (the entry points, over
@@ -37,6 +38,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod listen;
 pub mod passwords;
 pub mod state;
 pub mod sync;
@@ -50,7 +52,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use canvas_storage::{Storage, StorageResult};
 use std::future::Future;
-use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
 /// The whole HTTP application over a state.
@@ -83,21 +84,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let token = state.shutdown.clone();
-    let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    // Relayed updates are small frames that must leave at once: without TCP_NODELAY,
-    // Nagle's algorithm holds each one back until the previous is acknowledged (tens of
-    // milliseconds of fan-out latency, measured by the W3 benchmark).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(cause) = tcp.set_nodelay(true) {
-            tracing::debug!(%cause, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            token.cancel();
-        })
-        .await?;
+    let limits = listen::limits_of(&state);
+    listen::accept_loop(listener, app(state.clone()), limits, async move {
+        shutdown.await;
+        token.cancel();
+    })
+    .await;
     state.shutdown.cancel();
     state.tasks.close();
     if tokio::time::timeout(sync::room::SHUTDOWN_GRACE, state.tasks.wait())

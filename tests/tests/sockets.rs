@@ -169,3 +169,100 @@ async fn a_canvas_of_twenty_megabytes_still_opens() {
     assert_eq!(reader.state().len(), writer.state().len());
     drop(reader.drain(Duration::from_millis(10)).await);
 }
+
+/// Reads from a raw socket until the server closes it; `false` if it is still open at the
+/// deadline.
+async fn closed_by_server(tcp: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue, // an error response before the close
+        }
+    }
+}
+
+/// A thousand TCP connections that never send a request (and a hundred that stop halfway
+/// through one) do not keep a normal client out, and are closed once the handshake timeout
+/// passes, freeing what they held.
+#[tokio::test]
+async fn a_thousand_idle_connections_are_closed_and_keep_nobody_out() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start_with(|c| {
+        c.handshake_timeout_secs = 2;
+        c.max_pending_handshakes = 2000;
+    })
+    .await;
+    let team = Team::new(&server).await;
+    let mut idle = Vec::new();
+    for i in 0..1100 {
+        let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        if i >= 1000 {
+            tcp.write_all(b"GET /ws/x HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgr")
+                .await
+                .unwrap();
+        }
+        idle.push(tcp);
+    }
+    // A normal client gets in and works while they are held.
+    let mut client = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    client
+        .edit(|txn| add_block(txn, "amid-idle", "chart", (0, 0, 2, 2)))
+        .await;
+    client.wait_acked().await;
+    let (status, _) = team.api.get("/healthz", None).await;
+    assert_eq!(status, 200);
+    // Every idle one is closed by the server (the timeout is 2 s; the wait is generous).
+    for (i, tcp) in idle.iter_mut().enumerate() {
+        assert!(
+            closed_by_server(tcp, Duration::from_secs(20)).await,
+            "idle connection {i} still open"
+        );
+    }
+    // The established WebSocket is not a pending handshake: it stays.
+    client
+        .edit(|txn| add_block(txn, "after-idle", "chart", (0, 4, 2, 2)))
+        .await;
+    client.wait_acked().await;
+}
+
+/// With every handshake slot taken, a new connection is closed at once instead of queueing;
+/// once the slots free up, clients connect again.
+#[tokio::test]
+async fn connections_past_the_pending_bound_are_closed_at_once() {
+    let server = TestServer::start_with(|c| {
+        c.handshake_timeout_secs = 60;
+        c.max_pending_handshakes = 5;
+    })
+    .await;
+    let team = Team::new(&server).await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    let mut extra = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    assert!(
+        closed_by_server(&mut extra, Duration::from_secs(20)).await,
+        "the sixth connection is closed long before the 60 s handshake timeout"
+    );
+    drop(held);
+    // The slots free as the server sees the held connections end: a new connection gets
+    // through then (tried until it does; each try that comes too early is closed at once).
+    let url = server.ws_url(&team.canvas, &team.editor.token);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .is_err()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no slot freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut client = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    client
+        .edit(|txn| add_block(txn, "after-bound", "chart", (0, 0, 2, 2)))
+        .await;
+    client.wait_acked().await;
+}
