@@ -284,3 +284,52 @@ async fn bursts_of_typing_from_several_clients_are_applied_in_batches_with_one_v
         Some(expected.as_str())
     );
 }
+
+/// REST presence answers from the live room on the node that holds it: the cursor every
+/// connected client already sees, not the store's copy (written at most once a second).
+#[tokio::test]
+async fn rest_presence_shows_the_live_cursor() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let mut mover = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    let mut watcher = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
+    for x in 1..=3 {
+        mover
+            .send_awareness(4242, x, &format!(r#"{{"cursor":{{"x":{x},"y":0}}}}"#))
+            .await;
+    }
+    watcher
+        .wait_for(|c, _| {
+            c.awareness
+                .get(&4242)
+                .is_some_and(|s| s.contains(r#""x":3"#))
+        })
+        .await;
+    let (status, body) = team
+        .api
+        .get(
+            &format!("/api/v1/canvases/{}/presence", team.canvas),
+            Some(&team.viewer.token),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let list = body["presence"].as_array().unwrap();
+    let editor = list
+        .iter()
+        .find(|e| e["user_id"] == team.editor.id.as_str())
+        .unwrap_or_else(|| panic!("the editor is present: {body}"));
+    assert_eq!(
+        editor["cursor"],
+        serde_json::json!({"x": 3, "y": 0}),
+        "{body}"
+    );
+    assert_eq!(list.len(), 1, "only users with an awareness state: {body}");
+    assert!(
+        body["active_users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u == team.viewer.id.as_str()),
+        "a connected user without one is active: {body}"
+    );
+}

@@ -306,8 +306,21 @@ pub async fn presence(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Value>> {
     live_view(&state, &caller, id).await?;
-    let entries = state.storage.presence.presence(id, PRESENCE_TTL).await?;
-    let active = state.storage.presence.active_users(id).await?;
+    let mut entries = state.storage.presence.presence(id, PRESENCE_TTL).await?;
+    let mut active = state.storage.presence.active_users(id).await?;
+    // The store is written at most once a second per user; the room here has what every
+    // connected client already sees. Its users replace their stored entries; users on other
+    // nodes come from the store.
+    if let Some(live) = state.rooms.live_presence(id).await {
+        entries.retain(|stored| !live.iter().any(|l| l.user_id == stored.user_id));
+        for entry in &live {
+            if !active.contains(&entry.user_id) {
+                active.push(entry.user_id);
+            }
+        }
+        entries.extend(live);
+        entries.sort_by_key(|e| e.user_id);
+    }
     Ok(Json(
         json!({ "canvas_id": id, "presence": entries, "active_users": active }),
     ))

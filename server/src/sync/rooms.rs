@@ -96,6 +96,15 @@ impl Rooms {
         self.map.remove_if(&id, |_, h| h.generation == generation);
     }
 
+    /// The live presence of a canvas's connections on this node, if its room is loaded
+    /// (a presence read never loads a room).
+    pub async fn live_presence(&self, id: Uuid) -> Option<Vec<canvas_storage::PresenceEntry>> {
+        let tx = self.map.get(&id)?.tx.clone();
+        let (reply, answer) = oneshot::channel();
+        tx.send(RoomCmd::Presence(reply)).await.ok()?;
+        answer.await.ok()
+    }
+
     /// Whether a room is loaded.
     pub fn is_loaded(&self, id: Uuid) -> bool {
         self.map.contains_key(&id)

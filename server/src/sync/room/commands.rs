@@ -171,6 +171,9 @@ pub enum RoomCmd {
     Versions(VersionCmd, oneshot::Sender<VersionReply>),
     /// The canvas was deleted: close every connection with this code and stop.
     Close(u16, String),
+    /// The live presence of the users connected here (what every connected client sees
+    /// now, not the throttled shared store).
+    Presence(oneshot::Sender<Vec<canvas_storage::PresenceEntry>>),
 }
 
 pub(super) fn reply_gone(cmd: RoomCmd) {
@@ -186,6 +189,9 @@ pub(super) fn reply_gone(cmd: RoomCmd) {
         }
         RoomCmd::Versions(_, reply) => {
             let _ = reply.send(VersionReply::Gone);
+        }
+        RoomCmd::Presence(reply) => {
+            let _ = reply.send(Vec::new());
         }
         RoomCmd::Message(..)
         | RoomCmd::Leave(_)

@@ -390,6 +390,9 @@ impl Room {
                 let _ = reply.send(view);
             }
             RoomCmd::Access(change) => self.access_changed(change),
+            RoomCmd::Presence(reply) => {
+                let _ = reply.send(self.live_presence());
+            }
             RoomCmd::Remote(kind, payload) => self.remote(kind, payload).await,
             RoomCmd::Edit(request, reply) => {
                 let answer = self.server_edit(*request);

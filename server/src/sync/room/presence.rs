@@ -162,6 +162,42 @@ impl Room {
         }
     }
 
+    /// Each user connected here who announced an awareness state, with its cursor and
+    /// selection, as every connected client sees them now (sorted by user id).
+    pub(super) fn live_presence(&self) -> Vec<PresenceEntry> {
+        let mut users: HashMap<Uuid, PresenceEntry> = HashMap::new();
+        let now = chrono::Utc::now();
+        for conn in self.conns.values() {
+            // As in the store: a user is listed once one of their connections announced an
+            // awareness state.
+            let Some(state) = conn
+                .clients
+                .iter()
+                .filter_map(|id| self.presence.state(*id))
+                .filter_map(|json| serde_json::from_str::<serde_json::Value>(json).ok())
+                .next()
+            else {
+                continue;
+            };
+            let cursor = state.get("cursor").cloned().unwrap_or_default();
+            let selection = state.get("selection").cloned().unwrap_or_default();
+            let entry = users.entry(conn.user_id).or_insert_with(|| PresenceEntry {
+                user_id: conn.user_id,
+                username: conn.username.clone(),
+                cursor: serde_json::Value::Null,
+                selection: serde_json::Value::Null,
+                last_seen: now,
+            });
+            if !cursor.is_null() || !selection.is_null() {
+                entry.cursor = cursor;
+                entry.selection = selection;
+            }
+        }
+        let mut entries: Vec<PresenceEntry> = users.into_values().collect();
+        entries.sort_by_key(|e| e.user_id);
+        entries
+    }
+
     /// When the next held-back presence write is due, if any.
     pub(super) fn presence_due(&self) -> Option<Instant> {
         self.presence_throttle.due()
