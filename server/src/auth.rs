@@ -5,7 +5,7 @@ use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use canvas_storage::{RateSubject, User};
+use canvas_storage::{RateSubject, Session, User};
 
 /// The authenticated caller of a REST request, from `Authorization: Bearer <token>`.
 #[derive(Debug, Clone)]
@@ -53,18 +53,27 @@ impl FromRequestParts<AppState> for AuthUser {
 
 /// The user a token belongs to, or `Unauthorized` for an unknown, malformed or expired one.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<User, ApiError> {
-    let user_id = state
+    Ok(authenticate_session(state, token).await?.0)
+}
+
+/// [`authenticate`], with the session (when it expires).
+pub async fn authenticate_session(
+    state: &AppState,
+    token: &str,
+) -> Result<(User, Session), ApiError> {
+    let session = state
         .storage
         .sessions
-        .session_user(token)
+        .session(token)
         .await?
         .ok_or_else(|| ApiError::Unauthorized("invalid or expired token".into()))?;
-    state
+    let user = state
         .storage
         .users
-        .user_by_id(user_id)
+        .user_by_id(session.user_id)
         .await?
-        .ok_or_else(|| ApiError::Unauthorized("the token's user no longer exists".into()))
+        .ok_or_else(|| ApiError::Unauthorized("the token's user no longer exists".into()))?;
+    Ok((user, session))
 }
 
 /// Counts one call against a per-minute limit; `TooManyRequests` past it.

@@ -84,6 +84,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let token = state.shutdown.clone();
+    state
+        .live_sessions
+        .listen(
+            state.storage.fanout.clone(),
+            &state.tasks,
+            state.shutdown.clone(),
+        )
+        .await;
     let limits = listen::limits_of(&state);
     listen::accept_loop(listener, app(state.clone()), limits, async move {
         shutdown.await;

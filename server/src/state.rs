@@ -10,6 +10,7 @@ use crate::sync::meter::MessageMeter;
 use crate::sync::room::presence::AwarenessLimits;
 use crate::sync::room::{RoomConfig, RoomDeps};
 use crate::sync::rooms::Rooms;
+use crate::sync::sessions::LiveSessions;
 use canvas_storage::Storage;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct Shared {
     pub tasks: TaskTracker,
     /// Counts WebSocket messages against each user's per-minute limit.
     pub ws_meter: MessageMeter,
+    /// Open WebSockets by login session (logout closes them).
+    pub live_sessions: Arc<LiveSessions>,
     /// Hashes and checks passwords, a bounded number at once.
     pub passwords: Passwords,
 }
@@ -85,6 +88,7 @@ impl AppState {
             shutdown,
             tasks,
             ws_meter,
+            live_sessions: Arc::default(),
         }))
     }
 }

@@ -62,15 +62,29 @@ pub trait UserStore: Send + Sync + 'static {
     async fn record_login(&self, id: Uuid) -> StorageResult<()>;
 }
 
+/// A live login session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    /// Whose session it is.
+    pub user_id: Uuid,
+    /// When it ends (open WebSockets of the session are closed then).
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// Bearer tokens. A token is `{user_id}.{secret}` so a backend can key it by user
 /// (`session:{user_id}` in Redis); several concurrent sessions per user work.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Creates a session for the user that expires after `ttl`; returns its token.
     async fn create_session(&self, user_id: Uuid, ttl: Duration) -> StorageResult<String>;
+    /// The live (unexpired) session of a token: its user and when it expires; `None` for
+    /// unknown, malformed or expired tokens.
+    async fn session(&self, token: &str) -> StorageResult<Option<Session>>;
     /// The user a live (unexpired) token belongs to; `None` for unknown, malformed or
     /// expired tokens.
-    async fn session_user(&self, token: &str) -> StorageResult<Option<Uuid>>;
+    async fn session_user(&self, token: &str) -> StorageResult<Option<Uuid>> {
+        Ok(self.session(token).await?.map(|s| s.user_id))
+    }
     /// Ends one session; other sessions of the same user stay. Unknown tokens are a no-op.
     async fn delete_session(&self, token: &str) -> StorageResult<()>;
 }
@@ -279,6 +293,18 @@ pub trait Fanout: Send + Sync + 'static {
         &self,
         canvas_id: Uuid,
     ) -> StorageResult<tokio::sync::mpsc::Receiver<Vec<u8>>>;
+    /// Sends a server-wide control message (not about one canvas: e.g. a session ended) to
+    /// every node (Redis channel `canvas:control`). Alone, there is nobody to tell.
+    async fn publish_control(&self, message: Vec<u8>) -> StorageResult<()> {
+        drop(message);
+        Ok(())
+    }
+    /// Receives the server-wide control messages published from now on, until the receiver
+    /// is dropped; the channel closes if the subscription breaks. Alone, nothing arrives.
+    async fn subscribe_control(&self) -> StorageResult<tokio::sync::mpsc::Receiver<Vec<u8>>> {
+        let (_, rx) = tokio::sync::mpsc::channel(1);
+        Ok(rx)
+    }
 }
 
 /// A backing service that can say whether it answers (the server's readiness check).

@@ -271,3 +271,29 @@ async fn membership_and_archiving_reach_connections_on_another_node() {
     assert_eq!(status, 204);
     assert_eq!(viewer.wait_closed().await.0, 4403);
 }
+
+/// Logout on one node closes the session's sockets on another at once (Redis control
+/// channel), with 4401.
+#[tokio::test]
+async fn logout_on_one_node_closes_the_sessions_sockets_on_another() {
+    let node1 = TestServer::start_services().await;
+    let node2 = node1.start_again().await;
+    let team = Team::new(&node1).await;
+    let mut on_two = WsClient::join(&node2.ws_url(&team.canvas, &team.editor.token)).await;
+    let mut bystander = WsClient::join(&node2.ws_url(&team.canvas, &team.owner.token)).await;
+    let (status, body) = team
+        .api
+        .post(
+            "/api/v1/auth/logout",
+            Some(&team.editor.token),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (code, reason) = on_two.wait_closed().await;
+    assert_eq!(code, 4401, "{reason}");
+    bystander
+        .edit(|txn| add_block(txn, "still-on", "chart", (0, 0, 2, 2)))
+        .await;
+    bystander.wait_acked().await;
+}

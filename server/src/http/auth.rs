@@ -16,6 +16,7 @@ use super::{ApiJson, ClientInfo, audit};
 use crate::auth::{AuthUser, rate_limit_subject};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::sync::sessions::session_key;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -220,6 +221,11 @@ pub async fn logout(
     caller: AuthUser,
 ) -> ApiResult<StatusCode> {
     state.storage.sessions.delete_session(&caller.token).await?;
+    // Its open WebSockets, on every node, are closed with 4401 now.
+    state
+        .live_sessions
+        .end_everywhere(&session_key(&caller.token), &*state.storage.fanout)
+        .await;
     audit(
         &state,
         &caller.user,

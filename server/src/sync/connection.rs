@@ -8,6 +8,7 @@
 
 use super::room::{ConnId, JoinRequest, OUTBOUND_CAPACITY, Outbound, RoomCmd, close};
 use super::rooms::Joined;
+use super::sessions::{self, session_key};
 use super::socket::{Inbound, Limits, Socket, Upgrade};
 use crate::access::{self, LookupError};
 use crate::auth;
@@ -23,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span};
 use uuid::Uuid;
 
@@ -100,12 +102,27 @@ async fn connection(
         params.link.as_deref(),
     )
     .await;
-    let (canvas_id, user, mut access) = match admitted {
+    let Admitted {
+        canvas_id,
+        user,
+        session,
+        mut access,
+    } = match admitted {
         Ok(admitted) => admitted,
         Err((code, reason)) => {
             socket.close(code, &reason).await;
             return;
         }
+    };
+    // Logout closes the session's connections; expiry too, at its time.
+    let registration = params
+        .token
+        .as_deref()
+        .filter(|_| session.is_some())
+        .map(|token| state.live_sessions.register(session_key(token), conn_id));
+    let session_end = SessionEnd {
+        ended: registration.as_ref().map(|r| r.ended.clone()),
+        expires: session.map(|s| Instant::now() + sessions::until(s.expires_at)),
     };
     access.embed_host = caller.embed_host;
     let (rate_user, username, actor) = match &user {
@@ -170,7 +187,17 @@ async fn connection(
         }
     };
     let timing = Timing::of(&state);
-    let end = pump(socket, &room, conn_id, &state, rate_user, out_rx, timing).await;
+    let end = pump(
+        socket,
+        &room,
+        conn_id,
+        &state,
+        rate_user,
+        out_rx,
+        (timing, session_end),
+    )
+    .await;
+    drop(registration);
     // The room forgets the connection (a no-op if it already has), what it sent is counted,
     // and only then is the socket closed (which waits for the client's answer).
     room.send(RoomCmd::Leave(conn_id)).await;
@@ -178,6 +205,12 @@ async fn connection(
     if let Some((socket, code, reason)) = end {
         socket.close(code, &reason).await;
     }
+}
+
+/// When the connection's login session ends: at logout (cancelled) or at its expiry.
+struct SessionEnd {
+    ended: Option<CancellationToken>,
+    expires: Option<Instant>,
 }
 
 /// The timings of one connection's keep-alive.
@@ -208,7 +241,7 @@ async fn pump(
     state: &AppState,
     rate_user: Uuid,
     mut out_rx: mpsc::Receiver<Outbound>,
-    timing: Timing,
+    (timing, session): (Timing, SessionEnd),
 ) -> Option<(Socket, u16, String)> {
     let max = state.config.max_message_bytes;
     let mut heard_any = false;
@@ -290,6 +323,12 @@ async fn pump(
                 }
                 next_ping = timing.ping_every.map(|every| Instant::now() + every);
             }
+            () = cancelled_opt(session.ended.as_ref()) => {
+                return Some((socket, close::UNAUTHORIZED, "the session ended (logged out)".into()));
+            }
+            () = sleep_until_opt(session.expires), if session.expires.is_some() => {
+                return Some((socket, close::UNAUTHORIZED, "the session expired; log in again".into()));
+            }
             _ = sleep_until_opt(silence_deadline), if silence_deadline.is_some() => {
                 if heard_any {
                     debug!("no answer to pings; closing");
@@ -298,6 +337,13 @@ async fn pump(
                 return Some((socket, close::POLICY, format!("no message within {} s of connecting", timing.first_message.as_secs())));
             }
         }
+    }
+}
+
+async fn cancelled_opt(token: Option<&CancellationToken>) {
+    match token {
+        Some(token) => token.cancelled().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -351,19 +397,20 @@ async fn admit(
     canvas: &str,
     token: Option<&str>,
     link: Option<&str>,
-) -> Result<(Uuid, Option<canvas_storage::User>, ProjectAccess), (u16, String)> {
+) -> Result<Admitted, (u16, String)> {
     let token = token.filter(|t| !t.is_empty());
     let link = link.filter(|l| !l.is_empty());
     if token.is_none() && link.is_none() {
         return Err((close::UNAUTHORIZED, "missing token".to_owned()));
     }
-    let user = match token {
-        Some(token) => Some(
-            auth::authenticate(state, token)
+    let (user, session) = match token {
+        Some(token) => {
+            let (user, session) = auth::authenticate_session(state, token)
                 .await
-                .map_err(admission_failure)?,
-        ),
-        None => None,
+                .map_err(admission_failure)?;
+            (Some(user), Some(session))
+        }
+        None => (None, None),
     };
     let canvas_id =
         Uuid::parse_str(canvas).map_err(|_| (close::NOT_FOUND, format!("no canvas {canvas:?}")))?;
@@ -382,5 +429,20 @@ async fn admit(
         })?
         .access;
     access.link = link.map(str::to_owned);
-    Ok((canvas_id, user, access))
+    Ok(Admitted {
+        canvas_id,
+        user,
+        session,
+        access,
+    })
+}
+
+/// Who was let in, to what.
+struct Admitted {
+    canvas_id: Uuid,
+    /// `None` for a public-link guest.
+    user: Option<canvas_storage::User>,
+    /// The login session of the token (`None` for a public-link guest).
+    session: Option<canvas_storage::Session>,
+    access: ProjectAccess,
 }

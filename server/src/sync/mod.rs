@@ -8,5 +8,6 @@ pub mod connection;
 pub mod meter;
 pub mod room;
 pub mod rooms;
+pub mod sessions;
 pub mod shared;
 pub mod socket;

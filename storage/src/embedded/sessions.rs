@@ -7,7 +7,7 @@
 
 use super::{SqliteStore, get_ts, now, parse_uuid, ts};
 use crate::token::{new_token, session_ttl, token_hash, token_user};
-use crate::{SessionStore, StorageResult};
+use crate::{Session, SessionStore, StorageResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -42,7 +42,7 @@ impl SessionStore for SqliteStore {
         Ok(token)
     }
 
-    async fn session_user(&self, token: &str) -> StorageResult<Option<Uuid>> {
+    async fn session(&self, token: &str) -> StorageResult<Option<Session>> {
         let Some(user_id) = token_user(token) else {
             return Ok(None);
         };
@@ -66,7 +66,10 @@ impl SessionStore for SqliteStore {
                 .await?;
             return Ok(None);
         }
-        Ok(Some(user_id))
+        Ok(Some(Session {
+            user_id,
+            expires_at,
+        }))
     }
 
     async fn delete_session(&self, token: &str) -> StorageResult<()> {

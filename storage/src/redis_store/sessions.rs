@@ -9,7 +9,7 @@
 
 use super::{RedisStore, millis};
 use crate::token::{new_token, session_ttl, token_hash, token_user};
-use crate::{SessionStore, StorageError, StorageResult};
+use crate::{Session, SessionStore, StorageError, StorageResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redis::{AsyncCommands, Script};
@@ -83,7 +83,7 @@ impl SessionStore for RedisStore {
         Ok(token)
     }
 
-    async fn session_user(&self, token: &str) -> StorageResult<Option<Uuid>> {
+    async fn session(&self, token: &str) -> StorageResult<Option<Session>> {
         let Some(user_id) = token_user(token) else {
             return Ok(None);
         };
@@ -100,7 +100,10 @@ impl SessionStore for RedisStore {
             let _: usize = conn.hdel(&key, &field).await?;
             return Ok(None);
         }
-        Ok(Some(user_id))
+        Ok(Some(Session {
+            user_id,
+            expires_at: record.expires_at,
+        }))
     }
 
     async fn delete_session(&self, token: &str) -> StorageResult<()> {

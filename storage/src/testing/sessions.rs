@@ -18,6 +18,7 @@ macro_rules! __session_cases {
             bad_tokens_are_none_never_errors,
             a_short_session_is_live_before_its_ttl,
             a_session_ends_once_its_ttl_has_passed,
+            a_session_says_when_it_expires,
         ] }
     };
 }
@@ -163,4 +164,27 @@ pub async fn a_session_ends_once_its_ttl_has_passed(sessions: &dyn SessionStore)
         Some(user),
         "another session's expiry does not end this one"
     );
+}
+
+/// A session says when it expires: its TTL from its creation (to the second), so open
+/// connections of the session can be closed at that moment.
+pub async fn a_session_says_when_it_expires(sessions: &dyn SessionStore) {
+    let user = Uuid::new_v4();
+    let before = chrono::Utc::now();
+    let token = create(sessions, user, HOUR).await;
+    let after = chrono::Utc::now();
+    let session = sessions
+        .session(&token)
+        .await
+        .expect("session")
+        .expect("a live session");
+    assert_eq!(session.user_id, user);
+    let hour = chrono::Duration::seconds(3600);
+    let slack = chrono::Duration::seconds(1);
+    assert!(
+        session.expires_at >= before + hour - slack && session.expires_at <= after + hour + slack,
+        "expires at {}, made between {before} and {after}",
+        session.expires_at
+    );
+    assert_eq!(sessions.session("garbage").await.expect("session"), None);
 }
