@@ -195,12 +195,14 @@ EOF
 
 setup_mongodb() {
   step "MongoDB-compatible secantusdb for the tests"
+  local venv dir port pid
+  venv=$(_secantus_venv)
+  # The MongoDB fault test starts (and stops) a private instance of its own with this.
+  export CANVAS_TEST_SECANTUSD="$venv/bin/secantusd-py"
   if [[ -n ${MONGODB_URI_TEST:-} ]]; then
     info "using the given MONGODB_URI_TEST (not checked)"
     return 0
   fi
-  local venv dir port pid
-  venv=$(_secantus_venv)
   dir=$(mktemp -d /tmp/canvas-test-mongo.XXXXXX)
   on_exit "rm -rf '$dir'"
   port=$(free_port)

@@ -144,3 +144,129 @@ async fn a_redis_outage_is_a_retry_not_a_bad_token() {
         .await;
     open.wait_acked().await;
 }
+
+/// A private MongoDB-compatible server (secantusdb, which `scripts/test.sh` installs and
+/// names in `CANVAS_TEST_SECANTUSD`) on a port and data folder of its own; killed when
+/// dropped. Started again on the same folder, it has what it had.
+struct PrivateMongo {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl PrivateMongo {
+    async fn start_on(port: u16, dir: &std::path::Path) -> PrivateMongo {
+        let bin = std::env::var("CANVAS_TEST_SECANTUSD").expect(
+            "CANVAS_TEST_SECANTUSD is not set: run ./scripts/test.sh (it installs secantusdb \
+             and sets it to the secantusd-py it installed)",
+        );
+        let child = tokio::process::Command::new(bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--storage-path")
+            .arg(dir.join("data"))
+            .args(["--log-level", "WARNING"])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("secantusd-py runs");
+        let uri = format!(
+            "mongodb://127.0.0.1:{port}/?directConnection=true&serverSelectionTimeoutMS=500"
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let ping = async {
+                let client = mongodb::Client::with_uri_str(&uri).await?;
+                client
+                    .database("admin")
+                    .run_command(mongodb::bson::doc! { "ping": 1 })
+                    .await
+            };
+            if ping.await.is_ok() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "secantusd-py did not answer on {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        PrivateMongo { child, port }
+    }
+
+    async fn stop(mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
+
+/// MongoDB down: what was acknowledged stays, what was not is never acknowledged; the room
+/// closes its connections with 1011 and new ones get 1011 until it is back (a retry, not a
+/// refusal); the server does not exit and `/readyz` names MongoDB. Back: a client that
+/// resyncs with its unacknowledged edit has it stored, next to everything acknowledged.
+#[tokio::test]
+async fn a_mongodb_outage_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mongo = PrivateMongo::start_on(port, dir.path()).await;
+    let uri = format!(
+        "mongodb://127.0.0.1:{}/canvas_fault?directConnection=true",
+        mongo.port
+    );
+    let server = TestServer::start_with(|c| c.mongodb_uri = Some(uri)).await;
+    let team = Team::new(&server).await;
+    let url = server.ws_url(&team.canvas, &team.editor.token);
+    let mut a = WsClient::join(&url).await;
+    a.edit(|txn| add_block(txn, "before", "chart", (0, 0, 2, 2)))
+        .await;
+    a.wait_acked().await;
+
+    mongo.stop().await;
+    a.edit(|txn| add_block(txn, "during", "chart", (0, 4, 2, 2)))
+        .await;
+    let (code, reason) = a.wait_closed().await;
+    assert_eq!(code, 1011, "{reason}");
+    assert!(
+        a.acked < a.sent,
+        "the edit made during the outage was not acknowledged"
+    );
+    let mut refused = WsClient::connect(&url).await;
+    let (code, reason) = refused.wait_closed().await;
+    assert_eq!(code, 1011, "{reason}");
+    let body = wait_ready(&team.api, 503).await;
+    assert!(
+        body["services"]["mongodb"]
+            .as_str()
+            .unwrap()
+            .starts_with("unavailable"),
+        "{body}"
+    );
+    let (status, _) = team.api.get("/healthz", None).await;
+    assert_eq!(status, 200);
+
+    let _mongo = PrivateMongo::start_on(port, dir.path()).await;
+    wait_ready(&team.api, 200).await;
+    // The client resyncs with what it has, its unacknowledged edit included.
+    let mut b = WsClient::connect(&url).await;
+    b.doc = std::mem::replace(&mut a.doc, canvas_engine::new_doc());
+    b.sync().await;
+    b.wait_acked().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let view = team.api.canvas_json(&team.owner, &team.canvas).await;
+        let ids: Vec<&str> = view["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|b| b["id"].as_str())
+            .collect();
+        if ids.contains(&"before") && ids.contains(&"during") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
