@@ -270,3 +270,184 @@ async fn a_mongodb_outage_loses_nothing_acknowledged() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A private PostgreSQL cluster (initdb + pg_ctl, as the `postgres` user when run as root,
+/// as `scripts/test.sh` does), stopped and started on the same data; stopped when dropped.
+struct PrivatePostgres {
+    bindir: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    as_root: bool,
+}
+
+impl PrivatePostgres {
+    fn bindir() -> std::path::PathBuf {
+        let debian = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .find(|bin| bin.join("initdb").exists());
+        debian.unwrap_or_else(|| {
+            let out = std::process::Command::new("sh")
+                .args(["-c", "dirname \"$(readlink -f \"$(command -v pg_ctl)\")\""])
+                .output()
+                .expect("sh runs");
+            std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        })
+    }
+
+    fn command(&self, program: &str) -> std::process::Command {
+        let path = self.bindir.join(program);
+        if self.as_root {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            std::process::Command::new(path)
+        }
+    }
+
+    fn start() -> PrivatePostgres {
+        let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+        let as_root = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+        let dir = tempfile::tempdir().unwrap();
+        if as_root {
+            let chown = std::process::Command::new("chown")
+                .arg("postgres:")
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(chown.success(), "chown to postgres");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = PrivatePostgres {
+            bindir: Self::bindir(),
+            dir,
+            port,
+            as_root,
+        };
+        let init = pg
+            .command("initdb")
+            .arg("-D")
+            .arg(pg.dir.path().join("data"))
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8"])
+            .output()
+            .expect("initdb runs (apt-get install postgresql)");
+        assert!(
+            init.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        pg.up();
+        pg
+    }
+
+    fn up(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let status = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .arg("-l")
+            .arg(self.dir.path().join("server.log"))
+            .args(["-w", "-t", "30", "-o", &options, "start"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_ctl start");
+    }
+
+    fn down(&self) {
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// PostgreSQL stopped: REST answers 503 in the error shape, new WebSockets 1011, open ones go
+/// on editing (canvases are elsewhere); started again: everything answers without a server
+/// restart.
+#[tokio::test]
+async fn a_postgresql_outage_is_503_and_open_sessions_go_on() {
+    let pg = tokio::task::spawn_blocking(PrivatePostgres::start)
+        .await
+        .unwrap();
+    let url = pg.url();
+    let server = TestServer::start_with(|c| c.database_url = Some(url)).await;
+    let team = Team::new(&server).await;
+    let mut open = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+
+    let pg = tokio::task::spawn_blocking(move || {
+        pg.down();
+        pg
+    })
+    .await
+    .unwrap();
+    let body = wait_ready(&team.api, 503).await;
+    assert!(
+        body["services"]["postgresql"]
+            .as_str()
+            .unwrap()
+            .starts_with("unavailable"),
+        "{body}"
+    );
+    let (status, body) = team
+        .api
+        .get("/api/v1/projects", Some(&team.owner.token))
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    let mut refused = WsClient::connect(&server.ws_url(&team.canvas, &team.owner.token)).await;
+    let (code, reason) = refused.wait_closed().await;
+    assert_eq!(code, 1011, "{reason}");
+    open.edit(|txn| add_block(txn, "during", "chart", (0, 0, 2, 2)))
+        .await;
+    open.wait_acked().await;
+
+    let _pg = tokio::task::spawn_blocking(move || {
+        pg.up();
+        pg
+    })
+    .await
+    .unwrap();
+    wait_ready(&team.api, 200).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, body) = team
+            .api
+            .get("/api/v1/projects", Some(&team.owner.token))
+            .await;
+        if status == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status} {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut again = WsClient::join(&server.ws_url(&team.canvas, &team.owner.token)).await;
+    again
+        .wait_doc(|doc| block_ids(doc).contains(&"during".to_owned()))
+        .await;
+}
