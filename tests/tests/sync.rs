@@ -333,3 +333,59 @@ async fn rest_presence_shows_the_live_cursor() {
         "a connected user without one is active: {body}"
     );
 }
+
+/// A client that stops reading while a room is busy is not dropped: once it reads again it
+/// gets what it missed as one merged update and converges (it used to be closed with 1013
+/// and had to reconnect and resync).
+#[tokio::test]
+async fn a_lagging_reader_is_caught_up_not_dropped() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let mut writer = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    let mut slow = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
+    // About 16 MB of relayed updates while `slow` reads nothing: more than the socket buffers
+    // and its queue of frames hold.
+    let title = "x".repeat(8 * 1024);
+    let total = 2000;
+    for i in 0..total {
+        writer
+            .edit(|txn| {
+                add_block(txn, &format!("b{i:04}"), "chart", (0, i, 1, 1));
+                use canvas_engine::yrs::{Map, MapRef, WriteTxn};
+                let blocks = txn.get_or_insert_map("blocks");
+                let block: MapRef = blocks
+                    .get(txn, &format!("b{i:04}"))
+                    .and_then(|v| v.cast().ok())
+                    .unwrap();
+                let content: MapRef = block
+                    .get(txn, "content")
+                    .and_then(|v| v.cast().ok())
+                    .unwrap();
+                content.insert(txn, "title", title.as_str());
+            })
+            .await;
+        if i % 100 == 99 {
+            writer.wait_acked().await;
+        }
+    }
+    writer.wait_acked().await;
+    // Reading again: it converges without being closed (wait_doc fails on a close).
+    slow.wait_doc(|doc| block_ids(doc).len() == total as usize)
+        .await;
+    let (status, body) = team
+        .api
+        .get(
+            &format!("/api/v1/canvases/{}/presence", team.canvas),
+            Some(&team.owner.token),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["active_users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u == team.viewer.id.as_str()),
+        "the slow reader is still connected: {body}"
+    );
+}

@@ -50,7 +50,7 @@ impl Room {
                         return;
                     }
                 }
-                self.broadcast(None, protocol::update(&payload).into());
+                self.relay_update(None, payload.into());
                 self.sharing_changed(ChangedBy::OtherNode);
             }
             LiveKind::Access => match serde_json::from_slice::<AccessChange>(&payload) {
@@ -101,7 +101,7 @@ impl Room {
         }
         if self.canvas.state_vector() != before {
             let diff = self.canvas.encode_diff(&before);
-            self.broadcast(None, protocol::update(&diff).into());
+            self.relay_update(None, diff.into());
             self.sharing_changed(ChangedBy::OtherNode);
         }
         complete.then(|| {

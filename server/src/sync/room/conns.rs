@@ -1,9 +1,17 @@
 //! The room's connections: joining (sync step 1 and the known awareness), leaving, the
-//! protocol messages they send, and sending frames to them (a connection that cannot keep
-//! up is dropped).
+//! protocol messages they send, and sending frames to them.
+//!
+//! A connection that cannot keep up (its queue of [`OUTBOUND_CAPACITY`] frames is full) is
+//! not dropped: it starts *lagging*. It gets no more frames; the durable updates it misses
+//! are kept (shared with every other lagging connection: they are the same `Bytes`), and once
+//! its queue has drained to half it gets them as one merged update, then the current
+//! awareness and its acknowledgement. Only a connection that stays stuck past
+//! [`LAG_DEADLINE`], or misses more than [`MAX_LAG_BYTES`], is closed (1013: it reconnects
+//! and resyncs).
 
 use super::Room;
-use super::commands::{ConnId, JoinReply, JoinRequest, Outbound};
+use super::commands::close;
+use super::commands::{ConnId, JoinReply, JoinRequest, OUTBOUND_CAPACITY, Outbound};
 use super::presence::Budget;
 use crate::domain::{Actor, ProjectAccess, effective_role};
 use crate::sync::shared::{LiveKind, SharedOp};
@@ -15,10 +23,16 @@ use canvas_engine::yrs::{ClientID, StateVector};
 use canvas_engine::{CanvasDoc, Role};
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 use uuid::Uuid;
+
+/// How often lagging connections are checked for a drained queue (when no update comes to
+/// check them).
+const LAG_CHECK_EVERY: Duration = Duration::from_millis(50);
 
 /// One joined connection, as the room sees it.
 pub(super) struct Conn {
@@ -42,6 +56,39 @@ pub(super) struct Conn {
     pub(super) actor: Actor,
     /// The connection's allowance of awareness messages.
     pub(super) awareness_budget: Budget,
+    /// Set while the connection cannot keep up: what it missed.
+    pub(super) lag: Option<Lag>,
+}
+
+/// A lagging connection stuck longer than this is closed (1013).
+pub const LAG_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A lagging connection that missed more than this many bytes of updates is closed (1013):
+/// resyncing costs it less than the room holding them.
+pub const MAX_LAG_BYTES: usize = 32 * 1024 * 1024;
+
+/// What a lagging connection missed.
+#[derive(Debug)]
+pub(super) struct Lag {
+    /// The durable updates (yrs v1) it was not sent, in order.
+    missed: Vec<Bytes>,
+    bytes: usize,
+    since: Instant,
+}
+
+impl Lag {
+    fn new(now: Instant) -> Self {
+        Lag {
+            missed: Vec::new(),
+            bytes: 0,
+            since: now,
+        }
+    }
+
+    fn miss(&mut self, update: &Bytes) {
+        self.missed.push(update.clone());
+        self.bytes += update.len();
+    }
 }
 
 impl Conn {
@@ -88,6 +135,7 @@ impl Room {
                 clients: HashSet::new(),
                 actor: request.actor,
                 awareness_budget: Budget::new(),
+                lag: None,
             },
         );
         self.idle_since = None;
@@ -158,32 +206,147 @@ impl Room {
         frame
     }
 
-    pub(super) fn send(&mut self, conn_id: ConnId, frame: Bytes) {
-        let Some(conn) = self.conns.get(&conn_id) else {
-            return;
+    /// Sends a frame to one connection (`false` if it was not sent: the connection is
+    /// lagging, or just started to).
+    pub(super) fn send(&mut self, conn_id: ConnId, frame: Bytes) -> bool {
+        let now = Instant::now();
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return false;
         };
-        if conn.out.try_send(Outbound::Frame(frame)).is_err() {
-            self.drop_slow(conn_id);
+        if conn.lag.is_some() {
+            return false;
         }
-    }
-
-    /// Sends a frame to every connection but `except`.
-    pub(super) fn broadcast(&mut self, except: Option<ConnId>, frame: Bytes) {
-        let mut slow = Vec::new();
-        for (id, conn) in &self.conns {
-            if Some(*id) != except && conn.out.try_send(Outbound::Frame(frame.clone())).is_err() {
-                slow.push(*id);
+        match conn.out.try_send(Outbound::Frame(frame)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                conn.lag = Some(Lag::new(now));
+                false
+            }
+            Err(TrySendError::Closed(_)) => {
+                self.drop_slow(conn_id);
+                false
             }
         }
-        for id in slow {
-            self.drop_slow(id);
+    }
+
+    /// Sends a frame (awareness) to every connection but `except`; lagging ones skip it
+    /// (they get the whole awareness when they catch up).
+    pub(super) fn broadcast(&mut self, except: Option<ConnId>, frame: Bytes) {
+        let ids: Vec<ConnId> = self
+            .conns
+            .keys()
+            .copied()
+            .filter(|id| Some(*id) != except)
+            .collect();
+        for id in ids {
+            self.send(id, frame.clone());
         }
     }
 
-    /// A connection whose queue is full (or whose task ended) is dropped: its writer sees the
-    /// channel close and closes the socket with 1013; the client reconnects and resyncs.
+    /// Relays a durable document update (yrs v1) to every connection but `except`. A lagging
+    /// connection keeps it for its catch-up instead.
+    pub(super) fn relay_update(&mut self, except: Option<ConnId>, update: Bytes) {
+        let frame: Bytes = protocol::update(&update).into();
+        let now = Instant::now();
+        let mut gone = Vec::new();
+        for (id, conn) in &mut self.conns {
+            if Some(*id) == except {
+                continue;
+            }
+            if let Some(lag) = &mut conn.lag {
+                lag.miss(&update);
+                continue;
+            }
+            match conn.out.try_send(Outbound::Frame(frame.clone())) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    let mut lag = Lag::new(now);
+                    lag.miss(&update);
+                    conn.lag = Some(lag);
+                }
+                Err(TrySendError::Closed(_)) => gone.push(*id),
+            }
+        }
+        for id in gone {
+            self.drop_slow(id);
+        }
+        self.catch_up_lagging();
+    }
+
+    /// When the next check of lagging connections is due, if any lags.
+    pub(super) fn lag_check_due(&self) -> Option<Instant> {
+        self.conns
+            .values()
+            .any(|c| c.lag.is_some())
+            .then(|| self.lag_checked + LAG_CHECK_EVERY)
+    }
+
+    /// Sends each lagging connection whose queue has drained what it missed, as one merged
+    /// update; closes those stuck past the deadline or the byte bound.
+    pub(super) fn catch_up_lagging(&mut self) {
+        let now = Instant::now();
+        self.lag_checked = now;
+        let mut ready = Vec::new();
+        let mut stuck = Vec::new();
+        for (id, conn) in &self.conns {
+            let Some(lag) = &conn.lag else { continue };
+            if lag.bytes > MAX_LAG_BYTES || now.duration_since(lag.since) > LAG_DEADLINE {
+                stuck.push(*id);
+            } else if conn.out.capacity() >= OUTBOUND_CAPACITY / 2 {
+                ready.push(*id);
+            }
+        }
+        for id in stuck {
+            warn!(conn = id, "connection stuck behind the room; closing it");
+            self.close_conn(
+                id,
+                close::TRY_AGAIN_LATER,
+                "connection too slow for the room; reconnect".to_owned(),
+            );
+        }
+        for id in ready {
+            let Some(lag) = self.conns.get_mut(&id).and_then(|c| c.lag.take()) else {
+                continue;
+            };
+            let missed = lag.missed.len();
+            if missed > 0 {
+                let merged = match canvas_engine::yrs::merge_updates_v1(&lag.missed) {
+                    Ok(merged) => merged,
+                    Err(cause) => {
+                        warn!(conn = id, %cause, "cannot merge what a lagging connection missed");
+                        self.close_conn(
+                            id,
+                            close::TRY_AGAIN_LATER,
+                            "connection too slow for the room; reconnect".to_owned(),
+                        );
+                        continue;
+                    }
+                };
+                debug!(
+                    conn = id,
+                    missed,
+                    bytes = merged.len(),
+                    "lagging connection caught up"
+                );
+                if !self.send(id, protocol::update(&merged).into()) {
+                    // Full again at once: it lags from here, having missed all of it.
+                    if let Some(conn) = self.conns.get_mut(&id) {
+                        conn.lag = Some(lag);
+                    }
+                    continue;
+                }
+            }
+            let known = self.presence.full_update();
+            if !known.clients.is_empty() {
+                self.send(id, protocol::awareness(&known).into());
+            }
+            self.ack(id);
+        }
+    }
+
+    /// A connection whose task ended is dropped (its writer is gone).
     pub(super) fn drop_slow(&mut self, conn_id: ConnId) {
-        warn!(conn = conn_id, "connection cannot keep up; dropping it");
+        debug!(conn = conn_id, "connection gone; dropping it");
         self.leave(conn_id);
     }
 

@@ -149,8 +149,7 @@ impl Room {
             if let Some(done) = accepted.done {
                 let _ = done.send(());
             }
-            let frame: Bytes = protocol::update(&accepted.update).into();
-            self.broadcast(except, frame);
+            self.relay_update(except, Bytes::from(accepted.update));
             for (from, seq) in accepted.senders {
                 if let Some(conn) = self.conns.get_mut(&from) {
                     if conn.unsaved.front() == Some(&seq) {
@@ -184,9 +183,13 @@ impl Room {
         if !conn.wants_acks || through <= conn.acked {
             return;
         }
-        conn.acked = through;
         let frame: Bytes = protocol::encode_extension(&Extension::Ack(Ack { through })).into();
-        self.send(conn_id, frame);
+        // Not sent (the connection lags): it is sent again when the connection catches up.
+        if self.send(conn_id, frame)
+            && let Some(conn) = self.conns.get_mut(&conn_id)
+        {
+            conn.acked = through;
+        }
     }
 
     /// Writes everything queued, waiting for writes in flight. `Stop` if storage failed.

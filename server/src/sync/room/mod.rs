@@ -143,6 +143,8 @@ pub(super) struct Room {
     /// The durable log: queued updates, the write in flight, sequence numbers.
     log: DurableLog,
     idle_since: Option<Instant>,
+    /// When lagging connections were last checked for a drained queue.
+    lag_checked: Instant,
     /// The sharing settings as of the last change to them (the "before" of the next audit).
     last_sharing: Sharing,
     /// The canvas's version history, oldest first (its last number is `record.version`).
@@ -277,6 +279,7 @@ impl Room {
             presence_throttle: PresenceThrottle::default(),
             log,
             idle_since: Some(Instant::now()),
+            lag_checked: Instant::now(),
             versions,
             dirty_by: None,
             last_version_at: Instant::now(),
@@ -312,6 +315,7 @@ impl Room {
         loop {
             let idle_deadline = self.idle_since.map(|since| since + idle);
             let presence_due = self.presence_due();
+            let lag_due = self.lag_check_due();
             let flow = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -335,6 +339,10 @@ impl Room {
                 },
                 _ = sleep_until_opt(presence_due), if presence_due.is_some() => {
                     self.flush_presence();
+                    Flow::Continue
+                }
+                _ = sleep_until_opt(lag_due), if lag_due.is_some() => {
+                    self.catch_up_lagging();
                     Flow::Continue
                 }
                 _ = sleep_until_opt(idle_deadline), if idle_deadline.is_some() && self.log.is_idle() => {
