@@ -1,7 +1,8 @@
 //! The room's connections: joining (sync step 1 and the known awareness), leaving, the
 //! protocol messages they send, and sending frames to them.
 //!
-//! A connection that cannot keep up (its queue of [`OUTBOUND_CAPACITY`] frames is full) is
+//! A connection that cannot keep up (its queue of
+//! [`OUTBOUND_CAPACITY`](super::commands::OUTBOUND_CAPACITY) frames is full) is
 //! not dropped: it starts *lagging*. It gets no more frames; the durable updates it misses
 //! are kept (shared with every other lagging connection: they are the same `Bytes`), and once
 //! its queue has drained to half it gets them as one merged update, then the current
@@ -11,7 +12,7 @@
 
 use super::Room;
 use super::commands::close;
-use super::commands::{ConnId, JoinReply, JoinRequest, OUTBOUND_CAPACITY, Outbound};
+use super::commands::{ConnId, JoinReply, JoinRequest, Outbound};
 use super::presence::Budget;
 use crate::domain::{Actor, ProjectAccess, effective_role};
 use crate::sync::shared::{LiveKind, SharedOp};
@@ -292,7 +293,7 @@ impl Room {
             let Some(lag) = &conn.lag else { continue };
             if lag.bytes > MAX_LAG_BYTES || now.duration_since(lag.since) > LAG_DEADLINE {
                 stuck.push(*id);
-            } else if conn.out.capacity() >= OUTBOUND_CAPACITY / 2 {
+            } else if conn.out.capacity() >= conn.out.max_capacity() / 2 {
                 ready.push(*id);
             }
         }

@@ -103,7 +103,17 @@ async fn skip(by: Duration) {
 impl Harness {
     /// Joins connection `conn_id` as a new editor; returns where its frames arrive.
     async fn join_editor(&mut self, conn_id: ConnId, wants_acks: bool) -> mpsc::Receiver<Outbound> {
-        let (out, frames) = mpsc::channel(256);
+        self.join_editor_with_queue(conn_id, wants_acks, 256).await
+    }
+
+    /// [`Harness::join_editor`] with a queue of `capacity` frames.
+    async fn join_editor_with_queue(
+        &mut self,
+        conn_id: ConnId,
+        wants_acks: bool,
+        capacity: usize,
+    ) -> mpsc::Receiver<Outbound> {
+        let (out, frames) = mpsc::channel(capacity);
         let (reply, joined) = oneshot::channel();
         let request = JoinRequest {
             conn_id,
@@ -493,4 +503,92 @@ async fn a_rest_sharing_change_is_answered_with_its_audit_write() {
         panic!("the edit was not applied");
     };
     assert!(audited.is_none(), "no sharing change, no audit write");
+}
+
+/// A connection whose queue is full lags instead of being dropped: it gets nothing more
+/// until its queue drains, then what it missed as one update (applying everything it got
+/// gives the whole document); stuck past the deadline, it is closed with 1013.
+#[tokio::test]
+async fn a_lagging_connection_gets_one_merged_update_then_is_closed_if_stuck() {
+    use canvas_engine::yrs::updates::decoder::Decode;
+    use canvas_engine::yrs::{Doc, Map, ReadTxn, Transact, Update, WriteTxn};
+    let mut h = harness(config()).await;
+    let _writer = h.join_editor(1, false).await;
+    let mut slow = h.join_editor_with_queue(2, false, 4).await;
+    let author = Doc::with_client_id(9);
+    let edit = |h: &mut Harness, name: String| {
+        let mut txn = author.transact_mut();
+        let meta = txn.get_or_insert_map(canvas_engine::schema::META);
+        meta.insert(&mut txn, "name", name);
+        let update = txn.encode_update_v1();
+        drop(txn);
+        h.room.update(1, update);
+    };
+    for i in 0..20 {
+        edit(&mut h, format!("name {i}"));
+        assert!(matches!(
+            h.room.flush(&mut h.written_rx).await,
+            Flow::Continue
+        ));
+    }
+    let received = |slow: &mut mpsc::Receiver<Outbound>| {
+        let mut frames = Vec::new();
+        while let Ok(out) = slow.try_recv() {
+            match out {
+                Outbound::Frame(frame) => frames.push(frame),
+                Outbound::Close(code, reason) => panic!("closed: {code} {reason}"),
+            }
+        }
+        frames
+    };
+    let first = received(&mut slow);
+    assert_eq!(first.len(), 4, "the queue's worth, then nothing");
+    // Drained: the next check sends the rest as one update.
+    h.room.catch_up_lagging();
+    let rest = received(&mut slow);
+    assert_eq!(rest.len(), 1, "one merged update: {rest:?}");
+    let client = canvas_engine::new_doc();
+    for frame in first.iter().chain(&rest) {
+        if let Ok(canvas_engine::protocol::Message::Sync(
+            canvas_engine::yrs::sync::SyncMessage::Update(update),
+        )) = canvas_engine::protocol::decode(frame)
+        {
+            let update = Update::decode_v1(&update).expect("a valid update");
+            client.transact_mut().apply_update(update).expect("applies");
+        }
+    }
+    let txn = client.transact();
+    let name = txn
+        .get_map(canvas_engine::schema::META)
+        .and_then(|m| m.get(&txn, "name"))
+        .map(|v| v.to_string(&txn));
+    assert_eq!(name.as_deref(), Some("name 19"), "everything arrived");
+    drop(txn);
+
+    // Lagging again and never reading: closed with 1013 once the deadline passes.
+    for i in 20..30 {
+        edit(&mut h, format!("name {i}"));
+        assert!(matches!(
+            h.room.flush(&mut h.written_rx).await,
+            Flow::Continue
+        ));
+    }
+    skip(super::conns::LAG_DEADLINE + Duration::from_secs(1)).await;
+    h.room.catch_up_lagging();
+    assert!(!h.room.conns.contains_key(&2), "the room let it go");
+    // Its queue was full, so the close code may not fit: then the queue ends, which its
+    // writer answers with 1013 too (`sync::connection`).
+    let mut closed = None;
+    loop {
+        match slow.try_recv() {
+            Ok(Outbound::Close(code, _)) => closed = Some(code),
+            Ok(Outbound::Frame(_)) => {}
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) => panic!("the queue is still open"),
+        }
+    }
+    assert!(
+        matches!(closed, None | Some(close::TRY_AGAIN_LATER)),
+        "{closed:?}"
+    );
 }
