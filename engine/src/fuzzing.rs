@@ -232,6 +232,13 @@ pub fn inspect(data: &[u8]) {
     }
     DocIndex::build(one_by_one.doc()).expect("the index of an accepted document builds");
     materialise(one_by_one.doc());
+    // What the room checkpoints loads again, as the same document.
+    let reloaded =
+        CanvasDoc::from_stored(&one_by_one.encode_state(), []).expect("the snapshot loads");
+    assert!(
+        snapshot(&reloaded) == snapshot(&one_by_one),
+        "the snapshot loads as another document"
+    );
 
     // The room's way: batches, judged again after a change to sharing.
     let mut batched = seed_canvas();
@@ -320,8 +327,9 @@ pub fn awareness(data: &[u8]) {
 /// Applies `data` as an update to a fresh document when the engine's parser and yrs both
 /// accept it, and materialises the result (the JSON view, the index, the stored form).
 pub fn json(data: &[u8]) {
-    if inspect::locate(&DocIndex::default(), data).is_err() {
-        // Never applied by the server: neither inspected (refused as malformed) nor stored.
+    if inspect::locate(&DocIndex::default(), data).is_err() || inspect::holds_obsolete_json(data) {
+        // Never applied by the server: refused (malformed, or obsolete JSON content, which yrs
+        // would not read back from the snapshot), so never stored either.
         return;
     }
     let Ok(update) = Update::decode_v1(data) else {

@@ -335,6 +335,18 @@ pub(crate) fn locate(index: &DocIndex, update: &[u8]) -> Result<Inspection, Insp
     })
 }
 
+/// Whether an update parses and holds obsolete JSON content, which the rules refuse (yrs
+/// cannot read back what it stores of it). For the fuzz targets.
+pub(crate) fn holds_obsolete_json(update: &[u8]) -> bool {
+    parse_update(update).is_ok_and(|parsed| {
+        parsed.clients.iter().any(|c| {
+            c.blocks
+                .iter()
+                .any(|b| matches!(&b.kind, BlockKind::Item(data) if data.content == Content::Json))
+        })
+    })
+}
+
 impl DocIndex {
     /// Builds the index of a document from its full state.
     pub fn build(doc: &Doc) -> Result<DocIndex, InspectError> {

@@ -278,7 +278,10 @@ pub(crate) enum Content {
     Type(TypeKind),
     /// A subdocument.
     Doc,
-    /// Binary, embed, format or (obsolete) JSON content.
+    /// Obsolete JSON content (`ContentJSON`, Yjs before v13): yrs 0.28 reads one string more
+    /// than its count says, so what it stores it cannot read back (refused by the rules).
+    Json,
+    /// Binary, embed or format content.
     Other(&'static str),
 }
 
@@ -290,6 +293,7 @@ impl Content {
             Content::Any { .. } => "a value",
             Content::Type(kind) => kind.name(),
             Content::Doc => "a subdocument",
+            Content::Json => "obsolete JSON content",
             Content::Other(name) => name,
         }
     }
@@ -546,7 +550,7 @@ fn parse_content(dec: &mut Dec<'_>, info: u8) -> Result<(Content, u32), ParseErr
                 remaining -= 1;
                 count += 1;
             }
-            Ok((Content::Other("obsolete JSON content"), count))
+            Ok((Content::Json, count))
         }
         CONTENT_TYPE => {
             let kind = match TypeRef::decode(dec)? {
