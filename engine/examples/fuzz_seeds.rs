@@ -1,5 +1,7 @@
 //! Writes the fuzz seeds ([`canvas_engine::fuzzing::seeds`]: real frames, updates and
-//! awareness buffers made with the engine's encoders) into `<dir>/<target>/seed-<name>`.
+//! awareness buffers made with the engine's encoders) into `<dir>/<target>/seed-<name>`,
+//! leaving a seed that is already there as it is: the bytes differ from run to run (yrs
+//! orders map entries by hash), and the committed ones should not change each time.
 //!
 //! `cargo run -p canvas-engine --example fuzz_seeds -- fuzz/corpus` (scripts/fuzz.sh runs it).
 
@@ -15,6 +17,9 @@ fn main() -> ExitCode {
     for (target, name, bytes) in canvas_engine::fuzzing::seeds() {
         let folder = dir.join(target);
         let path = folder.join(format!("seed-{name}"));
+        if path.exists() {
+            continue;
+        }
         let result = std::fs::create_dir_all(&folder).and_then(|()| std::fs::write(&path, bytes));
         if let Err(e) = result {
             eprintln!("cannot write {}: {e}", path.display());
@@ -22,6 +27,6 @@ fn main() -> ExitCode {
         }
         written += 1;
     }
-    println!("{written} seeds written under {}", dir.display());
+    println!("{written} new seeds written under {}", dir.display());
     ExitCode::SUCCESS
 }
