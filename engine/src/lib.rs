@@ -21,11 +21,15 @@
 //!   forward edit.
 //! - [`attribution`]: the server-maintained `metadata` of each block (who created and last
 //!   changed it).
+//! - `fuzzing` (hidden, not API): the bodies of the fuzz targets in `fuzz/`, replayed by
+//!   `tests/fuzz_corpus.rs`.
 #![deny(missing_docs)]
 
 pub mod attribution;
 pub mod blocks;
 pub mod canvas;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod init;
 pub mod inspect;
 pub mod json;

@@ -206,8 +206,17 @@ fn read_state_vector(buf: &[u8]) -> Result<StateVector, ProtocolError> {
     Ok(entries.into_iter().collect())
 }
 
-/// Reads an awareness update like yrs's `AwarenessUpdate::decode`, with the same checks as
-/// [`read_state_vector`]. A later entry for the same client replaces an earlier one.
+/// Decodes an awareness update buffer (the body of an awareness message, or what another
+/// server node publishes) like yrs's `AwarenessUpdate::decode_v1`, but without trusting it:
+/// a client id above 2^53 - 1 is an error (yrs asserts on it in debug builds), the declared
+/// entry count reserves nothing (yrs reserves room for it up front: a few bytes could ask for
+/// gigabytes), and bytes left after the last entry are an error. A later entry for the same
+/// client replaces an earlier one.
+pub fn decode_awareness_update(buf: &[u8]) -> Result<AwarenessUpdate, ProtocolError> {
+    read_awareness(buf)
+}
+
+/// [`decode_awareness_update`].
 fn read_awareness(buf: &[u8]) -> Result<AwarenessUpdate, ProtocolError> {
     let mut cur = Cursor::new(buf);
     let len: u32 = cur.read_var().map_err(ProtocolError::from_read)?;
@@ -460,6 +469,29 @@ mod tests {
         f.write_var(MSG_AWARENESS);
         f.write_buf(&inner);
         assert!(matches!(decode(&f), Err(ProtocolError::Truncated(_))));
+    }
+
+    #[test]
+    fn awareness_buffers_decode_checked() {
+        let a = aw(&[(1, 2, r#"{"user":"a"}"#), (MAX_CLIENT_ID, 1, "null")]);
+        assert_eq!(decode_awareness_update(&a.encode_v1()).ok(), Some(a));
+        // client 2^60, clock 1, "{}": yrs's decoder asserts on it in debug builds
+        let mut wide = vec![1];
+        wide.write_var(1u64 << 60);
+        wide.extend([1, 2, b'{', b'}']);
+        assert!(matches!(
+            decode_awareness_update(&wide),
+            Err(ProtocolError::ClientIdOutOfRange(_))
+        ));
+        // 2^26 entries declared, none there: yrs reserves room for all of them first
+        assert!(matches!(
+            decode_awareness_update(&[0x80, 0x80, 0x80, 0x20]),
+            Err(ProtocolError::Truncated(_))
+        ));
+        assert!(matches!(
+            decode_awareness_update(&[0, 0]),
+            Err(ProtocolError::TrailingBytes(1))
+        ));
     }
 
     #[test]

@@ -897,3 +897,19 @@ fn block_metadata_cannot_be_forged() {
         ["b1"]
     );
 }
+
+/// Obsolete JSON content (Yjs before v13) is refused: yrs 0.28 reads it with one string more
+/// than it writes, so a canvas holding it would store a snapshot that does not load (found
+/// by the `json` fuzz target).
+#[test]
+fn obsolete_json_content_is_refused() {
+    let server = seeded();
+    // client 20, clock 0: meta.k = ContentJSON as yrs reads it (count 0, then one string)
+    let update = b"\x01\x01\x14\x00\x22\x01\x04meta\x01k\x00\x011\x00";
+    assert!(Update::decode_v1(update).is_ok(), "yrs decodes it");
+    let r = server
+        .inspect(Role::Owner, update)
+        .expect_err("obsolete JSON content");
+    assert_eq!(r.code, RefusalCode::InvalidSchema, "{r}");
+    assert!(r.message.contains("obsolete JSON content"), "{r}");
+}

@@ -104,12 +104,16 @@ fn parse_simple(index: &DocIndex, bytes: &[u8]) -> Option<SimpleRun> {
     // the delete set: ranges of items the index knows, all in the same sequence content
     let ds_clients: u32 = dec.read_var().ok()?;
     let mut deletes = Vec::new();
+    // every client named, with or without ranges (found by fuzzing: a client named twice
+    // with no ranges went through here, while the general path refuses it)
+    let mut seen = Vec::new();
     let mut changes = run.is_some();
     for _ in 0..ds_clients {
         let client = dec.read_client().ok()?;
-        if deletes.iter().any(|(c, _, _)| *c == client) {
+        if seen.contains(&client) {
             return None; // the general path refuses this as malformed
         }
+        seen.push(client);
         let ranges: u32 = dec.read_var().ok()?;
         for _ in 0..ranges {
             let start: u32 = dec.read_ds_clock().ok()?;

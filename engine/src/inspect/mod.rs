@@ -335,6 +335,18 @@ pub(crate) fn locate(index: &DocIndex, update: &[u8]) -> Result<Inspection, Insp
     })
 }
 
+/// Whether an update parses and holds obsolete JSON content, which the rules refuse (yrs
+/// cannot read back what it stores of it). For the fuzz targets.
+pub(crate) fn holds_obsolete_json(update: &[u8]) -> bool {
+    parse_update(update).is_ok_and(|parsed| {
+        parsed.clients.iter().any(|c| {
+            c.blocks
+                .iter()
+                .any(|b| matches!(&b.kind, BlockKind::Item(data) if data.content == Content::Json))
+        })
+    })
+}
+
 impl DocIndex {
     /// Builds the index of a document from its full state.
     pub fn build(doc: &Doc) -> Result<DocIndex, InspectError> {
@@ -448,6 +460,36 @@ impl DocIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing: a typing update whose delete set names one client twice, with no
+    /// ranges, was accepted by the fast path and refused as malformed by the general one.
+    #[test]
+    fn a_client_named_twice_in_the_delete_set_is_malformed_on_both_paths() {
+        use crate::fuzzing::{seed_canvas, seeds, split_updates};
+        let canvas = seed_canvas();
+        let seeds = seeds();
+        let (.., typing) = seeds
+            .iter()
+            .find(|(t, name, _)| *t == "inspect" && name == "typing")
+            .expect("a typing seed");
+        let [(role, update)] = split_updates(typing)[..] else {
+            panic!("one update");
+        };
+        let fast = inspect_with(canvas.doc(), canvas.index(), role, update, true);
+        assert!(fast.is_ok_and(|i| !i.is_noop()), "typing is accepted");
+        // the delete set: no clients -> client 0 with no ranges, twice
+        assert_eq!(update.last(), Some(&0));
+        let mut twice = update[..update.len() - 1].to_vec();
+        twice.extend([2, 0, 0, 0, 0]);
+        for fast_path in [true, false] {
+            let r = inspect_with(canvas.doc(), canvas.index(), role, &twice, fast_path);
+            assert_eq!(
+                r.map(|i| i.is_noop()).map_err(|e| e.code),
+                Err(RefusalCode::MalformedUpdate),
+                "fast path: {fast_path}"
+            );
+        }
+    }
 
     #[test]
     fn codes_have_wire_names() {

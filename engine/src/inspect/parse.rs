@@ -8,7 +8,9 @@
 //! - client ids must fit in 53 bits (`ClientID::new` has a `debug_assert` on that);
 //! - clock arithmetic is checked (yrs adds `clock + len` unchecked);
 //! - `Any` values are pre-scanned iteratively with a nesting limit before yrs decodes them
-//!   (yrs's `Any::decode` recurses without limit: a deep value would overflow the stack);
+//!   (yrs's `Any::decode` recurses without limit: a deep value would overflow the stack), and
+//!   an integer in them may take at most 10 bytes (yrs's `read_var_i64` shifts an 11th byte
+//!   by 69 bits: a panic with overflow checks, as in debug builds; found by fuzzing);
 //! - a client may appear only once among the blocks and once in the delete set.
 //!
 //! Everything this parser accepts, yrs's own `Update::decode_v1` accepts too.
@@ -22,6 +24,9 @@ use yrs::{Any, ClientID, ID};
 
 /// Largest client id a Yjs peer may use (53 bits).
 const MAX_CLIENT: u64 = (1u64 << 53) - 1;
+/// Longest signed var int accepted inside an `Any` value (yrs's `read_var_i64` overflows its
+/// shift on an 11th byte).
+const MAX_VAR_INT_BYTES: usize = 10;
 /// Deepest nesting of arrays and maps accepted inside one `Any` value.
 const MAX_ANY_DEPTH: usize = 64;
 
@@ -95,13 +100,15 @@ impl<'a> Dec<'a> {
             match self.read_u8()? {
                 127 | 126 | 121 | 120 => {}
                 125 => {
-                    // signed var int: continuation bit 0x80 on every byte but the last
-                    let mut n = 0;
+                    // signed var int: continuation bit 0x80 on every byte but the last. yrs
+                    // shifts the 11th byte by 69 bits, which panics with overflow checks
+                    // (debug builds): at most 10 bytes, 64 bits and more than any JS number.
+                    let mut bytes = 1;
                     while self.read_u8()? & 0x80 != 0 {
-                        n += 1;
-                        if n > 10 {
+                        if bytes == MAX_VAR_INT_BYTES {
                             return Err(ReadError::InvalidVarInt);
                         }
+                        bytes += 1;
                     }
                 }
                 124 => {
@@ -271,7 +278,10 @@ pub(crate) enum Content {
     Type(TypeKind),
     /// A subdocument.
     Doc,
-    /// Binary, embed, format or (obsolete) JSON content.
+    /// Obsolete JSON content (`ContentJSON`, Yjs before v13): yrs 0.28 reads one string more
+    /// than its count says, so what it stores it cannot read back (refused by the rules).
+    Json,
+    /// Binary, embed or format content.
     Other(&'static str),
 }
 
@@ -283,6 +293,7 @@ impl Content {
             Content::Any { .. } => "a value",
             Content::Type(kind) => kind.name(),
             Content::Doc => "a subdocument",
+            Content::Json => "obsolete JSON content",
             Content::Other(name) => name,
         }
     }
@@ -539,7 +550,7 @@ fn parse_content(dec: &mut Dec<'_>, info: u8) -> Result<(Content, u32), ParseErr
                 remaining -= 1;
                 count += 1;
             }
-            Ok((Content::Other("obsolete JSON content"), count))
+            Ok((Content::Json, count))
         }
         CONTENT_TYPE => {
             let kind = match TypeRef::decode(dec)? {
@@ -614,6 +625,46 @@ mod tests {
         assert_eq!(blocks[0].len, 8);
         assert_eq!(parsed.clients[0].blocks.last().map(Block::end), Some(10));
         assert!(!parsed.deletes.is_empty());
+    }
+
+    /// One block of `Any` content in root map `m`, key `k`, holding the integer `int` (a
+    /// signed var int as encoded, with its 125 tag).
+    fn any_update(int: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![
+            1,
+            1,
+            5,
+            0,
+            CONTENT_ANY | HAS_PARENT_SUB,
+            1,
+            1,
+            b'm',
+            1,
+            b'k',
+            1,
+            125,
+        ];
+        bytes.extend(int);
+        bytes.push(0);
+        bytes
+    }
+
+    #[test]
+    fn refuses_integers_longer_than_ten_bytes() {
+        let ten = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        let ok = any_update(&ten);
+        assert!(parse_update(&ok).is_ok());
+        assert!(
+            yrs::Update::decode_v1(&ok).is_ok(),
+            "yrs reads ten bytes too"
+        );
+        // the 11th byte is the one yrs shifts by 69 bits
+        let eleven = [
+            0x80, 0xf4, 0xd7, 0xed, 0xff, 0xfe, 0xf5, 0xfd, 0x92, 0xa0, 0x01,
+        ];
+        assert!(parse_update(&any_update(&eleven)).is_err());
+        assert!(parse_update(&any_update(&[0x80; 12])).is_err());
+        assert!(parse_update(&any_update(&[0x7d])).is_ok());
     }
 
     #[test]

@@ -8,8 +8,6 @@ use super::commands::{ConnId, RoomCmd};
 use crate::sync::shared::{AccessChange, LiveKind, SharedOp, decode_live, encode_live};
 use canvas_engine::canvas::DocError;
 use canvas_engine::protocol::{self};
-use canvas_engine::yrs::sync::awareness::AwarenessUpdate;
-use canvas_engine::yrs::updates::decoder::Decode;
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -60,9 +58,14 @@ impl Room {
                 }
             },
             LiveKind::Awareness => {
-                let Ok(update) = AwarenessUpdate::decode_v1(&payload) else {
-                    warn!("bad awareness from another node");
-                    return;
+                // Checked like a client's (no client id above 53 bits, no reservation for
+                // a declared count): yrs's own decoder trusts what it reads.
+                let update = match protocol::decode_awareness_update(&payload) {
+                    Ok(update) => update,
+                    Err(cause) => {
+                        warn!(%cause, "bad awareness from another node");
+                        return;
+                    }
                 };
                 let change = self.presence.apply(&update);
                 for id in change.added.iter().chain(&change.updated) {

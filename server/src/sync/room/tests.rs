@@ -425,6 +425,41 @@ async fn a_burst_of_cursor_moves_writes_the_presence_store_twice() {
     assert_eq!(h.room.presence_due(), None);
 }
 
+/// Awareness published by another node is decoded without trusting it (found by the
+/// `awareness` fuzz target): a client id above 53 bits made yrs's decoder assert, and a
+/// declared entry count with nothing behind it made it reserve room for all of them.
+#[tokio::test]
+async fn a_bad_awareness_payload_from_another_node_is_dropped() {
+    use crate::sync::shared::LiveKind;
+    use canvas_engine::yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
+    use canvas_engine::yrs::updates::encoder::Encode;
+    let mut h = harness(config()).await;
+    // one entry: client 2^60, clock 1, state "{}"
+    let too_wide = vec![
+        1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10, 1, 2, b'{', b'}',
+    ];
+    // 2^26 entries declared, none there
+    let too_many = vec![0x80, 0x80, 0x80, 0x20];
+    for payload in [too_wide, too_many] {
+        h.room.remote(LiveKind::Awareness, payload).await;
+    }
+    assert!(h.room.presence.is_empty());
+    let good = AwarenessUpdate {
+        clients: HashMap::from([(
+            ClientID::new(77),
+            AwarenessUpdateEntry {
+                clock: 1,
+                json: r#"{"cursor":null}"#.into(),
+            },
+        )]),
+    };
+    h.room.remote(LiveKind::Awareness, good.encode_v1()).await;
+    assert!(
+        h.room.presence.contains(ClientID::new(77)),
+        "the room goes on"
+    );
+}
+
 #[tokio::test]
 async fn updates_are_acknowledged_once_durable_and_not_before() {
     use canvas_engine::protocol::{Ack, Extension, encode_extension};
