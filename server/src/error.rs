@@ -227,6 +227,15 @@ pub struct InternalCause(pub Arc<dyn std::error::Error + Send + Sync + 'static>)
 impl std::fmt::Display for InternalCause {
     /// The error and each of its sources, outermost first: `a: b: c`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Chain(&*self.0).fmt(f)
+    }
+}
+
+/// Displays an error and each of its sources, outermost first: `a: b: c`.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'a));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.0)?;
         let mut source = self.0.source();
         while let Some(cause) = source {

@@ -45,11 +45,7 @@ impl PrivateRedis {
     }
 
     async fn start() -> PrivateRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         Self::start_on(port).await
     }
 
@@ -57,6 +53,24 @@ impl PrivateRedis {
         self.child.kill().await.unwrap();
         self.port
     }
+}
+
+/// A free port on 127.0.0.1 (for a private service to listen on).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `/readyz` until it says `service` is down; returns the body.
+async fn wait_down(api: &Api, service: &str) -> serde_json::Value {
+    let body = wait_ready(api, 503).await;
+    assert_eq!(body["status"], "unavailable", "{body}");
+    let state = body["services"][service].as_str().unwrap_or_default();
+    assert!(state.starts_with("unavailable"), "{body}");
+    body
 }
 
 /// Polls `/readyz` until its status is `want`; returns the body.
@@ -91,15 +105,7 @@ async fn a_redis_outage_is_a_retry_not_a_bad_token() {
     let mut open = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
 
     let port = redis.stop().await;
-    let body = wait_ready(&team.api, 503).await;
-    assert_eq!(body["status"], "unavailable", "{body}");
-    assert!(
-        body["services"]["redis"]
-            .as_str()
-            .unwrap()
-            .starts_with("unavailable"),
-        "{body}"
-    );
+    let body = wait_down(&team.api, "redis").await;
     assert_eq!(body["services"]["sqlite"], "ok", "{body}");
     let (status, _) = team.api.get("/healthz", None).await;
     assert_eq!(status, 200, "liveness holds through the outage");
@@ -206,11 +212,7 @@ impl PrivateMongo {
 #[tokio::test]
 async fn a_mongodb_outage_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mongo = PrivateMongo::start_on(port, dir.path()).await;
     let uri = format!(
         "mongodb://127.0.0.1:{}/canvas_fault?directConnection=true",
@@ -236,14 +238,7 @@ async fn a_mongodb_outage_loses_nothing_acknowledged() {
     let mut refused = WsClient::connect(&url).await;
     let (code, reason) = refused.wait_closed().await;
     assert_eq!(code, 1011, "{reason}");
-    let body = wait_ready(&team.api, 503).await;
-    assert!(
-        body["services"]["mongodb"]
-            .as_str()
-            .unwrap()
-            .starts_with("unavailable"),
-        "{body}"
-    );
+    wait_down(&team.api, "mongodb").await;
     let (status, _) = team.api.get("/healthz", None).await;
     assert_eq!(status, 200);
 
@@ -320,11 +315,7 @@ impl PrivatePostgres {
                 .unwrap();
             assert!(chown.success(), "chown to postgres");
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let pg = PrivatePostgres {
             bindir: Self::bindir(),
             dir,
@@ -406,14 +397,7 @@ async fn a_postgresql_outage_is_503_and_open_sessions_go_on() {
     })
     .await
     .unwrap();
-    let body = wait_ready(&team.api, 503).await;
-    assert!(
-        body["services"]["postgresql"]
-            .as_str()
-            .unwrap()
-            .starts_with("unavailable"),
-        "{body}"
-    );
+    wait_down(&team.api, "postgresql").await;
     let (status, body) = team
         .api
         .get("/api/v1/projects", Some(&team.owner.token))

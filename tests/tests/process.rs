@@ -161,14 +161,7 @@ async fn sigterm_stops_cleanly_and_keeps_acknowledged_edits() {
     assert!(status.success(), "exit status {status}");
 
     let server = start(dir.path());
-    let resp = http
-        .get(format!("{}/api/v1/canvases/{canvas_id}", server.base))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let view: Value = resp.json().await.unwrap();
+    let view = canvas_view(&http, &server.base, &canvas_id, &token).await;
     assert_eq!(view["blocks"][0]["id"], "kept", "{view}");
     assert_eq!(
         view["blocks"][0]["position"],
@@ -208,6 +201,18 @@ async fn setup_canvas(http: &reqwest::Client, base: &str) -> (String, String) {
     )
     .await;
     (token, canvas["id"].as_str().unwrap().to_owned())
+}
+
+/// The canvas's JSON view, read over REST.
+async fn canvas_view(http: &reqwest::Client, base: &str, canvas_id: &str, token: &str) -> Value {
+    let resp = http
+        .get(format!("{base}/api/v1/canvases/{canvas_id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
 }
 
 /// Streams block-adding updates and kills the server with SIGKILL once some
@@ -294,14 +299,7 @@ async fn crash_mid_stream(env: &[(String, String)], cycles: u64) {
         acked_ids.extend(ids.into_iter().take((acked - 1) as usize));
 
         server = start_with(dir.path(), env);
-        let resp = http
-            .get(format!("{}/api/v1/canvases/{canvas_id}", server.base))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        let view: Value = resp.json().await.unwrap();
+        let view = canvas_view(&http, &server.base, &canvas_id, &token).await;
         let present: std::collections::HashSet<String> = view["blocks"]
             .as_array()
             .unwrap()

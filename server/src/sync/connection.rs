@@ -368,24 +368,9 @@ fn admission_failure(error: crate::error::ApiError) -> (u16, String) {
     match error {
         crate::error::ApiError::Unauthorized(reason) => (close::UNAUTHORIZED, reason),
         other => {
-            tracing::warn!(cause = %ErrorChain(&other), "cannot authenticate a connection");
+            tracing::warn!(cause = %crate::error::Chain(&other), "cannot authenticate a connection");
             (close::INTERNAL, RETRY_REASON.to_owned())
         }
-    }
-}
-
-/// Displays an error with its causes.
-struct ErrorChain<'a>(&'a dyn std::error::Error);
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
     }
 }
 

@@ -68,6 +68,9 @@ pub const LAG_DEADLINE: Duration = Duration::from_secs(30);
 /// resyncing costs it less than the room holding them.
 pub const MAX_LAG_BYTES: usize = 32 * 1024 * 1024;
 
+/// The close reason of a connection stuck behind its room.
+const STUCK: &str = "connection too slow for the room; reconnect";
+
 /// What a lagging connection missed.
 #[derive(Debug)]
 pub(super) struct Lag {
@@ -92,7 +95,32 @@ impl Lag {
     }
 }
 
+/// What became of a frame offered to a connection.
+enum Offer {
+    Sent,
+    /// Not sent: the connection lags (and keeps the frame's document update, if any).
+    Lagging,
+    /// Its writer is gone.
+    Gone,
+}
+
 impl Conn {
+    /// Queues a frame, unless the connection lags; a full queue starts the lag. `update` is
+    /// the document update the frame carries, kept for the catch-up when not sent.
+    fn offer(&mut self, frame: &Bytes, update: Option<&Bytes>, now: Instant) -> Offer {
+        if self.lag.is_none() {
+            match self.out.try_send(Outbound::Frame(frame.clone())) {
+                Ok(()) => return Offer::Sent,
+                Err(TrySendError::Full(_)) => self.lag = Some(Lag::new(now)),
+                Err(TrySendError::Closed(_)) => return Offer::Gone,
+            }
+        }
+        if let (Some(lag), Some(update)) = (&mut self.lag, update) {
+            lag.miss(update);
+        }
+        Offer::Lagging
+    }
+
     /// Everything up to this sequence number is durable or was refused.
     pub(super) fn ack_target(&self) -> u64 {
         self.unsaved
@@ -214,16 +242,13 @@ impl Room {
         let Some(conn) = self.conns.get_mut(&conn_id) else {
             return false;
         };
-        if conn.lag.is_some() {
-            return false;
-        }
-        match conn.out.try_send(Outbound::Frame(frame)) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                conn.lag = Some(Lag::new(now));
+        match conn.offer(&frame, None, now) {
+            Offer::Sent => true,
+            Offer::Lagging => {
+                self.lag_check_at.get_or_insert(now + LAG_CHECK_EVERY);
                 false
             }
-            Err(TrySendError::Closed(_)) => {
+            Offer::Gone => {
                 self.drop_slow(conn_id);
                 false
             }
@@ -233,60 +258,52 @@ impl Room {
     /// Sends a frame (awareness) to every connection but `except`; lagging ones skip it
     /// (they get the whole awareness when they catch up).
     pub(super) fn broadcast(&mut self, except: Option<ConnId>, frame: Bytes) {
-        let ids: Vec<ConnId> = self
-            .conns
-            .keys()
-            .copied()
-            .filter(|id| Some(*id) != except)
-            .collect();
-        for id in ids {
-            self.send(id, frame.clone());
-        }
+        self.offer_all(except, &frame, None);
     }
 
     /// Relays a durable document update (yrs v1) to every connection but `except`. A lagging
     /// connection keeps it for its catch-up instead.
     pub(super) fn relay_update(&mut self, except: Option<ConnId>, update: Bytes) {
         let frame: Bytes = protocol::update(&update).into();
+        self.offer_all(except, &frame, Some(&update));
+        // A busy room may never reach its timer: check the lagging ones here once due.
+        if self.lag_check_at.is_some_and(|at| at <= Instant::now()) {
+            self.catch_up_lagging();
+        }
+    }
+
+    fn offer_all(&mut self, except: Option<ConnId>, frame: &Bytes, update: Option<&Bytes>) {
         let now = Instant::now();
+        let mut lagging = false;
         let mut gone = Vec::new();
         for (id, conn) in &mut self.conns {
             if Some(*id) == except {
                 continue;
             }
-            if let Some(lag) = &mut conn.lag {
-                lag.miss(&update);
-                continue;
+            match conn.offer(frame, update, now) {
+                Offer::Sent => {}
+                Offer::Lagging => lagging = true,
+                Offer::Gone => gone.push(*id),
             }
-            match conn.out.try_send(Outbound::Frame(frame.clone())) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    let mut lag = Lag::new(now);
-                    lag.miss(&update);
-                    conn.lag = Some(lag);
-                }
-                Err(TrySendError::Closed(_)) => gone.push(*id),
-            }
+        }
+        if lagging {
+            self.lag_check_at.get_or_insert(now + LAG_CHECK_EVERY);
         }
         for id in gone {
             self.drop_slow(id);
         }
-        self.catch_up_lagging();
     }
 
     /// When the next check of lagging connections is due, if any lags.
     pub(super) fn lag_check_due(&self) -> Option<Instant> {
-        self.conns
-            .values()
-            .any(|c| c.lag.is_some())
-            .then(|| self.lag_checked + LAG_CHECK_EVERY)
+        self.lag_check_at
     }
 
     /// Sends each lagging connection whose queue has drained what it missed, as one merged
     /// update; closes those stuck past the deadline or the byte bound.
     pub(super) fn catch_up_lagging(&mut self) {
         let now = Instant::now();
-        self.lag_checked = now;
+        self.lag_check_at = None;
         let mut ready = Vec::new();
         let mut stuck = Vec::new();
         for (id, conn) in &self.conns {
@@ -299,11 +316,7 @@ impl Room {
         }
         for id in stuck {
             warn!(conn = id, "connection stuck behind the room; closing it");
-            self.close_conn(
-                id,
-                close::TRY_AGAIN_LATER,
-                "connection too slow for the room; reconnect".to_owned(),
-            );
+            self.close_conn(id, close::TRY_AGAIN_LATER, STUCK.to_owned());
         }
         for id in ready {
             let Some(lag) = self.conns.get_mut(&id).and_then(|c| c.lag.take()) else {
@@ -315,11 +328,7 @@ impl Room {
                     Ok(merged) => merged,
                     Err(cause) => {
                         warn!(conn = id, %cause, "cannot merge what a lagging connection missed");
-                        self.close_conn(
-                            id,
-                            close::TRY_AGAIN_LATER,
-                            "connection too slow for the room; reconnect".to_owned(),
-                        );
+                        self.close_conn(id, close::TRY_AGAIN_LATER, STUCK.to_owned());
                         continue;
                     }
                 };
@@ -342,6 +351,9 @@ impl Room {
                 self.send(id, protocol::awareness(&known).into());
             }
             self.ack(id);
+        }
+        if self.conns.values().any(|c| c.lag.is_some()) {
+            self.lag_check_at.get_or_insert(now + LAG_CHECK_EVERY);
         }
     }
 

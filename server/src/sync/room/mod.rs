@@ -143,8 +143,8 @@ pub(super) struct Room {
     /// The durable log: queued updates, the write in flight, sequence numbers.
     log: DurableLog,
     idle_since: Option<Instant>,
-    /// When lagging connections were last checked for a drained queue.
-    lag_checked: Instant,
+    /// When lagging connections are next checked for a drained queue (`None`: none lags).
+    lag_check_at: Option<Instant>,
     /// The sharing settings as of the last change to them (the "before" of the next audit).
     last_sharing: Sharing,
     /// The canvas's version history, oldest first (its last number is `record.version`).
@@ -279,7 +279,7 @@ impl Room {
             presence_throttle: PresenceThrottle::default(),
             log,
             idle_since: Some(Instant::now()),
-            lag_checked: Instant::now(),
+            lag_check_at: None,
             versions,
             dirty_by: None,
             last_version_at: Instant::now(),

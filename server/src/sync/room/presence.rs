@@ -65,6 +65,25 @@ impl Budget {
     }
 }
 
+/// A connection's presence entry from its awareness state (JSON): its `cursor` and
+/// `selection`, null when absent.
+fn presence_entry(
+    conn: &super::conns::Conn,
+    state: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> PresenceEntry {
+    let state: serde_json::Value = state
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default();
+    PresenceEntry {
+        user_id: conn.user_id,
+        username: conn.username.clone(),
+        cursor: state.get("cursor").cloned().unwrap_or_default(),
+        selection: state.get("selection").cloned().unwrap_or_default(),
+        last_seen: now,
+    }
+}
+
 /// The presence throttle: at most one write per user per [`PUT_INTERVAL`]; the latest entry
 /// held back is written once the interval is over, so the shared store ends with the last
 /// cursor, not a stale one.
@@ -138,25 +157,8 @@ impl Room {
         let Some(conn) = self.conns.get(&conn_id) else {
             return;
         };
-        let state = changed
-            .iter()
-            .rev()
-            .find_map(|id| self.presence.state(*id))
-            .and_then(|json| serde_json::from_str::<serde_json::Value>(json).ok())
-            .unwrap_or(serde_json::Value::Null);
-        let entry = PresenceEntry {
-            user_id: conn.user_id,
-            username: conn.username.clone(),
-            cursor: state
-                .get("cursor")
-                .cloned()
-                .unwrap_or(serde_json::Value::Null),
-            selection: state
-                .get("selection")
-                .cloned()
-                .unwrap_or(serde_json::Value::Null),
-            last_seen: chrono::Utc::now(),
-        };
+        let state = changed.iter().rev().find_map(|id| self.presence.state(*id));
+        let entry = presence_entry(conn, state, chrono::Utc::now());
         if let Some(entry) = self.presence_throttle.offer(entry, Instant::now()) {
             self.shared_writer.send(SharedOp::Put(entry));
         }
@@ -169,28 +171,17 @@ impl Room {
         let now = chrono::Utc::now();
         for conn in self.conns.values() {
             // As in the store: a user is listed once one of their connections announced an
-            // awareness state.
-            let Some(state) = conn
-                .clients
-                .iter()
-                .filter_map(|id| self.presence.state(*id))
-                .filter_map(|json| serde_json::from_str::<serde_json::Value>(json).ok())
-                .next()
-            else {
+            // awareness state; a connection with a cursor or selection wins.
+            let Some(state) = conn.clients.iter().find_map(|id| self.presence.state(*id)) else {
                 continue;
             };
-            let cursor = state.get("cursor").cloned().unwrap_or_default();
-            let selection = state.get("selection").cloned().unwrap_or_default();
-            let entry = users.entry(conn.user_id).or_insert_with(|| PresenceEntry {
-                user_id: conn.user_id,
-                username: conn.username.clone(),
-                cursor: serde_json::Value::Null,
-                selection: serde_json::Value::Null,
-                last_seen: now,
-            });
-            if !cursor.is_null() || !selection.is_null() {
-                entry.cursor = cursor;
-                entry.selection = selection;
+            let entry = presence_entry(conn, Some(state), now);
+            let bare = entry.cursor.is_null() && entry.selection.is_null();
+            match users.entry(conn.user_id) {
+                std::collections::hash_map::Entry::Occupied(_) if bare => {}
+                slot => {
+                    slot.insert_entry(entry);
+                }
             }
         }
         let mut entries: Vec<PresenceEntry> = users.into_values().collect();

@@ -91,6 +91,15 @@ async fn harness_over(
     }
 }
 
+/// A client's update renaming the canvas (`meta.name`), made on `author`'s document.
+fn rename(author: &canvas_engine::yrs::Doc, name: &str) -> Vec<u8> {
+    use canvas_engine::yrs::{Map, Transact, WriteTxn};
+    let mut txn = author.transact_mut();
+    let meta = txn.get_or_insert_map(canvas_engine::schema::META);
+    meta.insert(&mut txn, "name", name);
+    txn.encode_update_v1()
+}
+
 /// Moves the room's clock (tokio's) forward by `by` at once. The clock runs between skips:
 /// the embedded store's pool has timeouts that a clock left paused would fire while it waits
 /// for its SQLite thread.
@@ -463,18 +472,13 @@ async fn a_bad_awareness_payload_from_another_node_is_dropped() {
 #[tokio::test]
 async fn updates_are_acknowledged_once_durable_and_not_before() {
     use canvas_engine::protocol::{Ack, Extension, encode_extension};
-    use canvas_engine::yrs::{Doc, Map, WriteTxn};
+    use canvas_engine::yrs::Doc;
     let mut h = harness(config()).await;
     let mut frames = h.join_editor(1, true).await;
     while frames.try_recv().is_ok() {} // the room's sync step 1
     let author = Doc::with_client_id(9);
     for name in ["a", "b"] {
-        let mut txn = author.transact_mut();
-        let meta = txn.get_or_insert_map(canvas_engine::schema::META);
-        meta.insert(&mut txn, "name", name);
-        let update = txn.encode_update_v1();
-        drop(txn);
-        h.room.update(1, update);
+        h.room.update(1, rename(&author, name));
     }
     assert!(
         frames.try_recv().is_err(),
@@ -546,19 +550,12 @@ async fn a_rest_sharing_change_is_answered_with_its_audit_write() {
 #[tokio::test]
 async fn a_lagging_connection_gets_one_merged_update_then_is_closed_if_stuck() {
     use canvas_engine::yrs::updates::decoder::Decode;
-    use canvas_engine::yrs::{Doc, Map, ReadTxn, Transact, Update, WriteTxn};
+    use canvas_engine::yrs::{Doc, Map, ReadTxn, Transact, Update};
     let mut h = harness(config()).await;
     let _writer = h.join_editor(1, false).await;
     let mut slow = h.join_editor_with_queue(2, false, 4).await;
     let author = Doc::with_client_id(9);
-    let edit = |h: &mut Harness, name: String| {
-        let mut txn = author.transact_mut();
-        let meta = txn.get_or_insert_map(canvas_engine::schema::META);
-        meta.insert(&mut txn, "name", name);
-        let update = txn.encode_update_v1();
-        drop(txn);
-        h.room.update(1, update);
-    };
+    let edit = |h: &mut Harness, name: String| h.room.update(1, rename(&author, &name));
     for i in 0..20 {
         edit(&mut h, format!("name {i}"));
         assert!(matches!(
