@@ -76,6 +76,7 @@ export interface SharingGrant {
 export interface SharingSettings {
   visibility: 'private' | 'team' | 'public' | (string & {})
   permissions: SharingGrant[]
+  /** The public link's id (not its token, which only admins read through `getSharing`). */
   public_link: string | null
   embed_settings: { enabled: boolean, allowed_domains: string[] }
 }

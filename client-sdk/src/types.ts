@@ -108,6 +108,7 @@ export interface CanvasJson {
   sharing: {
     visibility: string
     permissions: Array<{ user_id: string, role: string, granted_at?: string, granted_by?: string }>
+    /** The public link's id, or null: never its token. */
     public_link: string | null
     embed_settings: { enabled: boolean, allowed_domains: string[] }
   }

@@ -5,7 +5,8 @@
 //! - `meta` (Map): `name`, `description`, `project_id`, `owner_id`, `tags` (Array of strings).
 //! - `layout` (Map): `type` ("grid"), `columns` (12), `rowHeight` (50), `breakpoints` (Map).
 //! - `blocks` (Map: block id -> Map with `id`, `type`, `position`, `content`, `metadata`).
-//! - `sharing` (Map): `visibility`, `permissions` (Map user id -> Map), `public_link`,
+//! - `sharing` (Map): `visibility`, `permissions` (Map user id -> Map), `public_link` (an id,
+//!   never the token),
 //!   `embed_settings` (Map).
 //!
 //! Text offsets are UTF-16 code units, as in Yjs: every canvas document, the server's and

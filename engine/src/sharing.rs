@@ -81,7 +81,8 @@ pub struct Sharing {
     pub visibility: Visibility,
     /// Grants, sorted by user id.
     pub grants: Vec<Grant>,
-    /// The public link token, if any.
+    /// The public link's id, if any: a non-secret handle that changes whenever the link is
+    /// replaced. The token itself is kept by the server, never in the document.
     pub public_link: Option<String>,
     /// Whether embedding is allowed.
     pub embed_enabled: bool,

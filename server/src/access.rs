@@ -63,7 +63,10 @@ pub async fn canvas_access(
 }
 
 /// Access of an anonymous caller who presents a public link token: nothing but what the
-/// link gives (a random user id keeps their presence apart from others').
+/// link gives (a random user id keeps their presence apart from others'). The token is
+/// compared with the one the server keeps ([`canvas_storage::PublicLink`]); when it matches,
+/// the access carries the link's id, which [`crate::domain::effective_role`] compares with the
+/// document's `sharing.public_link`, so replacing or revoking the link ends it everywhere.
 pub async fn link_access(
     storage: &Storage,
     canvas_id: Uuid,
@@ -81,14 +84,50 @@ pub async fn link_access(
         .await?
         .ok_or_else(not_found)?;
     let archived = project.is_archived;
+    let matched = matched_link(storage, canvas_id, link).await?;
     Ok(CanvasAccess {
         canvas,
         project,
         access: ProjectAccess {
             user_id: Uuid::new_v4(),
             archived,
-            link: Some(link.to_owned()),
+            link: matched,
             ..ProjectAccess::default()
         },
     })
+}
+
+/// The id of the canvas's public link when `token` is its token, else `None`: what a
+/// [`ProjectAccess::link`] holds, for a guest and for a signed-in caller presenting a link.
+pub async fn matched_link(
+    storage: &Storage,
+    canvas_id: Uuid,
+    token: &str,
+) -> Result<Option<String>, StorageError> {
+    Ok(storage
+        .canvases
+        .public_link(canvas_id)
+        .await?
+        .filter(|kept| same_secret(&kept.token, token))
+        .map(|kept| kept.id))
+}
+
+/// Whether a presented secret is the kept one, compared as SHA-256 digests so that the
+/// comparison's timing says nothing about the secret.
+fn same_secret(kept: &str, presented: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    !kept.is_empty() && Sha256::digest(kept.as_bytes()) == Sha256::digest(presented.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn only_the_kept_secret_matches() {
+        assert!(same_secret("tok-1", "tok-1"));
+        assert!(!same_secret("tok-1", "tok-2"));
+        assert!(!same_secret("tok-1", ""));
+        assert!(!same_secret("", ""), "an empty kept secret matches nothing");
+    }
 }

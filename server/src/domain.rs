@@ -33,7 +33,7 @@ pub struct ProjectAccess {
     pub same_organization: bool,
     /// The project is archived: nobody may change its canvases.
     pub archived: bool,
-    /// The public link token the caller presented, if any.
+    /// The id of the public link whose token the caller presented, if it matched.
     pub link: Option<String>,
     /// The host of the foreign page the connection is embedded in (see
     /// [`embedding_host`]); `None` for same-site pages, the operator's own apps and
@@ -114,16 +114,11 @@ pub fn client_ip(
         .or(peer)
 }
 
-/// Whether a presented link token is the canvas's current public link (compared as SHA-256
-/// digests, so the comparison's timing says nothing about the token).
-fn link_matches(current: Option<&str>, presented: Option<&str>) -> bool {
-    use sha2::{Digest, Sha256};
-    match (current, presented) {
-        (Some(current), Some(presented)) if !current.is_empty() => {
-            Sha256::digest(current.as_bytes()) == Sha256::digest(presented.as_bytes())
-        }
-        _ => false,
-    }
+/// Whether the link a caller came in by (its id, set by [`crate::access::link_access`] only
+/// when the caller presented the link's token) is the canvas's current public link: the id
+/// the document holds in `sharing.public_link`. Ids are not secrets.
+fn link_matches(current: Option<&str>, matched: Option<&str>) -> bool {
+    matches!((current, matched), (Some(current), Some(matched)) if !current.is_empty() && current == matched)
 }
 
 /// The host of the page a browser connection is embedded in, if it is a foreign one: the
@@ -290,24 +285,24 @@ mod tests {
     #[test]
     fn public_link_gives_viewer_only_while_public_and_current() {
         let mut public = sharing(Visibility::Public, vec![]);
-        public.public_link = Some("tok-123".into());
+        public.public_link = Some("link-123".into());
         let anonymous = |link: &str| ProjectAccess {
             user_id: Uuid::new_v4(),
             link: Some(link.into()),
             ..ProjectAccess::default()
         };
         assert_eq!(
-            effective_role(&anonymous("tok-123"), &public),
+            effective_role(&anonymous("link-123"), &public),
             Some(Role::Viewer)
         );
-        assert_eq!(effective_role(&anonymous("tok-12"), &public), None);
+        assert_eq!(effective_role(&anonymous("link-12"), &public), None);
         assert_eq!(effective_role(&anonymous(""), &public), None);
         let mut private = public.clone();
         private.visibility = Visibility::Private;
-        assert_eq!(effective_role(&anonymous("tok-123"), &private), None);
+        assert_eq!(effective_role(&anonymous("link-123"), &private), None);
         let mut revoked = public.clone();
         revoked.public_link = None;
-        assert_eq!(effective_role(&anonymous("tok-123"), &revoked), None);
+        assert_eq!(effective_role(&anonymous("link-123"), &revoked), None);
         assert_eq!(effective_role(&anonymous(""), &revoked), None);
     }
 

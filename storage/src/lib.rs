@@ -163,6 +163,11 @@ pub trait CanvasStore: Send + Sync + 'static {
         upto_seq: i64,
         view: &serde_json::Value,
     ) -> StorageResult<()>;
+    /// The canvas's public link (server-side only; see [`PublicLink`]), if it has one.
+    async fn public_link(&self, id: Uuid) -> StorageResult<Option<PublicLink>>;
+    /// Sets or clears the canvas's public link; `NotFound` for an unknown canvas. Deleting
+    /// the canvas deletes its link.
+    async fn set_public_link(&self, id: Uuid, link: Option<&PublicLink>) -> StorageResult<()>;
 }
 
 /// How canvases are used: views (one per opening) and favorites (seed `interactions`).

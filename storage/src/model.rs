@@ -189,6 +189,28 @@ pub struct CanvasRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A canvas's public link, kept by the server only: the shared document holds its `id` (a
+/// non-secret handle that changes whenever the link is replaced), never its `token`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicLink {
+    /// The handle written into the document's `sharing.public_link`.
+    pub id: String,
+    /// The secret a guest presents (`?link=`).
+    pub token: String,
+    /// When the link was made.
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for PublicLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublicLink")
+            .field("id", &self.id)
+            .field("token", &"(secret)")
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
 /// What canvas creation provides.
 #[derive(Debug, Clone)]
 pub struct NewCanvas {

@@ -55,8 +55,8 @@ mod interactions;
 mod templates;
 
 use crate::{
-    CanvasRecord, CanvasStore, INITIAL_CHANGES, NewCanvas, NewVersion, StorageError, StorageResult,
-    StoredDocument, StoredVersion, VersionKind, VersionRecord, VersionStore,
+    CanvasRecord, CanvasStore, INITIAL_CHANGES, NewCanvas, NewVersion, PublicLink, StorageError,
+    StorageResult, StoredDocument, StoredVersion, VersionKind, VersionRecord, VersionStore,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -83,8 +83,13 @@ const LOAD_ATTEMPTS: u32 = 8;
 /// Pause between such attempts.
 const LOAD_RETRY_PAUSE: Duration = Duration::from_millis(15);
 
+/// The canvas document's field holding its public link (`{id, token, created_at}` or null):
+/// the server's only; the JSON view's `sharing.public_link` holds the id alone.
+const LINK_FIELD: &str = "public_link_secret";
+
 /// Fields of a canvas document that the store owns: a checkpoint's view never sets them.
 const RESERVED: &[&str] = &[
+    LINK_FIELD,
     "_id",
     "id",
     "canvas_id",
@@ -543,6 +548,46 @@ impl CanvasStore for MongoStore {
         self.updates
             .delete_many(doc! { "canvas_id": &canvas_id, "seq": { "$lte": upto_seq } })
             .await?;
+        Ok(())
+    }
+
+    async fn public_link(&self, id: Uuid) -> StorageResult<Option<PublicLink>> {
+        let found = self
+            .canvases
+            .find_one(doc! { "canvas_id": id.to_string() })
+            .projection(doc! { "_id": 0, LINK_FIELD: 1 })
+            .await?;
+        let Some(link) = found.as_ref().and_then(|d| d.get(LINK_FIELD)) else {
+            return Ok(None);
+        };
+        match link {
+            Bson::Null => Ok(None),
+            Bson::Document(d) => Ok(Some(PublicLink {
+                id: get_str(d, "id")?.to_owned(),
+                token: get_str(d, "token")?.to_owned(),
+                created_at: get_date(d, "created_at")?,
+            })),
+            other => Err(corrupt(LINK_FIELD, other)),
+        }
+    }
+
+    async fn set_public_link(&self, id: Uuid, link: Option<&PublicLink>) -> StorageResult<()> {
+        let value = match link {
+            Some(l) => Bson::Document(doc! {
+                "id": &l.id, "token": &l.token, "created_at": bson_date(l.created_at),
+            }),
+            None => Bson::Null,
+        };
+        let updated = self
+            .canvases
+            .update_one(
+                doc! { "canvas_id": id.to_string() },
+                doc! { "$set": { LINK_FIELD: value } },
+            )
+            .await?;
+        if updated.matched_count == 0 {
+            return Err(StorageError::NotFound(format!("canvas {id}")));
+        }
         Ok(())
     }
 }

@@ -280,9 +280,13 @@ async fn a_public_link_opens_the_canvas_read_only_until_revoked() {
     assert_eq!(status, 200, "{canvas}");
     assert_eq!(canvas["blocks"][0]["id"], "shown");
     assert_eq!(canvas["sharing"]["visibility"], "public");
-    assert_eq!(
-        canvas["sharing"]["public_link"], "(hidden)",
-        "only admins see the token"
+    let link_id = canvas["sharing"]["public_link"]
+        .as_str()
+        .expect("the document names the link")
+        .to_owned();
+    assert_ne!(
+        link_id, token,
+        "the document holds the link's id, not its token"
     );
     let wrong = format!("/api/v1/canvases/{}?link=not-the-token", team.canvas);
     assert_eq!(api.get(&wrong, None).await.0, 404);
@@ -825,4 +829,205 @@ async fn the_whole_lifecycle_reads_back_from_the_audit_trail() {
             "{expected} missing from {acts:?}"
         );
     }
+}
+
+/// Everything a member or guest can read of a canvas, as one string: its JSON, the
+/// sharing settings, every version's JSON, the document a viewer's Yjs client holds (as
+/// bytes, lossily) and the audit log.
+async fn everything_readable(
+    server: &TestServer,
+    team: &Team,
+    reader: &TestUser,
+    guest_link: &str,
+) -> String {
+    let api = &team.api;
+    let canvas = &team.canvas;
+    let mut seen = String::new();
+    for path in [
+        format!("/api/v1/canvases/{canvas}"),
+        format!("/api/v1/canvases/{canvas}/sharing"),
+        format!("/api/v1/canvases/{canvas}/versions"),
+    ] {
+        let (status, body) = api.get(&path, Some(&reader.token)).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        seen.push_str(&body.to_string());
+    }
+    let (_, versions) = api
+        .get(
+            &format!("/api/v1/canvases/{canvas}/versions"),
+            Some(&reader.token),
+        )
+        .await;
+    for v in versions["versions"].as_array().expect("versions") {
+        let n = v["version"].as_i64().expect("a number");
+        let (status, body) = api
+            .get(
+                &format!("/api/v1/canvases/{canvas}/versions/{n}"),
+                Some(&reader.token),
+            )
+            .await;
+        assert_eq!(status, 200, "version {n}: {body}");
+        seen.push_str(&body.to_string());
+    }
+    let (status, as_guest) = api
+        .get(
+            &format!("/api/v1/canvases/{canvas}?link={guest_link}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{as_guest}");
+    seen.push_str(&as_guest.to_string());
+    let member = WsClient::join(&server.ws_url(canvas, &reader.token)).await;
+    seen.push_str(&String::from_utf8_lossy(&member.state()));
+    let guest = WsClient::join(&format!(
+        "ws://{}/ws/{canvas}?link={guest_link}",
+        server.addr
+    ))
+    .await;
+    seen.push_str(&String::from_utf8_lossy(&guest.state()));
+    let (_, audit) = api
+        .get(
+            &format!("/api/v1/audit?resource_id={canvas}"),
+            Some(&team.owner.token),
+        )
+        .await;
+    seen.push_str(&audit.to_string());
+    seen
+}
+
+#[tokio::test]
+async fn the_public_link_token_is_in_no_document_version_or_log() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let api = &team.api;
+    let link_path = format!("/api/v1/canvases/{}/sharing/public-link", team.canvas);
+    let (status, link) = api
+        .post(&link_path, Some(&team.owner.token), json!({}))
+        .await;
+    assert_eq!(status, 201, "{link}");
+    let token = link["token"].as_str().expect("a token").to_owned();
+    // A named version taken while the link exists, and one from before it (version 1).
+    let (status, version) = api
+        .post(
+            &format!("/api/v1/canvases/{}/versions", team.canvas),
+            Some(&team.owner.token),
+            json!({"changes": "with a link"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{version}");
+
+    let seen = everything_readable(&server, &team, &team.viewer, &token).await;
+    assert!(
+        !seen.contains(&token),
+        "a viewer can read the token somewhere: {seen}"
+    );
+    assert!(seen.contains("public_link"), "the reads did cover sharing");
+    // The admin still reads it where it is meant to be read.
+    let (_, sharing) = api
+        .get(
+            &format!("/api/v1/canvases/{}/sharing", team.canvas),
+            Some(&team.admin.token),
+        )
+        .await;
+    assert_eq!(sharing["public_link"], token.as_str());
+    assert_eq!(sharing["public_link_enabled"], true);
+}
+
+/// The owner's view of the current token, from `GET .../sharing`.
+async fn current_token(team: &Team) -> Option<String> {
+    let (status, sharing) = team
+        .api
+        .get(
+            &format!("/api/v1/canvases/{}/sharing", team.canvas),
+            Some(&team.owner.token),
+        )
+        .await;
+    assert_eq!(status, 200, "{sharing}");
+    sharing["public_link"].as_str().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn removing_an_admin_replaces_the_links_they_could_read() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let api = &team.api;
+    let canvas = &team.canvas;
+    let link_path = format!("/api/v1/canvases/{canvas}/sharing/public-link");
+    let (status, _) = api
+        .post(&link_path, Some(&team.owner.token), json!({}))
+        .await;
+    assert_eq!(status, 201);
+    let first = current_token(&team).await.expect("a link");
+    let guest_url = |token: &str| format!("ws://{}/ws/{canvas}?link={token}", server.addr);
+    let canvas_url = |token: &str| format!("/api/v1/canvases/{canvas}?link={token}");
+
+    // A viewer never saw the token: removing them changes nothing.
+    let mut guest = WsClient::join(&guest_url(&first)).await;
+    let member = |user: &TestUser| format!("/api/v1/projects/{}/members/{}", team.project, user.id);
+    assert_eq!(
+        api.delete(&member(&team.viewer), Some(&team.owner.token))
+            .await
+            .0,
+        204
+    );
+    assert_eq!(current_token(&team).await.as_deref(), Some(first.as_str()));
+    assert_eq!(api.get(&canvas_url(&first), None).await.0, 200);
+
+    // A project admin could read it: once they are removed, their copy opens nothing, the
+    // guest it let in is closed, and the canvas is public under a new token.
+    assert_eq!(
+        api.delete(&member(&team.admin), Some(&team.owner.token))
+            .await
+            .0,
+        204
+    );
+    assert_eq!(guest.wait_closed().await.0, 4403);
+    let second = current_token(&team).await.expect("still a link");
+    assert_ne!(second, first);
+    assert_eq!(api.get(&canvas_url(&first), None).await.0, 404);
+    let mut stale = WsClient::connect(&guest_url(&first)).await;
+    assert_eq!(stale.wait_closed().await.0, 4403);
+    let (status, canvas_json) = api.get(&canvas_url(&second), None).await;
+    assert_eq!(status, 200, "{canvas_json}");
+    assert_eq!(canvas_json["sharing"]["visibility"], "public");
+
+    // Demoting an admin is the same as removing one.
+    api.add_member(&team.owner, &team.project, &team.editor, "admin")
+        .await;
+    api.add_member(&team.owner, &team.project, &team.editor, "viewer")
+        .await;
+    let third = current_token(&team).await.expect("still a link");
+    assert_ne!(third, second);
+    assert_eq!(api.get(&canvas_url(&second), None).await.0, 404);
+
+    // And a canvas-level admin grant, taken away.
+    let grant = format!(
+        "/api/v1/canvases/{canvas}/sharing/permissions/{}",
+        team.stranger.id
+    );
+    assert_eq!(
+        api.put(&grant, Some(&team.owner.token), json!({"role": "admin"}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(current_token(&team).await.as_deref(), Some(third.as_str()));
+    assert_eq!(api.delete(&grant, Some(&team.owner.token)).await.0, 204);
+    let fourth = current_token(&team).await.expect("still a link");
+    assert_ne!(fourth, third);
+    assert_eq!(api.get(&canvas_url(&third), None).await.0, 404);
+    assert_eq!(api.get(&canvas_url(&fourth), None).await.0, 200);
+
+    // An admin who leaves the project on their own takes no working token with them.
+    api.add_member(&team.owner, &team.project, &team.admin, "admin")
+        .await;
+    assert_eq!(
+        api.delete(&member(&team.admin), Some(&team.admin.token))
+            .await
+            .0,
+        204
+    );
+    let fifth = current_token(&team).await.expect("still a link");
+    assert_ne!(fifth, fourth);
+    assert_eq!(api.get(&canvas_url(&fourth), None).await.0, 404);
 }

@@ -3,9 +3,8 @@
 
 use super::projects::{is_unsafe_in_name, project_role, valid_description, valid_name};
 use super::{ApiJson, ApiPath, ApiQuery, ClientInfo, audit};
-use crate::access::{LookupError, canvas_access, link_access};
+use crate::access::{LookupError, canvas_access, link_access, matched_link};
 use crate::auth::AuthUser;
-use crate::domain::effective_role;
 use crate::error::{ApiError, ApiResult};
 use crate::http::templates::{template_blocks, visible_template};
 use crate::state::AppState;
@@ -210,7 +209,9 @@ pub async fn get(
         }
         (Err(e), _) => return Err(e),
     };
-    found.access.link = link;
+    if let (Some(token), Some(_)) = (link.as_deref(), &user) {
+        found.access.link = matched_link(&state.storage, id, token).await?;
+    }
     let view = state
         .rooms
         .read(id, &found.access)
@@ -226,14 +227,6 @@ pub async fn get(
     body["interactions"] = json!(interactions);
     if let Some(user) = user {
         body["is_favorite"] = json!(state.storage.interactions.is_favorite(user.id, id).await?);
-    }
-    if !effective_role(&found.access, &view.sharing).is_some_and(Role::can_administer) {
-        // The link token is for admins to hand out, not for everyone who can read.
-        if let Some(sharing) = body.get_mut("sharing")
-            && sharing.get("public_link").is_some_and(|l| !l.is_null())
-        {
-            sharing["public_link"] = json!("(hidden)");
-        }
     }
     Ok(Json(body))
 }

@@ -312,6 +312,7 @@ pub async fn add_member(
             "the owner's role cannot be changed",
         ));
     }
+    let before = state.storage.projects.member_role(id, user.id).await?;
     let member = state
         .storage
         .projects
@@ -326,6 +327,9 @@ pub async fn add_member(
         .rooms
         .project_role_changed(id, user.id, Some(new_role))
         .await;
+    if before.is_some_and(Role::can_administer) && !new_role.can_administer() {
+        rotate_project_links(&state, &caller, &client, id).await?;
+    }
     audit(
         &state,
         &caller.user,
@@ -336,6 +340,26 @@ pub async fn add_member(
     )
     .await;
     Ok((StatusCode::CREATED, Json(json!(member))))
+}
+
+/// An admin of the project could read the public link token of every canvas in it: when
+/// they are removed or demoted, those links are replaced ([`super::sharing::rotate_links`]).
+async fn rotate_project_links(
+    state: &AppState,
+    caller: &AuthUser,
+    client: &ClientInfo,
+    project_id: Uuid,
+) -> ApiResult<()> {
+    let canvases: Vec<Uuid> = state
+        .storage
+        .canvases
+        .canvases_in_project(project_id)
+        .await?
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    super::sharing::rotate_links(state, caller, client, &canvases).await?;
+    Ok(())
 }
 
 /// Removes a member. Admins and the owner only.
@@ -351,6 +375,7 @@ pub async fn remove_member(
             "only admins and the owner manage members".into(),
         ));
     }
+    let before = state.storage.projects.member_role(id, user_id).await?;
     if !state.storage.projects.remove_member(id, user_id).await? {
         return Err(ApiError::NotFound(format!(
             "user {user_id} is not a member"
@@ -359,6 +384,9 @@ pub async fn remove_member(
     // Live revocation: their open connections to this project's canvases lose the role
     // they had from membership at once (closed with 4403 if nothing else grants one).
     state.rooms.project_role_changed(id, user_id, None).await;
+    if before.is_some_and(Role::can_administer) {
+        rotate_project_links(&state, &caller, &client, id).await?;
+    }
     audit(
         &state,
         &caller.user,

@@ -9,7 +9,10 @@
 //! through a Yjs client is the same change, audited the same way (with `source: "document"`).
 //!
 //! Only admins and the owner change sharing; anyone with access may read it, but only admins
-//! see the public link's token.
+//! see the public link's token. The token never enters the document: the server keeps it
+//! ([`PublicLink`], in the canvas record) and the document's `sharing.public_link` holds only
+//! the link's id. When an admin is removed or demoted, the links they could read are replaced
+//! ([`rotate_links`]).
 
 use super::{ApiJson, ApiPath, ClientInfo};
 use crate::access::{CanvasAccess, canvas_access};
@@ -23,6 +26,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use canvas_engine::Role;
 use canvas_engine::sharing::{self, Sharing, Visibility};
+use canvas_storage::PublicLink;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -82,19 +86,40 @@ pub async fn room_edit(
     }
 }
 
-/// The sharing settings as the API shows them; the public link token only to admins.
-pub fn sharing_json(sharing: &Sharing, role: Option<Role>) -> Value {
+/// The sharing settings as the API shows them. The public link's token (kept by the server,
+/// never in the document: see [`PublicLink`]) only to admins, and only while it is the link
+/// the document names.
+pub fn sharing_json(sharing: &Sharing, role: Option<Role>, kept: Option<&PublicLink>) -> Value {
     let admin = role.is_some_and(Role::can_administer);
+    let live = live_link(sharing, kept);
     json!({
         "visibility": sharing.visibility,
         "permissions": sharing.grants,
-        "public_link": if admin { json!(sharing.public_link) } else { Value::Null },
-        "public_link_enabled": sharing.public_link.is_some(),
+        "public_link": match live {
+            Some(link) if admin => json!(link.token),
+            _ => Value::Null,
+        },
+        "public_link_enabled": live.is_some(),
         "embed_settings": {
             "enabled": sharing.embed_enabled,
             "allowed_domains": sharing.allowed_domains,
         },
     })
+}
+
+/// The kept link when the document names it (a link the document does not name, or a name
+/// with no kept link, opens nothing).
+fn live_link<'a>(sharing: &Sharing, kept: Option<&'a PublicLink>) -> Option<&'a PublicLink> {
+    kept.filter(|k| sharing.public_link.as_deref() == Some(k.id.as_str()))
+}
+
+/// A new public link: a random id for the document and a random 256-bit token.
+fn new_link() -> PublicLink {
+    PublicLink {
+        id: Uuid::new_v4().simple().to_string(),
+        token: canvas_storage::random_secret(),
+        created_at: chrono::Utc::now(),
+    }
 }
 
 async fn current(
@@ -113,6 +138,34 @@ async fn current(
     Ok((found, view, role))
 }
 
+/// [`current`] for a change only admins may make: 403 below admin.
+async fn current_as_admin(
+    state: &AppState,
+    caller: &AuthUser,
+    id: Uuid,
+) -> ApiResult<(CanvasAccess, RoomView)> {
+    let (found, view, role) = current(state, caller, id).await?;
+    match role {
+        Some(role) if role.can_administer() => Ok((found, view)),
+        Some(role) => Err(ApiError::Forbidden(format!(
+            "this needs the admin role; yours is {role}"
+        ))),
+        None => Err(ApiError::Forbidden(
+            "you have no access to this canvas".into(),
+        )),
+    }
+}
+
+/// The settings after an admin's change, with the kept link.
+async fn admin_json(state: &AppState, id: Uuid, view: &RoomView) -> ApiResult<Json<Value>> {
+    let kept = state.storage.canvases.public_link(id).await?;
+    Ok(Json(sharing_json(
+        &view.sharing,
+        Some(Role::Admin),
+        kept.as_ref(),
+    )))
+}
+
 /// `GET /canvases/{id}/sharing`.
 pub async fn get(
     State(state): State<AppState>,
@@ -120,7 +173,8 @@ pub async fn get(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Value>> {
     let (_, view, role) = current(&state, &caller, id).await?;
-    Ok(Json(sharing_json(&view.sharing, role)))
+    let kept = state.storage.canvases.public_link(id).await?;
+    Ok(Json(sharing_json(&view.sharing, role, kept.as_ref())))
 }
 
 /// `PATCH /canvases/{id}/sharing` body.
@@ -203,7 +257,7 @@ pub async fn patch(
         Ok(())
     });
     let view = room_edit(&state, &caller, &client, &found, Role::Admin, edit).await?;
-    Ok(Json(sharing_json(&view.sharing, Some(Role::Admin))))
+    admin_json(&state, id, &view).await
 }
 
 /// `PUT /canvases/{id}/sharing/permissions/{user_id}` body.
@@ -232,8 +286,14 @@ pub async fn put_permission(
         sharing::grant(txn, &user_id.to_string(), role, &by, &at);
         Ok(())
     });
+    let before = found_grant(&state, &found, user_id).await?;
     let view = room_edit(&state, &caller, &client, &found, Role::Admin, edit).await?;
-    Ok(Json(sharing_json(&view.sharing, Some(Role::Admin))))
+    if before.is_some_and(Role::can_administer) && !role.can_administer() {
+        rotate_links(&state, &caller, &client, &[id]).await?;
+        let view = current(&state, &caller, id).await?.1;
+        return admin_json(&state, id, &view).await;
+    }
+    admin_json(&state, id, &view).await
 }
 
 /// Removes a user's grant; their open connections lose what it gave them at once.
@@ -245,36 +305,77 @@ pub async fn delete_permission(
 ) -> ApiResult<StatusCode> {
     let (found, view, _) = current(&state, &caller, id).await?;
     let user = user_id.to_string();
-    if !view.sharing.grants.iter().any(|g| g.user_id == user) {
+    let Some(had) = view
+        .sharing
+        .grants
+        .iter()
+        .find(|g| g.user_id == user)
+        .map(|g| g.role)
+    else {
         return Err(ApiError::NotFound(format!(
             "user {user_id} has no grant on this canvas"
         )));
-    }
+    };
     let edit: ServerEdit = Box::new(move |txn| {
         sharing::revoke(txn, &user);
         Ok(())
     });
     room_edit(&state, &caller, &client, &found, Role::Admin, edit).await?;
+    if had.can_administer() {
+        // They could read the link's token: it must not outlive their grant.
+        rotate_links(&state, &caller, &client, &[id]).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The role a user's grant on the canvas gives now, if they have one.
+async fn found_grant(
+    state: &AppState,
+    found: &CanvasAccess,
+    user_id: Uuid,
+) -> ApiResult<Option<Role>> {
+    let view = state
+        .rooms
+        .read(found.canvas.id, &found.access)
+        .await
+        .map_err(ApiError::internal)?;
+    let user = user_id.to_string();
+    Ok(view.and_then(|v| {
+        v.sharing
+            .grants
+            .iter()
+            .find(|g| g.user_id == user)
+            .map(|g| g.role)
+    }))
 }
 
 /// Creates (or replaces) the public link: a new random token that gives read-only access
 /// with no account, and visibility "public". Admins and the owner.
+///
+/// The token is kept by the server ([`PublicLink`]); the document gets only the link's id.
+/// The kept link is written first, then the document: if the second step fails, the id the
+/// document names is not the kept one and no link opens anything until the admin tries again.
 pub async fn create_link(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let found = canvas_access(&state.storage, &caller.user, id).await?;
-    let token = canvas_storage::random_secret();
-    let link = token.clone();
+    let (found, _) = current_as_admin(&state, &caller, id).await?;
+    let link = new_link();
+    state
+        .storage
+        .canvases
+        .set_public_link(id, Some(&link))
+        .await?;
+    let link_id = link.id.clone();
     let edit: ServerEdit = Box::new(move |txn| {
         sharing::set_visibility(txn, Visibility::Public);
-        sharing::set_public_link(txn, Some(&link));
+        sharing::set_public_link(txn, Some(&link_id));
         Ok(())
     });
     room_edit(&state, &caller, &client, &found, Role::Admin, edit).await?;
+    let token = link.token;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -293,10 +394,13 @@ pub async fn delete_link(
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let (found, view, _) = current(&state, &caller, id).await?;
-    if view.sharing.public_link.is_none() {
+    let (found, view) = current_as_admin(&state, &caller, id).await?;
+    let kept = state.storage.canvases.public_link(id).await?;
+    if view.sharing.public_link.is_none() && kept.is_none() {
         return Err(ApiError::NotFound("this canvas has no public link".into()));
     }
+    // The kept token first: from here on it opens nothing, on every node.
+    state.storage.canvases.set_public_link(id, None).await?;
     let edit: ServerEdit = Box::new(move |txn| {
         sharing::set_public_link(txn, None);
         if sharing::sharing(&*txn).visibility == Visibility::Public {
@@ -306,6 +410,45 @@ pub async fn delete_link(
     });
     room_edit(&state, &caller, &client, &found, Role::Admin, edit).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replaces the public link of each of these canvases that has one with a new token, after
+/// someone who could read the old token (an admin of the canvas) lost that right: a copy
+/// they kept opens nothing any more, and the connections it opened close with 4403. The
+/// canvas stays public; its admins read the new token from `GET .../sharing`. It is the
+/// server's act, recorded under the caller who removed or demoted the admin (who may have
+/// been that admin: an admin leaving a project still has the old token replaced).
+pub async fn rotate_links(
+    state: &AppState,
+    caller: &AuthUser,
+    client: &ClientInfo,
+    canvases: &[Uuid],
+) -> ApiResult<usize> {
+    let mut rotated = 0;
+    for &id in canvases {
+        if state.storage.canvases.public_link(id).await?.is_none() {
+            continue;
+        }
+        let mut found = canvas_access(&state.storage, &caller.user, id).await?;
+        found.access.project_role = Some(Role::Owner);
+        found.access.archived = false;
+        let link = new_link();
+        state
+            .storage
+            .canvases
+            .set_public_link(id, Some(&link))
+            .await?;
+        let edit: ServerEdit = Box::new(move |txn| {
+            if sharing::sharing(&*txn).public_link.is_some() {
+                sharing::set_public_link(txn, Some(&link.id));
+            }
+            Ok(())
+        });
+        room_edit(state, caller, client, &found, Role::Admin, edit).await?;
+        tracing::info!(canvas = %id, "public link replaced: an admin who could read it left");
+        rotated += 1;
+    }
+    Ok(rotated)
 }
 
 #[cfg(test)]

@@ -413,7 +413,14 @@ async fn admit(
             }
         })?
         .access;
-    access.link = link.map(str::to_owned);
+    if let (Some(token), Some(_)) = (link, &user) {
+        access.link = access::matched_link(&state.storage, canvas_id, token)
+            .await
+            .map_err(|cause| {
+                tracing::warn!(%cause, "cannot admit a connection");
+                (close::INTERNAL, RETRY_REASON.to_owned())
+            })?;
+    }
     Ok(Admitted {
         canvas_id,
         user,

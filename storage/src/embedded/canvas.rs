@@ -4,9 +4,9 @@
 //! checkpoint drops the entries it covers, so after one the log may be empty and the snapshot
 //! carries the count on.
 
-use super::{SqliteStore, get_ts, get_uuid, now, ts};
+use super::{SqliteStore, get_opt_ts, get_ts, get_uuid, now, ts};
 use crate::{
-    CanvasRecord, CanvasStore, INITIAL_CHANGES, NewCanvas, StorageError, StorageResult,
+    CanvasRecord, CanvasStore, INITIAL_CHANGES, NewCanvas, PublicLink, StorageError, StorageResult,
     StoredDocument, VersionKind, VersionRecord,
 };
 use async_trait::async_trait;
@@ -233,6 +233,48 @@ impl CanvasStore for SqliteStore {
             .bind(upto_seq)
             .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn public_link(&self, id: Uuid) -> StorageResult<Option<PublicLink>> {
+        let row = sqlx::query(
+            "SELECT public_link_id, public_link_token, public_link_created_at FROM canvases \
+             WHERE id = ?",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let (Some(id), Some(token), Some(created_at)) = (
+            row.try_get::<Option<String>, _>("public_link_id")?,
+            row.try_get::<Option<String>, _>("public_link_token")?,
+            get_opt_ts(&row, "public_link_created_at")?,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(PublicLink {
+            id,
+            token,
+            created_at,
+        }))
+    }
+
+    async fn set_public_link(&self, id: Uuid, link: Option<&PublicLink>) -> StorageResult<()> {
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE canvases SET public_link_id = ?, public_link_token = ?, \
+             public_link_created_at = ? WHERE id = ?",
+        )
+        .bind(link.map(|l| l.id.as_str()))
+        .bind(link.map(|l| l.token.as_str()))
+        .bind(link.map(|l| ts(l.created_at)))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StorageError::NotFound(format!("canvas {id}")));
+        }
         tx.commit().await?;
         Ok(())
     }

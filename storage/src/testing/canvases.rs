@@ -1,8 +1,9 @@
 //! [`CanvasStore`]: records, the update log (append, ordering, concurrency), checkpoints
-//! (including stale ones and appends after them), listing, deletion and unknown canvases.
+//! (including stale ones and appends after them), listing, deletion, unknown canvases and the
+//! server-side public link.
 
 use super::{TICK, assert_not_found};
-use crate::{CanvasRecord, CanvasStore, NewCanvas, StorageError, StoredDocument};
+use crate::{CanvasRecord, CanvasStore, NewCanvas, PublicLink, StorageError, StoredDocument};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -25,6 +26,8 @@ macro_rules! __canvas_cases {
             unknown_canvases_are_none_or_not_found,
             delete_takes_the_record_and_its_log,
             a_deleted_canvas_id_can_be_used_again_with_a_fresh_log,
+            a_public_link_is_kept_replaced_and_cleared,
+            a_public_link_survives_checkpoints_and_goes_with_its_canvas,
         ] }
     };
 }
@@ -378,5 +381,109 @@ pub async fn a_deleted_canvas_id_can_be_used_again_with_a_fresh_log(canvases: &d
     assert!(
         doc.updates.is_empty(),
         "the old log went with the old canvas"
+    );
+}
+
+/// A link with id `id` and a token made from it, created now (to the millisecond, which
+/// every backend keeps).
+fn link(id: &str) -> PublicLink {
+    let now = chrono::Utc::now();
+    PublicLink {
+        id: id.into(),
+        token: format!("secret-of-{id}"),
+        created_at: chrono::DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now),
+    }
+}
+
+/// A canvas has no link until one is set; setting again replaces it; `None` clears it; an
+/// unknown canvas has none and cannot get one.
+pub async fn a_public_link_is_kept_replaced_and_cleared(canvases: &dyn CanvasStore) {
+    let c1 = first(canvases).await;
+    let other = first(canvases).await;
+    assert_eq!(
+        canvases.public_link(c1.id).await.expect("public_link"),
+        None
+    );
+    let one = link("one");
+    canvases
+        .set_public_link(c1.id, Some(&one))
+        .await
+        .expect("set_public_link");
+    assert_eq!(
+        canvases.public_link(c1.id).await.expect("public_link"),
+        Some(one)
+    );
+    assert_eq!(
+        canvases.public_link(other.id).await.expect("public_link"),
+        None,
+        "another canvas is untouched"
+    );
+    let two = link("two");
+    canvases
+        .set_public_link(c1.id, Some(&two))
+        .await
+        .expect("replace");
+    assert_eq!(
+        canvases.public_link(c1.id).await.expect("public_link"),
+        Some(two)
+    );
+    canvases.set_public_link(c1.id, None).await.expect("clear");
+    assert_eq!(
+        canvases.public_link(c1.id).await.expect("public_link"),
+        None
+    );
+
+    let nobody = Uuid::new_v4();
+    assert_eq!(
+        canvases.public_link(nobody).await.expect("public_link"),
+        None
+    );
+    assert_not_found(
+        canvases.set_public_link(nobody, Some(&link("x"))).await,
+        "a link for an unknown canvas",
+    );
+}
+
+/// Checkpoints (whose views carry `sharing.public_link`, the id) leave the stored link as it
+/// is; deleting the canvas deletes it, and a canvas made again with the same id has none.
+pub async fn a_public_link_survives_checkpoints_and_goes_with_its_canvas(
+    canvases: &dyn CanvasStore,
+) {
+    let c1 = first(canvases).await;
+    let kept = link("kept");
+    canvases
+        .set_public_link(c1.id, Some(&kept))
+        .await
+        .expect("set_public_link");
+    append(canvases, c1.id, &[u(1)]).await;
+    let view = json!({"name": "First", "sharing": {"public_link": "kept"},
+        "public_link_secret": null, "blocks": []});
+    canvases
+        .checkpoint(c1.id, b"state-1", 1, &view)
+        .await
+        .expect("checkpoint");
+    assert_eq!(
+        canvases.public_link(c1.id).await.expect("public_link"),
+        Some(kept)
+    );
+    assert!(canvases.delete_canvas(c1.id).await.expect("delete_canvas"));
+    assert_eq!(
+        canvases.public_link(c1.id).await.expect("public_link"),
+        None
+    );
+    canvases
+        .create_canvas(
+            NewCanvas {
+                id: c1.id,
+                ..new_canvas(c1.project_id, "Reborn")
+            },
+            b"r",
+            &json!({}),
+        )
+        .await
+        .expect("create_canvas after delete");
+    assert_eq!(
+        canvases.public_link(c1.id).await.expect("public_link"),
+        None
     );
 }
