@@ -155,6 +155,25 @@ impl SqliteStore {
     }
 }
 
+/// The stored form of a JSON value, for a TEXT column.
+fn json(v: &serde_json::Value) -> String {
+    v.to_string()
+}
+
+/// The stored form of a count, for an INTEGER column.
+fn int(v: i64) -> i64 {
+    v
+}
+
+/// The stored form of an id, for a TEXT column.
+fn id(v: Uuid) -> String {
+    v.to_string()
+}
+
+crate::sql::data::impl_data_store!(
+    SqliteStore, sql: sqlite, uuid: id, ts: ts, json: json, int: int, now: now
+);
+
 /// Now, truncated to the microseconds the stored form keeps, so a record returned from a
 /// write equals the same record read back.
 fn now() -> DateTime<Utc> {
@@ -227,6 +246,9 @@ impl crate::sql::SqlRow for SqliteRow {
             .map_err(|e| StorageError::Corrupt(format!("{col}: {e}")))
     }
     /// Addresses are TEXT.
+    fn opt_int(&self, col: &str) -> StorageResult<Option<i64>> {
+        Ok(self.try_get(col)?)
+    }
     fn opt_ip(&self, col: &str) -> StorageResult<Option<std::net::IpAddr>> {
         let s: Option<String> = self.try_get(col)?;
         s.map(|s| s.parse())

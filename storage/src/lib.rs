@@ -9,11 +9,13 @@
 //! | [`SessionStore`] | bearer tokens | SQLite | Redis `session:{user_id}` |
 //! | [`ProjectStore`] | projects and their members | SQLite | PostgreSQL |
 //! | [`AuditStore`] | who did what (`audit_logs`) | SQLite | PostgreSQL |
+//! | [`DataStore`] | data sources, saved queries, executions | SQLite | PostgreSQL |
 //! | [`CanvasStore`] | canvas records, snapshots and the durable update log | SQLite | MongoDB |
 //! | [`InteractionStore`] | views and favorites (`interactions`) | SQLite | MongoDB |
 //! | [`TemplateStore`] | canvas templates (`canvas_templates`) | SQLite | MongoDB |
 //! | [`VersionStore`] | version history: numbered snapshots of a canvas | SQLite | MongoDB `canvas_versions` |
 //! | [`PresenceStore`] | who is on a canvas now (`canvas:presence:{id}`, `canvas:state:{id}`) | in process | Redis |
+//! | [`ResultCache`] | query results and execution progress (`query:result:{query_hash}`, `processing:{job_id}`) | in process | Redis |
 //! | [`RateLimiter`] | per-minute call counts (`rate_limit:{user_id}:{endpoint}`, `rate_limit:ip:{ip}:{endpoint}`) | in process | Redis |
 //!
 //! [`Storage`] bundles one of each as cheap cloneable handles. Every trait has one generic
@@ -168,6 +170,85 @@ pub trait CanvasStore: Send + Sync + 'static {
     /// Sets or clears the canvas's public link; `NotFound` for an unknown canvas. Deleting
     /// the canvas deletes its link.
     async fn set_public_link(&self, id: Uuid, link: Option<&PublicLink>) -> StorageResult<()>;
+}
+
+/// The analytics layer's records: data sources, saved queries and their executions (seed
+/// `data_sources`, `saved_queries`, `query_executions`). Files, results and secrets are not
+/// here: the server keeps files in object storage, results in the result cache, and seals
+/// secrets before they reach a [`DataSource`].
+#[async_trait]
+pub trait DataStore: Send + Sync + 'static {
+    /// Creates a source; `Conflict("name")` when its project has one of that name in any
+    /// case, `NotFound("project")` for an unknown project.
+    async fn create_source(&self, new: NewDataSource) -> StorageResult<DataSource>;
+    /// A source.
+    async fn source(&self, id: Uuid) -> StorageResult<Option<DataSource>>;
+    /// A project's sources, by name.
+    async fn sources_in_project(&self, project_id: Uuid) -> StorageResult<Vec<DataSource>>;
+    /// Changes a source (bumps `updated_at`); `None` for an unknown one, `Conflict("name")`
+    /// for a taken name.
+    async fn update_source(
+        &self,
+        id: Uuid,
+        update: DataSourceUpdate,
+    ) -> StorageResult<Option<DataSource>>;
+    /// Deletes a source; `false` if there was none, `Conflict` while a query runs on it.
+    async fn delete_source(&self, id: Uuid) -> StorageResult<bool>;
+    /// Creates a saved query; `NotFound` for an unknown project, user or source.
+    async fn create_query(&self, new: NewSavedQuery) -> StorageResult<SavedQuery>;
+    /// A saved query.
+    async fn query(&self, id: Uuid) -> StorageResult<Option<SavedQuery>>;
+    /// A project's saved queries, newest first.
+    async fn queries_in_project(&self, project_id: Uuid) -> StorageResult<Vec<SavedQuery>>;
+    /// Changes a saved query (bumps `updated_at`); `None` for an unknown one.
+    async fn update_query(
+        &self,
+        id: Uuid,
+        update: SavedQueryUpdate,
+    ) -> StorageResult<Option<SavedQuery>>;
+    /// Deletes a saved query with its executions; `false` if there was none.
+    async fn delete_query(&self, id: Uuid) -> StorageResult<bool>;
+    /// Records an execution as given; `NotFound` for an unknown query.
+    async fn create_execution(&self, execution: &QueryExecution) -> StorageResult<()>;
+    /// An execution.
+    async fn execution(&self, id: Uuid) -> StorageResult<Option<QueryExecution>>;
+    /// Changes an execution that has not ended; `None` when it is unknown or has ended (a
+    /// cancelled run that completes later stays cancelled).
+    async fn update_execution(
+        &self,
+        id: Uuid,
+        update: ExecutionUpdate,
+    ) -> StorageResult<Option<QueryExecution>>;
+    /// A query's latest executions, newest first.
+    async fn executions_of_query(
+        &self,
+        query_id: Uuid,
+        limit: u32,
+    ) -> StorageResult<Vec<QueryExecution>>;
+}
+
+/// Query results every node can read, and the progress of running executions: Redis
+/// `query:result:{query_hash}` and `processing:{job_id}` with the services, in process for a
+/// server running alone. Values are opaque to the store (the server writes MessagePack
+/// results and JSON progress); both expire.
+#[async_trait]
+pub trait ResultCache: Send + Sync + 'static {
+    /// Stores a result under its key for `ttl` (replacing one stored before).
+    async fn put_result(&self, query_hash: &str, result: &[u8], ttl: Duration)
+    -> StorageResult<()>;
+    /// A result stored under the key, if it has not expired.
+    async fn result(&self, query_hash: &str) -> StorageResult<Option<Vec<u8>>>;
+    /// Drops the result stored under the key, if any.
+    async fn remove_result(&self, query_hash: &str) -> StorageResult<()>;
+    /// Writes an execution's progress (`{status, progress, partial_results}`) for `ttl`.
+    async fn put_progress(
+        &self,
+        job_id: Uuid,
+        progress: &serde_json::Value,
+        ttl: Duration,
+    ) -> StorageResult<()>;
+    /// An execution's progress, if written and not expired.
+    async fn progress(&self, job_id: Uuid) -> StorageResult<Option<serde_json::Value>>;
 }
 
 /// How canvases are used: views (one per opening) and favorites (seed `interactions`).
@@ -348,6 +429,10 @@ pub struct Storage {
     pub interactions: Arc<dyn InteractionStore>,
     /// Canvas templates.
     pub templates: Arc<dyn TemplateStore>,
+    /// Data sources, saved queries and executions.
+    pub data: Arc<dyn DataStore>,
+    /// Query results and execution progress.
+    pub results: Arc<dyn ResultCache>,
 }
 
 /// The embedded SQLite store, opened on first need (only for what no service provides).
@@ -394,17 +479,18 @@ impl Storage {
             Arc<dyn UserStore>,
             Arc<dyn ProjectStore>,
             Arc<dyn AuditStore>,
+            Arc<dyn DataStore>,
         );
         let mut probes: Vec<Arc<dyn Probe>> = Vec::new();
-        let (users, projects, audit): Relational = match &urls.database_url {
+        let (users, projects, audit, data): Relational = match &urls.database_url {
             Some(url) => {
                 let pg = Arc::new(postgres_store::PgStore::connect(url).await?);
                 probes.push(pg.clone());
-                (pg.clone(), pg.clone(), pg)
+                (pg.clone(), pg.clone(), pg.clone(), pg)
             }
             None => {
                 let db = sqlite.get().await?;
-                (db.clone(), db.clone(), db)
+                (db.clone(), db.clone(), db.clone(), db)
             }
         };
         type Documents = (
@@ -429,19 +515,27 @@ impl Storage {
             Arc<dyn PresenceStore>,
             Arc<dyn RateLimiter>,
             Arc<dyn Fanout>,
+            Arc<dyn ResultCache>,
         );
-        let (sessions, presence, rate_limits, fanout): Live = match &urls.redis_url {
+        let (sessions, presence, rate_limits, fanout, results): Live = match &urls.redis_url {
             Some(url) => {
                 let redis =
                     Arc::new(redis_store::RedisStore::connect(url, &urls.redis_key_prefix).await?);
                 probes.push(redis.clone());
-                (redis.clone(), redis.clone(), redis.clone(), redis)
+                (
+                    redis.clone(),
+                    redis.clone(),
+                    redis.clone(),
+                    redis.clone(),
+                    redis,
+                )
             }
             None => (
                 sqlite.get().await?,
                 Arc::new(memory::MemoryPresence::default()),
                 Arc::new(memory::MemoryRateLimiter::default()),
                 Arc::new(memory::SingleNode),
+                Arc::new(memory::MemoryResults::default()),
             ),
         };
         if let Some(sqlite) = sqlite.store.clone() {
@@ -460,6 +554,8 @@ impl Storage {
             fanout,
             interactions,
             templates,
+            data,
+            results,
         })
     }
 

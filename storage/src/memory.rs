@@ -145,3 +145,113 @@ impl Fanout for SingleNode {
         Ok(rx)
     }
 }
+
+/// Most bytes of results the in-process cache holds; past it, the least used go first.
+pub const MEMORY_RESULT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// A cached value with its own time to live.
+#[derive(Clone)]
+struct Expiring<T> {
+    value: T,
+    ttl: Duration,
+}
+
+/// Expiry of an [`Expiring`] value: its TTL from when it was written.
+struct PerEntry;
+
+impl<K, T> moka::Expiry<K, Expiring<T>> for PerEntry {
+    fn expire_after_create(&self, _: &K, value: &Expiring<T>, _: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &K,
+        value: &Expiring<T>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// Query results and execution progress, in process (the embedded counterpart of
+/// `query:result:{query_hash}` and `processing:{job_id}`), bounded by
+/// [`MEMORY_RESULT_BYTES`].
+pub struct MemoryResults {
+    results: moka::sync::Cache<String, Expiring<std::sync::Arc<[u8]>>>,
+    progress: moka::sync::Cache<Uuid, Expiring<serde_json::Value>>,
+}
+
+impl Default for MemoryResults {
+    fn default() -> Self {
+        Self::with_capacity(MEMORY_RESULT_BYTES)
+    }
+}
+
+impl MemoryResults {
+    /// A cache holding at most `bytes` of results.
+    pub fn with_capacity(bytes: u64) -> Self {
+        MemoryResults {
+            results: moka::sync::Cache::builder()
+                .max_capacity(bytes)
+                .weigher(|key: &String, v: &Expiring<std::sync::Arc<[u8]>>| {
+                    u32::try_from(key.len() + v.value.len()).unwrap_or(u32::MAX)
+                })
+                .expire_after(PerEntry)
+                .build(),
+            progress: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .expire_after(PerEntry)
+                .build(),
+        }
+    }
+}
+
+#[async_trait]
+impl crate::ResultCache for MemoryResults {
+    async fn put_result(
+        &self,
+        query_hash: &str,
+        result: &[u8],
+        ttl: Duration,
+    ) -> StorageResult<()> {
+        self.results.insert(
+            query_hash.to_owned(),
+            Expiring {
+                value: result.into(),
+                ttl,
+            },
+        );
+        Ok(())
+    }
+
+    async fn result(&self, query_hash: &str) -> StorageResult<Option<Vec<u8>>> {
+        Ok(self.results.get(query_hash).map(|e| e.value.to_vec()))
+    }
+
+    async fn remove_result(&self, query_hash: &str) -> StorageResult<()> {
+        self.results.invalidate(query_hash);
+        Ok(())
+    }
+
+    async fn put_progress(
+        &self,
+        job_id: Uuid,
+        progress: &serde_json::Value,
+        ttl: Duration,
+    ) -> StorageResult<()> {
+        self.progress.insert(
+            job_id,
+            Expiring {
+                value: progress.clone(),
+                ttl,
+            },
+        );
+        Ok(())
+    }
+
+    async fn progress(&self, job_id: Uuid) -> StorageResult<Option<serde_json::Value>> {
+        Ok(self.progress.get(&job_id).map(|e| e.value))
+    }
+}

@@ -466,3 +466,190 @@ pub struct StoredVersion {
     /// The canvas JSON view at that version.
     pub view: serde_json::Value,
 }
+
+/// A project's data source (seed `data_sources`): an uploaded file, a database, an HTTP API
+/// or a Redis stream. Its `name` is the table its queries use, unique per project in any case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSource {
+    /// Primary key.
+    pub id: Uuid,
+    /// The project it belongs to.
+    pub project_id: Uuid,
+    /// Its name (and SQL table name).
+    pub name: String,
+    /// `file`, `database`, `api` or `streaming`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// How to reach it, as stored: the server seals secrets before they get here.
+    pub connection_config: serde_json::Value,
+    /// Columns and types found by the last sync.
+    pub schema_info: Option<serde_json::Value>,
+    /// Anything else about it (file size and format, row counts, ...).
+    pub metadata: serde_json::Value,
+    /// `active`, or `error` (the message is in `metadata`).
+    pub status: String,
+    /// When it was last synced.
+    pub last_sync_at: Option<DateTime<Utc>>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What creating a data source provides.
+#[derive(Debug, Clone)]
+pub struct NewDataSource {
+    /// The project.
+    pub project_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    pub kind: String,
+    /// Its connection settings (secrets sealed).
+    pub connection_config: serde_json::Value,
+    /// Its metadata.
+    pub metadata: serde_json::Value,
+}
+
+/// What changes a data source; `None` keeps a field.
+#[derive(Debug, Clone, Default)]
+pub struct DataSourceUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// New connection settings.
+    pub connection_config: Option<serde_json::Value>,
+    /// New metadata.
+    pub metadata: Option<serde_json::Value>,
+    /// New schema (a sync).
+    pub schema_info: Option<serde_json::Value>,
+    /// New status (a sync).
+    pub status: Option<String>,
+    /// Time of a sync.
+    pub last_sync_at: Option<DateTime<Utc>>,
+}
+
+/// A saved query (seed `saved_queries`, plus `data_source_id` for a query that runs on a
+/// `database` source).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedQuery {
+    /// Primary key.
+    pub id: Uuid,
+    /// The project it belongs to.
+    pub project_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// The query, with `{{name}}` where parameters go.
+    pub query_text: String,
+    /// `sql`, `python` or `natural_language`.
+    pub query_type: String,
+    /// Declared parameters: `{"name": {"type": ..., "default": ...}}`.
+    pub parameters: serde_json::Value,
+    /// Who made it.
+    pub created_by: Option<Uuid>,
+    /// Whether it is shared beyond its project.
+    pub is_public: bool,
+    /// The `database` source it runs on; `None` for queries over the project's tables.
+    pub data_source_id: Option<Uuid>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What creating a saved query provides.
+#[derive(Debug, Clone)]
+pub struct NewSavedQuery {
+    /// The project.
+    pub project_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Its text.
+    pub query_text: String,
+    /// Its type.
+    pub query_type: String,
+    /// Its declared parameters.
+    pub parameters: serde_json::Value,
+    /// Who makes it.
+    pub created_by: Option<Uuid>,
+    /// Whether it is public.
+    pub is_public: bool,
+    /// The database source it runs on.
+    pub data_source_id: Option<Uuid>,
+}
+
+/// What changes a saved query; `None` keeps a field.
+#[derive(Debug, Clone, Default)]
+pub struct SavedQueryUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// New text.
+    pub query_text: Option<String>,
+    /// New type.
+    pub query_type: Option<String>,
+    /// New parameters.
+    pub parameters: Option<serde_json::Value>,
+    /// Public or not.
+    pub is_public: Option<bool>,
+    /// New source (`Some(None)`: none).
+    pub data_source_id: Option<Option<Uuid>>,
+}
+
+/// One run of a saved query (seed `query_executions`, plus `query_hash`, `from_cache` and
+/// `computed_at`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryExecution {
+    /// Primary key (the job id).
+    pub id: Uuid,
+    /// The query.
+    pub query_id: Uuid,
+    /// Who ran it.
+    pub executed_by: Option<Uuid>,
+    /// `pending`, `running`, `completed`, `failed` or `cancelled`.
+    pub status: String,
+    /// The bound parameters.
+    pub parameters: serde_json::Value,
+    /// Where the result is kept.
+    pub result_location: Option<String>,
+    /// Why it failed.
+    pub error_message: Option<String>,
+    /// How long it ran.
+    pub execution_time_ms: Option<i64>,
+    /// Rows in its result.
+    pub rows_returned: Option<i64>,
+    /// When it was asked for.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The cache key of its result.
+    pub query_hash: Option<String>,
+    /// Whether the result came from the cache.
+    pub from_cache: bool,
+    /// When its result was computed.
+    pub computed_at: Option<DateTime<Utc>>,
+}
+
+impl QueryExecution {
+    /// Whether it has ended (`completed`, `failed` or `cancelled`): nothing changes it then.
+    pub fn is_final(&self) -> bool {
+        matches!(self.status.as_str(), "completed" | "failed" | "cancelled")
+    }
+}
+
+/// What changes a running execution; `None` keeps a field.
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionUpdate {
+    /// New status.
+    pub status: Option<String>,
+    /// Where the result is.
+    pub result_location: Option<String>,
+    /// Why it failed.
+    pub error_message: Option<String>,
+    /// How long it ran.
+    pub execution_time_ms: Option<i64>,
+    /// Rows returned.
+    pub rows_returned: Option<i64>,
+    /// When it ended.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// When its result was computed.
+    pub computed_at: Option<DateTime<Utc>>,
+}

@@ -70,6 +70,11 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// A transaction for several statements that must happen together.
+    async fn begin_write(&self) -> StorageResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+
     /// Connects to the database at `url` (`postgres://user:password@host:port/database`,
     /// with any of sqlx's URL parameters), checks the connection, runs the migrations and
     /// returns a store over a pool of at most [`MAX_CONNECTIONS`] connections.
@@ -221,6 +226,32 @@ fn ts(t: DateTime<Utc>) -> NaiveDateTime {
     t.trunc_subsecs(6).naive_utc()
 }
 
+/// The stored form of a JSON value, for a `JSONB` column.
+fn json(v: &serde_json::Value) -> sqlx::types::Json<&serde_json::Value> {
+    sqlx::types::Json(v)
+}
+
+/// The stored form of a count, for an `INTEGER` column (saturating at its bounds).
+fn int(v: i64) -> i32 {
+    i32::try_from(v).unwrap_or(if v < 0 { i32::MIN } else { i32::MAX })
+}
+
+/// An id as PostgreSQL's `UUID` column takes it.
+fn id(v: uuid::Uuid) -> uuid::Uuid {
+    v
+}
+
+/// The statement as written: PostgreSQL's placeholders are the shared statements' own.
+macro_rules! postgres {
+    ($statement:expr) => {
+        $statement
+    };
+}
+
+crate::sql::data::impl_data_store!(
+    PgStore, sql: postgres, uuid: id, ts: ts, json: json, int: int, now: now
+);
+
 /// Reads a nullable `TIMESTAMP` column as UTC.
 fn get_opt_ts(row: &PgRow, col: &str) -> StorageResult<Option<DateTime<Utc>>> {
     let t: Option<NaiveDateTime> = row.try_get(col)?;
@@ -249,6 +280,9 @@ impl crate::sql::SqlRow for PgRow {
     fn opt_json(&self, col: &str) -> StorageResult<Option<serde_json::Value>> {
         let json: Option<sqlx::types::Json<serde_json::Value>> = self.try_get(col)?;
         Ok(json.map(|sqlx::types::Json(v)| v))
+    }
+    fn opt_int(&self, col: &str) -> StorageResult<Option<i64>> {
+        Ok(self.try_get::<Option<i32>, _>(col)?.map(i64::from))
     }
     fn opt_ip(&self, col: &str) -> StorageResult<Option<std::net::IpAddr>> {
         Ok(self.try_get(col)?)

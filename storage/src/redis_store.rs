@@ -20,6 +20,7 @@
 mod fanout;
 mod presence;
 mod rate_limit;
+mod results;
 mod sessions;
 
 pub use presence::STATE_TTL;

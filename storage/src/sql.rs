@@ -53,6 +53,8 @@ macro_rules! select_user_where {
 }
 pub(crate) use select_user_where;
 
+pub(crate) mod data;
+
 /// The statements both user stores share, with PostgreSQL's placeholders (see
 /// [`projects`]). Email lookups differ: SQLite keeps an `email_lower` column, PostgreSQL an
 /// index on `lower(email)`.
@@ -164,6 +166,8 @@ pub(crate) trait SqlRow {
     fn opt_json(&self, col: &str) -> StorageResult<Option<serde_json::Value>>;
     /// An IP address column that may be NULL.
     fn opt_ip(&self, col: &str) -> StorageResult<Option<IpAddr>>;
+    /// An `INTEGER` column that may be NULL (32 bits in PostgreSQL, 64 in SQLite).
+    fn opt_int(&self, col: &str) -> StorageResult<Option<i64>>;
 
     /// A text column the stores always set.
     fn text(&self, col: &str) -> StorageResult<String> {

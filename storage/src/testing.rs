@@ -29,10 +29,12 @@
 
 pub mod audit;
 pub mod canvases;
+pub mod data;
 pub mod interactions;
 pub mod presence;
 pub mod projects;
 pub mod rate_limits;
+pub mod results;
 pub mod sessions;
 pub mod templates;
 pub mod users;
@@ -55,12 +57,14 @@ pub async fn run_all(storage: &Storage) {
         sessions::all(&*storage.sessions),
         projects::all(&*storage.users, &*storage.projects),
         audit::all(&*storage.users, &*storage.audit),
+        data::all(&*storage.users, &*storage.projects, &*storage.data),
         canvases::all(&*storage.canvases),
         interactions::all(&*storage.canvases, &*storage.interactions),
         templates::all(&*storage.templates),
         versions::all(&*storage.canvases, &*storage.versions),
         presence::all(&*storage.presence),
         rate_limits::all(&*storage.rate_limits),
+        results::all(&*storage.results),
     );
 }
 
@@ -93,6 +97,7 @@ pub async fn run_all(storage: &Storage) {
 macro_rules! contract_tests {
     (audit, $($rest:tt)*) => { $crate::__audit_cases!(__contract_tests! ($($rest)*)); };
     (canvases, $($rest:tt)*) => { $crate::__canvas_cases!(__contract_tests! ($($rest)*)); };
+    (data, $($rest:tt)*) => { $crate::__data_cases!(__contract_tests! ($($rest)*)); };
     (interactions, $($rest:tt)*) => {
         $crate::__interaction_cases!(__contract_tests! ($($rest)*));
     };
@@ -101,6 +106,7 @@ macro_rules! contract_tests {
     (rate_limits, $($rest:tt)*) => {
         $crate::__rate_limit_cases!(__contract_tests! ($($rest)*));
     };
+    (results, $($rest:tt)*) => { $crate::__result_cases!(__contract_tests! ($($rest)*)); };
     (sessions, $($rest:tt)*) => { $crate::__session_cases!(__contract_tests! ($($rest)*)); };
     (templates, $($rest:tt)*) => { $crate::__template_cases!(__contract_tests! ($($rest)*)); };
     (users, $($rest:tt)*) => { $crate::__user_cases!(__contract_tests! ($($rest)*)); };

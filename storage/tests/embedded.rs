@@ -4,7 +4,7 @@
 
 use canvas_engine::Role;
 use canvas_storage::embedded::SqliteStore;
-use canvas_storage::memory::{MemoryPresence, MemoryRateLimiter};
+use canvas_storage::memory::{MemoryPresence, MemoryRateLimiter, MemoryResults};
 use canvas_storage::{
     AuditStore, CanvasStore, NewCanvas, NewMember, NewProject, ProjectStore, SessionStore, Storage,
     StorageError, UserStore, testing,
@@ -47,16 +47,26 @@ where
     test(MemoryRateLimiter::default()).await;
 }
 
+async fn with_memory_results<F, Fut>(test: F)
+where
+    F: FnOnce(MemoryResults) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    test(MemoryResults::default()).await;
+}
+
 canvas_storage::contract_tests!(users, with_store, |store| (&store));
 canvas_storage::contract_tests!(sessions, with_store, |store| (&store));
 canvas_storage::contract_tests!(projects, with_store, |store| (&store, &store));
 canvas_storage::contract_tests!(audit, with_store, |store| (&store, &store));
+canvas_storage::contract_tests!(data, with_store, |store| (&store, &store, &store));
 canvas_storage::contract_tests!(canvases, with_store, |store| (&store));
 canvas_storage::contract_tests!(interactions, with_store, |store| (&store, &store));
 canvas_storage::contract_tests!(templates, with_store, |store| (&store));
 canvas_storage::contract_tests!(versions, with_store, |store| (&store, &store));
 canvas_storage::contract_tests!(presence, with_memory_presence, |store| (&store));
 canvas_storage::contract_tests!(rate_limits, with_memory_limiter, |store| (&store));
+canvas_storage::contract_tests!(results, with_memory_results, |store| (&store));
 
 /// The in-process stores shared by concurrent suites: they must not see each other's data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

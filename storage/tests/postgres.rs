@@ -135,6 +135,7 @@ where
 canvas_storage::contract_tests!(users, with_pg, |store| (&store));
 canvas_storage::contract_tests!(projects, with_pg, |store| (&store, &store));
 canvas_storage::contract_tests!(audit, with_pg, |store| (&store, &store));
+canvas_storage::contract_tests!(data, with_pg, |store| (&store, &store, &store));
 
 /// Every relational suite at once on one database, twice over: they must not see each other's
 /// data, and the pool must serve them concurrently.
@@ -241,7 +242,8 @@ async fn missing_database_and_bad_url_are_unreachable() {
 }
 
 /// The migrated schema is the seed's: ten tables with their columns, types, nullability and
-/// defaults, keys and references, and the four named indexes; 0002 adds only indexes.
+/// defaults, keys and references, and the four named indexes; 0002 and 0003 add only
+/// indexes, 0004 the analytics columns named below.
 #[tokio::test]
 async fn schema_is_the_seeds() {
     with_store(|store, _| async move {
@@ -399,6 +401,8 @@ const SEED_COLUMNS: &[&str] = &[
     "saved_queries.is_public boolean DEFAULT false",
     "saved_queries.created_at timestamp without time zone DEFAULT CURRENT_TIMESTAMP",
     "saved_queries.updated_at timestamp without time zone DEFAULT CURRENT_TIMESTAMP",
+    // Migration 0004: the database source a query runs on.
+    "saved_queries.data_source_id uuid",
     "query_executions.id uuid NOT NULL DEFAULT gen_random_uuid()",
     "query_executions.query_id uuid",
     "query_executions.executed_by uuid",
@@ -410,6 +414,10 @@ const SEED_COLUMNS: &[&str] = &[
     "query_executions.rows_returned integer",
     "query_executions.started_at timestamp without time zone DEFAULT CURRENT_TIMESTAMP",
     "query_executions.completed_at timestamp without time zone",
+    // Migration 0004: the result's cache key, whether it came from the cache, when computed.
+    "query_executions.query_hash text",
+    "query_executions.from_cache boolean NOT NULL DEFAULT false",
+    "query_executions.computed_at timestamp without time zone",
     "ai_interactions.id uuid NOT NULL DEFAULT gen_random_uuid()",
     "ai_interactions.user_id uuid",
     "ai_interactions.project_id uuid",
@@ -458,6 +466,8 @@ const SEED_CONSTRAINTS: &[&str] = &[
     "saved_queries saved_queries_pkey PRIMARY KEY (id)",
     "saved_queries saved_queries_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects(id)",
     "saved_queries saved_queries_created_by_fkey FOREIGN KEY (created_by) REFERENCES users(id)",
+    // Migration 0004.
+    "saved_queries saved_queries_data_source_id_fkey FOREIGN KEY (data_source_id) REFERENCES data_sources(id)",
     "query_executions query_executions_pkey PRIMARY KEY (id)",
     "query_executions query_executions_query_id_fkey FOREIGN KEY (query_id) REFERENCES saved_queries(id)",
     "query_executions query_executions_executed_by_fkey FOREIGN KEY (executed_by) REFERENCES users(id)",
@@ -477,7 +487,8 @@ const SEED_INDEXES: &[&str] = &[
     "CREATE INDEX idx_ai_interactions_user ON ai_interactions USING btree (user_id, created_at DESC)",
 ];
 
-/// What migrations 0002 and 0003 add for the product's queries and case-insensitive names.
+/// What migrations 0002 to 0004 add for the product's queries, case-insensitive names and
+/// the analytics tables.
 const PRODUCT_INDEXES: &[&str] = &[
     "CREATE UNIQUE INDEX users_email_lower_key ON users USING btree (lower((email)::text))",
     "CREATE INDEX idx_projects_owner ON projects USING btree (owner_id, created_at DESC)",
@@ -487,6 +498,10 @@ const PRODUCT_INDEXES: &[&str] = &[
     "CREATE INDEX idx_audit_logs_created ON audit_logs USING btree (created_at DESC)",
     // Migration 0003.
     "CREATE UNIQUE INDEX users_username_lower_key ON users USING btree (lower((username)::text))",
+    // Migration 0004.
+    "CREATE UNIQUE INDEX data_sources_project_name ON data_sources USING btree (project_id, lower((name)::text))",
+    "CREATE INDEX idx_saved_queries_project ON saved_queries USING btree (project_id, created_at DESC)",
+    "CREATE INDEX idx_query_executions_query ON query_executions USING btree (query_id, started_at DESC)",
 ];
 
 /// Concurrent signups race past the store's checks; the constraints decide. One email: one

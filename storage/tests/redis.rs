@@ -93,6 +93,7 @@ async fn type_and_pttl(key: &str) -> (String, i64) {
 canvas_storage::contract_tests!(sessions, with_store, |store| (&store));
 canvas_storage::contract_tests!(presence, with_store, |store| (&store));
 canvas_storage::contract_tests!(rate_limits, with_store, |store| (&store));
+canvas_storage::contract_tests!(results, with_store, |store| (&store));
 
 /// Every suite at once on one store, twice over: they must not see each other's keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
