@@ -25,7 +25,7 @@ pub enum Error {
     /// refused before anything runs.
     #[error("not allowed: {0}")]
     NotAllowed(String),
-    /// A query type other than `sql` (`python`, `natural_language`).
+    /// A query type other than `sql` (`python`, `natural_language`, or an unknown one).
     #[error("unsupported query type '{0}': only sql queries run")]
     UnsupportedQueryType(String),
     /// A parameter is undeclared, missing with no default, or of the wrong type; or a
@@ -123,7 +123,7 @@ impl Error {
             Error::NotAllowed(_) => "statement_not_allowed",
             Error::UnsupportedQueryType(_) => "unsupported_query_type",
             Error::Parameter(_) => "invalid_parameter",
-            Error::Config(_) => "invalid_connection_config",
+            Error::Config(_) => "invalid_config",
             Error::TooLarge { .. } => "payload_too_large",
             Error::Malformed(_) => "malformed_data",
             Error::ForbiddenTarget(_) => "forbidden_target",

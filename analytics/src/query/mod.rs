@@ -19,7 +19,8 @@ use crate::error::{Error, Result};
 use crate::source::DataSource;
 use params::{BoundQuery, QueryTemplate};
 
-/// A saved query's `query_type`.
+/// A saved query's `query_type`. A type that is none of these parses to
+/// [`Error::UnsupportedQueryType`] too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QueryType {
@@ -38,9 +39,7 @@ impl FromStr for QueryType {
             "sql" => Ok(QueryType::Sql),
             "python" => Ok(QueryType::Python),
             "natural_language" => Ok(QueryType::NaturalLanguage),
-            other => Err(Error::Config(format!(
-                "unknown query_type '{other}' (sql, python, natural_language)"
-            ))),
+            other => Err(Error::UnsupportedQueryType(other.to_string())),
         }
     }
 }

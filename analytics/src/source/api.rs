@@ -14,11 +14,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{ColumnInfo, DataSource, FileFormat, SchemaInfo, SyncReport, TableInfo};
+use super::{DataSource, FileFormat, SchemaInfo, SyncReport, TableInfo};
 use crate::config::Limits;
 use crate::error::{Error, Result};
 use crate::net;
-use crate::query::result::portable_type;
 use crate::store::Storage;
 
 /// An api source's `connection_config`.
@@ -82,20 +81,7 @@ pub(crate) async fn sync(
         return Err(e);
     }
     let schema = batch.schema();
-    let table = TableInfo {
-        name: source.name.clone(),
-        columns: schema
-            .fields()
-            .iter()
-            .map(|f| ColumnInfo {
-                name: f.name().clone(),
-                data_type: portable_type(f.data_type()).to_string(),
-                native_type: f.data_type().to_string(),
-                nullable: f.is_nullable(),
-            })
-            .collect(),
-        row_count: Some(batch.num_rows() as u64),
-    };
+    let table = TableInfo::from_arrow(source.name.clone(), &schema, batch.num_rows() as u64);
     let mut metadata = BTreeMap::new();
     metadata.insert("row_count".into(), json!(batch.num_rows()));
     metadata.insert("response_bytes".into(), json!(body.len()));

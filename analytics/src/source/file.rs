@@ -13,10 +13,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::{ColumnInfo, DataSource, SchemaInfo, SyncReport, TableInfo};
+use super::{DataSource, SchemaInfo, SyncReport, TableInfo};
 use crate::error::{Error, Result};
 use crate::query::engine::{Engine, TableData, data_error};
-use crate::query::result::portable_type;
 use crate::store::Storage;
 
 /// A file's format.
@@ -231,20 +230,7 @@ pub(crate) async fn inspect(
     if schema.fields().is_empty() {
         return Err(Error::Malformed("the file has no columns".into()));
     }
-    Ok(TableInfo {
-        name: name.to_string(),
-        columns: schema
-            .fields()
-            .iter()
-            .map(|f| ColumnInfo {
-                name: f.name().clone(),
-                data_type: portable_type(f.data_type()).to_string(),
-                native_type: f.data_type().to_string(),
-                nullable: f.is_nullable(),
-            })
-            .collect(),
-        row_count: Some(rows),
-    })
+    Ok(TableInfo::from_arrow(name.to_string(), &schema, rows))
 }
 
 /// Arrow's CSV reader numbers a value it cannot parse by data row, not counting the header

@@ -343,6 +343,30 @@ pub struct TableInfo {
     pub row_count: Option<u64>,
 }
 
+impl TableInfo {
+    /// A table's columns from its Arrow schema, with its row count.
+    pub(crate) fn from_arrow(
+        name: impl Into<String>,
+        schema: &datafusion::arrow::datatypes::Schema,
+        rows: u64,
+    ) -> TableInfo {
+        TableInfo {
+            name: name.into(),
+            columns: schema
+                .fields()
+                .iter()
+                .map(|f| ColumnInfo {
+                    name: f.name().clone(),
+                    data_type: crate::query::result::portable_type(f.data_type()).to_string(),
+                    native_type: f.data_type().to_string(),
+                    nullable: f.is_nullable(),
+                })
+                .collect(),
+            row_count: Some(rows),
+        }
+    }
+}
+
 /// One column: its name, a portable type and the engine's own type name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColumnInfo {

@@ -17,9 +17,8 @@ use redis::Value as RedisValue;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{ColumnInfo, DataSource, SchemaInfo, SyncReport, TableInfo};
+use super::{DataSource, SchemaInfo, SyncReport, TableInfo};
 use crate::error::{Error, Result};
-use crate::query::result::portable_type;
 
 /// Entries read when a config names neither `latest` nor `window_seconds`.
 pub const DEFAULT_LATEST: usize = 1000;
@@ -245,20 +244,7 @@ pub(crate) fn to_batch(entries: &[Entry]) -> Result<(SchemaRef, RecordBatch)> {
 /// Reads the stream and describes it.
 pub(crate) fn report(source: &DataSource, entries: &[Entry]) -> Result<SyncReport> {
     let (schema, batch) = to_batch(entries)?;
-    let table = TableInfo {
-        name: source.name.clone(),
-        columns: schema
-            .fields()
-            .iter()
-            .map(|f| ColumnInfo {
-                name: f.name().clone(),
-                data_type: portable_type(f.data_type()).to_string(),
-                native_type: f.data_type().to_string(),
-                nullable: f.is_nullable(),
-            })
-            .collect(),
-        row_count: Some(batch.num_rows() as u64),
-    };
+    let table = TableInfo::from_arrow(source.name.clone(), &schema, batch.num_rows() as u64);
     let mut metadata = BTreeMap::new();
     metadata.insert("entries_read".into(), json!(entries.len()));
     Ok(SyncReport::active(

@@ -86,9 +86,7 @@ async fn an_api_source_is_fetched_on_sync_and_queried_as_a_table() {
         let report = f.analytics.sync(&private).await;
         assert_eq!(report.status, SourceStatus::Active, "{report:?}");
         let sources = [nested, private];
-        let r = run(&f.analytics, Target::Tables(&sources),
-            "SELECT (SELECT count(*) FROM nested) AS a, (SELECT count(*) FROM private) AS b",
-            json!(null), json!(null)).await.expect("two tables");
+        let r = sql(&f.analytics, Target::Tables(&sources), "SELECT (SELECT count(*) FROM nested) AS a, (SELECT count(*) FROM private) AS b").await.expect("two tables");
         assert_eq!(r.rows[0], vec![json!(5), json!(3)]);
 
         // failures are a status error with a message, and leave the last snapshot
@@ -110,7 +108,7 @@ async fn an_api_source_is_fetched_on_sync_and_queried_as_a_table() {
             assert!(message.contains(needle), "{path}: {message}");
         }
         let sources = [s];
-        let r = run(&f.analytics, Target::Tables(&sources), "SELECT count(*) FROM products", json!(null), json!(null))
+        let r = sql(&f.analytics, Target::Tables(&sources), "SELECT count(*) FROM products")
             .await.expect("old snapshot");
         assert_eq!(r.rows[0][0], json!(30));
         server.abort();

@@ -166,31 +166,30 @@ async fn postgres_push_down_runs_read_only_with_bound_parameters() {
         assert_eq!(r.rows, vec![vec![json!(0), json!(hostile)]]);
 
         // writes are refused, by the check and by READ ONLY, and change nothing
-        for sql in ["DELETE FROM sales", "DROP TABLE sales", "UPDATE sales SET amount = 0",
+        for text in ["DELETE FROM sales", "DROP TABLE sales", "UPDATE sales SET amount = 0",
                     "SELECT 1; DELETE FROM sales", "CREATE TABLE x (a int)"] {
-            let e = run(&f.analytics, target, sql, json!(null), json!(null)).await.expect_err(sql);
-            assert!(matches!(e, Error::NotAllowed(_)), "{sql}: {e:?}");
+            let e = sql(&f.analytics, target, text).await.expect_err(text);
+            assert!(matches!(e, Error::NotAllowed(_)), "{text}: {e:?}");
         }
-        let e = run(&f.analytics, target, "WITH d AS (DELETE FROM sales RETURNING *) SELECT count(*) FROM d",
-            json!(null), json!(null)).await.expect_err("writable CTE");
+        let e = sql(&f.analytics, target, "WITH d AS (DELETE FROM sales RETURNING *) SELECT count(*) FROM d").await.expect_err("writable CTE");
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e:?}");
-        let e = run(&f.analytics, target, "SELECT nextval('nope_seq')", json!(null), json!(null)).await.expect_err("fn");
+        let e = sql(&f.analytics, target, "SELECT nextval('nope_seq')").await.expect_err("fn");
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e:?}");
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM sales").fetch_one(&pool).await.expect("count");
         assert_eq!(count, 1000);
 
         // errors: syntax with position, unknown names
-        let e = run(&f.analytics, target, "SELECT id\nFROM sales WHERE id >", json!(null), json!(null)).await.expect_err("syntax");
+        let e = sql(&f.analytics, target, "SELECT id\nFROM sales WHERE id >").await.expect_err("syntax");
         let Error::Syntax { line, column, .. } = &e else { panic!("{e:?}") };
         assert_eq!(*line, Some(2), "{e}");
         assert!(column.is_some());
-        let e = run(&f.analytics, target, "SELECT * FROM missing", json!(null), json!(null)).await.expect_err("table");
+        let e = sql(&f.analytics, target, "SELECT * FROM missing").await.expect_err("table");
         assert!(matches!(&e, Error::Invalid(m) if m.contains("missing")), "{e:?}");
-        let e = run(&f.analytics, target, "SELECT nope FROM sales", json!(null), json!(null)).await.expect_err("column");
+        let e = sql(&f.analytics, target, "SELECT nope FROM sales").await.expect_err("column");
         assert!(matches!(&e, Error::Invalid(m) if m.contains("nope")), "{e:?}");
-        let e = run(&f.analytics, target, "SELECT 1 AS a, 2 AS a", json!(null), json!(null)).await.expect_err("dup");
+        let e = sql(&f.analytics, target, "SELECT 1 AS a, 2 AS a").await.expect_err("dup");
         assert!(matches!(e, Error::Invalid(_)), "{e:?}");
-        let e = run(&f.analytics, target, "SELECT 1 / 0", json!(null), json!(null)).await.expect_err("runtime");
+        let e = sql(&f.analytics, target, "SELECT 1 / 0").await.expect_err("runtime");
         assert!(matches!(e, Error::Execution(_)), "{e:?}");
         pool.close().await;
     })
@@ -209,23 +208,15 @@ async fn postgres_statement_timeout_row_cap_and_an_unreachable_database() {
         let src = source("w", SourceKind::Database, json!({"url": db.url}));
         let target = Target::Database(&src);
         let started = std::time::Instant::now();
-        let e = run(
-            &f.analytics,
-            target,
-            "SELECT pg_sleep(30)",
-            json!(null),
-            json!(null),
-        )
-        .await
-        .expect_err("timeout");
+        let e = sql(&f.analytics, target, "SELECT pg_sleep(30)")
+            .await
+            .expect_err("timeout");
         assert!(matches!(e, Error::Timeout(_)), "{e:?}");
         assert!(started.elapsed() < Duration::from_secs(10));
-        let r = run(
+        let r = sql(
             &f.analytics,
             target,
             "SELECT i FROM generate_series(1, 1000) i",
-            json!(null),
-            json!(null),
         )
         .await
         .expect("cap");
@@ -242,15 +233,9 @@ async fn postgres_statement_timeout_row_cap_and_an_unreachable_database() {
             SourceKind::Database,
             json!({"url": format!("postgres://postgres@127.0.0.1:{port}/x")}),
         );
-        let e = run(
-            &f.analytics,
-            Target::Database(&down),
-            "SELECT 1",
-            json!(null),
-            json!(null),
-        )
-        .await
-        .expect_err("down");
+        let e = sql(&f.analytics, Target::Database(&down), "SELECT 1")
+            .await
+            .expect_err("down");
         assert!(matches!(e, Error::SourceUnavailable(_)), "{e:?}");
         assert_eq!(e.kind(), ErrorKind::ExecutionFailed);
         let report = f.analytics.sync(&down).await;
@@ -259,12 +244,10 @@ async fn postgres_statement_timeout_row_cap_and_an_unreachable_database() {
             "{report:?}"
         );
         // a database source is not a table of the engine
-        let e = run(
+        let e = sql(
             &f.analytics,
             Target::Tables(std::slice::from_ref(&src)),
             "SELECT * FROM w",
-            json!(null),
-            json!(null),
         )
         .await
         .expect_err("not a table");
@@ -329,23 +312,23 @@ async fn mariadb_push_down_runs_read_only_with_bound_parameters() {
             json!({"s": {"type": "string"}}), json!({"s": hostile})).await.expect("hostile");
         assert_eq!(r.rows, vec![vec![json!(0), json!(hostile)]]);
 
-        for sql in ["DELETE FROM sales", "DROP TABLE sales", "INSERT INTO sales (id, region) VALUES (1000, 'x')"] {
-            let e = run(&f.analytics, target, sql, json!(null), json!(null)).await.expect_err(sql);
-            assert!(matches!(e, Error::NotAllowed(_)), "{sql}: {e:?}");
+        for text in ["DELETE FROM sales", "DROP TABLE sales", "INSERT INTO sales (id, region) VALUES (1000, 'x')"] {
+            let e = sql(&f.analytics, target, text).await.expect_err(text);
+            assert!(matches!(e, Error::NotAllowed(_)), "{text}: {e:?}");
         }
-        let e = run(&f.analytics, target, "SELECT * FROM sales WHERE id = ?", json!(null), json!(null)).await.expect_err("?");
+        let e = sql(&f.analytics, target, "SELECT * FROM sales WHERE id = ?").await.expect_err("?");
         assert!(matches!(e, Error::Parameter(_)), "{e:?}");
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sales").fetch_one(&pool).await.expect("count");
         assert_eq!(count, 200);
 
-        let e = run(&f.analytics, target, "SELECT id FROM sales WHERE", json!(null), json!(null)).await.expect_err("syntax");
+        let e = sql(&f.analytics, target, "SELECT id FROM sales WHERE").await.expect_err("syntax");
         assert!(matches!(e, Error::Syntax { line: Some(1), .. }), "{e:?}");
-        let e = run(&f.analytics, target, "SELECT * FROM missing", json!(null), json!(null)).await.expect_err("table");
+        let e = sql(&f.analytics, target, "SELECT * FROM missing").await.expect_err("table");
         assert!(matches!(e, Error::Invalid(_)), "{e:?}");
-        let e = run(&f.analytics, target, "SELECT nope FROM sales", json!(null), json!(null)).await.expect_err("column");
+        let e = sql(&f.analytics, target, "SELECT nope FROM sales").await.expect_err("column");
         assert!(matches!(e, Error::Invalid(_)), "{e:?}");
         let started = std::time::Instant::now();
-        let e = run(&f.analytics, target, "SELECT SLEEP(20) AS s", json!(null), json!(null)).await;
+        let e = sql(&f.analytics, target, "SELECT SLEEP(20) AS s").await;
         assert!(started.elapsed() < Duration::from_secs(10), "{e:?}");
         match e {
             Err(Error::Timeout(_)) => {}

@@ -222,12 +222,10 @@ async fn parquet_and_ndjson_uploads_answer_the_same_query() {
             .await
             .expect("upload");
         let sources = [s];
-        let r = run(
+        let r = sql(
             &f.analytics,
             Target::Tables(&sources),
             "SELECT ratio FROM p ORDER BY amount LIMIT 2",
-            json!(null),
-            json!(null),
         )
         .await
         .expect("query");
@@ -291,22 +289,15 @@ async fn a_malformed_csv_row_is_named_and_the_old_file_stays() {
         assert!(matches!(e, Error::Malformed(_)), "{e:?}");
         // the first file is still the one queried, and nothing was left behind
         let sources = [s];
-        let r = run(
+        let r = sql(
             &f.analytics,
             Target::Tables(&sources),
             "SELECT count(*) FROM sales",
-            json!(null),
-            json!(null),
         )
         .await
         .expect("query");
         assert_eq!(r.rows[0][0], json!(100));
-        let dir = f
-            .analytics
-            .config()
-            .data_dir
-            .join("analytics/sources")
-            .join(sources[0].id.to_string());
+        let dir = source_dir(&f, sources[0].id);
         let names = list_files(&dir);
         assert_eq!(names, ["data.csv"], "{names:?}");
     })
@@ -347,12 +338,10 @@ async fn an_oversized_upload_is_refused_and_a_new_format_replaces_the_old() {
         assert!(matches!(e, Error::TooLarge { limit: 10_000 }), "{e:?}");
         assert_eq!(e.kind(), ErrorKind::TooLarge);
         let sources = [s.clone()];
-        let r = run(
+        let r = sql(
             &f.analytics,
             Target::Tables(&sources),
             "SELECT count(*) FROM sales",
-            json!(null),
-            json!(null),
         )
         .await
         .expect("old file");
@@ -363,31 +352,22 @@ async fn an_oversized_upload_is_refused_and_a_new_format_replaces_the_old() {
             .expect("ndjson");
         assert_ne!(s2.data_version, s.data_version);
         let sources = [s2];
-        let r = run(
+        let r = sql(
             &f.analytics,
             Target::Tables(&sources),
             "SELECT count(*) FROM sales",
-            json!(null),
-            json!(null),
         )
         .await
         .expect("new file");
         assert_eq!(r.rows[0][0], json!(7));
-        let dir = f
-            .analytics
-            .config()
-            .data_dir
-            .join("analytics/sources")
-            .join(s.id.to_string());
+        let dir = source_dir(&f, s.id);
         assert_eq!(list_files(&dir), ["data.ndjson"]);
         // removing the source removes its data
         f.analytics.remove_source(s.id).await.expect("remove");
-        let e = run(
+        let e = sql(
             &f.analytics,
             Target::Tables(&sources),
             "SELECT count(*) FROM sales",
-            json!(null),
-            json!(null),
         )
         .await
         .expect_err("gone");
@@ -409,12 +389,10 @@ async fn csv_options_delimiter_and_no_header() {
             .await
             .expect("upload");
         let sources = [s];
-        let r = run(
+        let r = sql(
             &f.analytics,
             Target::Tables(&sources),
             "SELECT sum(column_2) FROM semi",
-            json!(null),
-            json!(null),
         )
         .await
         .expect("query");
@@ -500,12 +478,10 @@ async fn files_in_an_s3_bucket_upload_replace_and_query() {
         assert_eq!(sums_of(&r), expected_sums(400, 0));
         other.remove_source(s.id).await.expect("remove");
         assert!(matches!(
-            run(
+            sql(
                 &f.analytics,
                 Target::Tables(&sources),
-                "SELECT 1 FROM sales",
-                json!(null),
-                json!(null)
+                "SELECT 1 FROM sales"
             )
             .await,
             Err(Error::NoData(_))

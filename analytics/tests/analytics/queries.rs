@@ -47,12 +47,10 @@ async fn a_hostile_value_is_a_string_not_sql() {
         .expect("query");
         assert_eq!(r.rows, vec![vec![json!(hostile), json!(0)]]);
         // the table is still there and whole
-        let r = run(
+        let r = sql(
             &f.analytics,
             Target::Tables(&sources),
             "SELECT count(*) FROM x",
-            json!(null),
-            json!(null),
         )
         .await
         .expect("still there");
@@ -81,15 +79,9 @@ async fn errors_tell_syntax_unknown_names_and_refused_statements_apart() {
         let target = Target::Tables(&sources);
         let none = json!(null);
 
-        let e = run(
-            &f.analytics,
-            target,
-            "SELECT id\nFROM t WHERE )",
-            none.clone(),
-            none.clone(),
-        )
-        .await
-        .expect_err("syntax");
+        let e = sql(&f.analytics, target, "SELECT id\nFROM t WHERE )")
+            .await
+            .expect_err("syntax");
         let Error::Syntax {
             message,
             line,
@@ -104,26 +96,14 @@ async fn errors_tell_syntax_unknown_names_and_refused_statements_apart() {
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
         assert_eq!(e.code(), "syntax_error");
 
-        let e = run(
-            &f.analytics,
-            target,
-            "SELEC id FROM t",
-            none.clone(),
-            none.clone(),
-        )
-        .await
-        .expect_err("syntax");
+        let e = sql(&f.analytics, target, "SELEC id FROM t")
+            .await
+            .expect_err("syntax");
         assert!(matches!(e, Error::Syntax { .. }), "{e:?}");
         // an error at the end of the text points at its end
-        let e = run(
-            &f.analytics,
-            target,
-            "SELECT id\nFROM t WHERE",
-            none.clone(),
-            none.clone(),
-        )
-        .await
-        .expect_err("eof");
+        let e = sql(&f.analytics, target, "SELECT id\nFROM t WHERE")
+            .await
+            .expect_err("eof");
         assert!(
             matches!(
                 e,
@@ -136,68 +116,42 @@ async fn errors_tell_syntax_unknown_names_and_refused_statements_apart() {
             "{e:?}"
         );
 
-        let e = run(
-            &f.analytics,
-            target,
-            "SELECT id FROM missing",
-            none.clone(),
-            none.clone(),
-        )
-        .await
-        .expect_err("table");
+        let e = sql(&f.analytics, target, "SELECT id FROM missing")
+            .await
+            .expect_err("table");
         assert!(
             matches!(&e, Error::Invalid(m) if m.contains("missing")),
             "{e:?}"
         );
         assert_eq!(e.code(), "invalid_query");
 
-        let e = run(
-            &f.analytics,
-            target,
-            "SELECT nope FROM t",
-            none.clone(),
-            none.clone(),
-        )
-        .await
-        .expect_err("column");
+        let e = sql(&f.analytics, target, "SELECT nope FROM t")
+            .await
+            .expect_err("column");
         assert!(
             matches!(&e, Error::Invalid(m) if m.contains("nope")),
             "{e:?}"
         );
 
-        for sql in [
+        for text in [
             "CREATE TABLE y AS SELECT * FROM t",
             "DROP TABLE t",
             "INSERT INTO t VALUES (1, 'a')",
             "CREATE VIEW v AS SELECT 1",
             "SET datafusion.execution.batch_size = 1",
         ] {
-            let e = run(&f.analytics, target, sql, none.clone(), none.clone())
-                .await
-                .expect_err(sql);
-            assert!(matches!(e, Error::NotAllowed(_)), "{sql}: {e:?}");
+            let e = sql(&f.analytics, target, text).await.expect_err(text);
+            assert!(matches!(e, Error::NotAllowed(_)), "{text}: {e:?}");
             assert_eq!(e.kind(), ErrorKind::InvalidInput);
         }
-        let e = run(
-            &f.analytics,
-            target,
-            "SELECT 1; SELECT 2",
-            none.clone(),
-            none.clone(),
-        )
-        .await
-        .expect_err("two");
+        let e = sql(&f.analytics, target, "SELECT 1; SELECT 2")
+            .await
+            .expect_err("two");
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e:?}");
         // still there after all that
-        let r = run(
-            &f.analytics,
-            target,
-            "SELECT count(*) FROM t",
-            none.clone(),
-            none.clone(),
-        )
-        .await
-        .expect("count");
+        let r = sql(&f.analytics, target, "SELECT count(*) FROM t")
+            .await
+            .expect("count");
         assert_eq!(r.rows[0][0], json!(10));
 
         let e = Query::new("python", "print(1)", &none).expect_err("python");
@@ -212,12 +166,10 @@ async fn errors_tell_syntax_unknown_names_and_refused_statements_apart() {
         // a source the query names but that has no data yet
         let empty = source("empty", SourceKind::File, json!({}));
         let with_empty = [empty];
-        let e = run(
+        let e = sql(
             &f.analytics,
             Target::Tables(&with_empty),
             "SELECT * FROM empty",
-            none.clone(),
-            none.clone(),
         )
         .await
         .expect_err("no data");
@@ -232,12 +184,10 @@ async fn row_and_byte_caps_cut_the_result_and_say_so() {
         let f = fixture(limits(|l| l.max_result_rows = 100));
         let t = numbers(&f, "t", 1000).await;
         let sources = [t];
-        let r = run(
+        let r = sql(
             &f.analytics,
             Target::Tables(&sources),
             "SELECT * FROM t ORDER BY id",
-            json!(null),
-            json!(null),
         )
         .await
         .expect("query");
@@ -248,27 +198,19 @@ async fn row_and_byte_caps_cut_the_result_and_say_so() {
         let f = fixture(limits(|l| l.max_result_bytes = 2_000));
         let t = numbers(&f, "t", 1000).await;
         let sources = [t];
-        let r = run(
-            &f.analytics,
-            Target::Tables(&sources),
-            "SELECT * FROM t",
-            json!(null),
-            json!(null),
-        )
-        .await
-        .expect("query");
+        let r = sql(&f.analytics, Target::Tables(&sources), "SELECT * FROM t")
+            .await
+            .expect("query");
         assert!(
             r.rows.len() < 1000 && !r.rows.is_empty(),
             "{}",
             r.rows.len()
         );
         assert_eq!(r.truncated, Some(Truncation::ByteLimit));
-        let small = run(
+        let small = sql(
             &f.analytics,
             Target::Tables(&sources),
             "SELECT count(*) FROM t",
-            json!(null),
-            json!(null),
         )
         .await
         .expect("query");
@@ -291,15 +233,9 @@ async fn a_slow_query_times_out_and_a_cancelled_one_stops() {
         let t = numbers(&f, "t", 3000).await;
         let sources = [t];
         let started = std::time::Instant::now();
-        let e = run(
-            &f.analytics,
-            Target::Tables(&sources),
-            SLOW,
-            json!(null),
-            json!(null),
-        )
-        .await
-        .expect_err("timeout");
+        let e = sql(&f.analytics, Target::Tables(&sources), SLOW)
+            .await
+            .expect_err("timeout");
         assert!(matches!(e, Error::Timeout(_)), "{e:?}");
         assert_eq!(e.kind(), ErrorKind::ExecutionFailed);
         assert!(
@@ -354,12 +290,10 @@ async fn a_query_past_the_memory_pool_fails_and_the_next_one_runs() {
         let f = fixture(limits(|l| l.memory_pool_bytes = 512 * 1024));
         let t = numbers(&f, "t", 100_000).await;
         let sources = [t];
-        let e = run(
+        let e = sql(
             &f.analytics,
             Target::Tables(&sources),
             "SELECT label, count(*) FROM t GROUP BY label ORDER BY label",
-            json!(null),
-            json!(null),
         )
         .await
         .expect_err("past the pool");
@@ -368,12 +302,10 @@ async fn a_query_past_the_memory_pool_fails_and_the_next_one_runs() {
             "{e:?}"
         );
         assert_eq!(e.kind(), ErrorKind::ExecutionFailed);
-        let r = run(
+        let r = sql(
             &f.analytics,
             Target::Tables(&sources),
             "SELECT count(*) FROM t",
-            json!(null),
-            json!(null),
         )
         .await
         .expect("a small query");

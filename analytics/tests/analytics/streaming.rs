@@ -53,7 +53,7 @@ async fn a_redis_stream_is_queried_over_its_latest_entries() {
         let types: Vec<(&str, &str)> = table.columns.iter().map(|c| (c.name.as_str(), c.data_type.as_str())).collect();
         assert_eq!(types, [("_id", "string"), ("_timestamp", "timestamp"), ("sensor", "string"), ("value", "integer"), ("ok", "boolean")]);
         let sources = [s.clone()];
-        let r = run(&f.analytics, Target::Tables(&sources), "SELECT value FROM readings", json!(null), json!(null))
+        let r = sql(&f.analytics, Target::Tables(&sources), "SELECT value FROM readings")
             .await.expect("query");
         assert_eq!(r.rows, vec![vec![json!(60)], vec![json!(70)], vec![json!(80)], vec![json!(90)]]);
         let r = run(&f.analytics, Target::Tables(&sources),
@@ -68,7 +68,7 @@ async fn a_redis_stream_is_queried_over_its_latest_entries() {
         let k2 = f.analytics.cache_key(&q, Target::Tables(&sources)).await.expect("key");
         assert_ne!(k1, k2);
         // a field that stops parsing as a number becomes text
-        let r = run(&f.analytics, Target::Tables(&sources), "SELECT value FROM readings ORDER BY _id DESC LIMIT 1", json!(null), json!(null))
+        let r = sql(&f.analytics, Target::Tables(&sources), "SELECT value FROM readings ORDER BY _id DESC LIMIT 1")
             .await.expect("query");
         assert_eq!(r.rows[0][0], json!("not a number"));
         assert_eq!(r.columns[0].data_type, "string");
@@ -90,12 +90,12 @@ async fn a_time_window_reads_only_recent_entries_and_a_missing_stream_is_an_erro
         let f = local();
         let s = source("recent", SourceKind::Streaming, json!({"stream": key.key, "window_seconds": 600}));
         let sources = [s];
-        let r = run(&f.analytics, Target::Tables(&sources), "SELECT n, extra FROM recent", json!(null), json!(null))
+        let r = sql(&f.analytics, Target::Tables(&sources), "SELECT n, extra FROM recent")
             .await.expect("query");
         assert_eq!(r.rows, vec![vec![json!(5), json!("x")], vec![json!(6), json!("x")], vec![json!(7), json!("x")]]);
         let all = source("all", SourceKind::Streaming, json!({"stream": key.key, "latest": 100}));
         let sources = [all];
-        let r = run(&f.analytics, Target::Tables(&sources), "SELECT n, extra FROM \"all\" ORDER BY n LIMIT 2", json!(null), json!(null))
+        let r = sql(&f.analytics, Target::Tables(&sources), "SELECT n, extra FROM \"all\" ORDER BY n LIMIT 2")
             .await.expect("query");
         // fields missing from older entries are null
         assert_eq!(r.rows, vec![vec![json!(0), json!(null)], vec![json!(1), json!(null)]]);
@@ -104,7 +104,7 @@ async fn a_time_window_reads_only_recent_entries_and_a_missing_stream_is_an_erro
         let report = f.analytics.sync(&missing).await;
         assert!(matches!(&report.status, SourceStatus::Error { message } if message.contains("no Redis stream")), "{report:?}");
         let sources = [missing];
-        let e = run(&f.analytics, Target::Tables(&sources), "SELECT * FROM m", json!(null), json!(null)).await.expect_err("missing");
+        let e = sql(&f.analytics, Target::Tables(&sources), "SELECT * FROM m").await.expect_err("missing");
         assert!(matches!(e, Error::SourceUnavailable(_)), "{e:?}");
     })
     .await;

@@ -96,6 +96,24 @@ pub async fn run(
         .await
 }
 
+/// Runs `text` with no parameters.
+pub async fn sql(
+    analytics: &Analytics,
+    target: Target<'_>,
+    text: &str,
+) -> canvas_analytics::Result<QueryResult> {
+    run(analytics, target, text, Value::Null, Value::Null).await
+}
+
+/// The local folder of a source's objects.
+pub fn source_dir(f: &Fixture, id: Uuid) -> std::path::PathBuf {
+    f.analytics
+        .config()
+        .data_dir
+        .join("analytics/sources")
+        .join(id.to_string())
+}
+
 pub fn col_names(r: &QueryResult) -> Vec<&str> {
     r.columns.iter().map(|c| c.name.as_str()).collect()
 }
