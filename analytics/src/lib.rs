@@ -276,23 +276,43 @@ impl Analytics {
                 pool.run(query, limits, cancel).await
             }
             Target::Tables(sources) => {
-                let engine = &self.inner.engine;
-                let (sql, args) = query.render(query::params::Placeholders::Dollar)?;
-                let ctx = engine.context();
-                let (statement, names) = engine.parse(&ctx, &sql)?;
-                for name in names {
-                    let Some(source) = sources.iter().find(|s| s.name == name) else {
-                        continue;
-                    };
-                    let data = tokio::select! {
-                        d = self.table_data(source) => d?,
-                        () = cancel.cancelled() => return Err(Error::Cancelled),
-                    };
-                    engine.register(&ctx, &source.name, data).await?;
+                // the timeout covers opening the tables too (listing, a stream read)
+                match tokio::time::timeout(
+                    limits.query_timeout,
+                    self.execute_tables(query, sources, cancel),
+                )
+                .await
+                {
+                    Ok(result) => result,
+                    Err(_) => Err(Error::Timeout(limits.query_timeout)),
                 }
-                engine.run(&ctx, statement, args, limits, cancel).await
             }
         }
+    }
+
+    async fn execute_tables(
+        &self,
+        query: &BoundQuery,
+        sources: &[DataSource],
+        cancel: &CancellationToken,
+    ) -> Result<QueryResult> {
+        let engine = &self.inner.engine;
+        let (sql, args) = query.render(query::params::Placeholders::Dollar)?;
+        let ctx = engine.context();
+        let (statement, names) = engine.parse(&ctx, &sql)?;
+        for name in names {
+            let Some(source) = sources.iter().find(|s| s.name == name) else {
+                continue;
+            };
+            let data = tokio::select! {
+                d = self.table_data(source) => d?,
+                () = cancel.cancelled() => return Err(Error::Cancelled),
+            };
+            engine.register(&ctx, &source.name, data).await?;
+        }
+        engine
+            .run(&ctx, statement, args, &self.inner.config.limits, cancel)
+            .await
     }
 
     async fn table_data(&self, source: &DataSource) -> Result<TableData> {
