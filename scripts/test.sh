@@ -17,8 +17,9 @@
 # directory does not matter. Its environment contract is at the top of interop.mjs.
 #
 # Environment knobs:
-#   CANVAS_TEST_SERVICES   services to provide (default "postgres redis mongodb"; "" = none).
-#                          Exports DATABASE_URL_TEST, REDIS_URL_TEST, MONGODB_URI_TEST.
+#   CANVAS_TEST_SERVICES   services to provide (default "postgres redis mongodb mariadb moto";
+#                          "" = none). Exports DATABASE_URL_TEST, REDIS_URL_TEST,
+#                          MONGODB_URI_TEST, MYSQL_URL_TEST, CANVAS_TEST_S3_ENDPOINT.
 #                          A URL already set in the environment is used as given.
 #   CANVAS_TEST_FORCE_THROWAWAY=1  ignore the machine's PostgreSQL/Redis, start private ones.
 #   CARGO_TEST_ARGS        extra arguments for `cargo test --workspace --no-fail-fast`
@@ -82,7 +83,7 @@ js_deps_importable() {
 
 # Test services: each setup_* (scripts/lib/services.sh) exports its URL and cleans up on exit.
 setup_services() {
-  local services=${CANVAS_TEST_SERVICES-postgres redis mongodb} s
+  local services=${CANVAS_TEST_SERVICES-postgres redis mongodb mariadb moto} s
   if [[ -z ${services// /} ]]; then
     step "Test services: none (CANVAS_TEST_SERVICES is empty)"
     return 0
@@ -92,7 +93,9 @@ setup_services() {
       postgres) setup_postgres ;;
       redis) setup_redis ;;
       mongodb) setup_mongodb ;;
-      *) die "unknown service '$s' in CANVAS_TEST_SERVICES (postgres, redis, mongodb)" ;;
+      mariadb) setup_mariadb ;;
+      moto) setup_moto ;;
+      *) die "unknown service '$s' in CANVAS_TEST_SERVICES (postgres, redis, mongodb, mariadb, moto)" ;;
     esac
   done
 }

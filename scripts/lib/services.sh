@@ -17,6 +17,14 @@
 #       Always a throwaway secantusdb (MongoDB wire-compatible, from PyPI) on a free port,
 #       installed into a venv cached under target/test-env/ and started with its data in a
 #       temporary folder removed at exit.
+#   setup_mariadb  -> MYSQL_URL_TEST     mysql://root@127.0.0.1:PORT
+#       The machine's MariaDB on 127.0.0.1:3306 (root, no password) when a query succeeds,
+#       else a throwaway mariadbd (mariadb-install-db into a temporary folder) on a free
+#       port. The analytics tests create their own databases there and drop them.
+#   setup_moto     -> CANVAS_TEST_S3_ENDPOINT  http://127.0.0.1:PORT
+#       Always a throwaway moto_server (an S3 API, from PyPI moto[server], installed into a
+#       venv cached under target/test-env/) on a free port; the analytics tests create
+#       their buckets in it.
 #
 # A URL variable that is already set is used as given (checked, not replaced).
 # CANVAS_TEST_FORCE_THROWAWAY=1 skips the machine's PostgreSQL and Redis (to test the
@@ -226,4 +234,98 @@ setup_mongodb() {
   info "secantusdb (pid $pid) on 127.0.0.1:$port: ready"
   export MONGODB_URI_TEST="mongodb://127.0.0.1:$port/?directConnection=true"
   info "MONGODB_URI_TEST=$MONGODB_URI_TEST"
+}
+
+# --- MariaDB (analytics database sources) ---------------------------------------------------
+
+_mysql_ping() { # port
+  timeout 5 mariadb -h 127.0.0.1 -P "$1" -u root --protocol=TCP -N -e 'select 1' >/dev/null 2>&1
+}
+
+setup_mariadb() {
+  step "MariaDB for the tests"
+  need_cmd mariadb mariadb-client
+  if [[ -n ${MYSQL_URL_TEST:-} ]]; then
+    info "using the given MYSQL_URL_TEST (not checked)"
+    return 0
+  fi
+  local port=3306
+  if [[ ${CANVAS_TEST_FORCE_THROWAWAY:-0} != 1 ]] && _mysql_ping 3306; then
+    info "using the MariaDB on 127.0.0.1:3306"
+  else
+    info "no MariaDB answering on 127.0.0.1:3306 (or forced): starting a throwaway one"
+    need_cmd mariadbd mariadb-server
+    local dir pid
+    dir=$(mktemp -d /tmp/canvas-test-mariadb.XXXXXX)
+    on_exit "rm -rf '$dir'"
+    port=$(free_port)
+    mariadb-install-db --no-defaults --datadir="$dir/data" --auth-root-authentication-method=normal \
+      --user="$(id -un)" >"$dir/install.log" 2>&1 || {
+      cat "$dir/install.log" >&2
+      die "mariadb-install-db failed"
+    }
+    mariadbd --no-defaults --datadir="$dir/data" --port="$port" --bind-address=127.0.0.1 \
+      --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" --user="$(id -un)" \
+      </dev/null >"$dir/server.log" 2>&1 &
+    pid=$!
+    on_exit "stop_pid $pid"
+    wait_until 30 "throwaway MariaDB on 127.0.0.1:$port" _mysql_ping "$port" || {
+      cat "$dir/server.log" >&2 || true
+      die "throwaway MariaDB did not answer on port $port"
+    }
+  fi
+  export MYSQL_URL_TEST="mysql://root@127.0.0.1:$port"
+  info "MYSQL_URL_TEST=$MYSQL_URL_TEST"
+}
+
+# --- S3 API (moto) --------------------------------------------------------------------------
+
+MOTO_VERSION="5.2.5"
+
+_moto_venv() { # prints the venv folder, installing moto[server] there if needed
+  local venv="$CANVAS_TEST_CACHE/moto-$MOTO_VERSION"
+  if [[ ! -x $venv/bin/moto_server ]]; then
+    need_cmd python3 python3
+    rm -rf "$venv"
+    mkdir -p "$CANVAS_TEST_CACHE"
+    info "installing moto[server]==$MOTO_VERSION into $venv"
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      rm -rf "$venv"
+      apt_install python3-venv
+      python3 -m venv "$venv" || die "python3 -m venv failed"
+    fi
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-input \
+      "moto[server]==$MOTO_VERSION" >&2 || {
+      rm -rf "$venv"
+      die "pip install moto[server]==$MOTO_VERSION failed"
+    }
+  fi
+  echo "$venv"
+}
+
+_moto_ping() { # port
+  [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/moto-api/" 2>/dev/null) == 200 ]]
+}
+
+setup_moto() {
+  step "S3 API (moto_server) for the tests"
+  if [[ -n ${CANVAS_TEST_S3_ENDPOINT:-} ]]; then
+    info "using the given CANVAS_TEST_S3_ENDPOINT (not checked)"
+    return 0
+  fi
+  need_cmd curl curl
+  local venv dir port pid
+  venv=$(_moto_venv)
+  dir=$(mktemp -d /tmp/canvas-test-moto.XXXXXX)
+  on_exit "rm -rf '$dir'"
+  port=$(free_port)
+  "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" </dev/null >"$dir/moto.log" 2>&1 &
+  pid=$!
+  on_exit "stop_pid $pid"
+  wait_until 60 "moto_server on 127.0.0.1:$port" _moto_ping "$port" || {
+    cat "$dir/moto.log" >&2 || true
+    die "moto_server did not answer on port $port"
+  }
+  export CANVAS_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+  info "CANVAS_TEST_S3_ENDPOINT=$CANVAS_TEST_S3_ENDPOINT"
 }

@@ -1,0 +1,337 @@
+//! Apache DataFusion: one session configuration and one runtime (memory pool, object store)
+//! for the node; each query gets a fresh `SessionContext` with only the tables it names.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::{DataFusionError, ParamValues, ScalarValue, TableReference};
+use datafusion::dataframe::DataFrame;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement;
+use datafusion::sql::resolve::resolve_table_references;
+use futures_util::StreamExt;
+use object_store::path::Path;
+use tokio_util::sync::CancellationToken;
+
+use super::params::ParamValue;
+use super::result::{Column, QueryResult, RowCollector, portable_type};
+use crate::config::Limits;
+use crate::error::{Error, Result};
+use crate::source::{FileConfig, FileFormat};
+use crate::store::{STORE_URL, Storage};
+
+/// Rows read to infer a CSV or NDJSON file's column types.
+const INFER_RECORDS: usize = 10_000;
+
+/// The node's DataFusion setup, shared by every query.
+#[derive(Debug, Clone)]
+pub(crate) struct Engine {
+    runtime: Arc<RuntimeEnv>,
+    config: SessionConfig,
+}
+
+/// A table to give a query: a file object, or rows already in memory.
+pub(crate) enum TableData {
+    File {
+        key: Path,
+        format: FileFormat,
+        options: FileConfig,
+    },
+    Memory(SchemaRef, Vec<RecordBatch>),
+}
+
+impl Engine {
+    pub fn new(storage: &Storage, limits: &Limits) -> Result<Engine> {
+        let runtime = RuntimeEnvBuilder::new()
+            // one pool for every query of the node: a query past it fails, others go on
+            .with_memory_limit(limits.memory_pool_bytes, 1.0)
+            // no spilling to disk: the pool is the whole bound, and an upload-sized temp
+            // folder is not something a shared node should grow behind our back
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            )
+            .build_arc()
+            .map_err(df_internal)?;
+        let url = Storage::datafusion_url();
+        runtime.register_object_store(url.as_ref(), storage.store.clone());
+        let config = SessionConfig::new()
+            .with_information_schema(false)
+            .with_create_default_catalog_and_schema(true);
+        Ok(Engine { runtime, config })
+    }
+
+    /// A fresh context on the shared runtime.
+    pub fn context(&self) -> SessionContext {
+        let state = SessionStateBuilder::new()
+            .with_config(self.config.clone())
+            .with_runtime_env(self.runtime.clone())
+            .with_default_features()
+            .build();
+        SessionContext::new_with_state(state)
+    }
+
+    /// A context whose file scans are not split, so a reader's line numbers count from the
+    /// start of the file (upload validation).
+    pub fn single_scan_context(&self) -> SessionContext {
+        let mut config = self.config.clone();
+        config.options_mut().optimizer.repartition_file_scans = false;
+        let state = SessionStateBuilder::new()
+            .with_config(config.with_target_partitions(1))
+            .with_runtime_env(self.runtime.clone())
+            .with_default_features()
+            .build();
+        SessionContext::new_with_state(state)
+    }
+
+    /// Registers `data` as table `name` (exactly that name, unquoted rules aside).
+    pub async fn register(&self, ctx: &SessionContext, name: &str, data: TableData) -> Result<()> {
+        let table: Arc<dyn datafusion::datasource::TableProvider> = match data {
+            TableData::Memory(schema, batches) => {
+                Arc::new(MemTable::try_new(schema, vec![batches]).map_err(df_internal)?)
+            }
+            TableData::File {
+                key,
+                format,
+                options,
+            } => {
+                let url =
+                    ListingTableUrl::parse(format!("{STORE_URL}{key}")).map_err(df_internal)?;
+                let file_format: Arc<dyn datafusion::datasource::file_format::FileFormat> =
+                    match format {
+                        FileFormat::Csv => Arc::new(
+                            CsvFormat::default()
+                                .with_has_header(options.has_header.unwrap_or(true))
+                                .with_delimiter(options.delimiter_byte())
+                                .with_schema_infer_max_rec(INFER_RECORDS),
+                        ),
+                        FileFormat::Ndjson => {
+                            Arc::new(JsonFormat::default().with_schema_infer_max_rec(INFER_RECORDS))
+                        }
+                        FileFormat::Parquet => Arc::new(ParquetFormat::default()),
+                    };
+                let listing = ListingOptions::new(file_format)
+                    .with_file_extension(format!(".{}", format.extension()));
+                let schema = listing
+                    .infer_schema(&ctx.state(), &url)
+                    .await
+                    .map_err(data_error)?;
+                let config = ListingTableConfig::new(url)
+                    .with_listing_options(listing)
+                    .with_schema(schema);
+                Arc::new(ListingTable::try_new(config).map_err(df_internal)?)
+            }
+        };
+        ctx.register_table(TableReference::bare(name), table)
+            .map_err(df_internal)?;
+        Ok(())
+    }
+
+    /// Parses `sql` (syntax errors carry the parser's line and column) and lists the tables
+    /// it reads (CTE names aside), normalised as the planner will look them up.
+    pub fn parse(&self, ctx: &SessionContext, sql: &str) -> Result<(Statement, Vec<String>)> {
+        let state = ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let statement = state
+            .sql_to_statement(sql, &dialect)
+            .map_err(|e| at_end_if_eof(syntax_error(e), sql))?;
+        let (tables, _ctes) = resolve_table_references(&statement, true).map_err(syntax_error)?;
+        let names = tables
+            .into_iter()
+            .map(|t| match t {
+                TableReference::Bare { table } => table.to_string(),
+                // a schema-qualified name names no source of ours
+                other => other.to_string(),
+            })
+            .collect();
+        Ok((statement, names))
+    }
+
+    /// Plans and runs a parsed read-only statement with its bound values, under the caps,
+    /// the timeout and `cancel`.
+    pub async fn run(
+        &self,
+        ctx: &SessionContext,
+        statement: Statement,
+        args: Vec<ParamValue>,
+        limits: &Limits,
+        cancel: &CancellationToken,
+    ) -> Result<QueryResult> {
+        let started = Instant::now();
+        let state = ctx.state();
+        let plan = state
+            .statement_to_plan(statement)
+            .await
+            .map_err(plan_error)?;
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)
+            .map_err(|e| Error::NotAllowed(strip_df(&e)))?;
+        let values: Vec<ScalarValue> = args.into_iter().map(scalar).collect();
+        let df = DataFrame::new(state, plan)
+            .with_param_values(ParamValues::List(
+                values.into_iter().map(Into::into).collect(),
+            ))
+            .map_err(|e| Error::Parameter(strip_df(&e)))?;
+        let columns: Vec<Column> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| Column {
+                name: f.name().clone(),
+                data_type: portable_type(f.data_type()).to_string(),
+            })
+            .collect();
+        let work = async {
+            let mut stream = df.execute_stream().await.map_err(exec_error)?;
+            let mut rows = RowCollector::new(limits.max_result_rows, limits.max_result_bytes);
+            while let Some(batch) = stream.next().await {
+                rows.push_batch(&batch.map_err(exec_error)?)?;
+                if rows.full() {
+                    // dropping the stream stops the scan
+                    break;
+                }
+            }
+            Ok::<_, Error>(rows)
+        };
+        let rows = tokio::select! {
+            r = work => r?,
+            () = tokio::time::sleep(limits.query_timeout) => return Err(Error::Timeout(limits.query_timeout)),
+            () = cancel.cancelled() => return Err(Error::Cancelled),
+        };
+        Ok(QueryResult {
+            columns,
+            rows: rows.rows,
+            truncated: rows.truncated,
+            computed_at: chrono::Utc::now(),
+            execution_time_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+}
+
+fn scalar(v: ParamValue) -> ScalarValue {
+    match v {
+        ParamValue::String(s) => ScalarValue::Utf8(Some(s)),
+        ParamValue::Integer(i) => ScalarValue::Int64(Some(i)),
+        ParamValue::Float(f) => ScalarValue::Float64(Some(f)),
+        ParamValue::Boolean(b) => ScalarValue::Boolean(Some(b)),
+        ParamValue::Date(d) => {
+            let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+            ScalarValue::Date32(Some((d - epoch).num_days() as i32))
+        }
+    }
+}
+
+/// DataFusion's message without its "Error during planning: " style prefixes and backtrace.
+pub(crate) fn strip_df(e: &DataFusionError) -> String {
+    let root = e.find_root();
+    let text = match root {
+        DataFusionError::SQL(p, _) => p.to_string(),
+        DataFusionError::Plan(m)
+        | DataFusionError::Execution(m)
+        | DataFusionError::NotImplemented(m)
+        | DataFusionError::Internal(m)
+        | DataFusionError::Configuration(m) => m.clone(),
+        DataFusionError::SchemaError(s, _) => s.to_string(),
+        DataFusionError::ArrowError(a, _) => a.to_string(),
+        DataFusionError::ParquetError(p) => p.to_string(),
+        DataFusionError::ResourcesExhausted(m) => format!("out of query memory: {m}"),
+        other => other.to_string(),
+    };
+    text.trim().to_string()
+}
+
+fn syntax_error(e: DataFusionError) -> Error {
+    let message = strip_df(&e);
+    let message = message
+        .strip_prefix("sql parser error: ")
+        .unwrap_or(&message)
+        .to_string();
+    let (line, column) = line_column(&message);
+    if matches!(
+        e.find_root(),
+        DataFusionError::SQL(..) | DataFusionError::NotImplemented(_)
+    ) {
+        Error::Syntax {
+            message,
+            line,
+            column,
+        }
+    } else {
+        Error::Invalid(message)
+    }
+}
+
+/// sqlparser gives no position for an unexpected end of the text: point at its end.
+fn at_end_if_eof(e: Error, sql: &str) -> Error {
+    match e {
+        Error::Syntax {
+            message,
+            line: None,
+            column: None,
+        } if message.contains("found: EOF") => {
+            let text = sql.trim_end();
+            let line = text.matches('\n').count() as u64 + 1;
+            let last = text.rsplit('\n').next().unwrap_or("");
+            Error::Syntax {
+                message,
+                line: Some(line),
+                column: Some(last.chars().count() as u64 + 1),
+            }
+        }
+        other => other,
+    }
+}
+
+/// "... at Line: 3, Column: 14" -> (3, 14).
+pub(crate) fn line_column(message: &str) -> (Option<u64>, Option<u64>) {
+    let grab = |key: &str| {
+        let at = message.rfind(key)? + key.len();
+        let digits: String = message[at..]
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    };
+    (grab("Line:"), grab("Column:"))
+}
+
+fn plan_error(e: DataFusionError) -> Error {
+    match e.find_root() {
+        DataFusionError::SQL(..) => syntax_error(e),
+        DataFusionError::Plan(_)
+        | DataFusionError::SchemaError(..)
+        | DataFusionError::NotImplemented(_) => Error::Invalid(strip_df(&e)),
+        _ => exec_error(e),
+    }
+}
+
+fn exec_error(e: DataFusionError) -> Error {
+    Error::Execution(strip_df(&e))
+}
+
+/// A failure reading a source's data (a file that does not parse).
+pub(crate) fn data_error(e: DataFusionError) -> Error {
+    match e.find_root() {
+        DataFusionError::ObjectStore(o) => Error::Execution(format!("reading the file: {o}")),
+        _ => Error::Malformed(strip_df(&e)),
+    }
+}
+
+fn df_internal(e: DataFusionError) -> Error {
+    Error::Execution(strip_df(&e))
+}
