@@ -166,6 +166,58 @@ pub struct Config {
     #[arg(long, env = "CANVAS_TEMPLATE_PUBLISHERS", value_delimiter = ',')]
     pub template_publishers: Vec<uuid::Uuid>,
 
+    /// Where uploaded files and API snapshots of data sources are kept: `s3://bucket/prefix`
+    /// for an S3-compatible bucket shared by several nodes (credentials, region and endpoint
+    /// from the standard AWS environment: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP=true` for http). Unset: a folder
+    /// under the data directory (one node).
+    #[arg(long, env = "CANVAS_OBJECT_STORE_URL")]
+    pub object_store_url: Option<String>,
+
+    /// The key that encrypts data sources' secrets at rest (32 bytes as base64 or hex, e.g.
+    /// `openssl rand -base64 32`); every node sharing the services needs the same one.
+    /// Unset: a key file created in the data directory (`analytics-secret.key`, mode 0600).
+    #[arg(long, env = "CANVAS_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
+    /// Let API data sources reach loopback and private addresses (off: such targets are
+    /// refused, so a project admin cannot make the server call its own network).
+    #[arg(long, env = "CANVAS_ALLOW_PRIVATE_TARGETS", default_value_t = false)]
+    pub allow_private_targets: bool,
+
+    /// Largest data file upload, in bytes; larger ones get 413.
+    #[arg(long, env = "CANVAS_MAX_UPLOAD_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
+
+    /// Seconds one query may run; then it fails with `timeout`.
+    #[arg(long, env = "CANVAS_QUERY_TIMEOUT_SECS", default_value_t = 60)]
+    pub query_timeout_secs: u64,
+
+    /// Rows a query result keeps (the rest is cut and the result says so).
+    #[arg(long, env = "CANVAS_MAX_RESULT_ROWS", default_value_t = 100_000)]
+    pub max_result_rows: usize,
+
+    /// Bytes of JSON a query result keeps, about (the rest is cut and the result says so).
+    #[arg(long, env = "CANVAS_MAX_RESULT_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub max_result_bytes: usize,
+
+    /// Queries running at once on this node; more wait in line (status `pending`).
+    #[arg(long, env = "CANVAS_EXECUTIONS_PER_NODE", default_value_t = 8)]
+    pub executions_per_node: usize,
+
+    /// Queries of one project running at once on this node; more wait in line.
+    #[arg(long, env = "CANVAS_EXECUTIONS_PER_PROJECT", default_value_t = 2)]
+    pub executions_per_project: usize,
+
+    /// Seconds a query result stays in the cache (`query:result:{hash}`).
+    #[arg(long, env = "CANVAS_RESULT_TTL_SECS", default_value_t = 3600)]
+    pub result_ttl_secs: u64,
+
+    /// Milliseconds `POST /queries/{id}/execute` waits for a result before answering 202
+    /// with the execution to poll.
+    #[arg(long, env = "CANVAS_EXECUTE_WAIT_MS", default_value_t = 2000)]
+    pub execute_wait_ms: u64,
+
     /// Log filter in `tracing_subscriber::EnvFilter` syntax, e.g. `info,canvas_server=debug`.
     #[arg(long, env = "CANVAS_LOG", default_value = "info")]
     pub log: String,

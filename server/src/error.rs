@@ -167,6 +167,34 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<canvas_analytics::Error> for ApiError {
+    /// The engine's errors: the caller's input is a 400 with the engine's code and message
+    /// (a syntax error names its line and column), an oversized body a 413, a source that
+    /// cannot be reached a 400 `source_unavailable` (where no execution records it), and our
+    /// own object store, keys or disk a 500.
+    fn from(e: canvas_analytics::Error) -> Self {
+        use canvas_analytics::ErrorKind;
+        match e.kind() {
+            ErrorKind::InvalidInput | ErrorKind::ExecutionFailed => {
+                let message = match &e {
+                    canvas_analytics::Error::Syntax {
+                        message,
+                        line: Some(line),
+                        column: Some(column),
+                    } => format!("syntax error at line {line}, column {column}: {message}"),
+                    other => other.to_string(),
+                };
+                ApiError::BadRequest {
+                    code: e.code(),
+                    message,
+                }
+            }
+            ErrorKind::TooLarge => ApiError::PayloadTooLarge(e.to_string()),
+            ErrorKind::Internal => ApiError::internal(e),
+        }
+    }
+}
+
 impl From<StorageError> for ApiError {
     fn from(err: StorageError) -> Self {
         match err {

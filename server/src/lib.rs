@@ -35,6 +35,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod data;
 pub mod domain;
 pub mod error;
 pub mod http;
@@ -50,7 +51,7 @@ pub use state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use canvas_storage::{Storage, StorageResult};
+use canvas_storage::Storage;
 use std::future::Future;
 use tokio::net::TcpListener;
 
@@ -68,12 +69,24 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Opens the storage the configuration selects: the services whose URLs are set, the
-/// embedded store for the rest.
-pub async fn open_state(config: Config) -> StorageResult<AppState> {
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A store could not be opened (a service unreachable, a migration failed, ...).
+    #[error(transparent)]
+    Storage(#[from] canvas_storage::StorageError),
+    /// The analytics side could not be set up (the object store URL, the secret key).
+    #[error("analytics: {0}")]
+    Analytics(#[from] canvas_analytics::Error),
+}
+
+/// Opens the storage the configuration selects (the services whose URLs are set, the
+/// embedded store for the rest) and the analytics side (object store, secret key).
+pub async fn open_state(config: Config) -> Result<AppState, StartError> {
     let storage = Storage::connect(&config.data_dir, &config.services()).await?;
     http::templates::install_builtins(&storage).await?;
-    Ok(AppState::new(config, storage))
+    let data = data::DataLayer::new(&config)?;
+    Ok(AppState::new(config, storage, data))
 }
 
 /// Serves until `shutdown` completes, then lets every room flush its log, write a

@@ -5,6 +5,7 @@
 
 use crate::audit::Auditor;
 use crate::config::Config;
+use crate::data::DataLayer;
 use crate::passwords::Passwords;
 use crate::sync::meter::MessageMeter;
 use crate::sync::room::presence::AwarenessLimits;
@@ -44,11 +45,13 @@ pub struct Shared {
     pub live_sessions: Arc<LiveSessions>,
     /// Hashes and checks passwords, a bounded number at once.
     pub passwords: Passwords,
+    /// Data sources, queries and executions.
+    pub data: DataLayer,
 }
 
 impl AppState {
-    /// Builds the state over a storage handle.
-    pub fn new(config: Config, storage: Storage) -> Self {
+    /// Builds the state over a storage handle and the analytics side.
+    pub fn new(config: Config, storage: Storage, data: DataLayer) -> Self {
         let node_id = config
             .node_id
             .clone()
@@ -89,6 +92,7 @@ impl AppState {
             tasks,
             ws_meter,
             live_sessions: Arc::default(),
+            data,
         }))
     }
 }

@@ -6,9 +6,12 @@
 pub mod audit;
 pub mod auth;
 pub mod canvases;
+pub mod data_sources;
 pub mod demo;
+pub mod executions;
 pub mod health;
 pub mod projects;
+pub mod queries;
 pub mod sharing;
 pub mod templates;
 pub mod trace;
@@ -172,7 +175,33 @@ pub fn routes() -> Router<AppState> {
             "/canvases/{id}/versions/{version}/blocks/{block_id}/restore",
             post(versions::restore_block),
         )
-        .route("/audit", get(audit::list));
+        .route("/audit", get(audit::list))
+        .route(
+            "/projects/{id}/data-sources",
+            post(data_sources::create).get(data_sources::list),
+        )
+        .route(
+            "/data-sources/{id}",
+            get(data_sources::get)
+                .patch(data_sources::patch)
+                .delete(data_sources::delete),
+        )
+        .route("/data-sources/{id}/file", put(data_sources::upload))
+        .route("/data-sources/{id}/sync", post(data_sources::sync))
+        .route(
+            "/projects/{id}/queries",
+            post(queries::create).get(queries::list),
+        )
+        .route(
+            "/queries/{id}",
+            get(queries::get)
+                .patch(queries::patch)
+                .delete(queries::delete),
+        )
+        .route("/queries/{id}/execute", post(queries::execute))
+        .route("/executions/{id}", get(executions::get))
+        .route("/executions/{id}/result", get(executions::result))
+        .route("/executions/{id}/cancel", post(executions::cancel));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(health::healthz))

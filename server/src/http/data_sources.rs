@@ -1,0 +1,359 @@
+//! Data sources of a project (`/projects/{id}/data-sources`, `/data-sources/{id}`): create,
+//! list, read, change, delete, upload a file (`PUT .../file`), sync (`POST .../sync`).
+//!
+//! Project viewers list and read sources (secrets redacted); admins manage them. Sources of
+//! a project the caller is not a member of are invisible (404). Creating, changing and
+//! deleting a source is audited. The engine work is in [`crate::data`].
+
+use super::{ApiJson, ApiPath, ClientInfo, audit};
+use crate::auth::AuthUser;
+use crate::data::sources;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use canvas_analytics::{FileFormat, SourceConfig, SourceKind};
+use canvas_engine::Role;
+use canvas_storage::{DataSource, DataSourceUpdate, NewDataSource, StorageError};
+use futures_util::TryStreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Longest source name.
+const MAX_NAME: usize = 255;
+
+/// The caller's role in a project for its data: none (not a member, or no such project) is
+/// a 404, so other projects' sources, queries and executions are invisible; an archived
+/// project is read-only (viewer at most).
+pub async fn data_role(state: &AppState, user_id: Uuid, project_id: Uuid) -> ApiResult<Role> {
+    let not_found = || ApiError::NotFound(format!("project {project_id} not found"));
+    let project = state
+        .storage
+        .projects
+        .project(project_id)
+        .await?
+        .ok_or_else(not_found)?;
+    let role = state
+        .storage
+        .projects
+        .member_role(project_id, user_id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(if project.is_archived {
+        role.min(Role::Viewer)
+    } else {
+        role
+    })
+}
+
+/// 403 unless `role` reaches `needed`.
+pub fn require(role: Role, needed: Role, what: &str) -> ApiResult<()> {
+    if role >= needed {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "{what} needs the {needed} role in the project; yours is {role}"
+        )))
+    }
+}
+
+/// A source and the caller's role in its project; 404 when it is not visible to them.
+async fn visible(state: &AppState, caller: &AuthUser, id: Uuid) -> ApiResult<(DataSource, Role)> {
+    let not_found = || ApiError::NotFound(format!("data source {id} not found"));
+    let source = state.storage.data.source(id).await?.ok_or_else(not_found)?;
+    let role = data_role(state, caller.user.id, source.project_id)
+        .await
+        .map_err(|e| match e {
+            ApiError::NotFound(_) => not_found(),
+            e => e,
+        })?;
+    Ok((source, role))
+}
+
+fn valid_name(name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            format!("a data source's name is 1 to {MAX_NAME} characters, no control characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn taken(e: StorageError, name: &str) -> ApiError {
+    match e {
+        StorageError::Conflict(field) if field == "name" => ApiError::Conflict(format!(
+            "the project already has a data source named {name:?} (names are table names: \
+             unique in any case)"
+        )),
+        e => e.into(),
+    }
+}
+
+/// `POST /projects/{id}/data-sources` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSource {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    connection_config: Option<Value>,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+/// Creates a source (admins). Its secrets are sealed before they are stored.
+pub async fn create(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    caller: AuthUser,
+    ApiPath(project_id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<CreateSource>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let role = data_role(&state, caller.user.id, project_id).await?;
+    require(role, Role::Admin, "managing data sources")?;
+    let name = valid_name(&body.name)?;
+    let kind: SourceKind = body.kind.parse()?;
+    let config = SourceConfig::parse(kind, &body.connection_config.unwrap_or(json!({})))?;
+    let metadata = match body.metadata {
+        None => json!({}),
+        Some(m @ Value::Object(_)) => m,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_metadata",
+                "metadata is a JSON object",
+            ));
+        }
+    };
+    // Secrets are sealed for the source's id: chosen here, before anything is stored.
+    let id = Uuid::new_v4();
+    let sealed = config.seal(id, &state.data.key)?;
+    let row = state
+        .storage
+        .data
+        .create_source(NewDataSource {
+            id,
+            project_id,
+            name: name.clone(),
+            kind: kind.as_str().to_owned(),
+            connection_config: sealed,
+            metadata,
+        })
+        .await
+        .map_err(|e| taken(e, &name))?;
+    audit(
+        &state,
+        &caller.user,
+        &client,
+        "data_source.create",
+        ("data_source", Some(row.id)),
+        json!({"project_id": project_id, "name": row.name, "type": row.kind}),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(sources::json(&state.data, &row))))
+}
+
+/// `GET /projects/{id}/data-sources`: the project's sources, by name.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(project_id): ApiPath<Uuid>,
+) -> ApiResult<Json<Value>> {
+    data_role(&state, caller.user.id, project_id).await?;
+    let rows = state.storage.data.sources_in_project(project_id).await?;
+    let list: Vec<Value> = rows.iter().map(|r| sources::json(&state.data, r)).collect();
+    Ok(Json(json!({ "data_sources": list })))
+}
+
+/// `GET /data-sources/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Value>> {
+    let (row, _) = visible(&state, &caller, id).await?;
+    Ok(Json(sources::json(&state.data, &row)))
+}
+
+/// `PATCH /data-sources/{id}` body; a missing field keeps its value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchSource {
+    name: Option<String>,
+    connection_config: Option<Value>,
+    metadata: Option<Value>,
+}
+
+/// Changes a source (admins). Secrets sent back as shown (redacted) keep their value.
+pub async fn patch(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<PatchSource>,
+) -> ApiResult<Json<Value>> {
+    let (row, role) = visible(&state, &caller, id).await?;
+    require(role, Role::Admin, "managing data sources")?;
+    let name = body.name.as_deref().map(valid_name).transpose()?;
+    let connection_config = match &body.connection_config {
+        Some(new) => {
+            let kind = sources::kind(&row)?;
+            let previous = sources::open(&state.data, &row)?.config;
+            let config = SourceConfig::parse(kind, new)?.keep_redacted(&previous);
+            Some(config.seal(row.id, &state.data.key)?)
+        }
+        None => None,
+    };
+    let metadata = match body.metadata {
+        None => None,
+        Some(Value::Object(mut m)) => {
+            // The engine's own entries stay the engine's.
+            for key in [sources::DATA_VERSION, sources::LAST_ERROR] {
+                match row.metadata.get(key) {
+                    Some(v) => m.insert(key.to_owned(), v.clone()),
+                    None => m.remove(key),
+                };
+            }
+            Some(Value::Object(m))
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_metadata",
+                "metadata is a JSON object",
+            ));
+        }
+    };
+    let changed: Vec<&str> = [
+        name.as_ref().map(|_| "name"),
+        connection_config.as_ref().map(|_| "connection_config"),
+        metadata.as_ref().map(|_| "metadata"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let shown_name = name.clone().unwrap_or_else(|| row.name.clone());
+    let row = state
+        .storage
+        .data
+        .update_source(
+            id,
+            DataSourceUpdate {
+                name,
+                connection_config,
+                metadata,
+                ..DataSourceUpdate::default()
+            },
+        )
+        .await
+        .map_err(|e| taken(e, &shown_name))?
+        .ok_or_else(|| ApiError::NotFound(format!("data source {id} not found")))?;
+    audit(
+        &state,
+        &caller.user,
+        &client,
+        "data_source.update",
+        ("data_source", Some(id)),
+        json!({"changed": changed}),
+    )
+    .await;
+    Ok(Json(sources::json(&state.data, &row)))
+}
+
+/// Deletes a source (admins) with its stored file or snapshot; 409 while a saved query
+/// runs on it.
+pub async fn delete(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    let (row, role) = visible(&state, &caller, id).await?;
+    require(role, Role::Admin, "managing data sources")?;
+    if !state.storage.data.delete_source(id).await? {
+        return Err(ApiError::NotFound(format!("data source {id} not found")));
+    }
+    if let Err(e) = state.data.analytics.remove_source(id).await {
+        tracing::warn!(source = %id, error = %e, "the deleted source's files were not removed");
+    }
+    audit(
+        &state,
+        &caller.user,
+        &client,
+        "data_source.delete",
+        ("data_source", Some(id)),
+        json!({"project_id": row.project_id, "name": row.name}),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /data-sources/{id}/file`: the file of a `file` source (admins), streamed from the
+/// body (`text/csv`, `application/vnd.apache.parquet`, `application/x-ndjson`). Past
+/// `--max-upload-bytes` it stops reading and answers 413; a file that does not parse is a
+/// 400 naming the line. Either way the previous file stays. Answers the source with its new
+/// `schema_info`.
+pub async fn upload(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let (row, role) = visible(&state, &caller, id).await?;
+    require(role, Role::Admin, "managing data sources")?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let format = FileFormat::from_content_type(content_type)
+        .map_err(|e| ApiError::bad_request("unsupported_media_type", e.to_string()))?;
+    let source = sources::open(&state.data, &row)?;
+    let stream = body.into_data_stream().map_err(|e| e.to_string());
+    let report = state
+        .data
+        .analytics
+        .upload_file(&source, format, stream)
+        .await?;
+    let row = state
+        .storage
+        .data
+        .update_source(id, sources::synced(&row, &report))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("data source {id} not found")))?;
+    audit(
+        &state,
+        &caller.user,
+        &client,
+        "data_source.upload",
+        ("data_source", Some(id)),
+        json!({"format": format.extension(), "data_version": report.data_version}),
+    )
+    .await;
+    Ok(Json(sources::json(&state.data, &row)))
+}
+
+/// `POST /data-sources/{id}/sync`: reads the source's schema again (and an api source's
+/// data); the source's `status` says whether it worked (`error` with the message).
+pub async fn sync(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Value>> {
+    let (row, role) = visible(&state, &caller, id).await?;
+    require(role, Role::Admin, "syncing data sources")?;
+    let source = sources::open(&state.data, &row)?;
+    let report = state.data.analytics.sync(&source).await;
+    let row = state
+        .storage
+        .data
+        .update_source(id, sources::synced(&row, &report))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("data source {id} not found")))?;
+    Ok(Json(sources::json(&state.data, &row)))
+}

@@ -1,0 +1,165 @@
+//! Executions of saved queries (`/executions/{id}`): status, the result page by page, and
+//! cancellation. Any node answers for any execution: the record is in the relational store,
+//! the result in the result cache, the progress in `processing:{job_id}`.
+
+use super::data_sources::require;
+use super::queries::visible_query;
+use super::{ApiPath, ApiQuery};
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use canvas_analytics::QueryResult;
+use canvas_engine::Role;
+use canvas_storage::{ExecutionUpdate, QueryExecution};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Most rows one result page holds.
+const MAX_PAGE: usize = 10_000;
+
+/// An execution as the API shows it, with its progress while it runs.
+pub fn execution_json(execution: &QueryExecution, progress: Option<Value>) -> Value {
+    let mut value = json!(execution);
+    if let Some(progress) = progress {
+        value["progress"] = progress;
+    }
+    value
+}
+
+/// An execution the caller may see (a viewer of its query's project); 404 otherwise.
+async fn visible(
+    state: &AppState,
+    caller: &AuthUser,
+    id: Uuid,
+) -> ApiResult<(QueryExecution, Role)> {
+    let not_found = || ApiError::NotFound(format!("execution {id} not found"));
+    let execution = state
+        .storage
+        .data
+        .execution(id)
+        .await?
+        .ok_or_else(not_found)?;
+    let (_, role) = visible_query(state, caller, execution.query_id)
+        .await
+        .map_err(|e| match e {
+            ApiError::NotFound(_) => not_found(),
+            e => e,
+        })?;
+    Ok((execution, role))
+}
+
+/// `GET /executions/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Value>> {
+    let (execution, _) = visible(&state, &caller, id).await?;
+    let progress = if execution.is_final() {
+        None
+    } else {
+        state.storage.results.progress(id).await?
+    };
+    Ok(Json(execution_json(&execution, progress)))
+}
+
+/// `GET /executions/{id}/result` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    #[serde(default)]
+    offset: usize,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    1000
+}
+
+/// `GET /executions/{id}/result?offset=&limit=`: `{columns: [{name, type}], rows,
+/// total_rows, offset}` of a completed execution. 409 while it runs or when it failed; 404
+/// once its result has left the cache (run the query again).
+pub async fn result(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Json<Value>> {
+    let (execution, _) = visible(&state, &caller, id).await?;
+    if page.limit == 0 || page.limit > MAX_PAGE {
+        return Err(ApiError::bad_request(
+            "invalid_page",
+            format!("limit is 1 to {MAX_PAGE}"),
+        ));
+    }
+    match execution.status.as_str() {
+        "completed" => {}
+        "failed" | "cancelled" => {
+            return Err(ApiError::Conflict(format!(
+                "execution {id} {}: {}",
+                execution.status,
+                execution.error_message.as_deref().unwrap_or("no result")
+            )));
+        }
+        _ => {
+            return Err(ApiError::Conflict(format!(
+                "execution {id} is {}: poll GET /executions/{id} until it is completed",
+                execution.status
+            )));
+        }
+    }
+    let gone = || {
+        ApiError::NotFound(format!(
+            "the result of execution {id} is no longer kept; run the query again"
+        ))
+    };
+    let key = execution.query_hash.as_deref().ok_or_else(gone)?;
+    let bytes = state.storage.results.result(key).await?.ok_or_else(gone)?;
+    let result = QueryResult::from_msgpack(&bytes)?;
+    let mut body = json!(result.page(page.offset, page.limit));
+    body["truncated"] = json!(result.truncated);
+    body["computed_at"] = json!(result.computed_at);
+    Ok(Json(body))
+}
+
+/// `POST /executions/{id}/cancel`: stops a pending or running execution (whoever ran it, or
+/// an editor). On the node running it the query stops at once; the record says `cancelled`
+/// everywhere, and a result that arrives later is not recorded.
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Value>> {
+    let (execution, role) = visible(&state, &caller, id).await?;
+    if execution.executed_by != Some(caller.user.id) {
+        require(role, Role::Editor, "cancelling another user's execution")?;
+    }
+    if execution.is_final() {
+        return Err(ApiError::Conflict(format!(
+            "execution {id} has already ended ({})",
+            execution.status
+        )));
+    }
+    let update = ExecutionUpdate {
+        status: Some("cancelled".into()),
+        error_message: Some("cancelled by a user".into()),
+        completed_at: Some(chrono::Utc::now()),
+        ..ExecutionUpdate::default()
+    };
+    let ended = state.storage.data.update_execution(id, update).await?;
+    state.data.jobs.cancel(id);
+    let now = match ended {
+        Some(execution) => execution,
+        None => state
+            .storage
+            .data
+            .execution(id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("execution {id} not found")))?,
+    };
+    Ok(Json(execution_json(&now, None)))
+}

@@ -1,0 +1,335 @@
+//! Saved queries of a project (`/projects/{id}/queries`, `/queries/{id}`) and running them
+//! (`POST /queries/{id}/execute`).
+//!
+//! Viewers list, read and run queries; editors create, change and delete them (audited).
+//! A query's text and parameters are checked when it is saved: `{{name}}` markers must be
+//! declared, declarations well formed, the type `sql` (`python` and `natural_language` are
+//! refused with `unsupported_query_type`). A query with a `data_source_id` runs on that
+//! `database` source (push-down); any other reads the project's file, api and streaming
+//! sources as tables named after them.
+
+use super::data_sources::{data_role, require};
+use super::executions::execution_json;
+use super::{ApiJson, ApiPath, ClientInfo, audit};
+use crate::auth::AuthUser;
+use crate::data::executions::{self, Started};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use canvas_analytics::Query;
+use canvas_engine::Role;
+use canvas_storage::{NewSavedQuery, SavedQuery, SavedQueryUpdate};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Longest query name.
+const MAX_NAME: usize = 255;
+/// Longest query text, in bytes.
+const MAX_TEXT: usize = 256 * 1024;
+/// Rows of the result an `execute` answer carries; the rest is paged from `/result`.
+pub const FIRST_PAGE: usize = 1000;
+
+/// A query and the caller's role in its project; 404 when it is not visible to them.
+pub async fn visible_query(
+    state: &AppState,
+    caller: &AuthUser,
+    id: Uuid,
+) -> ApiResult<(SavedQuery, Role)> {
+    let not_found = || ApiError::NotFound(format!("query {id} not found"));
+    let query = state.storage.data.query(id).await?.ok_or_else(not_found)?;
+    let role = data_role(state, caller.user.id, query.project_id)
+        .await
+        .map_err(|e| match e {
+            ApiError::NotFound(_) => not_found(),
+            e => e,
+        })?;
+    Ok((query, role))
+}
+
+fn valid_name(name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            format!("a query's name is 1 to {MAX_NAME} characters, no control characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Checks a query as it would be saved: text, type and parameters.
+fn check(query_type: &str, text: &str, parameters: &Value) -> ApiResult<()> {
+    if text.len() > MAX_TEXT {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("a query's text is at most {MAX_TEXT} bytes"),
+        ));
+    }
+    Query::new(query_type, text, parameters)?;
+    Ok(())
+}
+
+/// Checks that a query's source is a `database` source of the same project.
+async fn check_source(state: &AppState, project_id: Uuid, source: Option<Uuid>) -> ApiResult<()> {
+    let Some(id) = source else { return Ok(()) };
+    match state.storage.data.source(id).await? {
+        Some(s) if s.project_id == project_id && s.kind == "database" => Ok(()),
+        Some(s) if s.project_id == project_id => Err(ApiError::bad_request(
+            "invalid_data_source",
+            format!(
+                "data source {id} is a {} source: only database sources take a query of their \
+                 own; query file, api and streaming sources by their name",
+                s.kind
+            ),
+        )),
+        _ => Err(ApiError::bad_request(
+            "invalid_data_source",
+            format!("no data source {id} in this project"),
+        )),
+    }
+}
+
+/// `POST /projects/{id}/queries` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateQuery {
+    name: String,
+    query_text: String,
+    #[serde(default = "sql")]
+    query_type: String,
+    #[serde(default)]
+    parameters: Option<Value>,
+    #[serde(default)]
+    data_source_id: Option<Uuid>,
+    #[serde(default)]
+    is_public: bool,
+}
+
+fn sql() -> String {
+    "sql".into()
+}
+
+/// Saves a query (editors).
+pub async fn create(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    caller: AuthUser,
+    ApiPath(project_id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<CreateQuery>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let role = data_role(&state, caller.user.id, project_id).await?;
+    require(role, Role::Editor, "saving queries")?;
+    let name = valid_name(&body.name)?;
+    let parameters = body.parameters.unwrap_or(json!({}));
+    check(&body.query_type, &body.query_text, &parameters)?;
+    check_source(&state, project_id, body.data_source_id).await?;
+    let query = state
+        .storage
+        .data
+        .create_query(NewSavedQuery {
+            project_id,
+            name,
+            query_text: body.query_text,
+            query_type: body.query_type,
+            parameters,
+            created_by: Some(caller.user.id),
+            is_public: body.is_public,
+            data_source_id: body.data_source_id,
+        })
+        .await?;
+    audit(
+        &state,
+        &caller.user,
+        &client,
+        "query.create",
+        ("query", Some(query.id)),
+        json!({"project_id": project_id, "name": query.name}),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(json!(query))))
+}
+
+/// `GET /projects/{id}/queries`: newest first.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(project_id): ApiPath<Uuid>,
+) -> ApiResult<Json<Value>> {
+    data_role(&state, caller.user.id, project_id).await?;
+    let queries = state.storage.data.queries_in_project(project_id).await?;
+    Ok(Json(json!({ "queries": queries })))
+}
+
+/// `GET /queries/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Value>> {
+    let (query, _) = visible_query(&state, &caller, id).await?;
+    Ok(Json(json!(query)))
+}
+
+/// `PATCH /queries/{id}` body; a missing field keeps its value (`data_source_id: null`
+/// removes the source).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchQuery {
+    name: Option<String>,
+    query_text: Option<String>,
+    query_type: Option<String>,
+    parameters: Option<Value>,
+    is_public: Option<bool>,
+    #[serde(default, with = "serde_with_double_option")]
+    data_source_id: Option<Option<Uuid>>,
+}
+
+/// `Option<Option<T>>` for "absent" versus `null`.
+mod serde_with_double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+/// Changes a query (editors).
+pub async fn patch(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<PatchQuery>,
+) -> ApiResult<Json<Value>> {
+    let (query, role) = visible_query(&state, &caller, id).await?;
+    require(role, Role::Editor, "changing queries")?;
+    let name = body.name.as_deref().map(valid_name).transpose()?;
+    check(
+        body.query_type.as_deref().unwrap_or(&query.query_type),
+        body.query_text.as_deref().unwrap_or(&query.query_text),
+        body.parameters.as_ref().unwrap_or(&query.parameters),
+    )?;
+    if let Some(source) = body.data_source_id {
+        check_source(&state, query.project_id, source).await?;
+    }
+    let changed: Vec<&str> = [
+        name.as_ref().map(|_| "name"),
+        body.query_text.as_ref().map(|_| "query_text"),
+        body.query_type.as_ref().map(|_| "query_type"),
+        body.parameters.as_ref().map(|_| "parameters"),
+        body.is_public.as_ref().map(|_| "is_public"),
+        body.data_source_id.as_ref().map(|_| "data_source_id"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let query = state
+        .storage
+        .data
+        .update_query(
+            id,
+            SavedQueryUpdate {
+                name,
+                query_text: body.query_text,
+                query_type: body.query_type,
+                parameters: body.parameters,
+                is_public: body.is_public,
+                data_source_id: body.data_source_id,
+            },
+        )
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("query {id} not found")))?;
+    audit(
+        &state,
+        &caller.user,
+        &client,
+        "query.update",
+        ("query", Some(id)),
+        json!({"changed": changed}),
+    )
+    .await;
+    Ok(Json(json!(query)))
+}
+
+/// Deletes a query with its executions (editors).
+pub async fn delete(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    let (query, role) = visible_query(&state, &caller, id).await?;
+    require(role, Role::Editor, "deleting queries")?;
+    if !state.storage.data.delete_query(id).await? {
+        return Err(ApiError::NotFound(format!("query {id} not found")));
+    }
+    audit(
+        &state,
+        &caller.user,
+        &client,
+        "query.delete",
+        ("query", Some(id)),
+        json!({"project_id": query.project_id, "name": query.name}),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /queries/{id}/execute` body.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Execute {
+    #[serde(default)]
+    parameters: Option<Value>,
+    #[serde(default)]
+    fresh: bool,
+}
+
+/// Runs a query (viewers): 200 `{execution, result}` when the result is at hand (from the
+/// cache, or computed within `--execute-wait-ms`), else 202 `{execution}` to poll at
+/// `GET /executions/{id}`. `fresh: true` skips the cache.
+pub async fn execute(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    // No body is the same as `{}`.
+    let body: Execute = if body.iter().all(u8::is_ascii_whitespace) {
+        Execute::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid body: {e}")))?
+    };
+    let (query, _) = visible_query(&state, &caller, id).await?;
+    let parameters = body.parameters.unwrap_or(json!({}));
+    match executions::start(
+        &state,
+        &query,
+        &parameters,
+        body.fresh,
+        Some(caller.user.id),
+    )
+    .await?
+    {
+        Started::Done(execution, result) => Ok((
+            StatusCode::OK,
+            Json(json!({
+                "execution": execution_json(&execution, None),
+                "result": result.page(0, FIRST_PAGE),
+                "truncated": result.truncated,
+            })),
+        )),
+        Started::Pending(execution) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "execution": execution_json(&execution, None) })),
+        )),
+    }
+}
