@@ -11,6 +11,7 @@ use crate::sync::room::presence::AwarenessLimits;
 use crate::sync::room::{RoomConfig, RoomDeps};
 use crate::sync::rooms::Rooms;
 use crate::sync::sessions::LiveSessions;
+use crate::sync::stats::SyncStats;
 use canvas_storage::Storage;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub struct Shared {
     pub live_sessions: Arc<LiveSessions>,
     /// Hashes and checks passwords, a bounded number at once.
     pub passwords: Passwords,
+    /// Counters of the WebSocket layer (frames sent above the inbound limit).
+    pub sync_stats: SyncStats,
 }
 
 impl AppState {
@@ -89,6 +92,7 @@ impl AppState {
             tasks,
             ws_meter,
             live_sessions: Arc::default(),
+            sync_stats: SyncStats::default(),
         }))
     }
 }
