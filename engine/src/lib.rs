@@ -16,6 +16,8 @@
 //! - [`json`]: the JSON view in the seed's MongoDB shape (blocks as an array).
 //! - [`protocol`]: the y-websocket codec (sync, awareness, auth, query awareness) and our
 //!   MessagePack extension messages (durable acknowledgements, typed errors).
+//! - [`merge`]: many updates merged into one, a few at a time (yrs merges all at once in
+//!   quadratic time).
 //! - [`presence`]: the awareness table of a room (who is there, what they announced).
 //! - [`versions`]: diffs between versions and restoring a version (or one block) as a
 //!   forward edit.
@@ -33,6 +35,7 @@ pub mod fuzzing;
 pub mod init;
 pub mod inspect;
 pub mod json;
+pub mod merge;
 pub mod presence;
 pub mod protocol;
 pub mod role;

@@ -12,6 +12,7 @@ use crate::sync::room::presence::AwarenessLimits;
 use crate::sync::room::{RoomConfig, RoomDeps};
 use crate::sync::rooms::Rooms;
 use crate::sync::sessions::LiveSessions;
+use crate::sync::stats::SyncStats;
 use canvas_storage::Storage;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -47,6 +48,8 @@ pub struct Shared {
     pub passwords: Passwords,
     /// Data sources, queries and executions.
     pub data: DataLayer,
+    /// Counters of the WebSocket layer (frames sent above the inbound limit).
+    pub sync_stats: SyncStats,
 }
 
 impl AppState {
@@ -93,6 +96,7 @@ impl AppState {
             ws_meter,
             live_sessions: Arc::default(),
             data,
+            sync_stats: SyncStats::default(),
         }))
     }
 }

@@ -435,3 +435,137 @@ async fn a_postgresql_outage_is_503_and_open_sessions_go_on() {
         .wait_doc(|doc| block_ids(doc).contains(&"during".to_owned()))
         .await;
 }
+
+/// Redis restarted (killed, then started empty on the same port) while two server nodes
+/// share a room, with a client on each. During the outage both go on editing, acknowledged
+/// (the log is in MongoDB), and move their cursors; nothing of that crosses between the nodes.
+/// Once Redis is back, without anyone sending anything more: each client gets the other's
+/// outage edits (the nodes catch up from the log) and the other's latest cursor (the nodes
+/// publish their people's presence again, and the shared presence store has it again); new
+/// edits cross both ways again (the nodes resubscribed by themselves).
+#[tokio::test]
+async fn a_redis_restart_under_two_nodes_heals_fan_out_presence_and_catch_up() {
+    let redis = PrivateRedis::start().await;
+    let mut services = ServiceSet::fresh().await;
+    services.redis_url = format!("redis://127.0.0.1:{}/0", redis.port);
+    let dir = tempfile::tempdir().unwrap();
+    let node1 = TestServer::start_in(dir.path(), |c| services.configure(c)).await;
+    let node2 = TestServer::start_in(dir.path(), |c| services.configure(c)).await;
+    let team = Team::new(&node1).await;
+    let mut a = WsClient::join(&node1.ws_url(&team.canvas, &team.owner.token)).await;
+    let mut b = WsClient::join(&node2.ws_url(&team.canvas, &team.editor.token)).await;
+    let cursor = |x: i64| format!(r#"{{"user":{{"name":"x"}},"cursor":{{"x":{x},"y":0}}}}"#);
+    a.send_awareness(31, 1, &cursor(1)).await;
+    b.send_awareness(77, 1, &cursor(1)).await;
+    a.edit(|txn| add_block(txn, "before", "chart", (0, 0, 2, 2)))
+        .await;
+    both_until(
+        &mut a,
+        &mut b,
+        "both see the other before the outage",
+        |a, b| {
+            a.awareness.contains_key(&77)
+                && b.awareness.contains_key(&31)
+                && block_ids(&b.doc).contains(&"before".to_owned())
+        },
+    )
+    .await;
+
+    let port = redis.stop().await;
+    wait_down(&node1.api(), "redis").await;
+    wait_down(&node2.api(), "redis").await;
+    for i in 0..5 {
+        a.edit(|txn| add_block(txn, &format!("a-during-{i}"), "chart", (0, 2 + 2 * i, 2, 2)))
+            .await;
+        b.edit(|txn| add_block(txn, &format!("b-during-{i}"), "chart", (6, 2 + 2 * i, 2, 2)))
+            .await;
+    }
+    a.wait_acked().await;
+    b.wait_acked().await;
+    a.send_awareness(31, 2, &cursor(2)).await;
+    b.send_awareness(77, 2, &cursor(2)).await;
+    let has_all = |doc: &canvas_engine::yrs::Doc, who: &str| {
+        let ids = block_ids(doc);
+        (0..5).all(|i| ids.contains(&format!("{who}-during-{i}")))
+    };
+    assert!(has_all(&a.doc, "a") && has_all(&b.doc, "b"));
+
+    let _redis = PrivateRedis::start_on(port).await;
+    wait_ready(&node1.api(), 200).await;
+    wait_ready(&node2.api(), 200).await;
+    both_until(&mut a, &mut b, "outage edits and cursors cross", |a, b| {
+        let moved = |c: &WsClient, id| c.awareness.get(&id).is_some_and(|s| s.contains(r#""x":2"#));
+        has_all(&a.doc, "b") && has_all(&b.doc, "a") && moved(a, 77) && moved(b, 31)
+    })
+    .await;
+    a.edit(|txn| add_block(txn, "a-after", "chart", (0, 20, 2, 2)))
+        .await;
+    b.edit(|txn| add_block(txn, "b-after", "chart", (6, 20, 2, 2)))
+        .await;
+    both_until(&mut a, &mut b, "new edits cross both ways", |a, b| {
+        let ids = (block_ids(&a.doc), block_ids(&b.doc));
+        ids.0 == ids.1
+            && ids.0.contains(&"a-after".to_owned())
+            && ids.0.contains(&"b-after".to_owned())
+    })
+    .await;
+    assert_eq!(block_ids(&a.doc).len(), 13);
+
+    // The sessions were only in that Redis: the viewer logs in again, and each node's REST
+    // presence lists the user on the other node with the cursor of the outage.
+    let (status, login) = team
+        .api
+        .post(
+            "/api/v1/auth/login",
+            None,
+            serde_json::json!({"email": team.viewer.email, "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{login}");
+    let token = login["token"].as_str().unwrap();
+    let path = format!("/api/v1/canvases/{}/presence", team.canvas);
+    for (node, other) in [(&node1, &team.editor), (&node2, &team.owner)] {
+        let deadline = tokio::time::Instant::now() + RECOVERY;
+        loop {
+            let (status, body) = node.api().get(&path, Some(token)).await;
+            assert_eq!(status, 200, "{body}");
+            let listed = body["presence"].as_array().unwrap().iter().any(|p| {
+                p["user_id"] == other.id.as_str()
+                    && p["cursor"] == serde_json::json!({"x": 2, "y": 0})
+            });
+            if listed {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// How long two nodes may take to heal after Redis is back ("within seconds").
+const RECOVERY: Duration = Duration::from_secs(15);
+
+/// Reads from both clients until `done` holds for the pair; panics after [`RECOVERY`].
+async fn both_until(
+    a: &mut WsClient,
+    b: &mut WsClient,
+    what: &str,
+    mut done: impl FnMut(&WsClient, &WsClient) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + RECOVERY;
+    while !done(a, b) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {RECOVERY:?}: {what} (a has {:?}, b has {:?})",
+            block_ids(&a.doc),
+            block_ids(&b.doc)
+        );
+        for client in [&mut *a, &mut *b] {
+            if let Some(Incoming::Closed { code, reason }) =
+                client.next(Duration::from_millis(20)).await
+            {
+                panic!("closed while waiting for {what}: {code} {reason}");
+            }
+        }
+    }
+}

@@ -129,7 +129,8 @@ async fn silent_and_dead_connections_are_closed() {
 
 /// A canvas far larger than what a client may send in one message (20 MB against a 1 MiB
 /// limit) is still sent whole to a new client: a limit on what clients send must not lock
-/// everyone out of what the room holds.
+/// everyone out of what the room holds. Each such frame is counted (and logged); frames
+/// within the limit are not.
 #[tokio::test]
 async fn a_canvas_of_twenty_megabytes_still_opens() {
     let server = TestServer::start().await;
@@ -164,9 +165,17 @@ async fn a_canvas_of_twenty_megabytes_still_opens() {
         "{} bytes",
         writer.state().len()
     );
+    let stats = &server.state.sync_stats;
+    assert_eq!(stats.large_frames(), 0, "acks and sync steps are small");
     let mut reader = WsClient::join(&url).await;
     assert_eq!(block_ids(&reader.doc).len(), 20);
     assert_eq!(reader.state().len(), writer.state().len());
+    assert_eq!(stats.large_frames(), 1, "the reader's sync step 2");
+    assert!(
+        stats.large_frame_bytes() > 19_000_000,
+        "{}",
+        stats.large_frame_bytes()
+    );
     drop(reader.drain(Duration::from_millis(10)).await);
 }
 

@@ -187,16 +187,12 @@ async fn connection(
         }
     };
     let timing = Timing::of(&state);
-    let end = pump(
-        socket,
-        &room,
-        conn_id,
-        &state,
-        rate_user,
-        out_rx,
-        (timing, session_end),
-    )
-    .await;
+    let ids = Ids {
+        conn: conn_id,
+        canvas: canvas_id,
+        user: rate_user,
+    };
+    let end = pump(socket, &room, ids, &state, out_rx, (timing, session_end)).await;
     drop(registration);
     // The room forgets the connection (a no-op if it already has), what it sent is counted,
     // and only then is the socket closed (which waits for the client's answer).
@@ -232,14 +228,24 @@ impl Timing {
     }
 }
 
+/// Who a connection is.
+#[derive(Debug, Clone, Copy)]
+struct Ids {
+    /// The connection, in its room.
+    conn: ConnId,
+    /// The canvas it joined.
+    canvas: Uuid,
+    /// Whose message limit it counts against (the user, or the public link's guest).
+    user: Uuid,
+}
+
 /// Pumps frames both ways until the connection ends; returns the socket with the close code
 /// and reason to send, or `None` when the client is gone.
 async fn pump(
     mut socket: Socket,
     room: &super::rooms::RoomSender,
-    conn_id: ConnId,
+    ids: Ids,
     state: &AppState,
-    rate_user: Uuid,
     mut out_rx: mpsc::Receiver<Outbound>,
     (timing, session): (Timing, SessionEnd),
 ) -> Option<(Socket, u16, String)> {
@@ -269,12 +275,12 @@ async fn pump(
                     let reason = format!("message of {} bytes exceeds the {max}-byte limit", frame.len());
                     return Some((socket, close::TOO_LARGE, reason));
                 }
-                if !state.ws_meter.count(rate_user).await {
+                if !state.ws_meter.count(ids.user).await {
                     return Some((socket, close::RATE_LIMITED, "rate limited: too many messages per minute".into()));
                 }
                 match protocol::decode(&frame) {
                     Ok(message) => {
-                        if !room.send(RoomCmd::Message(conn_id, message)).await {
+                        if !room.send(RoomCmd::Message(ids.conn, message)).await {
                             return Some((socket, close::TRY_AGAIN_LATER, "canvas room closed; reconnect".into()));
                         }
                     }
@@ -289,6 +295,11 @@ async fn pump(
                 loop {
                     match next {
                         Some(Outbound::Frame(frame)) => {
+                            // Sent whole however large (a canvas grown past what a client
+                            // may send), but counted and logged.
+                            if frame.len() > max {
+                                state.sync_stats.large_frame(ids.canvas, frame.len(), max);
+                            }
                             if socket.feed(frame).await.is_err() {
                                 return None;
                             }

@@ -9,8 +9,9 @@
 //!
 //! A live message is `[kind][node id length][node id][payload]`: kind 0 is a yrs v1 update,
 //! 1 an awareness update, 2 an access change (JSON [`AccessChange`]: a membership or an
-//! archiving changed through another node's REST API); the node id lets a node skip its own
-//! messages.
+//! archiving changed through another node's REST API), 3 a presence query (empty: a node
+//! that subscribed again after losing its subscription asks the others to publish their
+//! people's awareness again); the node id lets a node skip its own messages.
 
 use canvas_storage::{Fanout, PresenceEntry, PresenceStore};
 use std::sync::Arc;
@@ -47,6 +48,8 @@ pub enum LiveKind {
     Awareness = 1,
     /// An [`AccessChange`] (JSON).
     Access = 2,
+    /// Publish the awareness of your connections again (no payload).
+    PresenceQuery = 3,
 }
 
 /// A change of who may do what that a REST call made on one node and every node's rooms of
@@ -94,6 +97,7 @@ pub fn decode_live(message: &[u8]) -> Option<(&str, LiveKind, &[u8])> {
         0 => LiveKind::Update,
         1 => LiveKind::Awareness,
         2 => LiveKind::Access,
+        3 => LiveKind::PresenceQuery,
         _ => return None,
     };
     Some((node, kind, payload))
@@ -159,5 +163,10 @@ mod tests {
         assert_eq!(decode_live(&[]), None);
         assert_eq!(decode_live(&[0, 9, b'x']), None);
         assert_eq!(decode_live(&[7, 0]), None);
+        let query = encode_live("node-b", LiveKind::PresenceQuery, &[]);
+        assert_eq!(
+            decode_live(&query),
+            Some(("node-b", LiveKind::PresenceQuery, &[][..]))
+        );
     }
 }

@@ -1,6 +1,15 @@
 //! Several server nodes sharing a canvas: this room publishes its durable updates and
 //! awareness to the others, applies theirs, and catches up from the durable log when a live
 //! message was missed.
+//!
+//! Pub/sub (Redis) delivers at most once, and a subscription breaks when its connection does
+//! (Redis restarted, a network cut). The forwarder then subscribes again by itself, with a
+//! backoff from [`RESUBSCRIBE_FIRST`] up to [`RESUBSCRIBE_MAX`], and tells the room, which
+//! makes up for what the break lost: it catches up from the durable log (the other nodes'
+//! edits meanwhile), publishes its people's awareness again and asks the other nodes for
+//! theirs ([`LiveKind::PresenceQuery`]; a node that subscribed again earlier would otherwise
+//! have published its own to nobody), and writes their presence to the shared store again (a
+//! Redis without persistence restarts empty).
 
 use super::Room;
 use super::authz::ChangedBy;
@@ -8,8 +17,24 @@ use super::commands::{ConnId, RoomCmd};
 use crate::sync::shared::{AccessChange, LiveKind, SharedOp, decode_live, encode_live};
 use canvas_engine::canvas::DocError;
 use canvas_engine::protocol::{self};
+use canvas_engine::yrs::updates::encoder::Encode;
+use canvas_storage::Fanout;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
-use tracing::warn;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+/// The first wait before subscribing again after a subscription broke.
+pub const RESUBSCRIBE_FIRST: Duration = Duration::from_millis(100);
+
+/// The longest wait between two attempts to subscribe again (so a room is back within
+/// about this long after its fan-out service answers again).
+pub const RESUBSCRIBE_MAX: Duration = Duration::from_secs(2);
+
+/// How long one attempt to subscribe may take (an unreachable host must not hang it).
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The owner recorded for awareness client ids announced through another server node.
 pub(super) const REMOTE: ConnId = 0;
@@ -76,6 +101,33 @@ impl Room {
                 }
                 self.broadcast(None, protocol::awareness(&update).into());
             }
+            LiveKind::PresenceQuery => self.announce_presence(),
+        }
+    }
+
+    /// The subscription to the other nodes was made again after it broke: catch up on the
+    /// edits they made meanwhile (from the log), tell them this node's people's presence and
+    /// ask for theirs, and write this node's presence to the shared store again.
+    pub(super) async fn resubscribed(&mut self) {
+        self.catch_up().await;
+        self.announce_presence();
+        self.publish(LiveKind::PresenceQuery, &[]);
+        for entry in self.live_presence() {
+            self.shared_writer.send(SharedOp::Put(entry));
+        }
+        self.publish_active_users();
+        info!("caught up with the other nodes after the subscription broke");
+    }
+
+    /// Publishes the awareness of every client connected to this node (not those relayed
+    /// from other nodes).
+    pub(super) fn announce_presence(&self) {
+        let mut update = self.presence.full_update();
+        update
+            .clients
+            .retain(|id, _| self.awareness_owner.get(id).is_some_and(|o| *o != REMOTE));
+        if !update.clients.is_empty() {
+            self.publish(LiveKind::Awareness, &update.encode_v1());
         }
     }
 
@@ -116,20 +168,35 @@ impl Room {
     }
 }
 
-/// Hands the other nodes' live messages to the room (this node's own are left out).
+/// Hands the other nodes' live messages to the room (this node's own are left out); when
+/// the subscription of `canvas` on `fanout` breaks, subscribes again and tells the room.
 pub(super) async fn forward_remote(
     mut remote: mpsc::Receiver<Vec<u8>>,
+    (fanout, canvas): (Arc<dyn Fanout>, Uuid),
     room: mpsc::WeakSender<RoomCmd>,
     node_id: String,
-    stop: tokio_util::sync::CancellationToken,
+    stop: CancellationToken,
 ) {
     loop {
         let message = tokio::select! {
-            message = remote.recv() => match message {
-                Some(message) => message,
-                None => return,
-            },
+            message = remote.recv() => message,
             _ = stop.cancelled() => return,
+        };
+        let Some(message) = message else {
+            // Alone, the channel is closed from the start: there is nothing to subscribe to.
+            if !fanout.is_shared() {
+                return;
+            }
+            warn!("the subscription to the other nodes broke; subscribing again");
+            let Some(again) = resubscribe(fanout.as_ref(), canvas, &stop).await else {
+                return;
+            };
+            remote = again;
+            let Some(room) = room.upgrade() else { return };
+            if room.send(RoomCmd::Resubscribed).await.is_err() {
+                return;
+            }
+            continue;
         };
         let Some((node, kind, payload)) = decode_live(&message) else {
             warn!("malformed live message from another node");
@@ -146,5 +213,32 @@ pub(super) async fn forward_remote(
         {
             return;
         }
+    }
+}
+
+/// Subscribes to `canvas` again, waiting [`RESUBSCRIBE_FIRST`] and then twice as long after
+/// each failed attempt, up to [`RESUBSCRIBE_MAX`]; `None` once `stop` is cancelled.
+async fn resubscribe(
+    fanout: &dyn Fanout,
+    canvas: Uuid,
+    stop: &CancellationToken,
+) -> Option<mpsc::Receiver<Vec<u8>>> {
+    let mut wait = RESUBSCRIBE_FIRST;
+    let mut attempt = 0u32;
+    loop {
+        attempt = attempt.saturating_add(1);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = stop.cancelled() => return None,
+        }
+        match tokio::time::timeout(SUBSCRIBE_TIMEOUT, fanout.subscribe(canvas)).await {
+            Ok(Ok(remote)) => {
+                info!(attempt, "subscribed to the other nodes again");
+                return Some(remote);
+            }
+            Ok(Err(cause)) => debug!(attempt, %cause, "cannot subscribe yet"),
+            Err(_) => debug!(attempt, "no answer to the subscription yet"),
+        }
+        wait = (wait * 2).min(RESUBSCRIBE_MAX);
     }
 }

@@ -165,6 +165,9 @@ pub enum RoomCmd {
     Access(AccessChange),
     /// A live message from another server node (a durable update or awareness).
     Remote(LiveKind, Vec<u8>),
+    /// The subscription to the other nodes' live messages broke and was made again: what
+    /// they published in between is lost.
+    Resubscribed,
     /// A change of the document for a REST call.
     Edit(Box<EditRequest>, oneshot::Sender<EditReply>),
     /// A version history command (name a version, restore); answered once durable.
@@ -197,6 +200,7 @@ pub(super) fn reply_gone(cmd: RoomCmd) {
         | RoomCmd::Leave(_)
         | RoomCmd::Access(_)
         | RoomCmd::Remote(..)
+        | RoomCmd::Resubscribed
         | RoomCmd::Close(..) => {}
     }
 }

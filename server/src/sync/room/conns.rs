@@ -324,7 +324,7 @@ impl Room {
             };
             let missed = lag.missed.len();
             if missed > 0 {
-                let merged = match canvas_engine::yrs::merge_updates_v1(&lag.missed) {
+                let merged = match canvas_engine::merge::merge_v1(&lag.missed) {
                     Ok(merged) => merged,
                     Err(cause) => {
                         warn!(conn = id, %cause, "cannot merge what a lagging connection missed");

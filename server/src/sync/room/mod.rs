@@ -191,8 +191,14 @@ impl Room {
         // The forwarder (and with it the subscription) ends when this room ends.
         let stop = tokio_util::sync::CancellationToken::new();
         let _stop_forwarding_on_exit = stop.clone().drop_guard();
-        deps.tasks
-            .spawn(forward_remote(remote, own, deps.node_id.clone(), stop).in_current_span());
+        let forwarder = forward_remote(
+            remote,
+            (deps.fanout.clone(), id),
+            own,
+            deps.node_id.clone(),
+            stop,
+        );
+        deps.tasks.spawn(forwarder.in_current_span());
         let (room, written_rx) = match Room::load(id, deps, unregister.clone()).await {
             Ok(loaded) => loaded,
             Err(cause) => {
@@ -402,6 +408,7 @@ impl Room {
                 let _ = reply.send(self.live_presence());
             }
             RoomCmd::Remote(kind, payload) => self.remote(kind, payload).await,
+            RoomCmd::Resubscribed => self.resubscribed().await,
             RoomCmd::Edit(request, reply) => {
                 let answer = self.server_edit(*request);
                 let _ = reply.send(answer);

@@ -35,14 +35,15 @@ async fn harness(config: RoomConfig) -> Harness {
 }
 
 async fn harness_with(config: RoomConfig, unregister: Unregister) -> Harness {
-    harness_over(config, unregister, |store| store).await
+    harness_over(config, unregister, |_| {}).await
 }
 
-/// A room whose presence store is `presence` wrapped around the embedded one.
+/// A room over the embedded store, with its dependencies changed by `adjust` (a presence
+/// store or fan-out that records what the room does).
 async fn harness_over(
     config: RoomConfig,
     unregister: Unregister,
-    presence: impl FnOnce(Arc<dyn PresenceStore>) -> Arc<dyn PresenceStore>,
+    adjust: impl FnOnce(&mut RoomDeps),
 ) -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
     let storage = Storage::connect(dir.path(), &ServiceUrls::default())
@@ -71,10 +72,10 @@ async fn harness_over(
         .await
         .expect("canvas created");
     let tasks = TaskTracker::new();
-    let deps = RoomDeps {
+    let mut deps = RoomDeps {
         canvases: storage.canvases.clone(),
         versions: storage.versions.clone(),
-        presence: presence(storage.presence.clone()),
+        presence: storage.presence.clone(),
         fanout: storage.fanout.clone(),
         auditor: Auditor::new(storage.audit.clone(), tasks.clone()),
         tasks,
@@ -82,6 +83,7 @@ async fn harness_over(
         node_id: "test-node".into(),
         config,
     };
+    adjust(&mut deps);
     let (room, written_rx) = Room::load(id, deps, unregister).await.expect("room loads");
     Harness {
         _dir: dir,
@@ -398,7 +400,10 @@ async fn a_burst_of_cursor_moves_writes_the_presence_store_twice() {
         actives: std::sync::atomic::AtomicUsize::new(0),
     });
     let store = counting.clone();
-    let mut h = harness_over(config(), Unregister::new(|| {}), |_| store).await;
+    let mut h = harness_over(config(), Unregister::new(|| {}), |deps| {
+        deps.presence = store
+    })
+    .await;
     let _frames = h.join_editor(1, false).await;
     for x in 1..=5u32 {
         let mut update = AwarenessUpdate {
@@ -432,6 +437,116 @@ async fn a_burst_of_cursor_moves_writes_the_presence_store_twice() {
         "then only the last, once the interval is over"
     );
     assert_eq!(h.room.presence_due(), None);
+}
+
+/// Fan-out to other nodes (as if there were some) that records what the room publishes.
+#[derive(Default)]
+struct Recording {
+    published: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+#[async_trait::async_trait]
+impl Fanout for Recording {
+    fn is_shared(&self) -> bool {
+        true
+    }
+    async fn publish(&self, _: Uuid, message: Vec<u8>) -> canvas_storage::StorageResult<()> {
+        self.published.lock().expect("not poisoned").push(message);
+        Ok(())
+    }
+    async fn subscribe(&self, _: Uuid) -> canvas_storage::StorageResult<mpsc::Receiver<Vec<u8>>> {
+        Ok(mpsc::channel(1).1)
+    }
+}
+
+impl Recording {
+    /// Waits until `n` messages were published; returns them, decoded: the kind and, for
+    /// awareness, the client ids it names (sorted).
+    async fn wait_published(&self, n: usize) -> Vec<(crate::sync::shared::LiveKind, Vec<u64>)> {
+        use crate::sync::shared::{LiveKind, decode_live};
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while self.published.lock().expect("not poisoned").len() < n {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the shared writer keeps up");
+        let published = self.published.lock().expect("not poisoned");
+        published
+            .iter()
+            .map(|message| {
+                let (node, kind, payload) = decode_live(message).expect("a live message");
+                assert_eq!(node, "test-node");
+                let mut ids: Vec<u64> = match kind {
+                    LiveKind::Awareness => {
+                        canvas_engine::protocol::decode_awareness_update(payload)
+                            .expect("awareness")
+                            .clients
+                            .keys()
+                            .map(|id| id.get())
+                            .collect()
+                    }
+                    _ => Vec::new(),
+                };
+                ids.sort();
+                (kind, ids)
+            })
+            .collect()
+    }
+}
+
+/// One awareness entry.
+fn awareness_of(client: u64, clock: u32, state: &str) -> canvas_engine::yrs::sync::AwarenessUpdate {
+    use canvas_engine::yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
+    AwarenessUpdate {
+        clients: HashMap::from([(
+            ClientID::new(client),
+            AwarenessUpdateEntry {
+                clock,
+                json: state.into(),
+            },
+        )]),
+    }
+}
+
+/// A room whose subscription to the other nodes broke and was made again publishes the
+/// awareness of its own people (not what other nodes told it) and asks the other nodes for
+/// theirs; asked, it answers with its own people's. So whichever node subscribes again first,
+/// each ends up with the other's presence.
+#[tokio::test]
+async fn a_room_subscribed_again_announces_its_people_and_asks_for_the_others() {
+    use crate::sync::shared::LiveKind;
+    use canvas_engine::yrs::updates::encoder::Encode;
+    let recording = Arc::new(Recording::default());
+    let fanout = recording.clone();
+    let mut h = harness_over(config(), Unregister::new(|| {}), |deps| {
+        deps.fanout = fanout
+    })
+    .await;
+    let _frames = h.join_editor(1, false).await;
+    h.room
+        .awareness(1, awareness_of(31, 1, r#"{"cursor":{"x":1,"y":0}}"#));
+    let from_elsewhere = awareness_of(77, 1, r#"{"cursor":null}"#).encode_v1();
+    h.room.remote(LiveKind::Awareness, from_elsewhere).await;
+    assert_eq!(
+        recording.wait_published(1).await,
+        [(LiveKind::Awareness, vec![31])]
+    );
+
+    h.room.resubscribed().await;
+    assert_eq!(
+        recording.wait_published(3).await[1..],
+        [
+            (LiveKind::Awareness, vec![31]),
+            (LiveKind::PresenceQuery, vec![])
+        ]
+    );
+    h.room.remote(LiveKind::PresenceQuery, Vec::new()).await;
+    assert_eq!(
+        recording.wait_published(4).await[3..],
+        [(LiveKind::Awareness, vec![31])],
+        "the answer names this node's people only"
+    );
 }
 
 /// Awareness published by another node is decoded without trusting it (found by the
