@@ -178,8 +178,8 @@ pub trait CanvasStore: Send + Sync + 'static {
 /// secrets before they reach a [`DataSource`].
 #[async_trait]
 pub trait DataStore: Send + Sync + 'static {
-    /// Creates a source; `Conflict("name")` when its project has one of that name in any
-    /// case, `NotFound("project")` for an unknown project.
+    /// Creates a source under the id it names; `Conflict("name")` when its project has one
+    /// of that name in any case, `NotFound("project")` for an unknown project.
     async fn create_source(&self, new: NewDataSource) -> StorageResult<DataSource>;
     /// A source.
     async fn source(&self, id: Uuid) -> StorageResult<Option<DataSource>>;

@@ -499,6 +499,8 @@ pub struct DataSource {
 /// What creating a data source provides.
 #[derive(Debug, Clone)]
 pub struct NewDataSource {
+    /// Chosen by the caller (its secrets are sealed for this id before it is stored).
+    pub id: Uuid,
     /// The project.
     pub project_id: Uuid,
     /// Its name.

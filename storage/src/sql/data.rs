@@ -218,7 +218,7 @@ macro_rules! impl_data_store {
                 use $crate::sql::data as s;
                 let now = $now();
                 let source = $crate::DataSource {
-                    id: uuid::Uuid::new_v4(),
+                    id: new.id,
                     project_id: new.project_id,
                     name: new.name,
                     kind: new.kind,

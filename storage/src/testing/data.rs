@@ -52,6 +52,7 @@ async fn project(users: &dyn UserStore, projects: &dyn ProjectStore) -> (User, P
 
 fn new_source(project: Uuid, name: &str, kind: &str) -> NewDataSource {
     NewDataSource {
+        id: Uuid::new_v4(),
         project_id: project,
         name: name.into(),
         kind: kind.into(),
