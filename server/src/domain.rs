@@ -198,6 +198,19 @@ pub fn effective_role(access: &ProjectAccess, sharing: &Sharing) -> Option<Role>
     }
 }
 
+/// A role name that cannot be given to someone (not viewer, editor or admin).
+#[derive(Debug, thiserror::Error)]
+#[error("role must be viewer, editor or admin")]
+pub struct NotGrantable;
+
+/// A role that can be given to someone: viewer, editor or admin (ownership is not given).
+pub fn grantable_role(role: &str) -> Result<Role, NotGrantable> {
+    role.parse()
+        .ok()
+        .filter(|r| *r != Role::Owner)
+        .ok_or(NotGrantable)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

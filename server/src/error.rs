@@ -167,6 +167,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::domain::NotGrantable> for ApiError {
+    fn from(e: crate::domain::NotGrantable) -> Self {
+        ApiError::bad_request("invalid_role", e.to_string())
+    }
+}
+
 impl From<canvas_analytics::Error> for ApiError {
     /// The engine's errors: the caller's input is a 400 with the engine's code and message
     /// (a syntax error names its line and column), an oversized body a 413, a source that

@@ -151,28 +151,9 @@ pub struct ServiceSet {
 impl ServiceSet {
     /// Creates a fresh PostgreSQL database and picks fresh MongoDB / Redis names.
     pub async fn fresh() -> ServiceSet {
-        let admin = service_url(Service::Postgres);
         let mongo = service_url(Service::Mongo);
         let redis_url = service_url(Service::Redis);
-        // Named after the run's database so the test command can drop them all at its end.
-        let run_db = admin
-            .split('?')
-            .next()
-            .and_then(|u| u.rsplit('/').next())
-            .filter(|d| !d.is_empty())
-            .unwrap_or("canvas");
-        let name = format!(
-            "{run_db}_e2e_{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        );
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-            .await
-            .expect("PostgreSQL from DATABASE_URL_TEST answers");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
-        let database_url = replace_path(&admin, &name);
+        let (database_url, name) = fresh_database("").await;
         let mongodb_uri = replace_path(&mongo, &name);
         ServiceSet {
             database_url,
@@ -208,6 +189,30 @@ impl ServiceSet {
             .expect("MongoDB client");
         client.database(&self.mongo_db)
     }
+}
+
+/// Creates a fresh PostgreSQL database named `{run}_e2e_{tag}{random}` after the run's
+/// database, so the test command drops it at its end; its URL and name.
+pub async fn fresh_database(tag: &str) -> (String, String) {
+    let admin = service_url(Service::Postgres);
+    let run_db = admin
+        .split('?')
+        .next()
+        .and_then(|u| u.rsplit('/').next())
+        .filter(|d| !d.is_empty())
+        .unwrap_or("canvas");
+    let name = format!(
+        "{run_db}_e2e_{tag}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .expect("PostgreSQL from DATABASE_URL_TEST answers");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    (replace_path(&admin, &name), name)
 }
 
 /// Replaces the database path of a `scheme://host:port/db?query` URL.

@@ -609,25 +609,7 @@ async fn roles_decide_and_other_projects_are_invisible() {
 /// A fresh PostgreSQL database with a `orders` table; its URL (with a password, which the
 /// machine's trust authentication ignores, so that redaction has something to hide).
 async fn sample_database() -> (String, String) {
-    let admin = canvas_storage::testing::service_url(canvas_storage::testing::Service::Postgres);
-    // Named like the suite's other databases, so the test command drops it at its end.
-    let run_db = admin
-        .split('?')
-        .next()
-        .and_then(|u| u.rsplit('/').next())
-        .filter(|d| !d.is_empty())
-        .unwrap_or("canvas");
-    let name = format!(
-        "{run_db}_e2e_src_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-        .await
-        .expect("PostgreSQL from DATABASE_URL_TEST answers");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .expect("create the sample database");
+    let (admin, name) = fresh_database("src_").await;
     let (scheme, rest) = admin.split_once("://").expect("a URL");
     let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
     let host = host.split('/').next().unwrap_or(host);

@@ -5,6 +5,7 @@
 //! a project the caller is not a member of are invisible (404). Creating, changing and
 //! deleting a source is audited. The engine work is in [`crate::data`].
 
+use super::data_access::{data_role, require, valid_name, visible_source as visible};
 use super::{ApiJson, ApiPath, ClientInfo, audit};
 use crate::auth::AuthUser;
 use crate::data::sources;
@@ -16,73 +17,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use canvas_analytics::{FileFormat, SourceConfig, SourceKind};
 use canvas_engine::Role;
-use canvas_storage::{DataSource, DataSourceUpdate, NewDataSource, StorageError};
+use canvas_storage::{DataSourceUpdate, NewDataSource, StorageError};
 use futures_util::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-/// Longest source name.
-const MAX_NAME: usize = 255;
-
-/// The caller's role in a project for its data: none (not a member, or no such project) is
-/// a 404, so other projects' sources, queries and executions are invisible; an archived
-/// project is read-only (viewer at most).
-pub async fn data_role(state: &AppState, user_id: Uuid, project_id: Uuid) -> ApiResult<Role> {
-    let not_found = || ApiError::NotFound(format!("project {project_id} not found"));
-    let project = state
-        .storage
-        .projects
-        .project(project_id)
-        .await?
-        .ok_or_else(not_found)?;
-    let role = state
-        .storage
-        .projects
-        .member_role(project_id, user_id)
-        .await?
-        .ok_or_else(not_found)?;
-    Ok(if project.is_archived {
-        role.min(Role::Viewer)
-    } else {
-        role
-    })
-}
-
-/// 403 unless `role` reaches `needed`.
-pub fn require(role: Role, needed: Role, what: &str) -> ApiResult<()> {
-    if role >= needed {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!(
-            "{what} needs the {needed} role in the project; yours is {role}"
-        )))
-    }
-}
-
-/// A source and the caller's role in its project; 404 when it is not visible to them.
-async fn visible(state: &AppState, caller: &AuthUser, id: Uuid) -> ApiResult<(DataSource, Role)> {
-    let not_found = || ApiError::NotFound(format!("data source {id} not found"));
-    let source = state.storage.data.source(id).await?.ok_or_else(not_found)?;
-    let role = data_role(state, caller.user.id, source.project_id)
-        .await
-        .map_err(|e| match e {
-            ApiError::NotFound(_) => not_found(),
-            e => e,
-        })?;
-    Ok((source, role))
-}
-
-fn valid_name(name: &str) -> ApiResult<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            format!("a data source's name is 1 to {MAX_NAME} characters, no control characters"),
-        ));
-    }
-    Ok(name.to_owned())
-}
 
 fn taken(e: StorageError, name: &str) -> ApiError {
     match e {
@@ -117,7 +56,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let role = data_role(&state, caller.user.id, project_id).await?;
     require(role, Role::Admin, "managing data sources")?;
-    let name = valid_name(&body.name)?;
+    let name = valid_name(&body.name, "a data source")?;
     let kind: SourceKind = body.kind.parse()?;
     let config = SourceConfig::parse(kind, &body.connection_config.unwrap_or(json!({})))?;
     let metadata = match body.metadata {
@@ -199,7 +138,11 @@ pub async fn patch(
 ) -> ApiResult<Json<Value>> {
     let (row, role) = visible(&state, &caller, id).await?;
     require(role, Role::Admin, "managing data sources")?;
-    let name = body.name.as_deref().map(valid_name).transpose()?;
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| valid_name(n, "a data source"))
+        .transpose()?;
     let connection_config = match &body.connection_config {
         Some(new) => {
             let kind = sources::kind(&row)?;

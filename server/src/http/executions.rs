@@ -2,8 +2,7 @@
 //! cancellation. Any node answers for any execution: the record is in the relational store,
 //! the result in the result cache, the progress in `processing:{job_id}`.
 
-use super::data_sources::require;
-use super::queries::visible_query;
+use super::data_access::{require, visible_execution as visible};
 use super::{ApiPath, ApiQuery};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
@@ -27,28 +26,6 @@ pub fn execution_json(execution: &QueryExecution, progress: Option<Value>) -> Va
         value["progress"] = progress;
     }
     value
-}
-
-/// An execution the caller may see (a viewer of its query's project); 404 otherwise.
-async fn visible(
-    state: &AppState,
-    caller: &AuthUser,
-    id: Uuid,
-) -> ApiResult<(QueryExecution, Role)> {
-    let not_found = || ApiError::NotFound(format!("execution {id} not found"));
-    let execution = state
-        .storage
-        .data
-        .execution(id)
-        .await?
-        .ok_or_else(not_found)?;
-    let (_, role) = visible_query(state, caller, execution.query_id)
-        .await
-        .map_err(|e| match e {
-            ApiError::NotFound(_) => not_found(),
-            e => e,
-        })?;
-    Ok((execution, role))
 }
 
 /// `GET /executions/{id}`.

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod auth;
 pub mod canvases;
+pub mod data_access;
 pub mod data_sources;
 pub mod demo;
 pub mod executions;

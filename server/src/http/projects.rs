@@ -75,16 +75,6 @@ pub fn valid_description(description: Option<String>) -> ApiResult<Option<String
     }
 }
 
-/// A role that can be given to someone: viewer, editor or admin (ownership is not given).
-pub fn grantable_role(role: &str) -> ApiResult<Role> {
-    role.parse()
-        .ok()
-        .filter(|r| *r != Role::Owner)
-        .ok_or_else(|| {
-            ApiError::bad_request("invalid_role", "role must be viewer, editor or admin")
-        })
-}
-
 /// The project and the caller's role in it; 404 if unknown, 403 if the caller is not a member.
 pub async fn project_role(state: &AppState, user_id: Uuid, id: Uuid) -> ApiResult<(Project, Role)> {
     let project = state
@@ -289,7 +279,7 @@ pub async fn add_member(
             "only admins and the owner manage members".into(),
         ));
     }
-    let new_role = grantable_role(&body.role)?;
+    let new_role = crate::domain::grantable_role(&body.role)?;
     let user = match (body.user_id, body.email.as_deref()) {
         (Some(user_id), None) => state.storage.users.user_by_id(user_id).await?,
         (None, Some(email)) => state

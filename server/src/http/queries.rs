@@ -8,7 +8,7 @@
 //! `database` source (push-down); any other reads the project's file, api and streaming
 //! sources as tables named after them.
 
-use super::data_sources::{data_role, require};
+use super::data_access::{data_role, require, valid_name, visible_query};
 use super::executions::execution_json;
 use super::{ApiJson, ApiPath, ClientInfo, audit};
 use crate::auth::AuthUser;
@@ -20,45 +20,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use canvas_analytics::Query;
 use canvas_engine::Role;
-use canvas_storage::{NewSavedQuery, SavedQuery, SavedQueryUpdate};
+use canvas_storage::{NewSavedQuery, SavedQueryUpdate};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-/// Longest query name.
-const MAX_NAME: usize = 255;
 /// Longest query text, in bytes.
 const MAX_TEXT: usize = 256 * 1024;
 /// Rows of the result an `execute` answer carries; the rest is paged from `/result`.
 pub const FIRST_PAGE: usize = 1000;
-
-/// A query and the caller's role in its project; 404 when it is not visible to them.
-pub async fn visible_query(
-    state: &AppState,
-    caller: &AuthUser,
-    id: Uuid,
-) -> ApiResult<(SavedQuery, Role)> {
-    let not_found = || ApiError::NotFound(format!("query {id} not found"));
-    let query = state.storage.data.query(id).await?.ok_or_else(not_found)?;
-    let role = data_role(state, caller.user.id, query.project_id)
-        .await
-        .map_err(|e| match e {
-            ApiError::NotFound(_) => not_found(),
-            e => e,
-        })?;
-    Ok((query, role))
-}
-
-fn valid_name(name: &str) -> ApiResult<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            format!("a query's name is 1 to {MAX_NAME} characters, no control characters"),
-        ));
-    }
-    Ok(name.to_owned())
-}
 
 /// Checks a query as it would be saved: text, type and parameters.
 fn check(query_type: &str, text: &str, parameters: &Value) -> ApiResult<()> {
@@ -122,7 +92,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let role = data_role(&state, caller.user.id, project_id).await?;
     require(role, Role::Editor, "saving queries")?;
-    let name = valid_name(&body.name)?;
+    let name = valid_name(&body.name, "a query")?;
     let parameters = body.parameters.unwrap_or(json!({}));
     check(&body.query_type, &body.query_text, &parameters)?;
     check_source(&state, project_id, body.data_source_id).await?;
@@ -210,7 +180,11 @@ pub async fn patch(
 ) -> ApiResult<Json<Value>> {
     let (query, role) = visible_query(&state, &caller, id).await?;
     require(role, Role::Editor, "changing queries")?;
-    let name = body.name.as_deref().map(valid_name).transpose()?;
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| valid_name(n, "a query"))
+        .transpose()?;
     check(
         body.query_type.as_deref().unwrap_or(&query.query_type),
         body.query_text.as_deref().unwrap_or(&query.query_text),

@@ -275,7 +275,7 @@ pub async fn put_permission(
     ApiPath((id, user_id)): ApiPath<(Uuid, Uuid)>,
     ApiJson(body): ApiJson<PutPermission>,
 ) -> ApiResult<Json<Value>> {
-    let role = super::projects::grantable_role(&body.role)?;
+    let role = crate::domain::grantable_role(&body.role)?;
     let found = canvas_access(&state.storage, &caller.user, id).await?;
     if state.storage.users.user_by_id(user_id).await?.is_none() {
         return Err(ApiError::NotFound(format!("user {user_id} not found")));

@@ -65,10 +65,10 @@ impl Budget {
     }
 }
 
-/// A connection's presence entry from its awareness state (JSON): its `cursor` and
+/// A user's presence entry from their connection's awareness state (JSON): its `cursor` and
 /// `selection`, null when absent.
 fn presence_entry(
-    conn: &super::conns::Conn,
+    (user_id, username): (uuid::Uuid, &str),
     state: Option<&str>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> PresenceEntry {
@@ -76,8 +76,8 @@ fn presence_entry(
         .and_then(|json| serde_json::from_str(json).ok())
         .unwrap_or_default();
     PresenceEntry {
-        user_id: conn.user_id,
-        username: conn.username.clone(),
+        user_id,
+        username: username.to_owned(),
         cursor: state.get("cursor").cloned().unwrap_or_default(),
         selection: state.get("selection").cloned().unwrap_or_default(),
         last_seen: now,
@@ -158,7 +158,7 @@ impl Room {
             return;
         };
         let state = changed.iter().rev().find_map(|id| self.presence.state(*id));
-        let entry = presence_entry(conn, state, chrono::Utc::now());
+        let entry = presence_entry((conn.user_id, &conn.username), state, chrono::Utc::now());
         if let Some(entry) = self.presence_throttle.offer(entry, Instant::now()) {
             self.shared_writer.send(SharedOp::Put(entry));
         }
@@ -175,7 +175,7 @@ impl Room {
             let Some(state) = conn.clients.iter().find_map(|id| self.presence.state(*id)) else {
                 continue;
             };
-            let entry = presence_entry(conn, Some(state), now);
+            let entry = presence_entry((conn.user_id, &conn.username), Some(state), now);
             let bare = entry.cursor.is_null() && entry.selection.is_null();
             match users.entry(conn.user_id) {
                 std::collections::hash_map::Entry::Occupied(_) if bare => {}
