@@ -49,6 +49,23 @@ pub const ROOTS: [&str; 4] = [META, LAYOUT, BLOCKS, SHARING];
 /// Key of the visibility inside `sharing`: one of "private", "team", "public".
 pub const VISIBILITY: &str = "visibility";
 
+/// Key of the canvas's name inside `meta`: a string, checked like a name given over REST.
+pub const NAME: &str = "name";
+/// The longest name, in characters (of a canvas, project or template).
+pub const MAX_NAME_CHARS: usize = 255;
+
+/// Characters a name (of a project, canvas or template) may not hold: control characters
+/// (NUL, line breaks, escapes: a name is one line) and the bidirectional formatting
+/// characters (embeddings, overrides, isolates and marks, U+202A-U+202E, U+2066-U+2069,
+/// U+200E, U+200F, U+061C), which make a name display as something other than what it is.
+pub fn is_unsafe_in_name(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+        )
+}
+
 /// Key of a block's position map inside a block map.
 pub const POSITION: &str = "position";
 /// Key of a block's content map inside a block map.

@@ -286,6 +286,55 @@ fn editor_may_change_meta_and_layout() {
 }
 
 #[test]
+fn meta_name_is_checked_like_a_name_given_over_rest() {
+    let mut server = seeded();
+    let cases: [(&str, In); 5] = [
+        (
+            "a right-to-left override",
+            In::Any("Q3 \u{202E}txt.exe".into()),
+        ),
+        ("a line break", In::Any("Q3\nreport".into())),
+        (
+            "too long",
+            In::Any("n".repeat(schema::MAX_NAME_CHARS + 1).into()),
+        ),
+        ("a number", In::Any(7.into())),
+        ("a shared text", In::from(TextPrelim::new("Q3"))),
+    ];
+    for (i, (what, value)) in cases.into_iter().enumerate() {
+        // a fresh client each time: a refused edit leaves a gap in its sender's clock
+        let editor = client(451 + i as u64);
+        let u = edit(&editor, &server, |txn| {
+            let meta = txn.get_or_insert_map(schema::META);
+            meta.insert(txn, schema::NAME, value);
+        });
+        let r = refused(&mut server, Role::Admin, &u);
+        assert_eq!(r.code, RefusalCode::InvalidSchema, "{what}: {}", r.message);
+        assert!(
+            r.message.starts_with("meta.name must"),
+            "{what}: {}",
+            r.message
+        );
+    }
+    // fine: the longest name, an empty one (a field being retyped), accents and emoji
+    for (i, name) in [
+        "n".repeat(schema::MAX_NAME_CHARS),
+        String::new(),
+        "Ventes é 📈".into(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let editor = client(461 + i as u64);
+        let u = edit(&editor, &server, |txn| {
+            let meta = txn.get_or_insert_map(schema::META);
+            meta.insert(txn, schema::NAME, name.as_str());
+        });
+        accepted(&mut server, Role::Editor, &u);
+    }
+}
+
+#[test]
 fn editor_cannot_touch_sharing_but_admin_can() {
     let mut server = seeded();
     let editor = client(501);

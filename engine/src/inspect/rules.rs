@@ -178,6 +178,12 @@ impl<'a> Checker<'a> {
             {
                 self.check_visibility(&data.content)?;
             }
+            if path.root.as_deref() == Some(schema::META)
+                && path.depth == 1
+                && path.key(0) == Some(schema::NAME)
+            {
+                self.check_name(&data.content)?;
+            }
             if path.root.as_deref() != Some(schema::BLOCKS) {
                 continue;
             }
@@ -555,6 +561,47 @@ impl<'a> Checker<'a> {
                 content.describe()
             ))),
         }
+    }
+
+    /// `meta.name`: a string of at most [`schema::MAX_NAME_CHARS`] characters without control
+    /// or text-direction characters, as a name given over REST (empty is allowed: an editor
+    /// clearing the field before typing a new one; the JSON view shows it as "").
+    fn check_name(&self, content: &Content) -> Result<(), Refusal> {
+        let value = match content {
+            Content::Deleted => return Ok(()),
+            Content::Any { start, end, count } => {
+                parse::decode_values(self.bytes, *start, *end, *count).pop()
+            }
+            _ => None,
+        };
+        let name = match value {
+            Some(Any::String(s)) => s,
+            Some(v) => {
+                return Err(invalid(format!(
+                    "meta.name must be a string, got {}",
+                    describe_any(&v)
+                )));
+            }
+            None => {
+                return Err(invalid(format!(
+                    "meta.name must be a string, got {}",
+                    content.describe()
+                )));
+            }
+        };
+        if name.chars().count() > schema::MAX_NAME_CHARS {
+            return Err(invalid(format!(
+                "meta.name must be at most {} characters",
+                schema::MAX_NAME_CHARS
+            )));
+        }
+        if let Some(c) = name.chars().find(|&c| schema::is_unsafe_in_name(c)) {
+            return Err(invalid(format!(
+                "meta.name must not contain control or text-direction characters (found U+{:04X})",
+                u32::from(c)
+            )));
+        }
+        Ok(())
     }
 
     /// Root and role checks for a change at `path`.

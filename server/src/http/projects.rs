@@ -34,7 +34,7 @@ pub struct AddMember {
 /// text-direction characters ([`is_unsafe_in_name`]).
 pub fn valid_name(name: &str) -> ApiResult<String> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 255 {
+    if name.is_empty() || name.chars().count() > canvas_engine::schema::MAX_NAME_CHARS {
         return Err(ApiError::bad_request(
             "invalid_name",
             "name must be 1 to 255 characters",
@@ -52,17 +52,7 @@ pub fn valid_name(name: &str) -> ApiResult<String> {
     Ok(name.to_owned())
 }
 
-/// Characters a name (of a project, canvas or template) may not hold: control characters
-/// (NUL, line breaks, escapes: a name is one line) and the bidirectional formatting
-/// characters (embeddings, overrides, isolates and marks, U+202A-U+202E, U+2066-U+2069,
-/// U+200E, U+200F, U+061C), which make a name display as something other than what it is.
-pub fn is_unsafe_in_name(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
-        )
-}
+pub use canvas_engine::schema::is_unsafe_in_name;
 
 /// Checks an optional description: at most 10,000 characters.
 pub fn valid_description(description: Option<String>) -> ApiResult<Option<String>> {
