@@ -35,6 +35,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod data;
 pub mod domain;
 pub mod error;
@@ -97,14 +98,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let token = state.shutdown.clone();
-    state
-        .live_sessions
-        .listen(
-            state.storage.fanout.clone(),
-            &state.tasks,
-            state.shutdown.clone(),
-        )
-        .await;
+    control::listen(&state).await;
     let limits = listen::limits_of(&state);
     listen::accept_loop(listener, app(state.clone()), limits, async move {
         shutdown.await;

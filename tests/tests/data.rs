@@ -877,3 +877,94 @@ async fn on_the_services_any_node_reads_any_execution() {
     let (fresh, _) = run(&on_b, &on_b.viewer, &query, json!({"fresh": true})).await;
     assert_eq!(fresh["status"], "completed", "{fresh}");
 }
+
+/// Active statements on the machine's PostgreSQL whose text holds `marker`.
+async fn active_statements(marker: &str) -> i64 {
+    let admin = canvas_storage::testing::service_url(canvas_storage::testing::Service::Postgres);
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .expect("PostgreSQL answers");
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' \
+         AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
+    )
+    .bind(marker)
+    .fetch_one(&mut db)
+    .await
+    .expect("pg_stat_activity")
+}
+
+async fn wait_statements(marker: &str, want: i64, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while active_statements(marker).await != want {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A cancel sent to node B stops the query node A runs, on its database too (the control
+/// message `execution_cancelled`): without it node A's job, and the statement, would run on
+/// for their whole minute.
+#[tokio::test]
+async fn on_the_services_a_cancel_on_one_node_stops_the_query_on_another() {
+    let services = ServiceSet::fresh().await;
+    let secret = "A6E8Yq3sJ5ZzZt9r4bX9rV0kq1v3mJm8bqv2dQnUu7c=";
+    let node = |c: &mut canvas_server::config::Config| {
+        services.configure(c);
+        c.secret_key = Some(secret.into());
+        c.execute_wait_ms = 50;
+        c.query_timeout_secs = 120;
+    };
+    let a = TestServer::start_with(node).await;
+    let b = TestServer::start_with(node).await;
+    let team = Team::new(&a).await;
+    let (url, _) = sample_database().await;
+    let (status, source) = team
+        .api
+        .post(
+            &format!("/api/v1/projects/{}/data-sources", team.project),
+            Some(&team.owner.token),
+            json!({"name": "warehouse", "type": "database", "connection_config": {"url": url}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{source}");
+    let marker = format!("slow_{}", uuid::Uuid::new_v4().simple());
+    let query = saved_query(
+        &team,
+        &format!("SELECT pg_sleep(60) AS {marker}"),
+        json!({}),
+        source["id"].as_str(),
+    )
+    .await;
+    let (status, started) = team
+        .api
+        .post(
+            &format!("/api/v1/queries/{query}/execute"),
+            Some(&team.viewer.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["execution"]["id"].as_str().expect("an id").to_owned();
+    wait_statements(&marker, 1, "node A starts the statement").await;
+
+    let (status, cancelled) = b
+        .api()
+        .post(
+            &format!("/api/v1/executions/{id}/cancel"),
+            Some(&team.viewer.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, &cancelled["status"]),
+        (200, &json!("cancelled")),
+        "{cancelled}"
+    );
+    wait_statements(&marker, 0, "node A stops the statement node B cancelled").await;
+    let (_, seen) = team
+        .api
+        .get(&format!("/api/v1/executions/{id}"), Some(&team.viewer.token))
+        .await;
+    assert_eq!(seen["status"], "cancelled", "{seen}");
+}

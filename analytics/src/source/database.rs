@@ -9,8 +9,14 @@
 //!    errors come from the database with its position), then run wrapped as
 //!    `SELECT ... FROM (<query>) AS q LIMIT <cap + 1>` with the parameters bound;
 //! 4. the transaction is rolled back.
+//!
+//! A cancelled execution (or one past the client-side backstop) also stops its statement on
+//! the database: the session's id is read when the transaction starts, and another pooled
+//! connection sends `pg_cancel_backend(pid)` (PostgreSQL) or `KILL QUERY id` (MySQL/MariaDB).
+//! Dropping the future alone would leave the database working until its own timeout.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
@@ -202,10 +208,11 @@ impl DbPool {
         cancel: &CancellationToken,
     ) -> Result<QueryResult> {
         let started = Instant::now();
+        let session = AtomicI64::new(NO_SESSION);
         let work = async {
             match self {
-                DbPool::Postgres(pool) => pg_run(pool, query, limits).await,
-                DbPool::Mysql(pool) => mysql_run(pool, query, limits).await,
+                DbPool::Postgres(pool) => pg_run(pool, query, limits, &session).await,
+                DbPool::Mysql(pool) => mysql_run(pool, query, limits, &session).await,
             }
         };
         let work = async {
@@ -222,8 +229,14 @@ impl DbPool {
         let backstop = limits.db_connect_timeout + limits.query_timeout + Duration::from_secs(2);
         let (columns, rows) = tokio::select! {
             r = work => r?,
-            () = tokio::time::sleep(backstop) => return Err(Error::Timeout(limits.query_timeout)),
-            () = cancel.cancelled() => return Err(Error::Cancelled),
+            () = tokio::time::sleep(backstop) => {
+                self.stop_statement(&session, limits.db_connect_timeout).await;
+                return Err(Error::Timeout(limits.query_timeout));
+            }
+            () = cancel.cancelled() => {
+                self.stop_statement(&session, limits.db_connect_timeout).await;
+                return Err(Error::Cancelled);
+            }
         };
         Ok(QueryResult {
             columns,
@@ -232,6 +245,35 @@ impl DbPool {
             computed_at: Utc::now(),
             execution_time_ms: started.elapsed().as_millis() as u64,
         })
+    }
+
+    /// Stops the statement of the database session `session` names (if the run got that
+    /// far) from another connection, waiting at most `wait`. Best effort: a failure is
+    /// logged, and the database's own statement timeout ends the statement anyway.
+    async fn stop_statement(&self, session: &AtomicI64, wait: Duration) {
+        let id = session.load(Ordering::Acquire);
+        if id == NO_SESSION {
+            return;
+        }
+        let stop = async {
+            match self {
+                DbPool::Postgres(pool) => sqlx::query("SELECT pg_cancel_backend($1)")
+                    .bind(i32::try_from(id).unwrap_or_default())
+                    .execute(pool)
+                    .await
+                    .map(drop),
+                // KILL takes no placeholder; the id is a number the server gave us
+                DbPool::Mysql(pool) => pool
+                    .execute(AssertSqlSafe(format!("KILL QUERY {id}")))
+                    .await
+                    .map(drop),
+            }
+        };
+        match tokio::time::timeout(wait, stop).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, session = id, "cannot stop a cancelled statement"),
+            Err(_) => tracing::warn!(session = id, "stopping a cancelled statement timed out"),
+        }
     }
 
     async fn connect_error(&self, timeout: Duration) -> Error {
@@ -340,6 +382,9 @@ fn check_read_only(sql: &str, postgres: bool) -> Result<()> {
     }
 }
 
+/// No database session yet (the run has not got a connection).
+const NO_SESSION: i64 = -1;
+
 fn strip_semicolon(sql: &str) -> &str {
     sql.trim().trim_end_matches(';').trim_end()
 }
@@ -348,12 +393,18 @@ async fn pg_run(
     pool: &PgPool,
     query: &BoundQuery,
     limits: &Limits,
+    session: &AtomicI64,
 ) -> Result<(Vec<Column>, RowCollector)> {
     let (sql, args) = query.render(Placeholders::Dollar)?;
     let sql = strip_semicolon(&sql).to_string();
     check_read_only(&sql, true)?;
     let mut conn = pool.acquire().await.map_err(db_error)?;
     let mut tx = conn.begin_with("BEGIN READ ONLY").await.map_err(db_error)?;
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    session.store(i64::from(pid), Ordering::Release);
     let ms = limits.query_timeout.as_millis().max(1);
     tx.execute(AssertSqlSafe(format!("SET LOCAL statement_timeout = {ms}")))
         .await
@@ -424,15 +475,17 @@ async fn mysql_run(
     pool: &MySqlPool,
     query: &BoundQuery,
     limits: &Limits,
+    session: &AtomicI64,
 ) -> Result<(Vec<Column>, RowCollector)> {
     let (sql, args) = query.render(Placeholders::Question)?;
     let sql = strip_semicolon(&sql).to_string();
     check_read_only(&sql, false)?;
     let mut conn = pool.acquire().await.map_err(db_error)?;
-    let version: String = sqlx::query_scalar("SELECT VERSION()")
+    let (version, id): (String, u64) = sqlx::query_as("SELECT VERSION(), CONNECTION_ID()")
         .fetch_one(&mut *conn)
         .await
         .map_err(db_error)?;
+    session.store(i64::try_from(id).unwrap_or(NO_SESSION), Ordering::Release);
     let timeout = if version.to_ascii_lowercase().contains("mariadb") {
         format!(
             "SET SESSION max_statement_time = {:.3}",

@@ -340,3 +340,81 @@ async fn mariadb_push_down_runs_read_only_with_bound_parameters() {
     })
     .await;
 }
+
+/// How many statements containing `marker` run on the database now (PostgreSQL's
+/// `pg_stat_activity` or MariaDB's process list), not counting the one asking.
+async fn running(db: &TempDb, marker: &str) -> i64 {
+    if db.mysql {
+        let pool = sqlx::MySqlPool::connect(&db.admin_url).await.expect("connect");
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+             WHERE INFO LIKE CONCAT('%', ?, '%') AND ID <> CONNECTION_ID()",
+        )
+        .bind(marker)
+        .fetch_one(&pool)
+        .await
+        .expect("processlist");
+        pool.close().await;
+        n
+    } else {
+        let pool = sqlx::PgPool::connect(&db.admin_url).await.expect("connect");
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' \
+             AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
+        )
+        .bind(marker)
+        .fetch_one(&pool)
+        .await
+        .expect("pg_stat_activity");
+        pool.close().await;
+        n
+    }
+}
+
+/// Waits (30 s at most) until `running(db, marker) == want`.
+async fn wait_running(db: &TempDb, marker: &str, want: i64, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if running(db, marker).await == want {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Cancelling an execution stops its statement on the database too, not only the wait for
+/// it: without `pg_cancel_backend` / `KILL QUERY` the sleep below would hold a database
+/// session for its whole minute.
+#[tokio::test]
+async fn a_cancelled_execution_stops_its_statement_on_the_database() {
+    bounded(async {
+        for db in [TempDb::postgres().await, TempDb::mariadb().await] {
+            let f = fixture(limits(|l| l.query_timeout = Duration::from_secs(120)));
+            let src = source("w", SourceKind::Database, json!({"url": db.url}));
+            let marker = format!("cancel_me_{}", short_id());
+            let text = if db.mysql {
+                format!("SELECT SLEEP(60) AS {marker}")
+            } else {
+                format!("SELECT pg_sleep(60) AS {marker}")
+            };
+            let query = canvas_analytics::Query::new("sql", &text, &serde_json::Value::Null)
+                .expect("query");
+            let bound = query.bind(&serde_json::Value::Null).expect("bind");
+            let cancel = tokio_util::sync::CancellationToken::new();
+            let analytics = f.analytics.clone();
+            let token = cancel.clone();
+            let job = tokio::spawn(async move {
+                analytics
+                    .execute(&bound, Target::Database(&src), &token)
+                    .await
+            });
+            wait_running(&db, &marker, 1, "the statement starts").await;
+            cancel.cancel();
+            let e = job.await.expect("the job ends").expect_err("cancelled");
+            assert!(matches!(e, Error::Cancelled), "{e:?}");
+            wait_running(&db, &marker, 0, "the database stops the cancelled statement").await;
+        }
+    })
+    .await;
+}

@@ -222,10 +222,12 @@ pub async fn logout(
 ) -> ApiResult<StatusCode> {
     state.storage.sessions.delete_session(&caller.token).await?;
     // Its open WebSockets, on every node, are closed with 4401 now.
-    state
-        .live_sessions
-        .end_everywhere(&session_key(&caller.token), &*state.storage.fanout)
-        .await;
+    crate::control::end_session(
+        &state.live_sessions,
+        &session_key(&caller.token),
+        &*state.storage.fanout,
+    )
+    .await;
     audit(
         &state,
         &caller.user,

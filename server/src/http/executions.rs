@@ -5,6 +5,7 @@
 use super::data_access::{require, visible_execution as visible};
 use super::{ApiPath, ApiQuery};
 use crate::auth::AuthUser;
+use crate::control;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::Json;
@@ -104,8 +105,9 @@ pub async fn result(
 }
 
 /// `POST /executions/{id}/cancel`: stops a pending or running execution (whoever ran it, or
-/// an editor). On the node running it the query stops at once; the record says `cancelled`
-/// everywhere, and a result that arrives later is not recorded.
+/// an editor). The query stops at once on the node running it, this one or another (told on
+/// the control channel, `crate::control`); the record says `cancelled` everywhere, and a
+/// result that arrives later is not recorded.
 pub async fn cancel(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -128,7 +130,15 @@ pub async fn cancel(
         ..ExecutionUpdate::default()
     };
     let ended = state.storage.data.update_execution(id, update).await?;
-    state.data.jobs.cancel(id);
+    // Stop it here, or tell the node that runs it (the record already says `cancelled`, so
+    // its result is never recorded even if that message is lost).
+    if !state.data.jobs.cancel(id) && ended.is_some() {
+        control::publish(
+            &*state.storage.fanout,
+            &control::Control::ExecutionCancelled { execution: id },
+        )
+        .await;
+    }
     let now = match ended {
         Some(execution) => execution,
         None => state
