@@ -945,7 +945,10 @@ async fn on_the_services_a_cancel_on_one_node_stops_the_query_on_another() {
         )
         .await;
     assert_eq!(status, 202, "{started}");
-    let id = started["execution"]["id"].as_str().expect("an id").to_owned();
+    let id = started["execution"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
     wait_statements(&marker, 1, "node A starts the statement").await;
 
     let (status, cancelled) = b
@@ -964,7 +967,10 @@ async fn on_the_services_a_cancel_on_one_node_stops_the_query_on_another() {
     wait_statements(&marker, 0, "node A stops the statement node B cancelled").await;
     let (_, seen) = team
         .api
-        .get(&format!("/api/v1/executions/{id}"), Some(&team.viewer.token))
+        .get(
+            &format!("/api/v1/executions/{id}"),
+            Some(&team.viewer.token),
+        )
         .await;
     assert_eq!(seen["status"], "cancelled", "{seen}");
 }

@@ -271,7 +271,9 @@ impl DbPool {
         };
         match tokio::time::timeout(wait, stop).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, session = id, "cannot stop a cancelled statement"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, session = id, "cannot stop a cancelled statement")
+            }
             Err(_) => tracing::warn!(session = id, "stopping a cancelled statement timed out"),
         }
     }

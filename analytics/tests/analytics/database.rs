@@ -345,7 +345,9 @@ async fn mariadb_push_down_runs_read_only_with_bound_parameters() {
 /// `pg_stat_activity` or MariaDB's process list), not counting the one asking.
 async fn running(db: &TempDb, marker: &str) -> i64 {
     if db.mysql {
-        let pool = sqlx::MySqlPool::connect(&db.admin_url).await.expect("connect");
+        let pool = sqlx::MySqlPool::connect(&db.admin_url)
+            .await
+            .expect("connect");
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
              WHERE INFO LIKE CONCAT('%', ?, '%') AND ID <> CONNECTION_ID()",
@@ -413,7 +415,13 @@ async fn a_cancelled_execution_stops_its_statement_on_the_database() {
             cancel.cancel();
             let e = job.await.expect("the job ends").expect_err("cancelled");
             assert!(matches!(e, Error::Cancelled), "{e:?}");
-            wait_running(&db, &marker, 0, "the database stops the cancelled statement").await;
+            wait_running(
+                &db,
+                &marker,
+                0,
+                "the database stops the cancelled statement",
+            )
+            .await;
         }
     })
     .await;
