@@ -184,11 +184,16 @@ client_sdk() {
   fi
   (cd "$SDK_DIR" && npm run --silent typecheck && npm run --silent build) || die "client-sdk does not type-check or build"
   (cd "$SDK_DIR" && node demo/build.mjs --check) || die "the committed demo bundle is stale"
-  info "cargo build -p canvas-server (the tests start the real binary)"
-  cargo build -p canvas-server || die "cargo build -p canvas-server failed"
+  # The tests start the real binary. `cargo test --workspace` has built it already (the
+  # server crate has integration tests), with the workspace's test features; asking again
+  # the same way is a no-op. `cargo build -p canvas-server` would unify features differently
+  # and rebuild Apache DataFusion and everything under it (about ten CPU minutes).
+  info "cargo test --workspace --no-run (the canvas-server binary the tests start)"
+  cargo test --workspace --no-run --quiet || die "building canvas-server failed"
   local target_dir=${CARGO_TARGET_DIR:-target}
   [[ $target_dir == /* ]] || target_dir="$ROOT/$target_dir"
   export CANVAS_SERVER_BIN="$target_dir/debug/canvas-server"
+  [[ -x $CANVAS_SERVER_BIN ]] || die "$CANVAS_SERVER_BIN was not built"
   run_node_tests client-sdk test/sdk.test.mjs test/lifecycle.test.mjs test/example.test.mjs test/package.test.mjs
 }
 
