@@ -1,9 +1,12 @@
 //! The `canvas-server` command line: configuration from flags and environment, logs,
 //! start, and a clean stop on ctrl-c or SIGTERM.
 
+use crate::config::LogFormat;
 use crate::{Config, open_state, serve};
 use clap::Parser;
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 /// Runs the server as `canvas-server` does, from the process's arguments and environment.
 pub fn main() -> std::process::ExitCode {
@@ -18,11 +21,12 @@ pub fn main() -> std::process::ExitCode {
 }
 
 async fn run(config: Config) -> std::process::ExitCode {
-    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    // Colour codes only for a person at a terminal: a pipe or a file gets plain text.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let subscriber = log_subscriber(&config.log, config.log_format, std::io::stderr, ansi);
+    if let Err(cause) = tracing::subscriber::set_global_default(subscriber) {
+        eprintln!("cannot set up logging: {cause}");
+    }
 
     let bind = config.bind;
     let data_dir = config.data_dir.clone();
@@ -58,6 +62,36 @@ async fn run(config: Config) -> std::process::ExitCode {
     }
 }
 
+/// The log subscriber `canvas-server` installs: `filter` in `EnvFilter` syntax (`info` if it
+/// does not parse), lines in `format` to `writer`, with colour codes only if `ansi` (never in
+/// JSON).
+pub fn log_subscriber<W>(
+    filter: &str,
+    format: LogFormat,
+    writer: W,
+    ansi: bool,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => Box::new(builder.with_ansi(ansi).finish()),
+        LogFormat::Json => Box::new(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(true)
+                .with_ansi(false)
+                .finish(),
+        ),
+    }
+}
+
 /// Completes on ctrl-c or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -79,4 +113,70 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down: flushing rooms");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    /// A log sink shared with the test (a std mutex: held only to append or read bytes).
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(format: LogFormat, ansi: bool) -> String {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = log_subscriber("info", format, move || sink.clone(), ansi);
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("room", canvas = "c-1");
+            let _entered = span.enter();
+            tracing::warn!(bytes = 42, "sending a \"large\" frame");
+            tracing::debug!("filtered out");
+        });
+        let bytes = captured.0.lock().expect("log").clone();
+        String::from_utf8(bytes).expect("utf-8")
+    }
+
+    #[test]
+    fn json_logs_are_one_object_per_line_with_the_fields_and_spans() {
+        let log = logged(LogFormat::Json, true);
+        assert!(!log.contains('\u{1b}'), "no escape codes in JSON: {log}");
+        let lines: Vec<serde_json::Value> = log
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        let line = &lines[0];
+        assert_eq!(line["level"], "WARN");
+        assert_eq!(line["message"], "sending a \"large\" frame");
+        assert_eq!(line["bytes"], 42);
+        assert_eq!(line["span"]["name"], "room");
+        assert_eq!(line["span"]["canvas"], "c-1");
+        assert!(line["timestamp"].is_string(), "{line}");
+    }
+
+    #[test]
+    fn text_logs_have_colour_only_when_asked() {
+        let plain = logged(LogFormat::Text, false);
+        assert!(!plain.contains('\u{1b}'), "{plain:?}");
+        assert!(plain.contains("room{canvas=\"c-1\"}"), "{plain}");
+        assert!(plain.contains("bytes=42"), "{plain}");
+        let coloured = logged(LogFormat::Text, true);
+        assert!(coloured.contains('\u{1b}'), "{coloured:?}");
+    }
 }

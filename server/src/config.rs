@@ -221,6 +221,22 @@ pub struct Config {
     /// Log filter in `tracing_subscriber::EnvFilter` syntax, e.g. `info,canvas_server=debug`.
     #[arg(long, env = "CANVAS_LOG", default_value = "info")]
     pub log: String,
+
+    /// Log line format on stderr: `text` (for people; coloured only on a terminal) or `json`
+    /// (one object per line, fields at the top level, for log shippers).
+    #[arg(long, env = "CANVAS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event, with its spans.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message` and the event's
+    /// fields, `span` (the innermost) and `spans` (all, outermost first).
+    Json,
 }
 
 impl Config {

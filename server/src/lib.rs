@@ -14,7 +14,8 @@
 //!   [`access`]: looking a caller's access up in storage; [`audit`]: the audit handle;
 //! - [`passwords`]: bounded password hashing, strength, the dummy hash for unknown emails;
 //! - [`listen`]: accepting TCP connections, with the limits that hold before authentication;
-//! - [`config`]: flags and environment variables; [`state`]: the composition root.
+//! - [`config`]: flags and environment variables; [`state`]: the composition root;
+//!   [`metrics`]: every Prometheus series (`GET /metrics`), one registry per server.
 //!
 //! Layers point down only: `http` and `sync::connection` (the entry points, over
 //! [`AppState`]) use `sync::rooms` and `sync::room` (which get their own `RoomDeps`), which
@@ -41,6 +42,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod listen;
+pub mod metrics;
 pub mod passwords;
 pub mod state;
 pub mod sync;
@@ -66,6 +68,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::metrics::track,
+        ))
         .layer(http::trace::layer())
         .with_state(state)
 }

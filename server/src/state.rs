@@ -6,13 +6,13 @@
 use crate::audit::Auditor;
 use crate::config::Config;
 use crate::data::DataLayer;
+use crate::metrics::Metrics;
 use crate::passwords::Passwords;
 use crate::sync::meter::MessageMeter;
 use crate::sync::room::presence::AwarenessLimits;
 use crate::sync::room::{RoomConfig, RoomDeps};
 use crate::sync::rooms::Rooms;
 use crate::sync::sessions::LiveSessions;
-use crate::sync::stats::SyncStats;
 use canvas_storage::Storage;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -48,8 +48,8 @@ pub struct Shared {
     pub passwords: Passwords,
     /// Data sources, queries and executions.
     pub data: DataLayer,
-    /// Counters of the WebSocket layer (frames sent above the inbound limit).
-    pub sync_stats: SyncStats,
+    /// The Prometheus series of this server (`GET /metrics`), its own registry.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -62,6 +62,13 @@ impl AppState {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let auditor = Auditor::new(storage.audit.clone(), tasks.clone());
+        // SQL errors the driver does not attribute are the PostgreSQL's when one is used.
+        let sql_service = if storage.probes.iter().any(|p| p.service() == "postgresql") {
+            "postgresql"
+        } else {
+            "sqlite"
+        };
+        let metrics = Arc::new(Metrics::new(sql_service));
         let rooms = Rooms::new(RoomDeps {
             canvases: storage.canvases.clone(),
             versions: storage.versions.clone(),
@@ -71,6 +78,7 @@ impl AppState {
             tasks: tasks.clone(),
             shutdown: shutdown.clone(),
             node_id: node_id.clone(),
+            metrics: metrics.clone(),
             config: RoomConfig {
                 idle_unload: config.idle_unload(),
                 checkpoint_updates: config.checkpoint_updates,
@@ -96,7 +104,7 @@ impl AppState {
             ws_meter,
             live_sessions: Arc::default(),
             data,
-            sync_stats: SyncStats::default(),
+            metrics,
         }))
     }
 }

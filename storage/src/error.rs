@@ -47,6 +47,41 @@ pub enum StorageError {
 pub type StorageResult<T> = Result<T, StorageError>;
 
 impl StorageError {
+    /// The backend the failure came from, for counting failures by backend: `postgresql`,
+    /// `sqlite`, `mysql`, `mongodb`, `redis`, `filesystem`; `sql` for a SQL driver error that
+    /// names no server (a dropped connection, a pool timeout: the caller knows which SQL
+    /// service it uses); `unknown` for what no backend produced (a corrupt value, JSON).
+    pub fn backend(&self) -> &'static str {
+        match self {
+            StorageError::Unreachable { service, .. } => service,
+            StorageError::Mongo(_) => "mongodb",
+            StorageError::Redis(_) => "redis",
+            StorageError::Io(_) => "filesystem",
+            StorageError::Database(sqlx::Error::Database(e)) => {
+                if e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some()
+                {
+                    "postgresql"
+                } else if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    "sqlite"
+                } else if e
+                    .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                    .is_some()
+                {
+                    "mysql"
+                } else {
+                    "sql"
+                }
+            }
+            StorageError::Database(_) | StorageError::Migrate(_) => "sql",
+            StorageError::Conflict(_)
+            | StorageError::NotFound(_)
+            | StorageError::Corrupt(_)
+            | StorageError::Json(_)
+            | StorageError::Password(_) => "unknown",
+        }
+    }
+
     /// Whether a backing service could not be reached or answered in time (a connection
     /// refused, reset or timed out, a pool with no live connection): the request may
     /// succeed once the service is back, so callers answer "try again" (REST 503, WebSocket

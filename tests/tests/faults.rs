@@ -73,6 +73,17 @@ async fn wait_down(api: &Api, service: &str) -> serde_json::Value {
     body
 }
 
+/// `canvas_storage_errors_total{backend}` from `/metrics` (0 before the first).
+async fn storage_errors(api: &Api, backend: &str) -> f64 {
+    let (status, body) = api.get("/metrics", None).await;
+    assert_eq!(status, 200);
+    let text = body.as_str().expect("the text format");
+    let series = format!(r#"canvas_storage_errors_total{{backend="{backend}"}} "#);
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map_or(0.0, |v| v.parse().expect("a number"))
+}
+
 /// Polls `/readyz` until its status is `want`; returns the body.
 async fn wait_ready(api: &Api, want: u16) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -110,11 +121,16 @@ async fn a_redis_outage_is_a_retry_not_a_bad_token() {
     let (status, _) = team.api.get("/healthz", None).await;
     assert_eq!(status, 200, "liveness holds through the outage");
 
+    let errors_before = storage_errors(&team.api, "redis").await;
     let (status, body) = team
         .api
         .get("/api/v1/projects", Some(&team.owner.token))
         .await;
     assert_eq!(status, 503, "{body}");
+    assert!(
+        storage_errors(&team.api, "redis").await > errors_before,
+        "the failed session lookup is counted against Redis"
+    );
     assert_eq!(body["error"]["code"], "unavailable", "{body}");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
@@ -397,12 +413,21 @@ async fn a_postgresql_outage_is_503_and_open_sessions_go_on() {
     })
     .await
     .unwrap();
-    wait_down(&team.api, "postgresql").await;
+    let body = wait_down(&team.api, "postgresql").await;
+    assert_eq!(body["status"], "unavailable", "{body}");
+    let (status, health) = team.api.get("/healthz", None).await;
+    assert_eq!(status, 200, "liveness holds through the outage: {health}");
+    assert_eq!(health["status"], "ok");
+    let errors_before = storage_errors(&team.api, "postgresql").await;
     let (status, body) = team
         .api
         .get("/api/v1/projects", Some(&team.owner.token))
         .await;
     assert_eq!(status, 503, "{body}");
+    assert!(
+        storage_errors(&team.api, "postgresql").await > errors_before,
+        "the failed lookup is counted against PostgreSQL"
+    );
     assert_eq!(body["error"]["code"], "unavailable", "{body}");
     let mut refused = WsClient::connect(&server.ws_url(&team.canvas, &team.owner.token)).await;
     let (code, reason) = refused.wait_closed().await;

@@ -365,3 +365,89 @@ fn unreachable_services_stop_startup_with_a_clear_message() {
         );
     }
 }
+
+/// Starts the binary with `args`, its stderr a pipe (not a terminal), and returns the log
+/// lines it wrote up to and including the one announcing its address.
+fn startup_log(args: &[&str]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_canvas-server-under-test"));
+    command
+        .args(["--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args(args)
+        .env("CANVAS_LOG", "info")
+        .env_remove("NO_COLOR");
+    for var in [
+        "DATABASE_URL",
+        "MONGODB_URI",
+        "REDIS_URL",
+        "CANVAS_LOG_FORMAT",
+    ] {
+        command.env_remove(var);
+    }
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("canvas-server starts");
+    let stderr = child.stderr.take().unwrap();
+    let running = Running {
+        child,
+        base: String::new(),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut lines = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no address logged; stderr so far: {lines:?}"));
+        let done = line.contains("listening on");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    // The log is what is checked: stopping the server is `Running`'s drop (a kill; SIGTERM
+    // this early could beat the signal handler).
+    drop(running);
+    lines
+}
+
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    let lines = startup_log(&[]);
+    for line in &lines {
+        assert!(!line.contains('\u{1b}'), "escape code in {line:?}");
+    }
+    assert!(lines.iter().any(|l| l.contains(" INFO ")), "{lines:?}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let lines = startup_log(&["--log-format", "json"]);
+    for line in &lines {
+        assert!(!line.contains('\u{1b}'), "escape code in {line:?}");
+        let value: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(value["timestamp"].is_string(), "{line}");
+        assert!(value["level"].is_string(), "{line}");
+        assert!(value["message"].is_string(), "{line}");
+    }
+    let listening = lines.last().unwrap();
+    let value: Value = serde_json::from_str(listening).unwrap();
+    assert_eq!(value["level"], "INFO");
+    assert!(
+        value["data_dir"].is_string(),
+        "fields at the top level: {listening}"
+    );
+}

@@ -165,16 +165,20 @@ async fn a_canvas_of_twenty_megabytes_still_opens() {
         "{} bytes",
         writer.state().len()
     );
-    let stats = &server.state.sync_stats;
-    assert_eq!(stats.large_frames(), 0, "acks and sync steps are small");
+    let stats = &server.state.metrics;
+    assert_eq!(
+        stats.oversized_frames.get(),
+        0,
+        "acks and sync steps are small"
+    );
     let mut reader = WsClient::join(&url).await;
     assert_eq!(block_ids(&reader.doc).len(), 20);
     assert_eq!(reader.state().len(), writer.state().len());
-    assert_eq!(stats.large_frames(), 1, "the reader's sync step 2");
+    assert_eq!(stats.oversized_frames.get(), 1, "the reader's sync step 2");
     assert!(
-        stats.large_frame_bytes() > 19_000_000,
+        stats.oversized_frame_bytes.get() > 19_000_000,
         "{}",
-        stats.large_frame_bytes()
+        stats.oversized_frame_bytes.get()
     );
     drop(reader.drain(Duration::from_millis(10)).await);
 }

@@ -125,6 +125,7 @@ pub async fn start(
     if !fresh && let Some(bytes) = state.storage.results.result(&key).await? {
         match QueryResult::from_msgpack(&bytes) {
             Ok(result) => {
+                state.metrics.query_cache_hits.inc();
                 execution.status = "completed".into();
                 execution.from_cache = true;
                 execution.computed_at = Some(result.computed_at);
@@ -282,6 +283,10 @@ impl Job {
             .analytics
             .execute(&self.bound, self.target.target(), &self.token)
             .await;
+        state
+            .metrics
+            .query_seconds
+            .observe(started.elapsed().as_secs_f64());
         let elapsed = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let timing = ExecutionUpdate {
             execution_time_ms: Some(elapsed),
@@ -330,6 +335,7 @@ impl Job {
             }
         };
         let status = update.status.clone().unwrap_or_default();
+        state.metrics.query_execution(&status);
         let ended = match state.storage.data.update_execution(id, update).await {
             Ok(ended) => ended,
             Err(e) => {
@@ -401,6 +407,7 @@ async fn failed_at_once(
         from_cache: false,
         computed_at: None,
     };
+    state.metrics.query_execution("failed");
     state.storage.data.create_execution(&execution).await?;
     Ok(Started::Pending(Box::new(execution)))
 }

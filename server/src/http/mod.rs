@@ -1,5 +1,5 @@
-//! The REST API under `/api/v1` (JSON in and out, bearer tokens), plus `/healthz`, `/readyz` and the
-//! demo page at `/` ([`demo`]).
+//! The REST API under `/api/v1` (JSON in and out, bearer tokens), plus `/healthz`, `/readyz`,
+//! `/metrics` ([`metrics`]) and the demo page at `/` ([`demo`]).
 //!
 //! Handlers are thin: they check input and permissions, call storage or a room, and audit.
 
@@ -11,6 +11,7 @@ pub mod data_sources;
 pub mod demo;
 pub mod executions;
 pub mod health;
+pub mod metrics;
 pub mod projects;
 pub mod queries;
 pub mod sharing;
@@ -207,6 +208,7 @@ pub fn routes() -> Router<AppState> {
         .nest("/api/v1", api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .route("/", get(demo::index))
         .route("/assets/{file}", get(demo::asset))
 }

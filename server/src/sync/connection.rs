@@ -135,6 +135,7 @@ async fn connection(
     };
     // Over the message limit: no new connection either (reconnecting resets nothing).
     if !state.ws_meter.admit(rate_user).await {
+        state.metrics.rate_limited_connect();
         socket
             .close(
                 close::RATE_LIMITED,
@@ -187,12 +188,14 @@ async fn connection(
         }
     };
     let timing = Timing::of(&state);
+    let open = OpenConnection::count(&state);
     let ids = Ids {
         conn: conn_id,
         canvas: canvas_id,
         user: rate_user,
     };
     let end = pump(socket, &room, ids, &state, out_rx, (timing, session_end)).await;
+    drop(open);
     drop(registration);
     // The room forgets the connection (a no-op if it already has), what it sent is counted,
     // and only then is the socket closed (which waits for the client's answer).
@@ -200,6 +203,23 @@ async fn connection(
     state.ws_meter.flush(rate_user).await;
     if let Some((socket, code, reason)) = end {
         socket.close(code, &reason).await;
+    }
+}
+
+/// Counts a connection in `canvas_ws_connections` while it lives (to the end of its pump,
+/// however that ends).
+struct OpenConnection(prometheus::IntGauge);
+
+impl OpenConnection {
+    fn count(state: &AppState) -> Self {
+        state.metrics.ws_connections.inc();
+        OpenConnection(state.metrics.ws_connections.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -271,11 +291,14 @@ async fn pump(
                     Inbound::Gone => return None,
                 };
                 heard_any = true;
+                state.metrics.ws_received_frames.inc();
+                state.metrics.ws_received_bytes.inc_by(frame.len() as u64);
                 if frame.len() > max {
                     let reason = format!("message of {} bytes exceeds the {max}-byte limit", frame.len());
                     return Some((socket, close::TOO_LARGE, reason));
                 }
                 if !state.ws_meter.count(ids.user).await {
+                    state.metrics.rate_limited_message();
                     return Some((socket, close::RATE_LIMITED, "rate limited: too many messages per minute".into()));
                 }
                 match protocol::decode(&frame) {
@@ -297,8 +320,10 @@ async fn pump(
                         Some(Outbound::Frame(frame)) => {
                             // Sent whole however large (a canvas grown past what a client
                             // may send), but counted and logged.
+                            state.metrics.ws_sent_frames.inc();
+                            state.metrics.ws_sent_bytes.inc_by(frame.len() as u64);
                             if frame.len() > max {
-                                state.sync_stats.large_frame(ids.canvas, frame.len(), max);
+                                state.metrics.large_frame(ids.canvas, frame.len(), max);
                             }
                             if socket.feed(frame).await.is_err() {
                                 return None;

@@ -11,4 +11,3 @@ pub mod rooms;
 pub mod sessions;
 pub mod shared;
 pub mod socket;
-pub mod stats;

@@ -13,6 +13,7 @@
 //! that subscribed again after losing its subscription asks the others to publish their
 //! people's awareness again); the node id lets a node skip its own messages.
 
+use crate::metrics::{Metrics, PresenceOp};
 use canvas_storage::{Fanout, PresenceEntry, PresenceStore};
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,7 +115,7 @@ impl SharedWriter {
         fanout: Arc<dyn Fanout>,
         canvas_id: Uuid,
         node_id: String,
-        tasks: &tokio_util::task::TaskTracker,
+        (tasks, metrics): (&tokio_util::task::TaskTracker, Arc<Metrics>),
     ) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel();
         tasks.spawn(
@@ -122,17 +123,24 @@ impl SharedWriter {
                 while let Some(op) = rx.recv().await {
                     let result = match &op {
                         SharedOp::Put(entry) => {
+                            metrics.presence_write(PresenceOp::Put);
                             store.put_presence(canvas_id, entry, PRESENCE_TTL).await
                         }
-                        SharedOp::Remove(user) => store.remove_presence(canvas_id, *user).await,
+                        SharedOp::Remove(user) => {
+                            metrics.presence_write(PresenceOp::Remove);
+                            store.remove_presence(canvas_id, *user).await
+                        }
                         SharedOp::Active(users) => {
+                            metrics.presence_write(PresenceOp::Active);
                             store.set_active_users(canvas_id, &node_id, users).await
                         }
                         SharedOp::Publish(message) => {
+                            metrics.cluster_published.inc();
                             fanout.publish(canvas_id, message.clone()).await
                         }
                     };
                     if let Err(cause) = result {
+                        metrics.storage_error(&cause);
                         // Other nodes catch up from the durable log before their next checkpoint.
                         tracing::warn!(%cause, "shared write failed");
                     }

@@ -56,6 +56,7 @@ impl Room {
     /// schema checks: its node checked it) and relayed to this node's connections; its
     /// awareness is merged and relayed.
     pub(super) async fn remote(&mut self, kind: LiveKind, payload: Vec<u8>) {
+        self.deps.metrics.cluster_received.inc();
         match kind {
             LiveKind::Update => {
                 match self.canvas.apply_remote(&payload) {
@@ -135,10 +136,12 @@ impl Room {
     /// relays what was new to this node's connections. Returns the last log sequence number
     /// if the document now holds every entry up to it.
     pub(super) async fn catch_up(&mut self) -> Option<i64> {
+        self.deps.metrics.cluster_catch_ups.inc();
         let stored = match self.deps.canvases.load_document(self.id).await {
             Ok(Some(stored)) => stored,
             Ok(None) => return None,
             Err(cause) => {
+                self.deps.metrics.storage_error(&cause);
                 warn!(%cause, "cannot read the log to catch up");
                 return None;
             }

@@ -265,6 +265,9 @@ impl Room {
     /// connection keeps it for its catch-up instead.
     pub(super) fn relay_update(&mut self, except: Option<ConnId>, update: Bytes) {
         let frame: Bytes = protocol::update(&update).into();
+        let others =
+            self.conns.len() - usize::from(except.is_some_and(|c| self.conns.contains_key(&c)));
+        self.deps.metrics.relay_fanout.observe(others as f64);
         self.offer_all(except, &frame, Some(&update));
         // A busy room may never reach its timer: check the lagging ones here once due.
         if self.lag_check_at.is_some_and(|at| at <= Instant::now()) {
@@ -316,6 +319,7 @@ impl Room {
         }
         for id in stuck {
             warn!(conn = id, "connection stuck behind the room; closing it");
+            self.deps.metrics.slow_consumer_closes.inc();
             self.close_conn(id, close::TRY_AGAIN_LATER, STUCK.to_owned());
         }
         for id in ready {
@@ -328,6 +332,7 @@ impl Room {
                     Ok(merged) => merged,
                     Err(cause) => {
                         warn!(conn = id, %cause, "cannot merge what a lagging connection missed");
+                        self.deps.metrics.slow_consumer_closes.inc();
                         self.close_conn(id, close::TRY_AGAIN_LATER, STUCK.to_owned());
                         continue;
                     }

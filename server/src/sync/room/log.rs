@@ -113,10 +113,15 @@ impl Room {
         let store = self.deps.canvases.clone();
         let done = self.log.written_tx.clone();
         let id = self.id;
+        let metrics = self.deps.metrics.clone();
         self.deps.tasks.spawn(
             async move {
                 let updates: Vec<Vec<u8>> = batch.iter().map(|a| a.update.clone()).collect();
+                let started = std::time::Instant::now();
                 let result = store.append_updates(id, &updates).await;
+                metrics
+                    .durable_write_seconds
+                    .observe(started.elapsed().as_secs_f64());
                 let _ = done.send(Written { batch, result }).await;
             }
             .in_current_span(),
@@ -128,6 +133,7 @@ impl Room {
         match written.result {
             Ok(seq) => self.log.durable_seq = seq,
             Err(cause) => {
+                self.deps.metrics.storage_error(&cause);
                 // The updates are applied in memory but not durable. Close everyone: clients
                 // keep their changes and resend them when they resync with a reloaded room.
                 error!(%cause, "durable write failed; closing the room");
@@ -227,19 +233,27 @@ impl Room {
         }
         let state = self.canvas.encode_state();
         let view = self.json();
-        match self
+        let started = std::time::Instant::now();
+        let written = self
             .deps
             .canvases
             .checkpoint(self.id, &state, upto, &view)
-            .await
-        {
+            .await;
+        self.deps
+            .metrics
+            .checkpoint_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match written {
             Ok(()) => {
                 debug!(upto, bytes = state.len(), "checkpoint");
                 self.log.checkpoint_seq = upto;
                 self.log.snapshot_bytes = state.len() as u64;
             }
             // The log still holds everything: a failed checkpoint loses nothing.
-            Err(cause) => warn!(%cause, "checkpoint failed; will retry later"),
+            Err(cause) => {
+                self.deps.metrics.storage_error(&cause);
+                warn!(%cause, "checkpoint failed; will retry later")
+            }
         }
     }
 }

@@ -45,6 +45,7 @@ pub use commands::{
 
 use crate::audit::Auditor;
 use crate::domain::{ProjectAccess, effective_role};
+use crate::metrics::Metrics;
 use crate::sync::shared::SharedWriter;
 use crate::view;
 use bytes::Bytes;
@@ -90,6 +91,8 @@ pub struct RoomDeps {
     pub shutdown: CancellationToken,
     /// This node's name among the servers sharing the services.
     pub node_id: String,
+    /// The server's Prometheus series.
+    pub metrics: Arc<Metrics>,
     /// Timings and thresholds.
     pub config: RoomConfig,
 }
@@ -199,7 +202,11 @@ impl Room {
             stop,
         );
         deps.tasks.spawn(forwarder.in_current_span());
-        let (room, written_rx) = match Room::load(id, deps, unregister.clone()).await {
+        let metrics = deps.metrics.clone();
+        let loading = Instant::now();
+        let loaded = Room::load(id, deps, unregister.clone()).await;
+        metrics.room_loaded(loaded.is_ok(), loading.elapsed());
+        let (room, written_rx) = match loaded {
             Ok(loaded) => loaded,
             Err(cause) => {
                 error!(%cause, "cannot load canvas");
@@ -252,7 +259,7 @@ impl Room {
             deps.fanout.clone(),
             id,
             deps.node_id.clone(),
-            &deps.tasks,
+            (&deps.tasks, deps.metrics.clone()),
         );
         let last_sharing = sharing::sharing(&canvas.doc().transact());
         // Loading replays the log; what it did to sharing is not a change.

@@ -81,6 +81,7 @@ async fn harness_over(
         tasks,
         shutdown: CancellationToken::new(),
         node_id: "test-node".into(),
+        metrics: Arc::default(),
         config,
     };
     adjust(&mut deps);

@@ -86,6 +86,7 @@ impl Room {
                 continue;
             };
             conn.received += 1;
+            self.deps.metrics.update_bytes.observe(update.len() as f64);
             pending.push((conn_id, conn.received, conn.user_id, update));
         }
         let mut senders: Vec<ConnId> = pending.iter().map(|(conn_id, ..)| *conn_id).collect();
@@ -175,6 +176,10 @@ impl Room {
         user: Uuid,
         verdict: Result<Applied, Refusal>,
     ) -> Option<Applied> {
+        match &verdict {
+            Ok(applied) => self.deps.metrics.update_accepted(applied.noop),
+            Err(refusal) => self.deps.metrics.update_refused(refusal.code),
+        }
         match verdict {
             Ok(applied) if applied.noop => None,
             Ok(applied) => {
