@@ -48,9 +48,10 @@ async fn run(config: Config) -> std::process::ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| bind.to_string());
+    let shutdown = shutdown_signal();
     tracing::info!(data_dir = %data_dir.display(), "canvas-server listening on http://{addr}");
     println!("canvas-server listening on http://{addr}");
-    match serve(listener, state, shutdown_signal()).await {
+    match serve(listener, state, shutdown).await {
         Ok(()) => {
             tracing::info!("stopped cleanly");
             std::process::ExitCode::SUCCESS
@@ -92,27 +93,36 @@ where
     }
 }
 
-/// Completes on ctrl-c or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Completes on ctrl-c (SIGINT) or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled: a SIGTERM sent right after the server said
+/// it listens shuts it down cleanly instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {},
+                () = wait(terminate) => {},
             }
-            Err(_) => std::future::pending::<()>().await,
+            tracing::info!("shutting down: flushing rooms");
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
     }
-    tracing::info!("shutting down: flushing rooms");
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: flushing rooms");
+    }
 }
 
 #[cfg(test)]
