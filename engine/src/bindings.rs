@@ -147,6 +147,16 @@ pub fn bindings_in(content: &Value) -> Vec<NarrativeBinding> {
         .collect()
 }
 
+/// Whether block `id` is a narrative with at least one data binding.
+pub fn has_bindings<T: ReadTxn>(txn: &T, id: &str) -> bool {
+    block_json(txn, id).is_some_and(|block| {
+        block.get("type").and_then(Value::as_str) == Some(NARRATIVE)
+            && block
+                .get(CONTENT)
+                .is_some_and(|content| !bindings_in(content).is_empty())
+    })
+}
+
 /// Every narrative block with at least one data binding: `(block id, bindings)`, by id.
 pub fn narratives<T: ReadTxn>(txn: &T) -> Vec<(String, Vec<NarrativeBinding>)> {
     let mut out: Vec<(String, Vec<NarrativeBinding>)> = block_ids(txn)
