@@ -515,7 +515,11 @@ async fn bad_bindings_are_clear_errors_and_change_nothing_else() {
         if status == 400 {
             assert_eq!(body["error"]["code"], code, "{block}: {body}");
         }
-        assert_eq!(body["error"]["message"], error.message.as_str(), "{block}: {body}");
+        assert_eq!(
+            body["error"]["message"],
+            error.message.as_str(),
+            "{block}: {body}"
+        );
     }
     // the other project's query never ran for this canvas, and nothing it holds is shown
     let (_, foreign_body) = block_data(api, &team.editor, &team.canvas, "foreign", "").await;

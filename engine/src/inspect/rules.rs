@@ -556,7 +556,7 @@ impl<'a> Checker<'a> {
         content: &Content,
     ) -> Result<(), Refusal> {
         let carries = |any: &Any, depth: u32| match (any, depth) {
-            (Any::Array(items), 3) => items.iter().any(|i| has_value_key(i)),
+            (Any::Array(items), 3) => items.iter().any(has_value_key),
             (entry, 4) => has_value_key(entry),
             _ => false,
         };
