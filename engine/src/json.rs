@@ -150,11 +150,15 @@ fn block_value<T: ReadTxn>(txn: &T, id: &str, block: &MapRef) -> (Position, Valu
         Some(Out::Any(Any::String(s))) => s.to_string(),
         _ => String::new(),
     };
+    let mut content = object_at(txn, block, CONTENT);
+    if kind == blocks::NARRATIVE {
+        crate::bindings::render_into(&mut content);
+    }
     let value = json!({
         "id": id,
         "type": kind,
         "position": { "x": position.x, "y": position.y, "w": position.w, "h": position.h },
-        "content": object_at(txn, block, CONTENT),
+        "content": content,
         "metadata": object_at(txn, block, METADATA),
     });
     (position, value)

@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 
 pub mod attribution;
+pub mod bindings;
 pub mod blocks;
 pub mod canvas;
 #[doc(hidden)]

@@ -39,6 +39,8 @@ pub use yrs::sync::{AwarenessUpdate, Message, SyncMessage};
 pub const MSG_ACK: u8 = 100;
 /// Message type of a typed error ([`ErrorBody`]).
 pub const MSG_ERROR: u8 = 101;
+/// Message type of a bound block's data ([`BlockDataBody`]).
+pub const MSG_BLOCK_DATA: u8 = 102;
 
 /// The largest client id Yjs can produce and yrs can hold (53 bits, a JS safe integer).
 pub const MAX_CLIENT_ID: u64 = (1 << 53) - 1;
@@ -97,6 +99,59 @@ pub struct ErrorBody {
     pub seq: Option<u64>,
 }
 
+/// One column of a bound block's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataColumn {
+    /// The column's name.
+    pub name: String,
+    /// Its portable type (`integer`, `number`, `string`, `date`, ...).
+    #[serde(rename = "type")]
+    pub data_type: String,
+}
+
+/// Why a bound block has no data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataError {
+    /// Stable code: `query_not_found`, `forbidden_query`, `invalid_binding`,
+    /// `unknown_column`, `invalid_config`, `execution_failed`, ...
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// Body of [`MSG_BLOCK_DATA`]: the data of a block bound to a query, sent to every
+/// connection of the room whenever it is (re)computed, and once per bound block to a
+/// connection that joins. Derived data: it never enters the document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockDataBody {
+    /// The block.
+    pub block_id: String,
+    /// `completed`, or `failed` / `error` (see `error`).
+    pub status: String,
+    /// The execution that produced (or looked up) the result.
+    pub execution_id: Option<String>,
+    /// The result's columns.
+    pub columns: Vec<DataColumn>,
+    /// The result's rows, the first [`BLOCK_DATA_ROWS`] of them.
+    pub rows: Vec<Vec<serde_json::Value>>,
+    /// How many rows the result has (more than `rows` when capped).
+    pub total_rows: u64,
+    /// When the result was computed (RFC 3339).
+    pub computed_at: Option<String>,
+    /// Whether it came from the result cache.
+    pub from_cache: bool,
+    /// A chart's series (`[{name, points: [{x, y}]}]`), computed by the server from
+    /// `config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<serde_json::Value>,
+    /// Why there is no data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<DataError>,
+}
+
+/// Most rows a [`BlockDataBody`] carries.
+pub const BLOCK_DATA_ROWS: usize = 1000;
+
 /// One of our extension messages, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Extension {
@@ -104,6 +159,8 @@ pub enum Extension {
     Ack(Ack),
     /// A typed error ([`MSG_ERROR`]).
     Error(ErrorBody),
+    /// A bound block's data ([`MSG_BLOCK_DATA`]).
+    BlockData(Box<BlockDataBody>),
 }
 
 impl Extension {
@@ -112,6 +169,7 @@ impl Extension {
         match self {
             Extension::Ack(_) => MSG_ACK,
             Extension::Error(_) => MSG_ERROR,
+            Extension::BlockData(_) => MSG_BLOCK_DATA,
         }
     }
 }
@@ -303,6 +361,7 @@ pub fn extension_body(ext: &Extension) -> Vec<u8> {
     let body = match ext {
         Extension::Ack(ack) => rmp_serde::to_vec_named(ack),
         Extension::Error(err) => rmp_serde::to_vec_named(err),
+        Extension::BlockData(data) => rmp_serde::to_vec_named(data),
     };
     body.unwrap_or_default()
 }
@@ -317,6 +376,7 @@ pub fn decode_extension(tag: u8, body: &[u8]) -> Result<Extension, ProtocolError
     match tag {
         MSG_ACK => Ok(Extension::Ack(rmp_serde::from_slice(body)?)),
         MSG_ERROR => Ok(Extension::Error(rmp_serde::from_slice(body)?)),
+        MSG_BLOCK_DATA => Ok(Extension::BlockData(Box::new(rmp_serde::from_slice(body)?))),
         other => Err(ProtocolError::UnknownExtension(other)),
     }
 }
@@ -509,6 +569,24 @@ mod tests {
                 message: String::new(),
                 seq: None,
             }),
+            Extension::BlockData(Box::new(BlockDataBody {
+                block_id: "b1".into(),
+                status: "completed".into(),
+                execution_id: Some("e".into()),
+                columns: vec![DataColumn {
+                    name: "region".into(),
+                    data_type: "string".into(),
+                }],
+                rows: vec![
+                    vec![serde_json::json!("north")],
+                    vec![serde_json::json!(null)],
+                ],
+                total_rows: 2,
+                computed_at: Some("2026-01-01T00:00:00Z".into()),
+                from_cache: false,
+                series: Some(serde_json::json!([{"name": "a", "points": [{"x": 1, "y": 2.5}]}])),
+                error: None,
+            })),
         ] {
             let frame = encode_extension(&ext);
             let Ok(Message::Custom(tag, body)) = decode(&frame) else {

@@ -962,3 +962,102 @@ fn obsolete_json_content_is_refused() {
     assert_eq!(r.code, RefusalCode::InvalidSchema, "{r}");
     assert!(r.message.contains("obsolete JSON content"), "{r}");
 }
+
+#[test]
+fn data_binding_values_cannot_be_forged() {
+    use canvas_engine::bindings::{json_to_any, set_binding_value};
+    use serde_json::json;
+    use yrs::{Array, ArrayPrelim, ArrayRef};
+    let mut server = seeded();
+    let bindings_of = |txn: &TransactionMut, id: &str| -> ArrayRef {
+        let content = sub_map(txn, &block_map(txn, id), schema::CONTENT);
+        match content.get(txn, "data_bindings") {
+            Some(Out::YArray(a)) => a,
+            other => panic!("data_bindings is not an array: {other:?}"),
+        }
+    };
+    // a new narrative with bindings but no values: accepted
+    let plain = json!({"key": "total", "source": "b1", "calculation": "sum"});
+    let create = edit(&client(1301), &server, |txn| {
+        let mut block = narrative("n", position(0, 4, 6, 2), "total {{total}}");
+        let content = MapPrelim::from([
+            ("text", In::from(TextPrelim::new("total {{total}}"))),
+            (
+                "data_bindings",
+                In::Array(ArrayPrelim::from([
+                    In::Any(json_to_any(&plain)),
+                    In::Map(MapPrelim::from([
+                        ("key", In::Any("change".into())),
+                        ("source", In::Any("b1".into())),
+                        ("calculation", In::Any("percentage_change".into())),
+                    ])),
+                ])),
+            ),
+        ]);
+        block.insert("content".into(), In::Map(content));
+        blocks(txn).insert(txn, "n", block);
+    });
+    accepted(&mut server, Role::Editor, &create);
+    // the server writes values (trusted)
+    server.edit(|txn| {
+        set_binding_value(txn, "n", 0, "total", &json!(10));
+        set_binding_value(txn, "n", 1, "change", &json!(5.5));
+    });
+    // a client may not set a value in a Map entry, delete it, or push a plain entry with one
+    let set = edit(&client(1302), &server, |txn| {
+        let entry = match bindings_of(txn, "n").get(txn, 1) {
+            Some(Out::YMap(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        entry.insert(txn, "value", 99);
+    });
+    let r = refused(&mut server, Role::Owner, &set);
+    assert_eq!(r.code, RefusalCode::Forbidden, "{r}");
+    assert!(r.message.contains("data_bindings"), "{r}");
+    let delete = edit(&client(1303), &server, |txn| {
+        let entry = match bindings_of(txn, "n").get(txn, 1) {
+            Some(Out::YMap(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        entry.remove(txn, "value");
+    });
+    assert_eq!(
+        refused(&mut server, Role::Editor, &delete).code,
+        RefusalCode::Forbidden
+    );
+    let push = edit(&client(1304), &server, |txn| {
+        let forged = json!({"key": "x", "source": "b1", "calculation": "max", "value": 1});
+        bindings_of(txn, "n").push_back(txn, json_to_any(&forged));
+    });
+    assert_eq!(
+        refused(&mut server, Role::Editor, &push).code,
+        RefusalCode::Forbidden
+    );
+    let whole = edit(&client(1305), &server, |txn| {
+        let content = sub_map(txn, &block_map(txn, "n"), schema::CONTENT);
+        let forged = json!([{"key": "x", "source": "b1", "calculation": "max", "value": 1}]);
+        content.insert(txn, "data_bindings", json_to_any(&forged));
+    });
+    assert_eq!(
+        refused(&mut server, Role::Editor, &whole).code,
+        RefusalCode::Forbidden
+    );
+    // changing a calculation, removing an entry (value and all), adding one without a value
+    let change = edit(&client(1306), &server, |txn| {
+        let entry = match bindings_of(txn, "n").get(txn, 1) {
+            Some(Out::YMap(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        entry.insert(txn, "calculation", "max");
+    });
+    accepted(&mut server, Role::Editor, &change);
+    let remove = edit(&client(1307), &server, |txn| {
+        bindings_of(txn, "n").remove(txn, 1);
+        bindings_of(txn, "n").push_back(txn, json_to_any(&plain));
+    });
+    accepted(&mut server, Role::Editor, &remove);
+    let gone = edit(&client(1308), &server, |txn| {
+        blocks(txn).remove(txn, "n");
+    });
+    accepted(&mut server, Role::Editor, &gone);
+}

@@ -93,7 +93,9 @@ pub async fn open_state(config: Config) -> Result<AppState, StartError> {
     let storage = Storage::connect(&config.data_dir, &config.services()).await?;
     http::templates::install_builtins(&storage).await?;
     let data = data::DataLayer::new(&config)?;
-    Ok(AppState::new(config, storage, data))
+    Ok(AppState::new(config, storage, data, |state| {
+        std::sync::Arc::new(data::bound::Resolver(state))
+    }))
 }
 
 /// Serves until `shutdown` completes, then lets every room flush its log, write a

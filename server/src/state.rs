@@ -9,13 +9,14 @@ use crate::data::DataLayer;
 use crate::metrics::Metrics;
 use crate::passwords::Passwords;
 use crate::sync::meter::MessageMeter;
+use crate::sync::room::bound::BlockResolver;
 use crate::sync::room::presence::AwarenessLimits;
 use crate::sync::room::{RoomConfig, RoomDeps};
 use crate::sync::rooms::Rooms;
 use crate::sync::sessions::LiveSessions;
 use canvas_storage::Storage;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -54,7 +55,14 @@ pub struct Shared {
 
 impl AppState {
     /// Builds the state over a storage handle and the analytics side.
-    pub fn new(config: Config, storage: Storage, data: DataLayer) -> Self {
+    /// `resolver` makes the rooms' data side from a weak handle on the state itself (the
+    /// state holds the rooms, which hold the resolver).
+    pub fn new(
+        config: Config,
+        storage: Storage,
+        data: DataLayer,
+        resolver: impl FnOnce(Weak<Shared>) -> Arc<dyn BlockResolver>,
+    ) -> Self {
         let node_id = config
             .node_id
             .clone()
@@ -69,43 +77,53 @@ impl AppState {
             "sqlite"
         };
         let metrics = Arc::new(Metrics::new(sql_service));
-        let rooms = Rooms::new(RoomDeps {
-            canvases: storage.canvases.clone(),
-            versions: storage.versions.clone(),
-            presence: storage.presence.clone(),
-            fanout: storage.fanout.clone(),
-            auditor: auditor.clone(),
-            tasks: tasks.clone(),
-            shutdown: shutdown.clone(),
-            node_id: node_id.clone(),
-            metrics: metrics.clone(),
-            config: RoomConfig {
-                idle_unload: config.idle_unload(),
-                checkpoint_updates: config.checkpoint_updates,
-                checkpoint_every: Duration::from_secs(config.checkpoint_secs),
-                version_interval: config.version_interval(),
-                awareness: AwarenessLimits {
-                    max_state_bytes: config.max_awareness_bytes,
-                    per_second: config.awareness_per_second,
+        let result_ttl = data.result_ttl;
+        AppState(Arc::new_cyclic(|weak| {
+            let rooms = Rooms::new(RoomDeps {
+                resolver: resolver(weak.clone()),
+                canvases: storage.canvases.clone(),
+                versions: storage.versions.clone(),
+                presence: storage.presence.clone(),
+                fanout: storage.fanout.clone(),
+                auditor: auditor.clone(),
+                tasks: tasks.clone(),
+                shutdown: shutdown.clone(),
+                node_id: node_id.clone(),
+                metrics: metrics.clone(),
+                config: RoomConfig {
+                    idle_unload: config.idle_unload(),
+                    checkpoint_updates: config.checkpoint_updates,
+                    checkpoint_every: Duration::from_secs(config.checkpoint_secs),
+                    version_interval: config.version_interval(),
+                    awareness: AwarenessLimits {
+                        max_state_bytes: config.max_awareness_bytes,
+                        per_second: config.awareness_per_second,
+                    },
+                    result_ttl,
                 },
-            },
-        });
-        let ws_meter = MessageMeter::new(storage.rate_limits.clone(), config.ws_rate_limit);
-        let passwords = Passwords::new(config.hash_slots(), config.hash_wait());
-        AppState(Arc::new(Shared {
-            passwords,
-            node_id,
-            config,
-            storage,
-            rooms,
-            auditor,
-            shutdown,
-            tasks,
-            ws_meter,
-            live_sessions: Arc::default(),
-            data,
-            metrics,
+            });
+            let ws_meter = MessageMeter::new(storage.rate_limits.clone(), config.ws_rate_limit);
+            let passwords = Passwords::new(config.hash_slots(), config.hash_wait());
+            Shared {
+                passwords,
+                node_id,
+                config,
+                storage,
+                rooms,
+                auditor,
+                shutdown,
+                tasks,
+                ws_meter,
+                live_sessions: Arc::default(),
+                data,
+                metrics,
+            }
         }))
+    }
+
+    /// The handle around a state reached through a weak reference.
+    pub fn from_shared(shared: Arc<Shared>) -> AppState {
+        AppState(shared)
     }
 }
 

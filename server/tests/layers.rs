@@ -25,8 +25,8 @@ const LAYERS: &[Layer] = &[
     },
     Layer {
         name: "pure rules and views",
-        files: &["domain.rs", "view.rs"],
-        may_use: &["domain", "view"],
+        files: &["domain.rs", "view.rs", "data/shape.rs"],
+        may_use: &["domain", "view", "data::shape"],
         axum: false,
     },
     Layer {
@@ -41,6 +41,7 @@ const LAYERS: &[Layer] = &[
         may_use: &[
             "domain",
             "view",
+            "data::shape",
             "audit",
             "metrics",
             "sync::shared",

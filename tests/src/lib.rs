@@ -451,6 +451,8 @@ pub enum Incoming {
         code: u16,
         reason: String,
     },
+    /// Extension message 102: a bound block's data.
+    BlockData(Box<protocol::BlockDataBody>),
 }
 
 type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -464,6 +466,8 @@ pub struct WsClient {
     pub acked: u64,
     pub errors: Vec<(String, String)>,
     pub awareness: std::collections::HashMap<u64, String>,
+    /// The latest data (message 102) received per bound block.
+    pub block_data: std::collections::HashMap<String, protocol::BlockDataBody>,
 }
 
 impl WsClient {
@@ -508,6 +512,7 @@ impl WsClient {
             acked: 0,
             errors: vec![],
             awareness: Default::default(),
+            block_data: Default::default(),
         }
     }
 
@@ -617,6 +622,11 @@ impl WsClient {
                             message: e.message,
                             seq: e.seq,
                         }
+                    }
+                    Extension::BlockData(data) => {
+                        self.block_data
+                            .insert(data.block_id.clone(), (*data).clone());
+                        Incoming::BlockData(data)
                     }
                 }
             }

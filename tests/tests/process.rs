@@ -280,6 +280,7 @@ async fn crash_mid_stream(env: &[(String, String)], cycles: u64) {
                 match protocol::decode_extension(tag, &body).unwrap() {
                     Extension::Ack(ack) => acked = ack.through,
                     Extension::Error(e) => panic!("refused: {} {}", e.code, e.message),
+                    Extension::BlockData(_) => {}
                 }
             }
         }

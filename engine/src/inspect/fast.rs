@@ -85,6 +85,10 @@ fn allowed(index: &DocIndex, role: Role, path: &PathInfo) -> bool {
     if root == schema::BLOCKS && path.key(1) == Some(schema::METADATA) {
         return false;
     }
+    // So are data bindings' values: the general path checks writes into data_bindings.
+    if root == schema::BLOCKS && path.key(2) == Some(crate::blocks::DATA_BINDINGS_KEY) {
+        return false;
+    }
     true
 }
 

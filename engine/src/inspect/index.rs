@@ -77,8 +77,9 @@ pub(crate) struct Loc {
     pub key: Option<Arc<str>>,
 }
 
-/// At most this many keys of a path are kept (enough for `blocks.<id>.position.<key>`).
-const KEPT_KEYS: usize = 4;
+/// At most this many keys of a path are kept (enough for `blocks.<id>.position.<key>` and
+/// `blocks.<id>.content.data_bindings.<n>.value`).
+const KEPT_KEYS: usize = 5;
 /// At most this many container ids of a path are kept (and checked for deletion).
 pub(crate) const KEPT_CHAIN: usize = 32;
 

@@ -196,6 +196,9 @@ impl<'a> Checker<'a> {
             if path.key(1) == Some(schema::METADATA) {
                 self.check_metadata_item(&path, bid, &data.content)?;
             }
+            if is_binding_path(&path) {
+                self.check_binding_item(&path, bid, &data.content)?;
+            }
             match path.depth {
                 1 => match &data.content {
                     Content::Type(TypeKind::Map) => {
@@ -251,6 +254,16 @@ impl<'a> Checker<'a> {
                     .is_some_and(|b| self.update.deletes_id(b))
             {
                 return Err(metadata_refusal(bid));
+            }
+            if is_binding_path(&path)
+                && path.depth == 5
+                && path.key(4) == Some(crate::bindings::VALUE_KEY)
+                && !(0..4).any(|i| {
+                    path.container_id(i)
+                        .is_some_and(|c| self.update.deletes_id(c))
+                })
+            {
+                return Err(binding_value_refusal(bid));
             }
             match path.depth {
                 2 if path.key(1) == Some(schema::POSITION) => {
@@ -539,6 +552,36 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// A narrative's `data_bindings[].value` is the server's: a client may add, change and
+    /// remove bindings, but an entry it writes may not carry a `value` (plain objects), nor
+    /// may it set or delete `value` in a Map entry.
+    fn check_binding_item(
+        &self,
+        path: &PathInfo,
+        bid: &str,
+        content: &Content,
+    ) -> Result<(), Refusal> {
+        let carries = |any: &Any, depth: u32| match (any, depth) {
+            (Any::Array(items), 3) => items.iter().any(has_value_key),
+            (entry, 4) => has_value_key(entry),
+            _ => false,
+        };
+        match content {
+            Content::Any { start, end, count } if path.depth == 3 || path.depth == 4 => {
+                let values = parse::decode_values(self.bytes, *start, *end, *count);
+                if values.iter().any(|v| carries(v, path.depth)) {
+                    return Err(binding_value_refusal(bid));
+                }
+                Ok(())
+            }
+            Content::Deleted => Ok(()),
+            _ if path.depth == 5 && path.key(4) == Some(crate::bindings::VALUE_KEY) => {
+                Err(binding_value_refusal(bid))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// `sharing.visibility` must be a visibility the server knows: an unknown one would read
     /// as private everywhere while the document said something else.
     fn check_visibility(&self, content: &Content) -> Result<(), Refusal> {
@@ -641,6 +684,27 @@ fn metadata_refusal(bid: &str) -> Refusal {
             "block {bid}: metadata (created_by, last_modified_by, ...) is maintained by the \
              server; only a block the update creates may carry a metadata map (which the \
              server overwrites)"
+        ),
+    )
+}
+
+/// Whether a change at `path` is inside a block's `content.data_bindings`.
+fn is_binding_path(path: &PathInfo) -> bool {
+    path.key(1) == Some(schema::CONTENT)
+        && path.key(2) == Some(crate::blocks::DATA_BINDINGS_KEY)
+        && path.depth >= 3
+}
+
+fn has_value_key(any: &Any) -> bool {
+    matches!(any, Any::Map(m) if m.contains_key(crate::bindings::VALUE_KEY))
+}
+
+fn binding_value_refusal(bid: &str) -> Refusal {
+    refuse(
+        RefusalCode::Forbidden,
+        format!(
+            "block {bid}: data_bindings[].value is computed by the server from the source \
+             block's data; a client may write key, source and calculation only"
         ),
     )
 }

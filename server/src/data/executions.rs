@@ -89,13 +89,44 @@ pub enum Started {
     Pending(Box<QueryExecution>),
 }
 
-/// Runs `query` with `parameters` for `user` (see the module's documentation).
+/// Runs `query` with `parameters` for `user` (see the module's documentation), waiting
+/// `--execute-wait-ms` for the end.
 pub async fn start(
     state: &AppState,
     query: &SavedQuery,
     parameters: &Value,
     fresh: bool,
     user: Option<Uuid>,
+) -> ApiResult<Started> {
+    run(
+        state,
+        query,
+        parameters,
+        fresh,
+        user,
+        Some(state.data.execute_wait),
+    )
+    .await
+}
+
+/// Like [`start`], waiting for the end however long it takes (for bound blocks: the job is
+/// under the same limits, timeout and cancellation as any).
+pub async fn run_to_end(
+    state: &AppState,
+    query: &SavedQuery,
+    parameters: &Value,
+    user: Option<Uuid>,
+) -> ApiResult<Started> {
+    run(state, query, parameters, false, user, None).await
+}
+
+async fn run(
+    state: &AppState,
+    query: &SavedQuery,
+    parameters: &Value,
+    fresh: bool,
+    user: Option<Uuid>,
+    wait: Option<std::time::Duration>,
 ) -> ApiResult<Started> {
     let layer = &state.data;
     let bound =
@@ -162,7 +193,11 @@ pub async fn start(
         let outcome = job.run().await;
         let _ = done_tx.send(outcome);
     });
-    match tokio::time::timeout(layer.execute_wait, done_rx).await {
+    let waited = match wait {
+        Some(wait) => tokio::time::timeout(wait, done_rx).await,
+        None => Ok(done_rx.await),
+    };
+    match waited {
         Ok(Ok(Outcome::Completed(done))) => {
             let (execution, result) = *done;
             Ok(Started::Done(Box::new(execution), Box::new(result)))

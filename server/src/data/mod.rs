@@ -3,13 +3,17 @@
 //! the stores (`DataStore` for records, `ResultCache` for results and progress).
 //!
 //! - [`sources`]: a stored source row as the engine opens it, and as the API shows it.
+//! - [`bound`]: blocks bound to queries: a binding resolved to a result, for the rooms and
+//!   the block data endpoint; [`shape`]: a result shaped for a block (pure).
 //! - [`executions`]: running a saved query: the result cache, the execution record, the
 //!   background job under the node's and the project's limits, cancellation.
 //!
 //! The REST handlers are in `http/data_sources.rs`, `http/queries.rs` and
 //! `http/executions.rs`.
 
+pub mod bound;
 pub mod executions;
+pub mod shape;
 pub mod sources;
 
 use crate::config::Config;

@@ -278,6 +278,7 @@ pub async fn upload(
         json!({"format": format.extension(), "data_version": report.data_version}),
     )
     .await;
+    crate::data::bound::sources_changed(&state, row.project_id).await;
     Ok(Json(sources::json(&state.data, &row)))
 }
 
@@ -298,5 +299,6 @@ pub async fn sync(
         .update_source(id, sources::synced(&row, &report))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("data source {id} not found")))?;
+    crate::data::bound::sources_changed(&state, row.project_id).await;
     Ok(Json(sources::json(&state.data, &row)))
 }

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod blocks;
 pub mod canvases;
 pub mod data_access;
 pub mod data_sources;
@@ -141,6 +142,7 @@ pub fn routes() -> Router<AppState> {
             get(canvases::get).delete(canvases::delete),
         )
         .route("/canvases/{id}/presence", get(canvases::presence))
+        .route("/canvases/{id}/blocks/{block_id}/data", get(blocks::data))
         .route(
             "/canvases/{id}/favorite",
             put(canvases::put_favorite).delete(canvases::delete_favorite),

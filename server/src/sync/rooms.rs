@@ -292,6 +292,16 @@ impl Rooms {
         }
     }
 
+    /// Tells a loaded room that a data source of its project changed; `false` if the canvas
+    /// has no room on this node.
+    pub async fn data_changed(&self, id: Uuid) -> bool {
+        let handle = self.map.get(&id).map(|h| h.clone());
+        match handle {
+            Some(handle) => handle.tx.send(RoomCmd::DataChanged).await.is_ok(),
+            None => false,
+        }
+    }
+
     /// Closes every connection of a loaded room with `code` and stops it (canvas deleted).
     pub async fn close(&self, id: Uuid, code: u16, reason: &str) {
         let handle = self.map.get(&id).map(|h| h.clone());

@@ -51,6 +51,11 @@ pub enum LiveKind {
     Access = 2,
     /// Publish the awareness of your connections again (no payload).
     PresenceQuery = 3,
+    /// A bound block's data (the MessagePack body of extension message 102).
+    BlockData = 4,
+    /// A data source of the canvas's project changed: resolve bound blocks again (no
+    /// payload).
+    DataChanged = 5,
 }
 
 /// A change of who may do what that a REST call made on one node and every node's rooms of
@@ -99,6 +104,8 @@ pub fn decode_live(message: &[u8]) -> Option<(&str, LiveKind, &[u8])> {
         1 => LiveKind::Awareness,
         2 => LiveKind::Access,
         3 => LiveKind::PresenceQuery,
+        4 => LiveKind::BlockData,
+        5 => LiveKind::DataChanged,
         _ => return None,
     };
     Some((node, kind, payload))

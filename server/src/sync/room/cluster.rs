@@ -103,6 +103,8 @@ impl Room {
                 self.broadcast(None, protocol::awareness(&update).into());
             }
             LiveKind::PresenceQuery => self.announce_presence(),
+            LiveKind::BlockData => self.remote_block_data(&payload),
+            LiveKind::DataChanged => self.data_changed(),
         }
     }
 

@@ -5,13 +5,18 @@ use crate::domain::{Actor, ProjectAccess};
 use crate::sync::shared::{AccessChange, LiveKind};
 
 use bytes::Bytes;
+use canvas_analytics::QueryResult;
 use canvas_engine::Role;
+use canvas_engine::bindings::QueryBinding;
+use canvas_engine::protocol::DataError;
 use canvas_engine::sharing::Sharing;
 use canvas_engine::yrs::TransactionMut;
 use canvas_engine::yrs::sync::Message;
 use canvas_storage::{StorageError, VersionRecord};
 use serde_json::Value;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
 
 /// Identifies one WebSocket connection for the lifetime of the process.
 pub type ConnId = u64;
@@ -174,6 +179,11 @@ pub enum RoomCmd {
     Versions(VersionCmd, oneshot::Sender<VersionReply>),
     /// The canvas was deleted: close every connection with this code and stop.
     Close(u16, String),
+    /// The data side answered request `ticket` for a bound block (see `bound.rs`).
+    BlockData(String, u64, Box<Fetched>),
+    /// A data source of the canvas's project was uploaded or synced: bound blocks are
+    /// resolved again.
+    DataChanged,
     /// The live presence of the users connected here (what every connected client sees
     /// now, not the throttled shared store).
     Presence(oneshot::Sender<Vec<canvas_storage::PresenceEntry>>),
@@ -201,6 +211,8 @@ pub(super) fn reply_gone(cmd: RoomCmd) {
         | RoomCmd::Access(_)
         | RoomCmd::Remote(..)
         | RoomCmd::Resubscribed
+        | RoomCmd::BlockData(..)
+        | RoomCmd::DataChanged
         | RoomCmd::Close(..) => {}
     }
 }
@@ -320,4 +332,26 @@ pub enum VersionReply {
     Done(Result<VersionOutcome, VersionFailure>),
     /// This room instance is unloading or failed; ask the registry again.
     Gone,
+}
+
+/// What the data side answers for a binding.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The execution recorded for it (looked up in the cache, or run), if one was.
+    pub execution_id: Option<Uuid>,
+    /// The result, or why there is none.
+    pub result: Result<Arc<QueryResult>, DataError>,
+    /// Whether the result came from the cache.
+    pub from_cache: bool,
+}
+
+/// What [`BlockResolver::fetch`] returns: a future the room runs off its task.
+pub type FetchFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Fetched> + Send>>;
+
+/// The data side of the server, as a room sees it (implemented in `data/bound.rs`).
+pub trait BlockResolver: Send + Sync + 'static {
+    /// The result of `binding` for a canvas of `project`: checks the query is one of the
+    /// project's (else `query_not_found` / `forbidden_query`, nothing run), then reads the
+    /// shared cache or executes it and waits for the end.
+    fn fetch(&self, project: Uuid, user: Option<Uuid>, binding: QueryBinding) -> FetchFuture;
 }

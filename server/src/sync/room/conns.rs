@@ -169,6 +169,7 @@ impl Room {
         );
         self.idle_since = None;
         self.publish_active_users();
+        self.send_block_data(request.conn_id);
     }
 
     pub(super) fn leave(&mut self, conn_id: ConnId) {

@@ -29,6 +29,7 @@
 
 pub mod attribution;
 pub mod authz;
+pub mod bound;
 pub mod cluster;
 pub mod commands;
 pub mod conns;
@@ -95,6 +96,8 @@ pub struct RoomDeps {
     pub metrics: Arc<Metrics>,
     /// Timings and thresholds.
     pub config: RoomConfig,
+    /// Results of blocks bound to queries (the server's data side).
+    pub resolver: Arc<dyn bound::BlockResolver>,
 }
 
 /// A room's timings and thresholds (from the server's configuration).
@@ -110,6 +113,8 @@ pub struct RoomConfig {
     pub version_interval: Duration,
     /// What presence messages a connection may send.
     pub awareness: presence::AwarenessLimits,
+    /// How long a bound block's result stays fresh (the result cache's time to live).
+    pub result_ttl: Duration,
 }
 
 /// Takes a room out of the registry (only the instance it was made for): called when the
@@ -164,6 +169,10 @@ pub(super) struct Room {
     /// Sync step 2 for a client whose document is empty, with the `doc_writes` count it was
     /// encoded at: a burst of joins is answered from one encoding of the whole document.
     full_state: Option<(u64, Bytes)>,
+    /// Bound blocks: their latest data and the requests in flight.
+    bound: bound::BoundBlocks,
+    /// This room's own command channel (answers of background work come back on it).
+    own: Option<mpsc::WeakSender<RoomCmd>>,
 }
 
 enum Flow {
@@ -197,16 +206,17 @@ impl Room {
         let forwarder = forward_remote(
             remote,
             (deps.fanout.clone(), id),
-            own,
+            own.clone(),
             deps.node_id.clone(),
             stop,
         );
         deps.tasks.spawn(forwarder.in_current_span());
+        let own_cmds = own.clone();
         let metrics = deps.metrics.clone();
         let loading = Instant::now();
         let loaded = Room::load(id, deps, unregister.clone()).await;
         metrics.room_loaded(loaded.is_ok(), loading.elapsed());
-        let (room, written_rx) = match loaded {
+        let (mut room, written_rx) = match loaded {
             Ok(loaded) => loaded,
             Err(cause) => {
                 error!(%cause, "cannot load canvas");
@@ -215,6 +225,7 @@ impl Room {
                 return;
             }
         };
+        room.own = Some(own_cmds);
         room.serve(rx, written_rx).await;
     }
 
@@ -299,6 +310,8 @@ impl Room {
             stamped: HashMap::new(),
             doc_writes,
             full_state: None,
+            bound: bound::BoundBlocks::default(),
+            own: None,
         };
         Ok((room, written_rx))
     }
@@ -329,6 +342,7 @@ impl Room {
             let idle_deadline = self.idle_since.map(|since| since + idle);
             let presence_due = self.presence_due();
             let lag_due = self.lag_check_due();
+            let data_due = self.bound.next_expiry();
             let flow = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -352,6 +366,10 @@ impl Room {
                 },
                 _ = sleep_until_opt(presence_due), if presence_due.is_some() => {
                     self.flush_presence();
+                    Flow::Continue
+                }
+                _ = sleep_until_opt(data_due), if data_due.is_some() => {
+                    self.block_data_expired();
                     Flow::Continue
                 }
                 _ = sleep_until_opt(lag_due), if lag_due.is_some() => {
@@ -424,6 +442,8 @@ impl Room {
                 // `serve` runs these with the writer's channel; nothing else sends them here.
                 let _ = reply.send(VersionReply::Gone);
             }
+            RoomCmd::BlockData(block, ticket, fetched) => self.block_data(block, ticket, *fetched),
+            RoomCmd::DataChanged => self.data_changed(),
             RoomCmd::Close(code, reason) => {
                 self.close_all(code, &reason);
                 return Flow::Stop;

@@ -27,6 +27,7 @@ fn config() -> RoomConfig {
             max_state_bytes: 1024,
             per_second: 10,
         },
+        result_ttl: Duration::from_secs(3600),
     }
 }
 
@@ -83,6 +84,7 @@ async fn harness_over(
         node_id: "test-node".into(),
         metrics: Arc::default(),
         config,
+        resolver: Arc::new(NoData),
     };
     adjust(&mut deps);
     let (room, written_rx) = Room::load(id, deps, unregister).await.expect("room loads");
@@ -91,6 +93,29 @@ async fn harness_over(
         storage,
         room,
         written_rx,
+    }
+}
+
+/// These tests bind no block to a query: a data side that has nothing.
+struct NoData;
+
+impl super::bound::BlockResolver for NoData {
+    fn fetch(
+        &self,
+        _project: Uuid,
+        _user: Option<Uuid>,
+        _binding: canvas_engine::bindings::QueryBinding,
+    ) -> super::bound::FetchFuture {
+        Box::pin(async {
+            super::bound::Fetched {
+                execution_id: None,
+                result: Err(canvas_engine::protocol::DataError {
+                    code: "unavailable".into(),
+                    message: "no data side in room unit tests".into(),
+                }),
+                from_cache: false,
+            }
+        })
     }
 }
 

@@ -154,6 +154,7 @@ impl Room {
             touched.sort_unstable();
             touched.dedup();
             self.stamp_blocks(user, &touched, &created);
+            self.blocks_changed(&touched, Some(user));
         }
         if let Some(conn_id) = last {
             self.sharing_changed(ChangedBy::Conn(conn_id));

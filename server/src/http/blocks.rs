@@ -1,0 +1,122 @@
+//! `GET /canvases/{id}/blocks/{block_id}/data?page=&sort=&filter=`: a bound block's data as
+//! JSON, with the fields of extension message 102 (`block_id`, `status`, `execution_id`,
+//! `columns`, `rows`, `total_rows`, `computed_at`, `from_cache`), plus `series` for a chart
+//! and, for a table, the page asked for (`page`, `page_size`, `pages`, `sort`, `filter`;
+//! `rows` and `total_rows` are then the page's and the filtered count). Anyone who can read
+//! the canvas may ask (viewers too). The result comes from the shared cache, or is computed.
+
+use super::{ApiPath, ApiQuery};
+use crate::access::canvas_access;
+use crate::auth::AuthUser;
+use crate::data::{bound, shape};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::sync::room::bound::block_body;
+use axum::Json;
+use axum::extract::State;
+use canvas_engine::bindings::{self, BINDABLE, BoundBlock};
+use canvas_engine::protocol::BLOCK_DATA_ROWS;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// The query string of a table's page.
+#[derive(Debug, Deserialize)]
+pub struct DataQuery {
+    page: Option<usize>,
+    sort: Option<String>,
+    filter: Option<String>,
+}
+
+fn refusal(code: &str, message: String) -> ApiError {
+    match code {
+        "query_not_found" => ApiError::NotFound(message),
+        "forbidden_query" => ApiError::Forbidden(message),
+        "unavailable" => ApiError::Unavailable(message.into()),
+        "invalid_binding" => ApiError::bad_request("invalid_binding", message),
+        "unknown_column" => ApiError::bad_request("unknown_column", message),
+        "invalid_config" => ApiError::bad_request("invalid_config", message),
+        "invalid_request" => ApiError::bad_request("invalid_request", message),
+        "execution_failed" => ApiError::bad_request("execution_failed", message),
+        _ => ApiError::bad_request("invalid_binding", message),
+    }
+}
+
+/// See the module's documentation.
+pub async fn data(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath((id, block_id)): ApiPath<(Uuid, String)>,
+    ApiQuery(query): ApiQuery<DataQuery>,
+) -> ApiResult<Json<Value>> {
+    let found = canvas_access(&state.storage, &caller.user, id).await?;
+    let view = state
+        .rooms
+        .read(id, &found.access)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::Forbidden("you have no access to this canvas".into()))?;
+    let block = view.json["blocks"]
+        .as_array()
+        .and_then(|blocks| blocks.iter().find(|b| b["id"] == block_id.as_str()))
+        .ok_or_else(|| ApiError::NotFound(format!("canvas {id} has no block {block_id}")))?;
+    let kind = block["type"].as_str().unwrap_or_default().to_owned();
+    let content = block["content"].clone();
+    if !BINDABLE.contains(&kind.as_str()) {
+        return Err(ApiError::bad_request(
+            "not_bound",
+            format!("block {block_id} is a {kind:?} block: only charts and tables have data"),
+        ));
+    }
+    let binding = bindings::query_binding(&content).ok_or_else(|| {
+        ApiError::bad_request(
+            "not_bound",
+            format!("block {block_id} has no data_source of type \"query\""),
+        )
+    })?;
+    let binding = binding.map_err(|m| ApiError::bad_request("invalid_binding", m))?;
+    let fetched = bound::fetch(
+        &state,
+        found.canvas.project_id,
+        Some(caller.user.id),
+        &binding,
+    )
+    .await;
+    let result = match &fetched.result {
+        Ok(result) => result.clone(),
+        Err(e) => return Err(refusal(&e.code, e.message.clone())),
+    };
+    let block = BoundBlock {
+        id: block_id,
+        kind: kind.clone(),
+        binding: Ok(binding),
+        content: content.clone(),
+    };
+    let body = block_body(&block, &fetched);
+    if let Some(e) = &body.error {
+        return Err(refusal(&e.code, e.message.clone()));
+    }
+    let mut answer = serde_json::to_value(&body).map_err(ApiError::internal)?;
+    if kind == "table" {
+        let settings =
+            shape::TableSettings::from_content(&content).map_err(|e| refusal(e.code, e.message))?;
+        let request = shape::TableRequest {
+            page: query.page,
+            sort: query.sort,
+            filter: query.filter,
+        };
+        let page = shape::table_page(&result.columns, &result.rows, &settings, &request)
+            .map_err(|e| refusal(e.code, e.message))?;
+        answer["columns"] = json!(page.columns);
+        answer["rows"] = json!(page.rows);
+        answer["total_rows"] = json!(page.total_rows);
+        answer["page"] = json!(page.page);
+        answer["page_size"] = json!(page.page_size);
+        answer["pages"] = json!(page.pages);
+        answer["sort"] = json!(page.sort);
+        answer["filter"] = json!(page.filter);
+    } else {
+        answer["rows_shown"] = json!(result.rows.len().min(BLOCK_DATA_ROWS));
+    }
+    Ok(Json(answer))
+}

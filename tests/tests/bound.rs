@@ -1,0 +1,654 @@
+//! Blocks bound to live data, end to end: charts, tables and narratives bound to saved
+//! queries over a real CSV source (and a real PostgreSQL source on the services), seen over
+//! WebSocket (extension message 102, narrative values in the document) and REST
+//! (`GET /canvases/{id}/blocks/{block_id}/data`, the JSON view's rendered text).
+
+use canvas_engine::bindings::json_to_any;
+use canvas_engine::protocol::BlockDataBody;
+use canvas_engine::yrs::{
+    Any, Array, ArrayPrelim, In, Map, MapPrelim, MapRef, Out, ReadTxn, TextPrelim, Transact,
+    TransactionMut, WriteTxn,
+};
+use canvas_tests::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const SALES: &str = "region,product,amount\nnorth,widget,10\nsouth,widget,20\nnorth,gadget,5\n\
+                     east,widget,7\nsouth,gadget,30\n";
+
+async fn put_raw(api: &Api, path: &str, token: &str, content_type: &str, body: &str) -> u16 {
+    let resp = api
+        .client
+        .put(format!("{}{path}", api.base))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("request sent");
+    resp.status().as_u16()
+}
+
+/// A file source `sales` in `project` with `csv` uploaded by `owner`; its id.
+async fn csv_source(api: &Api, owner: &TestUser, project: &str, csv: &str) -> String {
+    let (status, source) = api
+        .post(
+            &format!("/api/v1/projects/{project}/data-sources"),
+            Some(&owner.token),
+            json!({"name": "sales", "type": "file"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{source}");
+    let id = source["id"].as_str().expect("an id").to_owned();
+    upload(api, owner, &id, csv).await;
+    id
+}
+
+async fn upload(api: &Api, owner: &TestUser, source: &str, csv: &str) {
+    let path = format!("/api/v1/data-sources/{source}/file");
+    assert_eq!(
+        put_raw(api, &path, &owner.token, "text/csv", csv).await,
+        200
+    );
+}
+
+/// A saved query of `project` by `user`; its id.
+async fn saved_query(
+    api: &Api,
+    user: &TestUser,
+    project: &str,
+    text: &str,
+    parameters: Value,
+    source: Option<&str>,
+) -> String {
+    let mut body =
+        json!({"name": "q", "query_text": text, "query_type": "sql", "parameters": parameters});
+    if let Some(source) = source {
+        body["data_source_id"] = json!(source);
+    }
+    let (status, query) = api
+        .post(
+            &format!("/api/v1/projects/{project}/queries"),
+            Some(&user.token),
+            body,
+        )
+        .await;
+    assert_eq!(status, 201, "{query}");
+    query["id"].as_str().expect("an id").to_owned()
+}
+
+fn any(v: Value) -> In {
+    In::Any(json_to_any(&v))
+}
+
+fn int(v: i64) -> In {
+    In::Any(Any::Number(canvas_engine::yrs::any::Number::Int(v)))
+}
+
+fn query_source(query: &str, parameters: Value) -> Value {
+    json!({"type": "query", "query_id": query, "parameters": parameters})
+}
+
+/// Adds a block with `content` (plain values, and a narrative's text and bindings array).
+fn add_bound(txn: &mut TransactionMut, id: &str, kind: &str, y: i64, content: MapPrelim) {
+    let position = MapPrelim::from([("x", int(0)), ("y", int(y)), ("w", int(6)), ("h", int(4))]);
+    let blocks = txn.get_or_insert_map("blocks");
+    blocks.insert(
+        txn,
+        id,
+        MapPrelim::from([
+            ("id", In::Any(Any::from(id))),
+            ("type", In::Any(Any::from(kind))),
+            ("position", In::Map(position)),
+            ("content", In::Map(content)),
+            ("metadata", In::Map(MapPrelim::default())),
+        ]),
+    );
+}
+
+fn content_of<T: ReadTxn>(txn: &T, id: &str) -> MapRef {
+    let blocks = txn.get_map("blocks").expect("blocks");
+    let Some(Out::YMap(block)) = blocks.get(txn, id) else {
+        panic!("no block {id}");
+    };
+    let Some(Out::YMap(content)) = block.get(txn, "content") else {
+        panic!("block {id} has no content map");
+    };
+    content
+}
+
+fn chart_content(query: &str, config: Value) -> MapPrelim {
+    MapPrelim::from([
+        ("chart_type", any(json!("bar"))),
+        ("data_source", any(query_source(query, json!({})))),
+        ("config", any(config)),
+    ])
+}
+
+fn sales_config() -> Value {
+    json!({"x_axis": "region", "y_axis": "amount", "color": "product", "aggregation": "sum"})
+}
+
+/// The values of a narrative's bindings in a client's document, by key.
+fn binding_values(doc: &canvas_engine::yrs::Doc, id: &str) -> Value {
+    let txn = doc.transact();
+    let Some(block) = canvas_engine::json::block_json(&txn, id) else {
+        return json!({});
+    };
+    let mut out = serde_json::Map::new();
+    for b in canvas_engine::bindings::bindings_in(&block["content"]) {
+        out.insert(b.key, b.value.unwrap_or(Value::Null));
+    }
+    Value::Object(out)
+}
+
+/// Waits for a 102 about `block` that satisfies `pred`.
+async fn wait_data(
+    client: &mut WsClient,
+    block: &str,
+    mut pred: impl FnMut(&BlockDataBody) -> bool,
+) -> BlockDataBody {
+    if let Some(data) = client.block_data.get(block).filter(|d| pred(d)) {
+        return data.clone();
+    }
+    match client
+        .wait_for(|_, m| matches!(m, Incoming::BlockData(d) if d.block_id == block && pred(d)))
+        .await
+    {
+        Incoming::BlockData(data) => *data,
+        _ => unreachable!("wait_for returns what matched"),
+    }
+}
+
+async fn block_data(
+    api: &Api,
+    user: &TestUser,
+    canvas: &str,
+    block: &str,
+    q: &str,
+) -> (u16, Value) {
+    api.get(
+        &format!("/api/v1/canvases/{canvas}/blocks/{block}/data{q}"),
+        Some(&user.token),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn bound_charts_tables_and_narratives_are_live_over_websocket_and_rest() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let api = &team.api;
+    let source = csv_source(api, &team.owner, &team.project, SALES).await;
+    let query = saved_query(
+        api,
+        &team.editor,
+        &team.project,
+        "SELECT region, product, amount FROM sales WHERE amount >= {{min}} ORDER BY amount",
+        json!({"min": {"type": "number", "default": 0}}),
+        None,
+    )
+    .await;
+    let mut editor = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    let mut viewer = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
+    editor
+        .edit(|txn| {
+            add_bound(
+                txn,
+                "chart",
+                "chart",
+                0,
+                chart_content(&query, sales_config()),
+            );
+            add_bound(
+                txn,
+                "table",
+                "table",
+                4,
+                MapPrelim::from([
+                    ("title", any(json!("Detailed Sales Breakdown"))),
+                    ("data_source", any(query_source(&query, json!({})))),
+                    (
+                        "columns",
+                        any(json!([
+                            {"field": "product", "header": "Product", "type": "string"},
+                            {"field": "amount", "header": "Sales", "type": "currency"}
+                        ])),
+                    ),
+                    ("pagination", any(json!({"enabled": true, "pageSize": 2}))),
+                    (
+                        "sorting",
+                        any(json!({"enabled": true, "defaultSort": "-amount"})),
+                    ),
+                    ("filtering", any(json!({"enabled": true}))),
+                ]),
+            );
+            add_bound(
+                txn,
+                "story",
+                "narrative",
+                8,
+                MapPrelim::from([
+                    (
+                        "text",
+                        In::from(TextPrelim::new("Total {{total}}, change {{change}}")),
+                    ),
+                    (
+                        "data_bindings",
+                        In::Array(ArrayPrelim::from([
+                            any(json!({"key": "total", "source": "chart", "calculation": "sum"})),
+                            In::Map(MapPrelim::from([
+                                ("key", In::Any(Any::from("change"))),
+                                ("source", In::Any(Any::from("chart"))),
+                                ("calculation", In::Any(Any::from("percentage_change"))),
+                            ])),
+                        ])),
+                    ),
+                ]),
+            );
+        })
+        .await;
+    editor.wait_acked().await;
+
+    // The viewer gets the chart's data with its series, and the table's.
+    let chart = wait_data(&mut viewer, "chart", |d| d.status == "completed").await;
+    assert_eq!(chart.total_rows, 5);
+    assert_eq!(chart.columns.len(), 3);
+    assert!(chart.execution_id.is_some() && chart.computed_at.is_some());
+    assert_eq!(
+        chart.series,
+        Some(json!([
+            {"name": "gadget", "points": [{"x": "north", "y": 5}, {"x": "south", "y": 30}]},
+            {"name": "widget", "points": [{"x": "east", "y": 7}, {"x": "north", "y": 10},
+                                          {"x": "south", "y": 20}]}
+        ]))
+    );
+    let table = wait_data(&mut viewer, "table", |d| d.status == "completed").await;
+    assert_eq!(table.total_rows, 5);
+    assert!(table.series.is_none());
+
+    // Narrative values are computed by the server and reach every client in the document:
+    // totals per region (north 15, east 7, south 50): sum 72, last two +614.29 %.
+    viewer
+        .wait_doc(|doc| binding_values(doc, "story") == json!({"total": 72, "change": 614.29}))
+        .await;
+    let view = api.canvas_json(&team.viewer, &team.canvas).await;
+    let story = view["blocks"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["id"] == "story"))
+        .expect("the narrative");
+    assert_eq!(story["content"]["rendered_text"], "Total 72, change 614.29");
+    assert_eq!(
+        story["content"]["text"],
+        "Total {{total}}, change {{change}}"
+    );
+
+    // REST: the chart with its series; the table page by page, sorted and filtered.
+    let (status, data) = block_data(api, &team.viewer, &team.canvas, "chart", "").await;
+    assert_eq!(status, 200, "{data}");
+    assert_eq!(data["status"], "completed");
+    assert_eq!(data["series"], chart.series.clone().expect("series"));
+    assert_eq!(data["total_rows"], 5);
+    let (status, page) = block_data(api, &team.viewer, &team.canvas, "table", "").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["rows"], json!([["gadget", 30], ["widget", 20]]));
+    assert_eq!(
+        (page["pages"].clone(), page["page_size"].clone()),
+        (json!(3), json!(2))
+    );
+    assert_eq!(page["columns"][1]["header"], "Sales");
+    assert_eq!(page["columns"][1]["format"], "currency");
+    let (_, page3) = block_data(api, &team.viewer, &team.canvas, "table", "?page=3").await;
+    assert_eq!(page3["rows"], json!([["gadget", 5]]));
+    let (_, widgets) = block_data(
+        api,
+        &team.viewer,
+        &team.canvas,
+        "table",
+        "?sort=amount&filter=widget",
+    )
+    .await;
+    assert_eq!(widgets["rows"], json!([["widget", 7], ["widget", 10]]));
+    assert_eq!(widgets["total_rows"], 3);
+    assert_eq!(widgets["sort"], "amount");
+    let (status, err) = block_data(api, &team.viewer, &team.canvas, "table", "?sort=price").await;
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (400, &json!("unknown_column")),
+        "{err}"
+    );
+    let (status, _) = block_data(api, &team.stranger, &team.canvas, "chart", "").await;
+    assert_eq!(status, 403);
+
+    // A client cannot forge a narrative value.
+    editor
+        .edit(|txn| {
+            let content = content_of(txn, "story");
+            let Some(Out::YArray(bindings)) = content.get(txn, "data_bindings") else {
+                panic!("bindings array");
+            };
+            let Some(Out::YMap(entry)) = bindings.get(txn, 1) else {
+                panic!("a map entry");
+            };
+            entry.insert(txn, "value", 1000);
+        })
+        .await;
+    editor
+        .wait_for(|_, m| matches!(m, Incoming::Error { code, .. } if code == "forbidden"))
+        .await;
+    // (the editor's document now has a gap: it starts again with a fresh one)
+    let mut editor = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+
+    // Parameters change: the block is resolved again, the narrative follows.
+    editor
+        .edit(|txn| {
+            let content = content_of(txn, "chart");
+            content.insert(
+                txn,
+                "data_source",
+                json_to_any(&query_source(&query, json!({"min": 10}))),
+            );
+        })
+        .await;
+    let filtered = wait_data(&mut viewer, "chart", |d| d.total_rows == 3).await;
+    assert_eq!(filtered.status, "completed");
+    viewer
+        .wait_doc(|doc| binding_values(doc, "story")["total"] == json!(60))
+        .await;
+
+    // The config changes: reshaped from the same result (same execution).
+    editor
+        .edit(|txn| {
+            let content = content_of(txn, "chart");
+            content.insert(
+                txn,
+                "config",
+                json_to_any(
+                    &json!({"x_axis": "product", "y_axis": "amount", "aggregation": "max"}),
+                ),
+            );
+        })
+        .await;
+    let reshaped = wait_data(&mut viewer, "chart", |d| {
+        d.series.as_ref().is_some_and(|s| s[0]["name"] == "amount")
+    })
+    .await;
+    assert_eq!(reshaped.execution_id, filtered.execution_id);
+    assert_eq!(
+        reshaped.series,
+        Some(
+            json!([{"name": "amount", "points": [{"x": "widget", "y": 20}, {"x": "gadget", "y": 30}]}])
+        )
+    );
+
+    // Someone joining gets each bound block's data once.
+    let mut owner = WsClient::connect(&server.ws_url(&team.canvas, &team.owner.token)).await;
+    owner.sync().await;
+    wait_data(&mut owner, "chart", |d| d.total_rows == 3).await;
+    wait_data(&mut owner, "table", |_| true).await;
+
+    // The source is refreshed: new data reaches everyone, and the narrative.
+    upload(
+        api,
+        &team.owner,
+        &source,
+        "region,product,amount\nnorth,widget,100\nsouth,widget,200\n",
+    )
+    .await;
+    let fresh = wait_data(&mut viewer, "chart", |d| d.total_rows == 2).await;
+    assert!(!fresh.from_cache);
+    // (the chart now shows the max per product: one point, widget 200, so no change)
+    viewer
+        .wait_doc(|doc| binding_values(doc, "story") == json!({"total": 200, "change": null}))
+        .await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_bindings_are_clear_errors_and_change_nothing_else() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let api = &team.api;
+    csv_source(api, &team.owner, &team.project, SALES).await;
+    let query = saved_query(
+        api,
+        &team.editor,
+        &team.project,
+        "SELECT region, product, amount FROM sales",
+        json!({}),
+        None,
+    )
+    .await;
+    // another project, with its own source and query
+    let other = api.create_project(&team.stranger, "elsewhere").await;
+    csv_source(api, &team.stranger, &other, "secret,amount\nx,1\n").await;
+    let foreign = saved_query(
+        api,
+        &team.stranger,
+        &other,
+        "SELECT * FROM sales",
+        json!({}),
+        None,
+    )
+    .await;
+
+    let mut editor = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    editor
+        .edit(|txn| {
+            add_bound(
+                txn,
+                "good",
+                "chart",
+                0,
+                chart_content(&query, sales_config()),
+            );
+            add_bound(
+                txn,
+                "story",
+                "narrative",
+                4,
+                MapPrelim::from([(
+                    "data_bindings",
+                    any(json!([{"key": "total", "source": "good", "calculation": "sum"}])),
+                )]),
+            );
+        })
+        .await;
+    wait_data(&mut editor, "good", |d| d.status == "completed").await;
+    editor
+        .wait_doc(|doc| binding_values(doc, "story") == json!({"total": 72}))
+        .await;
+
+    let unknown = uuid::Uuid::new_v4().to_string();
+    editor
+        .edit(|txn| {
+            add_bound(
+                txn,
+                "unknown",
+                "chart",
+                8,
+                chart_content(&unknown, sales_config()),
+            );
+            add_bound(
+                txn,
+                "foreign",
+                "table",
+                12,
+                chart_content(&foreign, json!({})),
+            );
+            add_bound(
+                txn,
+                "column",
+                "chart",
+                16,
+                chart_content(&query, json!({"x_axis": "regoin", "y_axis": "amount"})),
+            );
+            add_bound(
+                txn,
+                "params",
+                "chart",
+                20,
+                MapPrelim::from([(
+                    "data_source",
+                    any(json!({"type": "query", "query_id": query, "parameters": [1]})),
+                )]),
+            );
+        })
+        .await;
+    let cases = [
+        ("unknown", "query_not_found", 404),
+        ("foreign", "forbidden_query", 403),
+        ("column", "unknown_column", 400),
+        ("params", "invalid_binding", 400),
+    ];
+    for (block, code, status) in cases {
+        let data = wait_data(&mut editor, block, |d| d.status != "pending").await;
+        assert_eq!(data.status, "error", "{block}: {data:?}");
+        let error = data.error.expect("an error");
+        assert_eq!(error.code, code, "{block}: {}", error.message);
+        assert!(
+            data.rows.is_empty() && data.columns.is_empty(),
+            "{block}: nothing leaks"
+        );
+        let (got, body) = block_data(api, &team.editor, &team.canvas, block, "").await;
+        assert_eq!(got, status, "{block}: {body}");
+        if status == 400 {
+            assert_eq!(body["error"]["code"], code, "{block}: {body}");
+        }
+        assert_eq!(
+            body["error"]["message"],
+            error.message.as_str(),
+            "{block}: {body}"
+        );
+    }
+    // the other project's query never ran for this canvas, and nothing it holds is shown
+    let (_, foreign_body) = block_data(api, &team.editor, &team.canvas, "foreign", "").await;
+    assert!(
+        !foreign_body.to_string().contains("secret"),
+        "{foreign_body}"
+    );
+    // nothing else changed: the good block keeps its data, the narrative its value
+    let (status, good) = block_data(api, &team.editor, &team.canvas, "good", "").await;
+    assert_eq!((status, &good["total_rows"]), (200, &json!(5)), "{good}");
+    assert_eq!(binding_values(&editor.doc, "story"), json!({"total": 72}));
+    // a block without a binding, and one that does not exist
+    editor
+        .edit(|txn| add_block(txn, "plain", "chart", (6, 0, 6, 4)))
+        .await;
+    editor.wait_acked().await;
+    let (status, body) = block_data(api, &team.editor, &team.canvas, "plain", "").await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("not_bound")),
+        "{body}"
+    );
+    let (status, _) = block_data(api, &team.editor, &team.canvas, "nope", "").await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn on_the_services_two_nodes_share_one_execution() {
+    let services = ServiceSet::fresh().await;
+    let secret = "A6E8Yq3sJ5ZzZt9r4bX9rV0kq1v3mJm8bqv2dQnUu7c=";
+    let a = TestServer::start_with(|c| {
+        services.configure(c);
+        c.secret_key = Some(secret.into());
+    })
+    .await;
+    let b = TestServer::start_with(|c| {
+        services.configure(c);
+        c.secret_key = Some(secret.into());
+    })
+    .await;
+    let team = Team::new(&a).await;
+    let (admin, name) = fresh_database("bound_").await;
+    let (scheme, rest) = admin.split_once("://").expect("a URL");
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = host.split('/').next().unwrap_or(host);
+    let url = format!("{scheme}://postgres@{host}/{name}");
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("the sample database answers");
+    for statement in [
+        "CREATE TABLE orders (id int, region text, product text, amount numeric)",
+        "INSERT INTO orders VALUES (1, 'north', 'widget', 10), (2, 'south', 'widget', 20), \
+         (3, 'north', 'gadget', 5)",
+    ] {
+        sqlx::query(statement)
+            .execute(&mut db)
+            .await
+            .expect("sample data");
+    }
+    let (status, source) = team
+        .api
+        .post(
+            &format!("/api/v1/projects/{}/data-sources", team.project),
+            Some(&team.owner.token),
+            json!({"name": "warehouse", "type": "database", "connection_config": {"url": url}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{source}");
+    let query = saved_query(
+        &team.api,
+        &team.editor,
+        &team.project,
+        "SELECT region, product, amount FROM orders ORDER BY id",
+        json!({}),
+        source["id"].as_str(),
+    )
+    .await;
+    let mut editor = WsClient::join(&a.ws_url(&team.canvas, &team.editor.token)).await;
+    let mut viewer = WsClient::join(&b.ws_url(&team.canvas, &team.viewer.token)).await;
+    editor
+        .edit(|txn| {
+            add_bound(
+                txn,
+                "chart",
+                "chart",
+                0,
+                chart_content(&query, sales_config()),
+            );
+            add_bound(
+                txn,
+                "story",
+                "narrative",
+                4,
+                MapPrelim::from([(
+                    "data_bindings",
+                    any(json!([{"key": "top", "source": "chart", "calculation": "max"}])),
+                )]),
+            );
+        })
+        .await;
+    let on_a = wait_data(&mut editor, "chart", |d| d.status == "completed").await;
+    let on_b = wait_data(&mut viewer, "chart", |d| d.status == "completed").await;
+    assert_eq!(
+        on_a.execution_id, on_b.execution_id,
+        "one execution for both nodes"
+    );
+    assert_eq!(on_a.series, on_b.series);
+    assert_eq!(
+        on_b.series,
+        Some(json!([
+            {"name": "widget", "points": [{"x": "north", "y": 10}, {"x": "south", "y": 20}]},
+            {"name": "gadget", "points": [{"x": "north", "y": 5}]}
+        ]))
+    );
+    // the narrative value written on node A reaches node B's client through the document
+    viewer
+        .wait_doc(|doc| binding_values(doc, "story") == json!({"top": 20}))
+        .await;
+    // node B answers REST from the shared cache
+    let (status, data) = block_data(&b.api(), &team.viewer, &team.canvas, "chart", "").await;
+    assert_eq!(status, 200, "{data}");
+    assert_eq!(data["from_cache"], true, "{data}");
+    assert_eq!(data["series"], on_b.series.clone().expect("series"));
+    // someone joining on node B gets the data node B relayed, without a new execution
+    let mut late = WsClient::join(&b.ws_url(&team.canvas, &team.owner.token)).await;
+    let joined = wait_data(&mut late, "chart", |_| true).await;
+    assert_eq!(joined.execution_id, on_a.execution_id);
+    drop(db);
+    let _ = tokio::time::timeout(Duration::from_secs(30), a.stop()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(30), b.stop()).await;
+}
