@@ -105,6 +105,16 @@ pub async fn serve(
             state.shutdown.clone(),
         )
         .await;
+    state
+        .data
+        .refreshes
+        .listen(
+            state.storage.fanout.clone(),
+            &state.tasks,
+            state.shutdown.clone(),
+        )
+        .await;
+    data::pipelines::start(&state);
     let limits = listen::limits_of(&state);
     listen::accept_loop(listener, app(state.clone()), limits, async move {
         shutdown.await;

@@ -32,6 +32,11 @@ enum Control {
         /// [`session_key`] of the session.
         session: String,
     },
+    /// A source has new data: the data layer's refresh listener takes it on its own.
+    SourceRefreshed {
+        /// The source's id.
+        source: uuid::Uuid,
+    },
 }
 
 /// The open connections of each login session on this node.
@@ -149,6 +154,7 @@ impl LiveSessions {
                         Ok(Control::SessionEnded { session }) => {
                             sessions.end_here(&session);
                         }
+                        Ok(Control::SourceRefreshed { .. }) => {}
                         Err(cause) => tracing::warn!(%cause, "bad control message"),
                     }
                 }
