@@ -696,8 +696,7 @@ pub async fn one_of_concurrent_claims_of_a_due_run_wins(
     let won: Vec<DataPipeline> = futures_util::future::join_all(claims)
         .await
         .into_iter()
-        .map(|r| r.expect("claim"))
-        .flatten()
+        .filter_map(|r| r.expect("claim"))
         .collect();
     assert_eq!(won.len(), 1, "exactly one of two concurrent claims wins");
     let claimed = &won[0];
