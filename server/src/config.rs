@@ -218,6 +218,18 @@ pub struct Config {
     #[arg(long, env = "CANVAS_EXECUTE_WAIT_MS", default_value_t = 2000)]
     pub execute_wait_ms: u64,
 
+    /// Longest wait, in milliseconds, between two looks of the pipeline scheduler at the
+    /// due pipelines (it also wakes at the earliest due time, and when a pipeline changes
+    /// on this node).
+    #[arg(long, env = "CANVAS_PIPELINE_TICK_MS", default_value_t = 5000)]
+    pub pipeline_tick_ms: u64,
+
+    /// Shortest time between two runs of a pipeline's schedule, in seconds: a schedule that
+    /// runs more often is refused with `invalid_schedule`. Tests lower it (cron schedules
+    /// may have a seconds field: `*/2 * * * * *`).
+    #[arg(long, env = "CANVAS_PIPELINE_MIN_INTERVAL_SECS", default_value_t = 60)]
+    pub pipeline_min_interval_secs: u64,
+
     /// Log filter in `tracing_subscriber::EnvFilter` syntax, e.g. `info,canvas_server=debug`.
     #[arg(long, env = "CANVAS_LOG", default_value = "info")]
     pub log: String,

@@ -9,6 +9,8 @@
 //!   `cancelled` before the message is sent, so a node that misses it (its subscription was
 //!   broken at that moment) still never records the result: the job only runs on until its
 //!   own end.
+//! - `{"kind": "source_refreshed", "source": "<uuid>"}`: a data source has new data; this
+//!   node's subscribers hear it (`crate::data::refresh`).
 //!
 //! Messages are JSON; a node ignores (and logs) a kind it does not know, so a newer node's
 //! messages do not break an older one during a rolling upgrade.
@@ -33,6 +35,12 @@ pub enum Control {
         /// The execution's id.
         execution: Uuid,
     },
+    /// A data source has new data (sent by `crate::data::refresh::Refreshes::announce`):
+    /// tell this node's subscribers.
+    SourceRefreshed {
+        /// The source's id.
+        source: Uuid,
+    },
 }
 
 /// Acts on a message from another node.
@@ -46,6 +54,7 @@ fn handle(state: &AppState, message: Control) {
                 tracing::info!(%execution, "execution cancelled from another node");
             }
         }
+        Control::SourceRefreshed { source } => state.data.refreshes.here(source),
     }
 }
 
@@ -142,6 +151,10 @@ mod tests {
             (
                 Control::ExecutionCancelled { execution: id },
                 format!(r#"{{"kind":"execution_cancelled","execution":"{id}"}}"#),
+            ),
+            (
+                Control::SourceRefreshed { source: id },
+                format!(r#"{{"kind":"source_refreshed","source":"{id}"}}"#),
             ),
         ] {
             let bytes = serde_json::to_vec(&m).unwrap_or_default();

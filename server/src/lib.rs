@@ -107,6 +107,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let token = state.shutdown.clone();
     control::listen(&state).await;
+    data::pipelines::start(&state);
     let limits = listen::limits_of(&state);
     listen::accept_loop(listener, app(state.clone()), limits, async move {
         shutdown.await;

@@ -42,6 +42,7 @@ pub mod testing;
 mod token;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -225,6 +226,54 @@ pub trait DataStore: Send + Sync + 'static {
         query_id: Uuid,
         limit: u32,
     ) -> StorageResult<Vec<QueryExecution>>;
+    /// Creates a pipeline (never run); `NotFound` for an unknown project or source.
+    async fn create_pipeline(&self, new: NewDataPipeline) -> StorageResult<DataPipeline>;
+    /// A pipeline.
+    async fn pipeline(&self, id: Uuid) -> StorageResult<Option<DataPipeline>>;
+    /// A project's pipelines, by name.
+    async fn pipelines_in_project(&self, project_id: Uuid) -> StorageResult<Vec<DataPipeline>>;
+    /// Changes a pipeline (bumps `updated_at`); `None` for an unknown one.
+    async fn update_pipeline(
+        &self,
+        id: Uuid,
+        update: DataPipelineUpdate,
+    ) -> StorageResult<Option<DataPipeline>>;
+    /// Deletes a pipeline; `false` if there was none.
+    async fn delete_pipeline(&self, id: Uuid) -> StorageResult<bool>;
+    /// The earliest `next_run_at` of an active pipeline, if any.
+    async fn next_pipeline_due(&self) -> StorageResult<Option<DateTime<Utc>>>;
+    /// Active pipelines due at `now` (`next_run_at <= now`), earliest first, at most `limit`.
+    async fn due_pipelines(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StorageResult<Vec<DataPipeline>>;
+    /// Claims the run of an active pipeline due at `due` (its `next_run_at` as read): sets
+    /// `last_run_at = now`, `next_run_at = next` and counts the run, only if `next_run_at`
+    /// is still `due`. Of any number of concurrent claims of one due run (on any node), one
+    /// gets the pipeline back and the others `None`.
+    async fn claim_pipeline_run(
+        &self,
+        id: Uuid,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+        next: Option<DateTime<Utc>>,
+    ) -> StorageResult<Option<DataPipeline>>;
+    /// Starts a run outside the schedule (`last_run_at = now`, counted; `next_run_at` stays);
+    /// `None` for an unknown pipeline.
+    async fn start_pipeline_run(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StorageResult<Option<DataPipeline>>;
+    /// Records how the run that started at `started` ended; `false` (nothing written) when
+    /// a later run has started since, or the pipeline is gone.
+    async fn finish_pipeline_run(
+        &self,
+        id: Uuid,
+        started: DateTime<Utc>,
+        outcome: PipelineOutcome,
+    ) -> StorageResult<bool>;
 }
 
 /// Query results every node can read, and the progress of running executions: Redis

@@ -655,3 +655,80 @@ pub struct ExecutionUpdate {
     /// When its result was computed.
     pub computed_at: Option<DateTime<Utc>>,
 }
+
+/// A data pipeline (seed `data_pipelines`, plus what migration 0005 adds: the last run's
+/// outcome and a run counter): re-syncs its source on a cron schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataPipeline {
+    /// Primary key.
+    pub id: Uuid,
+    /// The project it belongs to.
+    pub project_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// The source it re-syncs.
+    pub source_id: Uuid,
+    /// Settings kept for the pipeline's owners (a JSON object; the server does not read it).
+    pub pipeline_config: serde_json::Value,
+    /// The cron schedule; `None` runs only when asked.
+    pub schedule_cron: Option<String>,
+    /// Whether the schedule runs it.
+    pub is_active: bool,
+    /// When the latest run started.
+    pub last_run_at: Option<DateTime<Utc>>,
+    /// When it is due next; `None` when it has no schedule.
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// The latest finished run's outcome: `ok` or `error`; `None` before the first.
+    pub last_status: Option<String>,
+    /// The latest finished run's error message, when it failed.
+    pub last_error: Option<String>,
+    /// How many runs have started.
+    pub run_count: i64,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What creating a data pipeline provides.
+#[derive(Debug, Clone)]
+pub struct NewDataPipeline {
+    /// The project.
+    pub project_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// The source it re-syncs (of the same project: the caller checks).
+    pub source_id: Uuid,
+    /// Its settings (a JSON object).
+    pub pipeline_config: serde_json::Value,
+    /// Its schedule.
+    pub schedule_cron: Option<String>,
+    /// Whether the schedule runs it.
+    pub is_active: bool,
+    /// Its first due time.
+    pub next_run_at: Option<DateTime<Utc>>,
+}
+
+/// What changes a data pipeline; `None` keeps a field.
+#[derive(Debug, Clone, Default)]
+pub struct DataPipelineUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// New settings.
+    pub pipeline_config: Option<serde_json::Value>,
+    /// New schedule (`Some(None)` removes it).
+    pub schedule_cron: Option<Option<String>>,
+    /// Whether the schedule runs it.
+    pub is_active: Option<bool>,
+    /// New due time (`Some(None)`: never).
+    pub next_run_at: Option<Option<DateTime<Utc>>>,
+}
+
+/// How a pipeline run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PipelineOutcome {
+    /// The source synced.
+    Ok,
+    /// It did not; the message says why.
+    Error(String),
+}

@@ -391,6 +391,9 @@ const SEED_COLUMNS: &[&str] = &[
     "data_pipelines.next_run_at timestamp without time zone",
     "data_pipelines.created_at timestamp without time zone DEFAULT CURRENT_TIMESTAMP",
     "data_pipelines.updated_at timestamp without time zone DEFAULT CURRENT_TIMESTAMP",
+    "data_pipelines.last_status character varying(20)",
+    "data_pipelines.last_error text",
+    "data_pipelines.run_count integer NOT NULL DEFAULT 0",
     "saved_queries.id uuid NOT NULL DEFAULT gen_random_uuid()",
     "saved_queries.project_id uuid",
     "saved_queries.name character varying(255) NOT NULL",
@@ -502,6 +505,9 @@ const PRODUCT_INDEXES: &[&str] = &[
     "CREATE UNIQUE INDEX data_sources_project_name ON data_sources USING btree (project_id, lower((name)::text))",
     "CREATE INDEX idx_saved_queries_project ON saved_queries USING btree (project_id, created_at DESC)",
     "CREATE INDEX idx_query_executions_query ON query_executions USING btree (query_id, started_at DESC)",
+    // Migration 0005.
+    "CREATE INDEX idx_data_pipelines_due ON data_pipelines USING btree (next_run_at) WHERE is_active",
+    "CREATE INDEX idx_data_pipelines_project ON data_pipelines USING btree (project_id, lower((name)::text))",
 ];
 
 /// Concurrent signups race past the store's checks; the constraints decide. One email: one

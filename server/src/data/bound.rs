@@ -99,6 +99,19 @@ pub async fn fetch(
     }
 }
 
+/// Source `source` of `project` has new data (an upload, a sync that worked, a pipeline
+/// run): the canvases of the project compute their bound blocks again
+/// ([`sources_changed`]), and whoever listens on this node and the others hears it
+/// (`crate::data::refresh`).
+pub async fn source_refreshed(state: &AppState, project: Uuid, source: Uuid) {
+    sources_changed(state, project).await;
+    state
+        .data
+        .refreshes
+        .announce(&*state.storage.fanout, source)
+        .await;
+}
+
 /// A data source of `project` was uploaded or synced: every canvas of the project resolves
 /// its bound blocks again, once: in its room on this node if it has one (which sends the
 /// results to the other nodes), else in the rooms of the other nodes (told through the

@@ -7,17 +7,22 @@
 //!   the block data endpoint; [`shape`]: a result shaped for a block (pure).
 //! - [`executions`]: running a saved query: the result cache, the execution record, the
 //!   background job under the node's and the project's limits, cancellation.
+//! - [`pipelines`]: cron schedules, the scheduler (each due run once across nodes), a run.
+//! - [`refresh`]: "this source has new data", to this node's subscribers and the others.
 //!
-//! The REST handlers are in `http/data_sources.rs`, `http/queries.rs` and
-//! `http/executions.rs`.
+//! The REST handlers are in `http/data_sources.rs`, `http/queries.rs`,
+//! `http/executions.rs` and `http/pipelines.rs`.
 
 pub mod bound;
 pub mod executions;
+pub mod pipelines;
+pub mod refresh;
 pub mod shape;
 pub mod sources;
 
 use crate::config::Config;
 use canvas_analytics::{Analytics, AnalyticsConfig, Limits, SecretKey};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What the analytics side of a node holds; one per server, in the state.
@@ -32,6 +37,10 @@ pub struct DataLayer {
     pub result_ttl: Duration,
     /// How long `execute` waits before answering 202.
     pub execute_wait: Duration,
+    /// Refreshed sources: subscribe here to hear of new data (on any node).
+    pub refreshes: Arc<refresh::Refreshes>,
+    /// The pipeline scheduler's settings and wake-up call.
+    pub pipelines: pipelines::PipelineSettings,
 }
 
 impl DataLayer {
@@ -63,6 +72,11 @@ impl DataLayer {
             jobs: executions::Jobs::new(config.executions_per_node, config.executions_per_project),
             result_ttl: Duration::from_secs(config.result_ttl_secs.max(1)),
             execute_wait: Duration::from_millis(config.execute_wait_ms),
+            refreshes: Arc::new(refresh::Refreshes::default()),
+            pipelines: pipelines::PipelineSettings::new(
+                Duration::from_millis(config.pipeline_tick_ms),
+                Duration::from_secs(config.pipeline_min_interval_secs),
+            ),
         })
     }
 }

@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 /// uploaded file, the last stream entry, ...); results are cached per version.
 pub const DATA_VERSION: &str = "data_version";
 
+/// The stored type of a database source.
+const DATABASE: &str = "database";
+
 /// The key of `metadata` that holds the last sync's error message, while `status` is `error`.
 pub const LAST_ERROR: &str = "error";
 
@@ -70,8 +73,24 @@ pub fn synced(row: &DataSource, report: &SyncReport) -> DataSourceUpdate {
     for (key, value) in &report.metadata {
         metadata.insert(key.clone(), value.clone());
     }
-    if let Some(version) = &report.data_version {
-        metadata.insert(DATA_VERSION.into(), json!(version));
+    match &report.data_version {
+        Some(version) => {
+            metadata.insert(DATA_VERSION.into(), json!(version));
+        }
+        // A database has no version of its own: each successful sync is one, so results
+        // cached before it are not read again (their key has the old version).
+        None if row.kind == DATABASE && report.status == canvas_analytics::SourceStatus::Active => {
+            metadata.insert(
+                DATA_VERSION.into(),
+                json!(format!(
+                    "synced:{}",
+                    report
+                        .synced_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+                )),
+            );
+        }
+        None => {}
     }
     match &report.status {
         canvas_analytics::SourceStatus::Active => {

@@ -6,7 +6,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use canvas_engine::Role;
-use canvas_storage::{DataSource, QueryExecution, SavedQuery};
+use canvas_storage::{DataPipeline, DataSource, QueryExecution, SavedQuery};
 use uuid::Uuid;
 
 /// Longest name of a source or a query.
@@ -119,4 +119,21 @@ pub async fn visible_execution(
         .ok_or_else(not_found)?;
     let role = role_or(state, caller, query.project_id, not_found).await?;
     Ok((execution, role))
+}
+
+/// A pipeline and the caller's role in its project; 404 when it is not visible to them.
+pub async fn visible_pipeline(
+    state: &AppState,
+    caller: &AuthUser,
+    id: Uuid,
+) -> ApiResult<(DataPipeline, Role)> {
+    let not_found = || ApiError::NotFound(format!("pipeline {id} not found"));
+    let pipeline = state
+        .storage
+        .data
+        .pipeline(id)
+        .await?
+        .ok_or_else(not_found)?;
+    let role = role_or(state, caller, pipeline.project_id, not_found).await?;
+    Ok((pipeline, role))
 }

@@ -278,12 +278,13 @@ pub async fn upload(
         json!({"format": format.extension(), "data_version": report.data_version}),
     )
     .await;
-    crate::data::bound::sources_changed(&state, row.project_id).await;
+    crate::data::bound::source_refreshed(&state, row.project_id, id).await;
     Ok(Json(sources::json(&state.data, &row)))
 }
 
 /// `POST /data-sources/{id}/sync`: reads the source's schema again (and an api source's
-/// data); the source's `status` says whether it worked (`error` with the message).
+/// data); the source's `status` says whether it worked (`error` with the message). A sync
+/// that worked is announced (`crate::data::refresh`) like a pipeline run.
 pub async fn sync(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -299,6 +300,8 @@ pub async fn sync(
         .update_source(id, sources::synced(&row, &report))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("data source {id} not found")))?;
-    crate::data::bound::sources_changed(&state, row.project_id).await;
+    if report.status == canvas_analytics::SourceStatus::Active {
+        crate::data::bound::source_refreshed(&state, row.project_id, id).await;
+    }
     Ok(Json(sources::json(&state.data, &row)))
 }

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod executions;
 pub mod health;
 pub mod metrics;
+pub mod pipelines;
 pub mod projects;
 pub mod queries;
 pub mod sharing;
@@ -205,7 +206,18 @@ pub fn routes() -> Router<AppState> {
         .route("/queries/{id}/execute", post(queries::execute))
         .route("/executions/{id}", get(executions::get))
         .route("/executions/{id}/result", get(executions::result))
-        .route("/executions/{id}/cancel", post(executions::cancel));
+        .route("/executions/{id}/cancel", post(executions::cancel))
+        .route(
+            "/projects/{id}/pipelines",
+            post(pipelines::create).get(pipelines::list),
+        )
+        .route(
+            "/pipelines/{id}",
+            get(pipelines::get)
+                .patch(pipelines::patch)
+                .delete(pipelines::delete),
+        )
+        .route("/pipelines/{id}/run", post(pipelines::run));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(health::healthz))

@@ -4,7 +4,7 @@
 //! with its own conversions of ids, times, JSON and integers.
 
 use super::SqlRow;
-use crate::{DataSource, QueryExecution, SavedQuery, StorageError, StorageResult};
+use crate::{DataPipeline, DataSource, QueryExecution, SavedQuery, StorageError, StorageResult};
 
 /// The columns of a [`DataSource`].
 macro_rules! source_columns {
@@ -123,6 +123,73 @@ pub(crate) const EXECUTIONS_OF_QUERY: &str = concat!(
     " FROM query_executions WHERE query_id = $1 ORDER BY started_at DESC, id DESC LIMIT $2"
 );
 
+/// The columns of a [`DataPipeline`].
+macro_rules! pipeline_columns {
+    () => {
+        "id, project_id, name, source_id, pipeline_config, schedule_cron, is_active, \
+         last_run_at, next_run_at, last_status, last_error, run_count, created_at, updated_at"
+    };
+}
+
+/// Binds id, project, name, source, pipeline_config, schedule_cron, is_active, next_run_at,
+/// now.
+pub(crate) const INSERT_PIPELINE: &str = "INSERT INTO data_pipelines (id, project_id, name, \
+     source_id, pipeline_config, schedule_cron, is_active, last_run_at, next_run_at, \
+     last_status, last_error, run_count, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, NULL, NULL, 0, $9, $9)";
+/// Binds the id.
+pub(crate) const PIPELINE: &str = concat!(
+    "SELECT ",
+    pipeline_columns!(),
+    " FROM data_pipelines WHERE id = $1"
+);
+/// Binds the project.
+pub(crate) const PIPELINES_IN_PROJECT: &str = concat!(
+    "SELECT ",
+    pipeline_columns!(),
+    " FROM data_pipelines WHERE project_id = $1 ORDER BY lower(name), id"
+);
+/// Binds id, then name, pipeline_config, is_active (each NULL to keep it), whether to set the
+/// schedule, the schedule, whether to set the due time, the due time, now.
+pub(crate) const UPDATE_PIPELINE: &str = concat!(
+    "UPDATE data_pipelines SET name = COALESCE($2, name), \
+     pipeline_config = COALESCE($3, pipeline_config), is_active = COALESCE($4, is_active), \
+     schedule_cron = CASE WHEN $5 THEN $6 ELSE schedule_cron END, \
+     next_run_at = CASE WHEN $7 THEN $8 ELSE next_run_at END, updated_at = $9 \
+     WHERE id = $1 RETURNING ",
+    pipeline_columns!()
+);
+/// Binds the id.
+pub(crate) const DELETE_PIPELINE: &str = "DELETE FROM data_pipelines WHERE id = $1";
+/// The earliest due time of an active pipeline.
+pub(crate) const NEXT_PIPELINE_DUE: &str = "SELECT min(next_run_at) AS next_run_at \
+     FROM data_pipelines WHERE is_active AND next_run_at IS NOT NULL";
+/// Binds now and the limit.
+pub(crate) const DUE_PIPELINES: &str = concat!(
+    "SELECT ",
+    pipeline_columns!(),
+    " FROM data_pipelines WHERE is_active AND next_run_at <= $1 \
+     ORDER BY next_run_at, id LIMIT $2"
+);
+/// Binds id, the due time read, now, the next due time. A compare-and-set on `next_run_at`:
+/// of two nodes that read the same due time, only the first moves it on, and only it gets
+/// the row back.
+pub(crate) const CLAIM_PIPELINE_RUN: &str = concat!(
+    "UPDATE data_pipelines SET last_run_at = $3, next_run_at = $4, \
+     run_count = run_count + 1, updated_at = $3 \
+     WHERE id = $1 AND is_active AND next_run_at = $2 RETURNING ",
+    pipeline_columns!()
+);
+/// Binds id, now. A run asked for by hand: the schedule stays as it is.
+pub(crate) const START_PIPELINE_RUN: &str = concat!(
+    "UPDATE data_pipelines SET last_run_at = $2, run_count = run_count + 1, updated_at = $2 \
+     WHERE id = $1 RETURNING ",
+    pipeline_columns!()
+);
+/// Binds id, the run's start, status, error message. Only while no later run has started.
+pub(crate) const FINISH_PIPELINE_RUN: &str = "UPDATE data_pipelines SET last_status = $3, \
+     last_error = $4 WHERE id = $1 AND last_run_at = $2";
+
 /// A [`DataSource`] from `source_columns!`.
 pub(crate) fn source_from_row(row: &impl SqlRow) -> StorageResult<DataSource> {
     Ok(DataSource {
@@ -180,6 +247,28 @@ pub(crate) fn execution_from_row(row: &impl SqlRow) -> StorageResult<QueryExecut
         query_hash: row.opt_text("query_hash")?,
         from_cache: row.opt_bool("from_cache")?.unwrap_or(false),
         computed_at: row.opt_ts("computed_at")?,
+    })
+}
+
+/// A [`DataPipeline`] from `pipeline_columns!`.
+pub(crate) fn pipeline_from_row(row: &impl SqlRow) -> StorageResult<DataPipeline> {
+    Ok(DataPipeline {
+        id: row.uuid("id")?,
+        project_id: row.uuid("project_id")?,
+        name: row.text("name")?,
+        source_id: row.uuid("source_id")?,
+        pipeline_config: row
+            .opt_json("pipeline_config")?
+            .unwrap_or_else(|| serde_json::json!({})),
+        schedule_cron: row.opt_text("schedule_cron")?,
+        is_active: row.opt_bool("is_active")?.unwrap_or(false),
+        last_run_at: row.opt_ts("last_run_at")?,
+        next_run_at: row.opt_ts("next_run_at")?,
+        last_status: row.opt_text("last_status")?,
+        last_error: row.opt_text("last_error")?,
+        run_count: row.opt_int("run_count")?.unwrap_or(0),
+        created_at: row.ts("created_at")?,
+        updated_at: row.ts("updated_at")?,
     })
 }
 
@@ -466,6 +555,176 @@ macro_rules! impl_data_store {
                     .fetch_all(&self.pool)
                     .await?;
                 rows.iter().map(s::execution_from_row).collect()
+            }
+
+            async fn create_pipeline(
+                &self,
+                new: $crate::NewDataPipeline,
+            ) -> $crate::StorageResult<$crate::DataPipeline> {
+                use $crate::sql::data as s;
+                let now = $now();
+                let pipeline = $crate::DataPipeline {
+                    id: uuid::Uuid::new_v4(),
+                    project_id: new.project_id,
+                    name: new.name,
+                    source_id: new.source_id,
+                    pipeline_config: new.pipeline_config,
+                    schedule_cron: new.schedule_cron,
+                    is_active: new.is_active,
+                    last_run_at: None,
+                    next_run_at: new.next_run_at,
+                    last_status: None,
+                    last_error: None,
+                    run_count: 0,
+                    created_at: now,
+                    updated_at: now,
+                };
+                sqlx::query($sql!(s::INSERT_PIPELINE))
+                    .bind($uuid(pipeline.id))
+                    .bind($uuid(pipeline.project_id))
+                    .bind(&pipeline.name)
+                    .bind($uuid(pipeline.source_id))
+                    .bind($json(&pipeline.pipeline_config))
+                    .bind(&pipeline.schedule_cron)
+                    .bind(pipeline.is_active)
+                    .bind(pipeline.next_run_at.map($ts))
+                    .bind($ts(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| $crate::sql::missing_reference(e, "project or source"))?;
+                Ok(pipeline)
+            }
+
+            async fn pipeline(
+                &self,
+                id: uuid::Uuid,
+            ) -> $crate::StorageResult<Option<$crate::DataPipeline>> {
+                use $crate::sql::data as s;
+                let row = sqlx::query($sql!(s::PIPELINE))
+                    .bind($uuid(id))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| s::pipeline_from_row(&r)).transpose()
+            }
+
+            async fn pipelines_in_project(
+                &self,
+                project_id: uuid::Uuid,
+            ) -> $crate::StorageResult<Vec<$crate::DataPipeline>> {
+                use $crate::sql::data as s;
+                let rows = sqlx::query($sql!(s::PIPELINES_IN_PROJECT))
+                    .bind($uuid(project_id))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(s::pipeline_from_row).collect()
+            }
+
+            async fn update_pipeline(
+                &self,
+                id: uuid::Uuid,
+                update: $crate::DataPipelineUpdate,
+            ) -> $crate::StorageResult<Option<$crate::DataPipeline>> {
+                use $crate::sql::data as s;
+                let row = sqlx::query($sql!(s::UPDATE_PIPELINE))
+                    .bind($uuid(id))
+                    .bind(update.name)
+                    .bind(update.pipeline_config.as_ref().map($json))
+                    .bind(update.is_active)
+                    .bind(update.schedule_cron.is_some())
+                    .bind(update.schedule_cron.flatten())
+                    .bind(update.next_run_at.is_some())
+                    .bind(update.next_run_at.flatten().map($ts))
+                    .bind($ts($now()))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| s::pipeline_from_row(&r)).transpose()
+            }
+
+            async fn delete_pipeline(&self, id: uuid::Uuid) -> $crate::StorageResult<bool> {
+                use $crate::sql::data as s;
+                let done = sqlx::query($sql!(s::DELETE_PIPELINE))
+                    .bind($uuid(id))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn next_pipeline_due(
+                &self,
+            ) -> $crate::StorageResult<Option<chrono::DateTime<chrono::Utc>>> {
+                use $crate::sql::SqlRow as _;
+                use $crate::sql::data as s;
+                let row = sqlx::query($sql!(s::NEXT_PIPELINE_DUE))
+                    .fetch_one(&self.pool)
+                    .await?;
+                row.opt_ts("next_run_at")
+            }
+
+            async fn due_pipelines(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> $crate::StorageResult<Vec<$crate::DataPipeline>> {
+                use $crate::sql::data as s;
+                let rows = sqlx::query($sql!(s::DUE_PIPELINES))
+                    .bind($ts(now))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(s::pipeline_from_row).collect()
+            }
+
+            async fn claim_pipeline_run(
+                &self,
+                id: uuid::Uuid,
+                due: chrono::DateTime<chrono::Utc>,
+                now: chrono::DateTime<chrono::Utc>,
+                next: Option<chrono::DateTime<chrono::Utc>>,
+            ) -> $crate::StorageResult<Option<$crate::DataPipeline>> {
+                use $crate::sql::data as s;
+                let row = sqlx::query($sql!(s::CLAIM_PIPELINE_RUN))
+                    .bind($uuid(id))
+                    .bind($ts(due))
+                    .bind($ts(now))
+                    .bind(next.map($ts))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| s::pipeline_from_row(&r)).transpose()
+            }
+
+            async fn start_pipeline_run(
+                &self,
+                id: uuid::Uuid,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StorageResult<Option<$crate::DataPipeline>> {
+                use $crate::sql::data as s;
+                let row = sqlx::query($sql!(s::START_PIPELINE_RUN))
+                    .bind($uuid(id))
+                    .bind($ts(now))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| s::pipeline_from_row(&r)).transpose()
+            }
+
+            async fn finish_pipeline_run(
+                &self,
+                id: uuid::Uuid,
+                started: chrono::DateTime<chrono::Utc>,
+                outcome: $crate::PipelineOutcome,
+            ) -> $crate::StorageResult<bool> {
+                use $crate::sql::data as s;
+                let (status, error) = match outcome {
+                    $crate::PipelineOutcome::Ok => ("ok", None),
+                    $crate::PipelineOutcome::Error(message) => ("error", Some(message)),
+                };
+                let done = sqlx::query($sql!(s::FINISH_PIPELINE_RUN))
+                    .bind($uuid(id))
+                    .bind($ts(started))
+                    .bind(status)
+                    .bind(error)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
             }
         }
     };

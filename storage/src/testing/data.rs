@@ -4,9 +4,9 @@
 
 use super::{TICK, assert_conflict, assert_not_found, new_user, unique};
 use crate::{
-    DataSource, DataSourceUpdate, DataStore, ExecutionUpdate, NewDataSource, NewProject,
-    NewSavedQuery, Project, ProjectStore, QueryExecution, SavedQuery, SavedQueryUpdate,
-    StorageError, User, UserStore,
+    DataPipeline, DataPipelineUpdate, DataSource, DataSourceUpdate, DataStore, ExecutionUpdate,
+    NewDataPipeline, NewDataSource, NewProject, NewSavedQuery, PipelineOutcome, Project,
+    ProjectStore, QueryExecution, SavedQuery, SavedQueryUpdate, StorageError, User, UserStore,
 };
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -26,6 +26,11 @@ macro_rules! __data_cases {
             a_query_refers_to_real_records,
             deleting_a_query_deletes_its_executions,
             an_execution_changes_until_it_ends,
+            a_pipeline_is_created_read_changed_and_deleted,
+            a_pipeline_refers_to_a_real_project_and_source,
+            due_pipelines_are_the_active_ones_whose_time_has_come,
+            one_of_concurrent_claims_of_a_due_run_wins,
+            a_run_outcome_is_recorded_only_for_the_latest_run,
         ] }
     };
 }
@@ -467,6 +472,336 @@ pub async fn an_execution_changes_until_it_ends(
         data.update_execution(Uuid::new_v4(), ExecutionUpdate::default())
             .await
             .expect("update_execution"),
+        None
+    );
+}
+
+fn new_pipeline(
+    project: Uuid,
+    source: Uuid,
+    name: &str,
+    next_run_at: Option<DateTime<Utc>>,
+) -> NewDataPipeline {
+    NewDataPipeline {
+        project_id: project,
+        name: name.into(),
+        source_id: source,
+        pipeline_config: json!({"note": name}),
+        schedule_cron: next_run_at.map(|_| "*/5 * * * *".to_owned()),
+        is_active: true,
+        next_run_at,
+    }
+}
+
+async fn pipeline(
+    data: &dyn DataStore,
+    project: Uuid,
+    source: Uuid,
+    name: &str,
+    next_run_at: Option<DateTime<Utc>>,
+) -> DataPipeline {
+    data.create_pipeline(new_pipeline(project, source, name, next_run_at))
+        .await
+        .expect("create_pipeline")
+}
+
+/// A whole second `secs` from now (what a cron schedule gives).
+fn at(secs: i64) -> DateTime<Utc> {
+    let now = Utc::now().timestamp() + secs;
+    DateTime::from_timestamp(now, 0).unwrap_or_else(Utc::now)
+}
+
+/// A new pipeline has never run; it reads back as created, lists by name, changes what an
+/// update names (a schedule and a due time can be removed) and is deleted once.
+pub async fn a_pipeline_is_created_read_changed_and_deleted(
+    users: &dyn UserStore,
+    projects: &dyn ProjectStore,
+    data: &dyn DataStore,
+) {
+    let (_, p) = project(users, projects).await;
+    let sales = source(data, p.id, "sales", "api").await;
+    let nightly = pipeline(data, p.id, sales.id, "nightly", Some(at(3600))).await;
+    assert_eq!(
+        (
+            nightly.last_run_at,
+            nightly.run_count,
+            nightly.last_status.as_deref(),
+            nightly.is_active
+        ),
+        (None, 0, None, true)
+    );
+    assert_eq!(
+        data.pipeline(nightly.id).await.expect("pipeline"),
+        Some(nightly.clone())
+    );
+    let hourly = pipeline(data, p.id, sales.id, "Hourly", None).await;
+    let listed = data.pipelines_in_project(p.id).await.expect("list");
+    assert_eq!(
+        listed.iter().map(|x| x.id).collect::<Vec<_>>(),
+        vec![hourly.id, nightly.id],
+        "by name, in any case"
+    );
+    tokio::time::sleep(TICK).await;
+    let changed = data
+        .update_pipeline(
+            nightly.id,
+            DataPipelineUpdate {
+                name: Some("nightly sales".into()),
+                is_active: Some(false),
+                ..DataPipelineUpdate::default()
+            },
+        )
+        .await
+        .expect("update")
+        .expect("known");
+    assert_eq!(changed.name, "nightly sales");
+    assert!(!changed.is_active);
+    assert_eq!(changed.schedule_cron, nightly.schedule_cron, "kept");
+    assert_eq!(changed.next_run_at, nightly.next_run_at, "kept");
+    assert_eq!(changed.pipeline_config, nightly.pipeline_config, "kept");
+    assert!(changed.updated_at > nightly.updated_at);
+    let unscheduled = data
+        .update_pipeline(
+            nightly.id,
+            DataPipelineUpdate {
+                schedule_cron: Some(None),
+                next_run_at: Some(None),
+                pipeline_config: Some(json!({"retries": 2})),
+                ..DataPipelineUpdate::default()
+            },
+        )
+        .await
+        .expect("update")
+        .expect("known");
+    assert_eq!(
+        (
+            unscheduled.schedule_cron,
+            unscheduled.next_run_at,
+            unscheduled.pipeline_config
+        ),
+        (None, None, json!({"retries": 2}))
+    );
+    assert_eq!(
+        data.update_pipeline(Uuid::new_v4(), DataPipelineUpdate::default())
+            .await
+            .expect("update"),
+        None
+    );
+    assert!(data.delete_pipeline(nightly.id).await.expect("delete"));
+    assert!(!data.delete_pipeline(nightly.id).await.expect("delete"));
+    assert_eq!(data.pipeline(nightly.id).await.expect("pipeline"), None);
+    assert_eq!(
+        data.pipelines_in_project(p.id).await.expect("list").len(),
+        1
+    );
+}
+
+/// A pipeline of an unknown project or source is `NotFound`; a source a pipeline runs
+/// cannot be deleted (`Conflict`) until the pipeline is.
+pub async fn a_pipeline_refers_to_a_real_project_and_source(
+    users: &dyn UserStore,
+    projects: &dyn ProjectStore,
+    data: &dyn DataStore,
+) {
+    let (_, p) = project(users, projects).await;
+    let sales = source(data, p.id, "sales", "api").await;
+    assert_not_found(
+        data.create_pipeline(new_pipeline(p.id, Uuid::new_v4(), "x", None))
+            .await,
+        "a pipeline of an unknown source",
+    );
+    assert_not_found(
+        data.create_pipeline(new_pipeline(Uuid::new_v4(), sales.id, "x", None))
+            .await,
+        "a pipeline of an unknown project",
+    );
+    assert!(
+        data.pipelines_in_project(p.id)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    let refresh = pipeline(data, p.id, sales.id, "refresh", None).await;
+    assert!(
+        matches!(
+            data.delete_source(sales.id).await,
+            Err(StorageError::Conflict(_))
+        ),
+        "a source in use by a pipeline"
+    );
+    assert!(data.delete_pipeline(refresh.id).await.expect("delete"));
+    assert!(data.delete_source(sales.id).await.expect("delete source"));
+}
+
+/// Due pipelines are the active ones whose `next_run_at` has come, earliest first; the
+/// earliest due time is at or before theirs. (Other suites share the store: only this
+/// case's pipelines are looked at.)
+pub async fn due_pipelines_are_the_active_ones_whose_time_has_come(
+    users: &dyn UserStore,
+    projects: &dyn ProjectStore,
+    data: &dyn DataStore,
+) {
+    let (_, p) = project(users, projects).await;
+    let sales = source(data, p.id, "sales", "api").await;
+    let late = pipeline(data, p.id, sales.id, "late", Some(at(-20))).await;
+    let due = pipeline(data, p.id, sales.id, "due", Some(at(-5))).await;
+    let later = pipeline(data, p.id, sales.id, "later", Some(at(3600))).await;
+    let paused = pipeline(data, p.id, sales.id, "paused", Some(at(-30))).await;
+    data.update_pipeline(
+        paused.id,
+        DataPipelineUpdate {
+            is_active: Some(false),
+            ..DataPipelineUpdate::default()
+        },
+    )
+    .await
+    .expect("pause");
+    let manual = pipeline(data, p.id, sales.id, "manual", None).await;
+    let mine = [late.id, due.id, later.id, paused.id, manual.id];
+    let found: Vec<Uuid> = data
+        .due_pipelines(Utc::now(), 10_000)
+        .await
+        .expect("due")
+        .into_iter()
+        .map(|x| x.id)
+        .filter(|id| mine.contains(id))
+        .collect();
+    assert_eq!(found, vec![late.id, due.id], "earliest first");
+    let earliest = data
+        .next_pipeline_due()
+        .await
+        .expect("next due")
+        .expect("some pipeline is due");
+    assert!(
+        earliest <= at(-20),
+        "{earliest} is at or before the late one"
+    );
+}
+
+/// Of several concurrent claims of one due run, exactly one wins: it moves `next_run_at` on,
+/// sets `last_run_at` and counts the run. A claim of a due time already moved on, or of a
+/// paused pipeline, wins nothing.
+pub async fn one_of_concurrent_claims_of_a_due_run_wins(
+    users: &dyn UserStore,
+    projects: &dyn ProjectStore,
+    data: &dyn DataStore,
+) {
+    let (_, p) = project(users, projects).await;
+    let sales = source(data, p.id, "sales", "api").await;
+    let due_at = at(-1);
+    let every = pipeline(data, p.id, sales.id, "every", Some(due_at)).await;
+    let now = now_ms();
+    let next = at(300);
+    let claims = (0..2).map(|_| data.claim_pipeline_run(every.id, due_at, now, Some(next)));
+    let won: Vec<DataPipeline> = futures_util::future::join_all(claims)
+        .await
+        .into_iter()
+        .filter_map(|r| r.expect("claim"))
+        .collect();
+    assert_eq!(won.len(), 1, "exactly one of two concurrent claims wins");
+    let claimed = &won[0];
+    assert_eq!(
+        (claimed.last_run_at, claimed.next_run_at, claimed.run_count),
+        (Some(now), Some(next), 1)
+    );
+    assert_eq!(
+        data.pipeline(every.id).await.expect("pipeline").as_ref(),
+        Some(claimed)
+    );
+    // Eight more nodes, one due time: still one.
+    let claims = (0..8).map(|_| data.claim_pipeline_run(every.id, next, now_ms(), None));
+    let won = futures_util::future::join_all(claims)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Ok(Some(_))))
+        .count();
+    assert_eq!(won, 1);
+    assert_eq!(
+        data.claim_pipeline_run(every.id, due_at, now_ms(), Some(next))
+            .await
+            .expect("claim"),
+        None,
+        "a due time already moved on"
+    );
+    let paused = pipeline(data, p.id, sales.id, "paused", Some(due_at)).await;
+    data.update_pipeline(
+        paused.id,
+        DataPipelineUpdate {
+            is_active: Some(false),
+            ..DataPipelineUpdate::default()
+        },
+    )
+    .await
+    .expect("pause");
+    assert_eq!(
+        data.claim_pipeline_run(paused.id, due_at, now_ms(), Some(next))
+            .await
+            .expect("claim"),
+        None,
+        "a paused pipeline"
+    );
+    let after = data.pipeline(every.id).await.expect("read").expect("known");
+    assert_eq!((after.run_count, after.next_run_at), (2, None));
+}
+
+/// A run asked for by hand counts and keeps the schedule; a run's outcome is recorded while
+/// no later run has started, and an `ok` clears the last error.
+pub async fn a_run_outcome_is_recorded_only_for_the_latest_run(
+    users: &dyn UserStore,
+    projects: &dyn ProjectStore,
+    data: &dyn DataStore,
+) {
+    let (_, p) = project(users, projects).await;
+    let sales = source(data, p.id, "sales", "api").await;
+    let due_at = at(3600);
+    let daily = pipeline(data, p.id, sales.id, "daily", Some(due_at)).await;
+    let first = now_ms();
+    let started = data
+        .start_pipeline_run(daily.id, first)
+        .await
+        .expect("start")
+        .expect("known");
+    assert_eq!(
+        (started.last_run_at, started.next_run_at, started.run_count),
+        (Some(first), Some(due_at), 1)
+    );
+    assert!(
+        data.finish_pipeline_run(daily.id, first, PipelineOutcome::Error("HTTP 500".into()))
+            .await
+            .expect("finish")
+    );
+    let failed = data.pipeline(daily.id).await.expect("read").expect("known");
+    assert_eq!(
+        (failed.last_status.as_deref(), failed.last_error.as_deref()),
+        (Some("error"), Some("HTTP 500"))
+    );
+    tokio::time::sleep(TICK).await;
+    let second = now_ms();
+    data.start_pipeline_run(daily.id, second)
+        .await
+        .expect("start")
+        .expect("known");
+    assert!(
+        !data
+            .finish_pipeline_run(daily.id, first, PipelineOutcome::Ok)
+            .await
+            .expect("finish"),
+        "the first run ends after the second started: not recorded"
+    );
+    assert!(
+        data.finish_pipeline_run(daily.id, second, PipelineOutcome::Ok)
+            .await
+            .expect("finish")
+    );
+    let ok = data.pipeline(daily.id).await.expect("read").expect("known");
+    assert_eq!(
+        (ok.last_status.as_deref(), ok.last_error, ok.run_count),
+        (Some("ok"), None, 2)
+    );
+    assert_eq!(
+        data.start_pipeline_run(Uuid::new_v4(), now_ms())
+            .await
+            .expect("start"),
         None
     );
 }
