@@ -208,6 +208,8 @@ impl Framer {
                     canvas_engine::protocol::Extension::Error(e) => {
                         Incoming::Refused(format!("{}: {}", e.code, e.message))
                     }
+                    // a bound block's data (102): not what the load generator measures
+                    canvas_engine::protocol::Extension::BlockData(_) => Incoming::Ignored,
                 }
             }
             AWARENESS => Incoming::Ignored,
