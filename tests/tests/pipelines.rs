@@ -86,19 +86,29 @@ where
     }
 }
 
-/// Waits for `source` among the refreshed ids a subscriber hears.
-async fn hears(rx: &mut broadcast::Receiver<Uuid>, source: Uuid) {
+/// Waits until a subscriber has heard every one of `sources` (in any order: runs due at the
+/// same time end in any order, and a node may hear its own refresh twice, directly and back
+/// from the control channel).
+async fn hears_all(rx: &mut broadcast::Receiver<Uuid>, sources: &[Uuid]) {
+    let mut missing: std::collections::HashSet<Uuid> = sources.iter().copied().collect();
     tokio::time::timeout(WAIT, async {
-        loop {
+        while !missing.is_empty() {
             match rx.recv().await {
-                Ok(id) if id == source => return,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Ok(id) => {
+                    missing.remove(&id);
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => panic!("refreshes closed"),
             }
         }
     })
     .await
-    .expect("the refresh is heard in time");
+    .unwrap_or_else(|_| panic!("refreshes not heard in time: {missing:?}"));
+}
+
+/// Waits for `source` among the refreshed ids a subscriber hears.
+async fn hears(rx: &mut broadcast::Receiver<Uuid>, source: Uuid) {
+    hears_all(rx, &[source]).await;
 }
 
 async fn api_source(team: &Team, name: &str, url: &str) -> Value {
@@ -558,10 +568,8 @@ async fn on_the_services_two_nodes_run_each_due_run_once_and_both_hear_it() {
         assert_eq!(status, 201, "{p}");
         pipelines.push(p["id"].as_str().expect("id").to_owned());
     }
-    for source in &sources {
-        hears(&mut on_a, *source).await;
-        hears(&mut on_b, *source).await;
-    }
+    hears_all(&mut on_a, &sources).await;
+    hears_all(&mut on_b, &sources).await;
     for (i, id) in pipelines.iter().enumerate() {
         let done = wait_for("the run's outcome", WAIT, || async {
             let (_, p) = team
@@ -580,4 +588,104 @@ async fn on_the_services_two_nodes_run_each_due_run_once_and_both_hear_it() {
         );
         assert_eq!(feeds.hits(names[i]), 1, "{} fetched once", names[i]);
     }
+}
+
+/// A scheduled run reaches the people watching: a chart bound to a query over the `api`
+/// source gets message 102 with the new rows once a pipeline run brings them, with nobody
+/// touching the canvas.
+#[tokio::test]
+async fn a_pipeline_run_refreshes_a_bound_chart_live() {
+    use canvas_engine::yrs::{Any, Map, MapRef, WriteTxn};
+    let server = TestServer::start_with(|c| {
+        c.allow_private_targets = true;
+        c.pipeline_min_interval_secs = 1;
+        c.pipeline_tick_ms = 200;
+    })
+    .await;
+    let team = Team::new(&server).await;
+    let api = &team.api;
+    let owner = Some(team.owner.token.as_str());
+    let feeds = Arc::new(Feeds::default());
+    feeds.set("orders", json!([{"region": "north", "amount": 10}]));
+    let base = fixture(feeds.clone()).await;
+    let source = api_source(&team, "orders", &format!("{base}/orders")).await;
+    let source_id = source["id"].as_str().expect("id").to_owned();
+    let (status, _) = api
+        .post(
+            &format!("/api/v1/data-sources/{source_id}/sync"),
+            owner,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, query) = api
+        .post(
+            &format!("/api/v1/projects/{}/queries", team.project),
+            owner,
+            json!({"name": "by region", "query_text":
+                   "SELECT region, sum(amount) AS amount FROM orders GROUP BY region ORDER BY region"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{query}");
+    let query = query["id"].as_str().expect("id").to_owned();
+
+    let mut editor = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    let mut viewer = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
+    editor
+        .edit(|txn| {
+            add_block(txn, "chart", "chart", (0, 0, 6, 4));
+            let blocks = txn.get_or_insert_map("blocks");
+            let block: MapRef = blocks
+                .get(txn, "chart")
+                .and_then(|v| v.cast().ok())
+                .expect("the block");
+            let content: MapRef = block
+                .get(txn, "content")
+                .and_then(|v| v.cast().ok())
+                .expect("its content");
+            let binding = json!({"type": "query", "query_id": query, "parameters": {}});
+            let config = json!({"x_axis": "region", "y_axis": "amount"});
+            content.insert(
+                txn,
+                "data_source",
+                canvas_engine::bindings::json_to_any(&binding),
+            );
+            content.insert(txn, "config", canvas_engine::bindings::json_to_any(&config));
+            content.insert(txn, "chart_type", Any::from("bar"));
+        })
+        .await;
+    editor.wait_acked().await;
+    let rows_seen = |m: &Incoming, n: u64| {
+        matches!(m, Incoming::BlockData(d)
+            if d.block_id == "chart" && d.status == "completed" && d.total_rows == n)
+    };
+    if !viewer
+        .block_data
+        .get("chart")
+        .is_some_and(|d| d.status == "completed" && d.total_rows == 1)
+    {
+        viewer.wait_for(|_, m| rows_seen(m, 1)).await;
+    }
+
+    // New data at the source, then a pipeline due every second: the chart follows.
+    feeds.set(
+        "orders",
+        json!([{"region": "north", "amount": 10}, {"region": "south", "amount": 32}]),
+    );
+    let (status, pipeline) = api
+        .post(
+            &format!("/api/v1/projects/{}/pipelines", team.project),
+            owner,
+            json!({"name": "every second", "source_id": source_id, "schedule_cron": "* * * * * *"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{pipeline}");
+    let Incoming::BlockData(data) = viewer.wait_for(|_, m| rows_seen(m, 2)).await else {
+        unreachable!("wait_for returns what matched")
+    };
+    assert_eq!(json!(data.rows), json!([["north", 10], ["south", 32]]));
+    assert!(
+        !data.from_cache,
+        "the new data was computed, not taken from the cache"
+    );
 }
