@@ -11,19 +11,19 @@
 //!
 //! Content entries may be plain JSON (Yjs `Any`) or nested Maps: both are read the same
 //! (through the JSON view of the block). `data_bindings` is an Array whose entries are plain
-//! objects or Maps; a plain `Any` array is read too.
+//! objects or Maps; a plain `Any` array is read too. The pure reading of a content JSON
+//! value (`bindings_in`, `render_text`) is in `crate::narrative`, below the JSON view.
 
 use serde_json::{Map as JsonMap, Value};
 use yrs::{Any, Array, ArrayRef, Map, MapRef, Number, Out, ReadTxn, TransactionMut};
 
 use crate::blocks::{DATA_BINDINGS_KEY, NARRATIVE};
 use crate::json::block_json;
+pub use crate::narrative::{NarrativeBinding, VALUE_KEY, bindings_in, render_text};
 use crate::schema::{BLOCKS, CONTENT};
 
 /// Content key of a block's data source.
 pub const DATA_SOURCE_KEY: &str = "data_source";
-/// Key of a data binding's computed value (written by the server only).
-pub const VALUE_KEY: &str = "value";
 /// Block types that may be bound to a query.
 pub const BINDABLE: [&str; 2] = ["chart", "table"];
 
@@ -48,21 +48,6 @@ pub struct BoundBlock {
     pub binding: Result<QueryBinding, String>,
     /// The block's content as JSON (`config`, `columns`, `pagination`, `sorting`, ...).
     pub content: Value,
-}
-
-/// One entry of a narrative's `data_bindings`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NarrativeBinding {
-    /// Its index in the array.
-    pub index: u32,
-    /// The placeholder name (`{{key}}` in the text).
-    pub key: String,
-    /// The id of the bound block whose data it is computed from.
-    pub source: String,
-    /// `percentage_change`, `sum`, `avg`, `min`, `max`, `count`, `latest` or `first`.
-    pub calculation: String,
-    /// The value the server last wrote, if any.
-    pub value: Option<Value>,
 }
 
 /// Reads a block's query binding out of its content JSON: `None` when the block has no
@@ -123,28 +108,6 @@ fn block_ids<T: ReadTxn>(txn: &T) -> Vec<String> {
         Some(blocks) => blocks.keys(txn).map(str::to_owned).collect(),
         None => Vec::new(),
     }
-}
-
-/// Reads `data_bindings` from a content JSON object (as the JSON view shows it): every
-/// well-formed entry (`key`, `source`, `calculation` strings); others are skipped.
-pub fn bindings_in(content: &Value) -> Vec<NarrativeBinding> {
-    let Some(Value::Array(entries)) = content.get(DATA_BINDINGS_KEY) else {
-        return Vec::new();
-    };
-    entries
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| {
-            let text = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_owned);
-            Some(NarrativeBinding {
-                index: u32::try_from(i).ok()?,
-                key: text("key")?,
-                source: text("source")?,
-                calculation: text("calculation")?,
-                value: e.get(VALUE_KEY).filter(|v| !v.is_null()).cloned(),
-            })
-        })
-        .collect()
 }
 
 /// Whether block `id` is a narrative with at least one data binding.
@@ -275,37 +238,6 @@ pub fn json_to_any(value: &Value) -> Any {
                 .collect::<std::collections::HashMap<_, _>>()
                 .into(),
         ),
-    }
-}
-
-/// `text` with every `{{key}}` whose binding has a value replaced by that value (numbers as
-/// JSON writes them, strings as they are); other placeholders stay.
-pub fn render_text(text: &str, bindings: &[NarrativeBinding]) -> String {
-    let mut out = text.to_owned();
-    for b in bindings {
-        let Some(value) = &b.value else { continue };
-        let shown = match value {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        out = out.replace(&format!("{{{{{}}}}}", b.key), &shown);
-    }
-    out
-}
-
-/// Adds `rendered_text` to a narrative's content JSON when it has data bindings (the JSON
-/// view calls this; `text` stays the template people edit).
-pub(crate) fn render_into(content: &mut Value) {
-    let bindings = bindings_in(content);
-    if bindings.is_empty() {
-        return;
-    }
-    let Some(text) = content.get("text").and_then(Value::as_str) else {
-        return;
-    };
-    let rendered = render_text(text, &bindings);
-    if let Value::Object(map) = content {
-        map.insert("rendered_text".into(), Value::String(rendered));
     }
 }
 

@@ -152,7 +152,7 @@ fn block_value<T: ReadTxn>(txn: &T, id: &str, block: &MapRef) -> (Position, Valu
     };
     let mut content = object_at(txn, block, CONTENT);
     if kind == blocks::NARRATIVE {
-        crate::bindings::render_into(&mut content);
+        crate::narrative::render_into(&mut content);
     }
     let value = json!({
         "id": id,

@@ -37,6 +37,7 @@ pub mod init;
 pub mod inspect;
 pub mod json;
 pub mod merge;
+pub mod narrative;
 pub mod presence;
 pub mod protocol;
 pub mod role;
