@@ -46,6 +46,8 @@ pub mod metrics;
 pub mod passwords;
 pub mod state;
 pub mod sync;
+#[cfg(test)]
+mod test_log;
 pub mod view;
 
 pub use config::Config;

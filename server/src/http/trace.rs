@@ -78,29 +78,11 @@ impl<B> OnResponse<B> for LogResponse {
 mod tests {
     use super::*;
     use crate::error::ApiError;
+    use crate::test_log::Captured;
     use axum::Router;
     use axum::body::Body;
     use axum::routing::get;
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
     use tower::ServiceExt;
-
-    /// A log sink shared with the test (a std mutex: held only to append or read bytes).
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .map_err(|_| std::io::Error::other("poisoned"))?
-                .extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("reading the canvas failed")]
