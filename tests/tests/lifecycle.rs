@@ -520,7 +520,8 @@ async fn canvases_start_from_templates_and_canvases_become_templates() {
     assert_eq!(status, 201, "{again}");
     assert_eq!(
         again["blocks"][1]["content"]["text"],
-        "## Key Insights\n\nDescribe what changed this period and why."
+        "## Key Insights\n\nSales total **{{total_sales}}**; the best region sells \
+         **{{best_region}}**.\n\nDescribe what changed this period and why."
             .replace("## Key", "Q4: ## Key")
     );
 

@@ -4,11 +4,13 @@
 //! - `engine`: Apache DataFusion over file, api and streaming sources.
 //! - [`result`]: columns, JSON rows, caps, MessagePack.
 //! - [`cache`]: the result cache key.
+//! - [`retarget`]: a template query's `{{source}}` table marker.
 
 pub mod cache;
 pub(crate) mod engine;
 pub mod params;
 pub mod result;
+pub mod retarget;
 
 use std::str::FromStr;
 

@@ -9,6 +9,8 @@
 //!   background job under the node's and the project's limits, cancellation.
 //! - [`pipelines`]: cron schedules, the scheduler (each due run once across nodes), a run.
 //! - [`refresh`]: "this source has new data", to this node's subscribers and the others.
+//! - [`templates`]: templates meet data: `required_fields` against a chosen source, and
+//!   template blocks bound to new saved queries.
 //!
 //! The REST handlers are in `http/data_sources.rs`, `http/queries.rs`,
 //! `http/executions.rs` and `http/pipelines.rs`.
@@ -19,6 +21,7 @@ pub mod pipelines;
 pub mod refresh;
 pub mod shape;
 pub mod sources;
+pub mod templates;
 
 use crate::config::Config;
 use canvas_analytics::{Analytics, AnalyticsConfig, Limits, SecretKey};

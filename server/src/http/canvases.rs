@@ -5,6 +5,7 @@ use super::projects::{is_unsafe_in_name, project_role, valid_description, valid_
 use super::{ApiJson, ApiPath, ApiQuery, ClientInfo, audit};
 use crate::access::{LookupError, canvas_access, link_access, matched_link};
 use crate::auth::AuthUser;
+use crate::data::templates as data_templates;
 use crate::error::{ApiError, ApiResult};
 use crate::http::templates::{template_blocks, visible_template};
 use crate::state::AppState;
@@ -30,6 +31,11 @@ pub struct CreateCanvas {
     name: String,
     description: Option<String>,
     template_id: Option<String>,
+    /// With `template_id`: the source whose data the template's bound blocks show (its
+    /// columns must cover the template's `required_fields`).
+    data_source_id: Option<Uuid>,
+    /// The table of a `database` source with several.
+    table: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
 }
@@ -55,9 +61,25 @@ pub async fn create(
         Some(id) => Some(visible_template(&state, &caller.user, id).await?),
         None => None,
     };
-    let blocks = match &template {
+    let mut blocks = match &template {
         Some(template) => template_blocks(template, caller.user.id)?,
         None => Vec::new(),
+    };
+    let chosen = match (&template, body.data_source_id) {
+        (Some(template), Some(source_id)) => {
+            let chosen =
+                data_templates::choose_source(&state, project_id, source_id, body.table.as_deref())
+                    .await?;
+            data_templates::check_required(template, &chosen)?;
+            Some(chosen)
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_data_source",
+                "data_source_id goes with a template_id: it binds the template's blocks",
+            ));
+        }
+        _ => None,
     };
     if body.tags.len() > 64
         || body
@@ -84,6 +106,15 @@ pub async fn create(
         owner_id: caller.user.id.to_string(),
         tags: body.tags,
     };
+    let made = data_templates::bind_blocks(
+        &state,
+        project_id,
+        caller.user.id,
+        &new.name,
+        &mut blocks,
+        chosen.as_ref(),
+    )
+    .await?;
     let mut canvas = CanvasDoc::new();
     let (added, _) = canvas.edit(|txn| {
         init::init_canvas(txn, &meta);
@@ -91,7 +122,10 @@ pub async fn create(
             .iter()
             .try_for_each(|block| blocks::add_block(txn, block))
     });
-    added.map_err(|e| ApiError::bad_request("invalid_template", e.to_string()))?;
+    if let Err(e) = added {
+        data_templates::forget(&state, &made).await;
+        return Err(ApiError::bad_request("invalid_template", e.to_string()));
+    }
     let state_bytes = canvas.encode_state();
     let now = Utc::now();
     let provisional = CanvasRecord {
@@ -111,18 +145,31 @@ pub async fn create(
             doc_json::canvas_json(&canvas.doc().transact()),
         )
     };
-    let record = state
+    let record = match state
         .storage
         .canvases
         .create_canvas(new, &state_bytes, &view)
-        .await?;
+        .await
+    {
+        Ok(record) => record,
+        Err(e) => {
+            data_templates::forget(&state, &made).await;
+            return Err(e.into());
+        }
+    };
     audit(
         &state,
         &caller.user,
         &client,
         "canvas.create",
         ("canvas", Some(record.id)),
-        json!({ "name": record.name, "project_id": project_id, "template_id": body.template_id }),
+        json!({
+            "name": record.name,
+            "project_id": project_id,
+            "template_id": body.template_id,
+            "data_source_id": body.data_source_id,
+            "queries": made.iter().map(|q| q.id).collect::<Vec<_>>(),
+        }),
     )
     .await;
     if let Some(template) = &template {

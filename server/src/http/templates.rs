@@ -3,7 +3,10 @@
 //! on `POST /projects/{id}/canvases` (see [`super::canvases::create`]), which counts a use.
 //!
 //! A template holds blocks in the canvas JSON shape without their `metadata` (attribution
-//! belongs to whoever adds the blocks to a new canvas). Templates are public (every user) or
+//! belongs to whoever adds the blocks to a new canvas). A bound block carries its query,
+//! not a query id, with `{{source}}` for the table it reads: a canvas made from the template
+//! with a `data_source_id` gets its own saved queries reading that source
+//! (`crate::data::templates`). Templates are public (every user) or
 //! visible to the creator's organization only.
 //!
 //! A public template reaches every organization on the server, so making one is the
@@ -15,6 +18,7 @@
 use super::{ApiJson, ApiPath, ClientInfo, audit};
 use crate::access::canvas_access;
 use crate::auth::AuthUser;
+use crate::data::templates as data_templates;
 use crate::error::{ApiError, ApiResult};
 use crate::http::projects::{is_unsafe_in_name, valid_description, valid_name};
 use crate::state::AppState;
@@ -139,10 +143,12 @@ pub async fn create(
             "only editors of a canvas make templates from it".into(),
         ));
     }
-    let blocks: Vec<Value> = view.json["blocks"]
+    let mut blocks: Vec<Value> = view.json["blocks"]
         .as_array()
         .map(|blocks| blocks.iter().map(template_block).collect())
         .unwrap_or_default();
+    // A query id names a query of this project only: the template carries the query.
+    data_templates::embed_queries(&state, found.canvas.project_id, &mut blocks).await?;
     let template = Template {
         id: Uuid::new_v4().to_string(),
         name,
@@ -275,18 +281,23 @@ pub fn builtin_templates() -> Vec<Template> {
             json!([
                 {"id": "sales_chart", "type": "chart", "position": {"x": 0, "y": 0, "w": 6, "h": 4},
                  "content": {"chart_type": "bar", "title": "Sales by Region",
+                             "data_source": {"type": "query", "query": {
+                                 "query_text": "SELECT region, sum(sales_amount) AS total_sales FROM {{source}} GROUP BY region ORDER BY region"}},
                              "data": [{"label": "North", "value": 120}, {"label": "South", "value": 95},
                                       {"label": "East", "value": 140}, {"label": "West", "value": 80}],
                              "config": {"x_axis": "region", "y_axis": "total_sales", "aggregation": "sum"},
                              "style": {"theme": "light", "colors": ["#1f77b4", "#ff7f0e", "#2ca02c"]}}},
                 {"id": "sales_insights", "type": "narrative", "position": {"x": 6, "y": 0, "w": 6, "h": 4},
-                 "content": {"text": "## Key Insights\n\nDescribe what changed this period and why.",
-                             "data_bindings": []}},
+                 "content": {"text": "## Key Insights\n\nSales total **{{total_sales}}**; the best region sells **{{best_region}}**.\n\nDescribe what changed this period and why.",
+                             "data_bindings": [{"key": "total_sales", "source": "sales_chart", "calculation": "sum"},
+                                               {"key": "best_region", "source": "sales_chart", "calculation": "max"}]}},
                 {"id": "sales_table", "type": "table", "position": {"x": 0, "y": 4, "w": 12, "h": 6},
                  "content": {"title": "Detailed Sales Breakdown",
-                             "columns": [{"field": "product", "header": "Product", "type": "string"},
+                             "data_source": {"type": "query", "query": {
+                                 "query_text": "SELECT region AS product, sum(sales_amount) AS sales, 100.0 * sum(sales_amount) / (SELECT sum(sales_amount) FROM {{source}}) AS growth FROM {{source}} GROUP BY region ORDER BY sales DESC"}},
+                             "columns": [{"field": "product", "header": "Region", "type": "string"},
                                          {"field": "sales", "header": "Sales", "type": "currency"},
-                                         {"field": "growth", "header": "Growth %", "type": "percentage"}],
+                                         {"field": "growth", "header": "Share %", "type": "percentage"}],
                              "rows": [{"product": "Widgets", "sales": 1200, "growth": 12.5},
                                       {"product": "Gadgets", "sales": 950, "growth": -3.1}],
                              "pagination": {"enabled": true, "pageSize": 20}}}
@@ -301,10 +312,15 @@ pub fn builtin_templates() -> Vec<Template> {
             json!([
                 {"id": "kpi_trend", "type": "chart", "position": {"x": 0, "y": 0, "w": 8, "h": 5},
                  "content": {"chart_type": "line", "title": "Trend",
+                             "data_source": {"type": "query", "query": {
+                                 "query_text": "SELECT date, metric, sum(value) AS value FROM {{source}} GROUP BY date, metric ORDER BY date"}},
+                             "config": {"x_axis": "date", "y_axis": "value", "color": "metric", "aggregation": "sum"},
                              "data": [{"label": "Jan", "value": 10}, {"label": "Feb", "value": 14},
                                       {"label": "Mar", "value": 13}, {"label": "Apr", "value": 18}]}},
                 {"id": "kpi_notes", "type": "narrative", "position": {"x": 8, "y": 0, "w": 4, "h": 5},
-                 "content": {"text": "What moved the numbers this month?", "data_bindings": []}}
+                 "content": {"text": "Latest: **{{latest}}**, {{change}} % on the point before. What moved the numbers this month?",
+                             "data_bindings": [{"key": "latest", "source": "kpi_trend", "calculation": "latest"},
+                                               {"key": "change", "source": "kpi_trend", "calculation": "percentage_change"}]}}
             ]),
         ),
         builtin(
