@@ -4,14 +4,19 @@
 //! streaming sources as tables, or its `database` source), computes the result's cache key
 //! (the sources' data versions, the normalised text and the bound values) and, unless the
 //! caller asked for a fresh run, answers from the cache (`query:result:{key}`): an execution
-//! record with `from_cache: true` and the original `computed_at`. Otherwise it records a
-//! `pending` execution and runs it in the background: it waits for a slot of the node and of
-//! the project ([`Jobs`]: a queue beyond them), becomes `running`, executes under the
-//! engine's timeout and caps, stores the result in the cache and ends `completed`, `failed`
-//! (with the message; a source it could not reach gets status `error`) or `cancelled`. Its
-//! progress is in `processing:{job_id}` meanwhile. The execution record (any node reads it)
-//! and the cached result (any node reads it) are the shared truth: an execution that was
-//! cancelled or finished elsewhere is never changed again.
+//! record with `from_cache: true` and the original `computed_at`. Otherwise it runs the
+//! execution in the background: it waits for a slot of the node and of the project
+//! ([`Jobs`]: a queue beyond them), becomes `running`, executes under the engine's timeout
+//! and caps, stores the result in the cache and ends `completed`, `failed` (with the message;
+//! a source it could not reach gets status `error`) or `cancelled`. The execution record (any
+//! node reads it) and the cached result (any node reads it) are the shared truth: an
+//! execution that was cancelled or finished elsewhere is never changed again.
+//!
+//! The record is written once when the job ends within the request's wait (the common case:
+//! nobody but the waiting request knows its id before then, so nobody can miss it). When the
+//! wait runs out first, the request writes it as it stands (`pending` or `running`, with its
+//! progress in `processing:{job_id}`) before answering with its id, and the job updates it
+//! from then on. [`Record`] orders the two: whichever comes second sees what the first did.
 
 use super::{DataLayer, sources};
 use crate::error::{ApiError, ApiResult};
@@ -67,6 +72,34 @@ impl Jobs {
             }
             None => false,
         }
+    }
+}
+
+/// Whether the execution record is in storage yet, and where the job is while it is not.
+#[derive(Default)]
+struct Record {
+    written: bool,
+    running: bool,
+}
+
+type SharedRecord = Arc<tokio::sync::Mutex<Record>>;
+
+/// Writes the record as it stands if the job has not written it (the wait ran out): from
+/// then on the job updates it, and its id can be polled and cancelled.
+async fn write_pending(state: &AppState, execution: &QueryExecution, record: &SharedRecord) {
+    let mut record = record.lock().await;
+    if record.written {
+        return;
+    }
+    let mut now = execution.clone();
+    let status = if record.running { "running" } else { "pending" };
+    now.status = status.into();
+    match state.storage.data.create_execution(&now).await {
+        Ok(()) => {
+            record.written = true;
+            progress(state, now.id, json!({"status": status, "progress": 0.0})).await;
+        }
+        Err(e) => tracing::warn!(execution = %now.id, error = %e, "cannot record the execution"),
     }
 }
 
@@ -170,13 +203,7 @@ async fn run(
             Err(e) => tracing::warn!(%key, error = %e, "unreadable cached result; running again"),
         }
     }
-    state.storage.data.create_execution(&execution).await?;
-    progress(
-        state,
-        execution.id,
-        json!({"status": "pending", "progress": 0.0}),
-    )
-    .await;
+    let record = SharedRecord::default();
     let (done_tx, done_rx) = oneshot::channel();
     let token = CancellationToken::new();
     layer.jobs.running.insert(execution.id, token.clone());
@@ -188,6 +215,7 @@ async fn run(
         target,
         key,
         token,
+        record: record.clone(),
     };
     state.tasks.spawn(async move {
         let outcome = job.run().await;
@@ -204,6 +232,7 @@ async fn run(
         }
         Ok(Ok(Outcome::Refused(error))) => Err(error.into()),
         Ok(Ok(Outcome::Ended)) | Ok(Err(_)) | Err(_) => {
+            write_pending(state, &execution, &record).await;
             let now = state.storage.data.execution(execution.id).await?;
             Ok(Started::Pending(Box::new(now.unwrap_or(execution))))
         }
@@ -275,6 +304,7 @@ struct Job {
     target: TargetSources,
     key: String,
     token: CancellationToken,
+    record: SharedRecord,
 }
 
 impl Job {
@@ -299,20 +329,26 @@ impl Job {
                 .end(ExecutionUpdate::default(), Err(Error::Cancelled))
                 .await;
         };
-        let running = ExecutionUpdate {
-            status: Some("running".into()),
-            ..ExecutionUpdate::default()
-        };
-        match state.storage.data.update_execution(id, running).await {
-            Ok(Some(_)) => {}
-            // Cancelled (or gone) while it waited.
-            Ok(None) => return Outcome::Ended,
-            Err(e) => {
-                tracing::warn!(execution = %id, error = %e, "cannot mark the execution running");
-                return Outcome::Ended;
+        {
+            let mut record = self.record.lock().await;
+            record.running = true;
+            if record.written {
+                let running = ExecutionUpdate {
+                    status: Some("running".into()),
+                    ..ExecutionUpdate::default()
+                };
+                match state.storage.data.update_execution(id, running).await {
+                    Ok(Some(_)) => {}
+                    // Cancelled (or gone) while it waited.
+                    Ok(None) => return Outcome::Ended,
+                    Err(e) => {
+                        tracing::warn!(execution = %id, error = %e, "cannot mark the execution running");
+                        return Outcome::Ended;
+                    }
+                }
+                progress(state, id, json!({"status": "running", "progress": 0.0})).await;
             }
         }
-        progress(state, id, json!({"status": "running", "progress": 0.0})).await;
         let started = std::time::Instant::now();
         let result = layer
             .analytics
@@ -371,14 +407,33 @@ impl Job {
         };
         let status = update.status.clone().unwrap_or_default();
         state.metrics.query_execution(&status);
-        let ended = match state.storage.data.update_execution(id, update).await {
-            Ok(ended) => ended,
-            Err(e) => {
-                tracing::warn!(execution = %id, error = %e, "cannot record how the execution ended");
-                None
+        let ended = {
+            let mut record = self.record.lock().await;
+            let written = if record.written {
+                let ended = state.storage.data.update_execution(id, update).await;
+                if ended.is_ok() {
+                    progress(state, id, json!({"status": status, "progress": 1.0})).await;
+                }
+                ended
+            } else {
+                // Nobody has its id yet: the one write of the record.
+                let ended = ended_as(&self.execution, update);
+                state
+                    .storage
+                    .data
+                    .create_execution(&ended)
+                    .await
+                    .map(|()| Some(ended))
+            };
+            record.written = true;
+            match written {
+                Ok(ended) => ended,
+                Err(e) => {
+                    tracing::warn!(execution = %id, error = %e, "cannot record how the execution ended");
+                    None
+                }
             }
         };
-        progress(state, id, json!({"status": status, "progress": 1.0})).await;
         match (ended, result, refused) {
             (Some(execution), Some(result), _) => Outcome::Completed(Box::new((execution, result))),
             (_, _, Some(error)) => Outcome::Refused(error),
@@ -445,6 +500,21 @@ async fn failed_at_once(
     state.metrics.query_execution("failed");
     state.storage.data.create_execution(&execution).await?;
     Ok(Started::Pending(Box::new(execution)))
+}
+
+/// `execution` as it ended with `update`.
+fn ended_as(execution: &QueryExecution, update: ExecutionUpdate) -> QueryExecution {
+    let mut ended = execution.clone();
+    if let Some(status) = update.status {
+        ended.status = status;
+    }
+    ended.result_location = update.result_location.or(ended.result_location);
+    ended.error_message = update.error_message.or(ended.error_message);
+    ended.execution_time_ms = update.execution_time_ms.or(ended.execution_time_ms);
+    ended.rows_returned = update.rows_returned.or(ended.rows_returned);
+    ended.completed_at = update.completed_at.or(ended.completed_at);
+    ended.computed_at = update.computed_at.or(ended.computed_at);
+    ended
 }
 
 /// The parameters as recorded: what the caller gave (defaults are the query's).
