@@ -314,6 +314,37 @@ impl Room {
         self.update_narratives();
     }
 
+    /// A block refreshed by hand: `fetched` (run fresh for `binding`) replaces what is held
+    /// and supersedes a request in flight, unless the binding has changed since (then the
+    /// change's own request answers).
+    pub(super) fn block_refreshed(
+        &mut self,
+        block_id: String,
+        binding: bindings::QueryBinding,
+        fetched: Fetched,
+    ) {
+        let block = {
+            let txn = self.canvas.doc().transact();
+            bindings::bound_block(&txn, &block_id)
+        };
+        let Some(block) = block else {
+            return; // no longer bound
+        };
+        if block.binding.as_ref() != Ok(&binding) {
+            debug!(block = %block_id, "refreshed data of an older binding dropped");
+            return;
+        }
+        self.bound.pending.remove(&block_id);
+        self.bound.seen.insert(block_id.clone(), block.clone());
+        if fetched.result.is_ok() {
+            self.bound
+                .expires
+                .insert(block_id.clone(), Instant::now() + self.result_ttl());
+        }
+        self.deliver(&block, fetched);
+        self.update_narratives();
+    }
+
     fn result_ttl(&self) -> Duration {
         self.deps.config.result_ttl.max(Duration::from_secs(1))
     }
