@@ -76,6 +76,11 @@ export function blockDataFrom (body: unknown): BlockData | null {
     from_cache: b.from_cache === true
   }
   if (Array.isArray(b.series)) data.series = b.series as ChartSeries[]
+  const binding = b.binding as { query_id?: unknown, parameters?: unknown } | undefined | null
+  if (typeof binding === 'object' && binding !== null && typeof binding.query_id === 'string') {
+    const parameters = typeof binding.parameters === 'object' && binding.parameters !== null ? binding.parameters as Record<string, unknown> : {}
+    data.binding = { query_id: binding.query_id, parameters }
+  }
   const error = b.error as { code?: unknown, message?: unknown } | undefined | null
   if (typeof error === 'object' && error !== null && typeof error.code === 'string') {
     data.error = { code: error.code, message: typeof error.message === 'string' ? error.message : '' }
@@ -86,4 +91,22 @@ export function blockDataFrom (body: unknown): BlockData | null {
 /** The rows of a block's data as objects keyed by column name. */
 export function rowObjects (data: Pick<BlockData, 'columns' | 'rows'>): Array<Record<string, unknown>> {
   return data.rows.map((row) => Object.fromEntries(data.columns.map((c, i) => [c.name, row[i] ?? null])))
+}
+
+/** JSON with object keys sorted, to compare values whatever order their keys came in. */
+export function canonicalJson (value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`
+  }
+  return JSON.stringify(value) ?? 'null'
+}
+
+/** Whether `data` answers the binding `source` (a block's `content.data_source`). */
+export function answersBinding (data: BlockData, source: unknown): boolean {
+  if (data.binding === undefined || typeof source !== 'object' || source === null) return false
+  const s = source as { query_id?: unknown, parameters?: unknown }
+  const parameters = typeof s.parameters === 'object' && s.parameters !== null ? s.parameters : {}
+  return s.query_id === data.binding.query_id && canonicalJson(parameters) === canonicalJson(data.binding.parameters)
 }

@@ -20,7 +20,7 @@ import { CanvasError, invalidArgument } from './errors.js'
 import { Emitter } from './events.js'
 import { Presence } from './presence.js'
 import { ConnectionStatus, type SaveState } from './status.js'
-import { bindingsIn, renderNarrative } from './bound.js'
+import { answersBinding, bindingsIn, renderNarrative } from './bound.js'
 import type { RestClient } from './rest.js'
 import type { BlockData, BlockDataPage, BlockDataRequest } from './types.js'
 
@@ -662,10 +662,16 @@ export class Canvas extends Emitter<CanvasEvents> {
       const before = this.bindings.get(id)
       if (before === key) continue
       this.bindings.set(id, key)
-      // a new binding (or the first sight of one) waits for its data, unless it is here
-      if (before !== undefined || !this.data.has(id)) {
-        const held = this.statuses.get(id)
-        this.setStatus(id, { ...(held ?? this.emptyStatus()), state: 'pending', error: null })
+      // a new binding (or the first sight of one) waits for its data, unless that is here
+      // already (message 102 can arrive before the edit that made the binding)
+      const held = this.data.get(id)
+      const unusable = typeof (source as { query_id?: unknown }).query_id !== 'string'
+      const answered = held !== undefined && (held.binding !== undefined
+        ? answersBinding(held, source)
+        : before === undefined || (unusable && held.error?.code === 'invalid_binding'))
+      if (!answered) {
+        const status = this.statuses.get(id)
+        this.setStatus(id, { ...(status ?? this.emptyStatus()), state: 'pending', error: null })
       }
     }
   }

@@ -475,6 +475,12 @@ export interface BlockData {
   /** A chart's series, shaped by the server from `config`. */
   series?: ChartSeries[]
   error?: { code: string, message: string }
+  /**
+   * The binding this data answers (`{query_id, parameters}`; absent for an unusable one).
+   * The data can arrive before the edit that made the binding: compare with the block's
+   * `content.data_source`.
+   */
+  binding?: { query_id: string, parameters: Record<string, unknown> }
 }
 
 /**

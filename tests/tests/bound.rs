@@ -723,6 +723,11 @@ async fn a_block_refreshed_by_hand_runs_again_and_reaches_every_connection() {
         .await;
         assert!(!heard.from_cache);
         assert_eq!(heard.total_rows, 5);
+        // it says which binding it answers (it may reach a client before the edit does)
+        assert_eq!(
+            heard.binding,
+            Some(json!({"query_id": query, "parameters": {}}))
+        );
     }
     let (status, record) = api
         .get(

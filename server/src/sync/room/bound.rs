@@ -84,6 +84,11 @@ pub fn block_body(block: &BoundBlock, fetched: &Fetched) -> BlockDataBody {
         from_cache: fetched.from_cache,
         series: None,
         error: None,
+        binding: block
+            .binding
+            .as_ref()
+            .ok()
+            .map(|b| serde_json::json!({"query_id": b.query_id, "parameters": b.parameters})),
     };
     let result = match &fetched.result {
         Ok(result) => result,
