@@ -343,7 +343,7 @@ export function dataPanel (client: CanvasClient, canvas: Canvas, projectId: () =
     try {
       const existing = (await client.listDataSources(project)).find((s) => s.name.toLowerCase() === name.toLowerCase())
       const source = existing ?? await client.createDataSource(project, { name, type: 'file' })
-      const uploaded = await client.uploadFile(source.id, await file.text(), 'text/csv')
+      const uploaded = await client.uploadFile(source.id, file, 'text/csv')
       const rows = uploaded.schema_info?.tables[0]?.row_count ?? 0
       done(`${existing !== undefined ? 'replaced' : 'uploaded'} ${file.name} as table "${uploaded.name}" (${rows} rows)`)
       await load()
