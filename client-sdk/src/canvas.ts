@@ -20,6 +20,9 @@ import { CanvasError, invalidArgument } from './errors.js'
 import { Emitter } from './events.js'
 import { Presence } from './presence.js'
 import { ConnectionStatus, type SaveState } from './status.js'
+import { answersBinding, bindingsIn, renderNarrative } from './bound.js'
+import type { RestClient } from './rest.js'
+import type { BlockData, BlockDataPage, BlockDataRequest } from './types.js'
 
 /** Transaction origin of every edit made through this SDK. */
 export const LOCAL_ORIGIN: unique symbol = Symbol('canvas-sdk local edit')
@@ -120,13 +123,41 @@ export type CanvasEvents = {
   resync: [doc: Y.Doc]
   /** The connection stopped for good (4401, 4403, 4404, ...). */
   error: [error: CanvasError]
+  /** A bound block's data arrived (message 102): its result, or why there is none. */
+  data: [data: BlockData]
+  /** A bound block's data status changed (see {@link Canvas.dataStatus}). */
+  'data-status': [blockId: string, status: DataStatus]
+}
+
+/**
+ * Where a bound block's data stands, as this client knows it: `pending` from the moment its
+ * binding (query or parameters) is new or changed, in this client or another, until its
+ * data arrives; `running` while this client's {@link Canvas.refresh} runs; then the status
+ * of the data that arrived: `completed`, `failed` (the query failed to run) or `error` (the
+ * binding is unusable), with `error`.
+ */
+export interface DataStatus {
+  state: 'pending' | 'running' | 'completed' | 'failed' | 'error'
+  /** Why there is no data (`failed` and `error`). */
+  error: { code: string, message: string } | null
+  /** The execution of the data shown, if any. */
+  execution_id: string | null
+  /** When the data shown was computed (RFC 3339), if there is any. */
+  computed_at: string | null
+  /** Whether the data shown came from the server's result cache. */
+  from_cache: boolean
 }
 
 /** Options of {@link Canvas}, beyond the connection's. */
 export type CanvasOptions = ConnectionOptions & {
   /** Undo steps closer together than this many milliseconds merge into one (default 500). */
   undoCaptureTimeoutMs?: number
+  /** The REST client for {@link Canvas.refresh} and {@link Canvas.blockDataPage} (`openCanvas` passes its own). */
+  rest?: RestClient
 }
+
+/** Block types whose content may bind a saved query. */
+const BINDABLE = new Set(['chart', 'table'])
 
 const DEFAULT_COLUMNS = 12
 const DEFAULT_ROW_HEIGHT = 50
@@ -170,6 +201,13 @@ export class Canvas extends Emitter<CanvasEvents> {
   private readonly captureTimeout: number
   private unobserve: () => void = () => {}
   private isClosed = false
+  private readonly rest: RestClient | undefined
+  /** The latest data (message 102) per bound block. */
+  private readonly data = new Map<string, BlockData>()
+  /** The status per bound block. */
+  private readonly statuses = new Map<string, DataStatus>()
+  /** Each bound block's binding as last seen (`data_source` as JSON), to notice changes. */
+  private readonly bindings = new Map<string, string>()
 
   /** Opens a canvas (usually through `CanvasClient.openCanvas`). */
   constructor (options: CanvasOptions) {
@@ -186,6 +224,8 @@ export class Canvas extends Emitter<CanvasEvents> {
     this.connection.on('error', (e) => this.emit('error', e))
     this.connection.on('refused', (refusal, error) => this.emit('refused', error, refusal))
     this.connection.on('resync', (doc, awareness) => this.rebind(doc, awareness))
+    this.connection.on('block-data', (data) => this.receiveData(data))
+    this.rest = options.rest
     this.connection.connect()
   }
 
@@ -508,6 +548,134 @@ export class Canvas extends Emitter<CanvasEvents> {
     this.undoManager.stopCapturing()
   }
 
+  // ---- blocks bound to live data -------------------------------------------------------
+
+  /** The latest data of a bound chart or table (message 102), or undefined before any arrived. */
+  blockData (id: string): BlockData | undefined {
+    return this.data.get(id)
+  }
+
+  /** Where a bound block's data stands (see {@link DataStatus}); null for a block that is not bound. */
+  dataStatus (id: string): DataStatus | null {
+    return this.statuses.get(id) ?? null
+  }
+
+  /**
+   * A narrative block's text with each `{{key}}` replaced by its binding's value (as the
+   * server renders `content.rendered_text`); placeholders without a value stay.
+   */
+  renderedText (id: string): string {
+    const block = this.block(id)
+    if (block === undefined) throw invalidArgument(`no block ${JSON.stringify(id)}`)
+    const text = block.content.text
+    return renderNarrative(typeof text === 'string' ? text : '', bindingsIn(block.content))
+  }
+
+  private restClient (): RestClient {
+    if (this.rest === undefined) {
+      throw new CanvasError({ code: 'invalid_argument', source: 'local' },
+        'this canvas has no REST client: open it with CanvasClient.openCanvas')
+    }
+    return this.rest
+  }
+
+  /**
+   * Runs a bound block's query again past the result cache (editors and up): the status is
+   * `running` meanwhile, and every client of the canvas gets the new data as a `data` event.
+   * Answers the new data; a refusal (a viewer's 403, `not_bound`, ...) throws and leaves the
+   * status as it was.
+   */
+  async refresh (id: string): Promise<BlockData> {
+    const rest = this.restClient()
+    const before = this.statuses.get(id)
+    this.setStatus(id, { ...(before ?? this.emptyStatus()), state: 'running', error: null })
+    try {
+      const data = await rest.refreshBlock(this.id, id)
+      this.receiveData(data)
+      return data
+    } catch (err) {
+      const now = this.statuses.get(id)
+      if (now?.state === 'running') {
+        if (before === undefined) this.forgetStatus(id)
+        else this.setStatus(id, before)
+      }
+      throw err
+    }
+  }
+
+  /** A page of a bound table (`page` from 1, `sort` `field` / `-field`, `filter`), or a chart's data with `series`, over REST. */
+  async blockDataPage (id: string, request: BlockDataRequest = {}): Promise<BlockDataPage> {
+    return await this.restClient().blockData(this.id, id, request)
+  }
+
+  private emptyStatus (): DataStatus {
+    return { state: 'pending', error: null, execution_id: null, computed_at: null, from_cache: false }
+  }
+
+  private setStatus (id: string, status: DataStatus): void {
+    const before = this.statuses.get(id)
+    if (before !== undefined && JSON.stringify(before) === JSON.stringify(status)) return
+    this.statuses.set(id, status)
+    this.emit('data-status', id, status)
+  }
+
+  private forgetStatus (id: string): void {
+    this.statuses.delete(id)
+  }
+
+  private receiveData (data: BlockData): void {
+    const held = this.data.get(data.block_id)
+    // the REST answer of a refresh and its message 102 carry the same data: one event
+    if (held !== undefined && held.execution_id === data.execution_id && held.status === data.status &&
+      held.computed_at === data.computed_at && JSON.stringify(held.series) === JSON.stringify(data.series) &&
+      held.total_rows === data.total_rows && held.columns.length === data.columns.length) {
+      return
+    }
+    this.data.set(data.block_id, data)
+    const state = data.status === 'completed' ? 'completed' : data.status === 'failed' ? 'failed' : 'error'
+    this.setStatus(data.block_id, {
+      state,
+      error: data.error ?? null,
+      execution_id: data.execution_id,
+      computed_at: data.computed_at,
+      from_cache: data.from_cache
+    })
+    this.emit('data', data)
+  }
+
+  /** Notices new, changed and removed bindings among `ids` (after a document change). */
+  private bindingsChanged (ids: Iterable<string>): void {
+    for (const id of ids) {
+      const map = this.blocksRoot.get(id)
+      const type = map instanceof Y.Map ? stringAt(map, 'type') : null
+      const source = map instanceof Y.Map ? toPlain(mapAt(map, 'content')?.get('data_source')) : undefined
+      const bound = type !== null && BINDABLE.has(type) && typeof source === 'object' && source !== null &&
+        (source as { type?: unknown }).type === 'query'
+      if (!bound) {
+        if (this.bindings.delete(id)) {
+          this.data.delete(id)
+          this.forgetStatus(id)
+        }
+        continue
+      }
+      const key = JSON.stringify(source)
+      const before = this.bindings.get(id)
+      if (before === key) continue
+      this.bindings.set(id, key)
+      // a new binding (or the first sight of one) waits for its data, unless that is here
+      // already (message 102 can arrive before the edit that made the binding)
+      const held = this.data.get(id)
+      const unusable = typeof (source as { query_id?: unknown }).query_id !== 'string'
+      const answered = held !== undefined && (held.binding !== undefined
+        ? answersBinding(held, source)
+        : before === undefined || (unusable && held.error?.code === 'invalid_binding'))
+      if (!answered) {
+        const status = this.statuses.get(id)
+        this.setStatus(id, { ...(status ?? this.emptyStatus()), state: 'pending', error: null })
+      }
+    }
+  }
+
   // ---- events --------------------------------------------------------------------------
 
   /** Calls `listener` whenever block `id` changes; returns a function that stops it. */
@@ -533,7 +701,10 @@ export class Canvas extends Emitter<CanvasEvents> {
           if (!changes.has(id)) changes.set(id, 'updated')
         }
       }
-      if (changes.size > 0) this.emit('blocks', [...changes].map(([id, kind]) => ({ id, kind, local })))
+      if (changes.size > 0) {
+        this.bindingsChanged(changes.keys())
+        this.emit('blocks', [...changes].map(([id, kind]) => ({ id, kind, local })))
+      }
     }
     const sharing = doc.getMap('sharing')
     const onSharing = (): void => this.emit('sharing', this.sharing())
@@ -558,6 +729,7 @@ export class Canvas extends Emitter<CanvasEvents> {
     this.undoManager = this.makeUndoManager(doc)
     this.observe(doc)
     this.presence.rebind(awareness)
+    this.bindingsChanged([...this.bindings.keys(), ...this.blocksRoot.keys()])
     this.emit('resync', doc)
   }
 }

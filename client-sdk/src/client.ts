@@ -49,6 +49,7 @@ export class CanvasClient extends RestClient {
       wsUrl: this.wsUrl,
       canvasId: id,
       credentials: () => (link !== undefined ? { link } : { token: this.token }),
+      rest: this,
       ...(link === undefined && this.liveOptions.onTokenExpired !== undefined
         ? { refreshToken: async () => await this.refreshToken() }
         : {}),

@@ -34,6 +34,8 @@ import { decode as decodeMsgpack } from '@msgpack/msgpack'
 import { CanvasError, closeError, type RefusalCode } from './errors.js'
 import { Emitter } from './events.js'
 import { ConnectionStatus, SaveTracker, type SaveState } from './status.js'
+import { blockDataFrom } from './bound.js'
+import type { BlockData } from './types.js'
 
 /** y-websocket message type: sync (step 1, step 2, update). */
 export const MESSAGE_SYNC = 0
@@ -47,6 +49,11 @@ export const MESSAGE_QUERY_AWARENESS = 3
 export const MESSAGE_ACK = 100
 /** Extension: typed error about one update, MessagePack `{code, message, seq}`. */
 export const MESSAGE_ERROR = 101
+/**
+ * Extension: a bound block's data, MessagePack `{block_id, status, execution_id, columns,
+ * rows, total_rows, computed_at, from_cache, series?, error?}` (README "Blocks bound to live data").
+ */
+export const MESSAGE_BLOCK_DATA = 102
 
 /** The part of the WebSocket API the SDK uses (the browser's, or the `ws` package's). */
 export interface WebSocketLike {
@@ -121,6 +128,8 @@ export type ConnectionEvents = {
   resync: [doc: Y.Doc, awareness: awarenessProtocol.Awareness]
   /** The connection stopped for good (a permanent close code). */
   error: [error: CanvasError]
+  /** A bound block's data arrived (message 102). */
+  'block-data': [data: BlockData]
 }
 
 /**
@@ -473,6 +482,11 @@ export class CanvasConnection extends Emitter<ConnectionEvents> {
           seq: typeof body.seq === 'number' ? body.seq : null
         }
         this.refused(refusal)
+        break
+      }
+      case MESSAGE_BLOCK_DATA: {
+        const data = blockDataFrom(decodeMsgpack(decoding.readVarUint8Array(decoder)))
+        if (data !== null) this.emit('block-data', data)
         break
       }
       default:

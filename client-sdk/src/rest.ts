@@ -12,9 +12,12 @@
 
 import { CanvasError, httpError } from './errors.js'
 import type {
-  AuthResponse, BlockRestoreResponse, CanvasJson, CanvasSummary, FavoriteState, Health, Member,
-  NewCanvas, NewMember, NewTemplate, PresenceResponse, Project, ProjectPatch, PublicLink,
-  RestoreResponse, Sharing, SharingPatch, Template, User, Version, VersionDiff
+  AuthResponse, BlockData, BlockDataPage, BlockDataRequest, BlockRestoreResponse, CanvasJson,
+  CanvasSummary, DataSource, DataSourcePatch, ExecuteResponse, Execution, ExecutionResult,
+  FavoriteState, Health, Member, NewCanvas, NewDataSource, NewMember, NewPipeline, NewQuery,
+  NewTemplate, Pipeline, PipelinePatch, PipelineRun, PresenceResponse, Project, ProjectPatch,
+  PublicLink, QueryPatch, RestoreResponse, SavedQuery, Sharing, SharingPatch, Template,
+  UploadContentType, User, Version, VersionDiff
 } from './types.js'
 
 /** Options of {@link RestClient}. */
@@ -40,6 +43,8 @@ type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
 
 interface RequestOptions {
   body?: unknown
+  /** A raw body sent as is with this content type (instead of JSON `body`). */
+  raw?: { data: string | Uint8Array | Blob | ArrayBuffer, contentType: string }
   query?: Record<string, string | number | undefined>
   /** Send the token (default true). */
   auth?: boolean
@@ -108,13 +113,20 @@ export class RestClient {
       if (qs !== '') url += `?${qs}`
     }
     const headers: Record<string, string> = { accept: 'application/json' }
-    if (options.body !== undefined) headers['content-type'] = 'application/json'
+    let body: BodyInit | undefined
+    if (options.raw !== undefined) {
+      headers['content-type'] = options.raw.contentType
+      body = options.raw.data as BodyInit
+    } else if (options.body !== undefined) {
+      headers['content-type'] = 'application/json'
+      body = JSON.stringify(options.body)
+    }
     if (auth && this.currentToken !== null) headers.authorization = `Bearer ${this.currentToken}`
     try {
       return await this.fetchImpl(url, {
         method,
         headers,
-        ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {})
+        ...(body !== undefined ? { body } : {})
       })
     } catch (cause) {
       throw new CanvasError({ code: 'network', source: 'http', cause }, `${method} ${path}: ${String(cause)}`)
@@ -344,6 +356,154 @@ export class RestClient {
   /** Your favorite canvases that you can still open, most recently marked first. */
   async listFavorites (): Promise<CanvasSummary[]> {
     return (await this.request<{ canvases: CanvasSummary[] }>('GET', '/favorites')).canvases
+  }
+
+  // ---- data sources (admins manage them; viewers read) ----------------------------------
+
+  /** Creates a data source in a project (`file`, `database`, `api`, `streaming`). */
+  async createDataSource (projectId: string, body: NewDataSource): Promise<DataSource> {
+    return await this.request<DataSource>('POST', `/projects/${seg(projectId)}/data-sources`, { body })
+  }
+
+  /** A project's data sources, by name (secrets redacted). */
+  async listDataSources (projectId: string): Promise<DataSource[]> {
+    return (await this.request<{ data_sources: DataSource[] }>('GET', `/projects/${seg(projectId)}/data-sources`)).data_sources
+  }
+
+  /** One data source. */
+  async getDataSource (id: string): Promise<DataSource> {
+    return await this.request<DataSource>('GET', `/data-sources/${seg(id)}`)
+  }
+
+  /** Renames or reconfigures a source (secrets sent back redacted keep their value). */
+  async updateDataSource (id: string, patch: DataSourcePatch): Promise<DataSource> {
+    return await this.request<DataSource>('PATCH', `/data-sources/${seg(id)}`, { body: patch })
+  }
+
+  /**
+   * Uploads a `file` source's file (CSV by default; Parquet, NDJSON by `contentType`).
+   * Answers the source with its new `schema_info`; a malformed file is a 400 naming the line
+   * (`malformed_data`) and keeps the old file. Bound blocks of the project are computed again.
+   */
+  async uploadFile (id: string, data: string | Uint8Array | Blob | ArrayBuffer, contentType: UploadContentType = 'text/csv'): Promise<DataSource> {
+    return await this.request<DataSource>('PUT', `/data-sources/${seg(id)}/file`, { raw: { data, contentType } })
+  }
+
+  /** Reads the source again (an `api` source fetches its endpoint): `status` `active` or `error`. */
+  async syncDataSource (id: string): Promise<DataSource> {
+    return await this.request<DataSource>('POST', `/data-sources/${seg(id)}/sync`)
+  }
+
+  /** Deletes a source (409 while a query runs on it or a pipeline uses it). */
+  async deleteDataSource (id: string): Promise<void> {
+    await this.request<null>('DELETE', `/data-sources/${seg(id)}`)
+  }
+
+  // ---- saved queries and executions ----------------------------------------------------
+
+  /** Saves a query (editors); parameters declared `{min: {type: 'number', default: 0}}`, written `{{min}}`. */
+  async createQuery (projectId: string, body: NewQuery): Promise<SavedQuery> {
+    return await this.request<SavedQuery>('POST', `/projects/${seg(projectId)}/queries`, { body })
+  }
+
+  /** A project's saved queries, newest first. */
+  async listQueries (projectId: string): Promise<SavedQuery[]> {
+    return (await this.request<{ queries: SavedQuery[] }>('GET', `/projects/${seg(projectId)}/queries`)).queries
+  }
+
+  /** One saved query. */
+  async getQuery (id: string): Promise<SavedQuery> {
+    return await this.request<SavedQuery>('GET', `/queries/${seg(id)}`)
+  }
+
+  /** Changes a saved query (editors). */
+  async updateQuery (id: string, patch: QueryPatch): Promise<SavedQuery> {
+    return await this.request<SavedQuery>('PATCH', `/queries/${seg(id)}`, { body: patch })
+  }
+
+  /** Deletes a saved query with its executions (editors). */
+  async deleteQuery (id: string): Promise<void> {
+    await this.request<null>('DELETE', `/queries/${seg(id)}`)
+  }
+
+  /**
+   * Runs a saved query with `parameters` (`fresh: true` skips the result cache). Answers
+   * `{execution, result}` when the result is at hand, else `{execution}` (still running):
+   * poll {@link getExecution} and read {@link executionResult}.
+   */
+  async executeQuery (id: string, options: { parameters?: Record<string, unknown>, fresh?: boolean } = {}): Promise<ExecuteResponse> {
+    const body: { parameters?: Record<string, unknown>, fresh?: boolean } = {}
+    if (options.parameters !== undefined) body.parameters = options.parameters
+    if (options.fresh !== undefined) body.fresh = options.fresh
+    return await this.request<ExecuteResponse>('POST', `/queries/${seg(id)}/execute`, { body })
+  }
+
+  /** An execution record (with `progress` while it runs). */
+  async getExecution (id: string): Promise<Execution> {
+    return await this.request<Execution>('GET', `/executions/${seg(id)}`)
+  }
+
+  /** Rows `offset..offset + limit` of a completed execution's result (409 while running or failed; 404 once it left the cache). */
+  async executionResult (id: string, page: { offset?: number, limit?: number } = {}): Promise<ExecutionResult> {
+    return await this.request<ExecutionResult>('GET', `/executions/${seg(id)}/result`, { query: { offset: page.offset, limit: page.limit } })
+  }
+
+  /** Cancels a running execution (who ran it, or an editor); answers the record, now `cancelled`. */
+  async cancelExecution (id: string): Promise<Execution> {
+    return await this.request<Execution>('POST', `/executions/${seg(id)}/cancel`)
+  }
+
+  // ---- pipelines (admins) --------------------------------------------------------------
+
+  /** Creates a pipeline re-syncing `source_id` on a cron schedule (UTC). */
+  async createPipeline (projectId: string, body: NewPipeline): Promise<Pipeline> {
+    return await this.request<Pipeline>('POST', `/projects/${seg(projectId)}/pipelines`, { body })
+  }
+
+  /** A project's pipelines. */
+  async listPipelines (projectId: string): Promise<Pipeline[]> {
+    return (await this.request<{ pipelines: Pipeline[] }>('GET', `/projects/${seg(projectId)}/pipelines`)).pipelines
+  }
+
+  /** One pipeline. */
+  async getPipeline (id: string): Promise<Pipeline> {
+    return await this.request<Pipeline>('GET', `/pipelines/${seg(id)}`)
+  }
+
+  /** Changes a pipeline (a new schedule or turning it on sets `next_run_at`). */
+  async updatePipeline (id: string, patch: PipelinePatch): Promise<Pipeline> {
+    return await this.request<Pipeline>('PATCH', `/pipelines/${seg(id)}`, { body: patch })
+  }
+
+  /** Deletes a pipeline. */
+  async deletePipeline (id: string): Promise<void> {
+    await this.request<null>('DELETE', `/pipelines/${seg(id)}`)
+  }
+
+  /** Runs a pipeline now (its schedule is unchanged). */
+  async runPipeline (id: string): Promise<PipelineRun> {
+    return await this.request<PipelineRun>('POST', `/pipelines/${seg(id)}/run`)
+  }
+
+  // ---- blocks bound to live data -------------------------------------------------------
+
+  /**
+   * A bound block's data over REST (anyone who can read the canvas): a chart with its
+   * `series`, a table one page (`page` from 1, `sort` `field` / `-field`, `filter` `text`
+   * or `column:text`).
+   */
+  async blockData (canvasId: string, blockId: string, request: BlockDataRequest = {}): Promise<BlockDataPage> {
+    return await this.request<BlockDataPage>('GET', `/canvases/${seg(canvasId)}/blocks/${seg(blockId)}/data`, {
+      query: { page: request.page, sort: request.sort, filter: request.filter }
+    })
+  }
+
+  /**
+   * Runs a bound block's query again past the result cache (editors and up); every
+   * connection of the canvas receives the new data (message 102). Answers that data.
+   */
+  async refreshBlock (canvasId: string, blockId: string): Promise<BlockData> {
+    return await this.request<BlockData>('POST', `/canvases/${seg(canvasId)}/blocks/${seg(blockId)}/refresh`)
   }
 
   /** Server health (`GET /healthz`). */

@@ -253,3 +253,262 @@ export interface Health {
   status: string
   rooms: number
 }
+
+// ---- data sources, saved queries, executions, pipelines (README "Data sources, saved
+// queries and executions" and "Pipelines"; server/src/http/{data_sources,queries,
+// executions,pipelines}.rs) -----------------------------------------------------------------
+
+/** A data source's kind. */
+export type DataSourceType = 'file' | 'database' | 'api' | 'streaming'
+
+/** One column of a source's table, as schema inference found it. */
+export interface SchemaColumn {
+  name: string
+  /** Portable type: `integer`, `number`, `string`, `boolean`, `date`, `timestamp`, ... */
+  type: string
+  /** The engine's own type name. */
+  native_type: string
+  nullable: boolean
+}
+
+/** One table of a source (file, api and streaming sources have one, named after the source). */
+export interface SchemaTable {
+  name: string
+  columns: SchemaColumn[]
+  row_count?: number
+}
+
+/** A data source (`connection_config` with its secrets redacted). */
+export interface DataSource {
+  id: string
+  project_id: string
+  name: string
+  type: DataSourceType | (string & {})
+  connection_config: Record<string, unknown>
+  /** `{tables: [...]}` once uploaded or synced. */
+  schema_info: { tables: SchemaTable[] } | null
+  metadata: Record<string, unknown>
+  /** `active`, `error` (see `metadata.error`), ... */
+  status: string
+  last_sync_at: string | null
+  created_at: string
+  updated_at: string
+}
+
+/** `POST /projects/{id}/data-sources` body. */
+export interface NewDataSource {
+  name: string
+  type: DataSourceType
+  connection_config?: Record<string, unknown>
+  metadata?: Record<string, unknown>
+}
+
+/** `PATCH /data-sources/{id}` body. */
+export interface DataSourcePatch {
+  name?: string
+  connection_config?: Record<string, unknown>
+  metadata?: Record<string, unknown>
+}
+
+/** The file formats `PUT /data-sources/{id}/file` takes, by content type. */
+export type UploadContentType = 'text/csv' | 'application/vnd.apache.parquet' | 'application/x-ndjson'
+
+/** A declared query parameter (`{{name}}` in the text, bound, never spliced). */
+export interface QueryParameter {
+  type: 'string' | 'number' | 'boolean' | 'date'
+  default?: unknown
+}
+
+/** A saved query. */
+export interface SavedQuery {
+  id: string
+  project_id: string
+  name: string
+  query_text: string
+  query_type: string
+  parameters: Record<string, QueryParameter>
+  created_by: string | null
+  is_public: boolean
+  /** The `database` source it runs on (push-down); null for queries over the project's tables. */
+  data_source_id: string | null
+  created_at: string
+  updated_at: string
+}
+
+/** `POST /projects/{id}/queries` body. */
+export interface NewQuery {
+  name: string
+  query_text: string
+  /** `sql` by default. */
+  query_type?: string
+  parameters?: Record<string, QueryParameter>
+  data_source_id?: string | null
+  is_public?: boolean
+}
+
+/** `PATCH /queries/{id}` body (`data_source_id: null` removes the source). */
+export interface QueryPatch {
+  name?: string
+  query_text?: string
+  query_type?: string
+  parameters?: Record<string, QueryParameter>
+  data_source_id?: string | null
+  is_public?: boolean
+}
+
+/** An execution's state. */
+export type ExecutionStatus = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled'
+
+/** An execution record. */
+export interface Execution {
+  id: string
+  query_id: string
+  executed_by: string | null
+  status: ExecutionStatus | (string & {})
+  parameters: Record<string, unknown>
+  result_location: string | null
+  error_message: string | null
+  execution_time_ms: number | null
+  rows_returned: number | null
+  started_at: string
+  completed_at: string | null
+  query_hash: string | null
+  from_cache: boolean
+  computed_at: string | null
+  /** While it has not ended: `{status, progress}` from `processing:{job_id}`. */
+  progress?: { status: string, progress: number }
+}
+
+/** A result column. */
+export interface ResultColumn {
+  name: string
+  /** `integer`, `number`, `string`, `boolean`, `date`, `timestamp`, `time`, `json`, `binary`, `other`. */
+  type: string
+}
+
+/** Why a result holds fewer rows than the query produced (null: it holds them all). */
+export type Truncation = 'row_limit' | 'byte_limit' | (string & {}) | null
+
+/** `POST /queries/{id}/execute` answer: 200 with the result, or 202 with the execution to poll. */
+export interface ExecuteResponse {
+  execution: Execution
+  /** The first rows (up to 1,000); absent when the execution is still running (202). */
+  result?: { columns: ResultColumn[], rows: unknown[][], total_rows: number, offset: number }
+  truncated?: Truncation
+}
+
+/** `GET /executions/{id}/result` answer. */
+export interface ExecutionResult {
+  columns: ResultColumn[]
+  rows: unknown[][]
+  total_rows: number
+  offset: number
+  truncated: Truncation
+  computed_at: string
+}
+
+/** A pipeline: re-syncs one source on a cron schedule (UTC). */
+export interface Pipeline {
+  id: string
+  project_id: string
+  name: string
+  source_id: string
+  pipeline_config: Record<string, unknown>
+  schedule_cron: string | null
+  schedule_description: string | null
+  is_active: boolean
+  last_run_at: string | null
+  next_run_at: string | null
+  last_status: string | null
+  last_error: string | null
+  run_count: number
+  created_at: string
+  updated_at: string
+}
+
+/** `POST /projects/{id}/pipelines` body. */
+export interface NewPipeline {
+  name: string
+  source_id: string
+  schedule_cron: string
+  pipeline_config?: Record<string, unknown>
+  is_active?: boolean
+}
+
+/** `PATCH /pipelines/{id}` body. */
+export interface PipelinePatch {
+  name?: string
+  schedule_cron?: string
+  pipeline_config?: Record<string, unknown>
+  is_active?: boolean
+}
+
+/** `POST /pipelines/{id}/run` answer. */
+export interface PipelineRun {
+  pipeline: Pipeline
+  data_source: DataSource | null
+  outcome: { status: 'ok' } | { status: 'error', error: string }
+}
+
+// ---- blocks bound to live data (README "Blocks bound to live data") ---------------------
+
+/** A chart's series point and series (one per `config.color` value). */
+export interface SeriesPoint { x: unknown, y: number | null }
+export interface ChartSeries { name: string, points: SeriesPoint[] }
+
+/**
+ * A bound block's data: the body of extension message 102, and of
+ * `GET /canvases/{id}/blocks/{block_id}/data` (which adds the table page fields).
+ */
+export interface BlockData {
+  block_id: string
+  /** `completed`, `failed` (the query failed to run) or `error` (the binding is unusable). */
+  status: 'completed' | 'failed' | 'error' | (string & {})
+  execution_id: string | null
+  columns: ResultColumn[]
+  /** The first rows (at most 1,000). */
+  rows: unknown[][]
+  total_rows: number
+  /** When the result was computed (RFC 3339); null without a result. */
+  computed_at: string | null
+  from_cache: boolean
+  /** A chart's series, shaped by the server from `config`. */
+  series?: ChartSeries[]
+  error?: { code: string, message: string }
+  /**
+   * The binding this data answers (`{query_id, parameters}`; absent for an unusable one).
+   * The data can arrive before the edit that made the binding: compare with the block's
+   * `content.data_source`.
+   */
+  binding?: { query_id: string, parameters: Record<string, unknown> }
+}
+
+/**
+ * A column of a table page: the result column's `name` and `type`, plus the block's
+ * `header` and `format` (`string`, `number`, `currency`, `percentage`) when the block lists
+ * its `columns`.
+ */
+export interface TablePageColumn extends ResultColumn {
+  header?: string
+  format?: 'string' | 'number' | 'currency' | 'percentage' | (string & {})
+}
+
+/** `GET /canvases/{id}/blocks/{block_id}/data` answer: for a table one page, for a chart `series`. */
+export interface BlockDataPage extends Omit<BlockData, 'columns'> {
+  columns: TablePageColumn[]
+  /** Tables: the page (from 1), its size, how many pages, the sort and filter applied. */
+  page?: number
+  page_size?: number
+  pages?: number
+  sort?: string | null
+  filter?: string | null
+  /** Charts: how many rows the result shows. */
+  rows_shown?: number
+}
+
+/** What {@link RestClient.blockData} asks: a table's page (from 1), sort (`field`, `-field`), filter (`text`, `column:text`). */
+export interface BlockDataRequest {
+  page?: number
+  sort?: string
+  filter?: string
+}

@@ -4,6 +4,9 @@
 // viewer cannot edit; a canvas made from a template shows the template's blocks. Screenshots
 // of the pages go to target/browser-screenshots/ for people to look at.
 //
+// The second test takes a CSV to a live chart, table and narrative metric (blocks bound to
+// data): one user binds, the other sees the rows drawn and redrawn as the data changes.
+//
 // Needs Debian's chromium at /usr/bin/chromium (or $CHROMIUM_PATH); scripts/test.sh installs
 // it when missing. Uses playwright-core only as a driver (no browser download).
 
@@ -196,5 +199,114 @@ test('two users edit one canvas live in the demo page', async () => {
   assert.match(await b.inputValue('.block[data-id="sales_insights"] textarea'), /^## Key Insights/)
   await b.waitForSelector('#versions li[data-kind="initial"]')
   await b.screenshot({ path: join(shots, 'bob-template.png') })
+  assert.deepEqual(pageErrors, [], 'no script errors on any page')
+})
+
+// A CSV to a live shared chart, table and narrative metric: ann uploads the file, saves a
+// query with a parameter and binds blocks to it; bob, on the same canvas in another browser
+// context, sees the rows drawn, and sees them change when ann changes the parameter or
+// uploads new data.
+test('a CSV becomes a live chart, table and metric shared by two users', async () => {
+  const ann = unique('ann')
+  const bob = unique('bob')
+  const a = await newPage()
+  const b = await newPage()
+  await signUp(b, bob)
+  await signUp(a, ann)
+  await a.fill('#new-project-name', 'Data demo')
+  await a.click('#create-project')
+  await a.waitForSelector('#projects li.selected')
+  await a.fill('#member-email', `${bob}@example.com`)
+  await a.selectOption('#member-role', 'editor')
+  await a.click('#add-member')
+  await a.waitForSelector('#member-result:has-text("added")')
+  await a.fill('#new-canvas-name', 'Live sales')
+  await a.click('#create-canvas')
+  await a.waitForSelector('#status[data-status="synced"]')
+  await b.reload()
+  await b.click('#projects li:has-text("Data demo")')
+  await b.click('#canvases li:has-text("Live sales")')
+  await b.waitForSelector('#status[data-status="synced"]')
+
+  // 1. the CSV
+  const csv = 'region,product,amount\nnorth,widget,10\nsouth,widget,20\nnorth,gadget,5\neast,widget,7\nsouth,gadget,30\n'
+  await a.setInputFiles('#csv-file', { name: 'sales.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) })
+  await a.click('#upload-csv')
+  await a.waitForSelector('#data-result:has-text("uploaded sales.csv")')
+  await a.waitForSelector('#sources li[data-name="sales"]:has-text("amount: integer")')
+
+  // 2. a saved query with a parameter (the panel's sample: amount >= {{min}}, min defaults to 0)
+  await a.fill('#query-name', 'Sales over a minimum')
+  await a.fill('#query-params', 'min:number=0')
+  await a.click('#save-query')
+  await a.waitForSelector('#data-result:has-text("saved query")')
+
+  // 3. a bar chart split by product, a table in currency, a narrative metric
+  await a.click('#bind-chart')
+  const chart = '.block[data-type="chart"].bound'
+  await a.waitForSelector(`${chart} svg.bound-chart rect.bar`)
+  await a.selectOption('#bind-format', 'currency')
+  await a.click('#bind-table')
+  const table = '.block[data-type="table"].bound'
+  await a.waitForSelector(`${table} table.bound-table td.currency`)
+  await a.selectOption('#metric-calc', 'sum')
+  await a.click('#bind-metric')
+  const story = '.block[data-type="narrative"]'
+  await a.waitForSelector(`${story} .rendered strong:text-is("72")`)
+
+  // bob sees the chart drawn from the rows: 5 bars in 2 series with a legend, and the table
+  const bars = (page) => page.locator(`${chart} rect.bar`).count()
+  await b.waitForFunction((sel) => document.querySelectorAll(sel).length === 5, `${chart} rect.bar`)
+  assert.deepEqual(await b.locator(`${chart} .legend-item`).evaluateAll((els) => els.map((e) => e.dataset.series).sort()), ['gadget', 'widget'])
+  assert.ok(await b.locator(`${chart} .tick`).count() >= 3, 'the y axis has ticks')
+  await b.waitForSelector(`${chart} .data-status[data-state="completed"] .data-age:has-text("computed")`)
+  await b.waitForSelector(`${table} td.currency:text-is("$30.00")`)
+  assert.equal(await b.textContent(`${table} .page-info`), 'page 1 of 1 · 5 rows')
+  await b.waitForSelector(`${story} .rendered strong:text-is("72")`)
+  // the table's result came from the cache the chart filled
+  await b.waitForSelector(`${table} .data-status .cached`)
+
+  // sorting and paging go through the server
+  await b.click(`${table} th[data-field="amount"]`) // -amount -> amount
+  await b.waitForSelector(`${table} tbody tr:first-child td.currency:text-is("$5.00")`)
+
+  // ann changes the parameter: bob's chart, table and metric change
+  const min = a.locator(`${chart} .param[data-name="min"]`)
+  await min.fill('10')
+  await min.press('Tab')
+  await b.waitForFunction((sel) => document.querySelectorAll(sel).length === 3, `${chart} rect.bar`)
+  await b.waitForSelector(`${story} .rendered strong:text-is("60")`)
+  assert.equal(await bars(a), 3)
+
+  // a refresh runs the table's query past the cache: bob's table stops saying "from cache"
+  await a.click(`${table} .refresh`)
+  await b.waitForSelector(`${table} .data-status[data-state="completed"]:not(:has(.cached))`)
+
+  // new data: ann uploads a new file, bob's chart shows the new region
+  const csv2 = 'region,product,amount\nnorth,widget,100\nwest,gadget,50\nwest,widget,25\n'
+  await a.setInputFiles('#csv-file', { name: 'sales-2.csv', mimeType: 'text/csv', buffer: Buffer.from(csv2) })
+  await a.click('#upload-csv')
+  await a.waitForSelector('#data-result:has-text("replaced sales-2.csv")')
+  await b.waitForSelector(`${chart} .x-label:text-is("west")`)
+  await b.waitForSelector(`${story} .rendered strong:text-is("175")`)
+
+  // a line chart of the same query
+  await a.selectOption('#bind-chart-type', 'line')
+  await a.click('#bind-chart')
+  await b.waitForSelector('.block[data-type="chart"].bound svg.bound-chart.line polyline.line')
+
+  // narrative markdown is rendered, and HTML in the text never runs
+  await a.click(`${story} textarea`)
+  await a.keyboard.press('Control+End')
+  await a.keyboard.type('\n<img src=x onerror="window.__xss=1"> [bad](javascript:window.__xss=2) _fine_')
+  await b.waitForSelector(`${story} .rendered em:text-is("fine")`)
+  assert.equal(await b.locator(`${story} .rendered img`).count(), 0)
+  assert.equal(await b.locator(`${story} .rendered a[href^="javascript"]`).count(), 0)
+  assert.match(await b.textContent(`${story} .rendered`), /<img src=x/)
+  assert.equal(await b.evaluate(() => window.__xss), undefined)
+
+  await a.waitForSelector('#save-state[data-state="saved"]')
+  await a.screenshot({ path: join(shots, 'ann-data.png') })
+  await b.screenshot({ path: join(shots, 'bob-data.png') })
   assert.deepEqual(pageErrors, [], 'no script errors on any page')
 })

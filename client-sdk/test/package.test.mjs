@@ -106,7 +106,8 @@ test('/rest works in an app with nothing else installed; /live needs the depende
       exports: Object.keys(rest).sort(), baseUrl: client.baseUrl, code, closeCodes: PERMANENT_CLOSE_CODES.has(4403), live
     }))
   `)
-  assert.deepEqual(out.exports, ['CanvasError', 'PERMANENT_CLOSE_CODES', 'RestClient', 'isCanvasError'])
+  assert.deepEqual(out.exports, ['CanvasError', 'PERMANENT_CLOSE_CODES', 'RestClient', 'answersBinding', 'bindingsIn',
+    'blockDataFrom', 'canonicalJson', 'isCanvasError', 'renderNarrative', 'rowObjects'])
   assert.equal(out.baseUrl, 'http://127.0.0.1:9')
   assert.equal(out.code, 'network')
   assert.equal(out.closeCodes, true)

@@ -147,6 +147,11 @@ pub struct BlockDataBody {
     /// Why there is no data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<DataError>,
+    /// The binding this answers, `{query_id, parameters}` (absent for an unusable one): the
+    /// message can reach a client before the document edit that made the binding, and a
+    /// client tells by this whether the data it holds is for the binding it now sees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<serde_json::Value>,
 }
 
 /// Most rows a [`BlockDataBody`] carries.
@@ -586,6 +591,7 @@ mod tests {
                 from_cache: false,
                 series: Some(serde_json::json!([{"name": "a", "points": [{"x": 1, "y": 2.5}]}])),
                 error: None,
+                binding: Some(serde_json::json!({"query_id": "q", "parameters": {"min": 1}})),
             })),
         ] {
             let frame = encode_extension(&ext);

@@ -652,3 +652,135 @@ async fn on_the_services_two_nodes_share_one_execution() {
     let _ = tokio::time::timeout(Duration::from_secs(30), a.stop()).await;
     let _ = tokio::time::timeout(Duration::from_secs(30), b.stop()).await;
 }
+
+#[tokio::test]
+async fn a_block_refreshed_by_hand_runs_again_and_reaches_every_connection() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let api = &team.api;
+    csv_source(api, &team.owner, &team.project, SALES).await;
+    let query = saved_query(
+        api,
+        &team.editor,
+        &team.project,
+        "SELECT region, product, amount FROM sales ORDER BY amount",
+        json!({}),
+        None,
+    )
+    .await;
+    let mut editor = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    let mut viewer = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
+    editor
+        .edit(|txn| {
+            add_bound(
+                txn,
+                "chart",
+                "chart",
+                0,
+                chart_content(&query, sales_config()),
+            );
+            add_bound(
+                txn,
+                "story",
+                "narrative",
+                4,
+                MapPrelim::from([
+                    ("text", In::from(TextPrelim::new("Total {{total}}"))),
+                    (
+                        "data_bindings",
+                        In::Array(ArrayPrelim::from([any(
+                            json!({"key": "total", "source": "chart", "calculation": "sum"}),
+                        )])),
+                    ),
+                ]),
+            );
+        })
+        .await;
+    editor.wait_acked().await;
+    let first = wait_data(&mut viewer, "chart", |d| d.status == "completed").await;
+    let first_execution = first.execution_id.clone().expect("an execution");
+
+    // A second read of the same binding is a cache hit; a refresh runs it again.
+    let (status, cached) = block_data(api, &team.viewer, &team.canvas, "chart", "").await;
+    assert_eq!(status, 200, "{cached}");
+    assert_eq!(cached["from_cache"], true);
+    let path = format!("/api/v1/canvases/{}/blocks/chart/refresh", team.canvas);
+    let (status, refreshed) = api.post(&path, Some(&team.editor.token), json!({})).await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert_eq!(refreshed["status"], "completed");
+    assert_eq!(refreshed["from_cache"], false);
+    assert_eq!(refreshed["total_rows"], 5);
+    assert!(refreshed["series"].is_array(), "{refreshed}");
+    let execution = refreshed["execution_id"].as_str().expect("an execution id");
+    assert_ne!(execution, first_execution);
+    assert!(refreshed["computed_at"].as_str() > first.computed_at.as_deref());
+
+    // Every connection hears the new result, the viewer's and the editor's.
+    for client in [&mut viewer, &mut editor] {
+        let heard = wait_data(client, "chart", |d| {
+            d.execution_id.as_deref() == Some(execution)
+        })
+        .await;
+        assert!(!heard.from_cache);
+        assert_eq!(heard.total_rows, 5);
+        // it says which binding it answers (it may reach a client before the edit does)
+        assert_eq!(
+            heard.binding,
+            Some(json!({"query_id": query, "parameters": {}}))
+        );
+    }
+    let (status, record) = api
+        .get(
+            &format!("/api/v1/executions/{execution}"),
+            Some(&team.editor.token),
+        )
+        .await;
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(
+        (&record["status"], &record["from_cache"]),
+        (&json!("completed"), &json!(false))
+    );
+    viewer
+        .wait_doc(|doc| binding_values(doc, "story") == json!({"total": 72}))
+        .await;
+
+    // Who may, and what may be refreshed.
+    let (status, err) = api.post(&path, Some(&team.viewer.token), json!({})).await;
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (403, &json!("forbidden")),
+        "{err}"
+    );
+    let (status, _) = api.post(&path, Some(&team.stranger.token), json!({})).await;
+    assert!(status == 403 || status == 404, "{status}");
+    let missing = format!("/api/v1/canvases/{}/blocks/nope/refresh", team.canvas);
+    let (status, err) = api
+        .post(&missing, Some(&team.editor.token), json!({}))
+        .await;
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (404, &json!("not_found")),
+        "{err}"
+    );
+    let story = format!("/api/v1/canvases/{}/blocks/story/refresh", team.canvas);
+    let (status, err) = api.post(&story, Some(&team.editor.token), json!({})).await;
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (400, &json!("not_bound")),
+        "{err}"
+    );
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("only charts and tables")),
+        "{err}"
+    );
+    // the fresh result replaced the cached one: later reads get it from the cache
+    let (_, now) = block_data(api, &team.viewer, &team.canvas, "chart", "").await;
+    assert_eq!(
+        (&now["computed_at"], &now["from_cache"]),
+        (&refreshed["computed_at"], &json!(true)),
+        "{now}"
+    );
+    server.stop().await;
+}

@@ -3,8 +3,9 @@
 
 import {
   CanvasClient, isCanvasError, type Block, type Canvas, type CanvasSummary, type Peer,
-  type Project, type Template, type User, type Version, Y
+  type Project, type SavedQuery, type Template, type User, type Version, Y
 } from '../../src/index.js'
+import { age, bindingOf, boundChart, boundTable, dataPanel, markdownHtml, type TableView } from './data.js'
 
 const TOKEN_KEY = 'canvas-demo-token'
 const COL_WIDTH = 80
@@ -260,6 +261,42 @@ function renderCanvas (id: string): void {
     } catch (err) { error.textContent = message(err) }
   }
 
+  // --- data: saved queries of the project, table pages fetched over REST
+  const queries = new Map<string, SavedQuery>()
+  const tables = new Map<string, TableView>()
+  const dataError = (text: string): void => { error.textContent = text }
+  const fetchPage = (blockId: string, page?: number, sort?: string | null): void => {
+    const view = tables.get(blockId) ?? { page: 1, sort: null, data: null, error: null }
+    if (page !== undefined) view.page = Math.max(1, page)
+    if (sort !== undefined) view.sort = sort
+    tables.set(blockId, view)
+    const asked = { page: view.page, sort: view.sort }
+    canvas.blockDataPage(blockId, { page: view.page, ...(view.sort !== null ? { sort: view.sort } : {}) }).then((data) => {
+      if (asked.page !== view.page || asked.sort !== view.sort) return // a later request is on its way
+      view.data = data
+      view.error = null
+      view.sort = data.sort ?? view.sort
+      renderBlock(blockId)
+    }, (err) => {
+      view.error = message(err)
+      renderBlock(blockId)
+    })
+  }
+  const panel = dataPanel(client, canvas, () => canvas.meta().project_id, queries, () => {
+    for (const b of canvas.blocks()) if (bindingOf(b) !== null) renderBlock(b.id)
+  })
+  // a block bound to a query saved after the panel loaded (by someone else): fetch its declaration
+  const asked = new Set<string>()
+  const ensureQuery = (queryId: string): void => {
+    if (queries.has(queryId) || asked.has(queryId)) return
+    asked.add(queryId)
+    client.getQuery(queryId).then((q) => {
+      queries.set(q.id, q)
+      panel.load() // the panel lists it too (and the sources it reads)
+      for (const b of canvas.blocks()) if (bindingOf(b)?.query_id === q.id) renderBlock(b.id)
+    }, () => {}) // another project's query, or gone: the block's status says so
+  }
+
   app.replaceChildren(
     h('div', { class: 'toolbar' },
       h('button', { onclick: () => { location.hash = '' } }, '← Canvases'),
@@ -271,10 +308,10 @@ function renderCanvas (id: string): void {
       h('button', { id: 'redo', onclick: () => { canvas.redo() } }, 'Redo'),
       status, save, peersEl),
     error,
-    h('div', { class: 'workspace' }, grid, versionsPanel))
+    h('div', { class: 'workspace' }, grid, h('div', { class: 'side' }, panel.el, versionsPanel)))
 
   // --- blocks
-  const elements = new Map<string, { el: HTMLElement, body: HTMLElement, rendered: string, unbind: () => void }>()
+  const elements = new Map<string, { el: HTMLElement, body: HTMLElement, preview: HTMLElement | null, rendered: string, unbind: () => void }>()
   let selected: string | null = null
   const select = (blockId: string | null): void => {
     selected = blockId
@@ -319,14 +356,44 @@ function renderCanvas (id: string): void {
       drag(el, header, blockId, 'move')
       drag(el, handle, blockId, 'resize')
       grid.append(el)
-      const entry = { el, body, rendered: '', unbind: () => {} }
+      const entry: { el: HTMLElement, body: HTMLElement, preview: HTMLElement | null, rendered: string, unbind: () => void } =
+        { el, body, preview: null, rendered: '', unbind: () => {} }
       elements.set(blockId, entry)
-      if (b.type === 'narrative') entry.unbind = bindText(body, canvas.text(blockId))
+      if (b.type === 'narrative') {
+        entry.unbind = bindText(body, canvas.text(blockId))
+        entry.preview = h('div', { class: 'rendered' })
+        body.append(entry.preview)
+      }
+      if (b.type === 'table' && bindingOf(b) !== null) fetchPage(blockId)
     }
     const entry = elements.get(blockId)
     if (entry === undefined) return
     if (!entry.el.classList.contains('dragging')) place(entry.el, b)
-    if (b.type !== 'narrative') {
+    const binding = bindingOf(b)
+    entry.el.classList.toggle('bound', binding !== null)
+    if (b.type === 'narrative') {
+      // the text with its metrics filled in, as markdown (sanitized: no HTML from the document runs)
+      const text = canvas.renderedText(blockId)
+      if (text !== entry.rendered && entry.preview !== null) {
+        entry.rendered = text
+        entry.preview.innerHTML = markdownHtml(text)
+        entry.preview.hidden = text.trim() === ''
+      }
+    } else if (binding !== null) {
+      const data = canvas.blockData(blockId)
+      const query = queries.get(binding.query_id)
+      if (query === undefined) ensureQuery(binding.query_id)
+      const view = tables.get(blockId) ?? null
+      const key = JSON.stringify([b.content, canvas.dataStatus(blockId), data?.execution_id, data?.computed_at, data?.series,
+        query?.updated_at, view?.page, view?.sort, view?.data, view?.error])
+      if (key !== entry.rendered) {
+        entry.rendered = key
+        entry.body.replaceChildren(...(b.type === 'chart'
+          ? boundChart(canvas, b, binding, query, dataError)
+          : boundTable(canvas, b, binding, query, view ?? { page: 1, sort: null, data: null, error: null },
+            (page, sort) => fetchPage(blockId, page, sort), dataError)))
+      }
+    } else {
       const json = JSON.stringify(b.content)
       if (json !== entry.rendered) {
         entry.rendered = json
@@ -394,11 +461,26 @@ function renderCanvas (id: string): void {
     if (changes.some((c) => !c.local)) refreshVersionsSoon()
   })
   canvas.on('meta', () => { title.textContent = canvas.meta().name || 'Untitled'; layoutGrid() })
+  // bound blocks: new data redraws them (a table fetches its page again), a status change too
+  canvas.on('data', (data) => {
+    const b = canvas.block(data.block_id)
+    if (b?.type === 'table' && bindingOf(b) !== null) fetchPage(data.block_id)
+    renderBlock(data.block_id)
+  })
+  canvas.on('data-status', (blockId) => renderBlock(blockId))
+  // the results' ages tick on
+  const ticker = setInterval(() => {
+    if (openCanvas !== canvas) { clearInterval(ticker); return }
+    for (const el of grid.querySelectorAll<HTMLElement>('.data-age[data-computed-at]')) {
+      const at = el.dataset.computedAt ?? ''
+      if (at !== '') el.textContent = age(at)
+    }
+  }, 1000)
   canvas.on('resync', () => renderAll())
   canvas.on('status', (s) => {
     status.dataset.status = s
     status.textContent = s
-    if (s === 'synced') { renderAll(); void loadVersions() }
+    if (s === 'synced') { renderAll(); void loadVersions(); panel.load() }
   })
   const showSave = (n: number): void => {
     if (canvas.connection.permanentError !== null) return

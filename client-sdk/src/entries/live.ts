@@ -9,10 +9,10 @@ export type { CanvasClientOptions, OpenCanvasOptions } from '../client.js'
 export { Canvas, LOCAL_ORIGIN } from '../canvas.js'
 export type {
   Block, BlockChange, BlockMetadata, BlockPosition, BlockType, CanvasEvents, CanvasMeta, CanvasOptions,
-  NewBlock, SharingGrant, SharingSettings
+  DataStatus, NewBlock, SharingGrant, SharingSettings
 } from '../canvas.js'
 export {
-  CanvasConnection, backoffDelay, MESSAGE_ACK, MESSAGE_AUTH, MESSAGE_AWARENESS, MESSAGE_ERROR,
+  CanvasConnection, backoffDelay, MESSAGE_ACK, MESSAGE_AUTH, MESSAGE_BLOCK_DATA, MESSAGE_AWARENESS, MESSAGE_ERROR,
   MESSAGE_QUERY_AWARENESS, MESSAGE_SYNC
 } from '../connection.js'
 export type {

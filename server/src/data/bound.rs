@@ -38,6 +38,18 @@ pub async fn fetch(
     user: Option<Uuid>,
     binding: &QueryBinding,
 ) -> Fetched {
+    fetch_with(state, project, user, binding, false).await
+}
+
+/// Like [`fetch`]; `fresh` runs the query again instead of reading the result cache (a
+/// manual refresh: `POST /canvases/{id}/blocks/{block_id}/refresh`).
+pub async fn fetch_with(
+    state: &AppState,
+    project: Uuid,
+    user: Option<Uuid>,
+    binding: &QueryBinding,
+    fresh: bool,
+) -> Fetched {
     let Ok(query_id) = binding.query_id.parse::<Uuid>() else {
         return failed(error(
             "query_not_found",
@@ -69,7 +81,7 @@ pub async fn fetch(
             ),
         ));
     }
-    match executions::run_to_end(state, &query, &binding.parameters, user).await {
+    match executions::run_to_end(state, &query, &binding.parameters, fresh, user).await {
         Ok(Started::Done(execution, result)) => Fetched {
             execution_id: Some(execution.id),
             from_cache: execution.from_cache,

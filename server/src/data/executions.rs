@@ -143,14 +143,15 @@ pub async fn start(
 }
 
 /// Like [`start`], waiting for the end however long it takes (for bound blocks: the job is
-/// under the same limits, timeout and cancellation as any).
+/// under the same limits, timeout and cancellation as any). `fresh` skips the cache.
 pub async fn run_to_end(
     state: &AppState,
     query: &SavedQuery,
     parameters: &Value,
+    fresh: bool,
     user: Option<Uuid>,
 ) -> ApiResult<Started> {
-    run(state, query, parameters, false, user, None).await
+    run(state, query, parameters, fresh, user, None).await
 }
 
 async fn run(

@@ -1,3 +1,7 @@
+//! `POST /canvases/{id}/blocks/{block_id}/refresh` (editors and up): the block's query runs
+//! again, past the result cache, and the new result reaches every connection of the canvas
+//! as message 102 (and the narratives that read it); the answer is that message's body.
+//!
 //! `GET /canvases/{id}/blocks/{block_id}/data?page=&sort=&filter=`: a bound block's data as
 //! JSON, with the fields of extension message 102 (`block_id`, `status`, `execution_id`,
 //! `columns`, `rows`, `total_rows`, `computed_at`, `from_cache`), plus `series` for a chart
@@ -9,11 +13,14 @@ use super::{ApiPath, ApiQuery};
 use crate::access::canvas_access;
 use crate::auth::AuthUser;
 use crate::data::{bound, shape};
+use crate::domain::effective_role;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::sync::room::bound::block_body;
+use crate::sync::shared::{LiveKind, encode_live};
 use axum::Json;
 use axum::extract::State;
+use canvas_engine::Role;
 use canvas_engine::bindings::{self, BINDABLE, BoundBlock};
 use canvas_engine::protocol::BLOCK_DATA_ROWS;
 use serde::Deserialize;
@@ -42,24 +49,17 @@ fn refusal(code: &str, message: String) -> ApiError {
     }
 }
 
-/// See the module's documentation.
-pub async fn data(
-    State(state): State<AppState>,
-    caller: AuthUser,
-    ApiPath((id, block_id)): ApiPath<(Uuid, String)>,
-    ApiQuery(query): ApiQuery<DataQuery>,
-) -> ApiResult<Json<Value>> {
-    let found = canvas_access(&state.storage, &caller.user, id).await?;
-    let view = state
-        .rooms
-        .read(id, &found.access)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::Forbidden("you have no access to this canvas".into()))?;
-    let block = view.json["blocks"]
+/// The block `block_id` of the canvas as the view shows it: its type and content, and its
+/// binding (`not_bound` for a block without one, `invalid_binding` for an unusable one).
+fn bound_block_of(
+    view: &Value,
+    canvas: Uuid,
+    block_id: &str,
+) -> ApiResult<(String, Value, bindings::QueryBinding)> {
+    let block = view["blocks"]
         .as_array()
-        .and_then(|blocks| blocks.iter().find(|b| b["id"] == block_id.as_str()))
-        .ok_or_else(|| ApiError::NotFound(format!("canvas {id} has no block {block_id}")))?;
+        .and_then(|blocks| blocks.iter().find(|b| b["id"] == block_id))
+        .ok_or_else(|| ApiError::NotFound(format!("canvas {canvas} has no block {block_id}")))?;
     let kind = block["type"].as_str().unwrap_or_default().to_owned();
     let content = block["content"].clone();
     if !BINDABLE.contains(&kind.as_str()) {
@@ -75,6 +75,87 @@ pub async fn data(
         )
     })?;
     let binding = binding.map_err(|m| ApiError::bad_request("invalid_binding", m))?;
+    Ok((kind, content, binding))
+}
+
+/// `POST /canvases/{id}/blocks/{block_id}/refresh`: see the module's documentation.
+pub async fn refresh(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath((id, block_id)): ApiPath<(Uuid, String)>,
+) -> ApiResult<Json<Value>> {
+    let found = canvas_access(&state.storage, &caller.user, id).await?;
+    let view = state
+        .rooms
+        .read(id, &found.access)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::Forbidden("you have no access to this canvas".into()))?;
+    match effective_role(&found.access, &view.sharing) {
+        Some(role) if role >= Role::Editor => {}
+        role => {
+            let yours = role.map_or_else(|| "none".to_owned(), |r| r.to_string());
+            return Err(ApiError::Forbidden(format!(
+                "refreshing a block needs the editor role on the canvas; yours is {yours}"
+            )));
+        }
+    }
+    let (kind, content, binding) = bound_block_of(&view.json, id, &block_id)?;
+    let fetched = bound::fetch_with(
+        &state,
+        found.canvas.project_id,
+        Some(caller.user.id),
+        &binding,
+        true,
+    )
+    .await;
+    let block = BoundBlock {
+        id: block_id.clone(),
+        kind,
+        binding: Ok(binding.clone()),
+        content,
+    };
+    let body = block_body(&block, &fetched);
+    if !state
+        .rooms
+        .block_refreshed(id, block_id, binding, fetched)
+        .await
+        && state.storage.fanout.is_shared()
+    {
+        // the room unloaded meanwhile: the other nodes' rooms still hear it
+        match rmp_serde::to_vec_named(&body) {
+            Ok(payload) => {
+                let message = encode_live(&state.node_id, LiveKind::BlockData, &payload);
+                if let Err(e) = state.storage.fanout.publish(id, message).await {
+                    tracing::warn!(canvas = %id, error = %e, "cannot tell the other nodes");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot encode refreshed block data"),
+        }
+    }
+    if let Some(e) = &body.error {
+        return Err(refusal(&e.code, e.message.clone()));
+    }
+    Ok(Json(
+        serde_json::to_value(&body).map_err(ApiError::internal)?,
+    ))
+}
+
+/// See the module's documentation.
+pub async fn data(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiPath((id, block_id)): ApiPath<(Uuid, String)>,
+    ApiQuery(query): ApiQuery<DataQuery>,
+) -> ApiResult<Json<Value>> {
+    let found = canvas_access(&state.storage, &caller.user, id).await?;
+    let view = state
+        .rooms
+        .read(id, &found.access)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::Forbidden("you have no access to this canvas".into()))?;
+    let (kind, content, binding) = bound_block_of(&view.json, id, &block_id)?;
     let fetched = bound::fetch(
         &state,
         found.canvas.project_id,

@@ -145,6 +145,10 @@ pub fn routes() -> Router<AppState> {
         .route("/canvases/{id}/presence", get(canvases::presence))
         .route("/canvases/{id}/blocks/{block_id}/data", get(blocks::data))
         .route(
+            "/canvases/{id}/blocks/{block_id}/refresh",
+            post(blocks::refresh),
+        )
+        .route(
             "/canvases/{id}/favorite",
             put(canvases::put_favorite).delete(canvases::delete_favorite),
         )

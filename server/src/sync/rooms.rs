@@ -1,11 +1,13 @@
 //! The registry of loaded rooms: one per open canvas, loaded on first use, unloaded when idle.
 
+use super::room::bound::Fetched;
 use super::room::{
     EditReply, EditRequest, JoinReply, JoinRequest, ReadReply, Room, RoomCmd, RoomDeps, RoomView,
     Unregister, VersionCmd, VersionFailure, VersionOutcome, VersionReply,
 };
 use super::shared::{AccessChange, LiveKind, encode_live};
 use crate::domain::ProjectAccess;
+use canvas_engine::bindings::QueryBinding;
 use dashmap::DashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -298,6 +300,30 @@ impl Rooms {
         let handle = self.map.get(&id).map(|h| h.clone());
         match handle {
             Some(handle) => handle.tx.send(RoomCmd::DataChanged).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Hands a loaded room the fresh result of a block refreshed by hand; `false` if the
+    /// canvas has no room on this node.
+    pub async fn block_refreshed(
+        &self,
+        id: Uuid,
+        block_id: String,
+        binding: QueryBinding,
+        fetched: Fetched,
+    ) -> bool {
+        let handle = self.map.get(&id).map(|h| h.clone());
+        match handle {
+            Some(handle) => handle
+                .tx
+                .send(RoomCmd::Refreshed(
+                    block_id,
+                    Box::new(binding),
+                    Box::new(fetched),
+                ))
+                .await
+                .is_ok(),
             None => false,
         }
     }

@@ -84,6 +84,11 @@ pub fn block_body(block: &BoundBlock, fetched: &Fetched) -> BlockDataBody {
         from_cache: fetched.from_cache,
         series: None,
         error: None,
+        binding: block
+            .binding
+            .as_ref()
+            .ok()
+            .map(|b| serde_json::json!({"query_id": b.query_id, "parameters": b.parameters})),
     };
     let result = match &fetched.result {
         Ok(result) => result,
@@ -305,6 +310,37 @@ impl Room {
         let Some(block) = block else {
             return; // no longer bound
         };
+        if fetched.result.is_ok() {
+            self.bound
+                .expires
+                .insert(block_id.clone(), Instant::now() + self.result_ttl());
+        }
+        self.deliver(&block, fetched);
+        self.update_narratives();
+    }
+
+    /// A block refreshed by hand: `fetched` (run fresh for `binding`) replaces what is held
+    /// and supersedes a request in flight, unless the binding has changed since (then the
+    /// change's own request answers).
+    pub(super) fn block_refreshed(
+        &mut self,
+        block_id: String,
+        binding: bindings::QueryBinding,
+        fetched: Fetched,
+    ) {
+        let block = {
+            let txn = self.canvas.doc().transact();
+            bindings::bound_block(&txn, &block_id)
+        };
+        let Some(block) = block else {
+            return; // no longer bound
+        };
+        if block.binding.as_ref() != Ok(&binding) {
+            debug!(block = %block_id, "refreshed data of an older binding dropped");
+            return;
+        }
+        self.bound.pending.remove(&block_id);
+        self.bound.seen.insert(block_id.clone(), block.clone());
         if fetched.result.is_ok() {
             self.bound
                 .expires

@@ -184,6 +184,9 @@ pub enum RoomCmd {
     /// A data source of the canvas's project was uploaded or synced: bound blocks are
     /// resolved again.
     DataChanged,
+    /// A block was refreshed by hand (`POST .../blocks/{block_id}/refresh`): this result,
+    /// computed fresh for `binding`, supersedes any request in flight (see `bound.rs`).
+    Refreshed(String, Box<QueryBinding>, Box<Fetched>),
     /// The live presence of the users connected here (what every connected client sees
     /// now, not the throttled shared store).
     Presence(oneshot::Sender<Vec<canvas_storage::PresenceEntry>>),
@@ -213,6 +216,7 @@ pub(super) fn reply_gone(cmd: RoomCmd) {
         | RoomCmd::Resubscribed
         | RoomCmd::BlockData(..)
         | RoomCmd::DataChanged
+        | RoomCmd::Refreshed(..)
         | RoomCmd::Close(..) => {}
     }
 }

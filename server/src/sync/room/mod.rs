@@ -444,6 +444,9 @@ impl Room {
             }
             RoomCmd::BlockData(block, ticket, fetched) => self.block_data(block, ticket, *fetched),
             RoomCmd::DataChanged => self.data_changed(),
+            RoomCmd::Refreshed(block, binding, fetched) => {
+                self.block_refreshed(block, *binding, *fetched)
+            }
             RoomCmd::Close(code, reason) => {
                 self.close_all(code, &reason);
                 return Flow::Stop;
