@@ -196,6 +196,27 @@ async fn the_state_and_diffs_from_a_state_vector_rebuild_the_document() {
     let unknown = uuid::Uuid::new_v4().to_string();
     let missing = get_state(api, Some(&team.owner.token), &unknown, None).await;
     assert_eq!(missing.status, 404);
+    // anyone with the canvas's public link reads it too, without an account; a wrong link
+    // cannot be told from no canvas
+    let link_path = format!("/api/v1/canvases/{}/sharing/public-link", team.canvas);
+    let (status, link) = api
+        .post(&link_path, Some(&team.owner.token), json!({}))
+        .await;
+    assert_eq!(status, 201, "{link}");
+    let read = |link: &str| {
+        api.client
+            .get(format!(
+                "{}/api/v1/canvases/{}/state",
+                api.base, team.canvas
+            ))
+            .query(&[("link", link)])
+            .send()
+    };
+    let resp = read(link["token"].as_str().unwrap()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let linked = doc_from(&resp.bytes().await.unwrap());
+    assert_eq!(canvas_of(&linked)["blocks"], canvas_of(&mine)["blocks"]);
+    assert_eq!(read("not-the-token").await.unwrap().status(), 404);
 }
 
 #[tokio::test]
