@@ -14,6 +14,10 @@
 //! 4. once the write returns, the updates are relayed to every other connection and the
 //!    sender gets a durable acknowledgement.
 //!
+//! An update submitted over REST ([`RoomCmd::Submit`], from `http/document.rs`) takes the
+//! same steps with the caller's role ([`verdict`]'s `submit`); its verdict is the reply, and
+//! an accepted one completes its `durable` receiver at step 4.
+//!
 //! Rooms are actors rather than documents behind a lock: the document is touched by one task
 //! only, so no lock is held across the storage `await`s and no lock can be poisoned. A room
 //! gets what it needs in [`RoomDeps`], never the server's whole state. A room runs in a
