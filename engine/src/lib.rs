@@ -21,6 +21,7 @@
 //! - [`presence`]: the awareness table of a room (who is there, what they announced).
 //! - [`versions`]: diffs between versions and restoring a version (or one block) as a
 //!   forward edit.
+//! - [`patch`]: a block edit asked for as JSON, made into an update a client could send.
 //! - [`attribution`]: the server-maintained `metadata` of each block (who created and last
 //!   changed it).
 //! - `fuzzing` (hidden, not API): the bodies of the fuzz targets in `fuzz/`, replayed by
@@ -38,6 +39,7 @@ pub mod inspect;
 pub mod json;
 pub mod merge;
 pub mod narrative;
+pub mod patch;
 pub mod presence;
 pub mod protocol;
 pub mod role;

@@ -286,7 +286,7 @@ fn sync_map<T: ReadTxn>(
 
 /// Edits `text` into `wanted` by replacing only the part between their common prefix and
 /// common suffix. Returns whether anything changed.
-fn sync_text(txn: &mut TransactionMut, text: &TextRef, wanted: &str) -> bool {
+pub(crate) fn sync_text(txn: &mut TransactionMut, text: &TextRef, wanted: &str) -> bool {
     let current = text.get_string(txn);
     if current == wanted {
         return false;

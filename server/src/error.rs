@@ -34,6 +34,9 @@ pub enum ApiError {
     /// Authenticated, but not allowed (403).
     #[error("{0}")]
     Forbidden(String),
+    /// Authenticated and allowed to read, but only to read (403 `read_only`).
+    #[error("{0}")]
+    ReadOnly(String),
     /// No such resource, or not visible to the caller (404).
     #[error("{0}")]
     NotFound(String),
@@ -43,6 +46,15 @@ pub enum ApiError {
     /// A unique value is taken (409).
     #[error("{0}")]
     Conflict(String),
+    /// Well-formed, but refused by a rule of the document (422), e.g. an update the
+    /// inspector refuses, with its code (`forbidden`, `invalid_schema`, ...).
+    #[error("{message}")]
+    Unprocessable {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// Why, for a developer.
+        message: String,
+    },
     /// The request body is larger than allowed (413).
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -97,6 +109,10 @@ impl ApiError {
             }
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m.clone()),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.clone()),
+            ApiError::ReadOnly(m) => (StatusCode::FORBIDDEN, "read_only", m.clone()),
+            ApiError::Unprocessable { code, message } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, code, message.clone())
+            }
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone()),
             ApiError::MethodNotAllowed(m) => (
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -452,3 +452,71 @@ fn json_logs_are_one_object_per_line() {
         "fields at the top level: {listening}"
     );
 }
+
+/// Updates posted over REST (`POST /canvases/{id}/updates`) and block edits
+/// (`PATCH /canvases/{id}/blocks/{block_id}`) are in the durable log before their 200: a
+/// SIGKILL right after the last answer loses none of them.
+#[tokio::test]
+async fn rest_updates_are_durable_before_their_200() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let mut server = start(dir.path());
+    let (token, canvas_id) = setup_canvas(&http, &server.base).await;
+    let api = format!("{}/api/v1/canvases/{canvas_id}", server.base);
+    let state = http
+        .get(format!("{api}/state"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(state.status(), 200);
+    let state = state.bytes().await.unwrap();
+    let doc = canvas_engine::new_doc();
+    {
+        use canvas_engine::yrs::updates::decoder::Decode;
+        let update = canvas_engine::yrs::Update::decode_v1(&state).unwrap();
+        doc.transact_mut().apply_update(update).unwrap();
+    }
+    for i in 0..20i64 {
+        let update = {
+            let mut txn = doc.transact_mut();
+            canvas_tests::add_block(&mut txn, &format!("posted{i}"), "chart", (0, i, 6, 1));
+            txn.encode_update_v1()
+        };
+        let resp = http
+            .post(format!("{api}/updates"))
+            .bearer_auth(&token)
+            .header("content-type", "application/octet-stream")
+            .body(update)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    }
+    let resp = http
+        .patch(format!("{api}/blocks/posted0"))
+        .bearer_auth(&token)
+        .json(&json!({"position": {"x": 6}, "content": {"title": "moved"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _ = server.child.wait();
+    drop(server);
+
+    let server = start(dir.path());
+    let view = canvas_view(&http, &server.base, &canvas_id, &token).await;
+    let blocks = view["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 20, "{view}");
+    let first = blocks.iter().find(|b| b["id"] == "posted0").unwrap();
+    assert_eq!(first["position"]["x"], 6, "{first}");
+    assert_eq!(first["content"]["title"], "moved", "{first}");
+}

@@ -297,3 +297,56 @@ async fn logout_on_one_node_closes_the_sessions_sockets_on_another() {
         .await;
     bystander.wait_acked().await;
 }
+
+/// The REST door on two nodes: an update posted to node 1 (a room with no connection there,
+/// loaded for it) and a block PATCH reach a client of node 2.
+#[tokio::test]
+async fn a_rest_update_on_one_node_reaches_a_client_on_another() {
+    use canvas_engine::yrs::updates::decoder::Decode;
+    let node1 = TestServer::start_services().await;
+    let node2 = node1.start_again().await;
+    let team = Team::new(&node1).await;
+    let mut b = WsClient::join(&node2.ws_url(&team.canvas, &team.viewer.token)).await;
+    let api = node1.api();
+    let base = format!("{}/api/v1/canvases/{}", api.base, team.canvas);
+    let state = api
+        .client
+        .get(format!("{base}/state"))
+        .bearer_auth(&team.editor.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(state.status(), 200);
+    let doc = canvas_engine::new_doc();
+    let update = canvas_engine::yrs::Update::decode_v1(&state.bytes().await.unwrap()).unwrap();
+    doc.transact_mut().apply_update(update).unwrap();
+    let update = {
+        let mut txn = doc.transact_mut();
+        add_block(&mut txn, "posted", "chart", (0, 0, 6, 4));
+        txn.encode_update_v1()
+    };
+    let resp = api
+        .client
+        .post(format!("{base}/updates"))
+        .bearer_auth(&team.editor.token)
+        .header("content-type", "application/octet-stream")
+        .body(update)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    b.wait_doc(|d| block_ids(d) == ["posted"]).await;
+    let (status, block) = api
+        .patch(
+            &format!("/api/v1/canvases/{}/blocks/posted", team.canvas),
+            Some(&team.editor.token),
+            json!({"position": {"x": 6}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{block}");
+    b.wait_doc(|d| {
+        canvas_engine::json::block_json(&d.transact(), "posted")
+            .is_some_and(|b| b["position"]["x"] == 6)
+    })
+    .await;
+}

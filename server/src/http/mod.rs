@@ -10,6 +10,7 @@ pub mod canvases;
 pub mod data_access;
 pub mod data_sources;
 pub mod demo;
+pub mod document;
 pub mod executions;
 pub mod health;
 pub mod metrics;
@@ -29,7 +30,7 @@ use axum::Router;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use canvas_storage::User;
 use std::net::SocketAddr;
 use uuid::Uuid;
@@ -144,6 +145,12 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/canvases/{id}/presence", get(canvases::presence))
         .route("/canvases/{id}/blocks/{block_id}/data", get(blocks::data))
+        .route("/canvases/{id}/state", get(document::state))
+        .route("/canvases/{id}/updates", post(document::post_update))
+        .route(
+            "/canvases/{id}/blocks/{block_id}",
+            patch(document::patch_block),
+        )
         .route(
             "/canvases/{id}/blocks/{block_id}/refresh",
             post(blocks::refresh),

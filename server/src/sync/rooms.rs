@@ -3,11 +3,13 @@
 use super::room::bound::Fetched;
 use super::room::{
     EditReply, EditRequest, JoinReply, JoinRequest, ReadReply, Room, RoomCmd, RoomDeps, RoomView,
-    Unregister, VersionCmd, VersionFailure, VersionOutcome, VersionReply,
+    StateReply, SubmitReply, SubmitRequest, Unregister, VersionCmd, VersionFailure, VersionOutcome,
+    VersionReply,
 };
 use super::shared::{AccessChange, LiveKind, encode_live};
 use crate::domain::ProjectAccess;
 use canvas_engine::bindings::QueryBinding;
+use canvas_engine::yrs::StateVector;
 use dashmap::DashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +44,17 @@ pub enum RoomError {
     /// The room kept unloading or failing to load.
     #[error("canvas room unavailable")]
     Unavailable,
+}
+
+/// A canvas's document as a REST read gets it.
+#[derive(Debug)]
+pub struct DocState {
+    /// The whole document, or the diff from the state vector asked with (yrs v1).
+    pub update: Vec<u8>,
+    /// The document's state vector (yrs v1).
+    pub state_vector: Vec<u8>,
+    /// The reader's role on the canvas.
+    pub role: canvas_engine::Role,
 }
 
 /// How a join ended.
@@ -199,6 +212,78 @@ impl Rooms {
                     self.forget(id, handle.generation);
                     return Err(RoomError::Unavailable);
                 }
+            }
+        }
+        Err(RoomError::Unavailable)
+    }
+
+    /// Submits a yrs update to a canvas's room (loading it if needed, as a join does; it
+    /// unloads again when idle), judged like a connection's update.
+    pub async fn submit(
+        &self,
+        id: Uuid,
+        mut request: SubmitRequest,
+    ) -> Result<SubmitReply, RoomError> {
+        for _ in 0..RETRIES {
+            let handle = self.handle(id);
+            let (reply, answer) = oneshot::channel();
+            if let Err(refused) = handle
+                .tx
+                .send(RoomCmd::Submit(Box::new(request), reply))
+                .await
+            {
+                self.forget(id, handle.generation);
+                match refused.0 {
+                    RoomCmd::Submit(back, _) => request = *back,
+                    _ => return Err(RoomError::Unavailable),
+                }
+                continue;
+            }
+            match answer.await {
+                Ok(SubmitReply::Gone(back)) => {
+                    self.forget(id, handle.generation);
+                    request = *back;
+                }
+                Ok(other) => return Ok(other),
+                Err(_) => {
+                    self.forget(id, handle.generation);
+                    return Err(RoomError::Unavailable);
+                }
+            }
+        }
+        Err(RoomError::Unavailable)
+    }
+
+    /// The state of a canvas's document for a user (the diff from `sv`, or everything), its
+    /// state vector (both yrs v1) and the user's role; `Ok(None)` if they have no role.
+    pub async fn state(
+        &self,
+        id: Uuid,
+        access: &ProjectAccess,
+        sv: Option<StateVector>,
+    ) -> Result<Option<DocState>, RoomError> {
+        for _ in 0..RETRIES {
+            let handle = self.handle(id);
+            let (reply, answer) = oneshot::channel();
+            let cmd = RoomCmd::State(access.clone(), sv.clone(), reply);
+            if handle.tx.send(cmd).await.is_err() {
+                self.forget(id, handle.generation);
+                continue;
+            }
+            match answer.await {
+                Ok(StateReply::State {
+                    update,
+                    state_vector,
+                    role,
+                }) => {
+                    return Ok(Some(DocState {
+                        update,
+                        state_vector,
+                        role,
+                    }));
+                }
+                Ok(StateReply::Forbidden) => return Ok(None),
+                Ok(StateReply::Gone) | Err(_) => self.forget(id, handle.generation),
             }
         }
         Err(RoomError::Unavailable)

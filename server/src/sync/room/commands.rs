@@ -8,10 +8,11 @@ use bytes::Bytes;
 use canvas_analytics::QueryResult;
 use canvas_engine::Role;
 use canvas_engine::bindings::QueryBinding;
+use canvas_engine::inspect::Refusal;
 use canvas_engine::protocol::DataError;
 use canvas_engine::sharing::Sharing;
-use canvas_engine::yrs::TransactionMut;
 use canvas_engine::yrs::sync::Message;
+use canvas_engine::yrs::{StateVector, TransactionMut};
 use canvas_storage::{StorageError, VersionRecord};
 use serde_json::Value;
 use std::sync::Arc;
@@ -123,6 +124,73 @@ pub enum EditReply {
     Gone(Box<EditRequest>),
 }
 
+/// A yrs v1 update submitted over REST (`POST /canvases/{id}/updates`, or a block `PATCH`
+/// made into one): judged by the inspector with the caller's role, applied, stamped, made
+/// durable and relayed exactly like a connection's update.
+pub struct SubmitRequest {
+    /// The caller's access; the room adds the sharing part.
+    pub access: ProjectAccess,
+    /// Who is asking, for the audit of a sharing change the update makes.
+    pub actor: Actor,
+    /// The update (yrs v1).
+    pub update: Vec<u8>,
+    /// A block whose JSON view the reply carries, as it is after the update.
+    pub block: Option<String>,
+}
+
+impl std::fmt::Debug for SubmitRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubmitRequest")
+            .field("user", &self.access.user_id)
+            .field("bytes", &self.update.len())
+            .field("block", &self.block)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The room's answer to a submitted update.
+#[derive(Debug)]
+pub enum SubmitReply {
+    /// Accepted (or already in the document: nothing to do).
+    Accepted {
+        /// Completes once the update and the server's edits it caused (attribution stamps)
+        /// are in the durable log, with everything accepted before them; fails if a write
+        /// failed.
+        durable: oneshot::Receiver<()>,
+        /// The audit write of the sharing change it made, if it made one.
+        audited: Option<tokio::task::JoinHandle<()>>,
+        /// The JSON view of the block asked for (`None`: not asked, or not in the document).
+        block: Option<serde_json::Value>,
+        /// Whether the update changed nothing.
+        noop: bool,
+    },
+    /// The caller may not change the canvas: no role at all (`None`), or a viewer's.
+    Forbidden(Option<Role>),
+    /// The inspector refused the update (the codes of message 101); nothing changed.
+    Refused(Refusal),
+    /// This room instance is unloading or failed; ask the registry again with the request.
+    Gone(Box<SubmitRequest>),
+}
+
+/// The room's answer to a read of the document's state.
+#[derive(Debug)]
+pub enum StateReply {
+    /// What a peer with the given state vector lacks (everything, without one), and the
+    /// document's state vector at that moment; both yrs v1.
+    State {
+        /// The update.
+        update: Vec<u8>,
+        /// The document's state vector.
+        state_vector: Vec<u8>,
+        /// The caller's role on the canvas.
+        role: Role,
+    },
+    /// The user has no role on this canvas.
+    Forbidden,
+    /// This room instance is unloading or failed; ask the registry again.
+    Gone,
+}
+
 /// The room's answer to a join.
 #[derive(Debug)]
 pub enum JoinReply {
@@ -175,6 +243,14 @@ pub enum RoomCmd {
     Resubscribed,
     /// A change of the document for a REST call.
     Edit(Box<EditRequest>, oneshot::Sender<EditReply>),
+    /// A yrs update submitted over REST; answered once it is durable (or refused).
+    Submit(Box<SubmitRequest>, oneshot::Sender<SubmitReply>),
+    /// A REST read of the document's state (the diff from a state vector, if given).
+    State(
+        ProjectAccess,
+        Option<StateVector>,
+        oneshot::Sender<StateReply>,
+    ),
     /// A version history command (name a version, restore); answered once durable.
     Versions(VersionCmd, oneshot::Sender<VersionReply>),
     /// The canvas was deleted: close every connection with this code and stop.
@@ -202,6 +278,12 @@ pub(super) fn reply_gone(cmd: RoomCmd) {
         }
         RoomCmd::Edit(request, reply) => {
             let _ = reply.send(EditReply::Gone(request));
+        }
+        RoomCmd::Submit(request, reply) => {
+            let _ = reply.send(SubmitReply::Gone(request));
+        }
+        RoomCmd::State(_, _, reply) => {
+            let _ = reply.send(StateReply::Gone);
         }
         RoomCmd::Versions(_, reply) => {
             let _ = reply.send(VersionReply::Gone);

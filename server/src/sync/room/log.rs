@@ -69,6 +69,13 @@ pub(super) struct DurableLog {
     checkpoint_seq: i64,
     /// Size of the last snapshot (loaded or written).
     snapshot_bytes: u64,
+    /// Entries ever queued, and entries written: entries are written in the order they
+    /// were queued, so entry `n` is durable once `written >= n`.
+    pushed: u64,
+    written: u64,
+    /// Told once the entries up to their number are durable (REST updates, see
+    /// [`DurableLog::when_durable`]).
+    waiters: Vec<(u64, oneshot::Sender<()>)>,
 }
 
 impl DurableLog {
@@ -87,13 +94,40 @@ impl DurableLog {
             durable_seq,
             checkpoint_seq,
             snapshot_bytes,
+            pushed: 0,
+            written: 0,
+            waiters: Vec::new(),
         };
         (log, written_rx)
     }
 
     /// Queues an accepted update for the next write.
     pub(super) fn push(&mut self, accepted: Accepted) {
+        self.pushed += 1;
         self.queued.push(accepted);
+    }
+
+    /// Tells `done` once everything queued so far is durable (at once if it is). If a write
+    /// fails, the room stops and `done` is dropped unsent.
+    pub(super) fn when_durable(&mut self, done: oneshot::Sender<()>) {
+        if self.written >= self.pushed {
+            let _ = done.send(());
+        } else {
+            self.waiters.push((self.pushed, done));
+        }
+    }
+
+    /// `n` more entries were written: tells the waiters they concern.
+    fn entries_written(&mut self, n: usize) {
+        self.written += n as u64;
+        let written = self.written;
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|(upto, _)| *upto <= written);
+        self.waiters = waiting;
+        for (_, done) in due {
+            let _ = done.send(());
+        }
     }
 
     /// Nothing queued and nothing in flight: the document matches the durable log.
@@ -146,6 +180,7 @@ impl Room {
                 return Flow::Stop;
             }
         }
+        let entries = written.batch.len();
         let mut senders = HashSet::new();
         for accepted in &written.batch {
             self.publish(LiveKind::Update, &accepted.update);
@@ -168,6 +203,8 @@ impl Room {
         for conn_id in senders {
             self.ack(conn_id);
         }
+        // after the relay: whoever learns the entries are durable finds them relayed
+        self.log.entries_written(entries);
         if self.log.queued.is_empty()
             && checkpoint_due(
                 self.log.durable_seq - self.log.checkpoint_seq,

@@ -14,6 +14,10 @@
 //! 4. once the write returns, the updates are relayed to every other connection and the
 //!    sender gets a durable acknowledgement.
 //!
+//! An update submitted over REST ([`RoomCmd::Submit`], from `http/document.rs`) takes the
+//! same steps with the caller's role ([`verdict`]'s `submit`); its verdict is the reply, and
+//! an accepted one completes its `durable` receiver at step 4.
+//!
 //! Rooms are actors rather than documents behind a lock: the document is touched by one task
 //! only, so no lock is held across the storage `await`s and no lock can be poisoned. A room
 //! gets what it needs in [`RoomDeps`], never the server's whole state. A room runs in a
@@ -40,8 +44,8 @@ pub mod verdict;
 
 pub use commands::{
     ConnId, EditReply, EditRequest, JoinReply, JoinRequest, OUTBOUND_CAPACITY, Outbound, ReadReply,
-    RoomCmd, RoomView, ServerEdit, VersionCmd, VersionFailure, VersionOp, VersionOutcome,
-    VersionReply, close,
+    RoomCmd, RoomView, ServerEdit, StateReply, SubmitReply, SubmitRequest, VersionCmd,
+    VersionFailure, VersionOp, VersionOutcome, VersionReply, close,
 };
 
 use crate::audit::Auditor;
@@ -51,7 +55,7 @@ use crate::sync::shared::SharedWriter;
 use crate::view;
 use bytes::Bytes;
 use canvas_engine::sharing::Sharing;
-use canvas_engine::yrs::{ClientID, Transact};
+use canvas_engine::yrs::{ClientID, StateVector, Transact};
 use canvas_engine::{CanvasDoc, json, presence::PresenceTable, sharing};
 use canvas_storage::{
     CanvasRecord, CanvasStore, Fanout, PresenceStore, VersionRecord, VersionStore,
@@ -438,6 +442,13 @@ impl Room {
                 let answer = self.server_edit(*request);
                 let _ = reply.send(answer);
             }
+            RoomCmd::Submit(request, reply) => {
+                let answer = self.submit(*request);
+                let _ = reply.send(answer);
+            }
+            RoomCmd::State(access, sv, reply) => {
+                let _ = reply.send(self.state(&access, sv.as_ref()));
+            }
             RoomCmd::Versions(_, reply) => {
                 // `serve` runs these with the writer's channel; nothing else sends them here.
                 let _ = reply.send(VersionReply::Gone);
@@ -474,6 +485,31 @@ impl Room {
             json: self.json(),
             sharing,
         }))
+    }
+
+    /// The document's state for a REST read: the diff from `sv` (everything without one)
+    /// and the state vector, if the user may read the canvas.
+    fn state(&self, access: &ProjectAccess, sv: Option<&StateVector>) -> StateReply {
+        let Some(role) = effective_role(access, &self.sharing()) else {
+            return StateReply::Forbidden;
+        };
+        let update = match sv {
+            Some(sv) => self.canvas.encode_diff(sv),
+            None => self.canvas.encode_state(),
+        };
+        StateReply::State {
+            update,
+            state_vector: self.canvas.encode_state_vector(),
+            role,
+        }
+    }
+
+    /// The JSON view of one block, as `GET /canvases/{id}` shows it.
+    fn block_view(&self, block_id: &str) -> Option<serde_json::Value> {
+        let mut json = self.json();
+        let blocks = json.get_mut("blocks")?.as_array_mut()?;
+        let at = blocks.iter().position(|b| b["id"] == block_id)?;
+        Some(blocks.swap_remove(at))
     }
 
     /// Idle for the configured delay with nothing to write: checkpoint and unload.

@@ -765,3 +765,73 @@ async fn a_lagging_connection_gets_one_merged_update_then_is_closed_if_stuck() {
         "{closed:?}"
     );
 }
+
+/// An update submitted over REST takes a connection's path: the caller's role first, the
+/// inspector's verdict, then the durable log; the reply's `durable` completes only once
+/// the write returned, and the update is relayed to the room's connections by then.
+#[tokio::test]
+async fn a_rest_update_is_answered_once_durable_and_relayed() {
+    let mut h = harness(config()).await;
+    let mut frames = h.join_editor(1, false).await;
+    // what a join gets (sync steps, awareness)
+    while frames.try_recv().is_ok() {}
+    let user = Uuid::new_v4();
+    let request = |role: Role, update: Vec<u8>| SubmitRequest {
+        access: ProjectAccess {
+            user_id: user,
+            project_role: Some(role),
+            ..ProjectAccess::default()
+        },
+        actor: Actor {
+            user_id: Some(user),
+            ..Actor::default()
+        },
+        update,
+        block: None,
+    };
+    let author = canvas_engine::new_doc();
+    let update = rename(&author, "Renamed over REST");
+    assert!(matches!(
+        h.room.submit(request(Role::Viewer, update.clone())),
+        SubmitReply::Forbidden(Some(Role::Viewer))
+    ));
+    assert!(matches!(
+        h.room.submit(request(Role::Editor, vec![0xff, 0xff, 0xff])),
+        SubmitReply::Refused(refusal) if refusal.code == canvas_engine::inspect::RefusalCode::MalformedUpdate
+    ));
+    let SubmitReply::Accepted {
+        mut durable, noop, ..
+    } = h.room.submit(request(Role::Editor, update.clone()))
+    else {
+        panic!("an editor's rename is accepted");
+    };
+    assert!(!noop);
+    assert!(durable.try_recv().is_err(), "not durable before the write");
+    assert!(frames.try_recv().is_err(), "not relayed before the write");
+    assert!(matches!(
+        h.room.flush(&mut h.written_rx).await,
+        Flow::Continue
+    ));
+    durable.await.expect("durable after the write");
+    assert!(
+        matches!(frames.try_recv(), Ok(Outbound::Frame(_))),
+        "relayed to the connection"
+    );
+    let stored = h
+        .storage
+        .canvases
+        .load_document(h.room.id)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert!(stored.updates.iter().any(|(_, u)| *u == update));
+    // the same update again is already there: answered at once
+    let SubmitReply::Accepted {
+        mut durable, noop, ..
+    } = h.room.submit(request(Role::Editor, update))
+    else {
+        panic!("a repeated update is accepted");
+    };
+    assert!(noop);
+    assert!(durable.try_recv().is_ok(), "nothing to wait for");
+}

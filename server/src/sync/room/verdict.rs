@@ -6,15 +6,16 @@
 
 use super::Room;
 use super::authz::ChangedBy;
-use super::commands::{ConnId, RoomCmd, close};
+use super::commands::{ConnId, RoomCmd, SubmitReply, SubmitRequest, close};
 use super::log::Accepted;
+use crate::domain::effective_role;
 use canvas_engine::Role;
 use canvas_engine::canvas::{Applied, BatchApplied, LogEntry};
 use canvas_engine::inspect::{Refusal, RefusalCode};
 use canvas_engine::protocol::{self, ErrorBody, Extension};
 use canvas_engine::yrs::sync::{Message, SyncMessage};
 use std::collections::HashMap;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 use uuid::Uuid;
 
@@ -160,6 +161,86 @@ impl Room {
             self.sharing_changed(ChangedBy::Conn(conn_id));
         }
         round.into_iter().skip(judged).flatten().collect()
+    }
+
+    /// An update submitted over REST, judged like a connection's: the caller's role from
+    /// their access and the document's sharing (no role, or a viewer's, is refused before
+    /// the inspector: `Forbidden`), then [`CanvasDoc::apply_batch`] with that role, the
+    /// same metrics, the accepted update queued for the log (relayed to every connection
+    /// and published to the other nodes once durable), its blocks stamped with the caller,
+    /// bound blocks resolved as the caller, a sharing change audited and roles recomputed.
+    /// The reply's `durable` completes once the update and its stamps are in the log.
+    pub(super) fn submit(&mut self, request: SubmitRequest) -> SubmitReply {
+        let role = effective_role(&request.access, &self.sharing());
+        let role = match role {
+            Some(role) if role >= Role::Editor => role,
+            Some(_) => {
+                self.deps.metrics.update_refused(RefusalCode::ReadOnly);
+                return SubmitReply::Forbidden(role);
+            }
+            None => return SubmitReply::Forbidden(None),
+        };
+        let user = request.access.user_id;
+        // a script editing a canvas nobody has open keeps its room loaded while it works
+        if self.idle_since.is_some() {
+            self.idle_since = Some(tokio::time::Instant::now());
+        }
+        self.deps
+            .metrics
+            .update_bytes
+            .observe(request.update.len() as f64);
+        let BatchApplied { verdicts, entries } = self
+            .canvas
+            .apply_batch(std::iter::once((role, request.update.as_slice())));
+        let verdict = verdicts.into_iter().next().unwrap_or_else(|| {
+            Err(Refusal {
+                code: RefusalCode::MalformedUpdate,
+                message: "the update was not judged".into(),
+            })
+        });
+        match &verdict {
+            Ok(applied) => self.deps.metrics.update_accepted(applied.noop),
+            Err(refusal) => self.deps.metrics.update_refused(refusal.code),
+        }
+        let applied = match verdict {
+            Ok(applied) => applied,
+            Err(refusal) => {
+                debug!(%user, %refusal, "REST update refused");
+                return SubmitReply::Refused(refusal);
+            }
+        };
+        let mut update = Some(request.update);
+        for entry in entries {
+            let bytes = match entry {
+                LogEntry::One(_) => update.take(),
+                LogEntry::Merged { update, .. } => Some(update),
+            };
+            if let Some(bytes) = bytes {
+                self.log.push(Accepted {
+                    senders: Vec::new(),
+                    update: bytes,
+                    done: None,
+                });
+            }
+        }
+        if !applied.noop {
+            self.dirty_by = Some(user);
+            let mut touched = applied.touched_blocks;
+            touched.sort_unstable();
+            touched.dedup();
+            self.stamp_blocks(user, &touched, &applied.new_blocks);
+            self.blocks_changed(&touched, Some(user));
+        }
+        let audited = self.sharing_changed(ChangedBy::Rest(&request.actor));
+        let (done, durable) = oneshot::channel();
+        self.log.when_durable(done);
+        let block = request.block.as_deref().and_then(|id| self.block_view(id));
+        SubmitReply::Accepted {
+            durable,
+            audited,
+            block,
+            noop: applied.noop,
+        }
     }
 
     pub(super) fn update(&mut self, conn_id: ConnId, update: Vec<u8>) {
