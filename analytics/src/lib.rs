@@ -304,18 +304,19 @@ impl Analytics {
             let Some(source) = sources.iter().find(|s| s.name == name) else {
                 continue;
             };
-            let data = tokio::select! {
+            let (data, version) = tokio::select! {
                 d = self.table_data(source) => d?,
                 () = cancel.cancelled() => return Err(Error::Cancelled),
             };
-            engine.register(&ctx, &source.name, data).await?;
+            engine.register(&ctx, &source.name, data, version).await?;
         }
         engine
             .run(&ctx, statement, args, &self.inner.config.limits, cancel)
             .await
     }
 
-    async fn table_data(&self, source: &DataSource) -> Result<TableData> {
+    /// A source's table, with the version of its file (`None` for rows read now).
+    async fn table_data(&self, source: &DataSource) -> Result<(TableData, Option<String>)> {
         match &source.config {
             SourceConfig::File(_) | SourceConfig::Api(_) => {
                 let options = match &source.config {
@@ -328,16 +329,20 @@ impl Analytics {
                     .current(source.id)
                     .await?
                     .ok_or_else(|| Error::NoData(source.name.clone()))?;
-                Ok(TableData::File {
-                    key: meta.location,
-                    format,
-                    options,
-                })
+                let version = query::engine::object_version(&meta);
+                Ok((
+                    TableData::File {
+                        key: meta.location,
+                        format,
+                        options,
+                    },
+                    Some(version),
+                ))
             }
             SourceConfig::Streaming(config) => {
                 let entries = self.read_stream(config).await?;
                 let (schema, batch) = source::streaming::to_batch(&entries)?;
-                Ok(TableData::Memory(schema, vec![batch]))
+                Ok((TableData::Memory(schema, vec![batch]), None))
             }
             SourceConfig::Database(_) => Err(Error::Invalid(format!(
                 "'{}' is a database source: run the query on it (its data_source_id), \

@@ -119,7 +119,16 @@ class Client {
       const type = buf[0]
       if (type === 0 && buf[1] === 1) this.synced = true
       if (type === 102) {
-        const body = decode(buf.subarray(1))
+        // the type, then the MessagePack body as a lib0 varUint8Array (length-prefixed)
+        let len = 0
+        let mult = 1
+        let i = 1
+        for (; i < buf.length; i++) {
+          len += (buf[i] & 0x7f) * mult
+          mult *= 128
+          if (buf[i] < 0x80) { i++; break }
+        }
+        const body = decode(buf.subarray(i, i + len))
         this.data.set(body.block_id, body)
         for (const l of this.listeners) l(body, at)
       }
@@ -174,7 +183,9 @@ async function main () {
   })).id
   const clients = Array.from({ length: CLIENTS }, () => new Client(wsUrl(board)))
   await Promise.all(clients.map((c) => c.opened))
-  await waitUntil('every client has the chart', () => clients.every((c) => c.data.get('sales_chart')?.status === 'completed'))
+  // both bound blocks computed before counting executions
+  await waitUntil('every client has the chart and the table', () => clients.every((c) =>
+    c.data.get('sales_chart')?.status === 'completed' && c.data.get('sales_table')?.status === 'completed'))
   const delays = []
   const perRefresh = []
   const before = await executions()

@@ -1,7 +1,13 @@
 //! Apache DataFusion: one session configuration and one runtime (memory pool, object store)
 //! for the node; each query gets a fresh `SessionContext` with only the tables it names.
+//!
+//! A file table's provider (its schema, inferred from the file, and the statistics DataFusion
+//! reads from it) is kept per object version, so queries after the first on the same data
+//! skip the inference and the footer reads. A new upload is a new version (size, time,
+//! e-tag); old entries leave when the cache is full.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use datafusion::arrow::datatypes::SchemaRef;
@@ -35,11 +41,17 @@ use crate::store::{STORE_URL, Storage};
 /// Rows read to infer a CSV or NDJSON file's column types.
 const INFER_RECORDS: usize = 10_000;
 
+/// File table providers kept at once (by object version).
+const PROVIDERS_KEPT: usize = 256;
+
+type Provider = Arc<dyn datafusion::datasource::TableProvider>;
+
 /// The node's DataFusion setup, shared by every query.
 #[derive(Debug, Clone)]
 pub(crate) struct Engine {
     runtime: Arc<RuntimeEnv>,
     config: SessionConfig,
+    providers: Arc<Mutex<HashMap<String, Provider>>>,
 }
 
 /// A table to give a query: a file object, or rows already in memory.
@@ -50,6 +62,16 @@ pub(crate) enum TableData {
         options: FileConfig,
     },
     Memory(SchemaRef, Vec<RecordBatch>),
+}
+
+/// What identifies one version of a stored object: its size, time and e-tag.
+pub(crate) fn object_version(meta: &object_store::ObjectMeta) -> String {
+    format!(
+        "{}|{}|{}",
+        meta.size,
+        meta.last_modified.timestamp_nanos_opt().unwrap_or_default(),
+        meta.e_tag.as_deref().unwrap_or("")
+    )
 }
 
 impl Engine {
@@ -69,7 +91,11 @@ impl Engine {
         let config = SessionConfig::new()
             .with_information_schema(false)
             .with_create_default_catalog_and_schema(true);
-        Ok(Engine { runtime, config })
+        Ok(Engine {
+            runtime,
+            config,
+            providers: Arc::default(),
+        })
     }
 
     /// A fresh context on the shared runtime.
@@ -95,9 +121,52 @@ impl Engine {
         SessionContext::new_with_state(state)
     }
 
-    /// Registers `data` as table `name` (exactly that name, unquoted rules aside).
-    pub async fn register(&self, ctx: &SessionContext, name: &str, data: TableData) -> Result<()> {
-        let table: Arc<dyn datafusion::datasource::TableProvider> = match data {
+    /// Registers `data` as table `name` (exactly that name, unquoted rules aside); a file
+    /// with a `version` reuses the provider made for that version.
+    pub async fn register(
+        &self,
+        ctx: &SessionContext,
+        name: &str,
+        data: TableData,
+        version: Option<String>,
+    ) -> Result<()> {
+        let cache_key = match (&data, version) {
+            (
+                TableData::File {
+                    key,
+                    format,
+                    options,
+                },
+                Some(version),
+            ) => Some(format!("{key}|{version}|{format:?}|{options:?}")),
+            _ => None,
+        };
+        let kept = cache_key.as_ref().and_then(|k| {
+            self.providers
+                .lock()
+                .ok()
+                .and_then(|providers| providers.get(k).cloned())
+        });
+        let table = match kept {
+            Some(table) => table,
+            None => {
+                let table = self.provider(ctx, data).await?;
+                if let (Some(k), Ok(mut providers)) = (cache_key, self.providers.lock()) {
+                    if providers.len() >= PROVIDERS_KEPT {
+                        providers.clear();
+                    }
+                    providers.insert(k, table.clone());
+                }
+                table
+            }
+        };
+        ctx.register_table(TableReference::bare(name), table)
+            .map_err(df_internal)?;
+        Ok(())
+    }
+
+    async fn provider(&self, ctx: &SessionContext, data: TableData) -> Result<Provider> {
+        let table: Provider = match data {
             TableData::Memory(schema, batches) => {
                 Arc::new(MemTable::try_new(schema, vec![batches]).map_err(df_internal)?)
             }
@@ -133,9 +202,7 @@ impl Engine {
                 Arc::new(ListingTable::try_new(config).map_err(df_internal)?)
             }
         };
-        ctx.register_table(TableReference::bare(name), table)
-            .map_err(df_internal)?;
-        Ok(())
+        Ok(table)
     }
 
     /// Parses `sql` (syntax errors carry the parser's line and column) and lists the tables

@@ -212,6 +212,7 @@ pub(crate) async fn inspect(
                 format,
                 options: options.clone(),
             },
+            None,
         )
         .await?;
     let df = ctx.table("upload").await.map_err(data_error)?;
