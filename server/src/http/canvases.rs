@@ -125,6 +125,7 @@ pub async fn create(
         json!({ "name": record.name, "project_id": project_id, "template_id": body.template_id }),
     )
     .await;
+    state.webhooks.canvas_created(&record, caller.user.id).await;
     if let Some(template) = &template {
         state.storage.templates.count_use(&template.id).await?;
         audit(
@@ -354,5 +355,9 @@ pub async fn delete(
         json!({ "name": access.canvas.name }),
     )
     .await;
+    state
+        .webhooks
+        .canvas_deleted(&access.canvas, caller.user.id)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
