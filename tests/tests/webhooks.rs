@@ -706,3 +706,59 @@ async fn an_event_queued_before_a_kill_9_is_delivered_after_the_restart() {
     assert!(log[0]["attempts"].as_i64() >= Some(2));
     assert_eq!(rx.accepted().len(), 1, "delivered once");
 }
+
+/// The delivered count in a server's `/metrics`.
+fn delivered(server: &TestServer) -> u64 {
+    let text = server.state.metrics.render();
+    text.lines()
+        .find_map(|l| l.strip_prefix(r#"canvas_webhook_deliveries_total{outcome="delivered"} "#))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Two nodes whose outbox is one PostgreSQL database (`DATABASE_URL_TEST`) post each event
+/// once: both workers claim from it, and no event reaches the receiver twice.
+#[tokio::test]
+async fn two_nodes_on_one_database_deliver_each_event_once() {
+    let (database_url, _) = fresh_database("hooks").await;
+    // Nodes share the server key that seals the secrets (as for data sources).
+    let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let on_pg = |c: &mut canvas_server::Config| {
+        fast(c);
+        c.database_url = Some(database_url.clone());
+        c.secret_key = Some(key.to_owned());
+    };
+    let a = TestServer::start_with(&on_pg).await;
+    let b = TestServer::start_with(&on_pg).await;
+    let api = a.api();
+    let owner = api.signup("twonodes").await;
+    let project = api.create_project(&owner, "Shared").await;
+    let (url, rx) = receiver(0).await;
+    let hook = subscribe(&api, &owner, &project, &url, &["canvas.created"]).await;
+    const EVENTS: usize = 20;
+    for i in 0..EVENTS {
+        api.create_canvas(&owner, &project, &format!("Canvas {i}"))
+            .await;
+    }
+    wait_for("every event delivered", WAIT * 2, || {
+        let api = api.clone();
+        let (owner, project, hook) = (owner.clone(), project.clone(), hook.clone());
+        async move {
+            let log = deliveries(&api, &owner, &project, &hook).await;
+            (log.len() == EVENTS && log.iter().all(|d| d["status"] == "delivered")).then_some(())
+        }
+    })
+    .await;
+    let got = rx.accepted();
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), EVENTS, "every event arrived");
+    assert_eq!(got.len(), EVENTS, "none twice");
+    assert_eq!(delivered(&a) + delivered(&b), EVENTS as u64);
+    a.stop().await;
+    b.stop().await;
+}

@@ -183,9 +183,13 @@ impl Webhooks {
                 return Post::Failed(format!("storage: {e}"));
             }
         };
+        // A node whose server key differs from the one that sealed the secret (nodes must
+        // share --secret-key) cannot sign: retried, so a node with the right key can.
         let secret = match self.open_secret(&hook) {
             Ok(secret) => secret,
-            Err(e) => return Post::Undeliverable(format!("the secret cannot be opened: {e}")),
+            Err(e) => {
+                return Post::Failed(format!("the secret cannot be opened on this node: {e}"));
+            }
         };
         let url = match url::Url::parse(&hook.url) {
             Ok(url) => url,
@@ -222,7 +226,7 @@ enum Post {
     Answered(i64),
     /// No answer (refused, timed out, a refused target, storage): retried.
     Failed(String),
-    /// It can never be delivered as stored (a secret that does not open): given up.
+    /// It can never be delivered as stored (a URL that does not parse): given up.
     Undeliverable(String),
 }
 
