@@ -762,3 +762,51 @@ async fn two_nodes_on_one_database_deliver_each_event_once() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn presence_and_sharing_events_arrive() {
+    let server = TestServer::start_with(fast).await;
+    let api = server.api();
+    let owner = api.signup("presencehooks").await;
+    let project = api.create_project(&owner, "Live").await;
+    let canvas = api.create_canvas(&owner, &project, "Live canvas").await;
+    let (url, rx) = receiver(0).await;
+    let events = ["presence.joined", "presence.left", "sharing.changed"];
+    subscribe(&api, &owner, &project, &url, &events).await;
+
+    let ws = WsClient::join(&server.ws_url(&canvas, &owner.token)).await;
+    let (status, body) = api
+        .patch(
+            &format!("/api/v1/canvases/{canvas}/sharing"),
+            Some(&owner.token),
+            json!({"visibility": "team"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    drop(ws);
+    let got = wait_for("joined, sharing changed and left", WAIT, || {
+        let rx = rx.clone();
+        async move {
+            let got = rx.accepted();
+            (got.len() >= 3).then_some(got)
+        }
+    })
+    .await;
+    let mut bodies: Vec<Value> = got.iter().map(Received::json).collect();
+    bodies.sort_by_key(|b| b["type"].as_str().unwrap_or_default().to_owned());
+    let types: Vec<&str> = bodies
+        .iter()
+        .map(|b| b["type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(types, events);
+    for presence in &bodies[..2] {
+        assert_eq!(presence["data"]["user_id"], owner.id.as_str());
+        assert_eq!(presence["data"]["canvas_id"], canvas.as_str());
+    }
+    let sharing = &bodies[2]["data"];
+    assert_eq!(sharing["before"]["visibility"], "private");
+    assert_eq!(sharing["after"]["visibility"], "team");
+    assert_eq!(sharing["changed_by"], owner.id.as_str());
+    assert_eq!(sharing["source"], "rest");
+    server.stop().await;
+}
