@@ -133,6 +133,21 @@ pub(crate) fn http_client(allow_private: bool) -> Result<reqwest::Client> {
         .map_err(|e| Error::Config(format!("http client: {e}")))
 }
 
+/// The HTTP client of webhook deliveries: the same resolver as api sources unless private
+/// targets are allowed, and no redirects (a delivery is a `POST` to the URL its subscription
+/// names; a 3xx answer is a failed attempt). Check each URL with [`check_url`] first.
+pub fn webhook_client(allow_private: bool, user_agent: &str) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(user_agent);
+    if !allow_private {
+        builder = builder.dns_resolver(Arc::new(GuardedResolver));
+    }
+    builder
+        .build()
+        .map_err(|e| Error::Config(format!("http client: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -180,9 +180,15 @@ pub struct Config {
     #[arg(long, env = "CANVAS_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
 
-    /// Let API data sources reach loopback and private addresses (off: such targets are
-    /// refused, so a project admin cannot make the server call its own network).
-    #[arg(long, env = "CANVAS_ALLOW_PRIVATE_TARGETS", default_value_t = false)]
+    /// Let API data sources and webhooks reach loopback and private addresses (off: such
+    /// targets are refused, so a project admin cannot make the server call its own network).
+    /// A flag (`--allow-private-targets`); the variable takes 1/0, true/false, yes/no, on/off.
+    #[arg(
+        long,
+        env = "CANVAS_ALLOW_PRIVATE_TARGETS",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub allow_private_targets: bool,
 
     /// Largest data file upload, in bytes; larger ones get 413.
@@ -229,6 +235,26 @@ pub struct Config {
     /// may have a seconds field: `*/2 * * * * *`).
     #[arg(long, env = "CANVAS_PIPELINE_MIN_INTERVAL_SECS", default_value_t = 60)]
     pub pipeline_min_interval_secs: u64,
+
+    /// Longest wait, in milliseconds, between two looks of the webhook delivery worker at
+    /// the outbox (it also wakes at the earliest due delivery, and when an event is queued on
+    /// this node).
+    #[arg(long, env = "CANVAS_WEBHOOK_TICK_MS", default_value_t = 1000)]
+    pub webhook_tick_ms: u64,
+
+    /// Wait before the second attempt at a webhook delivery, in milliseconds; each later
+    /// attempt waits twice as long as the one before (at most an hour), for 24 hours.
+    #[arg(long, env = "CANVAS_WEBHOOK_RETRY_BASE_MS", default_value_t = 10_000)]
+    pub webhook_retry_base_ms: u64,
+
+    /// `canvas.updated` webhooks: at most one per canvas and subscription per this many
+    /// milliseconds (the changes in between are one event carrying the latest).
+    #[arg(long, env = "CANVAS_WEBHOOK_COALESCE_MS", default_value_t = 10_000)]
+    pub webhook_coalesce_ms: u64,
+
+    /// How long a receiver has to answer one webhook delivery, in milliseconds.
+    #[arg(long, env = "CANVAS_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
 
     /// Log filter in `tracing_subscriber::EnvFilter` syntax, e.g. `info,canvas_server=debug`.
     #[arg(long, env = "CANVAS_LOG", default_value = "info")]
@@ -294,5 +320,17 @@ impl Config {
     /// [`Config::session_ttl_hours`] as a duration.
     pub fn session_ttl(&self) -> Duration {
         Duration::from_secs(self.session_ttl_hours * 3600)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_private_targets_is_a_flag() {
+        assert!(!Config::parse_from(["canvas-server"]).allow_private_targets);
+        let on = Config::parse_from(["canvas-server", "--allow-private-targets"]);
+        assert!(on.allow_private_targets);
     }
 }

@@ -49,6 +49,7 @@ pub mod sync;
 #[cfg(test)]
 mod test_log;
 pub mod view;
+pub mod webhooks;
 
 pub use config::Config;
 pub use state::AppState;
@@ -95,7 +96,8 @@ pub async fn open_state(config: Config) -> Result<AppState, StartError> {
     let storage = Storage::connect(&config.data_dir, &config.services()).await?;
     http::templates::install_builtins(&storage).await?;
     let data = data::DataLayer::new(&config)?;
-    Ok(AppState::new(config, storage, data, |state| {
+    let outbound = webhooks::Outbound::new(webhooks::Settings::from_config(&config))?;
+    Ok(AppState::new(config, storage, data, outbound, |state| {
         std::sync::Arc::new(data::bound::Resolver(state))
     }))
 }
@@ -110,6 +112,7 @@ pub async fn serve(
     let token = state.shutdown.clone();
     control::listen(&state).await;
     data::pipelines::start(&state);
+    state.webhooks.start(state.shutdown.clone());
     let limits = listen::limits_of(&state);
     listen::accept_loop(listener, app(state.clone()), limits, async move {
         shutdown.await;

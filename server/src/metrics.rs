@@ -108,6 +108,12 @@ pub struct Metrics {
     pub query_seconds: Histogram,
     /// `canvas_query_cache_hits_total`: executions answered from the result cache.
     pub query_cache_hits: IntCounter,
+    /// `canvas_webhook_deliveries_total{outcome}`: recorded webhook attempts by what became
+    /// of the delivery (`delivered`, `retry`, `failed`).
+    webhook_deliveries: IntCounterVec,
+    /// `canvas_webhook_events_queued_total{event}`: deliveries written to the outbox, by
+    /// event type.
+    webhook_queued: IntCounterVec,
 }
 
 /// Registers a new series; the names are constants, so only a typo can make this fail, and
@@ -317,6 +323,18 @@ impl Metrics {
                 "canvas_query_cache_hits_total",
                 "Query executions answered from the result cache.",
             ),
+            webhook_deliveries: counters(
+                &r,
+                "canvas_webhook_deliveries_total",
+                "Webhook delivery attempts, by what became of the delivery (delivered, retry, failed).",
+                &["outcome"],
+            ),
+            webhook_queued: counters(
+                &r,
+                "canvas_webhook_events_queued_total",
+                "Webhook deliveries written to the outbox (one per subscription), by event type.",
+                &["event"],
+            ),
             registry: r,
         }
     }
@@ -419,6 +437,18 @@ impl Metrics {
         };
         self.query_executions.with_label_values(&[status]).inc();
     }
+
+    /// A webhook attempt was recorded: `delivered`, `retry` or `failed`.
+    pub fn webhook_delivery(&self, outcome: &'static str) {
+        self.webhook_deliveries.with_label_values(&[outcome]).inc();
+    }
+
+    /// `n` deliveries of an `event` (a fixed event type name) were queued.
+    pub fn webhook_queued(&self, event: &'static str, n: usize) {
+        self.webhook_queued
+            .with_label_values(&[event])
+            .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+    }
 }
 
 /// Which presence write (see [`Metrics::presence_write`]).
@@ -457,6 +487,8 @@ mod tests {
             StatusCode::TOO_MANY_REQUESTS,
             Duration::from_millis(1),
         );
+        metrics.webhook_delivery("retry");
+        metrics.webhook_queued("canvas.created", 2);
         let text = metrics.render();
         for line in [
             r#"canvas_updates_total{outcome="accepted"} 1"#,
@@ -467,6 +499,8 @@ mod tests {
             r#"canvas_http_requests_total{method="GET",route="/api/v1/canvases/{id}",status="200"} 1"#,
             r#"canvas_rate_limit_refusals_total{kind="http"} 1"#,
             r#"canvas_http_request_duration_seconds_count{method="GET",route="/api/v1/canvases/{id}"} 1"#,
+            r#"canvas_webhook_deliveries_total{outcome="retry"} 1"#,
+            r#"canvas_webhook_events_queued_total{event="canvas.created"} 2"#,
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }

@@ -14,6 +14,7 @@ use crate::sync::room::presence::AwarenessLimits;
 use crate::sync::room::{RoomConfig, RoomDeps};
 use crate::sync::rooms::Rooms;
 use crate::sync::sessions::LiveSessions;
+use crate::webhooks::{self, Webhooks};
 use canvas_storage::Storage;
 use std::ops::Deref;
 use std::sync::{Arc, Weak};
@@ -51,6 +52,8 @@ pub struct Shared {
     pub data: DataLayer,
     /// The Prometheus series of this server (`GET /metrics`), its own registry.
     pub metrics: Arc<Metrics>,
+    /// Webhook subscriptions, the outbox and the delivery worker.
+    pub webhooks: Webhooks,
 }
 
 impl AppState {
@@ -61,6 +64,7 @@ impl AppState {
         config: Config,
         storage: Storage,
         data: DataLayer,
+        outbound: webhooks::Outbound,
         resolver: impl FnOnce(Weak<Shared>) -> Arc<dyn BlockResolver>,
     ) -> Self {
         let node_id = config
@@ -78,9 +82,17 @@ impl AppState {
         };
         let metrics = Arc::new(Metrics::new(sql_service));
         let result_ttl = data.result_ttl;
+        let webhooks = Webhooks::new(
+            storage.webhooks.clone(),
+            data.key.clone(),
+            outbound,
+            metrics.clone(),
+            tasks.clone(),
+        );
         AppState(Arc::new_cyclic(|weak| {
             let rooms = Rooms::new(RoomDeps {
                 resolver: resolver(weak.clone()),
+                events: Arc::new(webhooks.clone()),
                 canvases: storage.canvases.clone(),
                 versions: storage.versions.clone(),
                 presence: storage.presence.clone(),
@@ -117,6 +129,7 @@ impl AppState {
                 live_sessions: Arc::default(),
                 data,
                 metrics,
+                webhooks,
             }
         }))
     }

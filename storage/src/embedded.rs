@@ -174,6 +174,11 @@ crate::sql::data::impl_data_store!(
     SqliteStore, sql: sqlite, uuid: id, ts: ts, json: json, int: int, now: now
 );
 
+crate::sql::webhooks::impl_webhook_store!(
+    SqliteStore, sql: sqlite, claim: crate::sql::webhooks::CLAIM_SQLITE, uuid: id, ts: ts,
+    json: json, int: int, now: now
+);
+
 /// Now, truncated to the microseconds the stored form keeps, so a record returned from a
 /// write equals the same record read back.
 fn now() -> DateTime<Utc> {

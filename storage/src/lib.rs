@@ -10,6 +10,7 @@
 //! | [`ProjectStore`] | projects and their members | SQLite | PostgreSQL |
 //! | [`AuditStore`] | who did what (`audit_logs`) | SQLite | PostgreSQL |
 //! | [`DataStore`] | data sources, saved queries, executions | SQLite | PostgreSQL |
+//! | [`WebhookStore`] | webhook subscriptions, their outbox and delivery log | SQLite | PostgreSQL |
 //! | [`CanvasStore`] | canvas records, snapshots and the durable update log | SQLite | MongoDB |
 //! | [`InteractionStore`] | views and favorites (`interactions`) | SQLite | MongoDB |
 //! | [`TemplateStore`] | canvas templates (`canvas_templates`) | SQLite | MongoDB |
@@ -276,6 +277,60 @@ pub trait DataStore: Send + Sync + 'static {
     ) -> StorageResult<bool>;
 }
 
+/// Webhook subscriptions, the durable outbox of their deliveries and the log of attempts
+/// (kept with the relational data: PostgreSQL, or the embedded SQLite file).
+#[async_trait]
+pub trait WebhookStore: Send + Sync + 'static {
+    /// Creates a subscription under the id it names; `NotFound("project")` for an unknown
+    /// project.
+    async fn create_webhook(&self, new: NewWebhook) -> StorageResult<Webhook>;
+    /// A subscription.
+    async fn webhook(&self, id: Uuid) -> StorageResult<Option<Webhook>>;
+    /// A project's subscriptions, oldest first.
+    async fn webhooks_in_project(&self, project_id: Uuid) -> StorageResult<Vec<Webhook>>;
+    /// Deletes a subscription with its deliveries and their attempts; `false` if there was
+    /// none.
+    async fn delete_webhook(&self, id: Uuid) -> StorageResult<bool>;
+    /// Queues deliveries (one event for several subscriptions) in one transaction. A
+    /// coalesced delivery whose subscription already has an open one (not yet attempted)
+    /// with the same key replaces that one's data and time when its order is higher, and
+    /// adds no row: of any number of concurrent writers (on any node), one row results.
+    async fn enqueue_deliveries(&self, deliveries: &[NewWebhookDelivery]) -> StorageResult<()>;
+    /// The earliest time a pending delivery may be tried, if any.
+    async fn next_delivery_due(&self) -> StorageResult<Option<DateTime<Utc>>>;
+    /// Claims up to `limit` pending deliveries due at `now` for an attempt: counts the
+    /// attempt, closes them to coalescing and leases them until `lease_until` (they are due
+    /// again then, should the attempt never be recorded). A delivery is claimed by one
+    /// caller only, across nodes.
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StorageResult<Vec<WebhookDelivery>>;
+    /// Records an attempt and what becomes of the delivery, only while the caller still
+    /// holds the lease it was given (`lease_until` as claimed); `false` (nothing written)
+    /// when it does not.
+    async fn finish_attempt(
+        &self,
+        lease_until: DateTime<Utc>,
+        attempt: &WebhookAttempt,
+        outcome: DeliveryOutcome,
+    ) -> StorageResult<bool>;
+    /// A subscription's latest deliveries, newest first.
+    async fn deliveries_of_webhook(
+        &self,
+        webhook_id: Uuid,
+        limit: u32,
+    ) -> StorageResult<Vec<WebhookDelivery>>;
+    /// The attempts at a subscription's latest deliveries, newest first.
+    async fn attempts_of_webhook(
+        &self,
+        webhook_id: Uuid,
+        limit: u32,
+    ) -> StorageResult<Vec<WebhookAttempt>>;
+}
+
 /// Query results every node can read, and the progress of running executions: Redis
 /// `query:result:{query_hash}` and `processing:{job_id}` with the services, in process for a
 /// server running alone. Values are opaque to the store (the server writes MessagePack
@@ -480,6 +535,8 @@ pub struct Storage {
     pub templates: Arc<dyn TemplateStore>,
     /// Data sources, saved queries and executions.
     pub data: Arc<dyn DataStore>,
+    /// Webhook subscriptions, their outbox and delivery log.
+    pub webhooks: Arc<dyn WebhookStore>,
     /// Query results and execution progress.
     pub results: Arc<dyn ResultCache>,
 }
@@ -529,17 +586,18 @@ impl Storage {
             Arc<dyn ProjectStore>,
             Arc<dyn AuditStore>,
             Arc<dyn DataStore>,
+            Arc<dyn WebhookStore>,
         );
         let mut probes: Vec<Arc<dyn Probe>> = Vec::new();
-        let (users, projects, audit, data): Relational = match &urls.database_url {
+        let (users, projects, audit, data, webhooks): Relational = match &urls.database_url {
             Some(url) => {
                 let pg = Arc::new(postgres_store::PgStore::connect(url).await?);
                 probes.push(pg.clone());
-                (pg.clone(), pg.clone(), pg.clone(), pg)
+                (pg.clone(), pg.clone(), pg.clone(), pg.clone(), pg)
             }
             None => {
                 let db = sqlite.get().await?;
-                (db.clone(), db.clone(), db.clone(), db)
+                (db.clone(), db.clone(), db.clone(), db.clone(), db)
             }
         };
         type Documents = (
@@ -604,6 +662,7 @@ impl Storage {
             interactions,
             templates,
             data,
+            webhooks,
             results,
         })
     }

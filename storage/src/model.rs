@@ -732,3 +732,132 @@ pub enum PipelineOutcome {
     /// It did not; the message says why.
     Error(String),
 }
+
+/// A webhook subscription of a project: where its events are posted and which.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Webhook {
+    /// Primary key.
+    pub id: Uuid,
+    /// The project whose events it receives.
+    pub project_id: Uuid,
+    /// Where deliveries are posted (http or https).
+    pub url: String,
+    /// The event types it receives.
+    pub events: Vec<String>,
+    /// The signing secret, sealed with the server key (never the plain secret).
+    pub secret_sealed: String,
+    /// The secret's last characters, to tell secrets apart.
+    pub secret_hint: String,
+    /// Who made it.
+    pub created_by: Option<Uuid>,
+    /// Whether events are queued for it.
+    pub is_active: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What creating a webhook provides (the caller picks the id: the sealed secret is bound to it).
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    /// Its id.
+    pub id: Uuid,
+    /// The project.
+    pub project_id: Uuid,
+    /// Where deliveries go.
+    pub url: String,
+    /// The event types it receives.
+    pub events: Vec<String>,
+    /// The sealed secret.
+    pub secret_sealed: String,
+    /// The secret's last characters.
+    pub secret_hint: String,
+    /// Who made it.
+    pub created_by: Option<Uuid>,
+}
+
+/// One event for one subscription, as queued in the outbox.
+#[derive(Debug, Clone)]
+pub struct NewWebhookDelivery {
+    /// The delivery's id.
+    pub id: Uuid,
+    /// The subscription.
+    pub webhook_id: Uuid,
+    /// The event's id (the payload's `id`; the same for every subscription).
+    pub event_id: Uuid,
+    /// The event type (`canvas.created`, ...).
+    pub event_type: String,
+    /// The payload's `data`.
+    pub data: serde_json::Value,
+    /// When the event happened.
+    pub created_at: DateTime<Utc>,
+    /// Its first attempt's time.
+    pub next_attempt_at: DateTime<Utc>,
+    /// No attempt starts after this.
+    pub expires_at: DateTime<Utc>,
+    /// For a coalesced event: its key (a canvas id) and order (a later event replaces the
+    /// data of an open delivery with the same key only when its order is higher).
+    pub coalesce: Option<(String, i64)>,
+}
+
+/// A delivery in the outbox, with where it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookDelivery {
+    /// Its id.
+    pub id: Uuid,
+    /// The subscription.
+    pub webhook_id: Uuid,
+    /// The event's id.
+    pub event_id: Uuid,
+    /// The event type.
+    pub event_type: String,
+    /// The payload's `data`.
+    pub data: serde_json::Value,
+    /// When the event happened (the latest coalesced change).
+    pub created_at: DateTime<Utc>,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Attempts started.
+    pub attempts: i64,
+    /// When it is tried next (while an attempt runs: when its lease ends).
+    pub next_attempt_at: DateTime<Utc>,
+    /// No attempt starts after this.
+    pub expires_at: DateTime<Utc>,
+    /// The lease of the attempt in flight.
+    pub lease_until: Option<DateTime<Utc>>,
+    /// The last answer's HTTP status.
+    pub last_status_code: Option<i64>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// When it was delivered.
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// One attempt at a delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookAttempt {
+    /// The delivery.
+    pub delivery_id: Uuid,
+    /// 1 for the first attempt, then 2, 3, ...
+    pub attempt: i64,
+    /// When it started.
+    pub attempted_at: DateTime<Utc>,
+    /// The receiver's HTTP status, if it answered.
+    pub status_code: Option<i64>,
+    /// Why it failed (a non-2xx status, a timeout, a refused connection, ...).
+    pub error: Option<String>,
+    /// How long it took.
+    pub duration_ms: i64,
+}
+
+/// What becomes of a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Tried again at that time.
+    Retry(DateTime<Utc>),
+    /// Given up (out of time, or the subscription cannot be delivered to).
+    Failed,
+}

@@ -252,6 +252,11 @@ crate::sql::data::impl_data_store!(
     PgStore, sql: postgres, uuid: id, ts: ts, json: json, int: int, now: now
 );
 
+crate::sql::webhooks::impl_webhook_store!(
+    PgStore, sql: postgres, claim: crate::sql::webhooks::CLAIM_PG, uuid: id, ts: ts,
+    json: json, int: int, now: now
+);
+
 /// Reads a nullable `TIMESTAMP` column as UTC.
 fn get_opt_ts(row: &PgRow, col: &str) -> StorageResult<Option<DateTime<Utc>>> {
     let t: Option<NaiveDateTime> = row.try_get(col)?;

@@ -54,6 +54,7 @@ macro_rules! select_user_where {
 pub(crate) use select_user_where;
 
 pub(crate) mod data;
+pub(crate) mod webhooks;
 
 /// The statements both user stores share, with PostgreSQL's placeholders (see
 /// [`projects`]). Email lookups differ: SQLite keeps an `email_lower` column, PostgreSQL an

@@ -39,6 +39,7 @@ pub mod sessions;
 pub mod templates;
 pub mod users;
 pub mod versions;
+pub mod webhooks;
 
 use crate::{NewUser, Storage, StorageError, StorageResult, User, UserStore};
 use std::time::{Duration, Instant};
@@ -65,6 +66,7 @@ pub async fn run_all(storage: &Storage) {
         presence::all(&*storage.presence),
         rate_limits::all(&*storage.rate_limits),
         results::all(&*storage.results),
+        webhooks::all(&*storage.users, &*storage.projects, &*storage.webhooks),
     );
 }
 
@@ -111,6 +113,7 @@ macro_rules! contract_tests {
     (templates, $($rest:tt)*) => { $crate::__template_cases!(__contract_tests! ($($rest)*)); };
     (users, $($rest:tt)*) => { $crate::__user_cases!(__contract_tests! ($($rest)*)); };
     (versions, $($rest:tt)*) => { $crate::__version_cases!(__contract_tests! ($($rest)*)); };
+    (webhooks, $($rest:tt)*) => { $crate::__webhook_cases!(__contract_tests! ($($rest)*)); };
 }
 
 /// What [`contract_tests!`](crate::contract_tests) makes of one suite's list of cases.

@@ -60,6 +60,7 @@ canvas_storage::contract_tests!(sessions, with_store, |store| (&store));
 canvas_storage::contract_tests!(projects, with_store, |store| (&store, &store));
 canvas_storage::contract_tests!(audit, with_store, |store| (&store, &store));
 canvas_storage::contract_tests!(data, with_store, |store| (&store, &store, &store));
+canvas_storage::contract_tests!(webhooks, with_store, |store| (&store, &store, &store));
 canvas_storage::contract_tests!(canvases, with_store, |store| (&store));
 canvas_storage::contract_tests!(interactions, with_store, |store| (&store, &store));
 canvas_storage::contract_tests!(templates, with_store, |store| (&store));

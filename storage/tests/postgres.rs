@@ -136,6 +136,7 @@ canvas_storage::contract_tests!(users, with_pg, |store| (&store));
 canvas_storage::contract_tests!(projects, with_pg, |store| (&store, &store));
 canvas_storage::contract_tests!(audit, with_pg, |store| (&store, &store));
 canvas_storage::contract_tests!(data, with_pg, |store| (&store, &store, &store));
+canvas_storage::contract_tests!(webhooks, with_pg, |store| (&store, &store, &store));
 
 /// Every relational suite at once on one database, twice over: they must not see each other's
 /// data, and the pool must serve them concurrently.

@@ -199,6 +199,10 @@ async fn run(
                 execution.rows_returned = Some(row_count(&result));
                 execution.result_location = Some(result_location(&key));
                 state.storage.data.create_execution(&execution).await?;
+                state
+                    .webhooks
+                    .execution_ended(query.project_id, &execution)
+                    .await;
                 return Ok(Started::Done(Box::new(execution), Box::new(result)));
             }
             Err(e) => tracing::warn!(%key, error = %e, "unreadable cached result; running again"),
@@ -435,6 +439,12 @@ impl Job {
                 }
             }
         };
+        if let Some(execution) = &ended {
+            state
+                .webhooks
+                .execution_ended(self.project, execution)
+                .await;
+        }
         match (ended, result, refused) {
             (Some(execution), Some(result), _) => Outcome::Completed(Box::new((execution, result))),
             (_, _, Some(error)) => Outcome::Refused(error),
@@ -500,6 +510,10 @@ async fn failed_at_once(
     };
     state.metrics.query_execution("failed");
     state.storage.data.create_execution(&execution).await?;
+    state
+        .webhooks
+        .execution_ended(query.project_id, &execution)
+        .await;
     Ok(Started::Pending(Box::new(execution)))
 }
 

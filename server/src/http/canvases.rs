@@ -172,6 +172,7 @@ pub async fn create(
         }),
     )
     .await;
+    state.webhooks.canvas_created(&record, caller.user.id).await;
     if let Some(template) = &template {
         state.storage.templates.count_use(&template.id).await?;
         audit(
@@ -401,5 +402,9 @@ pub async fn delete(
         json!({ "name": access.canvas.name }),
     )
     .await;
+    state
+        .webhooks
+        .canvas_deleted(&access.canvas, caller.user.id)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

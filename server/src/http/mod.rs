@@ -21,6 +21,7 @@ pub mod sharing;
 pub mod templates;
 pub mod trace;
 pub mod versions;
+pub mod webhooks;
 
 use crate::access::LookupError;
 pub use crate::domain::ClientInfo;
@@ -228,7 +229,19 @@ pub fn routes() -> Router<AppState> {
                 .patch(pipelines::patch)
                 .delete(pipelines::delete),
         )
-        .route("/pipelines/{id}/run", post(pipelines::run));
+        .route("/pipelines/{id}/run", post(pipelines::run))
+        .route(
+            "/projects/{id}/webhooks",
+            post(webhooks::create).get(webhooks::list),
+        )
+        .route(
+            "/projects/{id}/webhooks/{webhook_id}",
+            delete(webhooks::delete),
+        )
+        .route(
+            "/projects/{id}/webhooks/{webhook_id}/deliveries",
+            get(webhooks::deliveries),
+        );
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(health::healthz))

@@ -319,6 +319,11 @@ pub async fn add_member(
         json!({ "user_id": user.id, "role": new_role }),
     )
     .await;
+    let roles = (before, Some(new_role));
+    state
+        .webhooks
+        .member(id, user.id, roles, caller.user.id)
+        .await;
     Ok((StatusCode::CREATED, Json(json!(member))))
 }
 
@@ -376,5 +381,10 @@ pub async fn remove_member(
         json!({ "user_id": user_id }),
     )
     .await;
+    let roles = (before, None);
+    state
+        .webhooks
+        .member(id, user_id, roles, caller.user.id)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -107,6 +107,12 @@ impl Room {
                 ChangedBy::OtherNode => None,
             };
             if let Some((actor, source)) = by {
+                self.announce(super::RoomEvent::SharingChanged {
+                    by: actor.user_id,
+                    source,
+                    before: audit_sharing(&before),
+                    after: audit_sharing(&self.last_sharing),
+                });
                 let changes = serde_json::json!({
                     "source": source,
                     "before": audit_sharing(&before),

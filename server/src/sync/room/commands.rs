@@ -441,3 +441,41 @@ pub trait BlockResolver: Send + Sync + 'static {
     /// shared cache or executes it and waits for the end.
     fn fetch(&self, project: Uuid, user: Option<Uuid>, binding: QueryBinding) -> FetchFuture;
 }
+
+/// Something that happened in a room that the server announces to the outside (webhooks),
+/// told once, by the node where it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoomEvent {
+    /// Updates were made durable: `version` is the log's sequence number after them (it only
+    /// grows), `by` the user who sent the last of them (`None`: a server edit).
+    Updated {
+        /// The durable log's sequence number.
+        version: i64,
+        /// Who changed it.
+        by: Option<Uuid>,
+    },
+    /// A version was recorded (named, automatic or a restore).
+    VersionCreated(canvas_storage::VersionRecord),
+    /// The sharing settings changed (`before`/`after` as audited: the link as a flag).
+    SharingChanged {
+        /// Who changed them.
+        by: Option<Uuid>,
+        /// `document` (a Yjs client) or `rest`.
+        source: &'static str,
+        /// The settings before.
+        before: serde_json::Value,
+        /// The settings after.
+        after: serde_json::Value,
+    },
+    /// A user's first connection to the canvas on this node.
+    PresenceJoined(Uuid),
+    /// A user's last connection to the canvas on this node went away.
+    PresenceLeft(Uuid),
+}
+
+/// Where a room tells what happened in it (implemented by the webhooks). Must not block: it
+/// is called on the room's task.
+pub trait RoomEvents: Send + Sync + 'static {
+    /// `event` happened on canvas `canvas` of project `project`.
+    fn room_event(&self, canvas: Uuid, project: Uuid, event: RoomEvent);
+}

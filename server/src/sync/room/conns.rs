@@ -149,6 +149,13 @@ impl Room {
             let _ = out.try_send(Outbound::Frame(protocol::awareness(&known).into()));
         }
         debug!(conn = request.conn_id, user = %request.access.user_id, %role, "joined");
+        if !self
+            .conns
+            .values()
+            .any(|c| c.user_id == request.access.user_id)
+        {
+            self.announce(super::RoomEvent::PresenceJoined(request.access.user_id));
+        }
         self.conns.insert(
             request.conn_id,
             Conn {
@@ -188,6 +195,7 @@ impl Room {
         if !self.conns.values().any(|c| c.user_id == conn.user_id) {
             self.presence_throttle.forget(conn.user_id);
             self.shared_writer.send(SharedOp::Remove(conn.user_id));
+            self.announce(super::RoomEvent::PresenceLeft(conn.user_id));
         }
         self.publish_active_users();
         if self.conns.is_empty() {
@@ -385,6 +393,7 @@ impl Room {
         self.conns.clear();
         for user in users {
             self.shared_writer.send(SharedOp::Remove(user));
+            self.announce(super::RoomEvent::PresenceLeft(user));
         }
         self.shared_writer.send(SharedOp::Active(Vec::new()));
     }

@@ -210,6 +210,7 @@ impl Room {
             .add_version(self.id, new, &state, &view)
             .await?;
         self.record.version = self.record.version.max(record.version);
+        self.announce(super::RoomEvent::VersionCreated(record.clone()));
         self.versions.push(record.clone());
         self.versions.sort_by_key(|v| v.version);
         self.dirty_by = None;

@@ -182,6 +182,17 @@ impl Room {
         }
         let entries = written.batch.len();
         let mut senders = HashSet::new();
+        let by = written
+            .batch
+            .iter()
+            .rev()
+            .flat_map(|a| a.senders.iter().rev())
+            .find_map(|(conn, _)| self.conns.get(conn).map(|c| c.user_id))
+            .or(self.dirty_by);
+        self.announce(super::RoomEvent::Updated {
+            version: self.log.durable_seq,
+            by,
+        });
         for accepted in &written.batch {
             self.publish(LiveKind::Update, &accepted.update);
         }

@@ -44,8 +44,8 @@ pub mod verdict;
 
 pub use commands::{
     ConnId, EditReply, EditRequest, JoinReply, JoinRequest, OUTBOUND_CAPACITY, Outbound, ReadReply,
-    RoomCmd, RoomView, ServerEdit, StateReply, SubmitReply, SubmitRequest, VersionCmd,
-    VersionFailure, VersionOp, VersionOutcome, VersionReply, close,
+    RoomCmd, RoomEvent, RoomEvents, RoomView, ServerEdit, StateReply, SubmitReply, SubmitRequest,
+    VersionCmd, VersionFailure, VersionOp, VersionOutcome, VersionReply, close,
 };
 
 use crate::audit::Auditor;
@@ -102,6 +102,8 @@ pub struct RoomDeps {
     pub config: RoomConfig,
     /// Results of blocks bound to queries (the server's data side).
     pub resolver: Arc<dyn bound::BlockResolver>,
+    /// Where the room tells what happened in it (the webhooks).
+    pub events: Arc<dyn commands::RoomEvents>,
 }
 
 /// A room's timings and thresholds (from the server's configuration).
@@ -182,6 +184,15 @@ pub(super) struct Room {
 enum Flow {
     Continue,
     Stop,
+}
+
+impl Room {
+    /// Tells the server what happened in this room (webhooks); never blocks.
+    fn announce(&self, event: RoomEvent) {
+        self.deps
+            .events
+            .room_event(self.id, self.record.project_id, event);
+    }
 }
 
 impl Room {

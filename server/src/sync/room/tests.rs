@@ -85,6 +85,7 @@ async fn harness_over(
         metrics: Arc::default(),
         config,
         resolver: Arc::new(NoData),
+        events: Arc::new(NoEvents),
     };
     adjust(&mut deps);
     let (room, written_rx) = Room::load(id, deps, unregister).await.expect("room loads");
@@ -94,6 +95,13 @@ async fn harness_over(
         room,
         written_rx,
     }
+}
+
+/// These tests announce nothing.
+struct NoEvents;
+
+impl super::RoomEvents for NoEvents {
+    fn room_event(&self, _canvas: Uuid, _project: Uuid, _event: super::RoomEvent) {}
 }
 
 /// These tests bind no block to a query: a data side that has nothing.

@@ -1,0 +1,415 @@
+//! [`WebhookStore`]: subscriptions (created, listed, deleted with their deliveries), the
+//! outbox (a delivery claimed once, recorded only by its lease's holder, due again when the
+//! lease ends) and coalescing (one open delivery per key takes the later data).
+//!
+//! Claims take every due delivery of the store, so the cases of this suite never run at once
+//! on one store ([`all`] runs them in turn; [`contract_tests!`](crate::contract_tests) gives
+//! each its own store).
+
+use super::{assert_not_found, new_user, unique};
+use crate::{
+    DeliveryOutcome, NewProject, NewWebhook, NewWebhookDelivery, Project, ProjectStore, User,
+    UserStore, Webhook, WebhookAttempt, WebhookStore,
+};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+use uuid::Uuid;
+
+/// The cases of this suite, for [`contract_tests!`](crate::contract_tests) and [`all`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __webhook_cases {
+    ($then:ident! $ctx:tt) => {
+        $crate::$then! { $ctx webhooks webhook_store [
+            a_webhook_is_created_listed_and_deleted_with_its_deliveries,
+            a_delivery_is_claimed_once_and_recorded_only_by_its_lease_holder,
+            an_unrecorded_attempt_is_due_again_when_its_lease_ends,
+            coalesced_deliveries_merge_until_the_first_attempt,
+        ] }
+    };
+}
+
+/// Every case, one after the other (claims would take each other's deliveries).
+pub async fn all(users: &dyn UserStore, projects: &dyn ProjectStore, hooks: &dyn WebhookStore) {
+    a_webhook_is_created_listed_and_deleted_with_its_deliveries(users, projects, hooks).await;
+    a_delivery_is_claimed_once_and_recorded_only_by_its_lease_holder(users, projects, hooks).await;
+    an_unrecorded_attempt_is_due_again_when_its_lease_ends(users, projects, hooks).await;
+    coalesced_deliveries_merge_until_the_first_attempt(users, projects, hooks).await;
+}
+
+async fn project(users: &dyn UserStore, projects: &dyn ProjectStore) -> (User, Project) {
+    let owner = new_user(users).await;
+    let project = projects
+        .create_project(NewProject {
+            name: unique("hooks-"),
+            description: None,
+            organization_id: owner.organization_id,
+            owner_id: owner.id,
+        })
+        .await
+        .expect("create_project");
+    (owner, project)
+}
+
+async fn webhook(hooks: &dyn WebhookStore, project: Uuid, by: Uuid) -> Webhook {
+    hooks
+        .create_webhook(NewWebhook {
+            id: Uuid::new_v4(),
+            project_id: project,
+            url: "https://example.com/hook".into(),
+            events: vec!["canvas.created".into(), "canvas.updated".into()],
+            secret_sealed: "v1:sealed".into(),
+            secret_hint: "abcd".into(),
+            created_by: Some(by),
+        })
+        .await
+        .expect("create_webhook")
+}
+
+/// Now, to the millisecond (every backend keeps at least that).
+fn now_ms() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+fn delivery(hook: Uuid, due: DateTime<Utc>, coalesce: Option<(&str, i64)>) -> NewWebhookDelivery {
+    NewWebhookDelivery {
+        id: Uuid::new_v4(),
+        webhook_id: hook,
+        event_id: Uuid::new_v4(),
+        event_type: "canvas.updated".into(),
+        data: json!({"version": coalesce.map_or(0, |(_, v)| v)}),
+        created_at: now_ms(),
+        next_attempt_at: due,
+        expires_at: due + Duration::hours(24),
+        coalesce: coalesce.map(|(k, v)| (k.to_owned(), v)),
+    }
+}
+
+fn attempt(delivery: Uuid, n: i64, status: Option<i64>) -> WebhookAttempt {
+    WebhookAttempt {
+        delivery_id: delivery,
+        attempt: n,
+        attempted_at: now_ms(),
+        status_code: status,
+        error: status
+            .filter(|s| *s >= 300)
+            .map(|s| format!("answered {s}")),
+        duration_ms: 12,
+    }
+}
+
+/// A subscription is created, read, listed; deleting it deletes its deliveries and attempts;
+/// one for an unknown project is `NotFound`.
+pub async fn a_webhook_is_created_listed_and_deleted_with_its_deliveries(
+    users: &dyn UserStore,
+    projects: &dyn ProjectStore,
+    hooks: &dyn WebhookStore,
+) {
+    let (owner, p) = project(users, projects).await;
+    let first = webhook(hooks, p.id, owner.id).await;
+    let second = webhook(hooks, p.id, owner.id).await;
+    assert_eq!(first.events, ["canvas.created", "canvas.updated"]);
+    assert!(first.is_active);
+    assert_eq!(
+        hooks.webhook(first.id).await.expect("webhook").as_ref(),
+        Some(&first)
+    );
+    let listed = hooks.webhooks_in_project(p.id).await.expect("list");
+    assert_eq!(listed.len(), 2);
+    assert!(listed.contains(&first) && listed.contains(&second));
+
+    let queued = delivery(first.id, now_ms() - Duration::seconds(1), None);
+    hooks
+        .enqueue_deliveries(std::slice::from_ref(&queued))
+        .await
+        .expect("enqueue");
+    let lease = now_ms() + Duration::seconds(60);
+    let claimed = hooks
+        .claim_deliveries(now_ms(), lease, 100)
+        .await
+        .expect("claim");
+    assert!(claimed.iter().any(|d| d.id == queued.id));
+    assert!(
+        hooks
+            .finish_attempt(
+                lease,
+                &attempt(queued.id, 1, Some(500)),
+                DeliveryOutcome::Failed
+            )
+            .await
+            .expect("finish")
+    );
+    assert!(hooks.delete_webhook(first.id).await.expect("delete"));
+    assert!(!hooks.delete_webhook(first.id).await.expect("delete again"));
+    assert_eq!(hooks.webhook(first.id).await.expect("webhook"), None);
+    assert!(
+        hooks
+            .deliveries_of_webhook(first.id, 10)
+            .await
+            .expect("deliveries")
+            .is_empty()
+    );
+    assert!(
+        hooks
+            .attempts_of_webhook(first.id, 10)
+            .await
+            .expect("attempts")
+            .is_empty()
+    );
+    assert_eq!(
+        hooks.webhooks_in_project(p.id).await.expect("list"),
+        [second]
+    );
+
+    let orphan = NewWebhook {
+        id: Uuid::new_v4(),
+        project_id: Uuid::new_v4(),
+        url: "https://example.com".into(),
+        events: vec!["canvas.created".into()],
+        secret_sealed: "v1:x".into(),
+        secret_hint: "x".into(),
+        created_by: None,
+    };
+    assert_not_found(hooks.create_webhook(orphan).await, "an unknown project");
+}
+
+/// Of concurrent claims one gets a due delivery; a wrong lease records nothing; a retry is
+/// due again at its time, counted, and its attempts are in the log.
+pub async fn a_delivery_is_claimed_once_and_recorded_only_by_its_lease_holder(
+    users: &dyn UserStore,
+    projects: &dyn ProjectStore,
+    hooks: &dyn WebhookStore,
+) {
+    let (owner, p) = project(users, projects).await;
+    let hook = webhook(hooks, p.id, owner.id).await;
+    let now = now_ms();
+    let due = delivery(hook.id, now - Duration::seconds(1), None);
+    let later = delivery(hook.id, now + Duration::hours(1), None);
+    hooks
+        .enqueue_deliveries(&[due.clone(), later.clone()])
+        .await
+        .expect("enqueue");
+    assert_eq!(
+        hooks.next_delivery_due().await.expect("next"),
+        Some(due.next_attempt_at)
+    );
+    let lease = now + Duration::seconds(40);
+    let claims = (0..4).map(|_| hooks.claim_deliveries(now, lease, 10));
+    let won: Vec<_> = futures_util::future::join_all(claims)
+        .await
+        .into_iter()
+        .flat_map(|r| r.expect("claim"))
+        .collect();
+    assert_eq!(won.len(), 1, "one claim of four gets it: {won:?}");
+    let claimed = &won[0];
+    assert_eq!(claimed.id, due.id);
+    assert_eq!(claimed.attempts, 1);
+    assert_eq!(claimed.lease_until, Some(lease));
+    assert_eq!(claimed.status, "pending");
+
+    let other_lease = lease + Duration::seconds(1);
+    assert!(
+        !hooks
+            .finish_attempt(
+                other_lease,
+                &attempt(due.id, 1, Some(200)),
+                DeliveryOutcome::Delivered
+            )
+            .await
+            .expect("finish"),
+        "not the lease's holder"
+    );
+    let retry_at = now + Duration::seconds(5);
+    assert!(
+        hooks
+            .finish_attempt(
+                lease,
+                &attempt(due.id, 1, Some(503)),
+                DeliveryOutcome::Retry(retry_at)
+            )
+            .await
+            .expect("finish")
+    );
+    assert!(
+        !hooks
+            .finish_attempt(
+                lease,
+                &attempt(due.id, 1, Some(200)),
+                DeliveryOutcome::Delivered
+            )
+            .await
+            .expect("finish twice"),
+        "a lease records once"
+    );
+    assert!(
+        hooks
+            .claim_deliveries(now, lease, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "not due before its retry time"
+    );
+    let second_lease = retry_at + Duration::seconds(40);
+    let again = hooks
+        .claim_deliveries(retry_at, second_lease, 10)
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 2);
+    assert_eq!(again[0].last_status_code, Some(503));
+    assert!(
+        hooks
+            .finish_attempt(
+                second_lease,
+                &attempt(due.id, 2, Some(204)),
+                DeliveryOutcome::Delivered
+            )
+            .await
+            .expect("finish")
+    );
+    let log = hooks.deliveries_of_webhook(hook.id, 10).await.expect("log");
+    let done = log.iter().find(|d| d.id == due.id).expect("in the log");
+    assert_eq!(done.status, "delivered");
+    assert_eq!(done.attempts, 2);
+    assert_eq!(done.lease_until, None);
+    assert!(done.delivered_at.is_some());
+    let attempts = hooks
+        .attempts_of_webhook(hook.id, 10)
+        .await
+        .expect("attempts");
+    let mut codes: Vec<(i64, Option<i64>)> = attempts
+        .iter()
+        .filter(|a| a.delivery_id == due.id)
+        .map(|a| (a.attempt, a.status_code))
+        .collect();
+    codes.sort();
+    assert_eq!(codes, [(1, Some(503)), (2, Some(204))]);
+    assert_eq!(
+        hooks.next_delivery_due().await.expect("next"),
+        Some(later.next_attempt_at),
+        "only the later one is pending"
+    );
+}
+
+/// A claim whose attempt is never recorded (the node died) is due again at its lease's end.
+pub async fn an_unrecorded_attempt_is_due_again_when_its_lease_ends(
+    users: &dyn UserStore,
+    projects: &dyn ProjectStore,
+    hooks: &dyn WebhookStore,
+) {
+    let (owner, p) = project(users, projects).await;
+    let hook = webhook(hooks, p.id, owner.id).await;
+    let now = now_ms();
+    let queued = delivery(hook.id, now, None);
+    hooks
+        .enqueue_deliveries(std::slice::from_ref(&queued))
+        .await
+        .expect("enqueue");
+    let lease = now + Duration::seconds(30);
+    let first = hooks.claim_deliveries(now, lease, 10).await.expect("claim");
+    assert_eq!(first.len(), 1);
+    let before = now + Duration::seconds(29);
+    assert!(
+        hooks
+            .claim_deliveries(before, before + Duration::seconds(30), 10)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    let after = lease + Duration::seconds(1);
+    let second_lease = after + Duration::seconds(30);
+    let second = hooks
+        .claim_deliveries(after, second_lease, 10)
+        .await
+        .expect("claim");
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].attempts, 2);
+    assert!(
+        !hooks
+            .finish_attempt(
+                lease,
+                &attempt(queued.id, 1, Some(200)),
+                DeliveryOutcome::Delivered
+            )
+            .await
+            .expect("finish"),
+        "the dead node's lease is over"
+    );
+    assert!(
+        hooks
+            .finish_attempt(
+                second_lease,
+                &attempt(queued.id, 2, Some(200)),
+                DeliveryOutcome::Delivered
+            )
+            .await
+            .expect("finish")
+    );
+}
+
+/// Coalesced deliveries with one key make one row that takes the highest order's data,
+/// until its first attempt; after that the next one opens a new row.
+pub async fn coalesced_deliveries_merge_until_the_first_attempt(
+    users: &dyn UserStore,
+    projects: &dyn ProjectStore,
+    hooks: &dyn WebhookStore,
+) {
+    let (owner, p) = project(users, projects).await;
+    let hook = webhook(hooks, p.id, owner.id).await;
+    let other = webhook(hooks, p.id, owner.id).await;
+    let due = now_ms() + Duration::seconds(10);
+    for (key, seq) in [
+        ("canvas-a", 3),
+        ("canvas-a", 7),
+        ("canvas-a", 5),
+        ("canvas-b", 1),
+    ] {
+        hooks
+            .enqueue_deliveries(&[
+                delivery(hook.id, due, Some((key, seq))),
+                delivery(other.id, due, Some((key, seq))),
+            ])
+            .await
+            .expect("enqueue");
+    }
+    let log = hooks.deliveries_of_webhook(hook.id, 10).await.expect("log");
+    let mut versions: Vec<i64> = log
+        .iter()
+        .map(|d| d.data["version"].as_i64().unwrap_or(-1))
+        .collect();
+    versions.sort();
+    assert_eq!(
+        versions,
+        [1, 7],
+        "one row per key, with the highest order's data"
+    );
+    assert_eq!(
+        hooks
+            .deliveries_of_webhook(other.id, 10)
+            .await
+            .expect("log")
+            .len(),
+        2,
+        "per subscription"
+    );
+    let claimed = hooks
+        .claim_deliveries(due, due + Duration::seconds(30), 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 4);
+    hooks
+        .enqueue_deliveries(&[delivery(hook.id, due, Some(("canvas-a", 9)))])
+        .await
+        .expect("enqueue");
+    let log = hooks.deliveries_of_webhook(hook.id, 10).await.expect("log");
+    assert_eq!(log.len(), 3, "a claimed row takes no more changes");
+    assert!(
+        log.iter()
+            .any(|d| d.data["version"] == 9 && d.attempts == 0)
+    );
+    assert!(
+        log.iter()
+            .any(|d| d.data["version"] == 7 && d.attempts == 1)
+    );
+}
