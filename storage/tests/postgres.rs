@@ -272,7 +272,14 @@ async fn schema_is_the_seeds() {
         ];
         let mut expected: BTreeSet<String> = seed_tables.iter().map(|t| t.to_string()).collect();
         expected.insert("_sqlx_migrations".into());
-        assert_eq!(tables, expected, "the seed's ten tables and sqlx's own");
+        // Migration 0006: webhook subscriptions, their outbox and its attempts.
+        for table in ["webhooks", "webhook_deliveries", "webhook_attempts"] {
+            expected.insert(table.into());
+        }
+        assert_eq!(
+            tables, expected,
+            "the seed's ten tables, the webhook tables and sqlx's own"
+        );
 
         // Columns in the seed's order, as PostgreSQL describes them.
         let columns: Vec<String> = sqlx::query_scalar(
