@@ -110,6 +110,7 @@ class Client {
     this.synced = false
     this.data = new Map() // block -> latest 102 body
     this.listeners = new Set()
+    this.onMessage = null // called after each frame is handled
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', resolve)
       this.ws.once('error', reject)
@@ -132,6 +133,7 @@ class Client {
         this.data.set(body.block_id, body)
         for (const l of this.listeners) l(body, at)
       }
+      if (this.onMessage) this.onMessage()
     })
     // sync step 1 with an empty state vector: the server answers with step 2 (the document)
     this.opened.then(() => this.ws.send(Buffer.from([0, 0, 1, 0])), () => {})
@@ -219,8 +221,12 @@ async function main () {
   const join = async (canvas, blocks) => {
     const t0 = performance.now()
     const c = new Client(wsUrl(canvas))
-    await waitUntil('the join', () => c.synced && blocks.every((b) => c.data.get(b)?.status === 'completed'), 10000)
-    const ms = performance.now() - t0
+    // timed at the frame that completes the join (no polling interval in the figure)
+    const done = () => c.synced && blocks.every((b) => c.data.get(b)?.status === 'completed')
+    const ms = await Promise.race([
+      new Promise((resolve) => { c.onMessage = () => { if (done()) resolve(performance.now() - t0) } }),
+      sleep(10000).then(() => { throw new Error('a join did not complete') })
+    ])
     c.close()
     return ms
   }
