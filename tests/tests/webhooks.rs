@@ -810,3 +810,113 @@ async fn presence_and_sharing_events_arrive() {
     assert_eq!(sharing["source"], "rest");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn query_executions_that_complete_and_fail_are_announced() {
+    let server = TestServer::start_with(fast).await;
+    let api = server.api();
+    let owner = api.signup("queryhooks").await;
+    let project = api.create_project(&owner, "Data").await;
+    let (url, rx) = receiver(0).await;
+    subscribe(
+        &api,
+        &owner,
+        &project,
+        &url,
+        &["query.execution.completed", "query.execution.failed"],
+    )
+    .await;
+    let (status, source) = api
+        .post(
+            &format!("/api/v1/projects/{project}/data-sources"),
+            Some(&owner.token),
+            json!({"name": "sales", "type": "file"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{source}");
+    let upload = api
+        .client
+        .put(format!(
+            "{}/api/v1/data-sources/{}/file",
+            api.base,
+            source["id"].as_str().expect("an id")
+        ))
+        .bearer_auth(&owner.token)
+        .header("content-type", "text/csv")
+        .body("region,amount\nnorth,10\nsouth,20\nnorth,5\n")
+        .send()
+        .await
+        .expect("upload sent");
+    assert_eq!(upload.status().as_u16(), 200);
+    let query = |text: &str| {
+        let api = &api;
+        let project = &project;
+        let token = owner.token.clone();
+        let text = text.to_owned();
+        async move {
+            let (status, q) = api
+                .post(
+                    &format!("/api/v1/projects/{project}/queries"),
+                    Some(&token),
+                    json!({"name": "q", "query_text": text, "query_type": "sql"}),
+                )
+                .await;
+            assert_eq!(status, 201, "{q}");
+            q["id"].as_str().expect("an id").to_owned()
+        }
+    };
+    let good = query("SELECT region, sum(amount) AS total FROM sales GROUP BY region").await;
+    let bad = query("SELECT no_such_column FROM sales").await;
+    let (status, ran) = api
+        .post(
+            &format!("/api/v1/queries/{good}/execute"),
+            Some(&owner.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{ran}");
+    let (status, refused) = api
+        .post(
+            &format!("/api/v1/queries/{bad}/execute"),
+            Some(&owner.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+
+    let events = wait_for("two execution events", WAIT, || {
+        let rx = rx.clone();
+        async move {
+            let got = rx.accepted();
+            (got.len() >= 2).then_some(got)
+        }
+    })
+    .await;
+    let bodies: Vec<Value> = events.iter().map(|e| e.json()).collect();
+    let of = |t: &str| {
+        bodies
+            .iter()
+            .find(|b| b["type"] == t)
+            .unwrap_or_else(|| panic!("no {t} in {bodies:?}"))
+    };
+    let completed = &of("query.execution.completed")["data"];
+    assert_eq!(completed["query_id"], good.as_str());
+    assert_eq!(completed["execution_id"], ran["execution"]["id"]);
+    assert_eq!(completed["status"], "completed");
+    assert_eq!(completed["rows_returned"], 2);
+    assert_eq!(completed["executed_by"], owner.id.as_str());
+    assert_eq!(completed["project_id"], project.as_str());
+    let failed = &of("query.execution.failed")["data"];
+    assert_eq!(failed["query_id"], bad.as_str());
+    assert_eq!(failed["status"], "failed");
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no_such_column")),
+        "{failed}"
+    );
+    for e in &events {
+        assert!(signature_verifies(&e.signature, &e.body, SECRET));
+    }
+    server.stop().await;
+}
