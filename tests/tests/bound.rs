@@ -784,3 +784,77 @@ async fn a_block_refreshed_by_hand_runs_again_and_reaches_every_connection() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_restored_binding_is_resolved_again() {
+    let server = TestServer::start().await;
+    let team = Team::new(&server).await;
+    let api = &team.api;
+    csv_source(api, &team.owner, &team.project, SALES).await;
+    let query = saved_query(
+        api,
+        &team.editor,
+        &team.project,
+        "SELECT region, product, amount FROM sales WHERE amount >= {{min}} ORDER BY amount",
+        json!({"min": {"type": "number", "default": 0}}),
+        None,
+    )
+    .await;
+    let mut editor = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;
+    let mut viewer = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
+    editor
+        .edit(|txn| {
+            add_bound(
+                txn,
+                "chart",
+                "chart",
+                0,
+                chart_content(&query, sales_config()),
+            )
+        })
+        .await;
+    editor.wait_acked().await;
+    wait_data(&mut viewer, "chart", |d| {
+        d.status == "completed" && d.total_rows == 5
+    })
+    .await;
+    let versions = format!("/api/v1/canvases/{}/versions", team.canvas);
+    let (status, named) = api
+        .post(
+            &versions,
+            Some(&team.editor.token),
+            json!({"changes": "every sale"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{named}");
+    let version = named["version"].as_i64().expect("a version number");
+    editor
+        .edit(|txn| {
+            content_of(txn, "chart").insert(
+                txn,
+                "data_source",
+                json_to_any(&query_source(&query, json!({"min": 15}))),
+            );
+        })
+        .await;
+    editor.wait_acked().await;
+    wait_data(&mut viewer, "chart", |d| {
+        d.status == "completed" && d.total_rows == 2
+    })
+    .await;
+
+    // The restore brings the old binding back: its data follows without any other edit.
+    let (status, restored) = api
+        .post(
+            &format!("{versions}/{version}/restore"),
+            Some(&team.editor.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{restored}");
+    let back = wait_data(&mut viewer, "chart", |d| {
+        d.status == "completed" && d.total_rows == 5
+    })
+    .await;
+    assert_eq!(back.rows.len(), 5);
+}

@@ -179,9 +179,11 @@ impl Room {
             }
         };
         let now = Instant::now();
-        for id in changed {
-            self.stamped.insert(id, (user, now));
+        for id in &changed {
+            self.stamped.insert(id.clone(), (user, now));
         }
+        // A restored binding (or a binding the restore removed) is resolved like an edit.
+        self.blocks_changed(&changed, Some(user));
         let edited = update.is_some();
         if let Some(update) = update {
             self.log.push(Accepted::server(update, None));
