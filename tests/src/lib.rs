@@ -298,6 +298,45 @@ impl Api {
             .await
     }
 
+    /// Uploads `csv` as the data of file source `source`, asserting the 200.
+    pub async fn upload_csv(&self, token: &str, source: &str, csv: &str) {
+        let resp = self
+            .client
+            .put(format!("{}/api/v1/data-sources/{source}/file", self.base))
+            .bearer_auth(token)
+            .header("content-type", "text/csv")
+            .body(csv.to_owned())
+            .send()
+            .await
+            .expect("upload sent");
+        let status = resp.status().as_u16();
+        assert_eq!(status, 200, "{}", resp.text().await.unwrap_or_default());
+    }
+
+    /// A `file` data source `name` of `project` made by `user`, with `csv` uploaded unless
+    /// `None`; its id.
+    pub async fn csv_source(
+        &self,
+        user: &TestUser,
+        project: &str,
+        name: &str,
+        csv: Option<&str>,
+    ) -> String {
+        let (status, source) = self
+            .post(
+                &format!("/api/v1/projects/{project}/data-sources"),
+                Some(&user.token),
+                json!({"name": name, "type": "file"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{source}");
+        let id = source["id"].as_str().expect("an id").to_owned();
+        if let Some(csv) = csv {
+            self.upload_csv(&user.token, &id, csv).await;
+        }
+        id
+    }
+
     /// Signs up a user with a unique email and username.
     pub async fn signup(&self, name: &str) -> TestUser {
         let unique = uuid::Uuid::new_v4().simple().to_string();

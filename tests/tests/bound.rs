@@ -16,42 +16,6 @@ use std::time::Duration;
 const SALES: &str = "region,product,amount\nnorth,widget,10\nsouth,widget,20\nnorth,gadget,5\n\
                      east,widget,7\nsouth,gadget,30\n";
 
-async fn put_raw(api: &Api, path: &str, token: &str, content_type: &str, body: &str) -> u16 {
-    let resp = api
-        .client
-        .put(format!("{}{path}", api.base))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body.to_owned())
-        .send()
-        .await
-        .expect("request sent");
-    resp.status().as_u16()
-}
-
-/// A file source `sales` in `project` with `csv` uploaded by `owner`; its id.
-async fn csv_source(api: &Api, owner: &TestUser, project: &str, csv: &str) -> String {
-    let (status, source) = api
-        .post(
-            &format!("/api/v1/projects/{project}/data-sources"),
-            Some(&owner.token),
-            json!({"name": "sales", "type": "file"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{source}");
-    let id = source["id"].as_str().expect("an id").to_owned();
-    upload(api, owner, &id, csv).await;
-    id
-}
-
-async fn upload(api: &Api, owner: &TestUser, source: &str, csv: &str) {
-    let path = format!("/api/v1/data-sources/{source}/file");
-    assert_eq!(
-        put_raw(api, &path, &owner.token, "text/csv", csv).await,
-        200
-    );
-}
-
 /// A saved query of `project` by `user`; its id.
 async fn saved_query(
     api: &Api,
@@ -179,7 +143,9 @@ async fn bound_charts_tables_and_narratives_are_live_over_websocket_and_rest() {
     let server = TestServer::start().await;
     let team = Team::new(&server).await;
     let api = &team.api;
-    let source = csv_source(api, &team.owner, &team.project, SALES).await;
+    let source = api
+        .csv_source(&team.owner, &team.project, "sales", Some(SALES))
+        .await;
     let query = saved_query(
         api,
         &team.editor,
@@ -388,9 +354,8 @@ async fn bound_charts_tables_and_narratives_are_live_over_websocket_and_rest() {
     wait_data(&mut owner, "table", |_| true).await;
 
     // The source is refreshed: new data reaches everyone, and the narrative.
-    upload(
-        api,
-        &team.owner,
+    api.upload_csv(
+        &team.owner.token,
         &source,
         "region,product,amount\nnorth,widget,100\nsouth,widget,200\n",
     )
@@ -409,7 +374,8 @@ async fn bad_bindings_are_clear_errors_and_change_nothing_else() {
     let server = TestServer::start().await;
     let team = Team::new(&server).await;
     let api = &team.api;
-    csv_source(api, &team.owner, &team.project, SALES).await;
+    api.csv_source(&team.owner, &team.project, "sales", Some(SALES))
+        .await;
     let query = saved_query(
         api,
         &team.editor,
@@ -421,7 +387,13 @@ async fn bad_bindings_are_clear_errors_and_change_nothing_else() {
     .await;
     // another project, with its own source and query
     let other = api.create_project(&team.stranger, "elsewhere").await;
-    csv_source(api, &team.stranger, &other, "secret,amount\nx,1\n").await;
+    api.csv_source(
+        &team.stranger,
+        &other,
+        "sales",
+        Some("secret,amount\nx,1\n"),
+    )
+    .await;
     let foreign = saved_query(
         api,
         &team.stranger,
@@ -658,7 +630,8 @@ async fn a_block_refreshed_by_hand_runs_again_and_reaches_every_connection() {
     let server = TestServer::start().await;
     let team = Team::new(&server).await;
     let api = &team.api;
-    csv_source(api, &team.owner, &team.project, SALES).await;
+    api.csv_source(&team.owner, &team.project, "sales", Some(SALES))
+        .await;
     let query = saved_query(
         api,
         &team.editor,
@@ -790,7 +763,8 @@ async fn a_restored_binding_is_resolved_again() {
     let server = TestServer::start().await;
     let team = Team::new(&server).await;
     let api = &team.api;
-    csv_source(api, &team.owner, &team.project, SALES).await;
+    api.csv_source(&team.owner, &team.project, "sales", Some(SALES))
+        .await;
     let query = saved_query(
         api,
         &team.editor,

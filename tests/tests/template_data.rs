@@ -10,42 +10,6 @@ use std::time::Duration;
 const SALES: &str = "date,region,sales_amount\n2024-01-01,north,10\n2024-01-01,south,20\n\
                      2024-01-02,north,5\n2024-01-02,east,7\n2024-01-03,south,30\n";
 
-async fn put_csv(api: &Api, token: &str, source: &str, csv: &str) {
-    let resp = api
-        .client
-        .put(format!("{}/api/v1/data-sources/{source}/file", api.base))
-        .bearer_auth(token)
-        .header("content-type", "text/csv")
-        .body(csv.to_owned())
-        .send()
-        .await
-        .expect("request sent");
-    assert_eq!(resp.status().as_u16(), 200);
-}
-
-/// A file source `name` of `project`, with `csv` uploaded unless `None`; its id.
-async fn file_source(
-    api: &Api,
-    user: &TestUser,
-    project: &str,
-    name: &str,
-    csv: Option<&str>,
-) -> String {
-    let (status, source) = api
-        .post(
-            &format!("/api/v1/projects/{project}/data-sources"),
-            Some(&user.token),
-            json!({"name": name, "type": "file"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{source}");
-    let id = source["id"].as_str().expect("an id").to_owned();
-    if let Some(csv) = csv {
-        put_csv(api, &user.token, &id, csv).await;
-    }
-    id
-}
-
 async fn queries_of(api: &Api, user: &TestUser, project: &str) -> Vec<Value> {
     let (status, body) = api
         .get(
@@ -100,16 +64,18 @@ async fn a_canvas_from_a_template_with_a_source_gets_its_own_bound_queries() {
     let team = Team::new(&server).await;
     let api = &team.api;
     let project = &team.project;
-    let good = file_source(api, &team.owner, project, "orders", Some(SALES)).await;
-    let lacking = file_source(
-        api,
-        &team.owner,
-        project,
-        "visits",
-        Some("day,page\n2024-01-01,/\n"),
-    )
-    .await;
-    let unsynced = file_source(api, &team.owner, project, "empty", None).await;
+    let good = api
+        .csv_source(&team.owner, project, "orders", Some(SALES))
+        .await;
+    let lacking = api
+        .csv_source(
+            &team.owner,
+            project,
+            "visits",
+            Some("day,page\n2024-01-01,/\n"),
+        )
+        .await;
+    let unsynced = api.csv_source(&team.owner, project, "empty", None).await;
     let canvases_before = canvas_count(api, &team.owner, project).await;
     let create = |body: Value| {
         let path = format!("/api/v1/projects/{project}/canvases");
@@ -148,7 +114,9 @@ async fn a_canvas_from_a_template_with_a_source_gets_its_own_bound_queries() {
         .await;
     assert_eq!(status, 201, "{other_project}");
     let other_project = other_project["id"].as_str().expect("an id").to_owned();
-    let foreign = file_source(api, &team.stranger, &other_project, "orders", Some(SALES)).await;
+    let foreign = api
+        .csv_source(&team.stranger, &other_project, "orders", Some(SALES))
+        .await;
     let (status, body) = create(json!({
         "name": "Sales", "template_id": "sales-dashboard", "data_source_id": foreign
     }))
@@ -243,7 +211,9 @@ async fn a_template_made_from_a_bound_canvas_carries_its_queries_to_another_proj
     let server = TestServer::start().await;
     let team = Team::new(&server).await;
     let api = &team.api;
-    let source = file_source(api, &team.owner, &team.project, "orders", Some(SALES)).await;
+    let source = api
+        .csv_source(&team.owner, &team.project, "orders", Some(SALES))
+        .await;
     let (status, canvas) = api
         .post(
             &format!("/api/v1/projects/{}/canvases", team.project),
@@ -281,7 +251,9 @@ async fn a_template_made_from_a_bound_canvas_carries_its_queries_to_another_proj
         .await;
     assert_eq!(status, 201, "{other}");
     let other = other["id"].as_str().expect("an id").to_owned();
-    let shop = file_source(api, &team.editor, &other, "shop_sales", Some(SALES)).await;
+    let shop = api
+        .csv_source(&team.editor, &other, "shop_sales", Some(SALES))
+        .await;
     let template_id = template["id"].as_str().expect("an id");
     let (status, copy) = api
         .post(

@@ -826,28 +826,13 @@ async fn query_executions_that_complete_and_fail_are_announced() {
         &["query.execution.completed", "query.execution.failed"],
     )
     .await;
-    let (status, source) = api
-        .post(
-            &format!("/api/v1/projects/{project}/data-sources"),
-            Some(&owner.token),
-            json!({"name": "sales", "type": "file"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{source}");
-    let upload = api
-        .client
-        .put(format!(
-            "{}/api/v1/data-sources/{}/file",
-            api.base,
-            source["id"].as_str().expect("an id")
-        ))
-        .bearer_auth(&owner.token)
-        .header("content-type", "text/csv")
-        .body("region,amount\nnorth,10\nsouth,20\nnorth,5\n")
-        .send()
-        .await
-        .expect("upload sent");
-    assert_eq!(upload.status().as_u16(), 200);
+    api.csv_source(
+        &owner,
+        &project,
+        "sales",
+        Some("region,amount\nnorth,10\nsouth,20\nnorth,5\n"),
+    )
+    .await;
     let query = |text: &str| {
         let api = &api;
         let project = &project;

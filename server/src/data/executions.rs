@@ -198,11 +198,7 @@ async fn run(
                 execution.execution_time_ms = Some(0);
                 execution.rows_returned = Some(row_count(&result));
                 execution.result_location = Some(result_location(&key));
-                state.storage.data.create_execution(&execution).await?;
-                state
-                    .webhooks
-                    .execution_ended(query.project_id, &execution)
-                    .await;
+                record_ended(state, query.project_id, &execution).await?;
                 return Ok(Started::Done(Box::new(execution), Box::new(result)));
             }
             Err(e) => tracing::warn!(%key, error = %e, "unreadable cached result; running again"),
@@ -509,12 +505,20 @@ async fn failed_at_once(
         computed_at: None,
     };
     state.metrics.query_execution("failed");
-    state.storage.data.create_execution(&execution).await?;
-    state
-        .webhooks
-        .execution_ended(query.project_id, &execution)
-        .await;
+    record_ended(state, query.project_id, &execution).await?;
     Ok(Started::Pending(Box::new(execution)))
+}
+
+/// Writes the record of an execution that ended before any job ran (a cache hit, a failure
+/// to read its sources) and announces it.
+async fn record_ended(
+    state: &AppState,
+    project: Uuid,
+    execution: &QueryExecution,
+) -> ApiResult<()> {
+    state.storage.data.create_execution(execution).await?;
+    state.webhooks.execution_ended(project, execution).await;
+    Ok(())
 }
 
 /// `execution` as it ended with `update`.
