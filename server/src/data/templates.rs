@@ -100,8 +100,12 @@ pub async fn choose_source(
             ),
         )
     })?;
-    let engine = match sources::open(&state.data, &source)?.config {
-        SourceConfig::Database(config) => Some(config.engine()?),
+    // Only a database source needs its (sealed) config opened: for the quoting of its SQL.
+    let engine = match source.kind.as_str() {
+        "database" => match sources::open(&state.data, &source)?.config {
+            SourceConfig::Database(config) => Some(config.engine()?),
+            _ => None,
+        },
         _ => None,
     };
     Ok(ChosenSource {
