@@ -132,7 +132,9 @@ export type CanvasEvents = {
 /**
  * Where a bound block's data stands, as this client knows it: `pending` from the moment its
  * binding (query or parameters) is new or changed, in this client or another, until its
- * data arrives; `running` while this client's {@link Canvas.refresh} runs; then the status
+ * data arrives; `running` while an execution for it runs (this client's
+ * {@link Canvas.refresh}, or any run the server started: another user's refresh, a changed
+ * parameter, a source refresh; the data shown stays until the new data arrives); then the status
  * of the data that arrived: `completed`, `failed` (the query failed to run) or `error` (the
  * binding is unusable), with `error`.
  */
@@ -204,6 +206,8 @@ export class Canvas extends Emitter<CanvasEvents> {
   private readonly rest: RestClient | undefined
   /** The latest data (message 102) per bound block. */
   private readonly data = new Map<string, BlockData>()
+  /** The `running` message of an execution under way per block (until its data arrives). */
+  private readonly running = new Map<string, BlockData>()
   /** The status per bound block. */
   private readonly statuses = new Map<string, DataStatus>()
   /** Each bound block's binding as last seen (`data_source` as JSON), to notice changes. */
@@ -624,6 +628,14 @@ export class Canvas extends Emitter<CanvasEvents> {
   }
 
   private receiveData (data: BlockData): void {
+    if (data.status === 'running') {
+      // an execution started: the data shown stays until its result arrives
+      this.running.set(data.block_id, data)
+      const before = this.statuses.get(data.block_id)
+      this.setStatus(data.block_id, { ...(before ?? this.emptyStatus()), state: 'running', error: null })
+      return
+    }
+    this.running.delete(data.block_id)
     const held = this.data.get(data.block_id)
     // the REST answer of a refresh and its message 102 carry the same data: one event
     if (held !== undefined && held.execution_id === data.execution_id && held.status === data.status &&
@@ -654,6 +666,7 @@ export class Canvas extends Emitter<CanvasEvents> {
       if (!bound) {
         if (this.bindings.delete(id)) {
           this.data.delete(id)
+          this.running.delete(id)
           this.forgetStatus(id)
         }
         continue
@@ -669,7 +682,10 @@ export class Canvas extends Emitter<CanvasEvents> {
       const answered = held !== undefined && (held.binding !== undefined
         ? answersBinding(held, source)
         : before === undefined || (unusable && held.error?.code === 'invalid_binding'))
-      if (!answered) {
+      // (an execution for the new binding may have been announced before the edit came)
+      const run = this.running.get(id)
+      const running = run !== undefined && answersBinding(run, source)
+      if (!answered && !running) {
         const status = this.statuses.get(id)
         this.setStatus(id, { ...(status ?? this.emptyStatus()), state: 'pending', error: null })
       }

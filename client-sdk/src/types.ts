@@ -462,8 +462,13 @@ export interface ChartSeries { name: string, points: SeriesPoint[] }
  */
 export interface BlockData {
   block_id: string
-  /** `completed`, `failed` (the query failed to run) or `error` (the binding is unusable). */
-  status: 'completed' | 'failed' | 'error' | (string & {})
+  /**
+   * `completed`, `failed` (the query failed to run) or `error` (the binding is unusable);
+   * over the WebSocket also `running`: an execution for the block started (its id in
+   * `execution_id`, no data in the message; the SDK keeps the data it has and reports the
+   * status, see `Canvas.dataStatus`).
+   */
+  status: 'completed' | 'failed' | 'error' | 'running' | (string & {})
   execution_id: string | null
   columns: ResultColumn[]
   /** The first rows (at most 1,000). */

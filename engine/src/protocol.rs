@@ -126,7 +126,8 @@ pub struct DataError {
 pub struct BlockDataBody {
     /// The block.
     pub block_id: String,
-    /// `completed`, or `failed` / `error` (see `error`).
+    /// `completed`, `failed` / `error` (see `error`), or `running`: an execution for the
+    /// block started (its id in `execution_id`; no data in the message).
     pub status: String,
     /// The execution that produced (or looked up) the result.
     pub execution_id: Option<String>,

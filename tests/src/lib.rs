@@ -505,7 +505,7 @@ pub struct WsClient {
     pub acked: u64,
     pub errors: Vec<(String, String)>,
     pub awareness: std::collections::HashMap<u64, String>,
-    /// The latest data (message 102) received per bound block.
+    /// The latest data (message 102, not `running` ones) received per bound block.
     pub block_data: std::collections::HashMap<String, protocol::BlockDataBody>,
 }
 
@@ -663,8 +663,11 @@ impl WsClient {
                         }
                     }
                     Extension::BlockData(data) => {
-                        self.block_data
-                            .insert(data.block_id.clone(), (*data).clone());
+                        // `running` says an execution started; the data stays what it was
+                        if data.status != "running" {
+                            self.block_data
+                                .insert(data.block_id.clone(), (*data).clone());
+                        }
                         Incoming::BlockData(data)
                     }
                 }

@@ -106,17 +106,31 @@ fn binding_values(doc: &canvas_engine::yrs::Doc, id: &str) -> Value {
     Value::Object(out)
 }
 
-/// Waits for a 102 about `block` that satisfies `pred`.
+/// Waits for a 102 with data (not `running`) about `block` that satisfies `pred`.
 async fn wait_data(
     client: &mut WsClient,
     block: &str,
     mut pred: impl FnMut(&BlockDataBody) -> bool,
 ) -> BlockDataBody {
+    let mut pred = move |d: &BlockDataBody| d.status != "running" && pred(d);
     if let Some(data) = client.block_data.get(block).filter(|d| pred(d)) {
         return data.clone();
     }
     match client
         .wait_for(|_, m| matches!(m, Incoming::BlockData(d) if d.block_id == block && pred(d)))
+        .await
+    {
+        Incoming::BlockData(data) => *data,
+        _ => unreachable!("wait_for returns what matched"),
+    }
+}
+
+/// Waits for a `running` 102 about `block` (an execution for it started).
+async fn wait_running(client: &mut WsClient, block: &str) -> BlockDataBody {
+    match client
+        .wait_for(
+            |_, m| matches!(m, Incoming::BlockData(d) if d.block_id == block && d.status == "running"),
+        )
         .await
     {
         Incoming::BlockData(data) => *data,
@@ -216,8 +230,16 @@ async fn bound_charts_tables_and_narratives_are_live_over_websocket_and_rest() {
         .await;
     editor.wait_acked().await;
 
-    // The viewer gets the chart's data with its series, and the table's.
+    // The viewer hears that the chart's query runs (nothing was cached), then gets the
+    // chart's data from that execution with its series, and the table's.
+    let running = wait_running(&mut viewer, "chart").await;
+    assert!(running.execution_id.is_some() && running.rows.is_empty());
+    assert_eq!(
+        running.binding,
+        Some(json!({"query_id": query, "parameters": {}}))
+    );
     let chart = wait_data(&mut viewer, "chart", |d| d.status == "completed").await;
+    assert_eq!(chart.execution_id, running.execution_id);
     assert_eq!(chart.total_rows, 5);
     assert_eq!(chart.columns.len(), 3);
     assert!(chart.execution_id.is_some() && chart.computed_at.is_some());
@@ -534,42 +556,7 @@ async fn on_the_services_two_nodes_share_one_execution() {
     })
     .await;
     let team = Team::new(&a).await;
-    let (admin, name) = fresh_database("bound_").await;
-    let (scheme, rest) = admin.split_once("://").expect("a URL");
-    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    let host = host.split('/').next().unwrap_or(host);
-    let url = format!("{scheme}://postgres@{host}/{name}");
-    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
-        .await
-        .expect("the sample database answers");
-    for statement in [
-        "CREATE TABLE orders (id int, region text, product text, amount numeric)",
-        "INSERT INTO orders VALUES (1, 'north', 'widget', 10), (2, 'south', 'widget', 20), \
-         (3, 'north', 'gadget', 5)",
-    ] {
-        sqlx::query(statement)
-            .execute(&mut db)
-            .await
-            .expect("sample data");
-    }
-    let (status, source) = team
-        .api
-        .post(
-            &format!("/api/v1/projects/{}/data-sources", team.project),
-            Some(&team.owner.token),
-            json!({"name": "warehouse", "type": "database", "connection_config": {"url": url}}),
-        )
-        .await;
-    assert_eq!(status, 201, "{source}");
-    let query = saved_query(
-        &team.api,
-        &team.editor,
-        &team.project,
-        "SELECT region, product, amount FROM orders ORDER BY id",
-        json!({}),
-        source["id"].as_str(),
-    )
-    .await;
+    let (query, db) = orders_query(&team, "bound_").await;
     let mut editor = WsClient::join(&a.ws_url(&team.canvas, &team.editor.token)).await;
     let mut viewer = WsClient::join(&b.ws_url(&team.canvas, &team.viewer.token)).await;
     editor
@@ -622,6 +609,103 @@ async fn on_the_services_two_nodes_share_one_execution() {
     assert_eq!(joined.execution_id, on_a.execution_id);
     drop(db);
     let _ = tokio::time::timeout(Duration::from_secs(30), a.stop()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(30), b.stop()).await;
+}
+
+/// A PostgreSQL database source with a small `orders` table in a fresh database, and a
+/// saved query over it (the services' two-node tests).
+async fn orders_query(team: &Team, prefix: &str) -> (String, sqlx::PgConnection) {
+    let (admin, name) = fresh_database(prefix).await;
+    let (scheme, rest) = admin.split_once("://").expect("a URL");
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = host.split('/').next().unwrap_or(host);
+    let url = format!("{scheme}://postgres@{host}/{name}");
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("the sample database answers");
+    for statement in [
+        "CREATE TABLE orders (id int, region text, product text, amount numeric)",
+        "INSERT INTO orders VALUES (1, 'north', 'widget', 10), (2, 'south', 'widget', 20), \
+         (3, 'north', 'gadget', 5)",
+    ] {
+        sqlx::query(statement)
+            .execute(&mut db)
+            .await
+            .expect("sample data");
+    }
+    let (status, source) = team
+        .api
+        .post(
+            &format!("/api/v1/projects/{}/data-sources", team.project),
+            Some(&team.owner.token),
+            json!({"name": "warehouse", "type": "database", "connection_config": {"url": url}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{source}");
+    let query = saved_query(
+        &team.api,
+        &team.editor,
+        &team.project,
+        "SELECT region, product, amount FROM orders ORDER BY id",
+        json!({}),
+        source["id"].as_str(),
+    )
+    .await;
+    (query, db)
+}
+
+#[tokio::test]
+async fn on_the_services_a_node_refreshes_what_another_node_resolved_once_that_node_stops() {
+    let services = ServiceSet::fresh().await;
+    let secret = "A6E8Yq3sJ5ZzZt9r4bX9rV0kq1v3mJm8bqv2dQnUu7c=";
+    let a = TestServer::start_with(|c| {
+        services.configure(c);
+        c.secret_key = Some(secret.into());
+        c.result_ttl_secs = 1;
+    })
+    .await;
+    let b = TestServer::start_with(|c| {
+        services.configure(c);
+        c.secret_key = Some(secret.into());
+        c.result_ttl_secs = 1;
+    })
+    .await;
+    let team = Team::new(&a).await;
+    let (query, db) = orders_query(&team, "expiry_").await;
+    let mut editor = WsClient::join(&a.ws_url(&team.canvas, &team.editor.token)).await;
+    let mut viewer = WsClient::join(&b.ws_url(&team.canvas, &team.viewer.token)).await;
+    editor
+        .edit(|txn| {
+            add_bound(
+                txn,
+                "chart",
+                "chart",
+                0,
+                chart_content(&query, sales_config()),
+            );
+        })
+        .await;
+    editor.wait_acked().await;
+    let first = wait_data(&mut viewer, "chart", |d| d.status == "completed").await;
+    // Node A resolved it and keeps it fresh while its editor is connected. Node A goes
+    // away: node B's viewer still gets fresh results, from executions node B starts.
+    drop(editor);
+    let _ = tokio::time::timeout(Duration::from_secs(30), a.stop()).await;
+    let mut seen = std::collections::HashSet::new();
+    seen.insert(first.execution_id.clone());
+    // (node A may have refreshed once more before it stopped)
+    let later = wait_data(&mut viewer, "chart", |d| {
+        d.status == "completed" && !seen.contains(&d.execution_id)
+    })
+    .await;
+    seen.insert(later.execution_id.clone());
+    let from_b = wait_data(&mut viewer, "chart", |d| {
+        d.status == "completed" && !seen.contains(&d.execution_id)
+    })
+    .await;
+    assert_eq!(from_b.total_rows, 3);
+    assert_eq!(from_b.series, first.series);
+    drop(db);
     let _ = tokio::time::timeout(Duration::from_secs(30), b.stop()).await;
 }
 
@@ -688,7 +772,9 @@ async fn a_block_refreshed_by_hand_runs_again_and_reaches_every_connection() {
     assert_ne!(execution, first_execution);
     assert!(refreshed["computed_at"].as_str() > first.computed_at.as_deref());
 
-    // Every connection hears the new result, the viewer's and the editor's.
+    // Every connection heard that the refresh ran, then gets the new result.
+    let running = wait_running(&mut viewer, "chart").await;
+    assert_eq!(running.execution_id.as_deref(), Some(execution));
     for client in [&mut viewer, &mut editor] {
         let heard = wait_data(client, "chart", |d| {
             d.execution_id.as_deref() == Some(execution)

@@ -9,7 +9,7 @@
 use super::executions::{self, Started};
 use crate::error::ApiError;
 use crate::state::{AppState, Shared};
-use crate::sync::room::bound::{BlockResolver, FetchFuture, Fetched};
+use crate::sync::room::bound::{BlockResolver, CachedFuture, FetchFuture, Fetched, StartedTx};
 use crate::sync::shared::{LiveKind, encode_live};
 use canvas_engine::bindings::QueryBinding;
 use canvas_engine::protocol::DataError;
@@ -24,11 +24,7 @@ fn error(code: &str, message: impl Into<String>) -> DataError {
 }
 
 fn failed(error: DataError) -> Fetched {
-    Fetched {
-        execution_id: None,
-        result: Err(error),
-        from_cache: false,
-    }
+    Fetched::failed(error)
 }
 
 /// Resolves `binding` for a canvas of `project` (see the module's documentation).
@@ -38,17 +34,19 @@ pub async fn fetch(
     user: Option<Uuid>,
     binding: &QueryBinding,
 ) -> Fetched {
-    fetch_with(state, project, user, binding, false).await
+    fetch_with(state, project, user, binding, false, None).await
 }
 
 /// Like [`fetch`]; `fresh` runs the query again instead of reading the result cache (a
-/// manual refresh: `POST /canvases/{id}/blocks/{block_id}/refresh`).
+/// manual refresh: `POST /canvases/{id}/blocks/{block_id}/refresh`). `started` hears the
+/// execution's id when one starts.
 pub async fn fetch_with(
     state: &AppState,
     project: Uuid,
     user: Option<Uuid>,
     binding: &QueryBinding,
     fresh: bool,
+    started: Option<StartedTx>,
 ) -> Fetched {
     let Ok(query_id) = binding.query_id.parse::<Uuid>() else {
         return failed(error(
@@ -81,15 +79,17 @@ pub async fn fetch_with(
             ),
         ));
     }
-    match executions::run_to_end(state, &query, &binding.parameters, fresh, user).await {
+    match executions::run_to_end(state, &query, &binding.parameters, fresh, user, started).await {
         Ok(Started::Done(execution, result)) => Fetched {
             execution_id: Some(execution.id),
             from_cache: execution.from_cache,
+            key: execution.query_hash.clone(),
             result: Ok(Arc::new(*result)),
         },
         Ok(Started::Pending(execution)) => Fetched {
             execution_id: Some(execution.id),
             from_cache: false,
+            key: None,
             result: Err(error(
                 "execution_failed",
                 execution
@@ -152,15 +152,30 @@ pub async fn sources_changed(state: &AppState, project: Uuid) {
 pub struct Resolver(pub Weak<Shared>);
 
 impl BlockResolver for Resolver {
-    fn fetch(&self, project: Uuid, user: Option<Uuid>, binding: QueryBinding) -> FetchFuture {
+    fn fetch(
+        &self,
+        project: Uuid,
+        user: Option<Uuid>,
+        binding: QueryBinding,
+        started: StartedTx,
+    ) -> FetchFuture {
         let shared = self.0.upgrade();
         Box::pin(async move {
             match shared {
                 Some(shared) => {
-                    fetch(&AppState::from_shared(shared), project, user, &binding).await
+                    let state = AppState::from_shared(shared);
+                    fetch_with(&state, project, user, &binding, false, Some(started)).await
                 }
                 None => failed(error("unavailable", "the server is shutting down")),
             }
+        })
+    }
+
+    fn cached(&self, key: String) -> CachedFuture {
+        let shared = self.0.upgrade();
+        Box::pin(async move {
+            let state = AppState::from_shared(shared?);
+            executions::cached_result(&state, &key).await.map(Arc::new)
         })
     }
 }

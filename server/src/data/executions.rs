@@ -138,6 +138,7 @@ pub async fn start(
         fresh,
         user,
         Some(state.data.execute_wait),
+        None,
     )
     .await
 }
@@ -150,8 +151,27 @@ pub async fn run_to_end(
     parameters: &Value,
     fresh: bool,
     user: Option<Uuid>,
+    started: Option<oneshot::Sender<Uuid>>,
 ) -> ApiResult<Started> {
-    run(state, query, parameters, fresh, user, None).await
+    run(state, query, parameters, fresh, user, None, started).await
+}
+
+/// The result kept in the shared result cache under `key`, if it is still there and readable.
+pub async fn cached_result(state: &AppState, key: &str) -> Option<QueryResult> {
+    match state.storage.results.result(key).await {
+        Ok(Some(bytes)) => match QueryResult::from_msgpack(&bytes) {
+            Ok(result) => Some(result),
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "unreadable cached result");
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(%key, error = %e, "cannot read the result cache");
+            None
+        }
+    }
 }
 
 async fn run(
@@ -161,6 +181,7 @@ async fn run(
     fresh: bool,
     user: Option<Uuid>,
     wait: Option<std::time::Duration>,
+    started: Option<oneshot::Sender<Uuid>>,
 ) -> ApiResult<Started> {
     let layer = &state.data;
     let bound =
@@ -218,6 +239,9 @@ async fn run(
         token,
         record: record.clone(),
     };
+    if let Some(started) = started {
+        let _ = started.send(execution.id);
+    }
     state.tasks.spawn(async move {
         let outcome = job.run().await;
         let _ = done_tx.send(outcome);

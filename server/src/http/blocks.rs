@@ -16,15 +16,16 @@ use crate::data::{bound, shape};
 use crate::domain::effective_role;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::sync::room::bound::block_body;
+use crate::sync::room::bound::{block_body, running_body};
 use crate::sync::shared::{LiveKind, encode_live};
 use axum::Json;
 use axum::extract::State;
 use canvas_engine::Role;
 use canvas_engine::bindings::{self, BINDABLE, BoundBlock};
-use canvas_engine::protocol::BLOCK_DATA_ROWS;
+use canvas_engine::protocol::{BLOCK_DATA_ROWS, BlockDataBody};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// The query string of a table's page.
@@ -78,6 +79,23 @@ fn bound_block_of(
     Ok((kind, content, binding))
 }
 
+/// Publishes a 102 body to the other nodes' rooms of canvas `id` (for when this node has no
+/// room to do it).
+async fn tell_other_nodes(state: &AppState, id: Uuid, body: &BlockDataBody) {
+    if !state.storage.fanout.is_shared() {
+        return;
+    }
+    match rmp_serde::to_vec_named(body) {
+        Ok(payload) => {
+            let message = encode_live(&state.node_id, LiveKind::BlockData, &payload);
+            if let Err(e) = state.storage.fanout.publish(id, message).await {
+                tracing::warn!(canvas = %id, error = %e, "cannot tell the other nodes");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot encode block data"),
+    }
+}
+
 /// `POST /canvases/{id}/blocks/{block_id}/refresh`: see the module's documentation.
 pub async fn refresh(
     State(state): State<AppState>,
@@ -101,37 +119,43 @@ pub async fn refresh(
         }
     }
     let (kind, content, binding) = bound_block_of(&view.json, id, &block_id)?;
-    let fetched = bound::fetch_with(
-        &state,
-        found.canvas.project_id,
-        Some(caller.user.id),
-        &binding,
-        true,
-    )
-    .await;
     let block = BoundBlock {
         id: block_id.clone(),
         kind,
         binding: Ok(binding.clone()),
         content,
     };
+    // everyone sees the block's execution under way, not only the one who asked
+    let (started, on_start) = oneshot::channel();
+    let running = async {
+        let Ok(execution) = on_start.await else {
+            return;
+        };
+        if !state
+            .rooms
+            .block_running(id, block_id.clone(), binding.clone(), execution)
+            .await
+        {
+            tell_other_nodes(&state, id, &running_body(&block, execution)).await;
+        }
+    };
+    let fetch = bound::fetch_with(
+        &state,
+        found.canvas.project_id,
+        Some(caller.user.id),
+        &binding,
+        true,
+        Some(started),
+    );
+    let (fetched, ()) = tokio::join!(fetch, running);
     let body = block_body(&block, &fetched);
     if !state
         .rooms
         .block_refreshed(id, block_id, binding, fetched)
         .await
-        && state.storage.fanout.is_shared()
     {
         // the room unloaded meanwhile: the other nodes' rooms still hear it
-        match rmp_serde::to_vec_named(&body) {
-            Ok(payload) => {
-                let message = encode_live(&state.node_id, LiveKind::BlockData, &payload);
-                if let Err(e) = state.storage.fanout.publish(id, message).await {
-                    tracing::warn!(canvas = %id, error = %e, "cannot tell the other nodes");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot encode refreshed block data"),
-        }
+        tell_other_nodes(&state, id, &body).await;
     }
     if let Some(e) = &body.error {
         return Err(refusal(&e.code, e.message.clone()));

@@ -1,6 +1,6 @@
 //! The registry of loaded rooms: one per open canvas, loaded on first use, unloaded when idle.
 
-use super::room::bound::Fetched;
+use super::room::bound::{Fetched, RunningFor};
 use super::room::{
     EditReply, EditRequest, JoinReply, JoinRequest, ReadReply, Room, RoomCmd, RoomDeps, RoomView,
     StateReply, SubmitReply, SubmitRequest, Unregister, VersionCmd, VersionFailure, VersionOutcome,
@@ -406,6 +406,30 @@ impl Rooms {
                     block_id,
                     Box::new(binding),
                     Box::new(fetched),
+                ))
+                .await
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    /// Tells a loaded room that an execution started for a block refreshed by hand (with
+    /// `binding`); `false` if the canvas has no room on this node.
+    pub async fn block_running(
+        &self,
+        id: Uuid,
+        block_id: String,
+        binding: QueryBinding,
+        execution: Uuid,
+    ) -> bool {
+        let handle = self.map.get(&id).map(|h| h.clone());
+        match handle {
+            Some(handle) => handle
+                .tx
+                .send(RoomCmd::BlockRunning(
+                    block_id,
+                    RunningFor::Refresh(binding),
+                    execution,
                 ))
                 .await
                 .is_ok(),

@@ -73,6 +73,8 @@ impl Room {
                     self.dirty_by = Some(user);
                 }
                 self.log.push(Accepted::server(update, Some(done)));
+                // the edit lists no blocks: bound blocks and narratives are looked at anew
+                self.all_blocks_changed(request.actor.user_id);
             }
         }
         let audited = self.sharing_changed(ChangedBy::Rest(&request.actor));

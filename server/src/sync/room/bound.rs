@@ -24,7 +24,9 @@
 
 use super::Room;
 use super::commands::RoomCmd;
-pub use super::commands::{BlockResolver, FetchFuture, Fetched};
+pub use super::commands::{
+    BlockResolver, CachedFuture, FetchFuture, Fetched, RunningFor, StartedTx,
+};
 use super::log::Accepted;
 use crate::data::shape;
 use crate::sync::shared::LiveKind;
@@ -37,6 +39,7 @@ use canvas_engine::yrs::Transact;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::time::Duration;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, warn};
 use uuid::Uuid;
@@ -46,21 +49,46 @@ use uuid::Uuid;
 pub(super) struct BoundBlocks {
     /// Each bound block as last seen (binding and content), to notice what an edit changed.
     seen: HashMap<String, BoundBlock>,
-    /// The latest result this node fetched per block (for reshaping and narratives).
-    results: HashMap<String, Fetched>,
-    /// The latest 102 message per block (this node's or another node's), for joins.
+    /// What this node kept of the latest result it delivered per block (not its rows).
+    kept: HashMap<String, Kept>,
+    /// The latest 102 message with data per block (this node's or another node's), for joins.
     frames: HashMap<String, Bytes>,
+    /// The `running` 102 message of an execution under way per block, for joins.
+    running: HashMap<String, (Uuid, Bytes)>,
     /// The request in flight per block (its ticket: a later one supersedes it).
     pending: HashMap<String, u64>,
     next_ticket: u64,
-    /// When the results this node fetched expire.
+    /// When the results this node holds expire (its own, and other nodes' a little later).
     expires: HashMap<String, Instant>,
+}
+
+/// What a room keeps of a result once it has sent it: not the rows (the shared result cache
+/// holds them under `key`, and the 102 message holds the first [`BLOCK_DATA_ROWS`]), but
+/// what reshaping and narratives need. A room's memory does not grow with a result's size
+/// beyond its one capped message.
+#[derive(Clone)]
+struct Kept {
+    execution_id: Option<Uuid>,
+    from_cache: bool,
+    key: Option<String>,
+    /// Why the block has no result (the binding or its execution failed).
+    error: Option<DataError>,
+    /// The numbers narratives read from the block (as its content shaped them), if any.
+    numbers: Option<Result<Vec<f64>, shape::ShapeError>>,
 }
 
 impl BoundBlocks {
     /// The next expiry, if any.
     pub(super) fn next_expiry(&self) -> Option<Instant> {
         self.expires.values().min().copied()
+    }
+
+    fn forget(&mut self, id: &str) {
+        self.kept.remove(id);
+        self.frames.remove(id);
+        self.running.remove(id);
+        self.pending.remove(id);
+        self.expires.remove(id);
     }
 }
 
@@ -84,11 +112,7 @@ pub fn block_body(block: &BoundBlock, fetched: &Fetched) -> BlockDataBody {
         from_cache: fetched.from_cache,
         series: None,
         error: None,
-        binding: block
-            .binding
-            .as_ref()
-            .ok()
-            .map(|b| serde_json::json!({"query_id": b.query_id, "parameters": b.parameters})),
+        binding: binding_value(block),
     };
     let result = match &fetched.result {
         Ok(result) => result,
@@ -146,6 +170,32 @@ pub fn block_body(block: &BoundBlock, fetched: &Fetched) -> BlockDataBody {
     body
 }
 
+/// The 102 body telling that an execution for `block` is under way (no data in it: clients
+/// keep showing what they have, with a spinner).
+pub fn running_body(block: &BoundBlock, execution: Uuid) -> BlockDataBody {
+    BlockDataBody {
+        block_id: block.id.clone(),
+        status: "running".into(),
+        execution_id: Some(execution.to_string()),
+        columns: Vec::new(),
+        rows: Vec::new(),
+        total_rows: 0,
+        computed_at: None,
+        from_cache: false,
+        series: None,
+        error: None,
+        binding: binding_value(block),
+    }
+}
+
+fn binding_value(block: &BoundBlock) -> Option<Value> {
+    block
+        .binding
+        .as_ref()
+        .ok()
+        .map(|b| serde_json::json!({"query_id": b.query_id, "parameters": b.parameters}))
+}
+
 impl Room {
     fn encode_block_data(body: BlockDataBody) -> Bytes {
         protocol::encode_extension(&Extension::BlockData(Box::new(body))).into()
@@ -171,10 +221,7 @@ impl Room {
             let Some(block) = block else {
                 if self.bound.seen.remove(&id).is_some() {
                     changed = true;
-                    self.bound.results.remove(&id);
-                    self.bound.frames.remove(&id);
-                    self.bound.pending.remove(&id);
-                    self.bound.expires.remove(&id);
+                    self.bound.forget(&id);
                 }
                 continue;
             };
@@ -198,8 +245,30 @@ impl Room {
         }
     }
 
-    /// A connection joined: it gets the latest data of every bound block; blocks with none
-    /// (the room just loaded), or whose result expired, are resolved.
+    /// After a change whose blocks are not listed (a REST edit): every bound block and
+    /// narrative is looked at as if an edit had touched it.
+    /// Nobody connected: nothing is resolved now (a join resolves what it needs).
+    pub(super) fn all_blocks_changed(&mut self, user: Option<Uuid>) {
+        if self.conns.is_empty() {
+            return;
+        }
+        let mut ids: Vec<String> = {
+            let txn = self.canvas.doc().transact();
+            bindings::bound_blocks(&txn)
+                .into_iter()
+                .map(|b| b.id)
+                .chain(bindings::narratives(&txn).into_iter().map(|(id, _)| id))
+                .collect()
+        };
+        ids.extend(self.bound.seen.keys().cloned());
+        ids.sort_unstable();
+        ids.dedup();
+        self.blocks_changed(&ids, user);
+    }
+
+    /// A connection joined: it gets the latest data of every bound block (and that an
+    /// execution is under way, if one is); blocks with none (the room just loaded), or whose
+    /// result expired, are resolved.
     pub(super) fn send_block_data(&mut self, conn: super::ConnId) {
         let blocks = {
             let txn = self.canvas.doc().transact();
@@ -208,6 +277,9 @@ impl Room {
         let now = Instant::now();
         for block in blocks {
             if let Some(frame) = self.bound.frames.get(&block.id) {
+                self.send(conn, frame.clone());
+            }
+            if let Some((_, frame)) = self.bound.running.get(&block.id) {
                 self.send(conn, frame.clone());
             }
             let expired = self
@@ -224,7 +296,7 @@ impl Room {
         }
     }
 
-    /// Results this node fetched have expired: resolved again while people are connected.
+    /// Results have expired: resolved again while people are connected.
     pub(super) fn block_data_expired(&mut self) {
         let now = Instant::now();
         let due: Vec<String> = self
@@ -240,10 +312,16 @@ impl Room {
         if self.conns.is_empty() {
             return;
         }
-        for id in due {
-            if let Some(block) = self.bound.seen.get(&id).cloned() {
-                self.request(&block, None);
-            }
+        // (from the document: a block another node's client bound is not in `seen` here)
+        let blocks: Vec<BoundBlock> = {
+            let txn = self.canvas.doc().transact();
+            due.iter()
+                .filter_map(|id| bindings::bound_block(&txn, id))
+                .collect()
+        };
+        for block in blocks {
+            self.bound.seen.insert(block.id.clone(), block.clone());
+            self.request(&block, None);
         }
     }
 
@@ -261,18 +339,23 @@ impl Room {
     }
 
     /// Asks the data side for `block`'s result, off the room's task; the answer comes back
-    /// as [`RoomCmd::BlockData`]. A binding that cannot be used is answered at once.
+    /// as [`RoomCmd::BlockData`], preceded by [`RoomCmd::BlockRunning`] if an execution
+    /// starts. A binding that cannot be used is answered at once.
     fn request(&mut self, block: &BoundBlock, user: Option<Uuid>) {
+        self.ask(block, user, None);
+    }
+
+    /// Like [`Self::request`]; with `again`, the result kept in the shared cache under its
+    /// key is read back (the same execution, shaped anew), and only run if it is gone.
+    fn ask(&mut self, block: &BoundBlock, user: Option<Uuid>, again: Option<Kept>) {
         let binding = match &block.binding {
             Ok(binding) => binding.clone(),
             Err(message) => {
-                let fetched = Fetched {
-                    execution_id: None,
-                    result: Err(error("invalid_binding", message.clone())),
-                    from_cache: false,
-                };
                 self.bound.pending.remove(&block.id);
-                self.deliver(block, fetched);
+                self.deliver(
+                    block,
+                    Fetched::failed(error("invalid_binding", message.clone())),
+                );
                 return;
             }
         };
@@ -287,7 +370,40 @@ impl Room {
         let block_id = block.id.clone();
         self.deps.tasks.spawn(
             async move {
-                let fetched = resolver.fetch(project, user, binding).await;
+                if let Some(Kept {
+                    execution_id,
+                    from_cache,
+                    key: Some(key),
+                    ..
+                }) = again
+                    && let Some(result) = resolver.cached(key.clone()).await
+                {
+                    let fetched = Fetched {
+                        execution_id,
+                        result: Ok(result),
+                        from_cache,
+                        key: Some(key),
+                    };
+                    let _ = own
+                        .send(RoomCmd::BlockData(block_id, ticket, Box::new(fetched)))
+                        .await;
+                    return;
+                }
+                let (started, on_start) = oneshot::channel();
+                let running = {
+                    let own = own.clone();
+                    let block_id = block_id.clone();
+                    async move {
+                        if let Ok(execution) = on_start.await {
+                            let for_ = RunningFor::Request(ticket);
+                            let _ = own
+                                .send(RoomCmd::BlockRunning(block_id, for_, execution))
+                                .await;
+                        }
+                    }
+                };
+                let (fetched, ()) =
+                    tokio::join!(resolver.fetch(project, user, binding, started), running);
                 let _ = own
                     .send(RoomCmd::BlockData(block_id, ticket, Box::new(fetched)))
                     .await;
@@ -310,13 +426,44 @@ impl Room {
         let Some(block) = block else {
             return; // no longer bound
         };
-        if fetched.result.is_ok() {
+        let reshaped = fetched.execution_id.is_some()
+            && self.bound.kept.get(&block_id).map(|k| k.execution_id) == Some(fetched.execution_id);
+        if fetched.result.is_ok() && !reshaped {
             self.bound
                 .expires
                 .insert(block_id.clone(), Instant::now() + self.result_ttl());
         }
         self.deliver(&block, fetched);
         self.update_narratives();
+    }
+
+    /// An execution started for `block_id`: if it is for the block's current request (or
+    /// binding, for a refresh by hand), every connection and node hears it is running.
+    pub(super) fn block_running(&mut self, block_id: String, for_: RunningFor, execution: Uuid) {
+        let block = {
+            let txn = self.canvas.doc().transact();
+            bindings::bound_block(&txn, &block_id)
+        };
+        let Some(block) = block else {
+            return;
+        };
+        let current = match &for_ {
+            RunningFor::Request(ticket) => self.bound.pending.get(&block_id) == Some(ticket),
+            RunningFor::Refresh(binding) => block.binding.as_ref() == Ok(binding),
+        };
+        if !current {
+            return;
+        }
+        let body = running_body(&block, execution);
+        match rmp_serde::to_vec_named(&body) {
+            Ok(payload) => self.publish(LiveKind::BlockData, &payload),
+            Err(cause) => warn!(%cause, "cannot encode block status for other nodes"),
+        }
+        let frame = Self::encode_block_data(body);
+        self.bound
+            .running
+            .insert(block_id, (execution, frame.clone()));
+        self.broadcast(None, frame);
     }
 
     /// A block refreshed by hand: `fetched` (run fresh for `binding`) replaces what is held
@@ -337,6 +484,15 @@ impl Room {
         };
         if block.binding.as_ref() != Ok(&binding) {
             debug!(block = %block_id, "refreshed data of an older binding dropped");
+            if let Some(execution) = fetched.execution_id
+                && self
+                    .bound
+                    .running
+                    .get(&block_id)
+                    .is_some_and(|(running, _)| *running == execution)
+            {
+                self.bound.running.remove(&block_id);
+            }
             return;
         }
         self.bound.pending.remove(&block_id);
@@ -354,27 +510,62 @@ impl Room {
         self.deps.config.result_ttl.max(Duration::from_secs(1))
     }
 
-    /// Sends `block`'s data to every connection and every node, and keeps it.
+    /// Sends `block`'s data to every connection and every node, and keeps what reshaping
+    /// and narratives need (not the rows).
     fn deliver(&mut self, block: &BoundBlock, fetched: Fetched) {
         let body = block_body(block, &fetched);
-        self.bound.results.insert(block.id.clone(), fetched);
+        let numbers = fetched.result.as_ref().ok().map(|result| {
+            shape::block_numbers(&block.kind, &block.content, &result.columns, &result.rows)
+        });
+        self.bound.kept.insert(
+            block.id.clone(),
+            Kept {
+                execution_id: fetched.execution_id,
+                from_cache: fetched.from_cache,
+                key: fetched.key,
+                error: fetched.result.err(),
+                numbers,
+            },
+        );
         match rmp_serde::to_vec_named(&body) {
             Ok(payload) => self.publish(LiveKind::BlockData, &payload),
             Err(cause) => warn!(%cause, "cannot encode block data for other nodes"),
         }
         let frame = Self::encode_block_data(body);
         self.bound.frames.insert(block.id.clone(), frame.clone());
+        self.bound.running.remove(&block.id);
         self.broadcast(None, frame);
     }
 
-    /// The block's content changed but not its binding: the held result is shaped again.
+    /// The block's content changed but not its binding: the result is shaped again, read
+    /// back from the shared cache (the same execution); an error is sent again as it is; a
+    /// block without a result here (another node resolved it) is resolved.
     fn reshape(&mut self, block: &BoundBlock) {
-        if let Some(fetched) = self.bound.results.get(&block.id).cloned() {
-            self.deliver(block, fetched);
+        match self.bound.kept.get(&block.id).cloned() {
+            Some(Kept {
+                error: Some(error),
+                execution_id,
+                from_cache,
+                key,
+                ..
+            }) => {
+                let fetched = Fetched {
+                    execution_id,
+                    result: Err(error),
+                    from_cache,
+                    key,
+                };
+                self.deliver(block, fetched);
+            }
+            Some(kept) if kept.key.is_some() => self.ask(block, None, Some(kept)),
+            _ => self.request(block, None),
         }
     }
 
-    /// Another node's 102 for a block: relayed to this node's connections and kept.
+    /// Another node's 102 for a block: relayed to this node's connections and kept. While
+    /// that node keeps the result fresh, its messages push this node's expiry back; if they
+    /// stop (its room closed), this node resolves the block itself once the result is a
+    /// half-life past due.
     pub(super) fn remote_block_data(&mut self, payload: &[u8]) {
         let body: BlockDataBody = match rmp_serde::from_slice(payload) {
             Ok(body) => body,
@@ -384,10 +575,27 @@ impl Room {
             }
         };
         let id = body.block_id.clone();
+        if body.status == "running" {
+            let execution = body
+                .execution_id
+                .as_deref()
+                .and_then(|e| e.parse().ok())
+                .unwrap_or_default();
+            let frame = Self::encode_block_data(body);
+            self.bound.running.insert(id, (execution, frame.clone()));
+            self.broadcast(None, frame);
+            return;
+        }
+        let completed = body.status == "completed";
         let frame = Self::encode_block_data(body);
         self.bound.frames.insert(id.clone(), frame.clone());
-        // the other node keeps it fresh now
-        self.bound.expires.remove(&id);
+        self.bound.running.remove(&id);
+        if completed {
+            let ttl = self.result_ttl();
+            self.bound
+                .expires
+                .insert(id.clone(), Instant::now() + ttl + ttl / 2);
+        }
         self.broadcast(None, frame);
     }
 
@@ -401,22 +609,18 @@ impl Room {
         let mut writes: Vec<(String, u32, String, Value)> = Vec::new();
         for (narrative, entries) in narratives {
             for entry in entries {
-                let (Some(source), Some(fetched)) = (
-                    self.bound.seen.get(&entry.source),
-                    self.bound.results.get(&entry.source),
-                ) else {
+                let Some(numbers) = self
+                    .bound
+                    .kept
+                    .get(&entry.source)
+                    .and_then(|kept| kept.numbers.as_ref())
+                else {
                     continue;
                 };
-                let Ok(result) = &fetched.result else {
-                    continue;
-                };
-                let value = shape::block_numbers(
-                    &source.kind,
-                    &source.content,
-                    &result.columns,
-                    &result.rows,
-                )
-                .and_then(|numbers| shape::calculate(&entry.calculation, &numbers));
+                let value = numbers
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(|numbers| shape::calculate(&entry.calculation, numbers));
                 match value {
                     Ok(value) if entry.value.as_ref() != Some(&value) => {
                         writes.push((narrative.clone(), entry.index, entry.key, value));

@@ -257,6 +257,9 @@ pub enum RoomCmd {
     Close(u16, String),
     /// The data side answered request `ticket` for a bound block (see `bound.rs`).
     BlockData(String, u64, Box<Fetched>),
+    /// An execution started for a bound block (its result was not in the cache): every
+    /// connection hears that the block's data is being computed.
+    BlockRunning(String, RunningFor, Uuid),
     /// A data source of the canvas's project was uploaded or synced: bound blocks are
     /// resolved again.
     DataChanged,
@@ -297,6 +300,7 @@ pub(super) fn reply_gone(cmd: RoomCmd) {
         | RoomCmd::Remote(..)
         | RoomCmd::Resubscribed
         | RoomCmd::BlockData(..)
+        | RoomCmd::BlockRunning(..)
         | RoomCmd::DataChanged
         | RoomCmd::Refreshed(..)
         | RoomCmd::Close(..) => {}
@@ -429,17 +433,57 @@ pub struct Fetched {
     pub result: Result<Arc<QueryResult>, DataError>,
     /// Whether the result came from the cache.
     pub from_cache: bool,
+    /// The result's key in the shared result cache (to read it again without running it).
+    pub key: Option<String>,
+}
+
+impl Fetched {
+    /// Nothing fetched, for this reason.
+    pub fn failed(error: DataError) -> Fetched {
+        Fetched {
+            execution_id: None,
+            result: Err(error),
+            from_cache: false,
+            key: None,
+        }
+    }
 }
 
 /// What [`BlockResolver::fetch`] returns: a future the room runs off its task.
 pub type FetchFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Fetched> + Send>>;
 
+/// What [`BlockResolver::cached`] returns.
+pub type CachedFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<Arc<QueryResult>>> + Send>>;
+
+/// Told the id of the execution when one starts (the result was not in the cache).
+pub type StartedTx = oneshot::Sender<Uuid>;
+
+/// Who asked for the execution a [`RoomCmd::BlockRunning`] is about.
+#[derive(Debug)]
+pub enum RunningFor {
+    /// The room's own request with this ticket.
+    Request(u64),
+    /// A refresh by hand of this binding.
+    Refresh(QueryBinding),
+}
+
 /// The data side of the server, as a room sees it (implemented in `data/bound.rs`).
 pub trait BlockResolver: Send + Sync + 'static {
     /// The result of `binding` for a canvas of `project`: checks the query is one of the
     /// project's (else `query_not_found` / `forbidden_query`, nothing run), then reads the
-    /// shared cache or executes it and waits for the end.
-    fn fetch(&self, project: Uuid, user: Option<Uuid>, binding: QueryBinding) -> FetchFuture;
+    /// shared cache or executes it and waits for the end. `started` hears the execution's id
+    /// if one starts (it is dropped on a cache hit or a refusal).
+    fn fetch(
+        &self,
+        project: Uuid,
+        user: Option<Uuid>,
+        binding: QueryBinding,
+        started: StartedTx,
+    ) -> FetchFuture;
+
+    /// The result kept under `key` in the shared result cache, if it is still there.
+    fn cached(&self, key: String) -> CachedFuture;
 }
 
 /// Something that happened in a room that the server announces to the outside (webhooks),

@@ -465,6 +465,9 @@ impl Room {
                 let _ = reply.send(VersionReply::Gone);
             }
             RoomCmd::BlockData(block, ticket, fetched) => self.block_data(block, ticket, *fetched),
+            RoomCmd::BlockRunning(block, for_, execution) => {
+                self.block_running(block, for_, execution)
+            }
             RoomCmd::DataChanged => self.data_changed(),
             RoomCmd::Refreshed(block, binding, fetched) => {
                 self.block_refreshed(block, *binding, *fetched)

@@ -113,17 +113,18 @@ impl super::bound::BlockResolver for NoData {
         _project: Uuid,
         _user: Option<Uuid>,
         _binding: canvas_engine::bindings::QueryBinding,
+        _started: super::bound::StartedTx,
     ) -> super::bound::FetchFuture {
         Box::pin(async {
-            super::bound::Fetched {
-                execution_id: None,
-                result: Err(canvas_engine::protocol::DataError {
-                    code: "unavailable".into(),
-                    message: "no data side in room unit tests".into(),
-                }),
-                from_cache: false,
-            }
+            super::bound::Fetched::failed(canvas_engine::protocol::DataError {
+                code: "unavailable".into(),
+                message: "no data side in room unit tests".into(),
+            })
         })
+    }
+
+    fn cached(&self, _key: String) -> super::bound::CachedFuture {
+        Box::pin(async { None })
     }
 }
 
