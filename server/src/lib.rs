@@ -1,7 +1,7 @@
 //! # canvas-server
 //!
 //! The collaboration server: browsers connect over WebSocket with the standard Yjs protocol,
-//! edit canvases together, and everything they do is checked, made durable and relayed.
+//! edit canvases together, and everything they do is checked, relayed and made durable.
 //!
 //! Where things happen, by module:
 //! - [`sync::connection`]: where an update **enters** (`GET /ws/{canvas_id}`), is size-checked

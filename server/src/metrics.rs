@@ -253,7 +253,7 @@ impl Metrics {
             relay_fanout: histogram(
                 &r,
                 "canvas_relay_fanout_connections",
-                "Connections one durable update was relayed to.",
+                "Connections one accepted update was relayed to.",
                 FANOUT_BUCKETS,
             ),
             slow_consumer_closes: counter(

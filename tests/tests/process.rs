@@ -520,3 +520,128 @@ async fn rest_updates_are_durable_before_their_200() {
     assert_eq!(first["position"]["x"], 6, "{first}");
     assert_eq!(first["content"]["title"], "moved", "{first}");
 }
+
+/// Relay comes before the durable write, the acknowledgement after it. A kill -9 in the
+/// middle of a stream of edits: the readers may hold updates the server never stored; the
+/// writer still holds every unacknowledged one and sends it again when it resyncs; a
+/// viewer's copy of what the server lost is refused (`read_only`) and the viewer resyncs
+/// from scratch, as the SDK does; an editor's copy is accepted like any edit. Afterwards the
+/// server and every client hold the same blocks, and nothing acknowledged was lost.
+#[tokio::test]
+async fn sigkill_between_relay_and_write_loses_nothing_and_clients_converge() {
+    use canvas_tests::{Api, WsClient, block_ids};
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path());
+    let api = Api {
+        client: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    let writer = api.signup("writer").await;
+    let reader = api.signup("reader").await;
+    let viewer = api.signup("viewer").await;
+    let project = api.create_project(&writer, "P").await;
+    api.add_member(&writer, &project, &reader, "editor").await;
+    api.add_member(&writer, &project, &viewer, "viewer").await;
+    let canvas = api.create_canvas(&writer, &project, "C").await;
+    let ws_url = |base: &str, token: &str| {
+        format!(
+            "{}/ws/{canvas}?token={token}",
+            base.replace("http://", "ws://")
+        )
+    };
+
+    let mut w = WsClient::join(&ws_url(&server.base, &writer.token)).await;
+    let mut r = WsClient::join(&ws_url(&server.base, &reader.token)).await;
+    let mut v = WsClient::join(&ws_url(&server.base, &viewer.token)).await;
+    let total = 300usize;
+    for i in 0..total {
+        w.edit(|txn| canvas_tests::add_block(txn, &format!("b{i}"), "chart", (0, i as i64, 1, 1)))
+            .await;
+    }
+    // Kill once the readers hold part of the stream, while the rest is still on its way.
+    r.wait_doc(|doc| block_ids(doc).len() >= total / 3).await;
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _ = server.child.wait();
+    drop(server);
+    // What reached each client before the connections broke.
+    w.wait_closed().await;
+    r.wait_closed().await;
+    v.wait_closed().await;
+    let acked_through = w.acked;
+    let relayed = block_ids(&r.doc).len().max(block_ids(&v.doc).len());
+
+    let server = start(dir.path());
+    let stored =
+        view_block_ids(&canvas_view(&api.client, &server.base, &canvas, &writer.token).await);
+    // The writer's acknowledgement counts its messages: the sync step 2 of its join, then
+    // one per block.
+    for i in 0..(acked_through.saturating_sub(1) as usize).min(total) {
+        assert!(
+            stored.contains(&format!("b{i}")),
+            "acknowledged block b{i} lost ({acked_through} acknowledged, {} stored)",
+            stored.len()
+        );
+    }
+    eprintln!(
+        "at the kill: {acked_through} messages acknowledged, {relayed} blocks relayed to a reader; {} stored",
+        stored.len()
+    );
+
+    // The viewer comes back first, with what it holds: anything the server lost is refused.
+    let mut v2 = WsClient::connect(&ws_url(&server.base, &viewer.token)).await;
+    v2.doc = std::mem::replace(&mut v.doc, canvas_engine::new_doc());
+    v2.sync().await;
+    let viewer_held_lost = block_ids(&v2.doc).iter().any(|id| !stored.contains(id));
+    if viewer_held_lost {
+        v2.wait_for(|c, _| !c.errors.is_empty()).await;
+        assert!(
+            v2.errors.iter().all(|(code, _)| code == "read_only"),
+            "{:?}",
+            v2.errors
+        );
+    }
+    // ... and resyncs from the server, as the SDK does after a refusal.
+    drop(v2);
+    let mut v3 = WsClient::join(&ws_url(&server.base, &viewer.token)).await;
+
+    // The writer resyncs with everything it made; the reader (an editor) with what it holds.
+    let mut w2 = WsClient::connect(&ws_url(&server.base, &writer.token)).await;
+    w2.doc = std::mem::replace(&mut w.doc, canvas_engine::new_doc());
+    w2.sync().await;
+    let mut r2 = WsClient::connect(&ws_url(&server.base, &reader.token)).await;
+    r2.doc = std::mem::replace(&mut r.doc, canvas_engine::new_doc());
+    r2.sync().await;
+
+    let mut all: Vec<String> = (0..total).map(|i| format!("b{i}")).collect();
+    all.sort();
+    for client in [&mut w2, &mut r2, &mut v3] {
+        client.wait_doc(|doc| block_ids(doc) == all).await;
+    }
+    assert!(
+        w2.errors.is_empty() && r2.errors.is_empty(),
+        "{:?} {:?}",
+        w2.errors,
+        r2.errors
+    );
+    w2.wait_acked().await;
+    let view = canvas_view(&api.client, &server.base, &canvas, &writer.token).await;
+    let mut on_server: Vec<String> = view_block_ids(&view).into_iter().collect();
+    on_server.sort();
+    assert_eq!(on_server, all, "the server holds every block again");
+}
+
+fn view_block_ids(view: &Value) -> std::collections::HashSet<String> {
+    view["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_owned())
+        .collect()
+}

@@ -1,8 +1,9 @@
 //! Live collaboration: WebSocket connections ([`connection`]), the rooms they join
 //! ([`room`]) and the registry of loaded rooms ([`rooms`]).
 //!
-//! An update enters in [`connection`], is checked by the engine's inspector and stored in
-//! the durable log by its [`room`], and is relayed by that room once durable.
+//! An update enters in [`connection`], is checked by the engine's inspector, relayed to the
+//! room's other connections and stored in the durable log by its [`room`], which
+//! acknowledges it to its sender and publishes it to the other nodes once durable.
 
 pub mod connection;
 pub mod meter;

@@ -66,7 +66,7 @@ impl Room {
             self.stamped.insert(id, (user, now));
         }
         if let Some(update) = update {
-            self.log.push(Accepted::server(update, None));
+            self.accept(Accepted::server(update, None));
         }
     }
 }

@@ -46,8 +46,8 @@ impl Room {
     }
 
     /// Makes a change for a REST call: checks the caller's role, applies the change as a
-    /// server edit, queues it for the durable log (it is relayed once durable, like any
-    /// update) and audits what it did to sharing.
+    /// server edit, relays it and queues it for the durable log (like any accepted update)
+    /// and audits what it did to sharing.
     pub(super) fn server_edit(&mut self, request: EditRequest) -> EditReply {
         let role = effective_role(&request.access, &self.sharing());
         if role.is_none_or(|r| r < request.required) {
@@ -72,7 +72,7 @@ impl Room {
                 if let Some(user) = request.actor.user_id {
                     self.dirty_by = Some(user);
                 }
-                self.log.push(Accepted::server(update, Some(done)));
+                self.accept(Accepted::server(update, Some(done)));
                 // the edit lists no blocks: bound blocks and narratives are looked at anew
                 self.all_blocks_changed(request.actor.user_id);
             }

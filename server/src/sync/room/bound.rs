@@ -645,7 +645,7 @@ impl Room {
         });
         if let Some(update) = update {
             debug!(written, "narrative values written");
-            self.log.push(Accepted::server(update, None));
+            self.accept(Accepted::server(update, None));
         }
     }
 }

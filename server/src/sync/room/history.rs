@@ -186,7 +186,7 @@ impl Room {
         self.blocks_changed(&changed, Some(user));
         let edited = update.is_some();
         if let Some(update) = update {
-            self.log.push(Accepted::server(update, None));
+            self.accept(Accepted::server(update, None));
         }
         Ok(edited)
     }

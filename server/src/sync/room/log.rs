@@ -1,8 +1,16 @@
-//! The durable log: accepted updates wait in a queue, one write is in flight at a time (group
-//! commit: what arrives meanwhile is written together next), and once a write returns its
-//! updates are relayed, published to the other nodes and acknowledged. `Room::flush` is the
-//! one way to wait until everything queued is durable (shutdown and history commands use it);
-//! checkpoints compact the log into a snapshot.
+//! The durable log: an accepted update is relayed to the room's other connections at once
+//! ([`Room::accept`]) and waits in a queue; one write is in flight at a time (group commit:
+//! what arrives meanwhile is written together next), and once a write returns its updates
+//! are published to the other nodes and acknowledged. `Room::flush` is the one way to wait
+//! until everything queued is durable (shutdown and history commands use it); checkpoints
+//! compact the log into a snapshot.
+//!
+//! Why relay before the write and acknowledge after it: the acknowledgement is the promise
+//! (an acknowledged update survives a crash), and the sender keeps every unacknowledged
+//! update and sends it again when it resyncs. A crash between the relay and the write can
+//! leave peers holding an update the server lost; its author still holds it unacknowledged
+//! and sends it again, so nothing is lost, only delayed. Other nodes learn an update only
+//! once it is durable: they read the log to catch up, so what they relay is always there.
 
 use super::commands::{ConnId, Outbound, close};
 use super::{Flow, Room};
@@ -21,7 +29,7 @@ pub(super) struct Accepted {
     /// The connections and acknowledgement sequence numbers it stands for, in order (none
     /// for a server edit).
     pub(super) senders: Vec<(ConnId, u64)>,
-    pub(super) update: Vec<u8>,
+    pub(super) update: Bytes,
     /// Told when the update is durable (server edits made for REST calls).
     pub(super) done: Option<oneshot::Sender<()>>,
 }
@@ -31,7 +39,7 @@ impl Accepted {
     pub(super) fn server(update: Vec<u8>, done: Option<oneshot::Sender<()>>) -> Self {
         Accepted {
             senders: Vec::new(),
-            update,
+            update: update.into(),
             done,
         }
     }
@@ -101,8 +109,8 @@ impl DurableLog {
         (log, written_rx)
     }
 
-    /// Queues an accepted update for the next write.
-    pub(super) fn push(&mut self, accepted: Accepted) {
+    /// Queues an accepted update for the next write (see [`Room::accept`]).
+    fn push(&mut self, accepted: Accepted) {
         self.pushed += 1;
         self.queued.push(accepted);
     }
@@ -137,6 +145,14 @@ impl DurableLog {
 }
 
 impl Room {
+    /// Takes an update the room judged and applied: relays it to the room's other
+    /// connections now and queues it for the durable log (acknowledged, published to the
+    /// other nodes and `done` told once it is written).
+    pub(super) fn accept(&mut self, accepted: Accepted) {
+        self.relay_update(accepted.relay_except(), accepted.update.clone());
+        self.log.push(accepted);
+    }
+
     /// Hands the queued updates to a writer task, if none is in flight.
     pub(super) fn start_write(&mut self) {
         if self.log.writing || self.log.queued.is_empty() {
@@ -150,7 +166,7 @@ impl Room {
         let metrics = self.deps.metrics.clone();
         self.deps.tasks.spawn(
             async move {
-                let updates: Vec<Vec<u8>> = batch.iter().map(|a| a.update.clone()).collect();
+                let updates: Vec<Vec<u8>> = batch.iter().map(|a| a.update.to_vec()).collect();
                 let started = std::time::Instant::now();
                 let result = store.append_updates(id, &updates).await;
                 metrics
@@ -197,11 +213,9 @@ impl Room {
             self.publish(LiveKind::Update, &accepted.update);
         }
         for accepted in written.batch {
-            let except = accepted.relay_except();
             if let Some(done) = accepted.done {
                 let _ = done.send(());
             }
-            self.relay_update(except, Bytes::from(accepted.update));
             for (from, seq) in accepted.senders {
                 if let Some(conn) = self.conns.get_mut(&from) {
                     if conn.unsaved.front() == Some(&seq) {
@@ -214,7 +228,6 @@ impl Room {
         for conn_id in senders {
             self.ack(conn_id);
         }
-        // after the relay: whoever learns the entries are durable finds them relayed
         self.log.entries_written(entries);
         if self.log.queued.is_empty()
             && checkpoint_due(

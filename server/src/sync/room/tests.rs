@@ -646,6 +646,40 @@ async fn updates_are_acknowledged_once_durable_and_not_before() {
     assert!(frames.try_recv().is_err(), "one write, one acknowledgement");
 }
 
+/// The relay does not wait for the disk: the other connections get an accepted update at
+/// once, and its sender's acknowledgement comes only with the durable write.
+#[tokio::test]
+async fn updates_are_relayed_before_they_are_durable() {
+    use canvas_engine::yrs::Doc;
+    let mut h = harness(config()).await;
+    let mut author_frames = h.join_editor(1, true).await;
+    let mut peer_frames = h.join_editor(2, true).await;
+    while author_frames.try_recv().is_ok() {}
+    while peer_frames.try_recv().is_ok() {}
+    let author = Doc::with_client_id(9);
+    h.room.update(1, rename(&author, "a"));
+    assert!(
+        matches!(peer_frames.try_recv(), Ok(Outbound::Frame(_))),
+        "the peer has the update before it is durable"
+    );
+    assert!(
+        author_frames.try_recv().is_err(),
+        "no acknowledgement (and no echo) before the write"
+    );
+    assert!(matches!(
+        h.room.flush(&mut h.written_rx).await,
+        Flow::Continue
+    ));
+    assert!(
+        matches!(author_frames.try_recv(), Ok(Outbound::Frame(_))),
+        "acknowledged once durable"
+    );
+    assert!(
+        peer_frames.try_recv().is_err(),
+        "nothing more for the peer: it was relayed once"
+    );
+}
+
 /// An admin's REST edit setting the visibility to team. The actor has no ids: no user or
 /// organization records exist in this store (the audit table's foreign keys would refuse
 /// made-up ones).
@@ -776,10 +810,10 @@ async fn a_lagging_connection_gets_one_merged_update_then_is_closed_if_stuck() {
 }
 
 /// An update submitted over REST takes a connection's path: the caller's role first, the
-/// inspector's verdict, then the durable log; the reply's `durable` completes only once
-/// the write returned, and the update is relayed to the room's connections by then.
+/// inspector's verdict, the relay to the room's connections, then the durable log; the
+/// reply's `durable` completes only once the write returned.
 #[tokio::test]
-async fn a_rest_update_is_answered_once_durable_and_relayed() {
+async fn a_rest_update_is_relayed_at_once_and_answered_once_durable() {
     let mut h = harness(config()).await;
     let mut frames = h.join_editor(1, false).await;
     // what a join gets (sync steps, awareness)
@@ -816,16 +850,15 @@ async fn a_rest_update_is_answered_once_durable_and_relayed() {
     };
     assert!(!noop);
     assert!(durable.try_recv().is_err(), "not durable before the write");
-    assert!(frames.try_recv().is_err(), "not relayed before the write");
+    assert!(
+        matches!(frames.try_recv(), Ok(Outbound::Frame(_))),
+        "relayed to the connection before the write"
+    );
     assert!(matches!(
         h.room.flush(&mut h.written_rx).await,
         Flow::Continue
     ));
     durable.await.expect("durable after the write");
-    assert!(
-        matches!(frames.try_recv(), Ok(Outbound::Frame(_))),
-        "relayed to the connection"
-    );
     let stored = h
         .storage
         .canvases

@@ -145,9 +145,9 @@ impl Room {
             let Some(update) = merged.or_else(|| taken.into_iter().next().map(|p| p.3)) else {
                 continue;
             };
-            self.log.push(Accepted {
+            self.accept(Accepted {
                 senders,
-                update,
+                update: update.into(),
                 done: None,
             });
         }
@@ -166,8 +166,8 @@ impl Room {
     /// An update submitted over REST, judged like a connection's: the caller's role from
     /// their access and the document's sharing (no role, or a viewer's, is refused before
     /// the inspector: `Forbidden`), then [`CanvasDoc::apply_batch`] with that role, the
-    /// same metrics, the accepted update queued for the log (relayed to every connection
-    /// and published to the other nodes once durable), its blocks stamped with the caller,
+    /// same metrics, the accepted update relayed to every connection at once and queued for
+    /// the log (published to the other nodes once durable), its blocks stamped with the caller,
     /// bound blocks resolved as the caller, a sharing change audited and roles recomputed.
     /// The reply's `durable` completes once the update and its stamps are in the log.
     pub(super) fn submit(&mut self, request: SubmitRequest) -> SubmitReply {
@@ -216,9 +216,9 @@ impl Room {
                 LogEntry::Merged { update, .. } => Some(update),
             };
             if let Some(bytes) = bytes {
-                self.log.push(Accepted {
+                self.accept(Accepted {
                     senders: Vec::new(),
-                    update: bytes,
+                    update: bytes.into(),
                     done: None,
                 });
             }
