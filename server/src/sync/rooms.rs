@@ -144,7 +144,12 @@ impl Rooms {
         for _ in 0..RETRIES {
             let handle = self.handle(id);
             let (reply, answer) = oneshot::channel();
-            if handle.tx.send(RoomCmd::Join(make(), reply)).await.is_err() {
+            if handle
+                .tx
+                .send(RoomCmd::Join(Box::new(make()), reply))
+                .await
+                .is_err()
+            {
                 self.forget(id, handle.generation);
                 continue;
             }
@@ -168,7 +173,7 @@ impl Rooms {
             let (reply, answer) = oneshot::channel();
             if handle
                 .tx
-                .send(RoomCmd::Read(access.clone(), reply))
+                .send(RoomCmd::Read(Box::new(access.clone()), reply))
                 .await
                 .is_err()
             {
@@ -265,7 +270,7 @@ impl Rooms {
         for _ in 0..RETRIES {
             let handle = self.handle(id);
             let (reply, answer) = oneshot::channel();
-            let cmd = RoomCmd::State(access.clone(), sv.clone(), reply);
+            let cmd = RoomCmd::State(Box::new((access.clone(), sv.clone())), reply);
             if handle.tx.send(cmd).await.is_err() {
                 self.forget(id, handle.generation);
                 continue;
@@ -301,7 +306,7 @@ impl Rooms {
             let (reply, answer) = oneshot::channel();
             if handle
                 .tx
-                .send(RoomCmd::Versions(cmd.clone(), reply))
+                .send(RoomCmd::Versions(Box::new(cmd.clone()), reply))
                 .await
                 .is_err()
             {
@@ -428,7 +433,7 @@ impl Rooms {
                 .tx
                 .send(RoomCmd::BlockRunning(
                     block_id,
-                    RunningFor::Refresh(binding),
+                    RunningFor::Refresh(Box::new(binding)),
                     execution,
                 ))
                 .await

@@ -31,7 +31,7 @@ pub const PUT_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub enum SharedOp {
     /// A user's entry changed (cursor, selection) or needs a refresh.
-    Put(PresenceEntry),
+    Put(Box<PresenceEntry>),
     /// A user's last connection to the canvas on this node closed.
     Remove(Uuid),
     /// The users connected to the canvas on this node now (empty when the room unloads).
@@ -39,6 +39,9 @@ pub enum SharedOp {
     /// A live message for the other nodes (see [`encode_live`]).
     Publish(Vec<u8>),
 }
+
+// Every room's writer channel allocates room for 32 of these up front (see `RoomCmd`).
+const _: () = assert!(std::mem::size_of::<SharedOp>() <= 32);
 
 /// What a live message carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -449,7 +449,7 @@ impl Room {
         };
         let current = match &for_ {
             RunningFor::Request(ticket) => self.bound.pending.get(&block_id) == Some(ticket),
-            RunningFor::Refresh(binding) => block.binding.as_ref() == Ok(binding),
+            RunningFor::Refresh(binding) => block.binding.as_ref() == Ok(&**binding),
         };
         if !current {
             return;

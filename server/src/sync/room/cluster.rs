@@ -116,7 +116,7 @@ impl Room {
         self.announce_presence();
         self.publish(LiveKind::PresenceQuery, &[]);
         for entry in self.live_presence() {
-            self.shared_writer.send(SharedOp::Put(entry));
+            self.shared_writer.send(SharedOp::Put(Box::new(entry)));
         }
         self.publish_active_users();
         info!("caught up with the other nodes after the subscription broke");

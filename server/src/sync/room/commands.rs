@@ -226,13 +226,13 @@ pub enum ReadReply {
 #[derive(Debug)]
 pub enum RoomCmd {
     /// A connection joins.
-    Join(JoinRequest, oneshot::Sender<JoinReply>),
+    Join(Box<JoinRequest>, oneshot::Sender<JoinReply>),
     /// A decoded protocol message from a connection.
     Message(ConnId, Message),
     /// A connection left.
     Leave(ConnId),
     /// A REST read of the live document, by a user with this project access.
-    Read(ProjectAccess, oneshot::Sender<ReadReply>),
+    Read(Box<ProjectAccess>, oneshot::Sender<ReadReply>),
     /// A membership or an archiving changed (on this node or another): the connections it
     /// concerns get their new role, or are closed with 4403.
     Access(AccessChange),
@@ -247,12 +247,11 @@ pub enum RoomCmd {
     Submit(Box<SubmitRequest>, oneshot::Sender<SubmitReply>),
     /// A REST read of the document's state (the diff from a state vector, if given).
     State(
-        ProjectAccess,
-        Option<StateVector>,
+        Box<(ProjectAccess, Option<StateVector>)>,
         oneshot::Sender<StateReply>,
     ),
     /// A version history command (name a version, restore); answered once durable.
-    Versions(VersionCmd, oneshot::Sender<VersionReply>),
+    Versions(Box<VersionCmd>, oneshot::Sender<VersionReply>),
     /// The canvas was deleted: close every connection with this code and stop.
     Close(u16, String),
     /// The data side answered request `ticket` for a bound block (see `bound.rs`).
@@ -271,6 +270,11 @@ pub enum RoomCmd {
     Presence(oneshot::Sender<Vec<canvas_storage::PresenceEntry>>),
 }
 
+// A tokio channel allocates its first block of 32 messages when it is made, so every loaded
+// room pays 32 times the size of a command whether anything is sent or not: large requests
+// travel boxed (W4, memory per room, BENCHMARKS.md).
+const _: () = assert!(std::mem::size_of::<RoomCmd>() <= 64);
+
 pub(super) fn reply_gone(cmd: RoomCmd) {
     match cmd {
         RoomCmd::Join(_, reply) => {
@@ -285,7 +289,7 @@ pub(super) fn reply_gone(cmd: RoomCmd) {
         RoomCmd::Submit(request, reply) => {
             let _ = reply.send(SubmitReply::Gone(request));
         }
-        RoomCmd::State(_, _, reply) => {
+        RoomCmd::State(_, reply) => {
             let _ = reply.send(StateReply::Gone);
         }
         RoomCmd::Versions(_, reply) => {
@@ -465,7 +469,7 @@ pub enum RunningFor {
     /// The room's own request with this ticket.
     Request(u64),
     /// A refresh by hand of this binding.
-    Refresh(QueryBinding),
+    Refresh(Box<QueryBinding>),
 }
 
 /// The data side of the server, as a room sees it (implemented in `data/bound.rs`).

@@ -37,7 +37,7 @@ impl Room {
         &mut self,
         cmd: VersionCmd,
         reply: oneshot::Sender<VersionReply>,
-        written_rx: &mut mpsc::Receiver<Written>,
+        written_rx: &mut mpsc::Receiver<Box<Written>>,
     ) -> Flow {
         let (result, flow) = self.run_version_command(cmd, written_rx).await;
         let _ = reply.send(VersionReply::Done(result));
@@ -47,7 +47,7 @@ impl Room {
     async fn run_version_command(
         &mut self,
         cmd: VersionCmd,
-        written_rx: &mut mpsc::Receiver<Written>,
+        written_rx: &mut mpsc::Receiver<Box<Written>>,
     ) -> (Result<VersionOutcome, VersionFailure>, Flow) {
         match effective_role(&cmd.access, &self.sharing()) {
             Some(role) if role >= Role::Editor => {}
@@ -94,7 +94,7 @@ impl Room {
         user: Uuid,
         version: i64,
         block_id: Option<String>,
-        written_rx: &mut mpsc::Receiver<Written>,
+        written_rx: &mut mpsc::Receiver<Box<Written>>,
     ) -> (Result<VersionOutcome, VersionFailure>, Flow) {
         let edited = match self.restore_edit(user, version, block_id.as_deref()).await {
             Ok(edited) => edited,

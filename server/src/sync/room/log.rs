@@ -55,7 +55,8 @@ impl Accepted {
     }
 }
 
-/// The result of one durable write, sent back to the room by the writer task.
+/// The result of one durable write, sent back to the room by the writer task (boxed in its
+/// channel: a tokio channel allocates room for 32 messages up front, for every room).
 pub(super) struct Written {
     pub(super) batch: Vec<Accepted>,
     pub(super) result: StorageResult<i64>,
@@ -70,7 +71,7 @@ pub(super) struct DurableLog {
     /// Whether a write is in flight.
     writing: bool,
     /// Where the writer task sends its result.
-    written_tx: mpsc::Sender<Written>,
+    written_tx: mpsc::Sender<Box<Written>>,
     /// Last sequence number known durable in the log.
     durable_seq: i64,
     /// Last sequence number covered by a snapshot.
@@ -93,7 +94,7 @@ impl DurableLog {
         durable_seq: i64,
         checkpoint_seq: i64,
         snapshot_bytes: u64,
-    ) -> (Self, mpsc::Receiver<Written>) {
+    ) -> (Self, mpsc::Receiver<Box<Written>>) {
         let (written_tx, written_rx) = mpsc::channel(1);
         let log = DurableLog {
             queued: Vec::new(),
@@ -172,13 +173,13 @@ impl Room {
                 metrics
                     .durable_write_seconds
                     .observe(started.elapsed().as_secs_f64());
-                let _ = done.send(Written { batch, result }).await;
+                let _ = done.send(Box::new(Written { batch, result })).await;
             }
             .in_current_span(),
         );
     }
 
-    pub(super) async fn on_written(&mut self, written: Written) -> Flow {
+    pub(super) async fn on_written(&mut self, written: Box<Written>) -> Flow {
         self.log.writing = false;
         match written.result {
             Ok(seq) => self.log.durable_seq = seq,
@@ -260,7 +261,7 @@ impl Room {
     }
 
     /// Writes everything queued, waiting for writes in flight. `Stop` if storage failed.
-    pub(super) async fn flush(&mut self, written_rx: &mut mpsc::Receiver<Written>) -> Flow {
+    pub(super) async fn flush(&mut self, written_rx: &mut mpsc::Receiver<Box<Written>>) -> Flow {
         loop {
             self.start_write();
             if !self.log.writing {

@@ -248,7 +248,7 @@ impl Room {
         id: Uuid,
         deps: RoomDeps,
         unregister: Unregister,
-    ) -> Result<(Room, mpsc::Receiver<Written>), String> {
+    ) -> Result<(Room, mpsc::Receiver<Box<Written>>), String> {
         let storage = &deps.canvases;
         let record = storage
             .canvas(id)
@@ -334,7 +334,7 @@ impl Room {
     async fn serve(
         mut self,
         mut rx: mpsc::Receiver<RoomCmd>,
-        mut written_rx: mpsc::Receiver<Written>,
+        mut written_rx: mpsc::Receiver<Box<Written>>,
     ) {
         let shutdown = self.deps.shutdown.clone();
         let idle = self.deps.config.idle_unload;
@@ -353,6 +353,9 @@ impl Room {
                 .clamp(Duration::from_secs(1), Duration::from_secs(30)),
         );
         version_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The branches that wait for storage (a write's result, checkpoints, versions, the
+        // other nodes, unloading) run boxed: a room's task is as large as its loop's state,
+        // and would otherwise carry the largest of those futures while it sits idle.
         loop {
             let idle_deadline = self.idle_since.map(|since| since + idle);
             let presence_due = self.presence_due();
@@ -361,10 +364,10 @@ impl Room {
             let flow = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
-                    self.shut_down(&mut rx, &mut written_rx).await;
+                    Box::pin(self.shut_down(&mut rx, &mut written_rx)).await;
                     return;
                 }
-                Some(written) = written_rx.recv() => self.on_written(written).await,
+                Some(written) = written_rx.recv() => Box::pin(self.on_written(written)).await,
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => match self.take_batch(cmd, &mut rx) {
                         (Some(batch), next) => {
@@ -392,7 +395,7 @@ impl Room {
                     Flow::Continue
                 }
                 _ = sleep_until_opt(idle_deadline), if idle_deadline.is_some() && self.log.is_idle() => {
-                    self.unload(&mut rx).await;
+                    Box::pin(self.unload(&mut rx)).await;
                     return;
                 }
                 _ = refresh.tick() => {
@@ -403,16 +406,16 @@ impl Room {
                     // Checkpoints after a while, not only after many updates, so a slowly
                     // edited canvas does not keep a long log.
                     if self.log.is_idle() {
-                        self.checkpoint().await;
+                        Box::pin(self.checkpoint()).await;
                     }
                     Flow::Continue
                 }
                 _ = version_timer.tick() => {
                     if self.shared() {
-                        self.refresh_versions().await;
+                        Box::pin(self.refresh_versions()).await;
                     }
                     if self.log.is_idle() {
-                        self.auto_version().await;
+                        Box::pin(self.auto_version()).await;
                     }
                     Flow::Continue
                 }
@@ -427,16 +430,31 @@ impl Room {
     }
 
     /// Runs one command (version commands need the writer's channel).
-    async fn dispatch(&mut self, cmd: RoomCmd, written_rx: &mut mpsc::Receiver<Written>) -> Flow {
+    async fn dispatch(
+        &mut self,
+        cmd: RoomCmd,
+        written_rx: &mut mpsc::Receiver<Box<Written>>,
+    ) -> Flow {
         match cmd {
-            RoomCmd::Versions(cmd, reply) => self.version_command(cmd, reply, written_rx).await,
-            cmd => self.handle(cmd).await,
+            RoomCmd::Versions(cmd, reply) => {
+                Box::pin(self.version_command(*cmd, reply, written_rx)).await
+            }
+            RoomCmd::Remote(kind, payload) => {
+                Box::pin(self.remote(kind, payload)).await;
+                Flow::Continue
+            }
+            RoomCmd::Resubscribed => {
+                Box::pin(self.resubscribed()).await;
+                Flow::Continue
+            }
+            cmd => self.handle(cmd),
         }
     }
 
-    async fn handle(&mut self, cmd: RoomCmd) -> Flow {
+    /// Runs a command that needs no waiting.
+    fn handle(&mut self, cmd: RoomCmd) -> Flow {
         match cmd {
-            RoomCmd::Join(request, reply) => self.join(request, reply),
+            RoomCmd::Join(request, reply) => self.join(*request, reply),
             RoomCmd::Message(conn_id, message) => self.message(conn_id, message),
             RoomCmd::Leave(conn_id) => self.leave(conn_id),
             RoomCmd::Read(access, reply) => {
@@ -447,8 +465,9 @@ impl Room {
             RoomCmd::Presence(reply) => {
                 let _ = reply.send(self.live_presence());
             }
-            RoomCmd::Remote(kind, payload) => self.remote(kind, payload).await,
-            RoomCmd::Resubscribed => self.resubscribed().await,
+            RoomCmd::Remote(..) | RoomCmd::Resubscribed => {
+                // `dispatch` runs these (they wait for storage or other nodes).
+            }
             RoomCmd::Edit(request, reply) => {
                 let answer = self.server_edit(*request);
                 let _ = reply.send(answer);
@@ -457,8 +476,9 @@ impl Room {
                 let answer = self.submit(*request);
                 let _ = reply.send(answer);
             }
-            RoomCmd::State(access, sv, reply) => {
-                let _ = reply.send(self.state(&access, sv.as_ref()));
+            RoomCmd::State(request, reply) => {
+                let (access, sv) = &*request;
+                let _ = reply.send(self.state(access, sv.as_ref()));
             }
             RoomCmd::Versions(_, reply) => {
                 // `serve` runs these with the writer's channel; nothing else sends them here.
@@ -544,7 +564,7 @@ impl Room {
     async fn shut_down(
         mut self,
         rx: &mut mpsc::Receiver<RoomCmd>,
-        written_rx: &mut mpsc::Receiver<Written>,
+        written_rx: &mut mpsc::Receiver<Box<Written>>,
     ) {
         rx.close();
         while let Ok(cmd) = rx.try_recv() {

@@ -160,7 +160,7 @@ impl Room {
         let state = changed.iter().rev().find_map(|id| self.presence.state(*id));
         let entry = presence_entry((conn.user_id, &conn.username), state, chrono::Utc::now());
         if let Some(entry) = self.presence_throttle.offer(entry, Instant::now()) {
-            self.shared_writer.send(SharedOp::Put(entry));
+            self.shared_writer.send(SharedOp::Put(Box::new(entry)));
         }
     }
 
@@ -198,7 +198,7 @@ impl Room {
     pub(super) fn flush_presence(&mut self) {
         for mut entry in self.presence_throttle.take_due(Instant::now()) {
             entry.last_seen = chrono::Utc::now();
-            self.shared_writer.send(SharedOp::Put(entry));
+            self.shared_writer.send(SharedOp::Put(Box::new(entry)));
         }
     }
 

@@ -14,7 +14,7 @@ struct Harness {
     _dir: tempfile::TempDir,
     storage: Storage,
     room: Room,
-    written_rx: mpsc::Receiver<Written>,
+    written_rx: mpsc::Receiver<Box<Written>>,
 }
 
 fn config() -> RoomConfig {
@@ -338,7 +338,7 @@ async fn an_idle_room_unloads_after_the_delay_and_not_before() {
     };
     let read = |tx: mpsc::Sender<RoomCmd>, access: ProjectAccess| async move {
         let (reply, answer) = oneshot::channel();
-        tx.send(RoomCmd::Read(access, reply))
+        tx.send(RoomCmd::Read(Box::new(access), reply))
             .await
             .expect("room takes commands");
         answer.await.expect("room answers")
