@@ -95,12 +95,15 @@ async fn connection(
     caller: Caller,
 ) {
     let params = &caller.params;
-    let admitted = admit(
+    // Everything before and after the pump runs boxed: this task lives as long as the
+    // connection, and would otherwise keep room for the largest of those futures while it
+    // sits idle (W4, memory per connection).
+    let admitted = Box::pin(admit(
         &state,
         &canvas,
         params.token.as_deref(),
         params.link.as_deref(),
-    )
+    ))
     .await;
     let Admitted {
         canvas_id,
@@ -110,7 +113,7 @@ async fn connection(
     } = match admitted {
         Ok(admitted) => admitted,
         Err((code, reason)) => {
-            socket.close(code, &reason).await;
+            Box::pin(socket.close(code, &reason)).await;
             return;
         }
     };
@@ -134,29 +137,26 @@ async fn connection(
         ),
     };
     // Over the message limit: no new connection either (reconnecting resets nothing).
-    if !state.ws_meter.admit(rate_user).await {
+    if !Box::pin(state.ws_meter.admit(rate_user)).await {
         state.metrics.rate_limited_connect();
-        socket
-            .close(
-                close::RATE_LIMITED,
-                "rate limited: too many messages per minute",
-            )
-            .await;
+        Box::pin(socket.close(
+            close::RATE_LIMITED,
+            "rate limited: too many messages per minute",
+        ))
+        .await;
         return;
     }
     let (out_tx, out_rx) = mpsc::channel(OUTBOUND_CAPACITY);
     let wants_acks = params.acks.as_deref() == Some("1");
-    let joined = state
-        .rooms
-        .join(canvas_id, || JoinRequest {
-            conn_id,
-            access: access.clone(),
-            username: username.clone(),
-            out: out_tx.clone(),
-            wants_acks,
-            actor: actor.clone(),
-        })
-        .await;
+    let joined = Box::pin(state.rooms.join(canvas_id, || JoinRequest {
+        conn_id,
+        access: access.clone(),
+        username: username.clone(),
+        out: out_tx.clone(),
+        wants_acks,
+        actor: actor.clone(),
+    }))
+    .await;
     drop(out_tx);
     let room = match joined {
         Ok(Joined::Yes(role, room)) => {
@@ -171,19 +171,16 @@ async fn connection(
             room
         }
         Ok(Joined::Forbidden) => {
-            socket
-                .close(close::FORBIDDEN, "you have no access to this canvas")
-                .await;
+            Box::pin(socket.close(close::FORBIDDEN, "you have no access to this canvas")).await;
             return;
         }
         Err(e) => {
             tracing::warn!(cause = %e, "cannot open the canvas room");
-            socket
-                .close(
-                    close::INTERNAL,
-                    "the canvas cannot be opened now; try again",
-                )
-                .await;
+            Box::pin(socket.close(
+                close::INTERNAL,
+                "the canvas cannot be opened now; try again",
+            ))
+            .await;
             return;
         }
     };
@@ -199,10 +196,10 @@ async fn connection(
     drop(registration);
     // The room forgets the connection (a no-op if it already has), what it sent is counted,
     // and only then is the socket closed (which waits for the client's answer).
-    room.send(RoomCmd::Leave(conn_id)).await;
-    state.ws_meter.flush(rate_user).await;
+    Box::pin(room.send(RoomCmd::Leave(conn_id))).await;
+    Box::pin(state.ws_meter.flush(rate_user)).await;
     if let Some((socket, code, reason)) = end {
-        socket.close(code, &reason).await;
+        Box::pin(socket.close(code, &reason)).await;
     }
 }
 

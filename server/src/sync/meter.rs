@@ -69,7 +69,9 @@ impl MessageMeter {
                 0
             }
         };
-        due == 0 || self.report(user, due).await
+        // boxed: a connection's task holds this future's room for as long as it lives,
+        // and reporting (a shared counter on Redis) is the rare, large part
+        due == 0 || Box::pin(self.report(user, due)).await
     }
 
     /// Reports what a user's closing connection left uncounted.

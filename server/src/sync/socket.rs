@@ -104,7 +104,8 @@ impl Upgrade {
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let on_upgrade = self.on_upgrade;
-        tasks.spawn(async move {
+        let tracker = tasks.clone();
+        let fut = async move {
             let upgraded = match on_upgrade.await {
                 Ok(upgraded) => upgraded,
                 Err(cause) => {
@@ -128,13 +129,15 @@ impl Upgrade {
                 Some(config),
             )
             .await;
-            serve(Socket {
+            // Its own task: the upgrade's state (hyper's upgrade future, the handshake) is
+            // freed, not kept beside the connection for as long as it lives.
+            tracker.spawn(serve(Socket {
                 ws,
                 heard: Instant::now(),
                 broken: false,
-            })
-            .await;
-        });
+            }));
+        };
+        tasks.spawn(fut);
         (
             StatusCode::SWITCHING_PROTOCOLS,
             [
