@@ -6,12 +6,12 @@
 //! extensions as an [`InternalCause`], and the request-tracing layer ([`crate::http::trace`])
 //! logs it once, inside the request's span, with the whole chain of sources.
 
+pub use crate::http::openapi::{ErrorBody, ErrorDetail};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use canvas_storage::StorageError;
-use serde_json::json;
 use std::sync::Arc;
 
 /// Any error, kept as the cause of an [`ApiError::Internal`].
@@ -152,11 +152,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = self.parts();
-        let mut response = (
-            status,
-            Json(json!({ "error": { "code": code, "message": message } })),
-        )
-            .into_response();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
         match self {
             ApiError::TooManyRequests { retry_after_secs }
             | ApiError::Busy { retry_after_secs } => {
