@@ -194,7 +194,7 @@ client_sdk() {
   [[ $target_dir == /* ]] || target_dir="$ROOT/$target_dir"
   export CANVAS_SERVER_BIN="$target_dir/debug/canvas-server"
   [[ -x $CANVAS_SERVER_BIN ]] || die "$CANVAS_SERVER_BIN was not built"
-  run_node_tests client-sdk test/sdk.test.mjs test/lifecycle.test.mjs test/data.test.mjs test/example.test.mjs test/package.test.mjs
+  run_node_tests client-sdk test/sdk.test.mjs test/lifecycle.test.mjs test/data.test.mjs test/example.test.mjs test/package.test.mjs test/openapi.test.mjs
 }
 
 # The demo page in headless Chromium (Debian's chromium, installed when missing).
