@@ -357,3 +357,45 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
         }
     }
 }
+
+/// Every route reaches the router through utoipa-axum's `routes!` (which documents it): no
+/// server source outside its tests registers one any other way (`.route(...)`,
+/// `.route_service(...)`, `.nest_service(...)`, `.merge(...)`), and the one `.nest` is the
+/// documented `/api/v1` router. With the test above, this covers routes the document and
+/// the list would both miss.
+#[test]
+fn no_route_bypasses_the_document() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/src");
+    let mut files = vec![src];
+    let mut offending = Vec::new();
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        // the file's own unit tests may build routers of their own
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (n, line) in code.lines().enumerate() {
+            let line = line.trim_start();
+            if line.starts_with("//") {
+                continue;
+            }
+            let plain = [".route(", ".route_service(", ".nest_service(", ".merge("]
+                .iter()
+                .any(|p| line.contains(p));
+            let nest = line.contains(".nest(") && !line.contains(".nest(\"/api/v1\", api)");
+            if plain || nest {
+                offending.push(format!("{}:{}: {line}", path.display(), n + 1));
+            }
+        }
+    }
+    assert!(
+        offending.is_empty(),
+        "routes registered outside routes!(...):\n{}",
+        offending.join("\n")
+    );
+}
