@@ -54,6 +54,7 @@ api_contract() {
   step "API contract (Schemathesis $SCHEMATHESIS_VERSION against /api/v1/openapi.json)"
   local venv bin dir port pid base token log status
   venv=$(_schemathesis_venv)
+  need_cmd curl curl
   bin=${CANVAS_SERVER_BIN:-$CANVAS_ROOT/target/debug/canvas-server}
   [[ -x $bin ]] || die "$bin was not built (cargo test --workspace --no-run)"
   dir=$(mktemp -d /tmp/canvas-api-contract.XXXXXX)
