@@ -6,13 +6,31 @@
 //! extensions as an [`InternalCause`], and the request-tracing layer ([`crate::http::trace`])
 //! logs it once, inside the request's span, with the whole chain of sources.
 
-pub use crate::http::openapi::{ErrorBody, ErrorDetail};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use canvas_storage::StorageError;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// The body of every error (schema `Error` of the OpenAPI document): `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The inside of an [`ErrorBody`].
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable machine-readable code, e.g. `not_found`, `invalid_field`, `read_only`.
+    pub code: String,
+    /// What is wrong, for a developer (not stable).
+    pub message: String,
+}
 
 /// Any error, kept as the cause of an [`ApiError::Internal`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -12,33 +12,15 @@
 //!
 //! The document is built once and kept ([`document`]).
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
-
-/// The body of every error: `{"error": {"code": "...", "message": "..."}}`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[schema(as = Error)]
-pub struct ErrorBody {
-    /// What went wrong.
-    pub error: ErrorDetail,
-}
-
-/// The inside of an [`ErrorBody`].
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ErrorDetail {
-    /// A stable machine-readable code, e.g. `not_found`, `invalid_field`, `read_only`.
-    pub code: String,
-    /// What is wrong, for a developer (not stable).
-    pub message: String,
-}
 
 /// The name of the bearer-token security scheme.
 pub const BEARER: &str = "bearer";
