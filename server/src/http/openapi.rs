@@ -163,14 +163,12 @@ pub fn document() -> &'static OpenApi {
     })
 }
 
-/// The document as JSON text, rendered once.
-fn document_json() -> &'static str {
-    static JSON: OnceLock<String> = OnceLock::new();
-    JSON.get_or_init(|| {
-        document()
-            .to_json()
-            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-    })
+/// The document as JSON text, rendered once (or why it could not be).
+fn document_json() -> Result<&'static str, &'static str> {
+    static JSON: OnceLock<Result<String, String>> = OnceLock::new();
+    JSON.get_or_init(|| document().to_json().map_err(|e| e.to_string()))
+        .as_deref()
+        .map_err(String::as_str)
 }
 
 /// `GET /api/v1/openapi.json`: this document.
@@ -181,9 +179,7 @@ fn document_json() -> &'static str {
     responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json", body = Object)),
 )]
 pub async fn openapi_json() -> Result<Response, ApiError> {
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        document_json(),
-    )
-        .into_response())
+    let json = document_json()
+        .map_err(|e| ApiError::internal_in("rendering the OpenAPI document", e.to_owned()))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
