@@ -5,8 +5,9 @@
 # Steps: tools -> Node dependencies of tests/js -> cargo fmt --check -> cargo clippy
 # -D warnings -> test services (PostgreSQL, Redis, MongoDB-compatible secantusdb) ->
 # cargo test --workspace -> TypeScript SDK (client-sdk: npm ci, tsc, its tests against the
-# real canvas-server binary, demo bundle freshness) -> browser test (headless Chromium,
-# installed with apt when missing) -> summary. Exits non-zero on the first failure; services that it
+# real canvas-server binary, demo bundle freshness) -> API contract (Schemathesis against the
+# real server's OpenAPI document, scripts/lib/api_contract.sh) -> browser test (headless
+# Chromium, installed with apt when missing) -> summary. Exits non-zero on the first failure; services that it
 # started are stopped and their folders removed on exit, whatever happens.
 #
 # How the Rust tests find the real-client interop script: by a path relative to the
@@ -34,6 +35,8 @@ cd "$ROOT"
 source "$ROOT/scripts/lib/common.sh"
 # shellcheck source=scripts/lib/services.sh
 source "$ROOT/scripts/lib/services.sh"
+# shellcheck source=scripts/lib/api_contract.sh
+source "$ROOT/scripts/lib/api_contract.sh"
 
 JS_DIR="$ROOT/tests/js"
 SDK_DIR="$ROOT/client-sdk"
@@ -194,7 +197,7 @@ client_sdk() {
   [[ $target_dir == /* ]] || target_dir="$ROOT/$target_dir"
   export CANVAS_SERVER_BIN="$target_dir/debug/canvas-server"
   [[ -x $CANVAS_SERVER_BIN ]] || die "$CANVAS_SERVER_BIN was not built"
-  run_node_tests client-sdk test/sdk.test.mjs test/lifecycle.test.mjs test/data.test.mjs test/example.test.mjs test/package.test.mjs
+  run_node_tests client-sdk test/sdk.test.mjs test/lifecycle.test.mjs test/data.test.mjs test/example.test.mjs test/package.test.mjs test/openapi.test.mjs
 }
 
 # The demo page in headless Chromium (Debian's chromium, installed when missing).
@@ -213,6 +216,7 @@ main() {
   setup_services
   cargo_test
   client_sdk
+  api_contract
   browser_test
   step "Summary (cargo and node tests)"
   echo "summary: $TOTAL_PASSED passed, $TOTAL_FAILED failed, $TOTAL_SKIPPED skipped"

@@ -76,6 +76,10 @@ export interface NewCanvas {
   tags?: string[]
   /** Start from this template's blocks. */
   template_id?: string
+  /** With `template_id`: the data source the template's bound blocks read. */
+  data_source_id?: string
+  /** The table of a `database` source with several. */
+  table?: string
 }
 
 /** A block in the JSON view. */
@@ -112,7 +116,7 @@ export interface CanvasJson {
     public_link: string | null
     embed_settings: { enabled: boolean, allowed_domains: string[] }
   }
-  interactions?: Interactions
+  interactions: Interactions
   /** Whether it is one of your favorites (absent when read through a public link). */
   is_favorite?: boolean
   metadata: {
@@ -172,7 +176,8 @@ export interface RestoreResponse {
 
 /** `POST /canvases/{id}/versions/{v}/blocks/{block}/restore` answer. */
 export interface BlockRestoreResponse {
-  block: BlockJson
+  /** The block as restored; null when the version did not have it (it was removed). */
+  block: BlockJson | null
   /** The new version the restore recorded (kind `restore`). */
   version: Version
 }

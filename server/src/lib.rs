@@ -56,7 +56,6 @@ pub use state::AppState;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
 use canvas_storage::Storage;
 use std::future::Future;
 use tokio::net::TcpListener;
@@ -65,7 +64,6 @@ use tokio::net::TcpListener;
 pub fn app(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     http::routes()
-        .route("/ws/{canvas_id}", get(sync::connection::ws_handler))
         // Unknown paths and methods answer in the error shape too; the second must come
         // after every route (it is set on the routes present).
         .fallback(http::not_found)

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A user (`users`), without the password hash.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     /// Primary key.
     pub id: Uuid,
@@ -15,16 +15,21 @@ pub struct User {
     /// Unique display handle.
     pub username: String,
     /// Optional given name.
+    #[schema(required)]
     pub first_name: Option<String>,
     /// Optional family name.
+    #[schema(required)]
     pub last_name: Option<String>,
     /// Optional avatar image address.
+    #[schema(required)]
     pub avatar_url: Option<String>,
     /// The organization the user belongs to (their own, made at signup).
+    #[schema(required)]
     pub organization_id: Option<Uuid>,
     /// Organization-level role (`member` by default; `admin` for the organization's creator).
     pub role: String,
     /// When the user last logged in.
+    #[schema(required)]
     pub last_login_at: Option<DateTime<Utc>>,
     /// When the user signed up.
     pub created_at: DateTime<Utc>,
@@ -42,15 +47,17 @@ pub struct NewUser {
 }
 
 /// A project (`projects`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Project {
     /// Primary key.
     pub id: Uuid,
     /// Display name.
     pub name: String,
     /// Optional description.
+    #[schema(required)]
     pub description: Option<String>,
     /// Organization the project belongs to.
+    #[schema(required)]
     pub organization_id: Option<Uuid>,
     /// The user who created it.
     pub owner_id: Uuid,
@@ -76,15 +83,17 @@ pub struct NewProject {
 }
 
 /// A membership (`project_members`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Member {
     /// The project.
     pub project_id: Uuid,
     /// The member.
     pub user_id: Uuid,
     /// viewer, editor or admin.
+    #[schema(value_type = String)]
     pub role: Role,
     /// Who added them.
+    #[schema(required)]
     pub invited_by: Option<Uuid>,
     /// When they joined.
     pub joined_at: DateTime<Utc>,
@@ -125,25 +134,31 @@ pub struct NewAuditEntry {
 }
 
 /// A recorded audit entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Primary key.
     pub id: Uuid,
     /// Who acted.
+    #[schema(required)]
     pub user_id: Option<Uuid>,
     /// Their organization.
+    #[schema(required)]
     pub organization_id: Option<Uuid>,
     /// What happened.
     pub action: String,
     /// Kind of resource.
     pub resource_type: String,
     /// The resource's id.
+    #[schema(required)]
     pub resource_id: Option<Uuid>,
     /// Details.
+    #[schema(required)]
     pub changes: Option<serde_json::Value>,
     /// Client address.
+    #[schema(required, value_type = Option<String>)]
     pub ip_address: Option<std::net::IpAddr>,
     /// Client user agent.
+    #[schema(required)]
     pub user_agent: Option<String>,
     /// When.
     pub created_at: DateTime<Utc>,
@@ -169,7 +184,7 @@ pub struct AuditFilter {
 }
 
 /// A canvas record: what lists and permission checks need, without the document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CanvasRecord {
     /// Primary key (also the WebSocket room name).
     pub id: Uuid,
@@ -180,6 +195,7 @@ pub struct CanvasRecord {
     /// Name at the last checkpoint.
     pub name: String,
     /// Description at the last checkpoint.
+    #[schema(required)]
     pub description: Option<String>,
     /// Version number (seed `version`; bumped by named versions later).
     pub version: i64,
@@ -239,7 +255,7 @@ pub struct StoredDocument {
 
 /// One user's presence on a canvas (seed: `canvas:presence:{canvas_id}` -> user id ->
 /// `{cursor, selection, last_seen}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PresenceEntry {
     /// The user.
     pub user_id: Uuid,
@@ -349,11 +365,12 @@ pub struct ProjectUpdate {
 }
 
 /// How a canvas is used (seed: the canvas document's `interactions`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Interactions {
     /// How many times it was opened (one per WebSocket join).
     pub views: i64,
     /// When it was last opened.
+    #[schema(required)]
     pub last_viewed_at: Option<DateTime<Utc>>,
     /// Comments (kept for the seed's shape; there are no comments yet).
     pub comments_count: i64,
@@ -362,17 +379,20 @@ pub struct Interactions {
 }
 
 /// A canvas template (seed: MongoDB `canvas_templates`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Template {
     /// Its id: a UUID for user-made templates, a readable name for built-in ones.
     pub id: String,
     /// Display name.
     pub name: String,
     /// What it is for.
+    #[schema(required)]
     pub description: Option<String>,
     /// Category, e.g. "sales".
+    #[schema(required)]
     pub category: Option<String>,
     /// A preview image address.
+    #[schema(required)]
     pub thumbnail_url: Option<String>,
     /// Visible to every user (`true`) or only to the creator's organization.
     pub is_public: bool,
@@ -385,6 +405,7 @@ pub struct Template {
     /// The creator's user id, or "system" for built-in templates.
     pub created_by: String,
     /// The creator's organization (none for built-in templates).
+    #[schema(required)]
     pub organization_id: Option<Uuid>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
@@ -394,7 +415,7 @@ pub struct Template {
 pub const INITIAL_CHANGES: &str = "Initial creation";
 
 /// How a version came to be (`kind` of a version record).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum VersionKind {
     /// Version 1: the canvas as created.
@@ -431,7 +452,7 @@ impl VersionKind {
 }
 
 /// One entry of a canvas's version history (seed: `metadata.version_history`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VersionRecord {
     /// The version number: 1 for the canvas as created, then 2, 3, ... per canvas.
     pub version: i64,
@@ -532,7 +553,7 @@ pub struct DataSourceUpdate {
 
 /// A saved query (seed `saved_queries`, plus `data_source_id` for a query that runs on a
 /// `database` source).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SavedQuery {
     /// Primary key.
     pub id: Uuid,
@@ -547,10 +568,12 @@ pub struct SavedQuery {
     /// Declared parameters: `{"name": {"type": ..., "default": ...}}`.
     pub parameters: serde_json::Value,
     /// Who made it.
+    #[schema(required)]
     pub created_by: Option<Uuid>,
     /// Whether it is shared beyond its project.
     pub is_public: bool,
     /// The `database` source it runs on; `None` for queries over the project's tables.
+    #[schema(required)]
     pub data_source_id: Option<Uuid>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
@@ -598,35 +621,43 @@ pub struct SavedQueryUpdate {
 
 /// One run of a saved query (seed `query_executions`, plus `query_hash`, `from_cache` and
 /// `computed_at`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueryExecution {
     /// Primary key (the job id).
     pub id: Uuid,
     /// The query.
     pub query_id: Uuid,
     /// Who ran it.
+    #[schema(required)]
     pub executed_by: Option<Uuid>,
     /// `pending`, `running`, `completed`, `failed` or `cancelled`.
     pub status: String,
     /// The bound parameters.
     pub parameters: serde_json::Value,
     /// Where the result is kept.
+    #[schema(required)]
     pub result_location: Option<String>,
     /// Why it failed.
+    #[schema(required)]
     pub error_message: Option<String>,
     /// How long it ran.
+    #[schema(required)]
     pub execution_time_ms: Option<i64>,
     /// Rows in its result.
+    #[schema(required)]
     pub rows_returned: Option<i64>,
     /// When it was asked for.
     pub started_at: DateTime<Utc>,
     /// When it ended.
+    #[schema(required)]
     pub completed_at: Option<DateTime<Utc>>,
     /// The cache key of its result.
+    #[schema(required)]
     pub query_hash: Option<String>,
     /// Whether the result came from the cache.
     pub from_cache: bool,
     /// When its result was computed.
+    #[schema(required)]
     pub computed_at: Option<DateTime<Utc>>,
 }
 
@@ -802,7 +833,7 @@ pub struct NewWebhookDelivery {
 }
 
 /// A delivery in the outbox, with where it stands.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookDelivery {
     /// Its id.
     pub id: Uuid,
@@ -825,17 +856,21 @@ pub struct WebhookDelivery {
     /// No attempt starts after this.
     pub expires_at: DateTime<Utc>,
     /// The lease of the attempt in flight.
+    #[schema(required)]
     pub lease_until: Option<DateTime<Utc>>,
     /// The last answer's HTTP status.
+    #[schema(required)]
     pub last_status_code: Option<i64>,
     /// Why the last attempt failed.
+    #[schema(required)]
     pub last_error: Option<String>,
     /// When it was delivered.
+    #[schema(required)]
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
 /// One attempt at a delivery.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookAttempt {
     /// The delivery.
     pub delivery_id: Uuid,
@@ -844,8 +879,10 @@ pub struct WebhookAttempt {
     /// When it started.
     pub attempted_at: DateTime<Utc>,
     /// The receiver's HTTP status, if it answered.
+    #[schema(required)]
     pub status_code: Option<i64>,
     /// Why it failed (a non-2xx status, a timeout, a refused connection, ...).
+    #[schema(required)]
     pub error: Option<String>,
     /// How long it took.
     pub duration_ms: i64,

@@ -38,7 +38,7 @@ pub fn open(layer: &DataLayer, row: &DataSource) -> ApiResult<canvas_analytics::
 }
 
 /// The source as the API shows it: the seed's fields, `connection_config` redacted.
-pub fn json(layer: &DataLayer, row: &DataSource) -> Value {
+pub fn json(layer: &DataLayer, row: &DataSource) -> DataSourceView {
     let config = match kind(row).and_then(|kind| {
         Ok(SourceConfig::open(
             kind,
@@ -51,19 +51,50 @@ pub fn json(layer: &DataLayer, row: &DataSource) -> Value {
         // A key that no longer opens the secrets (it was replaced): show nothing of them.
         Err(_) => json!({}),
     };
-    json!({
-        "id": row.id,
-        "project_id": row.project_id,
-        "name": row.name,
-        "type": row.kind,
-        "connection_config": config,
-        "schema_info": row.schema_info,
-        "metadata": row.metadata,
-        "status": row.status,
-        "last_sync_at": row.last_sync_at,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-    })
+    DataSourceView {
+        id: row.id,
+        project_id: row.project_id,
+        name: row.name.clone(),
+        kind: row.kind.clone(),
+        connection_config: config,
+        schema_info: row.schema_info.clone(),
+        metadata: row.metadata.clone(),
+        status: row.status.clone(),
+        last_sync_at: row.last_sync_at,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+/// A data source as the API shows it (secrets redacted).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct DataSourceView {
+    /// The source.
+    pub id: uuid::Uuid,
+    /// Its project.
+    pub project_id: uuid::Uuid,
+    /// Its name (the SQL table its queries use).
+    pub name: String,
+    /// `file`, `database`, `api` or `streaming`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The connection settings, secrets redacted.
+    #[schema(value_type = Object)]
+    pub connection_config: Value,
+    /// The tables and columns found by the last sync or upload (`{tables: [...]}`).
+    #[schema(required, value_type = Option<Object>)]
+    pub schema_info: Option<Value>,
+    /// Free-form metadata (data version, last error, ...).
+    pub metadata: Value,
+    /// `pending`, `active` or `error`.
+    pub status: String,
+    /// When it was last synced.
+    #[schema(required)]
+    pub last_sync_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Creation time.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Last change time.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// What a sync or upload changes in the stored row: status, schema, sync time, and the

@@ -6,15 +6,16 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use canvas_storage::AuditFilter;
+use canvas_storage::{AuditEntry, AuditFilter};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 /// `GET /audit` query: all optional.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     resource_type: Option<String>,
     resource_id: Option<Uuid>,
@@ -27,13 +28,27 @@ pub struct AuditQuery {
 /// Most entries one page returns.
 const MAX_LIMIT: u32 = 1000;
 
+/// `GET /audit`: one page of entries.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    /// The entries, newest first.
+    pub entries: Vec<AuditEntry>,
+    /// The page size used.
+    pub limit: u32,
+    /// The entries skipped.
+    pub offset: u32,
+}
+
 /// The caller's organization's audit entries, newest first, filtered and paginated.
 /// Organization admins only.
+#[utoipa::path(get, path = "/audit", tag = "audit", security(("bearer" = [])),
+    params(AuditQuery),
+    responses((status = 200, description = "The organization's audit entries", body = AuditPage)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiQuery(query): ApiQuery<AuditQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AuditPage>> {
     let organization = caller
         .user
         .organization_id
@@ -54,7 +69,9 @@ pub async fn list(
             offset: Some(offset),
         })
         .await?;
-    Ok(Json(
-        json!({ "entries": entries, "limit": limit, "offset": offset }),
-    ))
+    Ok(Json(AuditPage {
+        entries,
+        limit,
+        offset,
+    }))
 }

@@ -21,28 +21,51 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use canvas_storage::{NewUser, RateDecision, RateSubject, User};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::net::{IpAddr, Ipv4Addr};
+use utoipa::ToSchema;
 
 /// The rate-limit endpoint of failed logins (counted per account and per account + address).
 const LOGIN_FAILURES: &str = "login_failures";
 
 /// `POST /auth/signup` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Signup {
+    /// `name@example.com`.
+    #[schema(format = Email, max_length = 255)]
     email: String,
+    /// 3 to 64 letters, digits, `_`, `-` or `.`.
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{3,64}$")]
     username: String,
+    /// 8 to 1024 characters, and not a weak one (400 `weak_password`).
+    #[schema(min_length = 8, max_length = 1024)]
     password: String,
 }
 
 /// `POST /auth/login` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     email: String,
     password: String,
+}
+
+/// A signed-in session: the user and their new token (signup, login).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuthSession {
+    /// The user.
+    pub user: User,
+    /// The session's bearer token.
+    pub token: String,
+}
+
+/// `GET /auth/me`: the calling user.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    /// The user.
+    pub user: User,
 }
 
 fn validate_signup(body: &Signup) -> ApiResult<()> {
@@ -111,11 +134,13 @@ async fn peek(state: &AppState, subject: &RateSubject, endpoint: &str) -> ApiRes
 }
 
 /// Creates a user with an organization of their own and logs them in.
+#[utoipa::path(post, path = "/auth/signup", tag = "auth", request_body = Signup,
+    responses((status = 201, description = "Signed up and signed in", body = AuthSession)))]
 pub async fn signup(
     State(state): State<AppState>,
     client: ClientInfo,
     ApiJson(body): ApiJson<Signup>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<AuthSession>)> {
     validate_signup(&body)?;
     let ip = RateSubject::ip(rate_ip(&client));
     rate_limit_subject(&state, &ip, "signup", state.config.signup_rate_limit).await?;
@@ -144,18 +169,19 @@ pub async fn signup(
         json!({ "email": user.email }),
     )
     .await;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "user": user, "token": token })),
-    ))
+    Ok((StatusCode::CREATED, Json(AuthSession { user, token })))
 }
 
 /// Logs in with email and password.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Login,
+    responses(
+        (status = 200, description = "Signed in", body = AuthSession),
+        (status = 401, description = "Wrong email or password (either)", body = crate::error::ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
     client: ClientInfo,
     ApiJson(body): ApiJson<Login>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AuthSession>> {
     let config = &state.config;
     let ip = rate_ip(&client);
     rate_limit_subject(
@@ -211,10 +237,12 @@ pub async fn login(
         json!({}),
     )
     .await;
-    Ok(Json(json!({ "user": user, "token": token })))
+    Ok(Json(AuthSession { user, token }))
 }
 
 /// Ends the calling session (other sessions of the user stay).
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "The session is ended")))]
 pub async fn logout(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -241,6 +269,8 @@ pub async fn logout(
 }
 
 /// The calling user.
-pub async fn me(caller: AuthUser) -> Json<Value> {
-    Json(json!({ "user": caller.user }))
+#[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, description = "The calling user", body = Me)))]
+pub async fn me(caller: AuthUser) -> Json<Me> {
+    Json(Me { user: caller.user })
 }

@@ -9,6 +9,7 @@
 //! `rows` and `total_rows` are then the page's and the filtered count). Anyone who can read
 //! the canvas may ask (viewers too). The result comes from the shared cache, or is computed.
 
+use super::views::{BlockData, BlockDataJson};
 use super::{ApiPath, ApiQuery};
 use crate::access::canvas_access;
 use crate::auth::AuthUser;
@@ -26,10 +27,12 @@ use canvas_engine::protocol::{BLOCK_DATA_ROWS, BlockDataBody};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 /// The query string of a table's page.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DataQuery {
     page: Option<usize>,
     sort: Option<String>,
@@ -97,11 +100,14 @@ async fn tell_other_nodes(state: &AppState, id: Uuid, body: &BlockDataBody) {
 }
 
 /// `POST /canvases/{id}/blocks/{block_id}/refresh`: see the module's documentation.
+#[utoipa::path(post, path = "/canvases/{id}/blocks/{block_id}/refresh", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The canvas"), ("block_id" = String, Path, description = "The block")),
+    responses((status = 200, description = "The block's fresh data (message 102's body)", body = BlockData)))]
 pub async fn refresh(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath((id, block_id)): ApiPath<(Uuid, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BlockDataJson>> {
     let found = canvas_access(&state.storage, &caller.user, id).await?;
     let view = state
         .rooms
@@ -160,18 +166,21 @@ pub async fn refresh(
     if let Some(e) = &body.error {
         return Err(refusal(&e.code, e.message.clone()));
     }
-    Ok(Json(
+    Ok(Json(BlockDataJson(
         serde_json::to_value(&body).map_err(ApiError::internal)?,
-    ))
+    )))
 }
 
 /// See the module's documentation.
+#[utoipa::path(get, path = "/canvases/{id}/blocks/{block_id}/data", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The canvas"), ("block_id" = String, Path, description = "The block"), DataQuery),
+    responses((status = 200, description = "The block's data", body = BlockData)))]
 pub async fn data(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath((id, block_id)): ApiPath<(Uuid, String)>,
     ApiQuery(query): ApiQuery<DataQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BlockDataJson>> {
     let found = canvas_access(&state.storage, &caller.user, id).await?;
     let view = state
         .rooms
@@ -223,5 +232,5 @@ pub async fn data(
     } else {
         answer["rows_shown"] = json!(result.rows.len().min(BLOCK_DATA_ROWS));
     }
-    Ok(Json(answer))
+    Ok(Json(BlockDataJson(answer)))
 }

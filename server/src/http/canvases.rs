@@ -2,6 +2,7 @@
 //! a public link), delete, presence, favorites.
 
 use super::projects::{is_unsafe_in_name, project_role, valid_description, valid_name};
+use super::views::{CanvasDocument, CanvasView};
 use super::{ApiJson, ApiPath, ApiQuery, ClientInfo, audit};
 use crate::access::{LookupError, canvas_access, link_access, matched_link};
 use crate::auth::AuthUser;
@@ -18,36 +19,76 @@ use axum::http::StatusCode;
 use canvas_engine::blocks;
 use canvas_engine::init::{self, CanvasMeta};
 use canvas_engine::{CanvasDoc, Role, json as doc_json};
+use canvas_storage::PresenceEntry;
 use canvas_storage::{CanvasRecord, INITIAL_CHANGES, NewCanvas, VersionKind, VersionRecord};
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 /// `POST /projects/{id}/canvases` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCanvas {
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
     name: String,
+    #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
     template_id: Option<String>,
     /// With `template_id`: the source whose data the template's bound blocks show (its
     /// columns must cover the template's `required_fields`).
+    #[serde(default)]
     data_source_id: Option<Uuid>,
     /// The table of a `database` source with several.
+    #[serde(default)]
     table: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
 }
 
+/// `GET /projects/{id}/canvases` and `GET /favorites`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CanvasList {
+    /// The canvases.
+    pub canvases: Vec<CanvasRecord>,
+}
+
+/// `PUT` / `DELETE /canvases/{id}/favorite`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FavoriteState {
+    /// The canvas.
+    pub canvas_id: Uuid,
+    /// Whether it is now one of the caller's favorites.
+    pub is_favorite: bool,
+    /// How many users marked it.
+    pub favorites_count: i64,
+}
+
+/// `GET /canvases/{id}/presence`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Presence {
+    /// The canvas.
+    pub canvas_id: Uuid,
+    /// Connected users with cursor, selection and when they were last heard from.
+    pub presence: Vec<PresenceEntry>,
+    /// The ids of the connected users.
+    pub active_users: Vec<Uuid>,
+}
+
 /// Creates a canvas in a project. Editors, admins and the owner may.
+#[utoipa::path(post, path = "/projects/{id}/canvases", tag = "canvases", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The project")),
+    request_body = CreateCanvas,
+    responses((status = 201, description = "The new canvas", body = CanvasDocument)))]
 pub async fn create(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiPath(project_id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<CreateCanvas>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<CanvasView>)> {
     let (project, role) = project_role(&state, caller.user.id, project_id).await?;
     if !role.can_edit() {
         return Err(ApiError::Forbidden("viewers cannot create canvases".into()));
@@ -195,22 +236,25 @@ pub async fn create(
     };
     let mut body = view::with_history(view, &[initial]);
     body["id"] = json!(record.id);
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok((StatusCode::CREATED, Json(CanvasView(body))))
 }
 
 /// The canvases of a project the caller belongs to.
+#[utoipa::path(get, path = "/projects/{id}/canvases", tag = "canvases", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The project")),
+    responses((status = 200, description = "The project's canvases", body = CanvasList)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(project_id): ApiPath<Uuid>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CanvasList>> {
     project_role(&state, caller.user.id, project_id).await?;
     let canvases = state
         .storage
         .canvases
         .canvases_in_project(project_id)
         .await?;
-    Ok(Json(json!({ "canvases": canvases })))
+    Ok(Json(CanvasList { canvases }))
 }
 
 /// The live view of a canvas, if the caller has any role on it (403 otherwise, 404 for an
@@ -230,8 +274,9 @@ pub(super) async fn live_view(
 }
 
 /// `GET /canvases/{id}` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct GetCanvas {
     /// A public link token: read-only access without an account.
     link: Option<String>,
@@ -240,12 +285,15 @@ pub struct GetCanvas {
 /// The canvas in the seed's MongoDB shape, with the live blocks and current `interactions`
 /// (and `is_favorite` for a signed-in caller). Without credentials, `?link=TOKEN` reads a
 /// canvas shared publicly.
+#[utoipa::path(get, path = "/canvases/{id}", tag = "canvases", security(("bearer" = []), ()),
+    params(("id" = Uuid, Path, description = "The canvas"), GetCanvas),
+    responses((status = 200, description = "The canvas with its live blocks", body = CanvasDocument)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Result<AuthUser, ApiError>,
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(query): ApiQuery<GetCanvas>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CanvasView>> {
     let link = query.link.filter(|l| !l.is_empty());
     let (mut found, user) = match (caller, link.as_deref()) {
         (Ok(caller), _) => (
@@ -276,24 +324,30 @@ pub async fn get(
     if let Some(user) = user {
         body["is_favorite"] = json!(state.storage.interactions.is_favorite(user.id, id).await?);
     }
-    Ok(Json(body))
+    Ok(Json(CanvasView(body)))
 }
 
 /// Marks the canvas as one of the caller's favorites (anyone who can read it).
+#[utoipa::path(put, path = "/canvases/{id}/favorite", tag = "canvases", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The canvas")),
+    responses((status = 200, description = "Marked", body = FavoriteState)))]
 pub async fn put_favorite(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<FavoriteState>> {
     set_favorite(&state, &caller, id, true).await
 }
 
 /// Removes the canvas from the caller's favorites.
+#[utoipa::path(delete, path = "/canvases/{id}/favorite", tag = "canvases", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The canvas")),
+    responses((status = 200, description = "Unmarked", body = FavoriteState)))]
 pub async fn delete_favorite(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<FavoriteState>> {
     set_favorite(&state, &caller, id, false).await
 }
 
@@ -302,20 +356,25 @@ async fn set_favorite(
     caller: &AuthUser,
     id: Uuid,
     on: bool,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<FavoriteState>> {
     live_view(state, caller, id).await?;
     let interactions = &state.storage.interactions;
     interactions.set_favorite(caller.user.id, id, on).await?;
     let counts = interactions.interactions(id).await?;
-    Ok(Json(json!({
-        "canvas_id": id,
-        "is_favorite": on,
-        "favorites_count": counts.favorites_count,
-    })))
+    Ok(Json(FavoriteState {
+        canvas_id: id,
+        is_favorite: on,
+        favorites_count: counts.favorites_count,
+    }))
 }
 
 /// The caller's favorite canvases that they can still open, most recently marked first.
-pub async fn favorites(State(state): State<AppState>, caller: AuthUser) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/favorites", tag = "canvases", security(("bearer" = [])),
+    responses((status = 200, description = "The caller's favorite canvases", body = CanvasList)))]
+pub async fn favorites(
+    State(state): State<AppState>,
+    caller: AuthUser,
+) -> ApiResult<Json<CanvasList>> {
     let ids = state.storage.interactions.favorites(caller.user.id).await?;
     let mut canvases = Vec::with_capacity(ids.len());
     for id in ids {
@@ -336,16 +395,19 @@ pub async fn favorites(State(state): State<AppState>, caller: AuthUser) -> ApiRe
             canvases.push(found.canvas);
         }
     }
-    Ok(Json(json!({ "canvases": canvases })))
+    Ok(Json(CanvasList { canvases }))
 }
 
 /// Who is connected to the canvas now (on any server node), with their cursor, selection
 /// and when they were last heard from.
+#[utoipa::path(get, path = "/canvases/{id}/presence", tag = "canvases", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The canvas")),
+    responses((status = 200, description = "Who is connected now", body = Presence)))]
 pub async fn presence(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Presence>> {
     live_view(&state, &caller, id).await?;
     let mut entries = state.storage.presence.presence(id, PRESENCE_TTL).await?;
     let mut active = state.storage.presence.active_users(id).await?;
@@ -362,13 +424,18 @@ pub async fn presence(
         entries.extend(live);
         entries.sort_by_key(|e| e.user_id);
     }
-    Ok(Json(
-        json!({ "canvas_id": id, "presence": entries, "active_users": active }),
-    ))
+    Ok(Json(Presence {
+        canvas_id: id,
+        presence: entries,
+        active_users: active,
+    }))
 }
 
 /// Deletes a canvas: project admins, the project owner and the canvas's creator may.
 /// Open connections are closed with 4404.
+#[utoipa::path(delete, path = "/canvases/{id}", tag = "canvases", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The canvas")),
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete(
     State(state): State<AppState>,
     client: ClientInfo,

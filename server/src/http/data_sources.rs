@@ -9,6 +9,7 @@ use super::data_access::{data_role, require, valid_name, visible_source as visib
 use super::{ApiJson, ApiPath, ClientInfo, audit};
 use crate::auth::AuthUser;
 use crate::data::sources;
+use crate::data::sources::DataSourceView;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::Json;
@@ -19,8 +20,9 @@ use canvas_analytics::{FileFormat, SourceConfig, SourceKind};
 use canvas_engine::Role;
 use canvas_storage::{DataSourceUpdate, NewDataSource, StorageError};
 use futures_util::TryStreamExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 fn taken(e: StorageError, name: &str) -> ApiError {
@@ -34,11 +36,13 @@ fn taken(e: StorageError, name: &str) -> ApiError {
 }
 
 /// `POST /projects/{id}/data-sources` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSource {
     name: String,
+    /// `file`, `database`, `api` or `streaming`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^(file|database|api|streaming)$")]
     kind: String,
     #[serde(default)]
     connection_config: Option<Value>,
@@ -46,14 +50,24 @@ pub struct CreateSource {
     metadata: Option<Value>,
 }
 
+/// `GET /projects/{id}/data-sources`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DataSourceList {
+    /// The project's sources, by name.
+    pub data_sources: Vec<DataSourceView>,
+}
+
 /// Creates a source (admins). Its secrets are sealed before they are stored.
+#[utoipa::path(post, path = "/projects/{id}/data-sources", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The project")), request_body = CreateSource,
+    responses((status = 201, description = "The new source", body = DataSourceView)))]
 pub async fn create(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiPath(project_id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<CreateSource>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<DataSourceView>)> {
     let role = data_role(&state, caller.user.id, project_id).await?;
     require(role, Role::Admin, "managing data sources")?;
     let name = valid_name(&body.name, "a data source")?;
@@ -98,44 +112,56 @@ pub async fn create(
 }
 
 /// `GET /projects/{id}/data-sources`: the project's sources, by name.
+#[utoipa::path(get, path = "/projects/{id}/data-sources", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The project")),
+    responses((status = 200, description = "The project's sources", body = DataSourceList)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(project_id): ApiPath<Uuid>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DataSourceList>> {
     data_role(&state, caller.user.id, project_id).await?;
     let rows = state.storage.data.sources_in_project(project_id).await?;
-    let list: Vec<Value> = rows.iter().map(|r| sources::json(&state.data, r)).collect();
-    Ok(Json(json!({ "data_sources": list })))
+    let data_sources = rows.iter().map(|r| sources::json(&state.data, r)).collect();
+    Ok(Json(DataSourceList { data_sources }))
 }
 
 /// `GET /data-sources/{id}`.
+#[utoipa::path(get, path = "/data-sources/{id}", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The data source")),
+    responses((status = 200, description = "The source", body = DataSourceView)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DataSourceView>> {
     let (row, _) = visible(&state, &caller, id).await?;
     Ok(Json(sources::json(&state.data, &row)))
 }
 
 /// `PATCH /data-sources/{id}` body; a missing field keeps its value.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchSource {
+    #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
     connection_config: Option<Value>,
+    #[serde(default)]
     metadata: Option<Value>,
 }
 
 /// Changes a source (admins). Secrets sent back as shown (redacted) keep their value.
+#[utoipa::path(patch, path = "/data-sources/{id}", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The data source")), request_body = PatchSource,
+    responses((status = 200, description = "The source as changed", body = DataSourceView)))]
 pub async fn patch(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<PatchSource>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DataSourceView>> {
     let (row, role) = visible(&state, &caller, id).await?;
     require(role, Role::Admin, "managing data sources")?;
     let name = body
@@ -209,6 +235,9 @@ pub async fn patch(
 
 /// Deletes a source (admins) with its stored file or snapshot; 409 while a saved query
 /// runs on it.
+#[utoipa::path(delete, path = "/data-sources/{id}", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The data source")),
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -240,6 +269,13 @@ pub async fn delete(
 /// `--max-upload-bytes` it stops reading and answers 413; a file that does not parse is a
 /// 400 naming the line. Either way the previous file stays. Answers the source with its new
 /// `schema_info`.
+#[utoipa::path(put, path = "/data-sources/{id}/file", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The data source")),
+    request_body(description = "The file: CSV, Parquet or NDJSON", content(
+        (Vec<u8> = "text/csv"),
+        (Vec<u8> = "application/vnd.apache.parquet"),
+        (Vec<u8> = "application/x-ndjson"))),
+    responses((status = 200, description = "The source with its new schema_info", body = DataSourceView)))]
 pub async fn upload(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -247,7 +283,7 @@ pub async fn upload(
     ApiPath(id): ApiPath<Uuid>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DataSourceView>> {
     let (row, role) = visible(&state, &caller, id).await?;
     require(role, Role::Admin, "managing data sources")?;
     let content_type = headers
@@ -285,11 +321,14 @@ pub async fn upload(
 /// `POST /data-sources/{id}/sync`: reads the source's schema again (and an api source's
 /// data); the source's `status` says whether it worked (`error` with the message). A sync
 /// that worked is announced (`crate::data::refresh`) like a pipeline run.
+#[utoipa::path(post, path = "/data-sources/{id}/sync", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The data source")),
+    responses((status = 200, description = "The source after the sync (`status` says whether it worked)", body = DataSourceView)))]
 pub async fn sync(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DataSourceView>> {
     let (row, role) = visible(&state, &caller, id).await?;
     require(role, Role::Admin, "syncing data sources")?;
     let source = sources::open(&state.data, &row)?;

@@ -4,8 +4,9 @@
 //! `server/assets/demo/app.js`. Rebuild the bundle with `npm run build:demo` in
 //! `client-sdk/`; the test command fails if the committed bundle is stale.
 
+use crate::error::ApiError;
 use axum::extract::Path;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 const INDEX_HTML: &str = include_str!("../../../client-sdk/demo/static/index.html");
@@ -25,15 +26,23 @@ fn asset_response(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// `GET /`: the page.
+#[utoipa::path(get, path = "/", tag = "meta",
+    responses((status = 200, description = "The demo page", content_type = "text/html", body = String)))]
 pub async fn index() -> Response {
     asset_response("text/html; charset=utf-8", INDEX_HTML)
 }
 
-/// `GET /assets/{file}`: the page's script and style sheet.
+/// `GET /assets/{file}`: the page's script and style sheet; 404 in the error shape for any
+/// other name.
+#[utoipa::path(get, path = "/assets/{file}", tag = "meta",
+    params(("file" = String, Path, description = "`app.js` or `app.css`")),
+    responses((status = 200, description = "The asset", content(
+        (String = "text/javascript"),
+        (String = "text/css")))))]
 pub async fn asset(Path(file): Path<String>) -> Response {
     match file.as_str() {
         "app.js" => asset_response("text/javascript; charset=utf-8", APP_JS),
         "app.css" => asset_response("text/css; charset=utf-8", APP_CSS),
-        _ => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+        _ => ApiError::NotFound("no such asset".into()).into_response(),
     }
 }

@@ -15,6 +15,7 @@
 //!   made into such an update ([`canvas_engine::patch`]) and submitted the same way; answers
 //!   the block's JSON view.
 
+use super::views::{BlockJson, BlockPatchBody, BlockView};
 use super::{ApiJson, ApiPath, ApiQuery, ClientInfo};
 use crate::access::{canvas_access, link_access, matched_link};
 use crate::auth::AuthUser;
@@ -35,16 +36,18 @@ use canvas_engine::yrs::StateVector;
 use canvas_engine::yrs::updates::decoder::Decode;
 use canvas_engine::yrs::updates::encoder::Encode;
 use futures_util::StreamExt;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 /// The response header holding the document's state vector (URL-safe base64, no padding).
 pub const STATE_VECTOR_HEADER: &str = "x-state-vector";
 
 /// `GET /canvases/{id}/state` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StateQuery {
     /// A yrs v1 state vector, base64 (standard or URL-safe, padded or not).
     sv: Option<String>,
@@ -70,6 +73,11 @@ fn state_vector(text: &str) -> ApiResult<StateVector> {
 }
 
 /// See the module's documentation.
+#[utoipa::path(get, path = "/canvases/{id}/state", tag = "document", security(("bearer" = []), ()),
+    params(("id" = Uuid, Path, description = "The canvas"), StateQuery),
+    responses((status = 200, description = "The document (or the diff a peer lacks) as one yrs v1 update",
+        content_type = "application/octet-stream", body = Vec<u8>,
+        headers(("x-state-vector" = String, description = "The document's state vector, URL-safe base64")))))]
 pub async fn state(
     State(state): State<AppState>,
     caller: Result<AuthUser, ApiError>,
@@ -204,7 +212,18 @@ async fn submit(state: &AppState, id: Uuid, request: SubmitRequest) -> ApiResult
     }
 }
 
+/// `POST /canvases/{id}/updates`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Applied {
+    /// Whether the update changed the document (false for one it already had).
+    pub applied: bool,
+}
+
 /// See the module's documentation.
+#[utoipa::path(post, path = "/canvases/{id}/updates", tag = "document", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The canvas")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "One yrs v1 update"),
+    responses((status = 200, description = "Applied and durable", body = Applied)))]
 pub async fn post_update(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -212,7 +231,7 @@ pub async fn post_update(
     ApiPath(id): ApiPath<Uuid>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Applied>> {
     let found = canvas_access(&state.storage, &caller.user, id).await?;
     let update = update_body(&headers, body, state.config.max_message_bytes).await?;
     let request = SubmitRequest {
@@ -222,17 +241,21 @@ pub async fn post_update(
         block: None,
     };
     let (_, applied) = submit(&state, id, request).await?;
-    Ok(Json(json!({ "applied": applied })))
+    Ok(Json(Applied { applied }))
 }
 
 /// See the module's documentation.
+#[utoipa::path(patch, path = "/canvases/{id}/blocks/{block_id}", tag = "document", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The canvas"), ("block_id" = String, Path, description = "The block")),
+    request_body = BlockPatchBody,
+    responses((status = 200, description = "The block as changed", body = BlockView)))]
 pub async fn patch_block(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiPath((id, block_id)): ApiPath<(Uuid, String)>,
     ApiJson(patch): ApiJson<BlockPatch>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BlockJson>> {
     let found = canvas_access(&state.storage, &caller.user, id).await?;
     let doc = state
         .rooms
@@ -275,5 +298,5 @@ pub async fn patch_block(
             "canvas {id} has no block {block_id}"
         )));
     }
-    Ok(Json(block))
+    Ok(Json(BlockJson(block)))
 }

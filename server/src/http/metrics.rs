@@ -12,6 +12,8 @@ use canvas_storage::StorageError;
 use std::time::Instant;
 
 /// `GET /metrics`: every series of this server, in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "meta",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     state.metrics.rooms_loaded.set(state.rooms.len() as i64);
     (

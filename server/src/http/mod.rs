@@ -14,6 +14,7 @@ pub mod document;
 pub mod executions;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod pipelines;
 pub mod projects;
 pub mod queries;
@@ -21,6 +22,7 @@ pub mod sharing;
 pub mod templates;
 pub mod trace;
 pub mod versions;
+pub mod views;
 pub mod webhooks;
 
 use crate::access::LookupError;
@@ -31,9 +33,10 @@ use axum::Router;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use axum::routing::{delete, get, patch, post, put};
 use canvas_storage::User;
 use std::net::SocketAddr;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// JSON body extractor whose rejections are our JSON errors.
@@ -119,134 +122,73 @@ pub async fn method_not_allowed(method: axum::http::Method) -> ApiError {
     ApiError::MethodNotAllowed(format!("{method} is not allowed here"))
 }
 
-/// The REST routes.
-pub fn routes() -> Router<AppState> {
-    let api = Router::new()
-        .route("/auth/signup", post(auth::signup))
-        .route("/auth/login", post(auth::login))
-        .route("/auth/logout", post(auth::logout))
-        .route("/auth/me", get(auth::me))
-        .route("/projects", post(projects::create).get(projects::list))
-        .route("/projects/{id}", get(projects::get).patch(projects::update))
-        .route(
-            "/projects/{id}/members",
-            post(projects::add_member).get(projects::members),
-        )
-        .route(
-            "/projects/{id}/members/{user_id}",
-            delete(projects::remove_member),
-        )
-        .route(
-            "/projects/{id}/canvases",
-            post(canvases::create).get(canvases::list),
-        )
-        .route(
-            "/canvases/{id}",
-            get(canvases::get).delete(canvases::delete),
-        )
-        .route("/canvases/{id}/presence", get(canvases::presence))
-        .route("/canvases/{id}/blocks/{block_id}/data", get(blocks::data))
-        .route("/canvases/{id}/state", get(document::state))
-        .route("/canvases/{id}/updates", post(document::post_update))
-        .route(
-            "/canvases/{id}/blocks/{block_id}",
-            patch(document::patch_block),
-        )
-        .route(
-            "/canvases/{id}/blocks/{block_id}/refresh",
-            post(blocks::refresh),
-        )
-        .route(
-            "/canvases/{id}/favorite",
-            put(canvases::put_favorite).delete(canvases::delete_favorite),
-        )
-        .route("/favorites", get(canvases::favorites))
-        .route("/templates", get(templates::list).post(templates::create))
-        .route("/templates/{id}", get(templates::get))
-        .route(
-            "/canvases/{id}/sharing",
-            get(sharing::get).patch(sharing::patch),
-        )
-        .route(
-            "/canvases/{id}/sharing/permissions/{user_id}",
-            put(sharing::put_permission).delete(sharing::delete_permission),
-        )
-        .route(
-            "/canvases/{id}/sharing/public-link",
-            post(sharing::create_link).delete(sharing::delete_link),
-        )
-        .route(
-            "/canvases/{id}/versions",
-            get(versions::list).post(versions::create),
-        )
-        .route("/canvases/{id}/versions/{version}", get(versions::get))
-        .route(
-            "/canvases/{id}/versions/{version}/diff",
-            get(versions::diff),
-        )
-        .route(
-            "/canvases/{id}/versions/{version}/restore",
-            post(versions::restore),
-        )
-        .route(
-            "/canvases/{id}/versions/{version}/blocks/{block_id}/restore",
-            post(versions::restore_block),
-        )
-        .route("/audit", get(audit::list))
-        .route(
-            "/projects/{id}/data-sources",
-            post(data_sources::create).get(data_sources::list),
-        )
-        .route(
-            "/data-sources/{id}",
-            get(data_sources::get)
-                .patch(data_sources::patch)
-                .delete(data_sources::delete),
-        )
-        .route("/data-sources/{id}/file", put(data_sources::upload))
-        .route("/data-sources/{id}/sync", post(data_sources::sync))
-        .route(
-            "/projects/{id}/queries",
-            post(queries::create).get(queries::list),
-        )
-        .route(
-            "/queries/{id}",
-            get(queries::get)
-                .patch(queries::patch)
-                .delete(queries::delete),
-        )
-        .route("/queries/{id}/execute", post(queries::execute))
-        .route("/executions/{id}", get(executions::get))
-        .route("/executions/{id}/result", get(executions::result))
-        .route("/executions/{id}/cancel", post(executions::cancel))
-        .route(
-            "/projects/{id}/pipelines",
-            post(pipelines::create).get(pipelines::list),
-        )
-        .route(
-            "/pipelines/{id}",
-            get(pipelines::get)
-                .patch(pipelines::patch)
-                .delete(pipelines::delete),
-        )
-        .route("/pipelines/{id}/run", post(pipelines::run))
-        .route(
-            "/projects/{id}/webhooks",
-            post(webhooks::create).get(webhooks::list),
-        )
-        .route(
-            "/projects/{id}/webhooks/{webhook_id}",
-            delete(webhooks::delete),
-        )
-        .route(
-            "/projects/{id}/webhooks/{webhook_id}/deliveries",
-            get(webhooks::deliveries),
-        );
-    Router::new()
+/// Every route and the OpenAPI document describing it: each handler is registered with
+/// utoipa-axum's `routes!`, which takes its path and method from its `#[utoipa::path]`, so no
+/// route is served without being in the document ([`openapi`]). Handlers sharing a path are
+/// registered together.
+pub fn router() -> OpenApiRouter<AppState> {
+    let api = OpenApiRouter::new()
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(auth::signup))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(projects::create, projects::list))
+        .routes(routes!(projects::get, projects::update))
+        .routes(routes!(projects::add_member, projects::members))
+        .routes(routes!(projects::remove_member))
+        .routes(routes!(canvases::create, canvases::list))
+        .routes(routes!(canvases::get, canvases::delete))
+        .routes(routes!(canvases::presence))
+        .routes(routes!(blocks::data))
+        .routes(routes!(document::state))
+        .routes(routes!(document::post_update))
+        .routes(routes!(document::patch_block))
+        .routes(routes!(blocks::refresh))
+        .routes(routes!(canvases::put_favorite, canvases::delete_favorite))
+        .routes(routes!(canvases::favorites))
+        .routes(routes!(templates::list, templates::create))
+        .routes(routes!(templates::get))
+        .routes(routes!(sharing::get, sharing::patch))
+        .routes(routes!(sharing::put_permission, sharing::delete_permission))
+        .routes(routes!(sharing::create_link, sharing::delete_link))
+        .routes(routes!(versions::list, versions::create))
+        .routes(routes!(versions::get))
+        .routes(routes!(versions::diff))
+        .routes(routes!(versions::restore))
+        .routes(routes!(versions::restore_block))
+        .routes(routes!(audit::list))
+        .routes(routes!(data_sources::create, data_sources::list))
+        .routes(routes!(
+            data_sources::get,
+            data_sources::patch,
+            data_sources::delete
+        ))
+        .routes(routes!(data_sources::upload))
+        .routes(routes!(data_sources::sync))
+        .routes(routes!(queries::create, queries::list))
+        .routes(routes!(queries::get, queries::patch, queries::delete))
+        .routes(routes!(queries::execute))
+        .routes(routes!(executions::get))
+        .routes(routes!(executions::result))
+        .routes(routes!(executions::cancel))
+        .routes(routes!(pipelines::create, pipelines::list))
+        .routes(routes!(pipelines::get, pipelines::patch, pipelines::delete))
+        .routes(routes!(pipelines::run))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::delete))
+        .routes(routes!(webhooks::deliveries));
+    OpenApiRouter::new()
         .nest("/api/v1", api)
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics))
-        .route("/", get(demo::index))
-        .route("/assets/{file}", get(demo::asset))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(demo::index))
+        .routes(routes!(demo::asset))
+        .routes(routes!(crate::sync::connection::ws_handler))
+}
+
+/// The routes of [`router`], without the document.
+pub fn routes() -> Router<AppState> {
+    router().split_for_parts().0
 }

@@ -11,6 +11,7 @@ use super::{ApiJson, ApiPath, ClientInfo, audit};
 use crate::auth::AuthUser;
 use crate::data::pipelines::{self, Schedule};
 use crate::data::sources;
+use crate::data::sources::DataSourceView;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::Json;
@@ -19,34 +20,107 @@ use axum::http::StatusCode;
 use canvas_engine::Role;
 use canvas_storage::{DataPipeline, DataPipelineUpdate, NewDataPipeline, PipelineOutcome};
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// The pipeline as the API shows it: the seed's fields and the last run's outcome.
-fn shown(p: &DataPipeline) -> Value {
+fn shown(p: &DataPipeline) -> PipelineView {
     let description = p
         .schedule_cron
         .as_deref()
         .and_then(|text| Schedule::parse(text, std::time::Duration::ZERO).ok())
         .map(|s| s.describe());
-    json!({
-        "id": p.id,
-        "project_id": p.project_id,
-        "name": p.name,
-        "source_id": p.source_id,
-        "pipeline_config": p.pipeline_config,
-        "schedule_cron": p.schedule_cron,
-        "schedule_description": description,
-        "is_active": p.is_active,
-        "last_run_at": p.last_run_at,
-        "next_run_at": p.next_run_at,
-        "last_status": p.last_status,
-        "last_error": p.last_error,
-        "run_count": p.run_count,
-        "created_at": p.created_at,
-        "updated_at": p.updated_at,
-    })
+    PipelineView {
+        id: p.id,
+        project_id: p.project_id,
+        name: p.name.clone(),
+        source_id: p.source_id,
+        pipeline_config: p.pipeline_config.clone(),
+        schedule_cron: p.schedule_cron.clone(),
+        schedule_description: description,
+        is_active: p.is_active,
+        last_run_at: p.last_run_at,
+        next_run_at: p.next_run_at,
+        last_status: p.last_status.clone(),
+        last_error: p.last_error.clone(),
+        run_count: p.run_count,
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+    }
+}
+
+/// A data pipeline as the API shows it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PipelineView {
+    /// The pipeline.
+    pub id: Uuid,
+    /// Its project.
+    pub project_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// The source it syncs.
+    pub source_id: Uuid,
+    /// Its settings (a JSON object).
+    #[schema(value_type = Object)]
+    pub pipeline_config: Value,
+    /// Its cron schedule.
+    #[schema(required)]
+    pub schedule_cron: Option<String>,
+    /// The schedule in words.
+    #[schema(required)]
+    pub schedule_description: Option<String>,
+    /// Whether it runs on its schedule.
+    pub is_active: bool,
+    /// When it last ran.
+    #[schema(required)]
+    pub last_run_at: Option<chrono::DateTime<Utc>>,
+    /// When it runs next.
+    #[schema(required)]
+    pub next_run_at: Option<chrono::DateTime<Utc>>,
+    /// `ok` or `error` after a run.
+    #[schema(required)]
+    pub last_status: Option<String>,
+    /// The last run's error.
+    #[schema(required)]
+    pub last_error: Option<String>,
+    /// How many times it ran.
+    pub run_count: i64,
+    /// Creation time.
+    pub created_at: chrono::DateTime<Utc>,
+    /// Last change time.
+    pub updated_at: chrono::DateTime<Utc>,
+}
+
+/// `GET /projects/{id}/pipelines`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PipelineList {
+    /// The project's pipelines.
+    pub pipelines: Vec<PipelineView>,
+}
+
+/// `POST /pipelines/{id}/run`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PipelineRun {
+    /// The pipeline after the run.
+    pub pipeline: PipelineView,
+    /// The source after its sync (null if it is gone).
+    #[schema(required)]
+    pub data_source: Option<DataSourceView>,
+    /// `{status: "ok"}` or `{status: "error", error}`.
+    pub outcome: RunOutcome,
+}
+
+/// How a pipeline run went.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RunOutcome {
+    /// `ok` or `error`.
+    pub status: String,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub error: Option<String>,
 }
 
 /// A schedule the caller gave, or 400 `invalid_schedule` with the parser's reason.
@@ -68,7 +142,7 @@ fn config(value: Option<Value>) -> ApiResult<Option<Value>> {
 }
 
 /// `POST /projects/{id}/pipelines` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePipeline {
     name: String,
@@ -82,13 +156,16 @@ pub struct CreatePipeline {
 
 /// Creates a pipeline (admins) on a source of the same project; its first run is the
 /// schedule's next time (none while inactive).
+#[utoipa::path(post, path = "/projects/{id}/pipelines", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The project")), request_body = CreatePipeline,
+    responses((status = 201, description = "The new pipeline", body = PipelineView)))]
 pub async fn create(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiPath(project_id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<CreatePipeline>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<PipelineView>)> {
     let role = data_role(&state, caller.user.id, project_id).await?;
     require(role, Role::Admin, "managing pipelines")?;
     let name = valid_name(&body.name, "a pipeline")?;
@@ -135,46 +212,59 @@ pub async fn create(
 }
 
 /// `GET /projects/{id}/pipelines`: the project's pipelines, by name.
+#[utoipa::path(get, path = "/projects/{id}/pipelines", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The project")),
+    responses((status = 200, description = "The project's pipelines", body = PipelineList)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(project_id): ApiPath<Uuid>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PipelineList>> {
     data_role(&state, caller.user.id, project_id).await?;
     let rows = state.storage.data.pipelines_in_project(project_id).await?;
-    let list: Vec<Value> = rows.iter().map(shown).collect();
-    Ok(Json(json!({ "pipelines": list })))
+    let pipelines = rows.iter().map(shown).collect();
+    Ok(Json(PipelineList { pipelines }))
 }
 
 /// `GET /pipelines/{id}`.
+#[utoipa::path(get, path = "/pipelines/{id}", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The pipeline")),
+    responses((status = 200, description = "The pipeline", body = PipelineView)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PipelineView>> {
     let (row, _) = visible(&state, &caller, id).await?;
     Ok(Json(shown(&row)))
 }
 
 /// `PATCH /pipelines/{id}` body; a missing field keeps its value.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchPipeline {
+    #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
     schedule_cron: Option<String>,
+    #[serde(default)]
     pipeline_config: Option<Value>,
+    #[serde(default)]
     is_active: Option<bool>,
 }
 
 /// Changes a pipeline (admins). A new schedule, or turning it on, sets the next run to the
 /// schedule's next time from now; turning it off clears it.
+#[utoipa::path(patch, path = "/pipelines/{id}", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The pipeline")), request_body = PatchPipeline,
+    responses((status = 200, description = "The pipeline as changed", body = PipelineView)))]
 pub async fn patch(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<PatchPipeline>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PipelineView>> {
     let (row, role) = visible(&state, &caller, id).await?;
     require(role, Role::Admin, "managing pipelines")?;
     let name = body
@@ -243,6 +333,9 @@ pub async fn patch(
 }
 
 /// Deletes a pipeline (admins); a run in progress finishes and is not recorded.
+#[utoipa::path(delete, path = "/pipelines/{id}", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The pipeline")),
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -269,12 +362,15 @@ pub async fn delete(
 /// `POST /pipelines/{id}/run`: runs it now (admins), whether or not it is active; the
 /// schedule is unchanged. Answers `{pipeline, data_source, outcome}` once the source has
 /// synced (a failed sync is a 200 with `outcome.status: "error"`, as on the pipeline).
+#[utoipa::path(post, path = "/pipelines/{id}/run", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The pipeline")),
+    responses((status = 200, description = "The run's outcome", body = PipelineRun)))]
 pub async fn run(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PipelineRun>> {
     let (_, role) = visible(&state, &caller, id).await?;
     require(role, Role::Admin, "running pipelines")?;
     let started = Utc::now();
@@ -286,8 +382,14 @@ pub async fn run(
         .ok_or_else(|| ApiError::NotFound(format!("pipeline {id} not found")))?;
     let report = pipelines::run(&state, &pipeline, started).await;
     let outcome = match &report.outcome {
-        PipelineOutcome::Ok => json!({"status": "ok"}),
-        PipelineOutcome::Error(message) => json!({"status": "error", "error": message}),
+        PipelineOutcome::Ok => RunOutcome {
+            status: "ok".into(),
+            error: None,
+        },
+        PipelineOutcome::Error(message) => RunOutcome {
+            status: "error".into(),
+            error: Some(message.clone()),
+        },
     };
     audit(
         &state,
@@ -299,9 +401,12 @@ pub async fn run(
     )
     .await;
     let pipeline = state.storage.data.pipeline(id).await?.unwrap_or(pipeline);
-    Ok(Json(json!({
-        "pipeline": shown(&pipeline),
-        "data_source": report.source.as_ref().map(|s| sources::json(&state.data, s)),
-        "outcome": outcome,
-    })))
+    Ok(Json(PipelineRun {
+        pipeline: shown(&pipeline),
+        data_source: report
+            .source
+            .as_ref()
+            .map(|s| sources::json(&state.data, s)),
+        outcome,
+    }))
 }

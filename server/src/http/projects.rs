@@ -8,25 +8,32 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use canvas_engine::Role;
-use canvas_storage::{NewMember, NewProject, Project, ProjectUpdate};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use canvas_storage::{Member, NewMember, NewProject, Project, ProjectUpdate};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 /// `POST /projects` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
     name: String,
+    #[serde(default)]
     description: Option<String>,
 }
 
 /// `POST /projects/{id}/members` body: the user by email or id, and a role.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
+    #[serde(default)]
     email: Option<String>,
+    #[serde(default)]
     user_id: Option<Uuid>,
+    /// `viewer`, `editor` or `admin`.
+    #[schema(pattern = "^(viewer|editor|admin)$")]
     role: String,
 }
 
@@ -82,19 +89,50 @@ pub async fn project_role(state: &AppState, user_id: Uuid, id: Uuid) -> ApiResul
     Ok((project, role))
 }
 
-fn project_json(project: &Project, role: Role) -> Value {
-    let mut value = json!(project);
-    value["role"] = json!(role);
-    value
+/// A project and the caller's role in it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProjectView {
+    /// The project.
+    #[serde(flatten)]
+    pub project: Project,
+    /// The caller's role: owner, admin, editor or viewer.
+    #[schema(value_type = String)]
+    pub role: Role,
+}
+
+/// `GET /projects`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProjectList {
+    /// The caller's projects.
+    pub projects: Vec<ProjectView>,
+}
+
+/// `GET /projects/{id}/members`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MemberList {
+    /// The project's owner (not among `members`).
+    pub owner_id: Uuid,
+    /// The members and their roles.
+    pub members: Vec<Member>,
+}
+
+fn project_json(project: &Project, role: Role) -> ProjectView {
+    ProjectView {
+        project: project.clone(),
+        role,
+    }
 }
 
 /// Creates a project owned by the caller, in their organization.
+#[utoipa::path(post, path = "/projects", tag = "projects", security(("bearer" = [])),
+    request_body = CreateProject,
+    responses((status = 201, description = "The new project", body = ProjectView)))]
 pub async fn create(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiJson(body): ApiJson<CreateProject>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<ProjectView>)> {
     let project = state
         .storage
         .projects
@@ -121,8 +159,9 @@ pub async fn create(
 }
 
 /// `GET /projects` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListProjects {
     /// `true` lists the archived projects instead of the active ones.
     #[serde(default)]
@@ -130,11 +169,14 @@ pub struct ListProjects {
 }
 
 /// The caller's projects (`?archived=true`: their archived projects).
+#[utoipa::path(get, path = "/projects", tag = "projects", security(("bearer" = [])),
+    params(ListProjects),
+    responses((status = 200, description = "The caller's projects with their role", body = ProjectList)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiQuery(query): ApiQuery<ListProjects>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ProjectList>> {
     let projects = state
         .storage
         .projects
@@ -149,17 +191,20 @@ pub async fn list(
             .await?;
         out.push(project_json(project, role.unwrap_or(Role::Viewer)));
     }
-    Ok(Json(json!({ "projects": out })))
+    Ok(Json(ProjectList { projects: out }))
 }
 
 /// `PATCH /projects/{id}` body; a missing field keeps its value, `"description": null`
 /// clears it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProject {
+    #[serde(default)]
     name: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
+    #[serde(default)]
     is_archived: Option<bool>,
 }
 
@@ -171,13 +216,17 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 /// Renames, archives or restores a project. Admins and the owner. Archiving hides the
 /// project from lists and makes its canvases read-only for everyone at once, open
 /// connections included; restoring gives the roles back.
+#[utoipa::path(patch, path = "/projects/{id}", tag = "projects", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The project")),
+    request_body = UpdateProject,
+    responses((status = 200, description = "The project as changed", body = ProjectView)))]
 pub async fn update(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<UpdateProject>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ProjectView>> {
     let (before, role) = project_role(&state, caller.user.id, id).await?;
     if !role.can_administer() {
         return Err(ApiError::Forbidden(
@@ -233,36 +282,47 @@ pub async fn update(
 }
 
 /// One project the caller belongs to.
+#[utoipa::path(get, path = "/projects/{id}", tag = "projects", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The project")),
+    responses((status = 200, description = "The project and the caller's role", body = ProjectView)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ProjectView>> {
     let (project, role) = project_role(&state, caller.user.id, id).await?;
     Ok(Json(project_json(&project, role)))
 }
 
 /// The members of a project the caller belongs to.
+#[utoipa::path(get, path = "/projects/{id}/members", tag = "projects", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The project")),
+    responses((status = 200, description = "The owner and the members", body = MemberList)))]
 pub async fn members(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<MemberList>> {
     let (project, _) = project_role(&state, caller.user.id, id).await?;
     let members = state.storage.projects.members(id).await?;
-    Ok(Json(
-        json!({ "owner_id": project.owner_id, "members": members }),
-    ))
+    Ok(Json(MemberList {
+        owner_id: project.owner_id,
+        members,
+    }))
 }
 
 /// Adds a member or changes their role. Admins and the owner only.
+#[utoipa::path(post, path = "/projects/{id}/members", tag = "projects", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The project")),
+    request_body = AddMember,
+    responses((status = 201, description = "The membership", body = Member)))]
 pub async fn add_member(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<AddMember>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Member>)> {
     let (project, role) = project_role(&state, caller.user.id, id).await?;
     if !role.can_administer() {
         return Err(ApiError::Forbidden(
@@ -324,7 +384,7 @@ pub async fn add_member(
         .webhooks
         .member(id, user.id, roles, caller.user.id)
         .await;
-    Ok((StatusCode::CREATED, Json(json!(member))))
+    Ok((StatusCode::CREATED, Json(member)))
 }
 
 /// An admin of the project could read the public link token of every canvas in it: when
@@ -348,6 +408,9 @@ async fn rotate_project_links(
 }
 
 /// Removes a member. Admins and the owner only.
+#[utoipa::path(delete, path = "/projects/{id}/members/{user_id}", tag = "projects", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The project"), ("user_id" = Uuid, Path, description = "The member")),
+    responses((status = 204, description = "Removed")))]
 pub async fn remove_member(
     State(state): State<AppState>,
     client: ClientInfo,

@@ -9,7 +9,7 @@
 //! sources as tables named after them.
 
 use super::data_access::{data_role, require, valid_name, visible_query};
-use super::executions::execution_json;
+use super::executions::{ExecutionView, ResultPage, execution_json};
 use super::{ApiJson, ApiPath, ClientInfo, audit};
 use crate::auth::AuthUser;
 use crate::data::executions::{self, Started};
@@ -20,9 +20,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use canvas_analytics::Query;
 use canvas_engine::Role;
-use canvas_storage::{NewSavedQuery, SavedQueryUpdate};
-use serde::Deserialize;
+use canvas_storage::{NewSavedQuery, SavedQuery, SavedQueryUpdate};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// Longest query text, in bytes.
@@ -63,7 +64,7 @@ async fn check_source(state: &AppState, project_id: Uuid, source: Option<Uuid>) 
 }
 
 /// `POST /projects/{id}/queries` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateQuery {
     name: String,
@@ -82,14 +83,41 @@ fn sql() -> String {
     "sql".into()
 }
 
+/// `GET /projects/{id}/queries`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QueryList {
+    /// The project's saved queries, newest first.
+    pub queries: Vec<SavedQuery>,
+}
+
+/// `POST /queries/{id}/execute`: the execution, and the first page of its result when it
+/// is at hand (200), or the execution alone to poll (202).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Executed {
+    /// The execution.
+    pub execution: ExecutionView,
+    /// The first page of the result (200 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ResultPage>, nullable = false)]
+    pub result: Option<Value>,
+    /// Why the result holds fewer rows than the query produced (`row_limit`, `byte_limit`),
+    /// or null (200 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub truncated: Option<Value>,
+}
+
 /// Saves a query (editors).
+#[utoipa::path(post, path = "/projects/{id}/queries", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The project")), request_body = CreateQuery,
+    responses((status = 201, description = "The saved query", body = SavedQuery)))]
 pub async fn create(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiPath(project_id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<CreateQuery>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<SavedQuery>)> {
     let role = data_role(&state, caller.user.id, project_id).await?;
     require(role, Role::Editor, "saving queries")?;
     let name = valid_name(&body.name, "a query")?;
@@ -119,41 +147,53 @@ pub async fn create(
         json!({"project_id": project_id, "name": query.name}),
     )
     .await;
-    Ok((StatusCode::CREATED, Json(json!(query))))
+    Ok((StatusCode::CREATED, Json(query)))
 }
 
 /// `GET /projects/{id}/queries`: newest first.
+#[utoipa::path(get, path = "/projects/{id}/queries", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The project")),
+    responses((status = 200, description = "The project's saved queries", body = QueryList)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(project_id): ApiPath<Uuid>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<QueryList>> {
     data_role(&state, caller.user.id, project_id).await?;
     let queries = state.storage.data.queries_in_project(project_id).await?;
-    Ok(Json(json!({ "queries": queries })))
+    Ok(Json(QueryList { queries }))
 }
 
 /// `GET /queries/{id}`.
+#[utoipa::path(get, path = "/queries/{id}", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The saved query")),
+    responses((status = 200, description = "The saved query", body = SavedQuery)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SavedQuery>> {
     let (query, _) = visible_query(&state, &caller, id).await?;
-    Ok(Json(json!(query)))
+    Ok(Json(query))
 }
 
 /// `PATCH /queries/{id}` body; a missing field keeps its value (`data_source_id: null`
 /// removes the source).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchQuery {
+    #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
     query_text: Option<String>,
+    #[serde(default)]
     query_type: Option<String>,
+    #[serde(default)]
     parameters: Option<Value>,
+    #[serde(default)]
     is_public: Option<bool>,
     #[serde(default, with = "serde_with_double_option")]
+    #[schema(value_type = Option<Uuid>)]
     data_source_id: Option<Option<Uuid>>,
 }
 
@@ -171,13 +211,16 @@ mod serde_with_double_option {
 }
 
 /// Changes a query (editors).
+#[utoipa::path(patch, path = "/queries/{id}", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The saved query")), request_body = PatchQuery,
+    responses((status = 200, description = "The saved query as changed", body = SavedQuery)))]
 pub async fn patch(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<PatchQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SavedQuery>> {
     let (query, role) = visible_query(&state, &caller, id).await?;
     require(role, Role::Editor, "changing queries")?;
     let name = body
@@ -229,10 +272,13 @@ pub async fn patch(
         json!({"changed": changed}),
     )
     .await;
-    Ok(Json(json!(query)))
+    Ok(Json(query))
 }
 
 /// Deletes a query with its executions (editors).
+#[utoipa::path(delete, path = "/queries/{id}", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The saved query")),
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -257,7 +303,7 @@ pub async fn delete(
 }
 
 /// `POST /queries/{id}/execute` body.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Execute {
     #[serde(default)]
@@ -269,12 +315,18 @@ pub struct Execute {
 /// Runs a query (viewers): 200 `{execution, result}` when the result is at hand (from the
 /// cache, or computed within `--execute-wait-ms`), else 202 `{execution}` to poll at
 /// `GET /executions/{id}`. `fresh: true` skips the cache.
+#[utoipa::path(post, path = "/queries/{id}/execute", tag = "data", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The saved query")),
+    request_body(content = Option<Execute>, description = "Optional; no body is `{}`", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The execution and the first page of its result", body = Executed),
+        (status = 202, description = "The execution, under way: poll GET /executions/{id}", body = Executed)))]
 pub async fn execute(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
     body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Executed>)> {
     // No body is the same as `{}`.
     let body: Execute = if body.iter().all(u8::is_ascii_whitespace) {
         Execute::default()
@@ -295,15 +347,21 @@ pub async fn execute(
     {
         Started::Done(execution, result) => Ok((
             StatusCode::OK,
-            Json(json!({
-                "execution": execution_json(&execution, None),
-                "result": result.page(0, FIRST_PAGE),
-                "truncated": result.truncated,
-            })),
+            Json(Executed {
+                execution: execution_json(&execution, None),
+                result: Some(
+                    serde_json::to_value(result.page(0, FIRST_PAGE)).map_err(ApiError::internal)?,
+                ),
+                truncated: Some(json!(result.truncated)),
+            }),
         )),
         Started::Pending(execution) => Ok((
             StatusCode::ACCEPTED,
-            Json(json!({ "execution": execution_json(&execution, None) })),
+            Json(Executed {
+                execution: execution_json(&execution, None),
+                result: None,
+                truncated: None,
+            }),
         )),
     }
 }

@@ -27,8 +27,8 @@ use axum::http::StatusCode;
 use canvas_engine::Role;
 use canvas_engine::sharing::{self, Sharing, Visibility};
 use canvas_storage::PublicLink;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// Most domains an embed allow-list may hold.
@@ -89,22 +89,78 @@ pub async fn room_edit(
 /// The sharing settings as the API shows them. The public link's token (kept by the server,
 /// never in the document: see [`PublicLink`]) only to admins, and only while it is the link
 /// the document names.
-pub fn sharing_json(sharing: &Sharing, role: Option<Role>, kept: Option<&PublicLink>) -> Value {
+pub fn sharing_json(
+    sharing: &Sharing,
+    role: Option<Role>,
+    kept: Option<&PublicLink>,
+) -> SharingSettings {
     let admin = role.is_some_and(Role::can_administer);
     let live = live_link(sharing, kept);
-    json!({
-        "visibility": sharing.visibility,
-        "permissions": sharing.grants,
-        "public_link": match live {
-            Some(link) if admin => json!(link.token),
-            _ => Value::Null,
+    SharingSettings {
+        visibility: sharing.visibility.as_str().to_owned(),
+        permissions: sharing.grants.clone(),
+        public_link: match live {
+            Some(link) if admin => Some(link.token.clone()),
+            _ => None,
         },
-        "public_link_enabled": live.is_some(),
-        "embed_settings": {
-            "enabled": sharing.embed_enabled,
-            "allowed_domains": sharing.allowed_domains,
+        public_link_enabled: live.is_some(),
+        embed_settings: EmbedSettings {
+            enabled: sharing.embed_enabled,
+            allowed_domains: sharing.allowed_domains.clone(),
         },
-    })
+    }
+}
+
+/// A canvas's sharing settings (`GET` / `PATCH /canvases/{id}/sharing`, ...).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SharingSettings {
+    /// `private`, `team` or `public`.
+    pub visibility: String,
+    /// The grants on this canvas.
+    #[schema(value_type = Vec<GrantView>)]
+    pub permissions: Vec<canvas_engine::sharing::Grant>,
+    /// The public link's token: admins only, null otherwise or without a link.
+    #[schema(required)]
+    pub public_link: Option<String>,
+    /// Whether the canvas has a working public link.
+    pub public_link_enabled: bool,
+    /// Who may embed the canvas.
+    pub embed_settings: EmbedSettings,
+}
+
+/// One grant on a canvas (the document's `sharing.permissions` entry).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GrantView {
+    /// The user the role is granted to.
+    pub user_id: String,
+    /// viewer, editor or admin.
+    pub role: String,
+    /// When it was granted (ISO 8601), if recorded.
+    #[schema(required)]
+    pub granted_at: Option<String>,
+    /// Who granted it, if recorded.
+    #[schema(required)]
+    pub granted_by: Option<String>,
+}
+
+/// Embedding settings of a canvas.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EmbedSettings {
+    /// Whether other sites may embed the canvas.
+    pub enabled: bool,
+    /// The host names allowed to embed it (a leading `*.` allowed).
+    pub allowed_domains: Vec<String>,
+}
+
+/// `POST /canvases/{id}/sharing/public-link`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PublicLinkCreated {
+    /// The link's secret token (`?link=`).
+    pub token: String,
+    /// The canvas's REST address with the token.
+    pub url: String,
+    /// The canvas's WebSocket address with the token.
+    pub websocket: String,
 }
 
 /// The kept link when the document names it (a link the document does not name, or a name
@@ -157,7 +213,11 @@ async fn current_as_admin(
 }
 
 /// The settings after an admin's change, with the kept link.
-async fn admin_json(state: &AppState, id: Uuid, view: &RoomView) -> ApiResult<Json<Value>> {
+async fn admin_json(
+    state: &AppState,
+    id: Uuid,
+    view: &RoomView,
+) -> ApiResult<Json<SharingSettings>> {
     let kept = state.storage.canvases.public_link(id).await?;
     Ok(Json(sharing_json(
         &view.sharing,
@@ -167,29 +227,36 @@ async fn admin_json(state: &AppState, id: Uuid, view: &RoomView) -> ApiResult<Js
 }
 
 /// `GET /canvases/{id}/sharing`.
+#[utoipa::path(get, path = "/canvases/{id}/sharing", tag = "sharing", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The canvas")),
+    responses((status = 200, description = "The sharing settings", body = SharingSettings)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SharingSettings>> {
     let (_, view, role) = current(&state, &caller, id).await?;
     let kept = state.storage.canvases.public_link(id).await?;
     Ok(Json(sharing_json(&view.sharing, role, kept.as_ref())))
 }
 
 /// `PATCH /canvases/{id}/sharing` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchSharing {
+    #[serde(default)]
     visibility: Option<String>,
+    #[serde(default)]
     embed_settings: Option<EmbedPatch>,
 }
 
 /// The embed part of [`PatchSharing`]; a missing field keeps its value.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmbedPatch {
+    #[serde(default)]
     enabled: Option<bool>,
+    #[serde(default)]
     allowed_domains: Option<Vec<String>>,
 }
 
@@ -226,13 +293,17 @@ fn valid_domains(domains: Vec<String>) -> ApiResult<Vec<String>> {
 }
 
 /// Changes visibility and embed settings. Admins and the owner.
+#[utoipa::path(patch, path = "/canvases/{id}/sharing", tag = "sharing", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The canvas")),
+    request_body = PatchSharing,
+    responses((status = 200, description = "The sharing settings as changed", body = SharingSettings)))]
 pub async fn patch(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<PatchSharing>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SharingSettings>> {
     let visibility: Option<Visibility> = body.visibility.map(|v| v.parse()).transpose().map_err(
         |e: sharing::UnknownVisibility| ApiError::bad_request("invalid_visibility", e.to_string()),
     )?;
@@ -261,20 +332,24 @@ pub async fn patch(
 }
 
 /// `PUT /canvases/{id}/sharing/permissions/{user_id}` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutPermission {
     role: String,
 }
 
 /// Grants a role on this canvas to a user (or changes their grant). Admins and the owner.
+#[utoipa::path(put, path = "/canvases/{id}/sharing/permissions/{user_id}", tag = "sharing", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The canvas"), ("user_id" = Uuid, Path, description = "The user")),
+    request_body = PutPermission,
+    responses((status = 200, description = "The sharing settings with the grant", body = SharingSettings)))]
 pub async fn put_permission(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiPath((id, user_id)): ApiPath<(Uuid, Uuid)>,
     ApiJson(body): ApiJson<PutPermission>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SharingSettings>> {
     let role = crate::domain::grantable_role(&body.role)?;
     let found = canvas_access(&state.storage, &caller.user, id).await?;
     if state.storage.users.user_by_id(user_id).await?.is_none() {
@@ -297,6 +372,9 @@ pub async fn put_permission(
 }
 
 /// Removes a user's grant; their open connections lose what it gave them at once.
+#[utoipa::path(delete, path = "/canvases/{id}/sharing/permissions/{user_id}", tag = "sharing", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The canvas"), ("user_id" = Uuid, Path, description = "The user")),
+    responses((status = 204, description = "Revoked")))]
 pub async fn delete_permission(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -355,12 +433,15 @@ async fn found_grant(
 /// The token is kept by the server ([`PublicLink`]); the document gets only the link's id.
 /// The kept link is written first, then the document: if the second step fails, the id the
 /// document names is not the kept one and no link opens anything until the admin tries again.
+#[utoipa::path(post, path = "/canvases/{id}/sharing/public-link", tag = "sharing", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The canvas")),
+    responses((status = 201, description = "The new link", body = PublicLinkCreated)))]
 pub async fn create_link(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<PublicLinkCreated>)> {
     let (found, _) = current_as_admin(&state, &caller, id).await?;
     let link = new_link();
     state
@@ -378,16 +459,19 @@ pub async fn create_link(
     let token = link.token;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "token": token,
-            "url": format!("/api/v1/canvases/{id}?link={token}"),
-            "websocket": format!("/ws/{id}?link={token}"),
-        })),
+        Json(PublicLinkCreated {
+            url: format!("/api/v1/canvases/{id}?link={token}"),
+            websocket: format!("/ws/{id}?link={token}"),
+            token,
+        }),
     ))
 }
 
 /// Revokes the public link: connections opened with it close with 4403 at once, and a
 /// "public" canvas becomes "private" (public without a link would mean nothing).
+#[utoipa::path(delete, path = "/canvases/{id}/sharing/public-link", tag = "sharing", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The canvas")),
+    responses((status = 204, description = "Revoked")))]
 pub async fn delete_link(
     State(state): State<AppState>,
     client: ClientInfo,

@@ -29,8 +29,9 @@ use canvas_engine::Role;
 use canvas_engine::blocks::{NewBlock, Position};
 use canvas_storage::{Storage, StorageResult, Template, User};
 use chrono::{SubsecRound, TimeZone, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// The template if the user may use it (public, or of their organization); 404 otherwise.
@@ -44,35 +45,51 @@ pub async fn visible_template(state: &AppState, user: &User, id: &str) -> ApiRes
         .ok_or_else(|| ApiError::NotFound(format!("template {id} not found")))
 }
 
+/// `GET /templates`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TemplateList {
+    /// The templates the caller may use.
+    pub templates: Vec<Template>,
+}
+
 /// `GET /templates`: the templates the caller may use, by category and name.
-pub async fn list(State(state): State<AppState>, caller: AuthUser) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/templates", tag = "templates", security(("bearer" = [])),
+    responses((status = 200, description = "Public templates and the organization's", body = TemplateList)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: AuthUser,
+) -> ApiResult<Json<TemplateList>> {
     let templates = state
         .storage
         .templates
         .templates(caller.user.organization_id)
         .await?;
-    Ok(Json(json!({ "templates": templates })))
+    Ok(Json(TemplateList { templates }))
 }
 
 /// `GET /templates/{id}`.
+#[utoipa::path(get, path = "/templates/{id}", tag = "templates", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The template (a UUID, or a built-in's name)")),
+    responses((status = 200, description = "The template", body = Template)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(
-        visible_template(&state, &caller.user, &id).await?
-    )))
+) -> ApiResult<Json<Template>> {
+    Ok(Json(visible_template(&state, &caller.user, &id).await?))
 }
 
 /// `POST /templates` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTemplate {
     canvas_id: Uuid,
     name: String,
+    #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
     category: Option<String>,
+    #[serde(default)]
     thumbnail_url: Option<String>,
     #[serde(default)]
     is_public: bool,
@@ -91,12 +108,15 @@ fn short_text(field: &'static str, value: Option<String>, max: usize) -> ApiResu
 }
 
 /// Makes a template from a canvas's current blocks. Editors of the canvas may.
+#[utoipa::path(post, path = "/templates", tag = "templates", security(("bearer" = [])),
+    request_body = CreateTemplate,
+    responses((status = 201, description = "The new template", body = Template)))]
 pub async fn create(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiJson(body): ApiJson<CreateTemplate>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Template>)> {
     if body.required_fields.len() > 100
         || body
             .required_fields
@@ -174,7 +194,7 @@ pub async fn create(
         json!({ "template_id": template.id, "name": template.name, "canvas_id": body.canvas_id }),
     )
     .await;
-    Ok((StatusCode::CREATED, Json(json!(template))))
+    Ok((StatusCode::CREATED, Json(template)))
 }
 
 /// Whether the user may make a public template: an admin of an organization the operator

@@ -8,6 +8,7 @@
 //! (`canvas.version.create`, `canvas.restore`, `canvas.block.restore`).
 
 use super::canvases::live_view;
+use super::views::{BlockRestored, CanvasDocument, CanvasView, Outcome, Restored};
 use super::{ApiJson, ApiPath, ApiQuery, ClientInfo, audit};
 use crate::access::canvas_access;
 use crate::auth::AuthUser;
@@ -21,23 +22,29 @@ use axum::http::StatusCode;
 use canvas_engine::json::canvas_json;
 use canvas_engine::versions::{diff as diff_views, load_version};
 use canvas_engine::yrs::Transact;
+use canvas_storage::VersionRecord;
 use serde::Deserialize;
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 /// Longest description of a named version, in characters.
 pub const MAX_CHANGES_CHARS: usize = 500;
 
 /// `POST /canvases/{id}/versions` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NameVersion {
+    /// What changed, in words: 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     changes: String,
 }
 
 /// `GET /canvases/{id}/versions/{v}/diff` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DiffQuery {
     /// The newer version; the live document when absent.
     to: Option<i64>,
@@ -54,26 +61,59 @@ impl From<VersionFailure> for ApiError {
     }
 }
 
+/// `GET /canvases/{id}/versions`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VersionList {
+    /// The history, newest first.
+    pub versions: Vec<VersionRecord>,
+}
+
+/// `GET /canvases/{id}/versions/{v}/diff`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VersionDiffView {
+    /// The older version.
+    pub from: i64,
+    /// The newer version (null: the live canvas).
+    #[schema(required)]
+    pub to: Option<i64>,
+    /// Blocks only in the newer document.
+    pub added: Vec<String>,
+    /// Blocks only in the older document.
+    pub removed: Vec<String>,
+    /// Blocks whose position differs (`{id, from, to}`).
+    #[schema(value_type = Vec<Object>)]
+    pub moved: Vec<Value>,
+    /// Blocks whose type or content differs.
+    pub content_changed: Vec<String>,
+}
+
 /// `GET /canvases/{id}/versions`: the history, newest first.
+#[utoipa::path(get, path = "/canvases/{id}/versions", tag = "versions", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The canvas")),
+    responses((status = 200, description = "The version history, newest first", body = VersionList)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<VersionList>> {
     live_view(&state, &caller, id).await?;
     let mut versions = state.storage.versions.versions(id).await?;
     versions.reverse();
-    Ok(Json(json!({ "versions": versions })))
+    Ok(Json(VersionList { versions }))
 }
 
 /// `POST /canvases/{id}/versions`: records the live document as a named version.
+#[utoipa::path(post, path = "/canvases/{id}/versions", tag = "versions", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The canvas")),
+    request_body = NameVersion,
+    responses((status = 201, description = "The version recorded", body = VersionRecord)))]
 pub async fn create(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<NameVersion>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Outcome>)> {
     let changes = body.changes.trim();
     if changes.is_empty() || changes.chars().count() > MAX_CHANGES_CHARS || changes.contains('\0') {
         return Err(ApiError::bad_request(
@@ -94,27 +134,33 @@ pub async fn create(
         json!({ "version": outcome.version().version, "changes": changes }),
     )
     .await;
-    Ok((StatusCode::CREATED, Json(outcome.into_json())))
+    Ok((StatusCode::CREATED, Json(Outcome(outcome.into_json()))))
 }
 
 /// `GET /canvases/{id}/versions/{v}`: the canvas as it was at version `v`.
+#[utoipa::path(get, path = "/canvases/{id}/versions/{version}", tag = "versions", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The canvas"), ("version" = i64, Path, description = "The version number")),
+    responses((status = 200, description = "The canvas as it was at that version", body = CanvasDocument)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath((id, version)): ApiPath<(Uuid, i64)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CanvasView>> {
     live_view(&state, &caller, id).await?;
-    Ok(Json(version_json(&state, id, version).await?.0))
+    Ok(Json(CanvasView(version_json(&state, id, version).await?.0)))
 }
 
 /// `GET /canvases/{id}/versions/{v}/diff?to={w}`: what changed from version `v` to version
 /// `w` (or to the live document).
+#[utoipa::path(get, path = "/canvases/{id}/versions/{version}/diff", tag = "versions", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The canvas"), ("version" = i64, Path, description = "The version number"), DiffQuery),
+    responses((status = 200, description = "What changed", body = VersionDiffView)))]
 pub async fn diff(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath((id, version)): ApiPath<(Uuid, i64)>,
     ApiQuery(query): ApiQuery<DiffQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<VersionDiffView>> {
     let live = live_view(&state, &caller, id).await?;
     let (_, from) = version_json(&state, id, version).await?;
     let to = match query.to {
@@ -122,24 +168,33 @@ pub async fn diff(
         None => live.json,
     };
     let d = diff_views(&from, &to);
-    Ok(Json(json!({
-        "from": version,
-        "to": query.to,
-        "added": d.added,
-        "removed": d.removed,
-        "moved": d.moved,
-        "content_changed": d.content_changed,
-    })))
+    let moved = d
+        .moved
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
+    Ok(Json(VersionDiffView {
+        from: version,
+        to: query.to,
+        added: d.added,
+        removed: d.removed,
+        moved,
+        content_changed: d.content_changed,
+    }))
 }
 
 /// `POST /canvases/{id}/versions/{v}/restore`: makes the canvas equal to version `v` again
 /// (except its sharing settings), as a new change by the caller.
+#[utoipa::path(post, path = "/canvases/{id}/versions/{version}/restore", tag = "versions", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The canvas"), ("version" = i64, Path, description = "The version number")),
+    responses((status = 200, description = "The version recorded and the canvas", body = Restored)))]
 pub async fn restore(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiPath((id, version)): ApiPath<(Uuid, i64)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Outcome>> {
     let outcome = run(&state, &caller, id, VersionOp::Restore { version }).await?;
     audit(
         &state,
@@ -150,17 +205,20 @@ pub async fn restore(
         json!({ "restored_version": version, "version": outcome.version().version }),
     )
     .await;
-    Ok(Json(outcome.into_json()))
+    Ok(Json(Outcome(outcome.into_json())))
 }
 
 /// `POST /canvases/{id}/versions/{v}/blocks/{block_id}/restore`: brings one block back as
 /// it was in version `v`.
+#[utoipa::path(post, path = "/canvases/{id}/versions/{version}/blocks/{block_id}/restore", tag = "versions", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The canvas"), ("version" = i64, Path, description = "The version number"), ("block_id" = String, Path, description = "The block")),
+    responses((status = 200, description = "The block as restored and the version recorded", body = BlockRestored)))]
 pub async fn restore_block(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiPath((id, version, block_id)): ApiPath<(Uuid, i64, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Outcome>> {
     let op = VersionOp::RestoreBlock {
         version,
         block_id: block_id.clone(),
@@ -179,7 +237,7 @@ pub async fn restore_block(
         }),
     )
     .await;
-    Ok(Json(outcome.into_json()))
+    Ok(Json(Outcome(outcome.into_json())))
 }
 
 /// Runs a history command in the canvas's room.

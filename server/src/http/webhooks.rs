@@ -14,9 +14,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use canvas_engine::Role;
 use canvas_storage::{NewWebhook, Webhook, WebhookAttempt, WebhookDelivery};
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 /// Longest URL accepted.
@@ -32,26 +34,122 @@ const DEFAULT_LOG: u32 = 50;
 const MAX_LOG: u32 = 200;
 
 /// The subscription as the API shows it: never the secret, only its last characters.
-fn shown(hook: &Webhook) -> Value {
-    json!({
-        "id": hook.id,
-        "project_id": hook.project_id,
-        "url": hook.url,
-        "events": hook.events,
-        "secret_hint": format!("…{}", hook.secret_hint),
-        "is_active": hook.is_active,
-        "created_by": hook.created_by,
-        "created_at": hook.created_at,
-        "updated_at": hook.updated_at,
-    })
+fn shown(hook: &Webhook) -> WebhookView {
+    WebhookView {
+        id: hook.id,
+        project_id: hook.project_id,
+        url: hook.url.clone(),
+        events: hook.events.clone(),
+        secret_hint: format!("…{}", hook.secret_hint),
+        is_active: hook.is_active,
+        created_by: hook.created_by,
+        created_at: hook.created_at,
+        updated_at: hook.updated_at,
+    }
+}
+
+/// A webhook subscription as the API shows it (never the secret).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WebhookView {
+    /// The subscription.
+    pub id: Uuid,
+    /// Its project.
+    pub project_id: Uuid,
+    /// Where events are posted.
+    pub url: String,
+    /// The events it receives.
+    pub events: Vec<String>,
+    /// The secret's last characters, after `…`.
+    pub secret_hint: String,
+    /// Whether it receives events.
+    pub is_active: bool,
+    /// Who made it.
+    #[schema(required)]
+    pub created_by: Option<Uuid>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change time.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `GET /projects/{id}/webhooks`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WebhookList {
+    /// The project's subscriptions.
+    pub webhooks: Vec<WebhookView>,
+}
+
+/// One attempt of a delivery.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AttemptView {
+    /// 1, 2, ...
+    pub attempt: i64,
+    /// When it was made.
+    pub attempted_at: DateTime<Utc>,
+    /// The receiver's HTTP status, if it answered.
+    #[schema(required)]
+    pub status_code: Option<i64>,
+    /// Why it failed.
+    #[schema(required)]
+    pub error: Option<String>,
+    /// How long it took.
+    pub duration_ms: i64,
+}
+
+/// One delivery with its attempts.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryView {
+    /// The delivery.
+    pub id: Uuid,
+    /// The event (the same for every subscription it went to).
+    pub event_id: Uuid,
+    /// The event type.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// When the event happened.
+    pub created_at: DateTime<Utc>,
+    /// The next attempt (pending deliveries only).
+    #[schema(required)]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When it is given up.
+    pub expires_at: DateTime<Utc>,
+    /// When it was delivered.
+    #[schema(required)]
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// The last HTTP status.
+    #[schema(required)]
+    pub last_status_code: Option<i64>,
+    /// The last error.
+    #[schema(required)]
+    pub last_error: Option<String>,
+    /// The event's data.
+    pub data: Value,
+    /// Every attempt, in order.
+    pub attempt_log: Vec<AttemptView>,
+}
+
+/// `GET /projects/{id}/webhooks/{webhook_id}/deliveries`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryLog {
+    /// The latest deliveries, newest first.
+    pub deliveries: Vec<DeliveryView>,
 }
 
 /// `POST /projects/{id}/webhooks` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
+    /// Where events are posted (http or https).
+    #[schema(max_length = 2048)]
     url: String,
+    /// Event types, e.g. `canvas.updated`.
     events: Vec<String>,
+    /// The signing secret: 16 to 256 characters.
+    #[schema(min_length = 16, max_length = 256)]
     secret: String,
 }
 
@@ -136,13 +234,16 @@ async fn target(state: &AppState, text: &str) -> ApiResult<url::Url> {
 }
 
 /// Subscribes a URL to events of the project (admins).
+#[utoipa::path(post, path = "/projects/{id}/webhooks", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The project")), request_body = CreateWebhook,
+    responses((status = 201, description = "The subscription", body = WebhookView)))]
 pub async fn create(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
     ApiPath(project_id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<CreateWebhook>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<WebhookView>)> {
     admin(&state, &caller, project_id).await?;
     let events = events(&body.events)?;
     let secret = body.secret.as_str();
@@ -199,19 +300,22 @@ pub async fn create(
 }
 
 /// `GET /projects/{id}/webhooks` (admins).
+#[utoipa::path(get, path = "/projects/{id}/webhooks", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The project")),
+    responses((status = 200, description = "The project's subscriptions", body = WebhookList)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath(project_id): ApiPath<Uuid>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<WebhookList>> {
     admin(&state, &caller, project_id).await?;
     let hooks = state
         .webhooks
         .store()
         .webhooks_in_project(project_id)
         .await?;
-    let list: Vec<Value> = hooks.iter().map(shown).collect();
-    Ok(Json(json!({ "webhooks": list })))
+    let webhooks = hooks.iter().map(shown).collect();
+    Ok(Json(WebhookList { webhooks }))
 }
 
 /// A subscription of the project, or 404.
@@ -228,6 +332,9 @@ async fn of_project(state: &AppState, project_id: Uuid, id: Uuid) -> ApiResult<W
 }
 
 /// `DELETE /projects/{id}/webhooks/{webhook_id}` (admins): its pending deliveries are dropped.
+#[utoipa::path(delete, path = "/projects/{id}/webhooks/{webhook_id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The project"), ("webhook_id" = Uuid, Path, description = "The subscription")),
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -253,52 +360,54 @@ pub async fn delete(
 }
 
 /// `GET .../deliveries` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     limit: Option<u32>,
 }
 
 /// One delivery with its attempts, as the log shows it.
-fn delivery_json(d: &WebhookDelivery, attempts: &[&WebhookAttempt]) -> Value {
-    let mut log: Vec<Value> = attempts
+fn delivery_json(d: &WebhookDelivery, attempts: &[&WebhookAttempt]) -> DeliveryView {
+    let mut log: Vec<AttemptView> = attempts
         .iter()
-        .map(|a| {
-            json!({
-                "attempt": a.attempt,
-                "attempted_at": a.attempted_at,
-                "status_code": a.status_code,
-                "error": a.error,
-                "duration_ms": a.duration_ms,
-            })
+        .map(|a| AttemptView {
+            attempt: a.attempt,
+            attempted_at: a.attempted_at,
+            status_code: a.status_code,
+            error: a.error.clone(),
+            duration_ms: a.duration_ms,
         })
         .collect();
-    log.sort_by_key(|a| a["attempt"].as_i64());
-    json!({
-        "id": d.id,
-        "event_id": d.event_id,
-        "type": d.event_type,
-        "status": d.status,
-        "attempts": d.attempts,
-        "created_at": d.created_at,
-        "next_attempt_at": (d.status == "pending").then_some(d.next_attempt_at),
-        "expires_at": d.expires_at,
-        "delivered_at": d.delivered_at,
-        "last_status_code": d.last_status_code,
-        "last_error": d.last_error,
-        "data": d.data,
-        "attempt_log": log,
-    })
+    log.sort_by_key(|a| a.attempt);
+    DeliveryView {
+        id: d.id,
+        event_id: d.event_id,
+        event_type: d.event_type.clone(),
+        status: d.status.clone(),
+        attempts: d.attempts,
+        created_at: d.created_at,
+        next_attempt_at: (d.status == "pending").then_some(d.next_attempt_at),
+        expires_at: d.expires_at,
+        delivered_at: d.delivered_at,
+        last_status_code: d.last_status_code,
+        last_error: d.last_error.clone(),
+        data: d.data.clone(),
+        attempt_log: log,
+    }
 }
 
 /// `GET /projects/{id}/webhooks/{webhook_id}/deliveries?limit=`: the latest deliveries,
 /// newest first, each with every attempt (admins).
+#[utoipa::path(get, path = "/projects/{id}/webhooks/{webhook_id}/deliveries", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The project"), ("webhook_id" = Uuid, Path, description = "The subscription"), LogQuery),
+    responses((status = 200, description = "The delivery log", body = DeliveryLog)))]
 pub async fn deliveries(
     State(state): State<AppState>,
     caller: AuthUser,
     ApiPath((project_id, id)): ApiPath<(Uuid, Uuid)>,
     ApiQuery(query): ApiQuery<LogQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DeliveryLog>> {
     admin(&state, &caller, project_id).await?;
     of_project(&state, project_id, id).await?;
     let limit = query.limit.unwrap_or(DEFAULT_LOG);
@@ -315,9 +424,9 @@ pub async fn deliveries(
     for a in &attempts {
         by_delivery.entry(a.delivery_id).or_default().push(a);
     }
-    let list: Vec<Value> = deliveries
+    let deliveries = deliveries
         .iter()
         .map(|d| delivery_json(d, by_delivery.get(&d.id).map_or(&[][..], Vec::as_slice)))
         .collect();
-    Ok(Json(json!({ "deliveries": list })))
+    Ok(Json(DeliveryLog { deliveries }))
 }

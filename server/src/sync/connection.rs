@@ -43,6 +43,12 @@ pub struct WsParams {
 
 /// The upgrade handler. Every refusal happens after the upgrade, as a close code, so that
 /// y-websocket clients see a permanent 44xx code and stop reconnecting.
+#[utoipa::path(get, path = "/ws/{canvas_id}", tag = "document",
+    params(("canvas_id" = String, Path, description = "The canvas (the room name)"),
+        ("token" = Option<String>, Query, description = "A session token (or an `Authorization: Bearer` header)"),
+        ("link" = Option<String>, Query, description = "A public link token: read-only without an account"),
+        ("acks" = Option<String>, Query, description = "Ask for acknowledgements (see docs/PROTOCOL.md)")),
+    responses((status = 101, description = "Switching to the WebSocket sync protocol (docs/PROTOCOL.md)")))]
 pub async fn ws_handler(
     upgrade: Upgrade,
     State(state): State<AppState>,
