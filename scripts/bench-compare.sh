@@ -20,6 +20,8 @@
 #   -- ARGS...              passed to every `canvas-load run` (sizes: see `canvas-load run --help`)
 # Environment: BENCH_SERVER_CPU (default 0) and BENCH_LOAD_CPU (default 1) choose the cores;
 # BENCH_COMMAND replaces the command line the report names (after partial reruns);
+# BENCH_NO_BUILD=1 runs the release binaries already in target/release as they are (the
+# report should then say which commit built them);
 # BENCH_OUT moves results, logs and data (default target/bench).
 
 set -euo pipefail
@@ -75,8 +77,14 @@ stop_server() {
 }
 trap stop_server EXIT
 
-step "Building our server and the load generator (release)"
-cargo build --release -p canvas-server -p canvas-bench --bin canvas-server --bin canvas-load
+if [[ ${BENCH_NO_BUILD:-0} == 1 ]]; then
+  [[ -x $ROOT/target/release/canvas-server && -x $ROOT/target/release/canvas-load ]] ||
+    die "BENCH_NO_BUILD=1 but target/release has no canvas-server or canvas-load"
+  step "Using the release binaries already built (BENCH_NO_BUILD=1)"
+else
+  step "Building our server and the load generator (release)"
+  cargo build --release -p canvas-server -p canvas-bench --bin canvas-server --bin canvas-load
+fi
 LOAD="$ROOT/target/release/canvas-load"
 
 if [[ " $SERVERS " == *" y-sweet "* && ! -x "$PEERS_ROOT/bin/y-sweet" ]]; then
