@@ -86,6 +86,14 @@ fn sigterm(running: &mut Running) -> std::process::ExitStatus {
     }
 }
 
+/// Kills the server with SIGKILL (nothing flushed, nothing closed) and waits until it is gone.
+fn sigkill(mut running: Running) {
+    let pid = running.child.id().to_string();
+    let status = Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+    assert!(status.success());
+    let _ = running.child.wait();
+}
+
 async fn post(client: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> Value {
     let mut req = client.post(url).json(&body);
     if let Some(token) = token {
@@ -284,17 +292,8 @@ async fn crash_mid_stream(env: &[(String, String)], cycles: u64) {
                 }
             }
         }
-        let pid = server.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-KILL", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let _ = server.child.wait();
+        sigkill(server);
         sender.abort();
-        drop(server);
         // Acknowledgement `through = n` covers messages 1..=n: the sync step 2 and the first
         // n - 1 blocks of this cycle.
         acked_ids.extend(ids.into_iter().take((acked - 1) as usize));
@@ -460,7 +459,7 @@ fn json_logs_are_one_object_per_line() {
 async fn rest_updates_are_durable_before_their_200() {
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
-    let mut server = start(dir.path());
+    let server = start(dir.path());
     let (token, canvas_id) = setup_canvas(&http, &server.base).await;
     let api = format!("{}/api/v1/canvases/{canvas_id}", server.base);
     let state = http
@@ -501,16 +500,7 @@ async fn rest_updates_are_durable_before_their_200() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-KILL", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let _ = server.child.wait();
-    drop(server);
+    sigkill(server);
 
     let server = start(dir.path());
     let view = canvas_view(&http, &server.base, &canvas_id, &token).await;
@@ -531,7 +521,7 @@ async fn rest_updates_are_durable_before_their_200() {
 async fn sigkill_between_relay_and_write_loses_nothing_and_clients_converge() {
     use canvas_tests::{Api, WsClient, block_ids};
     let dir = tempfile::tempdir().unwrap();
-    let mut server = start(dir.path());
+    let server = start(dir.path());
     let api = Api {
         client: reqwest::Client::new(),
         base: server.base.clone(),
@@ -560,16 +550,7 @@ async fn sigkill_between_relay_and_write_loses_nothing_and_clients_converge() {
     }
     // Kill once the readers hold part of the stream, while the rest is still on its way.
     r.wait_doc(|doc| block_ids(doc).len() >= total / 3).await;
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-KILL", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let _ = server.child.wait();
-    drop(server);
+    sigkill(server);
     // What reached each client before the connections broke.
     w.wait_closed().await;
     r.wait_closed().await;
