@@ -344,6 +344,20 @@ async fn bound_charts_tables_and_narratives_are_live_over_websocket_and_rest() {
         .wait_doc(|doc| binding_values(doc, "story")["total"] == json!(60))
         .await;
 
+    // Typing a title and switching bar to line change nothing the data is shaped by: no
+    // message goes out for them (counted up to the config change's message below).
+    for title in ["S", "Sa", "Sales"] {
+        editor
+            .edit(|txn| {
+                content_of(txn, "chart").insert(txn, "title", title);
+            })
+            .await;
+    }
+    editor
+        .edit(|txn| {
+            content_of(txn, "chart").insert(txn, "chart_type", "line");
+        })
+        .await;
     // The config changes: reshaped from the same result (same execution).
     editor
         .edit(|txn| {
@@ -357,10 +371,24 @@ async fn bound_charts_tables_and_narratives_are_live_over_websocket_and_rest() {
             );
         })
         .await;
-    let reshaped = wait_data(&mut viewer, "chart", |d| {
-        d.series.as_ref().is_some_and(|s| s[0]["name"] == "amount")
-    })
-    .await;
+    let mut chart_messages = 0;
+    let reshaped = match viewer
+        .wait_for(|_, m| match m {
+            Incoming::BlockData(d) if d.block_id == "chart" => {
+                chart_messages += 1;
+                d.series.as_ref().is_some_and(|s| s[0]["name"] == "amount")
+            }
+            _ => false,
+        })
+        .await
+    {
+        Incoming::BlockData(data) => *data,
+        _ => unreachable!("wait_for returns what matched"),
+    };
+    assert_eq!(
+        chart_messages, 1,
+        "only the config change reshaped the chart's data"
+    );
     assert_eq!(reshaped.execution_id, filtered.execution_id);
     assert_eq!(
         reshaped.series,

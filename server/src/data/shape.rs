@@ -309,6 +309,25 @@ pub struct TableSettings {
     pub filtering: bool,
 }
 
+/// The keys of a bound block's content that its data is shaped by: a chart's `config`, a
+/// table's settings (see [`TableSettings::from_content`]). Everything else (a title, the
+/// chart type, a description) is presentation the clients draw from the document.
+fn shaping_keys(kind: &str) -> &'static [&'static str] {
+    if kind == "chart" {
+        &["config"]
+    } else {
+        &["columns", "pagination", "sorting", "filtering"]
+    }
+}
+
+/// Whether a block of `kind` with content `a` shapes its data (series, page, narrative
+/// numbers) as with content `b`: if so, an edit from one to the other needs no reshape.
+pub fn same_shape(kind: &str, a: &Value, b: &Value) -> bool {
+    shaping_keys(kind)
+        .iter()
+        .all(|key| a.get(key) == b.get(key))
+}
+
 /// Rows per page when `pagination` gives no `pageSize`.
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 /// Most rows per page.
@@ -647,6 +666,23 @@ pub fn calculate(calculation: &str, numbers: &[f64]) -> Result<Value, ShapeError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_what_shapes_the_data_makes_a_reshape() {
+        let chart = json!({"config": {"x_axis": "region"}, "title": "A", "chart_type": "bar"});
+        let retitled = json!({"config": {"x_axis": "region"}, "title": "B", "chart_type": "line"});
+        let reconfigured = json!({"config": {"x_axis": "product"}, "title": "A"});
+        assert!(same_shape("chart", &chart, &retitled));
+        assert!(!same_shape("chart", &chart, &reconfigured));
+        let table = json!({"columns": [{"field": "a"}], "title": "T"});
+        let resorted = json!({"columns": [{"field": "a"}], "sorting": {"defaultSort": "-a"}});
+        assert!(same_shape(
+            "table",
+            &table,
+            &json!({"columns": [{"field": "a"}]})
+        ));
+        assert!(!same_shape("table", &table, &resorted));
+    }
 
     fn cols(names: &[(&str, &str)]) -> Vec<Column> {
         names

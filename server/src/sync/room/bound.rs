@@ -227,9 +227,15 @@ impl Room {
             };
             match self.bound.seen.get(&id) {
                 Some(before) if before.binding == block.binding => {
-                    if before.content != block.content {
-                        changed = true;
+                    // Typing a title or switching bar to line is not a reshape: no cache
+                    // read, no message to everyone, per keystroke.
+                    let reshape = before.kind != block.kind
+                        || !shape::same_shape(&block.kind, &before.content, &block.content);
+                    if *before != block {
                         self.bound.seen.insert(id.clone(), block.clone());
+                    }
+                    if reshape {
+                        changed = true;
                         self.reshape(&block);
                     }
                 }
