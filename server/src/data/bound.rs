@@ -23,10 +23,6 @@ fn error(code: &str, message: impl Into<String>) -> DataError {
     }
 }
 
-fn failed(error: DataError) -> Fetched {
-    Fetched::failed(error)
-}
-
 /// Resolves `binding` for a canvas of `project` (see the module's documentation).
 pub async fn fetch(
     state: &AppState,
@@ -49,7 +45,7 @@ pub async fn fetch_with(
     started: Option<StartedTx>,
 ) -> Fetched {
     let Ok(query_id) = binding.query_id.parse::<Uuid>() else {
-        return failed(error(
+        return Fetched::failed(error(
             "query_not_found",
             format!(
                 "data_source.query_id {:?} is not a query id",
@@ -60,18 +56,18 @@ pub async fn fetch_with(
     let query = match state.storage.data.query(query_id).await {
         Ok(Some(query)) => query,
         Ok(None) => {
-            return failed(error(
+            return Fetched::failed(error(
                 "query_not_found",
                 format!("there is no saved query {query_id}"),
             ));
         }
         Err(e) => {
             tracing::warn!(query = %query_id, error = %e, "cannot read a bound block's query");
-            return failed(error("unavailable", "the query could not be read now"));
+            return Fetched::failed(error("unavailable", "the query could not be read now"));
         }
     };
     if query.project_id != project {
-        return failed(error(
+        return Fetched::failed(error(
             "forbidden_query",
             format!(
                 "query {query_id} belongs to another project: a block may only use the queries \
@@ -102,11 +98,11 @@ pub async fn fetch_with(
                 "invalid_parameter" => "invalid_binding",
                 other => other,
             };
-            failed(error(code, message))
+            Fetched::failed(error(code, message))
         }
         Err(e) => {
             tracing::warn!(query = %query_id, error = %e, "a bound block's query did not run");
-            failed(error("execution_failed", e.to_string()))
+            Fetched::failed(error("execution_failed", e.to_string()))
         }
     }
 }
@@ -166,7 +162,7 @@ impl BlockResolver for Resolver {
                     let state = AppState::from_shared(shared);
                     fetch_with(&state, project, user, &binding, false, Some(started)).await
                 }
-                None => failed(error("unavailable", "the server is shutting down")),
+                None => Fetched::failed(error("unavailable", "the server is shutting down")),
             }
         })
     }

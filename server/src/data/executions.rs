@@ -22,7 +22,7 @@ use super::{DataLayer, sources};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use canvas_analytics::{BoundQuery, Error, Query, QueryResult, Target};
-use canvas_storage::{ExecutionUpdate, QueryExecution, SavedQuery};
+use canvas_storage::{ExecutionUpdate, QueryExecution, SavedQuery, StorageResult};
 use chrono::Utc;
 use dashmap::DashMap;
 use serde_json::{Value, json};
@@ -158,18 +158,23 @@ pub async fn run_to_end(
 
 /// The result kept in the shared result cache under `key`, if it is still there and readable.
 pub async fn cached_result(state: &AppState, key: &str) -> Option<QueryResult> {
-    match state.storage.results.result(key).await {
-        Ok(Some(bytes)) => match QueryResult::from_msgpack(&bytes) {
-            Ok(result) => Some(result),
-            Err(e) => {
-                tracing::warn!(%key, error = %e, "unreadable cached result");
-                None
-            }
-        },
-        Ok(None) => None,
+    read_cached(state, key).await.unwrap_or_else(|e| {
+        tracing::warn!(%key, error = %e, "cannot read the result cache");
+        None
+    })
+}
+
+/// The result under `key` in the shared result cache; `None` if it is not there or cannot
+/// be read (logged: it is computed again).
+async fn read_cached(state: &AppState, key: &str) -> StorageResult<Option<QueryResult>> {
+    let Some(bytes) = state.storage.results.result(key).await? else {
+        return Ok(None);
+    };
+    match QueryResult::from_msgpack(&bytes) {
+        Ok(result) => Ok(Some(result)),
         Err(e) => {
-            tracing::warn!(%key, error = %e, "cannot read the result cache");
-            None
+            tracing::warn!(%key, error = %e, "unreadable cached result; computed again");
+            Ok(None)
         }
     }
 }
@@ -208,22 +213,17 @@ async fn run(
         from_cache: false,
         computed_at: None,
     };
-    if !fresh && let Some(bytes) = state.storage.results.result(&key).await? {
-        match QueryResult::from_msgpack(&bytes) {
-            Ok(result) => {
-                state.metrics.query_cache_hits.inc();
-                execution.status = "completed".into();
-                execution.from_cache = true;
-                execution.computed_at = Some(result.computed_at);
-                execution.completed_at = Some(now);
-                execution.execution_time_ms = Some(0);
-                execution.rows_returned = Some(row_count(&result));
-                execution.result_location = Some(result_location(&key));
-                record_ended(state, query.project_id, &execution).await?;
-                return Ok(Started::Done(Box::new(execution), Box::new(result)));
-            }
-            Err(e) => tracing::warn!(%key, error = %e, "unreadable cached result; running again"),
-        }
+    if !fresh && let Some(result) = read_cached(state, &key).await? {
+        state.metrics.query_cache_hits.inc();
+        execution.status = "completed".into();
+        execution.from_cache = true;
+        execution.computed_at = Some(result.computed_at);
+        execution.completed_at = Some(now);
+        execution.execution_time_ms = Some(0);
+        execution.rows_returned = Some(row_count(&result));
+        execution.result_location = Some(result_location(&key));
+        record_ended(state, query.project_id, &execution).await?;
+        return Ok(Started::Done(Box::new(execution), Box::new(result)));
     }
     let record = SharedRecord::default();
     let (done_tx, done_rx) = oneshot::channel();
