@@ -337,6 +337,26 @@ impl Api {
         id
     }
 
+    /// A `database` data source of `project` made by `user` over the database at `url`; its
+    /// id.
+    pub async fn database_source(
+        &self,
+        user: &TestUser,
+        project: &str,
+        name: &str,
+        url: &str,
+    ) -> String {
+        let (status, source) = self
+            .post(
+                &format!("/api/v1/projects/{project}/data-sources"),
+                Some(&user.token),
+                json!({"name": name, "type": "database", "connection_config": {"url": url}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{source}");
+        source["id"].as_str().expect("an id").to_owned()
+    }
+
     /// Signs up a user with a unique email and username.
     pub async fn signup(&self, name: &str) -> TestUser {
         let unique = uuid::Uuid::new_v4().simple().to_string();

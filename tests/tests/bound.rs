@@ -661,22 +661,17 @@ async fn orders_query(team: &Team, prefix: &str) -> (String, sqlx::PgConnection)
             .await
             .expect("sample data");
     }
-    let (status, source) = team
+    let source = team
         .api
-        .post(
-            &format!("/api/v1/projects/{}/data-sources", team.project),
-            Some(&team.owner.token),
-            json!({"name": "warehouse", "type": "database", "connection_config": {"url": url}}),
-        )
+        .database_source(&team.owner, &team.project, "warehouse", &url)
         .await;
-    assert_eq!(status, 201, "{source}");
     let query = saved_query(
         &team.api,
         &team.editor,
         &team.project,
         "SELECT region, product, amount FROM orders ORDER BY id",
         json!({}),
-        source["id"].as_str(),
+        Some(source.as_str()),
     )
     .await;
     (query, db)

@@ -830,20 +830,15 @@ async fn on_the_services_any_node_reads_any_execution() {
     .await;
     let team = Team::new(&a).await;
     let (url, _) = sample_database().await;
-    let (status, source) = team
+    let source = team
         .api
-        .post(
-            &format!("/api/v1/projects/{}/data-sources", team.project),
-            Some(&team.owner.token),
-            json!({"name": "warehouse", "type": "database", "connection_config": {"url": url}}),
-        )
+        .database_source(&team.owner, &team.project, "warehouse", &url)
         .await;
-    assert_eq!(status, 201, "{source}");
     let query = saved_query(
         &team,
         "SELECT count(*) AS n FROM orders",
         json!({}),
-        source["id"].as_str(),
+        Some(source.as_str()),
     )
     .await;
     let (done, _) = run(&team, &team.viewer, &query, json!({})).await;
@@ -919,21 +914,16 @@ async fn on_the_services_a_cancel_on_one_node_stops_the_query_on_another() {
     let b = TestServer::start_with(node).await;
     let team = Team::new(&a).await;
     let (url, _) = sample_database().await;
-    let (status, source) = team
+    let source = team
         .api
-        .post(
-            &format!("/api/v1/projects/{}/data-sources", team.project),
-            Some(&team.owner.token),
-            json!({"name": "warehouse", "type": "database", "connection_config": {"url": url}}),
-        )
+        .database_source(&team.owner, &team.project, "warehouse", &url)
         .await;
-    assert_eq!(status, 201, "{source}");
     let marker = format!("slow_{}", uuid::Uuid::new_v4().simple());
     let query = saved_query(
         &team,
         &format!("SELECT pg_sleep(60) AS {marker}"),
         json!({}),
-        source["id"].as_str(),
+        Some(source.as_str()),
     )
     .await;
     let (status, started) = team
