@@ -29,24 +29,7 @@ SCHEMATHESIS_VERSION=4.32.5
 CANVAS_TEST_CACHE="${CANVAS_TEST_CACHE:-$CANVAS_ROOT/target/test-env}"
 
 _schemathesis_venv() { # prints the venv folder, installing schemathesis there if needed
-  local venv="$CANVAS_TEST_CACHE/schemathesis-$SCHEMATHESIS_VERSION"
-  if [[ ! -x $venv/bin/schemathesis ]]; then
-    need_cmd python3 python3
-    rm -rf "$venv"
-    mkdir -p "$CANVAS_TEST_CACHE"
-    info "installing schemathesis==$SCHEMATHESIS_VERSION into $venv"
-    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
-      rm -rf "$venv"
-      apt_install python3-venv
-      python3 -m venv "$venv" || die "python3 -m venv failed"
-    fi
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-input \
-      "schemathesis==$SCHEMATHESIS_VERSION" >&2 || {
-      rm -rf "$venv"
-      die "pip install schemathesis==$SCHEMATHESIS_VERSION failed"
-    }
-  fi
-  echo "$venv"
+  python_venv "schemathesis-$SCHEMATHESIS_VERSION" "schemathesis==$SCHEMATHESIS_VERSION" schemathesis
 }
 
 # api_contract: the whole step (needs the canvas-server binary built).

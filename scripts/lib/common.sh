@@ -60,6 +60,32 @@ need_cmd() {
   have "$cmd" || die "'$cmd' still not found after installing $pkg"
 }
 
+# python_venv NAME SPEC BIN [MODULE]: print the folder of a virtualenv under
+# $CANVAS_TEST_CACHE/NAME holding the PyPI requirement SPEC, installing it first when
+# bin/BIN is missing there (or MODULE cannot be imported); a failed install leaves nothing.
+python_venv() {
+  local venv="$CANVAS_TEST_CACHE/$1" spec=$2 bin=$3 module=${4:-}
+  if [[ -x $venv/bin/$bin ]] &&
+    { [[ -z $module ]] || "$venv/bin/python" -c "import $module" >/dev/null 2>&1; }; then
+    echo "$venv"
+    return 0
+  fi
+  need_cmd python3 python3
+  rm -rf "$venv"
+  mkdir -p "$CANVAS_TEST_CACHE"
+  info "installing $spec into $venv"
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    rm -rf "$venv"
+    apt_install python3-venv
+    python3 -m venv "$venv" || die "python3 -m venv failed"
+  fi
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-input "$spec" >&2 || {
+    rm -rf "$venv"
+    die "pip install $spec failed"
+  }
+  echo "$venv"
+}
+
 # free_port: print a TCP port on 127.0.0.1 that is free right now.
 free_port() {
   if have python3; then

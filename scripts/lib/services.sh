@@ -172,24 +172,7 @@ setup_redis() {
 # --- MongoDB (secantusdb) -------------------------------------------------------------------
 
 _secantus_venv() { # prints the venv folder, installing secantusdb there if needed
-  local venv="$CANVAS_TEST_CACHE/secantusdb-$SECANTUSDB_VERSION"
-  if [[ ! -x $venv/bin/secantusd-py ]] || ! "$venv/bin/python" -c 'import pymongo' >/dev/null 2>&1; then
-    need_cmd python3 python3
-    rm -rf "$venv"
-    mkdir -p "$CANVAS_TEST_CACHE"
-    info "installing secantusdb==$SECANTUSDB_VERSION into $venv"
-    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
-      rm -rf "$venv"
-      apt_install python3-venv
-      python3 -m venv "$venv" || die "python3 -m venv failed"
-    fi
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-input \
-      "secantusdb==$SECANTUSDB_VERSION" >&2 || {
-      rm -rf "$venv"
-      die "pip install secantusdb==$SECANTUSDB_VERSION failed"
-    }
-  fi
-  echo "$venv"
+  python_venv "secantusdb-$SECANTUSDB_VERSION" "secantusdb==$SECANTUSDB_VERSION" secantusd-py pymongo
 }
 
 _mongo_ping() { # venv port
@@ -283,24 +266,7 @@ setup_mariadb() {
 MOTO_VERSION="5.2.5"
 
 _moto_venv() { # prints the venv folder, installing moto[server] there if needed
-  local venv="$CANVAS_TEST_CACHE/moto-$MOTO_VERSION"
-  if [[ ! -x $venv/bin/moto_server ]]; then
-    need_cmd python3 python3
-    rm -rf "$venv"
-    mkdir -p "$CANVAS_TEST_CACHE"
-    info "installing moto[server]==$MOTO_VERSION into $venv"
-    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
-      rm -rf "$venv"
-      apt_install python3-venv
-      python3 -m venv "$venv" || die "python3 -m venv failed"
-    fi
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-input \
-      "moto[server]==$MOTO_VERSION" >&2 || {
-      rm -rf "$venv"
-      die "pip install moto[server]==$MOTO_VERSION failed"
-    }
-  fi
-  echo "$venv"
+  python_venv "moto-$MOTO_VERSION" "moto[server]==$MOTO_VERSION" moto_server
 }
 
 _moto_ping() { # port
