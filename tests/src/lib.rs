@@ -7,6 +7,8 @@
 //! Every wait is bounded ([`WAIT`]) so a broken server fails a test instead of hanging it.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod contract;
+
 use canvas_engine::protocol::{self, Extension};
 use canvas_engine::yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
 use canvas_engine::yrs::sync::{Message, SyncMessage};
@@ -257,7 +259,9 @@ impl Api {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        let mut req = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base));
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
@@ -266,6 +270,7 @@ impl Api {
         }
         let resp = req.send().await.expect("request sent");
         let status = resp.status().as_u16();
+        contract::check(method.as_str(), path, status);
         let text = resp.text().await.unwrap_or_default();
         let value = if text.is_empty() {
             Value::Null

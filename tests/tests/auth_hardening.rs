@@ -37,7 +37,9 @@ async fn send(
     from: Option<&str>,
     body: Option<Value>,
 ) -> Answer {
-    let mut req = api.client.request(method, format!("{}{path}", api.base));
+    let mut req = api
+        .client
+        .request(method.clone(), format!("{}{path}", api.base));
     if let Some(from) = from {
         req = req.header("x-forwarded-for", from);
     }
@@ -54,6 +56,7 @@ async fn send(
     let retry_after = header("retry-after").and_then(|v| v.parse().ok());
     let allow = header("allow");
     let status = resp.status().as_u16();
+    canvas_tests::contract::check(method.as_str(), path, status);
     let text = resp.text().await.unwrap_or_default();
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     Answer {

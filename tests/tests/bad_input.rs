@@ -110,6 +110,7 @@ async fn rest_rejects_bad_input_with_json_errors() {
                 .await
                 .unwrap();
             let status = resp.status().as_u16();
+            canvas_tests::contract::check("POST", "/api/v1/projects", status);
             (status, resp.json::<serde_json::Value>().await.unwrap())
         }
     };

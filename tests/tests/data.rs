@@ -28,6 +28,7 @@ async fn put_raw(
         .await
         .expect("request sent");
     let status = resp.status().as_u16();
+    canvas_tests::contract::check("PUT", path, status);
     let text = resp.text().await.unwrap_or_default();
     (
         status,

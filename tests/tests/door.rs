@@ -30,6 +30,11 @@ async fn get_state(api: &Api, token: Option<&str>, canvas: &str, sv: Option<&str
         req = req.query(&[("sv", sv)]);
     }
     let resp = req.send().await.unwrap();
+    canvas_tests::contract::check(
+        "GET",
+        &format!("/api/v1/canvases/{canvas}/state"),
+        resp.status().as_u16(),
+    );
     let header = |name: &str| {
         resp.headers()
             .get(name)
@@ -60,6 +65,11 @@ async fn post_update(
     }
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
+    canvas_tests::contract::check(
+        "POST",
+        &format!("/api/v1/canvases/{canvas}/updates"),
+        status,
+    );
     let text = resp.text().await.unwrap();
     (
         status,

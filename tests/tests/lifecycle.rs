@@ -510,6 +510,17 @@ async fn canvases_start_from_templates_and_canvases_become_templates() {
         403,
         "viewers cannot copy a canvas into a template"
     );
+    assert_eq!(
+        api.post(
+            "/api/v1/templates",
+            Some(&team.editor.token),
+            json!({"canvas_id": uuid::Uuid::new_v4(), "name": "from nothing"})
+        )
+        .await
+        .0,
+        404,
+        "no such canvas"
+    );
     let (status, again) = api
         .post(
             &create,

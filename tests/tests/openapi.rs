@@ -228,6 +228,8 @@ async fn the_document_is_openapi_3_1_and_well_formed() {
 
     let public = set(PUBLIC);
     let optional = set(OPTIONAL_AUTH);
+    let mut error_sets: std::collections::BTreeMap<String, BTreeSet<String>> =
+        std::collections::BTreeMap::new();
     for (method, path) in operations(&doc) {
         let op = &doc["paths"][&path][&method];
         let what = format!("{} {path}", method.to_uppercase());
@@ -283,16 +285,94 @@ async fn the_document_is_openapi_3_1_and_well_formed() {
                 "{what} {status}: {response}"
             );
         }
-        for status in ["400", "403", "404", "500", "503"] {
+        // errors that follow from the operation's shape (server/src/http/openapi.rs)
+        assert!(errors.contains(&"500"), "{what}: no 500 response");
+        let reads_token = !public.contains(&key);
+        for status in ["401", "429", "503"] {
+            if reads_token {
+                assert!(errors.contains(&status), "{what}: no {status} response");
+            }
+        }
+        if !reads_token && path != "/api/v1/auth/login" {
             assert!(
-                errors.contains(&status) || (path == "/readyz" && status == "503"),
-                "{what}: no {status} response"
+                !errors.contains(&"401"),
+                "{what}: a 401 without credentials"
             );
         }
-        // 401: wherever credentials are read (and for a failed login)
-        let unauthorized = !public.contains(&key) || path == "/api/v1/auth/login";
-        assert_eq!(errors.contains(&"401"), unauthorized, "{what}: 401");
+        let has_body = op.get("requestBody").is_some();
+        assert_eq!(errors.contains(&"413"), has_body, "{what}: 413 iff a body");
+        if has_body {
+            assert!(errors.contains(&"400"), "{what}: a body and no 400");
+        }
+        if path.contains('{') {
+            assert!(
+                errors.contains(&"404"),
+                "{what}: a resource path and no 404"
+            );
+        }
+        error_sets.insert(what.clone(), errors.iter().map(|s| s.to_string()).collect());
     }
+    // what only some handlers answer is theirs: the lists differ by operation
+    let errors_of = |what: &str| -> BTreeSet<String> {
+        error_sets
+            .get(what)
+            .unwrap_or_else(|| panic!("{what} is not documented"))
+            .clone()
+    };
+    let strings =
+        |list: &[&str]| -> BTreeSet<String> { list.iter().map(|s| s.to_string()).collect() };
+    assert_eq!(errors_of("GET /healthz"), strings(&["500"]));
+    assert_eq!(
+        errors_of("GET /api/v1/auth/me"),
+        strings(&["401", "429", "500", "503"])
+    );
+    assert_eq!(
+        errors_of("POST /api/v1/auth/signup"),
+        strings(&["400", "409", "413", "429", "500", "503"])
+    );
+    assert_eq!(
+        errors_of("POST /api/v1/canvases/{id}/updates"),
+        strings(&[
+            "400", "401", "403", "404", "413", "422", "429", "500", "503"
+        ])
+    );
+    assert_eq!(
+        errors_of("GET /api/v1/executions/{id}"),
+        strings(&["400", "401", "404", "429", "500", "503"]),
+        "any member reads an execution; a stranger gets 404, never 403"
+    );
+}
+
+/// The check every REST call of the suite goes through (`canvas_tests::contract`): it finds
+/// the operation a concrete path falls under and refuses a status the document does not
+/// list for it.
+#[test]
+fn the_suite_holds_every_status_it_gets_to_the_document() {
+    use canvas_tests::contract::{check, documented, template};
+    let id = "3f6c4f0e-8a8e-4d43-9d55-0d0c6f1b2a11";
+    assert_eq!(
+        template(&format!("/api/v1/canvases/{id}/versions/7/diff?to=9")),
+        Some("/api/v1/canvases/{id}/versions/{version}/diff")
+    );
+    // a literal segment wins over a parameter
+    assert_eq!(template("/api/v1/favorites"), Some("/api/v1/favorites"));
+    assert_eq!(template("/api/v1/no/such/route/here/at/all"), None);
+    let healthz = documented("GET", "/healthz").unwrap();
+    assert!(healthz.contains(&"200".to_owned()) && !healthz.contains(&"401".to_owned()));
+    assert_eq!(documented("PATCH", "/healthz"), None, "no such operation");
+    check("GET", &format!("/api/v1/canvases/{id}"), 403);
+    check("PATCH", "/healthz", 405); // not an operation: not checked
+    let undocumented = std::panic::catch_unwind(|| check("GET", "/healthz", 401));
+    assert!(
+        undocumented.is_err(),
+        "a 401 from /healthz must fail the test"
+    );
+    let undocumented =
+        std::panic::catch_unwind(|| check("GET", &format!("/api/v1/executions/{id}"), 403));
+    assert!(
+        undocumented.is_err(),
+        "GET /executions/{{id}} documents no 403"
+    );
 }
 
 #[tokio::test]

@@ -43,7 +43,8 @@ pub struct AuditPage {
 /// Organization admins only.
 #[utoipa::path(get, path = "/audit", tag = "audit", security(("bearer" = [])),
     params(AuditQuery),
-    responses((status = 200, description = "The organization's audit entries", body = AuditPage)))]
+    responses((status = 200, description = "The organization's audit entries", body = AuditPage),
+        (status = 403, description = "Only organization admins read the audit log")))]
 pub async fn list(
     State(state): State<AppState>,
     caller: AuthUser,

@@ -135,7 +135,10 @@ async fn peek(state: &AppState, subject: &RateSubject, endpoint: &str) -> ApiRes
 
 /// Creates a user with an organization of their own and logs them in.
 #[utoipa::path(post, path = "/auth/signup", tag = "auth", request_body = Signup,
-    responses((status = 201, description = "Signed up and signed in", body = AuthSession)))]
+    responses((status = 201, description = "Signed up and signed in", body = AuthSession),
+        (status = 409, description = "The email or username is taken"),
+        (status = 429, description = "Too many signups from this address, or for this email, in the current minute"),
+        (status = 503, description = "Every password-hashing slot is busy, or storage is unavailable; see `Retry-After`")))]
 pub async fn signup(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -176,7 +179,9 @@ pub async fn signup(
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Login,
     responses(
         (status = 200, description = "Signed in", body = AuthSession),
-        (status = 401, description = "Wrong email or password (either)", body = crate::error::ErrorBody)))]
+        (status = 401, description = "Wrong email or password (either)", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many failed logins for this account; see `Retry-After`"),
+        (status = 503, description = "Every password-hashing slot is busy, or storage is unavailable; see `Retry-After`")))]
 pub async fn login(
     State(state): State<AppState>,
     client: ClientInfo,

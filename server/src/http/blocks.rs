@@ -102,7 +102,8 @@ async fn tell_other_nodes(state: &AppState, id: Uuid, body: &BlockDataBody) {
 /// `POST /canvases/{id}/blocks/{block_id}/refresh`: see the module's documentation.
 #[utoipa::path(post, path = "/canvases/{id}/blocks/{block_id}/refresh", tag = "data", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The canvas"), ("block_id" = String, Path, description = "The block")),
-    responses((status = 200, description = "The block's fresh data (message 102's body)", body = BlockData)))]
+    responses((status = 200, description = "The block's fresh data (message 102's body)", body = BlockData),
+        (status = 403, description = "No access to the canvas, or not allowed to run its query")))]
 pub async fn refresh(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -174,7 +175,8 @@ pub async fn refresh(
 /// See the module's documentation.
 #[utoipa::path(get, path = "/canvases/{id}/blocks/{block_id}/data", tag = "data", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The canvas"), ("block_id" = String, Path, description = "The block"), DataQuery),
-    responses((status = 200, description = "The block's data", body = BlockData)))]
+    responses((status = 200, description = "The block's data", body = BlockData),
+        (status = 403, description = "No access to the canvas, or not allowed to run its query")))]
 pub async fn data(
     State(state): State<AppState>,
     caller: AuthUser,

@@ -81,7 +81,8 @@ pub struct Presence {
 #[utoipa::path(post, path = "/projects/{id}/canvases", tag = "canvases", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The project")),
     request_body = CreateCanvas,
-    responses((status = 201, description = "The new canvas", body = CanvasDocument)))]
+    responses((status = 201, description = "The new canvas", body = CanvasDocument),
+        (status = 403, description = "Not a member of the project, or a viewer")))]
 pub async fn create(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -242,7 +243,8 @@ pub async fn create(
 /// The canvases of a project the caller belongs to.
 #[utoipa::path(get, path = "/projects/{id}/canvases", tag = "canvases", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The project")),
-    responses((status = 200, description = "The project's canvases", body = CanvasList)))]
+    responses((status = 200, description = "The project's canvases", body = CanvasList),
+        (status = 403, description = "Not a member of the project")))]
 pub async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -287,7 +289,8 @@ pub struct GetCanvas {
 /// canvas shared publicly.
 #[utoipa::path(get, path = "/canvases/{id}", tag = "canvases", security(("bearer" = []), ()),
     params(("id" = Uuid, Path, description = "The canvas"), GetCanvas),
-    responses((status = 200, description = "The canvas with its live blocks", body = CanvasDocument)))]
+    responses((status = 200, description = "The canvas with its live blocks", body = CanvasDocument),
+        (status = 403, description = "No access to the canvas")))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Result<AuthUser, ApiError>,
@@ -330,7 +333,8 @@ pub async fn get(
 /// Marks the canvas as one of the caller's favorites (anyone who can read it).
 #[utoipa::path(put, path = "/canvases/{id}/favorite", tag = "canvases", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The canvas")),
-    responses((status = 200, description = "Marked", body = FavoriteState)))]
+    responses((status = 200, description = "Marked", body = FavoriteState),
+        (status = 403, description = "No access to the canvas")))]
 pub async fn put_favorite(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -342,7 +346,8 @@ pub async fn put_favorite(
 /// Removes the canvas from the caller's favorites.
 #[utoipa::path(delete, path = "/canvases/{id}/favorite", tag = "canvases", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The canvas")),
-    responses((status = 200, description = "Unmarked", body = FavoriteState)))]
+    responses((status = 200, description = "Unmarked", body = FavoriteState),
+        (status = 403, description = "No access to the canvas")))]
 pub async fn delete_favorite(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -402,7 +407,8 @@ pub async fn favorites(
 /// and when they were last heard from.
 #[utoipa::path(get, path = "/canvases/{id}/presence", tag = "canvases", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The canvas")),
-    responses((status = 200, description = "Who is connected now", body = Presence)))]
+    responses((status = 200, description = "Who is connected now", body = Presence),
+        (status = 403, description = "No access to the canvas")))]
 pub async fn presence(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -435,7 +441,8 @@ pub async fn presence(
 /// Open connections are closed with 4404.
 #[utoipa::path(delete, path = "/canvases/{id}", tag = "canvases", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The canvas")),
-    responses((status = 204, description = "Deleted")))]
+    responses((status = 204, description = "Deleted"),
+        (status = 403, description = "No access to the canvas, or not allowed to delete it")))]
 pub async fn delete(
     State(state): State<AppState>,
     client: ClientInfo,

@@ -60,7 +60,9 @@ pub struct DataSourceList {
 /// Creates a source (admins). Its secrets are sealed before they are stored.
 #[utoipa::path(post, path = "/projects/{id}/data-sources", tag = "data", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The project")), request_body = CreateSource,
-    responses((status = 201, description = "The new source", body = DataSourceView)))]
+    responses((status = 201, description = "The new source", body = DataSourceView),
+        (status = 403, description = "Only the project's admins manage data sources"),
+        (status = 409, description = "The project has a data source of this name")))]
 pub async fn create(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -154,7 +156,9 @@ pub struct PatchSource {
 /// Changes a source (admins). Secrets sent back as shown (redacted) keep their value.
 #[utoipa::path(patch, path = "/data-sources/{id}", tag = "data", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The data source")), request_body = PatchSource,
-    responses((status = 200, description = "The source as changed", body = DataSourceView)))]
+    responses((status = 200, description = "The source as changed", body = DataSourceView),
+        (status = 403, description = "Only the project's admins manage data sources"),
+        (status = 409, description = "The project has a data source of this name")))]
 pub async fn patch(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -237,7 +241,9 @@ pub async fn patch(
 /// runs on it.
 #[utoipa::path(delete, path = "/data-sources/{id}", tag = "data", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The data source")),
-    responses((status = 204, description = "Deleted")))]
+    responses((status = 204, description = "Deleted"),
+        (status = 403, description = "Only the project's admins manage data sources"),
+        (status = 409, description = "A saved query or pipeline uses the source")))]
 pub async fn delete(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -275,7 +281,8 @@ pub async fn delete(
         (Vec<u8> = "text/csv"),
         (Vec<u8> = "application/vnd.apache.parquet"),
         (Vec<u8> = "application/x-ndjson"))),
-    responses((status = 200, description = "The source with its new schema_info", body = DataSourceView)))]
+    responses((status = 200, description = "The source with its new schema_info", body = DataSourceView),
+        (status = 403, description = "Only the project's admins manage data sources")))]
 pub async fn upload(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -323,7 +330,8 @@ pub async fn upload(
 /// that worked is announced (`crate::data::refresh`) like a pipeline run.
 #[utoipa::path(post, path = "/data-sources/{id}/sync", tag = "data", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The data source")),
-    responses((status = 200, description = "The source after the sync (`status` says whether it worked)", body = DataSourceView)))]
+    responses((status = 200, description = "The source after the sync (`status` says whether it worked)", body = DataSourceView),
+        (status = 403, description = "Only the project's admins sync data sources")))]
 pub async fn sync(
     State(state): State<AppState>,
     caller: AuthUser,

@@ -77,7 +77,8 @@ fn state_vector(text: &str) -> ApiResult<StateVector> {
     params(("id" = Uuid, Path, description = "The canvas"), StateQuery),
     responses((status = 200, description = "The document (or the diff a peer lacks) as one yrs v1 update",
         content_type = "application/octet-stream", body = Vec<u8>,
-        headers(("x-state-vector" = String, description = "The document's state vector, URL-safe base64")))))]
+        headers(("x-state-vector" = String, description = "The document's state vector, URL-safe base64"))),
+        (status = 403, description = "No access to the canvas")))]
 pub async fn state(
     State(state): State<AppState>,
     caller: Result<AuthUser, ApiError>,
@@ -223,7 +224,9 @@ pub struct Applied {
 #[utoipa::path(post, path = "/canvases/{id}/updates", tag = "document", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The canvas")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "One yrs v1 update"),
-    responses((status = 200, description = "Applied and durable", body = Applied)))]
+    responses((status = 200, description = "Applied and durable", body = Applied),
+        (status = 403, description = "No access to the canvas (`forbidden`), or a viewer (`read_only`)"),
+        (status = 422, description = "The update is refused by a rule of the document, with the same codes as message 101 (`invalid_schema`, ...)")))]
 pub async fn post_update(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -248,7 +251,9 @@ pub async fn post_update(
 #[utoipa::path(patch, path = "/canvases/{id}/blocks/{block_id}", tag = "document", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The canvas"), ("block_id" = String, Path, description = "The block")),
     request_body = BlockPatchBody,
-    responses((status = 200, description = "The block as changed", body = BlockView)))]
+    responses((status = 200, description = "The block as changed", body = BlockView),
+        (status = 403, description = "No access to the canvas (`forbidden`), or a viewer (`read_only`)"),
+        (status = 422, description = "The change is refused by a rule of the document, with the same codes as message 101")))]
 pub async fn patch_block(
     State(state): State<AppState>,
     client: ClientInfo,

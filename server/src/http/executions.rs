@@ -113,7 +113,8 @@ fn default_limit() -> usize {
 /// once its result has left the cache (run the query again).
 #[utoipa::path(get, path = "/executions/{id}/result", tag = "data", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The execution"), Page),
-    responses((status = 200, description = "A page of the result", body = ExecutionResult)))]
+    responses((status = 200, description = "A page of the result", body = ExecutionResult),
+        (status = 409, description = "The execution is still running, or it failed")))]
 pub async fn result(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -163,7 +164,9 @@ pub async fn result(
 /// result that arrives later is not recorded.
 #[utoipa::path(post, path = "/executions/{id}/cancel", tag = "data", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The execution")),
-    responses((status = 200, description = "The execution, cancelled", body = ExecutionView)))]
+    responses((status = 200, description = "The execution, cancelled", body = ExecutionView),
+        (status = 403, description = "Only editors cancel another user's execution"),
+        (status = 409, description = "The execution has already ended")))]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: AuthUser,

@@ -158,7 +158,8 @@ pub struct CreatePipeline {
 /// schedule's next time (none while inactive).
 #[utoipa::path(post, path = "/projects/{id}/pipelines", tag = "data", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The project")), request_body = CreatePipeline,
-    responses((status = 201, description = "The new pipeline", body = PipelineView)))]
+    responses((status = 201, description = "The new pipeline", body = PipelineView),
+        (status = 403, description = "Only the project's admins manage pipelines")))]
 pub async fn create(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -257,7 +258,8 @@ pub struct PatchPipeline {
 /// schedule's next time from now; turning it off clears it.
 #[utoipa::path(patch, path = "/pipelines/{id}", tag = "data", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The pipeline")), request_body = PatchPipeline,
-    responses((status = 200, description = "The pipeline as changed", body = PipelineView)))]
+    responses((status = 200, description = "The pipeline as changed", body = PipelineView),
+        (status = 403, description = "Only the project's admins manage pipelines")))]
 pub async fn patch(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -335,7 +337,8 @@ pub async fn patch(
 /// Deletes a pipeline (admins); a run in progress finishes and is not recorded.
 #[utoipa::path(delete, path = "/pipelines/{id}", tag = "data", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The pipeline")),
-    responses((status = 204, description = "Deleted")))]
+    responses((status = 204, description = "Deleted"),
+        (status = 403, description = "Only the project's admins manage pipelines")))]
 pub async fn delete(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -364,7 +367,8 @@ pub async fn delete(
 /// synced (a failed sync is a 200 with `outcome.status: "error"`, as on the pipeline).
 #[utoipa::path(post, path = "/pipelines/{id}/run", tag = "data", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The pipeline")),
-    responses((status = 200, description = "The run's outcome", body = PipelineRun)))]
+    responses((status = 200, description = "The run's outcome", body = PipelineRun),
+        (status = 403, description = "Only the project's admins run pipelines")))]
 pub async fn run(
     State(state): State<AppState>,
     client: ClientInfo,

@@ -219,7 +219,8 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 #[utoipa::path(patch, path = "/projects/{id}", tag = "projects", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The project")),
     request_body = UpdateProject,
-    responses((status = 200, description = "The project as changed", body = ProjectView)))]
+    responses((status = 200, description = "The project as changed", body = ProjectView),
+        (status = 403, description = "Not a member, or not an admin of the project")))]
 pub async fn update(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -284,7 +285,8 @@ pub async fn update(
 /// One project the caller belongs to.
 #[utoipa::path(get, path = "/projects/{id}", tag = "projects", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The project")),
-    responses((status = 200, description = "The project and the caller's role", body = ProjectView)))]
+    responses((status = 200, description = "The project and the caller's role", body = ProjectView),
+        (status = 403, description = "Not a member of the project")))]
 pub async fn get(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -297,7 +299,8 @@ pub async fn get(
 /// The members of a project the caller belongs to.
 #[utoipa::path(get, path = "/projects/{id}/members", tag = "projects", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The project")),
-    responses((status = 200, description = "The owner and the members", body = MemberList)))]
+    responses((status = 200, description = "The owner and the members", body = MemberList),
+        (status = 403, description = "Not a member of the project")))]
 pub async fn members(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -315,7 +318,8 @@ pub async fn members(
 #[utoipa::path(post, path = "/projects/{id}/members", tag = "projects", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The project")),
     request_body = AddMember,
-    responses((status = 201, description = "The membership", body = Member)))]
+    responses((status = 201, description = "The membership", body = Member),
+        (status = 403, description = "Not a member, or not an admin of the project")))]
 pub async fn add_member(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -410,7 +414,8 @@ async fn rotate_project_links(
 /// Removes a member. Admins and the owner only.
 #[utoipa::path(delete, path = "/projects/{id}/members/{user_id}", tag = "projects", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The project"), ("user_id" = Uuid, Path, description = "The member")),
-    responses((status = 204, description = "Removed")))]
+    responses((status = 204, description = "Removed"),
+        (status = 403, description = "Not a member, or not an admin of the project")))]
 pub async fn remove_member(
     State(state): State<AppState>,
     client: ClientInfo,

@@ -110,7 +110,8 @@ pub struct Executed {
 /// Saves a query (editors).
 #[utoipa::path(post, path = "/projects/{id}/queries", tag = "data", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The project")), request_body = CreateQuery,
-    responses((status = 201, description = "The saved query", body = SavedQuery)))]
+    responses((status = 201, description = "The saved query", body = SavedQuery),
+        (status = 403, description = "Only the project's editors and admins save queries")))]
 pub async fn create(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -213,7 +214,8 @@ mod serde_with_double_option {
 /// Changes a query (editors).
 #[utoipa::path(patch, path = "/queries/{id}", tag = "data", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The saved query")), request_body = PatchQuery,
-    responses((status = 200, description = "The saved query as changed", body = SavedQuery)))]
+    responses((status = 200, description = "The saved query as changed", body = SavedQuery),
+        (status = 403, description = "Only the project's editors and admins change queries")))]
 pub async fn patch(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -278,7 +280,8 @@ pub async fn patch(
 /// Deletes a query with its executions (editors).
 #[utoipa::path(delete, path = "/queries/{id}", tag = "data", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The saved query")),
-    responses((status = 204, description = "Deleted")))]
+    responses((status = 204, description = "Deleted"),
+        (status = 403, description = "Only the project's editors and admins delete queries")))]
 pub async fn delete(
     State(state): State<AppState>,
     client: ClientInfo,

@@ -229,7 +229,8 @@ async fn admin_json(
 /// `GET /canvases/{id}/sharing`.
 #[utoipa::path(get, path = "/canvases/{id}/sharing", tag = "sharing", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The canvas")),
-    responses((status = 200, description = "The sharing settings", body = SharingSettings)))]
+    responses((status = 200, description = "The sharing settings", body = SharingSettings),
+        (status = 403, description = "No access to the canvas")))]
 pub async fn get(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -296,7 +297,8 @@ fn valid_domains(domains: Vec<String>) -> ApiResult<Vec<String>> {
 #[utoipa::path(patch, path = "/canvases/{id}/sharing", tag = "sharing", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The canvas")),
     request_body = PatchSharing,
-    responses((status = 200, description = "The sharing settings as changed", body = SharingSettings)))]
+    responses((status = 200, description = "The sharing settings as changed", body = SharingSettings),
+        (status = 403, description = "Not allowed to change the canvas's sharing")))]
 pub async fn patch(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -342,7 +344,8 @@ pub struct PutPermission {
 #[utoipa::path(put, path = "/canvases/{id}/sharing/permissions/{user_id}", tag = "sharing", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The canvas"), ("user_id" = Uuid, Path, description = "The user")),
     request_body = PutPermission,
-    responses((status = 200, description = "The sharing settings with the grant", body = SharingSettings)))]
+    responses((status = 200, description = "The sharing settings with the grant", body = SharingSettings),
+        (status = 403, description = "Not allowed to change the canvas's sharing")))]
 pub async fn put_permission(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -374,7 +377,8 @@ pub async fn put_permission(
 /// Removes a user's grant; their open connections lose what it gave them at once.
 #[utoipa::path(delete, path = "/canvases/{id}/sharing/permissions/{user_id}", tag = "sharing", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The canvas"), ("user_id" = Uuid, Path, description = "The user")),
-    responses((status = 204, description = "Revoked")))]
+    responses((status = 204, description = "Revoked"),
+        (status = 403, description = "Not allowed to change the canvas's sharing")))]
 pub async fn delete_permission(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -435,7 +439,8 @@ async fn found_grant(
 /// document names is not the kept one and no link opens anything until the admin tries again.
 #[utoipa::path(post, path = "/canvases/{id}/sharing/public-link", tag = "sharing", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The canvas")),
-    responses((status = 201, description = "The new link", body = PublicLinkCreated)))]
+    responses((status = 201, description = "The new link", body = PublicLinkCreated),
+        (status = 403, description = "Not allowed to change the canvas's sharing")))]
 pub async fn create_link(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -471,7 +476,8 @@ pub async fn create_link(
 /// "public" canvas becomes "private" (public without a link would mean nothing).
 #[utoipa::path(delete, path = "/canvases/{id}/sharing/public-link", tag = "sharing", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The canvas")),
-    responses((status = 204, description = "Revoked")))]
+    responses((status = 204, description = "Revoked"),
+        (status = 403, description = "Not allowed to change the canvas's sharing")))]
 pub async fn delete_link(
     State(state): State<AppState>,
     client: ClientInfo,

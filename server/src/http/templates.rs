@@ -110,7 +110,10 @@ fn short_text(field: &'static str, value: Option<String>, max: usize) -> ApiResu
 /// Makes a template from a canvas's current blocks. Editors of the canvas may.
 #[utoipa::path(post, path = "/templates", tag = "templates", security(("bearer" = [])),
     request_body = CreateTemplate,
-    responses((status = 201, description = "The new template", body = Template)))]
+    responses((status = 201, description = "The new template", body = Template),
+        (status = 403, description = "No access to the canvas, or not allowed to publish a template from it"),
+        (status = 404, description = "No canvas `canvas_id`, or not visible to the caller"),
+        (status = 409, description = "A template with this id exists")))]
 pub async fn create(
     State(state): State<AppState>,
     client: ClientInfo,

@@ -90,7 +90,8 @@ pub struct VersionDiffView {
 /// `GET /canvases/{id}/versions`: the history, newest first.
 #[utoipa::path(get, path = "/canvases/{id}/versions", tag = "versions", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The canvas")),
-    responses((status = 200, description = "The version history, newest first", body = VersionList)))]
+    responses((status = 200, description = "The version history, newest first", body = VersionList),
+        (status = 403, description = "No access to the canvas")))]
 pub async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -106,7 +107,8 @@ pub async fn list(
 #[utoipa::path(post, path = "/canvases/{id}/versions", tag = "versions", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The canvas")),
     request_body = NameVersion,
-    responses((status = 201, description = "The version recorded", body = VersionRecord)))]
+    responses((status = 201, description = "The version recorded", body = VersionRecord),
+        (status = 403, description = "No access to the canvas, or a viewer")))]
 pub async fn create(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -140,7 +142,8 @@ pub async fn create(
 /// `GET /canvases/{id}/versions/{v}`: the canvas as it was at version `v`.
 #[utoipa::path(get, path = "/canvases/{id}/versions/{version}", tag = "versions", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The canvas"), ("version" = i64, Path, description = "The version number")),
-    responses((status = 200, description = "The canvas as it was at that version", body = CanvasDocument)))]
+    responses((status = 200, description = "The canvas as it was at that version", body = CanvasDocument),
+        (status = 403, description = "No access to the canvas")))]
 pub async fn get(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -154,7 +157,8 @@ pub async fn get(
 /// `w` (or to the live document).
 #[utoipa::path(get, path = "/canvases/{id}/versions/{version}/diff", tag = "versions", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The canvas"), ("version" = i64, Path, description = "The version number"), DiffQuery),
-    responses((status = 200, description = "What changed", body = VersionDiffView)))]
+    responses((status = 200, description = "What changed", body = VersionDiffView),
+        (status = 403, description = "No access to the canvas")))]
 pub async fn diff(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -188,7 +192,8 @@ pub async fn diff(
 /// (except its sharing settings), as a new change by the caller.
 #[utoipa::path(post, path = "/canvases/{id}/versions/{version}/restore", tag = "versions", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The canvas"), ("version" = i64, Path, description = "The version number")),
-    responses((status = 200, description = "The version recorded and the canvas", body = Restored)))]
+    responses((status = 200, description = "The version recorded and the canvas", body = Restored),
+        (status = 403, description = "No access to the canvas, or a viewer")))]
 pub async fn restore(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -212,7 +217,9 @@ pub async fn restore(
 /// it was in version `v`.
 #[utoipa::path(post, path = "/canvases/{id}/versions/{version}/blocks/{block_id}/restore", tag = "versions", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The canvas"), ("version" = i64, Path, description = "The version number"), ("block_id" = String, Path, description = "The block")),
-    responses((status = 200, description = "The block as restored and the version recorded", body = BlockRestored)))]
+    responses((status = 200, description = "The block as restored and the version recorded", body = BlockRestored),
+        (status = 403, description = "No access to the canvas, or a viewer"),
+        (status = 409, description = "The block no longer fits the canvas's grid")))]
 pub async fn restore_block(
     State(state): State<AppState>,
     client: ClientInfo,

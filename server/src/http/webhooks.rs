@@ -236,7 +236,8 @@ async fn target(state: &AppState, text: &str) -> ApiResult<url::Url> {
 /// Subscribes a URL to events of the project (admins).
 #[utoipa::path(post, path = "/projects/{id}/webhooks", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The project")), request_body = CreateWebhook,
-    responses((status = 201, description = "The subscription", body = WebhookView)))]
+    responses((status = 201, description = "The subscription", body = WebhookView),
+        (status = 403, description = "Only the project's admins manage webhooks")))]
 pub async fn create(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -302,7 +303,8 @@ pub async fn create(
 /// `GET /projects/{id}/webhooks` (admins).
 #[utoipa::path(get, path = "/projects/{id}/webhooks", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The project")),
-    responses((status = 200, description = "The project's subscriptions", body = WebhookList)))]
+    responses((status = 200, description = "The project's subscriptions", body = WebhookList),
+        (status = 403, description = "Only the project's admins manage webhooks")))]
 pub async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -334,7 +336,8 @@ async fn of_project(state: &AppState, project_id: Uuid, id: Uuid) -> ApiResult<W
 /// `DELETE /projects/{id}/webhooks/{webhook_id}` (admins): its pending deliveries are dropped.
 #[utoipa::path(delete, path = "/projects/{id}/webhooks/{webhook_id}", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The project"), ("webhook_id" = Uuid, Path, description = "The subscription")),
-    responses((status = 204, description = "Deleted")))]
+    responses((status = 204, description = "Deleted"),
+        (status = 403, description = "Only the project's admins manage webhooks")))]
 pub async fn delete(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -401,7 +404,8 @@ fn delivery_json(d: &WebhookDelivery, attempts: &[&WebhookAttempt]) -> DeliveryV
 /// newest first, each with every attempt (admins).
 #[utoipa::path(get, path = "/projects/{id}/webhooks/{webhook_id}/deliveries", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The project"), ("webhook_id" = Uuid, Path, description = "The subscription"), LogQuery),
-    responses((status = 200, description = "The delivery log", body = DeliveryLog)))]
+    responses((status = 200, description = "The delivery log", body = DeliveryLog),
+        (status = 403, description = "Only the project's admins manage webhooks")))]
 pub async fn deliveries(
     State(state): State<AppState>,
     caller: AuthUser,
