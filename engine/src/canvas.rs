@@ -8,6 +8,7 @@
 //!   other server nodes.
 //! - [`CanvasDoc::edit`]: a change made by the server itself.
 
+use crate::chain;
 use crate::inspect::{self, DocIndex, InspectError, Inspection, Refusal, RefusalCode};
 use crate::{Role, new_doc, schema};
 use std::sync::Arc;
@@ -225,8 +226,9 @@ impl CanvasDoc {
     ///
     /// Faster than one by one on large documents: consecutive updates that the inspector's
     /// fast path accepts (typing, backspace, renaming: it reads only the index, which learns
-    /// each update's items and deletions as soon as it is judged) are merged
-    /// (`Update::merge_updates`) and applied as one update in one transaction, so yrs
+    /// each update's items and deletions as soon as it is judged) are merged (runs of
+    /// keystrokes by concatenating their strings, see `engine/src/chain.rs`; the rest by
+    /// `Update::merge_updates`) and applied as one update in one transaction, so yrs
     /// integrates a run of keystrokes as one item and pays its per-transaction cost once.
     /// An update that needs the general path (it reads the document: positions, new blocks)
     /// first applies the run before it, then goes through [`CanvasDoc::apply_checked`]; a
@@ -242,16 +244,16 @@ impl CanvasDoc {
     ) -> BatchApplied {
         let mut results = Vec::new();
         let mut entries = Vec::new();
-        let mut group: Vec<(usize, Update)> = Vec::new();
+        let mut group: Vec<(usize, Member<'a>)> = Vec::new();
         // A change to sharing from before the batch stays reported, but must not stop it.
         let earlier_change = self.take_sharing_changed();
         for (role, bytes) in batch {
             if let Some((mut inspection, map_entry)) =
                 inspect::inspect_fast_only(&self.index, role, bytes)
-                && let Ok(decoded) = Update::decode_v1(bytes)
+                && let Some(member) = Member::read(bytes)
                 && self.index.apply_inspection(&inspection, None).is_ok()
             {
-                group.push((results.len(), decoded));
+                group.push((results.len(), member));
                 results.push(Ok(Applied {
                     noop: false,
                     touched_blocks: inspection.take_touched_blocks(),
@@ -288,44 +290,60 @@ impl CanvasDoc {
     /// yrs integrate a run of keystrokes as one item instead of one item per keystroke.
     /// Returns the run's log entry.
     ///
+    /// Runs of keystrokes typed one after another are merged by [`chain::Chain`] (one item
+    /// with the whole string, written directly); what is left (deletions, other shapes, the
+    /// merged chains between them) by `Update::merge_updates`, which then has a few inputs
+    /// instead of one per keystroke.
+    ///
     /// yrs refuses an update only for an item whose parent is not a shared type, which the
     /// fast path rules out (every item's location is a known container); should it happen
     /// anyway, every update of the group is reported refused and the index is rebuilt from
     /// the document.
     fn apply_group(
         &mut self,
-        group: &mut Vec<(usize, Update)>,
+        group: &mut Vec<(usize, Member<'_>)>,
         results: &mut [Result<Applied, Refusal>],
     ) -> Option<LogEntry> {
         let indices: Vec<usize> = group.iter().map(|(i, _)| *i).collect();
-        let (merged, entry) = match indices[..] {
+        let merged = match indices[..] {
             [] => return None,
-            [only] => (group.pop()?.1, LogEntry::One(only)),
-            _ => {
-                let merged = Update::merge_updates(group.drain(..).map(|(_, u)| u));
-                let update = merged.encode_v1();
-                (
-                    merged,
-                    LogEntry::Merged {
-                        update,
-                        members: indices.clone(),
-                    },
-                )
+            [only] => group
+                .pop()
+                .map(|(_, member)| member.into_update().map(|u| (u, LogEntry::One(only)))),
+            _ => Some(merge_group(group.drain(..).map(|(_, member)| member)).map(
+                |(merged, update)| {
+                    (
+                        merged,
+                        LogEntry::Merged {
+                            update,
+                            members: indices.clone(),
+                        },
+                    )
+                },
+            )),
+        }?;
+        let result = match merged {
+            Ok((merged, entry)) => {
+                let mut txn = self.doc.transact_mut();
+                let result = txn.apply_update(merged);
+                if result.is_ok() && !txn.has_missing_updates() {
+                    self.index.insert_id_set(txn.delete_set());
+                    return Some(entry);
+                }
+                drop(txn);
+                let _ = self.reindex();
+                match result {
+                    // Applied, though not as the fast path foresaw: the index was rebuilt.
+                    Ok(()) => return Some(entry),
+                    Err(e) => DocError::Apply(e),
+                }
+            }
+            Err(e) => {
+                let _ = self.reindex();
+                DocError::Decode(e)
             }
         };
-        let mut txn = self.doc.transact_mut();
-        let result = txn.apply_update(merged);
-        if result.is_ok() && !txn.has_missing_updates() {
-            self.index.insert_id_set(txn.delete_set());
-            return Some(entry);
-        }
-        drop(txn);
-        let _ = self.reindex();
-        let Err(e) = result else {
-            // Applied, though not as the fast path foresaw: the index was rebuilt.
-            return Some(entry);
-        };
-        let message = DocError::Apply(e).to_string();
+        let message = result.to_string();
         for i in indices {
             if let Some(r) = results.get_mut(i) {
                 *r = Err(Refusal {
@@ -411,6 +429,84 @@ impl CanvasDoc {
             .transact()
             .encode_state_as_update_v1(&StateVector::default())
     }
+}
+
+/// An update of a batch the fast path accepted, read once: a keystroke (merged by
+/// [`chain::Chain`] with those after it, and decoded by yrs only as part of the run), or
+/// anything else, decoded by yrs when it is accepted (an update yrs cannot decode goes to the
+/// general path, which refuses it alone).
+enum Member<'a> {
+    Key(chain::Keystroke<'a>, &'a [u8]),
+    Decoded(Update),
+}
+
+impl<'a> Member<'a> {
+    fn read(bytes: &'a [u8]) -> Option<Self> {
+        match chain::Keystroke::parse(bytes) {
+            Some(key) => Some(Member::Key(key, bytes)),
+            None => Update::decode_v1(bytes).ok().map(Member::Decoded),
+        }
+    }
+
+    fn into_update(self) -> Result<Update, ReadError> {
+        match self {
+            Member::Key(_, bytes) => Update::decode_v1(bytes),
+            Member::Decoded(update) => Ok(update),
+        }
+    }
+}
+
+/// Two or more updates of a batch as one: runs of keystrokes merged by [`chain::Chain`],
+/// then the pieces (merged runs and everything else, in order) by `Update::merge_updates`
+/// when there is more than one. Returns the update decoded and encoded (v1).
+fn merge_group<'a>(
+    members: impl Iterator<Item = Member<'a>>,
+) -> Result<(Update, Vec<u8>), ReadError> {
+    enum Piece<'a> {
+        Run(chain::Chain<'a>, &'a [u8]),
+        Other(Update),
+    }
+    let mut pieces: Vec<Piece<'a>> = Vec::new();
+    for member in members {
+        let (key, bytes) = match member {
+            Member::Key(key, bytes) => (key, bytes),
+            Member::Decoded(update) => {
+                pieces.push(Piece::Other(update));
+                continue;
+            }
+        };
+        let key = match pieces.last_mut() {
+            Some(Piece::Run(run, _)) => match run.push(key) {
+                Ok(()) => continue,
+                Err(key) => key,
+            },
+            _ => key,
+        };
+        match chain::Chain::new(key) {
+            Some(run) => pieces.push(Piece::Run(run, bytes)),
+            None => pieces.push(Piece::Other(Update::decode_v1(bytes)?)),
+        }
+    }
+    // a single run: its own encoding is the merged update
+    if let [Piece::Run(run, first)] = &pieces[..] {
+        let update = if run.len() == 1 {
+            first.to_vec()
+        } else {
+            run.encode_v1()
+        };
+        return Ok((Update::decode_v1(&update)?, update));
+    }
+    let decoded = pieces
+        .into_iter()
+        .map(|piece| match piece {
+            Piece::Run(run, first) if run.len() == 1 => Update::decode_v1(first),
+            Piece::Run(run, _) => Update::decode_v1(&run.encode_v1()),
+            Piece::Other(update) => Ok(update),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let merged = Update::merge_updates(decoded);
+    let update = merged.encode_v1();
+    Ok((merged, update))
 }
 
 #[cfg(test)]

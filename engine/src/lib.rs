@@ -32,6 +32,7 @@ pub mod attribution;
 pub mod bindings;
 pub mod blocks;
 pub mod canvas;
+mod chain;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod init;
