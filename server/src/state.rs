@@ -14,6 +14,7 @@ use crate::sync::room::presence::AwarenessLimits;
 use crate::sync::room::{RoomConfig, RoomDeps};
 use crate::sync::rooms::Rooms;
 use crate::sync::sessions::LiveSessions;
+use crate::sync::views::ViewCounter;
 use crate::webhooks::{self, Webhooks};
 use canvas_storage::Storage;
 use std::ops::Deref;
@@ -54,6 +55,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Webhook subscriptions, the outbox and the delivery worker.
     pub webhooks: Webhooks,
+    /// Counts canvas openings, written in batches.
+    pub views: Arc<ViewCounter>,
 }
 
 impl AppState {
@@ -116,6 +119,11 @@ impl AppState {
             });
             let ws_meter = MessageMeter::new(storage.rate_limits.clone(), config.ws_rate_limit);
             let passwords = Passwords::new(config.hash_slots(), config.hash_wait());
+            let views = ViewCounter::new(
+                storage.interactions.clone(),
+                tasks.clone(),
+                shutdown.clone(),
+            );
             Shared {
                 passwords,
                 node_id,
@@ -130,6 +138,7 @@ impl AppState {
                 data,
                 metrics,
                 webhooks,
+                views,
             }
         }))
     }

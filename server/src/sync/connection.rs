@@ -167,13 +167,9 @@ async fn connection(
     let room = match joined {
         Ok(Joined::Yes(role, room)) => {
             debug!(%role, user = %rate_user, "connection joined");
-            // Opening a canvas counts as a view (`interactions.views`, `last_viewed_at`).
-            let store = state.storage.interactions.clone();
-            state.tasks.spawn(async move {
-                if let Err(cause) = store.record_view(canvas_id).await {
-                    tracing::warn!(%cause, "cannot count a view");
-                }
-            });
+            // Opening a canvas counts as a view (`interactions.views`, `last_viewed_at`),
+            // written with the others gathered meanwhile (no write per connect).
+            state.views.count(canvas_id);
             room
         }
         Ok(Joined::Forbidden) => {
