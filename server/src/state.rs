@@ -3,6 +3,7 @@
 //! cloneable handle for the REST handlers and the WebSocket entry. Nothing below `http/` and
 //! `sync::connection` sees this handle: rooms get their own [`RoomDeps`].
 
+use crate::admission::AdmissionCache;
 use crate::audit::Auditor;
 use crate::config::Config;
 use crate::data::DataLayer;
@@ -57,6 +58,9 @@ pub struct Shared {
     pub webhooks: Webhooks,
     /// Counts canvas openings, written in batches.
     pub views: Arc<ViewCounter>,
+    /// Sessions and canvas accesses a WebSocket connect looked up (single node only;
+    /// emptied by every write that could change them).
+    pub admission: Arc<AdmissionCache>,
 }
 
 impl AppState {
@@ -74,6 +78,8 @@ impl AppState {
             .node_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let mut storage = storage;
+        let admission = AdmissionCache::wrap(&mut storage);
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let auditor = Auditor::new(storage.audit.clone(), tasks.clone());
@@ -139,6 +145,7 @@ impl AppState {
                 metrics,
                 webhooks,
                 views,
+                admission,
             }
         }))
     }
