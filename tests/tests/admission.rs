@@ -8,19 +8,27 @@
 use canvas_tests::*;
 use serde_json::json;
 
-/// Connects twice with the token, so that its session and access are cached.
+/// Connects twice with the token, so that its session and access are cached (and checks
+/// that they are: the refusals below are the cache's invalidation at work).
 async fn warm(server: &TestServer, canvas: &str, token: &str) {
+    let cache = &server.state.admission;
     assert!(
-        server.state.admission.is_enabled(),
+        cache.is_enabled(),
         "the embedded single-node default caches admissions"
     );
     for _ in 0..2 {
         let client = WsClient::join(&server.ws_url(canvas, token)).await;
         drop(client);
     }
+    let (user, _) = cache.session(token).expect("the session is cached");
+    let canvas = uuid::Uuid::parse_str(canvas).unwrap();
+    assert!(
+        cache.access(user.id, canvas).is_some(),
+        "the access is cached"
+    );
 }
 
-/// What a connect is answered with: `None` if it joined (and synced), else its close code.
+/// The close code a connect is refused with.
 async fn refusal(server: &TestServer, canvas: &str, token: &str) -> u16 {
     let mut client = WsClient::connect(&server.ws_url(canvas, token)).await;
     client.wait_closed().await.0
