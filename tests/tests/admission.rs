@@ -71,8 +71,8 @@ async fn a_removed_member_is_refused_on_the_next_connect_and_a_readded_one_admit
     let _back = WsClient::join(&server.ws_url(&team.canvas, &team.viewer.token)).await;
 }
 
-/// A stranger is refused, then admitted on the next connect once made a member (a refusal
-/// is not remembered either).
+/// A stranger is refused (their access without a role is cached too), then admitted on the
+/// next connect once made a member.
 #[tokio::test]
 async fn a_new_member_is_admitted_on_the_next_connect() {
     let server = TestServer::start().await;
