@@ -3,6 +3,7 @@
 //! canvas's sharing settings are in [`crate::domain`]; the callers (`http/`, the WebSocket
 //! entry) turn a [`LookupError`] into their own answer (a status, a close code).
 
+use crate::admission::AdmissionCache;
 use crate::domain::ProjectAccess;
 use canvas_storage::{CanvasRecord, Project, Storage, StorageError, User};
 use uuid::Uuid;
@@ -60,6 +61,23 @@ pub async fn canvas_access(
             ..ProjectAccess::default()
         },
     })
+}
+
+/// The user's project-level access to a canvas (what [`canvas_access`] finds), through the
+/// admission cache ([`crate::admission`]): a hit costs no storage read.
+pub async fn project_access_cached(
+    storage: &Storage,
+    cache: &AdmissionCache,
+    user: &User,
+    canvas_id: Uuid,
+) -> Result<ProjectAccess, LookupError> {
+    if let Some(hit) = cache.access(user.id, canvas_id) {
+        return Ok(hit);
+    }
+    let generation = cache.generation();
+    let found = canvas_access(storage, user, canvas_id).await?.access;
+    cache.keep_access(generation, user.id, canvas_id, &found);
+    Ok(found)
 }
 
 /// Access of an anonymous caller who presents a public link token: nothing but what the

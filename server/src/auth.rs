@@ -76,6 +76,23 @@ pub async fn authenticate_session(
     Ok((user, session))
 }
 
+/// [`authenticate_session`] for a WebSocket connect, through the admission cache
+/// ([`crate::admission`]): a hit costs no storage read.
+pub async fn authenticate_session_cached(
+    state: &AppState,
+    token: &str,
+) -> Result<(User, Session), ApiError> {
+    if let Some(hit) = state.admission.session(token) {
+        return Ok(hit);
+    }
+    let generation = state.admission.generation();
+    let (user, session) = authenticate_session(state, token).await?;
+    state
+        .admission
+        .keep_session(generation, token, &user, &session);
+    Ok((user, session))
+}
+
 /// Counts one call against a per-minute limit; `TooManyRequests` past it.
 pub async fn rate_limit(
     state: &AppState,

@@ -32,6 +32,7 @@
 //! ```
 
 pub mod access;
+pub mod admission;
 pub mod audit;
 pub mod auth;
 pub mod cli;

@@ -3,6 +3,7 @@
 //! cloneable handle for the REST handlers and the WebSocket entry. Nothing below `http/` and
 //! `sync::connection` sees this handle: rooms get their own [`RoomDeps`].
 
+use crate::admission::AdmissionCache;
 use crate::audit::Auditor;
 use crate::config::Config;
 use crate::data::DataLayer;
@@ -14,6 +15,7 @@ use crate::sync::room::presence::AwarenessLimits;
 use crate::sync::room::{RoomConfig, RoomDeps};
 use crate::sync::rooms::Rooms;
 use crate::sync::sessions::LiveSessions;
+use crate::sync::views::ViewCounter;
 use crate::webhooks::{self, Webhooks};
 use canvas_storage::Storage;
 use std::ops::Deref;
@@ -54,6 +56,11 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Webhook subscriptions, the outbox and the delivery worker.
     pub webhooks: Webhooks,
+    /// Counts canvas openings, written in batches.
+    pub views: Arc<ViewCounter>,
+    /// Sessions and canvas accesses a WebSocket connect looked up (single node only;
+    /// emptied by every write that could change them).
+    pub admission: Arc<AdmissionCache>,
 }
 
 impl AppState {
@@ -71,6 +78,8 @@ impl AppState {
             .node_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let mut storage = storage;
+        let admission = AdmissionCache::wrap(&mut storage);
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let auditor = Auditor::new(storage.audit.clone(), tasks.clone());
@@ -116,6 +125,11 @@ impl AppState {
             });
             let ws_meter = MessageMeter::new(storage.rate_limits.clone(), config.ws_rate_limit);
             let passwords = Passwords::new(config.hash_slots(), config.hash_wait());
+            let views = ViewCounter::new(
+                storage.interactions.clone(),
+                tasks.clone(),
+                shutdown.clone(),
+            );
             Shared {
                 passwords,
                 node_id,
@@ -130,6 +144,8 @@ impl AppState {
                 data,
                 metrics,
                 webhooks,
+                views,
+                admission,
             }
         }))
     }

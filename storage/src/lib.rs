@@ -359,7 +359,13 @@ pub trait ResultCache: Send + Sync + 'static {
 #[async_trait]
 pub trait InteractionStore: Send + Sync + 'static {
     /// Counts one view of the canvas now (`views + 1`, `last_viewed_at = now`).
-    async fn record_view(&self, canvas_id: Uuid) -> StorageResult<()>;
+    async fn record_view(&self, canvas_id: Uuid) -> StorageResult<()> {
+        self.record_views(&[(canvas_id, 1)]).await
+    }
+    /// Counts `n` views of each canvas now (`views + n`, `last_viewed_at = now`), in one
+    /// write where the store can (the server adds up a storm of openings and writes them
+    /// together). Unknown canvases are skipped.
+    async fn record_views(&self, views: &[(Uuid, u64)]) -> StorageResult<()>;
     /// The canvas's counters (all zero for a canvas never viewed nor favored).
     async fn interactions(&self, canvas_id: Uuid) -> StorageResult<Interactions>;
     /// Marks (`true`) or unmarks the canvas as one of the user's favorites, keeping

@@ -13,6 +13,8 @@ use std::time::Duration;
 #[tokio::test]
 async fn editors_collaborate_and_viewers_are_refused_on_services() {
     let server = TestServer::start_services().await;
+    // Several nodes may write these stores: no admission is cached (server/src/admission.rs).
+    assert!(!server.state.admission.is_enabled());
     let team = Team::new(&server).await;
     let mut a = WsClient::join(&server.ws_url(&team.canvas, &team.owner.token)).await;
     let mut b = WsClient::join(&server.ws_url(&team.canvas, &team.editor.token)).await;

@@ -167,13 +167,9 @@ async fn connection(
     let room = match joined {
         Ok(Joined::Yes(role, room)) => {
             debug!(%role, user = %rate_user, "connection joined");
-            // Opening a canvas counts as a view (`interactions.views`, `last_viewed_at`).
-            let store = state.storage.interactions.clone();
-            state.tasks.spawn(async move {
-                if let Err(cause) = store.record_view(canvas_id).await {
-                    tracing::warn!(%cause, "cannot count a view");
-                }
-            });
+            // Opening a canvas counts as a view (`interactions.views`, `last_viewed_at`),
+            // written with the others gathered meanwhile (no write per connect).
+            state.views.count(canvas_id);
             room
         }
         Ok(Joined::Forbidden) => {
@@ -429,7 +425,7 @@ async fn admit(
     }
     let (user, session) = match token {
         Some(token) => {
-            let (user, session) = auth::authenticate_session(state, token)
+            let (user, session) = auth::authenticate_session_cached(state, token)
                 .await
                 .map_err(admission_failure)?;
             (Some(user), Some(session))
@@ -439,19 +435,21 @@ async fn admit(
     let canvas_id =
         Uuid::parse_str(canvas).map_err(|_| (close::NOT_FOUND, format!("no canvas {canvas:?}")))?;
     let found = match &user {
-        Some(user) => access::canvas_access(&state.storage, user, canvas_id).await,
+        Some(user) => {
+            access::project_access_cached(&state.storage, &state.admission, user, canvas_id).await
+        }
         // Checked above: without a token there is a link.
-        None => access::link_access(&state.storage, canvas_id, link.unwrap_or_default()).await,
+        None => access::link_access(&state.storage, canvas_id, link.unwrap_or_default())
+            .await
+            .map(|found| found.access),
     };
-    let mut access = found
-        .map_err(|e| match e {
-            LookupError::NotFound(_) => (close::NOT_FOUND, e.to_string()),
-            LookupError::Storage(cause) => {
-                tracing::warn!(%cause, "cannot admit a connection");
-                (close::INTERNAL, RETRY_REASON.to_owned())
-            }
-        })?
-        .access;
+    let mut access = found.map_err(|e| match e {
+        LookupError::NotFound(_) => (close::NOT_FOUND, e.to_string()),
+        LookupError::Storage(cause) => {
+            tracing::warn!(%cause, "cannot admit a connection");
+            (close::INTERNAL, RETRY_REASON.to_owned())
+        }
+    })?;
     if let (Some(token), Some(_)) = (link, &user) {
         access.link = access::matched_link(&state.storage, canvas_id, token)
             .await

@@ -12,3 +12,4 @@ pub mod rooms;
 pub mod sessions;
 pub mod shared;
 pub mod socket;
+pub mod views;

@@ -8,17 +8,28 @@ use uuid::Uuid;
 
 #[async_trait]
 impl InteractionStore for SqliteStore {
-    async fn record_view(&self, canvas_id: Uuid) -> StorageResult<()> {
-        sqlx::query(
-            "INSERT INTO canvas_interactions (canvas_id, views, last_viewed_at) \
-             SELECT ?1, 1, ?2 WHERE EXISTS (SELECT 1 FROM canvases WHERE id = ?1) \
-             ON CONFLICT (canvas_id) DO UPDATE SET views = views + 1, \
-             last_viewed_at = excluded.last_viewed_at",
-        )
-        .bind(canvas_id.to_string())
-        .bind(ts(now()))
-        .execute(&self.pool)
-        .await?;
+    async fn record_views(&self, views: &[(Uuid, u64)]) -> StorageResult<()> {
+        if views.is_empty() {
+            return Ok(());
+        }
+        // One transaction on the writer: one fsync for the whole batch, and no write on a
+        // reader connection (which would drop every connection's page cache).
+        let at = ts(now());
+        let mut tx = self.begin_write().await?;
+        for (canvas_id, n) in views {
+            sqlx::query(
+                "INSERT INTO canvas_interactions (canvas_id, views, last_viewed_at) \
+                 SELECT ?1, ?3, ?2 WHERE EXISTS (SELECT 1 FROM canvases WHERE id = ?1) \
+                 ON CONFLICT (canvas_id) DO UPDATE SET views = views + excluded.views, \
+                 last_viewed_at = excluded.last_viewed_at",
+            )
+            .bind(canvas_id.to_string())
+            .bind(&at)
+            .bind(i64::try_from(*n).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -11,16 +11,19 @@ use uuid::Uuid;
 
 #[async_trait]
 impl InteractionStore for MongoStore {
-    async fn record_view(&self, canvas_id: Uuid) -> StorageResult<()> {
-        self.canvases
-            .update_one(
-                doc! { "canvas_id": canvas_id.to_string() },
-                doc! {
-                    "$inc": { "interactions.views": 1_i64 },
-                    "$set": { "interactions.last_viewed_at": bson_date(now()) },
-                },
-            )
-            .await?;
+    async fn record_views(&self, views: &[(Uuid, u64)]) -> StorageResult<()> {
+        let at = bson_date(now());
+        for (canvas_id, n) in views {
+            self.canvases
+                .update_one(
+                    doc! { "canvas_id": canvas_id.to_string() },
+                    doc! {
+                        "$inc": { "interactions.views": i64::try_from(*n).unwrap_or(i64::MAX) },
+                        "$set": { "interactions.last_viewed_at": at },
+                    },
+                )
+                .await?;
+        }
         Ok(())
     }
 

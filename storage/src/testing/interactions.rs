@@ -94,6 +94,14 @@ pub async fn views_are_counted_per_canvas(
     assert_eq!(counted.views, 2);
     assert!(counted.last_viewed_at.is_some_and(|t| t >= started));
     assert_eq!(counters(interactions, b).await.views, 0, "per canvas");
+    // A batch adds each canvas's count at once; unknown canvases in it are skipped.
+    interactions
+        .record_views(&[(a, 3), (Uuid::new_v4(), 2), (b, 1)])
+        .await
+        .expect("record_views");
+    assert_eq!(counters(interactions, a).await.views, 5, "batched");
+    assert_eq!(counters(interactions, b).await.views, 1, "batched");
+    interactions.record_views(&[]).await.expect("empty batch");
 }
 
 /// A view of an unknown canvas is not an error and creates nothing.
