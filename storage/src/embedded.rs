@@ -40,8 +40,10 @@
 //! write, or a checkpoint) can lose it, never corrupt the file (WAL mode). An execution
 //! record is a run's history and a pointer to its result, and that result lives in the
 //! result cache, which the embedded default keeps in the process's memory: whatever loses
-//! the record has lost the result with it. Its fsync was most of an execution's overhead
-//! on a VM disk (about 3.6 ms of a ~5 ms round trip beyond the engine; BENCHMARKS.md).
+//! the record has lost the result with it. (With Redis holding the results, a lost record
+//! only makes its id answer 404; the result is still found by its cache key.) Its fsync was
+//! most of an execution's overhead on a VM disk (about 3.6 ms of a ~5 ms round trip beyond
+//! the engine; BENCHMARKS.md).
 //!
 //! ## Concurrency
 //! Readers run in parallel (WAL). Every write transaction starts with `BEGIN IMMEDIATE`, so
