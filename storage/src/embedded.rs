@@ -31,6 +31,20 @@
 //! the append returns, and groups updates into one append per batch, so the price is one
 //! fsync per batch, not per update; that is the promise "durable" makes, so FULL it is.
 //!
+//! One kind of row is written without that fsync: query execution records
+//! ([`create_execution`](crate::DataStore::create_execution),
+//! [`update_execution`](crate::DataStore::update_execution)) go through a connection of their
+//! own with `synchronous = NORMAL`. Such a commit is visible to every reader at once and
+//! survives a crash of the process (it is in the WAL, in the OS page cache); only a power
+//! loss or OS crash before the next fsync of the WAL (the next FULL commit of any other
+//! write, or a checkpoint) can lose it, never corrupt the file (WAL mode). An execution
+//! record is a run's history and a pointer to its result, and that result lives in the
+//! result cache, which the embedded default keeps in the process's memory: whatever loses
+//! the record has lost the result with it. (With Redis holding the results, a lost record
+//! only makes its id answer 404; the result is still found by its cache key.) Its fsync was
+//! most of an execution's overhead on a VM disk (about 3.6 ms of a ~5 ms round trip beyond
+//! the engine; BENCHMARKS.md).
+//!
 //! ## Concurrency
 //! Readers run in parallel (WAL). Every write transaction starts with `BEGIN IMMEDIATE`, so
 //! it takes SQLite's single write lock before it reads what it bases its writes on (the last
@@ -92,6 +106,9 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The one connection that runs write transactions ([`SqliteStore::begin_write`]).
     writer: SqlitePool,
+    /// The one connection that writes execution records, with `synchronous = NORMAL` (see
+    /// "Durability" above).
+    records: SqlitePool,
 }
 
 impl SqliteStore {
@@ -116,9 +133,20 @@ impl SqliteStore {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        Ok(SqliteStore { pool, writer })
+        let records = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.synchronous(SqliteSynchronous::Normal))
+            .await?;
+        Ok(SqliteStore {
+            pool,
+            writer,
+            records,
+        })
     }
 
     /// A throwaway store in memory, for tests. It uses a single connection (each connection
@@ -139,6 +167,7 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(SqliteStore {
             writer: pool.clone(),
+            records: pool.clone(),
             pool,
         })
     }
@@ -146,7 +175,13 @@ impl SqliteStore {
     /// Closes every connection, waiting for those in use to be returned. Later calls fail.
     pub async fn close(&self) {
         self.writer.close().await;
+        self.records.close().await;
         self.pool.close().await;
+    }
+
+    /// Where execution records are written (see "Durability" above).
+    fn records(&self) -> &SqlitePool {
+        &self.records
     }
 
     /// Starts a write transaction holding SQLite's write lock from its first statement.

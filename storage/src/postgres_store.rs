@@ -70,6 +70,11 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// Where execution records are written: the pool, like everything else.
+    fn records(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// A transaction for several statements that must happen together.
     async fn begin_write(&self) -> StorageResult<sqlx::Transaction<'static, sqlx::Postgres>> {
         Ok(self.pool.begin().await?)

@@ -505,7 +505,7 @@ macro_rules! impl_data_store {
                     .bind(&e.query_hash)
                     .bind(e.from_cache)
                     .bind(e.computed_at.map($ts))
-                    .execute(&self.pool)
+                    .execute(self.records())
                     .await
                     .map_err(|err| $crate::sql::missing_reference(err, "query or user"))?;
                 Ok(())
@@ -538,7 +538,7 @@ macro_rules! impl_data_store {
                     .bind(u.rows_returned.map($int))
                     .bind(u.completed_at.map($ts))
                     .bind(u.computed_at.map($ts))
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.records())
                     .await?;
                 row.map(|r| s::execution_from_row(&r)).transpose()
             }
