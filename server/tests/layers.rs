@@ -31,8 +31,8 @@ const LAYERS: &[Layer] = &[
     },
     Layer {
         name: "lookups, auditing, presence and live-message writers",
-        files: &["access.rs", "audit.rs", "sync/shared.rs"],
-        may_use: &["domain", "view", "metrics", "sync::shared"],
+        files: &["access.rs", "admission.rs", "audit.rs", "sync/shared.rs"],
+        may_use: &["domain", "view", "metrics", "admission", "sync::shared"],
         axum: false,
     },
     Layer {
