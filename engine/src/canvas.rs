@@ -307,21 +307,15 @@ impl CanvasDoc {
         let indices: Vec<usize> = group.iter().map(|(i, _)| *i).collect();
         let merged = match indices[..] {
             [] => return None,
-            [only] => group
-                .pop()
-                .map(|(_, member)| member.into_update().map(|u| (u, LogEntry::One(only)))),
-            _ => Some(merge_group(group.drain(..).map(|(_, member)| member)).map(
-                |(merged, update)| {
-                    (
-                        merged,
-                        LogEntry::Merged {
-                            update,
-                            members: indices.clone(),
-                        },
-                    )
-                },
-            )),
-        }?;
+            [only] => {
+                let (_, member) = group.pop()?;
+                member.into_update().map(|u| (u, LogEntry::One(only)))
+            }
+            _ => merge_group(group.drain(..).map(|(_, member)| member)).map(|(merged, update)| {
+                let members = indices.clone();
+                (merged, LogEntry::Merged { update, members })
+            }),
+        };
         let result = match merged {
             Ok((merged, entry)) => {
                 let mut txn = self.doc.transact_mut();
@@ -463,7 +457,7 @@ fn merge_group<'a>(
     members: impl Iterator<Item = Member<'a>>,
 ) -> Result<(Update, Vec<u8>), ReadError> {
     enum Piece<'a> {
-        Run(chain::Chain<'a>, &'a [u8]),
+        Run(chain::Chain<'a>),
         Other(Update),
     }
     let mut pieces: Vec<Piece<'a>> = Vec::new();
@@ -476,31 +470,27 @@ fn merge_group<'a>(
             }
         };
         let key = match pieces.last_mut() {
-            Some(Piece::Run(run, _)) => match run.push(key) {
+            Some(Piece::Run(run)) => match run.push(key) {
                 Ok(()) => continue,
                 Err(key) => key,
             },
             _ => key,
         };
         match chain::Chain::new(key) {
-            Some(run) => pieces.push(Piece::Run(run, bytes)),
+            Some(run) => pieces.push(Piece::Run(run)),
             None => pieces.push(Piece::Other(Update::decode_v1(bytes)?)),
         }
     }
-    // a single run: its own encoding is the merged update
-    if let [Piece::Run(run, first)] = &pieces[..] {
-        let update = if run.len() == 1 {
-            first.to_vec()
-        } else {
-            run.encode_v1()
-        };
+    // one run (two keystrokes or more: a group has two members or more): its encoding is
+    // the merged update
+    if let [Piece::Run(run)] = &pieces[..] {
+        let update = run.encode_v1();
         return Ok((Update::decode_v1(&update)?, update));
     }
     let decoded = pieces
         .into_iter()
         .map(|piece| match piece {
-            Piece::Run(run, first) if run.len() == 1 => Update::decode_v1(first),
-            Piece::Run(run, _) => Update::decode_v1(&run.encode_v1()),
+            Piece::Run(run) => Update::decode_v1(&run.encode_v1()),
             Piece::Other(update) => Ok(update),
         })
         .collect::<Result<Vec<_>, _>>()?;

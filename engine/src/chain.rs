@@ -106,7 +106,6 @@ pub(crate) struct Chain<'a> {
     first: Keystroke<'a>,
     end: u32,
     text: String,
-    count: usize,
 }
 
 impl<'a> Chain<'a> {
@@ -116,7 +115,6 @@ impl<'a> Chain<'a> {
             end: first.end()?,
             text: first.text.to_owned(),
             first,
-            count: 1,
         })
     }
 
@@ -133,16 +131,10 @@ impl<'a> Chain<'a> {
             (true, Some(end)) => {
                 self.text.push_str(next.text);
                 self.end = end;
-                self.count += 1;
                 Ok(())
             }
             _ => Err(next),
         }
-    }
-
-    /// How many keystrokes the chain holds.
-    pub(crate) fn len(&self) -> usize {
-        self.count
     }
 
     /// The chain as one v1 update: one item with the first keystroke's id and origins and
@@ -252,7 +244,6 @@ mod tests {
             for k in keystrokes {
                 chain.push(k).expect("continues the chain");
             }
-            assert_eq!(chain.len(), keys.len());
             for u in &updates {
                 apply(&one_by_one, u);
             }
