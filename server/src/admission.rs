@@ -36,12 +36,42 @@ const MAX_AGE: Duration = Duration::from_secs(60);
 /// Past this many entries a cache starts over (bounds memory under many tokens).
 const MAX_ENTRIES: usize = 50_000;
 
+/// Entries read from storage, each with when it was read; at most [`MAX_ENTRIES`].
+struct Entries<K, V>(DashMap<K, (V, Instant)>);
+
+impl<K: Eq + std::hash::Hash + Copy, V: Clone> Entries<K, V> {
+    /// The entry of `key` if it is younger than [`MAX_AGE`] and `valid`; any other is dropped.
+    fn get(&self, key: K, valid: impl Fn(&V) -> bool) -> Option<V> {
+        let hit = self
+            .0
+            .get(&key)
+            .and_then(|e| (e.1.elapsed() < MAX_AGE && valid(&e.0)).then(|| e.0.clone()));
+        if hit.is_none() {
+            self.0.remove(&key);
+        }
+        hit
+    }
+
+    /// Keeps `value`, read in generation `read_in`, unless the cache was invalidated since
+    /// (`now` is the current generation, read after inserting: an invalidation after that
+    /// read clears the entry itself).
+    fn keep(&self, key: K, value: V, read_in: u64, now: impl Fn() -> u64) {
+        if self.0.len() >= MAX_ENTRIES {
+            self.0.clear();
+        }
+        self.0.insert(key, (value, Instant::now()));
+        if now() != read_in {
+            self.0.remove(&key);
+        }
+    }
+}
+
 /// Cached sessions (by token digest) and accesses (by user and canvas).
 pub struct AdmissionCache {
     enabled: bool,
     generation: AtomicU64,
-    sessions: DashMap<[u8; 32], (User, Session, Instant)>,
-    access: DashMap<(Uuid, Uuid), (ProjectAccess, Instant)>,
+    sessions: Entries<[u8; 32], (User, Session)>,
+    access: Entries<(Uuid, Uuid), ProjectAccess>,
 }
 
 impl AdmissionCache {
@@ -50,8 +80,8 @@ impl AdmissionCache {
         AdmissionCache {
             enabled,
             generation: AtomicU64::new(0),
-            sessions: DashMap::new(),
-            access: DashMap::new(),
+            sessions: Entries(DashMap::new()),
+            access: Entries(DashMap::new()),
         }
     }
 
@@ -68,82 +98,55 @@ impl AdmissionCache {
     /// Forgets everything (after a write that may end a session or change an access).
     pub fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        self.sessions.clear();
-        self.access.clear();
+        self.sessions.0.clear();
+        self.access.0.clear();
     }
 
     /// The cached live session of a token, with its user.
     pub fn session(&self, token: &str) -> Option<(User, Session)> {
-        if !self.enabled {
-            return None;
-        }
-        let key = digest(token);
-        let hit = self.sessions.get(&key).and_then(|e| {
-            let (user, session, at) = &*e;
-            (at.elapsed() < MAX_AGE && session.expires_at > chrono::Utc::now())
-                .then(|| (user.clone(), *session))
-        });
-        if hit.is_none() {
-            self.sessions.remove(&key);
-        }
-        hit
+        let live = |(_, session): &(User, Session)| session.expires_at > chrono::Utc::now();
+        self.enabled
+            .then(|| self.sessions.get(digest(token), live))
+            .flatten()
     }
 
     /// Keeps a session read from storage in generation `generation`.
     pub fn keep_session(&self, generation: u64, token: &str, user: &User, session: &Session) {
-        if !self.enabled {
-            return;
-        }
-        if self.sessions.len() >= MAX_ENTRIES {
-            self.sessions.clear();
-        }
-        let key = digest(token);
-        self.sessions
-            .insert(key, (user.clone(), *session, Instant::now()));
-        // An invalidation since the lookup started: what was read may be stale. (Checked
-        // after inserting: an invalidation after this check clears the entry itself.)
-        if self.generation() != generation {
-            self.sessions.remove(&key);
+        if self.enabled {
+            let value = (user.clone(), *session);
+            self.sessions
+                .keep(digest(token), value, generation, || self.generation());
         }
     }
 
     /// The cached project-level access of a user to a canvas.
     pub fn access(&self, user: Uuid, canvas: Uuid) -> Option<ProjectAccess> {
-        if !self.enabled {
-            return None;
-        }
-        let hit = self
-            .access
-            .get(&(user, canvas))
-            .and_then(|e| (e.1.elapsed() < MAX_AGE).then(|| e.0.clone()));
-        if hit.is_none() {
-            self.access.remove(&(user, canvas));
-        }
-        hit
+        self.enabled
+            .then(|| self.access.get((user, canvas), |_| true))
+            .flatten()
     }
 
     /// Keeps an access read from storage in generation `generation`.
     pub fn keep_access(&self, generation: u64, user: Uuid, canvas: Uuid, access: &ProjectAccess) {
-        if !self.enabled {
-            return;
-        }
-        if self.access.len() >= MAX_ENTRIES {
-            self.access.clear();
-        }
-        self.access
-            .insert((user, canvas), (access.clone(), Instant::now()));
-        if self.generation() != generation {
-            self.access.remove(&(user, canvas));
+        if self.enabled {
+            self.access
+                .keep((user, canvas), access.clone(), generation, || {
+                    self.generation()
+                });
         }
     }
 
-    /// Wraps the stores whose writes invalidate the cache; on a single-node embedded
-    /// store the cache is enabled, otherwise it keeps nothing.
+    /// On a single-node embedded store: an enabled cache, and the stores whose writes
+    /// invalidate it wrapped. Otherwise a cache that keeps nothing, and the stores as they
+    /// are (nothing to invalidate).
     pub fn wrap(storage: &mut Storage) -> Arc<AdmissionCache> {
         let single_node = !storage.fanout.is_shared()
             && !storage.probes.is_empty()
             && storage.probes.iter().all(|p| p.service() == "sqlite");
         let cache = Arc::new(AdmissionCache::new(single_node));
+        if !single_node {
+            return cache;
+        }
         storage.sessions = Arc::new(Invalidating {
             inner: storage.sessions.clone(),
             cache: cache.clone(),
