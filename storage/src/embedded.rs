@@ -111,6 +111,17 @@ pub struct SqliteStore {
     records: SqlitePool,
 }
 
+/// A pool of one connection kept open for the store's life (the writer, the records).
+async fn one_connection(options: SqliteConnectOptions) -> StorageResult<SqlitePool> {
+    Ok(SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(options)
+        .await?)
+}
+
 impl SqliteStore {
     /// Opens (creating it and `data_dir` if needed) `{data_dir}/canvas.sqlite3` in WAL mode
     /// with `synchronous = FULL` and foreign keys on, and brings its schema up to date.
@@ -128,20 +139,8 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options.clone())
-            .await?;
-        let records = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options.synchronous(SqliteSynchronous::Normal))
-            .await?;
+        let writer = one_connection(options.clone()).await?;
+        let records = one_connection(options.synchronous(SqliteSynchronous::Normal)).await?;
         Ok(SqliteStore {
             pool,
             writer,
