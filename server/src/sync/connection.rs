@@ -186,22 +186,60 @@ async fn connection(
             return;
         }
     };
-    let timing = Timing::of(&state);
-    let open = OpenConnection::count(&state);
-    let ids = Ids {
-        conn: conn_id,
-        canvas: canvas_id,
-        user: rate_user,
+    let live = Live {
+        room,
+        ids: Ids {
+            conn: conn_id,
+            canvas: canvas_id,
+            user: rate_user,
+        },
+        out_rx,
+        timing: Timing::of(&state),
+        session: session_end,
+        registration,
+        open: OpenConnection::count(&state),
     };
-    let end = pump(socket, &room, ids, &state, out_rx, (timing, session_end)).await;
-    drop(open);
-    drop(registration);
-    // The room forgets the connection (a no-op if it already has), what it sent is counted,
-    // and only then is the socket closed (which waits for the client's answer).
-    Box::pin(room.send(RoomCmd::Leave(conn_id))).await;
-    Box::pin(state.ws_meter.flush(rate_user)).await;
-    if let Some((socket, code, reason)) = end {
-        Box::pin(socket.close(code, &reason)).await;
+    // The open connection runs as a task of its own, in this span: what admission held (the
+    // caller's parameters, the user, the access) is freed rather than kept beside the socket
+    // for as long as the connection stays open (W4, memory per connection).
+    let tasks = state.tasks.clone();
+    tasks.spawn(live.run(socket, state).in_current_span());
+}
+
+/// What an admitted connection keeps while it is open.
+struct Live {
+    room: super::rooms::RoomSender,
+    ids: Ids,
+    out_rx: mpsc::Receiver<Outbound>,
+    timing: Timing,
+    session: SessionEnd,
+    /// Its entry among the session's connections (closed at logout), if it has a session.
+    registration: Option<sessions::Registration>,
+    open: OpenConnection,
+}
+
+impl Live {
+    /// Pumps frames until the connection ends, then leaves the room and closes the socket.
+    async fn run(self, mut socket: Socket, state: AppState) {
+        let Live {
+            room,
+            ids,
+            out_rx,
+            timing,
+            session,
+            registration,
+            open,
+        } = self;
+        let end = pump(&mut socket, &room, ids, &state, out_rx, (timing, session)).await;
+        drop(open);
+        drop(registration);
+        // The room forgets the connection (a no-op if it already has), what it sent is
+        // counted, and only then is the socket closed (which waits for the client's answer).
+        Box::pin(room.send(RoomCmd::Leave(ids.conn))).await;
+        Box::pin(state.ws_meter.flush(ids.user)).await;
+        if let Some((code, reason)) = end {
+            Box::pin(socket.close(code, &reason)).await;
+        }
     }
 }
 
@@ -258,16 +296,16 @@ struct Ids {
     user: Uuid,
 }
 
-/// Pumps frames both ways until the connection ends; returns the socket with the close code
-/// and reason to send, or `None` when the client is gone.
+/// Pumps frames both ways until the connection ends; returns the close code and reason to
+/// send, or `None` when the client is gone.
 async fn pump(
-    mut socket: Socket,
+    socket: &mut Socket,
     room: &super::rooms::RoomSender,
     ids: Ids,
     state: &AppState,
     mut out_rx: mpsc::Receiver<Outbound>,
     (timing, session): (Timing, SessionEnd),
-) -> Option<(Socket, u16, String)> {
+) -> Option<(u16, String)> {
     let max = state.config.max_message_bytes;
     let mut heard_any = false;
     let started = Instant::now();
@@ -282,11 +320,17 @@ async fn pump(
         } else {
             Some(started + timing.first_message)
         };
+        // One timer for every deadline (a timer is one of the larger parts of an idle
+        // connection's state).
+        let wake = [next_ping, session.expires, silence_deadline]
+            .into_iter()
+            .flatten()
+            .min();
         tokio::select! {
             inbound = socket.recv() => {
                 let frame = match inbound {
                     Inbound::Frame(frame) => frame,
-                    Inbound::Refuse(code, reason) => return Some((socket, code, reason)),
+                    Inbound::Refuse(code, reason) => return Some((code, reason)),
                     Inbound::Gone => return None,
                 };
                 heard_any = true;
@@ -294,19 +338,19 @@ async fn pump(
                 state.metrics.ws_received_bytes.inc_by(frame.len() as u64);
                 if frame.len() > max {
                     let reason = format!("message of {} bytes exceeds the {max}-byte limit", frame.len());
-                    return Some((socket, close::TOO_LARGE, reason));
+                    return Some((close::TOO_LARGE, reason));
                 }
                 if !state.ws_meter.count(ids.user).await {
                     state.metrics.rate_limited_message();
-                    return Some((socket, close::RATE_LIMITED, "rate limited: too many messages per minute".into()));
+                    return Some((close::RATE_LIMITED, "rate limited: too many messages per minute".into()));
                 }
                 match protocol::decode(&frame) {
                     Ok(message) => {
                         if !room.send(RoomCmd::Message(ids.conn, message)).await {
-                            return Some((socket, close::TRY_AGAIN_LATER, "canvas room closed; reconnect".into()));
+                            return Some((close::TRY_AGAIN_LATER, "canvas room closed; reconnect".into()));
                         }
                     }
-                    Err(err) => return Some((socket, close::MALFORMED, format!("malformed message: {err}"))),
+                    Err(err) => return Some((close::MALFORMED, format!("malformed message: {err}"))),
                 }
             }
             outbound = out_rx.recv() => {
@@ -332,11 +376,11 @@ async fn pump(
                         // The room already forgot this connection.
                         Some(Outbound::Close(code, reason)) => {
                             let _ = socket.flush().await;
-                            return Some((socket, code, reason));
+                            return Some((code, reason));
                         }
                         None => {
                             let _ = socket.flush().await;
-                            return Some((socket, close::TRY_AGAIN_LATER, "connection too slow for the room".into()));
+                            return Some((close::TRY_AGAIN_LATER, "connection too slow for the room".into()));
                         }
                     }
                     if queued >= FLUSH_EVERY {
@@ -352,24 +396,28 @@ async fn pump(
                     return None;
                 }
             }
-            _ = sleep_until_opt(next_ping), if next_ping.is_some() => {
-                if socket.ping().await.is_err() {
-                    return None;
-                }
-                next_ping = timing.ping_every.map(|every| Instant::now() + every);
-            }
             () = cancelled_opt(session.ended.as_ref()) => {
-                return Some((socket, close::UNAUTHORIZED, "the session ended (logged out)".into()));
+                return Some((close::UNAUTHORIZED, "the session ended (logged out)".into()));
             }
-            () = sleep_until_opt(session.expires), if session.expires.is_some() => {
-                return Some((socket, close::UNAUTHORIZED, "the session expired; log in again".into()));
-            }
-            _ = sleep_until_opt(silence_deadline), if silence_deadline.is_some() => {
-                if heard_any {
-                    debug!("no answer to pings; closing");
-                    return Some((socket, close::GOING_AWAY, "no answer to pings".into()));
+            () = sleep_until_opt(wake), if wake.is_some() => {
+                let now = Instant::now();
+                let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+                if due(session.expires) {
+                    return Some((close::UNAUTHORIZED, "the session expired; log in again".into()));
                 }
-                return Some((socket, close::POLICY, format!("no message within {} s of connecting", timing.first_message.as_secs())));
+                if due(silence_deadline) {
+                    if heard_any {
+                        debug!("no answer to pings; closing");
+                        return Some((close::GOING_AWAY, "no answer to pings".into()));
+                    }
+                    return Some((close::POLICY, format!("no message within {} s of connecting", timing.first_message.as_secs())));
+                }
+                if due(next_ping) {
+                    if socket.ping().await.is_err() {
+                        return None;
+                    }
+                    next_ping = timing.ping_every.map(|every| Instant::now() + every);
+                }
             }
         }
     }

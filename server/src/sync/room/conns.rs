@@ -158,7 +158,7 @@ impl Room {
         }
         self.conns.insert(
             request.conn_id,
-            Conn {
+            Box::new(Conn {
                 user_id: request.access.user_id,
                 access: request.access.clone(),
                 username: request.username,
@@ -172,7 +172,7 @@ impl Room {
                 actor: request.actor,
                 awareness_budget: Budget::new(),
                 lag: None,
-            },
+            }),
         );
         self.idle_since = None;
         self.publish_active_users();

@@ -146,7 +146,9 @@ pub(super) struct Room {
     unregister: Unregister,
     record: CanvasRecord,
     canvas: CanvasDoc,
-    conns: HashMap<ConnId, Conn>,
+    /// Boxed: a map's table keeps room for more entries than it holds, and a connection's
+    /// state is a few hundred bytes (W4, memory per room).
+    conns: HashMap<ConnId, Box<Conn>>,
     presence: PresenceTable,
     /// Which connection announced each awareness client id.
     awareness_owner: HashMap<ClientID, ConnId>,
@@ -217,7 +219,7 @@ impl Room {
         };
         // The forwarder (and with it the subscription) ends when this room ends.
         let stop = tokio_util::sync::CancellationToken::new();
-        let _stop_forwarding_on_exit = stop.clone().drop_guard();
+        let stop_forwarding_on_exit = stop.clone().drop_guard();
         let forwarder = forward_remote(
             remote,
             (deps.fanout.clone(), id),
@@ -241,7 +243,14 @@ impl Room {
             }
         };
         room.own = Some(own_cmds);
-        room.serve(rx, written_rx).await;
+        // The loop runs as a task of its own, in this span: the loading task's state (the
+        // subscription and the load futures, the loaded parts before they become the room)
+        // is freed rather than kept beside the room for as long as it stays open.
+        let tasks = room.deps.tasks.clone();
+        tasks.spawn(
+            room.serve(rx, written_rx, stop_forwarding_on_exit)
+                .in_current_span(),
+        );
     }
 
     async fn load(
@@ -250,16 +259,16 @@ impl Room {
         unregister: Unregister,
     ) -> Result<(Room, mpsc::Receiver<Box<Written>>), String> {
         let storage = &deps.canvases;
-        let record = storage
-            .canvas(id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("canvas not found")?;
-        let stored = storage
-            .load_document(id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("canvas document not found")?;
+        // Three independent reads, at once: a join that loads the room waits for the
+        // slowest of them rather than for their sum (W5, join from storage).
+        let (record, stored, versions) = tokio::try_join!(
+            storage.canvas(id),
+            storage.load_document(id),
+            deps.versions.versions(id)
+        )
+        .map_err(|e| e.to_string())?;
+        let record = record.ok_or("canvas not found")?;
+        let stored = stored.ok_or("canvas document not found")?;
         let durable_seq = stored
             .updates
             .last()
@@ -269,11 +278,6 @@ impl Room {
             stored.updates.iter().map(|(_, u)| u.as_slice()),
         )
         .map_err(|e| e.to_string())?;
-        let versions = deps
-            .versions
-            .versions(id)
-            .await
-            .map_err(|e| e.to_string())?;
         info!(log_entries = stored.updates.len(), "room loaded");
         let (log, written_rx) = DurableLog::new(
             durable_seq,
@@ -331,36 +335,45 @@ impl Room {
         Ok((room, written_rx))
     }
 
+    /// Serves the room's commands until it unloads or the server stops; the forwarder of
+    /// other nodes' messages stops when this returns (`_forwarding` drops).
     async fn serve(
         mut self,
         mut rx: mpsc::Receiver<RoomCmd>,
         mut written_rx: mpsc::Receiver<Box<Written>>,
+        _forwarding: tokio_util::sync::DropGuard,
     ) {
         let shutdown = self.deps.shutdown.clone();
         let idle = self.deps.config.idle_unload;
-        let mut refresh = tokio::time::interval(
-            self.deps
-                .config
-                .checkpoint_every
-                .max(Duration::from_secs(1)),
-        );
-        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let refresh_every = self
+            .deps
+            .config
+            .checkpoint_every
+            .max(Duration::from_secs(1));
         // Checks for an automatic version at least every 30 s, or every interval if shorter.
-        let mut version_timer = tokio::time::interval(
-            self.deps
-                .config
-                .version_interval
-                .clamp(Duration::from_secs(1), Duration::from_secs(30)),
-        );
-        version_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let version_every = self
+            .deps
+            .config
+            .version_interval
+            .clamp(Duration::from_secs(1), Duration::from_secs(30));
+        let mut next_refresh = Instant::now() + refresh_every;
+        let mut next_version = Instant::now() + version_every;
         // The branches that wait for storage (a write's result, checkpoints, versions, the
         // other nodes, unloading) run boxed: a room's task is as large as its loop's state,
-        // and would otherwise carry the largest of those futures while it sits idle.
+        // and would otherwise carry the largest of those futures while it sits idle. For
+        // the same reason every deadline shares one timer (W4, memory per room).
         loop {
-            let idle_deadline = self.idle_since.map(|since| since + idle);
+            let idle_deadline = self
+                .idle_since
+                .filter(|_| self.log.is_idle())
+                .map(|since| since + idle);
             let presence_due = self.presence_due();
             let lag_due = self.lag_check_due();
             let data_due = self.bound.next_expiry();
+            let wake = [presence_due, data_due, lag_due, idle_deadline]
+                .into_iter()
+                .flatten()
+                .fold(next_refresh.min(next_version), Instant::min);
             let flow = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -382,40 +395,42 @@ impl Room {
                     },
                     None => Flow::Stop,
                 },
-                _ = sleep_until_opt(presence_due), if presence_due.is_some() => {
-                    self.flush_presence();
-                    Flow::Continue
-                }
-                _ = sleep_until_opt(data_due), if data_due.is_some() => {
-                    self.block_data_expired();
-                    Flow::Continue
-                }
-                _ = sleep_until_opt(lag_due), if lag_due.is_some() => {
-                    self.catch_up_lagging();
-                    Flow::Continue
-                }
-                _ = sleep_until_opt(idle_deadline), if idle_deadline.is_some() && self.log.is_idle() => {
-                    Box::pin(self.unload(&mut rx)).await;
-                    return;
-                }
-                _ = refresh.tick() => {
-                    // Keeps `canvas:state:{id}` alive while people stay connected.
-                    if !self.conns.is_empty() {
-                        self.publish_active_users();
+                () = tokio::time::sleep_until(wake) => {
+                    let now = Instant::now();
+                    let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+                    if due(presence_due) {
+                        self.flush_presence();
                     }
-                    // Checkpoints after a while, not only after many updates, so a slowly
-                    // edited canvas does not keep a long log.
-                    if self.log.is_idle() {
-                        Box::pin(self.checkpoint()).await;
+                    if due(data_due) {
+                        self.block_data_expired();
                     }
-                    Flow::Continue
-                }
-                _ = version_timer.tick() => {
-                    if self.shared() {
-                        Box::pin(self.refresh_versions()).await;
+                    if due(lag_due) {
+                        self.catch_up_lagging();
                     }
-                    if self.log.is_idle() {
-                        Box::pin(self.auto_version()).await;
+                    if due(idle_deadline) && self.idle_since.is_some() && self.log.is_idle() {
+                        Box::pin(self.unload(&mut rx)).await;
+                        return;
+                    }
+                    if next_refresh <= now {
+                        next_refresh = now + refresh_every;
+                        // Keeps `canvas:state:{id}` alive while people stay connected.
+                        if !self.conns.is_empty() {
+                            self.publish_active_users();
+                        }
+                        // Checkpoints after a while, not only after many updates, so a
+                        // slowly edited canvas does not keep a long log.
+                        if self.log.is_idle() {
+                            Box::pin(self.checkpoint()).await;
+                        }
+                    }
+                    if next_version <= now {
+                        next_version = now + version_every;
+                        if self.shared() {
+                            Box::pin(self.refresh_versions()).await;
+                        }
+                        if self.log.is_idle() {
+                            Box::pin(self.auto_version()).await;
+                        }
                     }
                     Flow::Continue
                 }
@@ -586,13 +601,6 @@ impl Room {
         }
         self.unregister.now();
         info!("room flushed for shutdown");
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
 

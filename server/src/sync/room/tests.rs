@@ -330,7 +330,8 @@ async fn an_idle_room_unloads_after_the_delay_and_not_before() {
     let storage = h.storage.clone();
     let id = h.room.id;
     let (tx, rx) = mpsc::channel(8);
-    let serving = tokio::spawn(h.room.serve(rx, h.written_rx));
+    let forwarding = tokio_util::sync::CancellationToken::new().drop_guard();
+    let serving = tokio::spawn(h.room.serve(rx, h.written_rx, forwarding));
     let viewer = ProjectAccess {
         user_id: Uuid::new_v4(),
         project_role: Some(Role::Viewer),
