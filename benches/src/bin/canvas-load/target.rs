@@ -73,7 +73,13 @@ impl Target {
     /// Prepares a target at `addr` (`host:port`): for our server, signs up a user and makes
     /// a project.
     pub async fn new(kind: Kind, addr: &str) -> Result<Target, Error> {
-        let http = reqwest::Client::new();
+        // Idle pooled connections are dropped well before a server closes them (ours after
+        // `--handshake-timeout-secs`, 10 s by default): loading the trace between the signup
+        // and the first canvas takes longer, and a request sent on a connection the server
+        // is closing fails ("error sending request").
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
+            .build()?;
         let mut target = Target {
             kind,
             addr: addr.to_owned(),
