@@ -221,18 +221,18 @@ struct Live {
 impl Live {
     /// Pumps frames until the connection ends, then leaves the room and closes the socket.
     async fn run(self, mut socket: Socket, state: AppState) {
-        let Live {
+        let (room, ids) = (&self.room, self.ids);
+        let end = pump(
+            &mut socket,
             room,
             ids,
-            out_rx,
-            timing,
-            session,
-            registration,
-            open,
-        } = self;
-        let end = pump(&mut socket, &room, ids, &state, out_rx, (timing, session)).await;
-        drop(open);
-        drop(registration);
+            &state,
+            self.out_rx,
+            (self.timing, self.session),
+        )
+        .await;
+        drop(self.open);
+        drop(self.registration);
         // The room forgets the connection (a no-op if it already has), what it sent is
         // counted, and only then is the socket closed (which waits for the client's answer).
         Box::pin(room.send(RoomCmd::Leave(ids.conn))).await;

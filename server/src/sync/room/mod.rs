@@ -407,7 +407,8 @@ impl Room {
                     if due(lag_due) {
                         self.catch_up_lagging();
                     }
-                    if due(idle_deadline) && self.idle_since.is_some() && self.log.is_idle() {
+                    // (`idle_deadline` is set only while nothing waits to be written)
+                    if due(idle_deadline) {
                         Box::pin(self.unload(&mut rx)).await;
                         return;
                     }
