@@ -256,6 +256,12 @@ pub struct Config {
     #[arg(long, env = "CANVAS_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
     pub webhook_timeout_ms: u64,
 
+    /// How long an ended webhook delivery (delivered, or failed after its 24 hours of
+    /// retries) stays in the delivery log, in seconds, before it is deleted with its
+    /// attempts (7 days by default; 0 keeps them forever). Pending ones are never pruned.
+    #[arg(long, env = "CANVAS_WEBHOOK_RETENTION_SECS", default_value_t = 7 * 24 * 60 * 60)]
+    pub webhook_retention_secs: u64,
+
     /// Log filter in `tracing_subscriber::EnvFilter` syntax, e.g. `info,canvas_server=debug`.
     #[arg(long, env = "CANVAS_LOG", default_value = "info")]
     pub log: String,

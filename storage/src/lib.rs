@@ -317,6 +317,11 @@ pub trait WebhookStore: Send + Sync + 'static {
         attempt: &WebhookAttempt,
         outcome: DeliveryOutcome,
     ) -> StorageResult<bool>;
+    /// Deletes up to `limit` deliveries that ended (delivered, or failed for good) before
+    /// `ended_before`, with their attempts; how many deliveries went. Pending ones, however
+    /// old, stay.
+    async fn prune_deliveries(&self, ended_before: DateTime<Utc>, limit: u32)
+    -> StorageResult<u64>;
     /// A subscription's latest deliveries, newest first.
     async fn deliveries_of_webhook(
         &self,

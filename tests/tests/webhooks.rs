@@ -579,6 +579,58 @@ async fn private_targets_are_refused_without_the_switch() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn ended_deliveries_leave_the_log_after_the_retention_and_pending_ones_stay() {
+    let server = TestServer::start_with(|config: &mut canvas_server::Config| {
+        fast(config);
+        config.webhook_retention_secs = 1;
+    })
+    .await;
+    let api = server.api();
+    let owner = api.signup("retention").await;
+    let project = api.create_project(&owner, "Kept a while").await;
+    let (ok_url, ok_rx) = receiver(0).await;
+    let (down_url, down_rx) = receiver(usize::MAX).await;
+    let ok = subscribe(&api, &owner, &project, &ok_url, &["canvas.created"]).await;
+    let down = subscribe(&api, &owner, &project, &down_url, &["canvas.created"]).await;
+    api.create_canvas(&owner, &project, "Short-lived log").await;
+
+    wait_for("the delivery", WAIT, || {
+        let rx = ok_rx.clone();
+        async move { (!rx.accepted().is_empty()).then_some(()) }
+    })
+    .await;
+    // Delivered, then gone from the log once a second has passed and the worker pruned.
+    wait_for("the delivered one to be pruned", WAIT * 2, || {
+        let api = api.clone();
+        let (owner, project, ok) = (owner.clone(), project.clone(), ok.clone());
+        async move {
+            deliveries(&api, &owner, &project, &ok)
+                .await
+                .is_empty()
+                .then_some(())
+        }
+    })
+    .await;
+    // The failing receiver's delivery is still being retried: it stays, attempts and all,
+    // though it is older than the retention.
+    wait_for("a few attempts at the failing receiver", WAIT, || {
+        let rx = down_rx.clone();
+        async move { (rx.all().len() >= 3).then_some(()) }
+    })
+    .await;
+    let log = deliveries(&api, &owner, &project, &down).await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0]["status"], "pending");
+    assert!(
+        log[0]["attempt_log"]
+            .as_array()
+            .is_some_and(|a| a.len() >= 2),
+        "{log:?}"
+    );
+    server.stop().await;
+}
+
 /// The binary as a process, killed with SIGKILL when dropped.
 struct Process {
     child: Child,

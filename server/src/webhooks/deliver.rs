@@ -14,6 +14,10 @@
 //!   the event, then the delivery is `failed`.
 //! - Every attempt is recorded with its status, error and duration (the delivery log), only
 //!   by the lease's holder.
+//! - **Pruning**: ended deliveries (delivered, or failed for good) are deleted with their
+//!   attempts once they are older than `--webhook-retention-secs` (7 days by default), in
+//!   batches of [`PRUNE_BATCH`], every quarter of the retention (at least every second, at
+//!   most every hour). Every node prunes; the statements are safe to run at once.
 
 use super::{Webhooks, signature};
 use canvas_storage::{DeliveryOutcome, WebhookAttempt, WebhookDelivery};
@@ -32,15 +36,33 @@ const MIN_SLEEP: Duration = Duration::from_millis(20);
 /// The longest error text kept per attempt.
 const MAX_ERROR_CHARS: usize = 500;
 
+/// Ended deliveries deleted by one statement (a prune repeats it until fewer go).
+pub const PRUNE_BATCH: u32 = 500;
+
+/// The longest wait between two prunes.
+const MAX_PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
+
 impl Webhooks {
     /// Starts this node's delivery worker on the task tracker; it stops when `shutdown` is
     /// cancelled (attempts in flight finish first: the tracker waits for them).
     pub fn start(&self, shutdown: CancellationToken) {
         let hooks = self.clone();
         self.inner.tasks.spawn(async move {
+            let prune_every = hooks
+                .settings()
+                .retention
+                .map(|retention| (retention / 4).clamp(Duration::from_secs(1), MAX_PRUNE_EVERY));
+            let mut next_prune = Instant::now();
             loop {
                 hooks.look().await;
-                let sleep = hooks.until_next().await;
+                let mut sleep = hooks.until_next().await;
+                if let Some(every) = prune_every {
+                    if Instant::now() >= next_prune {
+                        hooks.prune().await;
+                        next_prune = Instant::now() + every;
+                    }
+                    sleep = sleep.min(next_prune.saturating_duration_since(Instant::now()));
+                }
                 tokio::select! {
                     () = tokio::time::sleep(sleep) => {}
                     () = hooks.inner.wake.notified() => {}
@@ -48,6 +70,39 @@ impl Webhooks {
                 }
             }
         });
+    }
+
+    /// Deletes the deliveries that ended longer than the retention ago, with their attempts,
+    /// a batch at a time.
+    async fn prune(&self) {
+        let Some(retention) = self.settings().retention else {
+            return;
+        };
+        let Some(cutoff) = chrono::Duration::from_std(retention)
+            .ok()
+            .and_then(|r| Utc::now().checked_sub_signed(r))
+        else {
+            return;
+        };
+        let mut pruned = 0;
+        loop {
+            match self.inner.store.prune_deliveries(cutoff, PRUNE_BATCH).await {
+                Ok(n) => {
+                    pruned += n;
+                    if n < u64::from(PRUNE_BATCH) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    self.inner.metrics.storage_error(&e);
+                    tracing::warn!(error = %e, "cannot prune ended webhook deliveries");
+                    break;
+                }
+            }
+        }
+        if pruned > 0 {
+            tracing::info!(pruned, %cutoff, "pruned ended webhook deliveries");
+        }
     }
 
     /// How long to sleep: until the earliest due delivery, within [`MIN_SLEEP`] and the tick.

@@ -55,6 +55,8 @@ pub struct Settings {
     pub timeout: Duration,
     /// Whether loopback and private addresses may be targets.
     pub allow_private: bool,
+    /// How long an ended delivery stays in the log (`None`: for ever).
+    pub retention: Option<Duration>,
 }
 
 impl Settings {
@@ -66,6 +68,8 @@ impl Settings {
             coalesce: Duration::from_millis(config.webhook_coalesce_ms),
             timeout: Duration::from_millis(config.webhook_timeout_ms.max(1)),
             allow_private: config.allow_private_targets,
+            retention: (config.webhook_retention_secs > 0)
+                .then(|| Duration::from_secs(config.webhook_retention_secs)),
         }
     }
 
@@ -273,6 +277,7 @@ mod tests {
             coalesce: Duration::from_secs(10),
             timeout: Duration::from_secs(10),
             allow_private: false,
+            retention: None,
         };
         let waits: Vec<u64> = (1..=6).map(|n| s.backoff(n).as_secs()).collect();
         assert_eq!(waits, [10, 20, 40, 80, 160, 320]);

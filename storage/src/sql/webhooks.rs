@@ -116,6 +116,31 @@ pub(crate) const ATTEMPTS_OF_WEBHOOK: &str = "SELECT a.delivery_id, a.attempt, a
      ORDER BY created_at DESC, id DESC LIMIT $2) \
      ORDER BY a.attempted_at DESC, a.attempt DESC";
 
+/// The ended deliveries (delivered or failed) last changed before `$1`, oldest first, at
+/// most `$2`: what [`PRUNE_ATTEMPTS`] and [`PRUNE_DELIVERIES`] remove. An ended delivery is
+/// never changed again, so both statements of one prune pick the same rows (but for rows
+/// another node's prune removed in between: see [`PRUNE_DELIVERIES`]).
+macro_rules! ended_before {
+    () => {
+        "SELECT id FROM webhook_deliveries WHERE status <> 'pending' AND updated_at < $1 \
+         ORDER BY updated_at, id LIMIT $2"
+    };
+}
+/// Binds the cutoff and the limit: the attempts of the deliveries to prune.
+pub(crate) const PRUNE_ATTEMPTS: &str = concat!(
+    "DELETE FROM webhook_attempts WHERE delivery_id IN (",
+    ended_before!(),
+    ")"
+);
+/// Binds the cutoff and the limit: the deliveries whose attempts are gone (a row the
+/// concurrent prune of another node brought into the window after [`PRUNE_ATTEMPTS`] still
+/// has its attempts, and waits for the next prune).
+pub(crate) const PRUNE_DELIVERIES: &str = concat!(
+    "DELETE FROM webhook_deliveries WHERE id IN (",
+    ended_before!(),
+    ") AND NOT EXISTS (SELECT 1 FROM webhook_attempts a WHERE a.delivery_id = webhook_deliveries.id)"
+);
+
 /// A [`Webhook`] from `webhook_columns!`.
 pub(crate) fn webhook_from_row(row: &impl SqlRow) -> StorageResult<Webhook> {
     let events = row
@@ -354,6 +379,27 @@ macro_rules! impl_webhook_store {
                     .await?;
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn prune_deliveries(
+                &self,
+                ended_before: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> $crate::StorageResult<u64> {
+                use $crate::sql::webhooks as s;
+                let mut tx = self.begin_write().await?;
+                sqlx::query($sql!(s::PRUNE_ATTEMPTS))
+                    .bind($ts(ended_before))
+                    .bind(i64::from(limit))
+                    .execute(&mut *tx)
+                    .await?;
+                let done = sqlx::query($sql!(s::PRUNE_DELIVERIES))
+                    .bind($ts(ended_before))
+                    .bind(i64::from(limit))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected())
             }
 
             async fn deliveries_of_webhook(

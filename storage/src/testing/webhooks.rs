@@ -1,6 +1,7 @@
 //! [`WebhookStore`]: subscriptions (created, listed, deleted with their deliveries), the
 //! outbox (a delivery claimed once, recorded only by its lease's holder, due again when the
-//! lease ends) and coalescing (one open delivery per key takes the later data).
+//! lease ends), coalescing (one open delivery per key takes the later data) and pruning (ended
+//! deliveries go with their attempts once old enough; pending ones stay).
 //!
 //! Claims take every due delivery of the store, so the cases of this suite never run at once
 //! on one store ([`all`] runs them in turn; [`contract_tests!`](crate::contract_tests) gives
@@ -25,6 +26,7 @@ macro_rules! __webhook_cases {
             a_delivery_is_claimed_once_and_recorded_only_by_its_lease_holder,
             an_unrecorded_attempt_is_due_again_when_its_lease_ends,
             coalesced_deliveries_merge_until_the_first_attempt,
+            ended_deliveries_are_pruned_with_their_attempts_and_pending_ones_stay,
         ] }
     };
 }
@@ -40,6 +42,8 @@ pub async fn all(users: &dyn UserStore, projects: &dyn ProjectStore, hooks: &dyn
     a_delivery_is_claimed_once_and_recorded_only_by_its_lease_holder(users, projects, hooks).await;
     an_unrecorded_attempt_is_due_again_when_its_lease_ends(users, projects, hooks).await;
     coalesced_deliveries_merge_until_the_first_attempt(users, projects, hooks).await;
+    ended_deliveries_are_pruned_with_their_attempts_and_pending_ones_stay(users, projects, hooks)
+        .await;
 }
 
 /// The deliveries of `mine` among `claimed`: a database shared with other cases may hold
@@ -464,4 +468,104 @@ pub async fn coalesced_deliveries_merge_until_the_first_attempt(
         log.iter()
             .any(|d| d.data["version"] == 7 && d.attempts == 1)
     );
+}
+
+/// Pruning removes the deliveries that ended before the cutoff (delivered or failed), with
+/// their attempts, at most `limit` at a time; a pending delivery stays whatever its age, and
+/// so do its attempts.
+pub async fn ended_deliveries_are_pruned_with_their_attempts_and_pending_ones_stay(
+    users: &dyn UserStore,
+    projects: &dyn ProjectStore,
+    hooks: &dyn WebhookStore,
+) {
+    let (owner, p) = project(users, projects).await;
+    let hook = webhook(hooks, p.id, owner.id).await;
+    let now = now_ms();
+    let [delivered, failed, retried] =
+        std::array::from_fn(|_| delivery(hook.id, now - Duration::seconds(1), None));
+    hooks
+        .enqueue_deliveries(&[delivered.clone(), failed.clone(), retried.clone()])
+        .await
+        .expect("enqueue");
+    let lease = now + Duration::seconds(40);
+    let claimed = of(
+        hooks
+            .claim_deliveries(now, lease, 1000)
+            .await
+            .expect("claim"),
+        &[hook.id],
+    );
+    assert_eq!(claimed.len(), 3, "{claimed:?}");
+    for (d, code, outcome) in [
+        (&delivered, 200, DeliveryOutcome::Delivered),
+        (&failed, 500, DeliveryOutcome::Failed),
+        (
+            &retried,
+            503,
+            DeliveryOutcome::Retry(now + Duration::hours(1)),
+        ),
+    ] {
+        let recorded = hooks
+            .finish_attempt(lease, &attempt(d.id, 1, Some(code)), outcome)
+            .await
+            .expect("finish");
+        assert!(recorded);
+    }
+    let mine = |list: Vec<WebhookDelivery>| {
+        let mut ids: Vec<Uuid> = list.into_iter().map(|d| d.id).collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut ids: Vec<Uuid>| {
+        ids.sort();
+        ids
+    };
+
+    // Ended a moment ago: an hour's retention keeps them.
+    hooks
+        .prune_deliveries(Utc::now() - Duration::hours(1), 1000)
+        .await
+        .expect("prune");
+    assert_eq!(
+        mine(hooks.deliveries_of_webhook(hook.id, 50).await.expect("log")),
+        sorted(vec![delivered.id, failed.id, retried.id])
+    );
+    assert_eq!(
+        hooks
+            .attempts_of_webhook(hook.id, 50)
+            .await
+            .expect("attempts")
+            .len(),
+        3
+    );
+
+    // Past the cutoff: at most `limit` go per call, until none is left.
+    let cutoff = Utc::now() + Duration::seconds(1);
+    assert_eq!(
+        hooks.prune_deliveries(cutoff, 1).await.expect("prune one"),
+        1
+    );
+    let mut calls = 0;
+    while hooks.prune_deliveries(cutoff, 100).await.expect("prune") > 0 {
+        calls += 1;
+        assert!(calls < 1000, "pruning ends");
+    }
+    let left = hooks.deliveries_of_webhook(hook.id, 50).await.expect("log");
+    assert_eq!(
+        mine(left.clone()),
+        vec![retried.id],
+        "the pending one stays"
+    );
+    assert_eq!(left[0].status, "pending");
+    let attempts = hooks
+        .attempts_of_webhook(hook.id, 50)
+        .await
+        .expect("attempts");
+    assert_eq!(
+        attempts.iter().map(|a| a.delivery_id).collect::<Vec<_>>(),
+        vec![retried.id],
+        "the pruned deliveries' attempts went with them"
+    );
+    // The subscription itself is untouched, and still deletes with what is left.
+    assert!(hooks.delete_webhook(hook.id).await.expect("delete"));
 }
