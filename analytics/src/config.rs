@@ -63,6 +63,9 @@ pub struct Limits {
     pub query_timeout: Duration,
     /// Memory DataFusion may use across all queries of this node at once (one pool).
     pub memory_pool_bytes: usize,
+    /// Memory for file tables kept decoded (Arrow batches) between queries, across the
+    /// node; 0 reads every query from the file.
+    pub table_cache_bytes: usize,
     /// Most entries a streaming source reads from Redis per query.
     pub max_stream_entries: usize,
     /// Connections kept per database source.
@@ -81,6 +84,7 @@ impl Default for Limits {
             max_result_bytes: 32 * 1024 * 1024,
             query_timeout: Duration::from_secs(60),
             memory_pool_bytes: 1024 * 1024 * 1024,
+            table_cache_bytes: 256 * 1024 * 1024,
             max_stream_entries: 100_000,
             max_db_connections: 4,
             db_connect_timeout: Duration::from_secs(10),

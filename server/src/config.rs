@@ -195,6 +195,13 @@ pub struct Config {
     #[arg(long, env = "CANVAS_MAX_UPLOAD_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub max_upload_bytes: u64,
 
+    /// Memory for file sources' tables kept decoded between queries (per node, in bytes):
+    /// a file's rows are decoded once per upload, by the first query that reads them, and
+    /// later queries read memory; the least recently used leave first; a file whose rows do
+    /// not fit is read from the file each time. 0 turns it off.
+    #[arg(long, env = "CANVAS_TABLE_CACHE_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub table_cache_bytes: usize,
+
     /// Seconds one query may run; then it fails with `timeout`.
     #[arg(long, env = "CANVAS_QUERY_TIMEOUT_SECS", default_value_t = 60)]
     pub query_timeout_secs: u64,

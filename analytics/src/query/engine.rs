@@ -4,7 +4,8 @@
 //! A file table's provider (its schema, inferred from the file, and the statistics DataFusion
 //! reads from it) is kept per object version, so queries after the first on the same data
 //! skip the inference and the footer reads. A new upload is a new version (size, time,
-//! e-tag); old entries leave when the cache is full.
+//! e-tag); old entries leave when the cache is full. Its rows, decoded, are kept in memory
+//! too once a query has read them (see [`super::tables`]), within a byte budget.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::params::ParamValue;
 use super::result::{Column, QueryResult, RowCollector, portable_type};
+use super::tables::{TableCache, TableKey};
 use crate::config::Limits;
 use crate::error::{Error, Result};
 use crate::source::{FileConfig, FileFormat};
@@ -52,6 +54,7 @@ pub(crate) struct Engine {
     runtime: Arc<RuntimeEnv>,
     config: SessionConfig,
     providers: Arc<Mutex<HashMap<String, Provider>>>,
+    tables: TableCache,
 }
 
 /// A table to give a query: a file object, or rows already in memory.
@@ -95,6 +98,7 @@ impl Engine {
             runtime,
             config,
             providers: Arc::default(),
+            tables: TableCache::new(limits.table_cache_bytes),
         })
     }
 
@@ -122,7 +126,8 @@ impl Engine {
     }
 
     /// Registers `data` as table `name` (exactly that name, unquoted rules aside); a file
-    /// with a `version` reuses the provider made for that version.
+    /// with a `version` is read from memory when its rows are kept there, else through the
+    /// provider made for that version (and its rows start loading into memory).
     pub async fn register(
         &self,
         ctx: &SessionContext,
@@ -130,7 +135,7 @@ impl Engine {
         data: TableData,
         version: Option<String>,
     ) -> Result<()> {
-        let cache_key = match (&data, version) {
+        let table_key = match (&data, version) {
             (
                 TableData::File {
                     key,
@@ -138,9 +143,20 @@ impl Engine {
                     options,
                 },
                 Some(version),
-            ) => Some(format!("{key}|{version}|{format:?}|{options:?}")),
+            ) => Some(TableKey {
+                object: key.to_string(),
+                version: format!("{version}|{format:?}|{options:?}"),
+            }),
             _ => None,
         };
+        let name = TableReference::bare(name);
+        if let Some(decoded) = table_key.as_ref().and_then(|k| self.tables.get(k)) {
+            ctx.register_table(name, decoded).map_err(df_internal)?;
+            return Ok(());
+        }
+        let cache_key = table_key
+            .as_ref()
+            .map(|k| format!("{}|{}", k.object, k.version));
         let kept = cache_key.as_ref().and_then(|k| {
             self.providers
                 .lock()
@@ -160,8 +176,11 @@ impl Engine {
                 table
             }
         };
-        ctx.register_table(TableReference::bare(name), table)
-            .map_err(df_internal)?;
+        if let Some(k) = table_key {
+            self.tables
+                .load_in_background(k, table.clone(), self.context());
+        }
+        ctx.register_table(name, table).map_err(df_internal)?;
         Ok(())
     }
 
@@ -401,4 +420,106 @@ pub(crate) fn data_error(e: DataFusionError) -> Error {
 
 fn df_internal(e: DataFusionError) -> Error {
     Error::Execution(strip_df(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AnalyticsConfig;
+    use datafusion::arrow::array::Int64Array;
+    use object_store::ObjectStoreExt as _;
+    use std::time::Duration;
+
+    async fn count(engine: &Engine, key: &Path, version: &str) -> (i64, bool) {
+        let ctx = engine.context();
+        let data = TableData::File {
+            key: key.clone(),
+            format: FileFormat::Csv,
+            options: FileConfig::default(),
+        };
+        engine
+            .register(&ctx, "sales", data, Some(version.to_owned()))
+            .await
+            .expect("register");
+        let provider = ctx.table_provider("sales").await.expect("provider");
+        let any: &dyn std::any::Any = provider.as_ref();
+        let in_memory = any.downcast_ref::<MemTable>().is_some();
+        let batches = ctx
+            .sql("SELECT sum(amount) AS total FROM sales")
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run");
+        let total = batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("an integer sum")
+            .value(0);
+        (total, in_memory)
+    }
+
+    async fn put(storage: &Storage, key: &Path, rows: i64) {
+        let mut csv = String::from("region,amount\n");
+        for i in 1..=rows {
+            csv.push_str(&format!("r{},{i}\n", i % 3));
+        }
+        storage
+            .store
+            .put(key, csv.into_bytes().into())
+            .await
+            .expect("put");
+    }
+
+    async fn wait_decoded(engine: &Engine, key: &Path, version: &str) {
+        let table_key = TableKey {
+            object: key.to_string(),
+            version: format!(
+                "{version}|{:?}|{:?}",
+                FileFormat::Csv,
+                FileConfig::default()
+            ),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while engine.tables.get(&table_key).is_none() {
+            assert!(Instant::now() < deadline, "the table was not decoded");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_is_read_from_memory_after_its_first_query_and_a_new_version_from_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = AnalyticsConfig::new(dir.path());
+        let storage = Storage::open(&config).expect("storage");
+        let engine = Engine::new(&storage, &config.limits).expect("engine");
+        let key = Path::from("files/sales.csv");
+
+        put(&storage, &key, 100).await;
+        assert_eq!(count(&engine, &key, "v1").await, (5050, false));
+        wait_decoded(&engine, &key, "v1").await;
+        assert_eq!(count(&engine, &key, "v1").await, (5050, true));
+
+        // a new upload is a new version: read from its file, never from the old rows
+        put(&storage, &key, 10).await;
+        assert_eq!(count(&engine, &key, "v2").await, (55, false));
+        wait_decoded(&engine, &key, "v2").await;
+        assert_eq!(count(&engine, &key, "v2").await, (55, true));
+    }
+
+    #[tokio::test]
+    async fn with_no_budget_every_query_reads_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = AnalyticsConfig::new(dir.path());
+        config.limits.table_cache_bytes = 0;
+        let storage = Storage::open(&config).expect("storage");
+        let engine = Engine::new(&storage, &config.limits).expect("engine");
+        let key = Path::from("files/sales.csv");
+        put(&storage, &key, 100).await;
+        for _ in 0..3 {
+            assert_eq!(count(&engine, &key, "v1").await, (5050, false));
+            tokio::task::yield_now().await;
+        }
+    }
 }

@@ -5,12 +5,14 @@
 //! - [`result`]: columns, JSON rows, caps, MessagePack.
 //! - [`cache`]: the result cache key.
 //! - [`retarget`]: a template query's `{{source}}` table marker.
+//! - `tables`: file tables decoded once per version and kept in memory, within a budget.
 
 pub mod cache;
 pub(crate) mod engine;
 pub mod params;
 pub mod result;
 pub mod retarget;
+pub(crate) mod tables;
 
 use std::str::FromStr;
 

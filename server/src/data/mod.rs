@@ -60,6 +60,7 @@ impl DataLayer {
             query_timeout: Duration::from_secs(config.query_timeout_secs),
             max_result_rows: config.max_result_rows,
             max_result_bytes: config.max_result_bytes,
+            table_cache_bytes: config.table_cache_bytes,
             ..Limits::default()
         };
         let key = match &config.secret_key {
