@@ -6,7 +6,7 @@
 //! handed to the room; outbound frames come from the room through a bounded queue.
 //! Bad input closes only this connection, with a code and a reason.
 
-use super::room::{ConnId, JoinRequest, OUTBOUND_CAPACITY, Outbound, RoomCmd, close};
+use super::room::{ConnId, JoinRequest, OUTBOUND_CAPACITY, Outbound, Queued, RoomCmd, close};
 use super::rooms::Joined;
 use super::sessions::{self, session_key};
 use super::socket::{Inbound, Limits, Socket, Upgrade};
@@ -210,7 +210,7 @@ async fn connection(
 struct Live {
     room: super::rooms::RoomSender,
     ids: Ids,
-    out_rx: mpsc::Receiver<Outbound>,
+    out_rx: mpsc::Receiver<Queued>,
     timing: Timing,
     session: SessionEnd,
     /// Its entry among the session's connections (closed at logout), if it has a session.
@@ -303,7 +303,7 @@ async fn pump(
     room: &super::rooms::RoomSender,
     ids: Ids,
     state: &AppState,
-    mut out_rx: mpsc::Receiver<Outbound>,
+    mut out_rx: mpsc::Receiver<Queued>,
     (timing, session): (Timing, SessionEnd),
 ) -> Option<(u16, String)> {
     let max = state.config.max_message_bytes;
@@ -359,7 +359,7 @@ async fn pump(
                 let mut next = outbound;
                 let mut queued = 0usize;
                 loop {
-                    match next {
+                    match next.as_ref().map(Queued::get) {
                         Some(Outbound::Frame(frame)) => {
                             // Sent whole however large (a canvas grown past what a client
                             // may send), but counted and logged.
@@ -368,7 +368,7 @@ async fn pump(
                             if frame.len() > max {
                                 state.metrics.large_frame(ids.canvas, frame.len(), max);
                             }
-                            if socket.feed(frame).await.is_err() {
+                            if socket.feed(frame.clone()).await.is_err() {
                                 return None;
                             }
                             queued += 1;
@@ -376,7 +376,7 @@ async fn pump(
                         // The room already forgot this connection.
                         Some(Outbound::Close(code, reason)) => {
                             let _ = socket.flush().await;
-                            return Some((code, reason));
+                            return Some((*code, reason.clone()));
                         }
                         None => {
                             let _ = socket.flush().await;

@@ -48,12 +48,44 @@ pub mod close {
 }
 
 /// What a room sends to a connection's writer.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Outbound {
     /// One protocol message, as one binary frame.
     Frame(Bytes),
     /// Close the connection with this code and reason.
     Close(u16, String),
+}
+
+/// One item of a connection's queue: an [`Outbound`] behind one pointer. A tokio channel
+/// allocates its first block of 32 slots when it is made, so every connection pays 32 times
+/// the item's size while idle: 256 bytes at 8 bytes an item instead of 1,280 with the enum
+/// inline (W4, memory per connection). A relayed frame is one allocation shared by every
+/// connection it goes to.
+#[derive(Debug, Clone)]
+pub struct Queued(std::sync::Arc<Outbound>);
+
+const _: () = assert!(std::mem::size_of::<Queued>() == 8);
+
+impl Queued {
+    /// A frame to send.
+    pub fn frame(frame: Bytes) -> Queued {
+        Queued(std::sync::Arc::new(Outbound::Frame(frame)))
+    }
+
+    /// A close with this code and reason.
+    pub fn close(code: u16, reason: impl Into<String>) -> Queued {
+        Queued(std::sync::Arc::new(Outbound::Close(code, reason.into())))
+    }
+
+    /// What it carries.
+    pub fn get(&self) -> &Outbound {
+        &self.0
+    }
+
+    /// What it carries, owned (cloned when the item is shared).
+    pub fn into_inner(self) -> Outbound {
+        std::sync::Arc::unwrap_or_clone(self.0)
+    }
 }
 
 /// Frames waiting for one connection's writer. Bounded: a connection that falls this far
@@ -70,7 +102,7 @@ pub struct JoinRequest {
     /// Display name for presence listings.
     pub username: String,
     /// Where the room sends frames for this connection.
-    pub out: mpsc::Sender<Outbound>,
+    pub out: mpsc::Sender<Queued>,
     /// Whether the client asked for durable acknowledgements (`?acks=1`).
     pub wants_acks: bool,
     /// Who is connecting, for the audit of the sharing changes they make.

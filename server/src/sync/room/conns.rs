@@ -12,7 +12,7 @@
 
 use super::Room;
 use super::commands::close;
-use super::commands::{ConnId, JoinReply, JoinRequest, Outbound};
+use super::commands::{ConnId, JoinReply, JoinRequest, Queued};
 use super::presence::Budget;
 use crate::domain::{Actor, ProjectAccess, effective_role};
 use crate::sync::shared::{LiveKind, SharedOp};
@@ -43,7 +43,7 @@ pub(super) struct Conn {
     pub(super) access: ProjectAccess,
     pub(super) username: String,
     pub(super) role: Role,
-    pub(super) out: mpsc::Sender<Outbound>,
+    pub(super) out: mpsc::Sender<Queued>,
     pub(super) wants_acks: bool,
     /// Document updates received from this connection so far (the sequence of acks).
     pub(super) received: u64,
@@ -107,9 +107,9 @@ enum Offer {
 impl Conn {
     /// Queues a frame, unless the connection lags; a full queue starts the lag. `update` is
     /// the document update the frame carries, kept for the catch-up when not sent.
-    fn offer(&mut self, frame: &Bytes, update: Option<&Bytes>, now: Instant) -> Offer {
+    fn offer(&mut self, frame: &Queued, update: Option<&Bytes>, now: Instant) -> Offer {
         if self.lag.is_none() {
-            match self.out.try_send(Outbound::Frame(frame.clone())) {
+            match self.out.try_send(frame.clone()) {
                 Ok(()) => return Offer::Sent,
                 Err(TrySendError::Full(_)) => self.lag = Some(Lag::new(now)),
                 Err(TrySendError::Closed(_)) => return Offer::Gone,
@@ -141,12 +141,12 @@ impl Room {
         let out = request.out;
         // y-websocket: the server opens with its sync step 1, then the awareness it knows,
         // each as its own frame (the JS client reads one message per frame).
-        let _ = out.try_send(Outbound::Frame(
+        let _ = out.try_send(Queued::frame(
             protocol::sync_step1(&self.canvas.state_vector()).into(),
         ));
         let known = self.presence.full_update();
         if !known.clients.is_empty() {
-            let _ = out.try_send(Outbound::Frame(protocol::awareness(&known).into()));
+            let _ = out.try_send(Queued::frame(protocol::awareness(&known).into()));
         }
         debug!(conn = request.conn_id, user = %request.access.user_id, %role, "joined");
         if !self
@@ -251,7 +251,7 @@ impl Room {
         let Some(conn) = self.conns.get_mut(&conn_id) else {
             return false;
         };
-        match conn.offer(&frame, None, now) {
+        match conn.offer(&Queued::frame(frame), None, now) {
             Offer::Sent => true,
             Offer::Lagging => {
                 self.lag_check_at.get_or_insert(now + LAG_CHECK_EVERY);
@@ -286,13 +286,15 @@ impl Room {
 
     fn offer_all(&mut self, except: Option<ConnId>, frame: &Bytes, update: Option<&Bytes>) {
         let now = Instant::now();
+        // one queue item for every connection (each gets a pointer to it)
+        let frame = Queued::frame(frame.clone());
         let mut lagging = false;
         let mut gone = Vec::new();
         for (id, conn) in &mut self.conns {
             if Some(*id) == except {
                 continue;
             }
-            match conn.offer(frame, update, now) {
+            match conn.offer(&frame, update, now) {
                 Offer::Sent => {}
                 Offer::Lagging => lagging = true,
                 Offer::Gone => gone.push(*id),
@@ -382,7 +384,7 @@ impl Room {
         let mut users = HashSet::new();
         let mut clients = Vec::new();
         for conn in self.conns.values() {
-            let _ = conn.out.try_send(Outbound::Close(code, reason.to_owned()));
+            let _ = conn.out.try_send(Queued::close(code, reason.to_owned()));
             users.insert(conn.user_id);
             clients.extend(conn.clients.iter().copied());
         }
@@ -400,7 +402,7 @@ impl Room {
 
     pub(super) fn close_conn(&mut self, conn_id: ConnId, code: u16, reason: String) {
         if let Some(conn) = self.conns.get(&conn_id) {
-            let _ = conn.out.try_send(Outbound::Close(code, reason));
+            let _ = conn.out.try_send(Queued::close(code, reason));
         }
         self.leave(conn_id);
     }

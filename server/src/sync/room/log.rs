@@ -12,7 +12,7 @@
 //! and sends it again, so nothing is lost, only delayed. Other nodes learn an update only
 //! once it is durable: they read the log to catch up, so what they relay is always there.
 
-use super::commands::{ConnId, Outbound, close};
+use super::commands::{ConnId, Queued, close};
 use super::{Flow, Room};
 use crate::sync::shared::LiveKind;
 use bytes::Bytes;
@@ -191,7 +191,7 @@ impl Room {
                 for conn in self.conns.values() {
                     let _ = conn
                         .out
-                        .try_send(Outbound::Close(close::INTERNAL, "storage failure".into()));
+                        .try_send(Queued::close(close::INTERNAL, "storage failure"));
                 }
                 self.conns.clear();
                 return Flow::Stop;

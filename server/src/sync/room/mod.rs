@@ -43,9 +43,9 @@ pub mod presence;
 pub mod verdict;
 
 pub use commands::{
-    ConnId, EditReply, EditRequest, JoinReply, JoinRequest, OUTBOUND_CAPACITY, Outbound, ReadReply,
-    RoomCmd, RoomEvent, RoomEvents, RoomView, ServerEdit, StateReply, SubmitReply, SubmitRequest,
-    VersionCmd, VersionFailure, VersionOp, VersionOutcome, VersionReply, close,
+    ConnId, EditReply, EditRequest, JoinReply, JoinRequest, OUTBOUND_CAPACITY, Outbound, Queued,
+    ReadReply, RoomCmd, RoomEvent, RoomEvents, RoomView, ServerEdit, StateReply, SubmitReply,
+    SubmitRequest, VersionCmd, VersionFailure, VersionOp, VersionOutcome, VersionReply, close,
 };
 
 use crate::audit::Auditor;
@@ -595,9 +595,9 @@ impl Room {
         self.auto_version().await;
         self.checkpoint().await;
         for conn in self.conns.values() {
-            let _ = conn.out.try_send(Outbound::Close(
+            let _ = conn.out.try_send(Queued::close(
                 close::GOING_AWAY,
-                "server shutting down".into(),
+                "server shutting down",
             ));
         }
         self.unregister.now();

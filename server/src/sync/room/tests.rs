@@ -148,7 +148,7 @@ async fn skip(by: Duration) {
 
 impl Harness {
     /// Joins connection `conn_id` as a new editor; returns where its frames arrive.
-    async fn join_editor(&mut self, conn_id: ConnId, wants_acks: bool) -> mpsc::Receiver<Outbound> {
+    async fn join_editor(&mut self, conn_id: ConnId, wants_acks: bool) -> mpsc::Receiver<Queued> {
         self.join_editor_with_queue(conn_id, wants_acks, 256).await
     }
 
@@ -158,7 +158,7 @@ impl Harness {
         conn_id: ConnId,
         wants_acks: bool,
         capacity: usize,
-    ) -> mpsc::Receiver<Outbound> {
+    ) -> mpsc::Receiver<Queued> {
         let (out, frames) = mpsc::channel(capacity);
         let (reply, joined) = oneshot::channel();
         let request = JoinRequest {
@@ -640,7 +640,7 @@ async fn updates_are_acknowledged_once_durable_and_not_before() {
         Flow::Continue
     ));
     let expected = encode_extension(&Extension::Ack(Ack { through: 2 }));
-    match frames.try_recv() {
+    match frames.try_recv().map(Queued::into_inner) {
         Ok(Outbound::Frame(frame)) => assert_eq!(frame.as_ref(), expected.as_slice()),
         other => panic!("expected one acknowledgement through 2, got {other:?}"),
     }
@@ -660,7 +660,10 @@ async fn updates_are_relayed_before_they_are_durable() {
     let author = Doc::with_client_id(9);
     h.room.update(1, rename(&author, "a"));
     assert!(
-        matches!(peer_frames.try_recv(), Ok(Outbound::Frame(_))),
+        matches!(
+            peer_frames.try_recv().map(Queued::into_inner),
+            Ok(Outbound::Frame(_))
+        ),
         "the peer has the update before it is durable"
     );
     assert!(
@@ -672,7 +675,10 @@ async fn updates_are_relayed_before_they_are_durable() {
         Flow::Continue
     ));
     assert!(
-        matches!(author_frames.try_recv(), Ok(Outbound::Frame(_))),
+        matches!(
+            author_frames.try_recv().map(Queued::into_inner),
+            Ok(Outbound::Frame(_))
+        ),
         "acknowledged once durable"
     );
     assert!(
@@ -748,10 +754,10 @@ async fn a_lagging_connection_gets_one_merged_update_then_is_closed_if_stuck() {
             Flow::Continue
         ));
     }
-    let received = |slow: &mut mpsc::Receiver<Outbound>| {
+    let received = |slow: &mut mpsc::Receiver<Queued>| {
         let mut frames = Vec::new();
         while let Ok(out) = slow.try_recv() {
-            match out {
+            match out.into_inner() {
                 Outbound::Frame(frame) => frames.push(frame),
                 Outbound::Close(code, reason) => panic!("closed: {code} {reason}"),
             }
@@ -797,7 +803,7 @@ async fn a_lagging_connection_gets_one_merged_update_then_is_closed_if_stuck() {
     // writer answers with 1013 too (`sync::connection`).
     let mut closed = None;
     loop {
-        match slow.try_recv() {
+        match slow.try_recv().map(Queued::into_inner) {
             Ok(Outbound::Close(code, _)) => closed = Some(code),
             Ok(Outbound::Frame(_)) => {}
             Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -852,7 +858,10 @@ async fn a_rest_update_is_relayed_at_once_and_answered_once_durable() {
     assert!(!noop);
     assert!(durable.try_recv().is_err(), "not durable before the write");
     assert!(
-        matches!(frames.try_recv(), Ok(Outbound::Frame(_))),
+        matches!(
+            frames.try_recv().map(Queued::into_inner),
+            Ok(Outbound::Frame(_))
+        ),
         "relayed to the connection before the write"
     );
     assert!(matches!(
