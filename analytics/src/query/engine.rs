@@ -13,6 +13,10 @@ use std::time::Instant;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+    MemorySchemaProvider,
+};
 use datafusion::common::{DataFusionError, ParamValues, ScalarValue, TableReference};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
@@ -22,9 +26,9 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement;
 use datafusion::sql::resolve::resolve_table_references;
@@ -53,6 +57,10 @@ type Provider = Arc<dyn datafusion::datasource::TableProvider>;
 pub(crate) struct Engine {
     runtime: Arc<RuntimeEnv>,
     config: SessionConfig,
+    /// What every query's context starts from: the functions, planners and optimizer rules,
+    /// built once (building them is most of what a new context costs; two per execution).
+    /// Each context gets a catalog of its own (see [`Engine::context`]).
+    template: SessionState,
     providers: Arc<Mutex<HashMap<String, Provider>>>,
     tables: TableCache,
 }
@@ -94,20 +102,34 @@ impl Engine {
         let config = SessionConfig::new()
             .with_information_schema(false)
             .with_create_default_catalog_and_schema(true);
+        let template = SessionStateBuilder::new()
+            .with_config(config.clone())
+            .with_runtime_env(runtime.clone())
+            .with_default_features()
+            .build();
         Ok(Engine {
             runtime,
             config,
+            template,
             providers: Arc::default(),
             tables: TableCache::new(limits.table_cache_bytes),
         })
     }
 
-    /// A fresh context on the shared runtime.
+    /// A fresh context on the shared runtime: the template's functions and rules, and an
+    /// empty catalog of its own, so the tables one query registers are never seen by another.
     pub fn context(&self) -> SessionContext {
-        let state = SessionStateBuilder::new()
-            .with_config(self.config.clone())
-            .with_runtime_env(self.runtime.clone())
-            .with_default_features()
+        let options = self.config.options();
+        let schema = MemoryCatalogProvider::new();
+        // cannot fail on a new catalog (the name is not taken)
+        let _ = schema.register_schema(
+            &options.catalog.default_schema,
+            Arc::new(MemorySchemaProvider::new()),
+        );
+        let catalogs = MemoryCatalogProviderList::new();
+        catalogs.register_catalog(options.catalog.default_catalog.clone(), Arc::new(schema));
+        let state = SessionStateBuilder::new_from_existing(self.template.clone())
+            .with_catalog_list(Arc::new(catalogs))
             .build();
         SessionContext::new_with_state(state)
     }
@@ -506,6 +528,53 @@ mod tests {
         assert_eq!(count(&engine, &key, "v2").await, (55, false));
         wait_decoded(&engine, &key, "v2").await;
         assert_eq!(count(&engine, &key, "v2").await, (55, true));
+    }
+
+    #[tokio::test]
+    async fn contexts_do_not_share_tables() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = AnalyticsConfig::new(dir.path());
+        let storage = Storage::open(&config).expect("storage");
+        let engine = Engine::new(&storage, &config.limits).expect("engine");
+        let (a, b) = (Path::from("files/a.csv"), Path::from("files/b.csv"));
+        put(&storage, &a, 100).await;
+        put(&storage, &b, 10).await;
+        let first = engine.context();
+        let data = |key: &Path| TableData::File {
+            key: key.clone(),
+            format: FileFormat::Csv,
+            options: FileConfig::default(),
+        };
+        engine
+            .register(&first, "sales", data(&a), None)
+            .await
+            .expect("register");
+        let second = engine.context();
+        assert!(
+            second.table_provider("sales").await.is_err(),
+            "a new context has no tables"
+        );
+        engine
+            .register(&second, "sales", data(&b), None)
+            .await
+            .expect("register");
+        let sum = |ctx: SessionContext| async move {
+            let batches = ctx
+                .sql("SELECT sum(amount) FROM sales")
+                .await
+                .expect("plan")
+                .collect()
+                .await
+                .expect("run");
+            batches[0]
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("an integer sum")
+                .value(0)
+        };
+        assert_eq!(sum(first).await, 5050);
+        assert_eq!(sum(second).await, 55);
     }
 
     #[tokio::test]

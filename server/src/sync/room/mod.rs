@@ -595,10 +595,9 @@ impl Room {
         self.auto_version().await;
         self.checkpoint().await;
         for conn in self.conns.values() {
-            let _ = conn.out.try_send(Queued::close(
-                close::GOING_AWAY,
-                "server shutting down",
-            ));
+            let _ = conn
+                .out
+                .try_send(Queued::close(close::GOING_AWAY, "server shutting down"));
         }
         self.unregister.now();
         info!("room flushed for shutdown");
