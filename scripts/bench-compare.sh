@@ -98,7 +98,7 @@ drop_w8_services() {
   fi
   if [[ -n $W8_PREFIX ]]; then
     redis-cli -h "${REDIS_HOSTPORT%:*}" -p "${REDIS_HOSTPORT##*:}" --scan --pattern "$W8_PREFIX*" |
-      xargs -r -n 500 redis-cli -h "${REDIS_HOSTPORT%:*}" -p "${REDIS_HOSTPORT##*:}" del >/dev/null 2>&1 || true
+      xargs -r -d '\n' -n 500 redis-cli -h "${REDIS_HOSTPORT%:*}" -p "${REDIS_HOSTPORT##*:}" del >/dev/null 2>&1 || true
   fi
   W8_DB=""
   W8_PREFIX=""
