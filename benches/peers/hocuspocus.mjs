@@ -8,7 +8,8 @@ import { Server } from '@hocuspocus/server'
 import { Redis } from '@hocuspocus/extension-redis'
 
 const extensions = []
-if (process.env.REDIS_HOST) {
+const redis = Boolean(process.env.REDIS_HOST)
+if (redis) {
   extensions.push(
     new Redis({
       host: process.env.REDIS_HOST,
@@ -27,7 +28,8 @@ const server = new Server({
   extensions,
 })
 await server.listen()
+// (Not `extensions.length`: the server adds its own to the array it is given.)
 console.log(
   `hocuspocus listening on ${process.env.HOST}:${process.env.PORT}` +
-    (extensions.length ? ` (redis ${process.env.REDIS_HOST}:${process.env.REDIS_PORT || 6379}, prefix ${process.env.REDIS_PREFIX || 'hocuspocus'})` : ''),
+    (redis ? ` (redis ${process.env.REDIS_HOST}:${process.env.REDIS_PORT || 6379}, prefix ${process.env.REDIS_PREFIX || 'hocuspocus'})` : ''),
 )
