@@ -314,6 +314,7 @@ pub async fn room_run(rooms: &Rooms, run: &RoomRun<'_>) -> Result<Outcome, Error
     let mut offsets = vec![0usize; writers];
     let mut expected_per_peer = vec![0u64; peers];
     let mut phases_done = 0usize;
+    let mut awareness_clock = 0u64;
     let me = Process::watch(std::process::id());
     for (phase, (&rate, &n)) in rates.iter().zip(&per_writer).enumerate() {
         let cpu_before = cpu_of(run.servers);
@@ -331,12 +332,31 @@ pub async fn room_run(rooms: &Rooms, run: &RoomRun<'_>) -> Result<Outcome, Error
             let frames = &frames[w][offsets[w]..offsets[w] + n];
             pace(tx, frames, rate / writers as f64, &log, w, offsets[w])
         });
+        // The other peers send their awareness every 15 s meanwhile, as real clients do
+        // (Hocuspocus closes a connection that sent nothing for a minute).
+        let mut readers: Vec<(u64, Tx)> = peer_list
+            .iter_mut()
+            .enumerate()
+            .skip(writers)
+            .filter_map(|(i, p)| p.tx.take().map(|tx| (10_000 + i as u64, tx)))
+            .collect();
+        let keep_alive = keep_alive(
+            &mut readers,
+            &rooms.reader.framer,
+            &mut awareness_clock,
+            started + Duration::from_secs_f64(secs),
+        );
         // A writer whose connection the server closed (one that dropped it as too slow)
         // ends the ramp: the step is past the knee, its lost deliveries say so.
-        let lost_writer = futures_util::future::join_all(sends)
-            .await
-            .into_iter()
-            .find_map(Result::err);
+        let (sent_all, ()) =
+            futures_util::future::join(futures_util::future::join_all(sends), keep_alive).await;
+        let lost_writer = sent_all.into_iter().find_map(Result::err);
+        let mut readers = readers.into_iter();
+        for p in peer_list.iter_mut().skip(writers) {
+            if p.tx.is_none() {
+                p.tx = readers.next().map(|(_, tx)| tx);
+            }
+        }
         if let Some(why) = &lost_writer {
             eprintln!("  {label} {peers} peers, {rate:.0}/s: a writer's connection ended: {why}");
             if !stop_at_knee {
@@ -583,6 +603,28 @@ pub fn spawn_peer(
         received,
         task,
         tx: Some(tx),
+    }
+}
+
+/// Until `until`, every 15 s, sends an awareness update from each of `peers` (client id,
+/// sender). A send that fails is left alone: the peer's reader sees the close.
+async fn keep_alive(
+    peers: &mut [(u64, Tx)],
+    framer: &crate::wire::Framer,
+    clock: &mut u64,
+    until: Instant,
+) {
+    const EVERY: Duration = Duration::from_secs(15);
+    let mut at = Instant::now() + EVERY;
+    while at < until {
+        tokio::time::sleep_until(at.into()).await;
+        *clock += 1;
+        for (client, tx) in peers.iter_mut() {
+            let _ = tx
+                .send(framer.awareness(*client, *clock, "{\"user\":{\"name\":\"load\"}}"))
+                .await;
+        }
+        at += EVERY;
     }
 }
 
