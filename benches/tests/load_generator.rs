@@ -30,7 +30,12 @@ async fn every_workload_runs_and_converges_against_our_server() {
                 "--server-pid",
                 &pid,
             ])
-            .args(["--workloads", "w2,w3,w4,w5", "--synthetic-edits", "300"])
+            .args([
+                "--workloads",
+                "w2,w3,w4,w5,w6,w7",
+                "--synthetic-edits",
+                "300",
+            ])
             .args(["--w2-window", "32"])
             .args([
                 "--w3-peers",
@@ -53,6 +58,18 @@ async fn every_workload_runs_and_converges_against_our_server() {
             .args(["--w4-levels", "20,40", "--w4-settle-ms", "50"])
             .args(["--w5-warm", "2", "--w5-burst", "4", "--w5-cold-rounds", "1"])
             .args(["--w5-unload-wait-ms", "3000"])
+            // W6 with a tiny text per writer, so that its deletions run too.
+            .args(["--w6-peers", "4", "--w6-writers", "2", "--w6-rate", "100"])
+            .args([
+                "--w6-secs",
+                "2",
+                "--w6-window-secs",
+                "1",
+                "--w6-keep-chars",
+                "5",
+            ])
+            .args(["--w7-rooms", "5", "--w7-members", "3", "--w7-rate", "5"])
+            .args(["--w7-secs", "1"])
             .arg("--out")
             .arg(&results)
             .output(),
@@ -89,6 +106,15 @@ async fn every_workload_runs_and_converges_against_our_server() {
         r["w5"]["storage_p50_ms"].as_f64().is_some(),
         "joined from storage: {r}"
     );
+    let w6 = &r["w6"];
+    assert_eq!(w6["windows"].as_array().map(Vec::len), Some(2), "{w6}");
+    assert_eq!(w6["errors"], 0, "{w6}");
+    assert_eq!(w6["converged"], true, "{w6}");
+    assert!(w6["rss_drift_pct"].as_f64().is_some(), "{w6}");
+    let w7 = &r["w7"];
+    assert_eq!(w7["sent"], 5 * 3 * 5, "{w7}");
+    assert_eq!(w7["delivered"], w7["expected"], "{w7}");
+    assert_eq!(w7["converged"], true, "{w7}");
 
     // The report turns it into a table, targets and charts.
     let charts = out.path().join("charts");
@@ -116,6 +142,11 @@ async fn every_workload_runs_and_converges_against_our_server() {
         text.contains("| W2 ingest, updates/s received by an observer |"),
         "{text}"
     );
+    assert!(
+        text.contains("| W6 errors (deliveries lost + peers closed) |"),
+        "{text}"
+    );
+    assert!(text.contains("| W7 p99 ms |"), "{text}");
     for chart in [
         "w2-throughput.svg",
         "w3-latency.svg",

@@ -1,5 +1,5 @@
 //! `canvas-load`: the WebSocket load generator of the benchmark comparison (BENCHMARKS.md,
-//! W2-W5), speaking the y-websocket protocol to our server and to y-sweet, the y-websocket
+//! W2-W8), speaking the y-websocket protocol to our server and to y-sweet, the y-websocket
 //! server and Hocuspocus alike.
 //!
 //! - `canvas-load run --target KIND --addr HOST:PORT --workloads w2,w3 --out FILE.json`
@@ -25,6 +25,9 @@ mod workloads {
     pub mod idle;
     pub mod ingest;
     pub mod join;
+    pub mod rooms;
+    pub mod soak;
+    pub mod twonodes;
 }
 
 use clap::{Parser, Subcommand};
@@ -82,7 +85,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs workloads against one server and writes its results as JSON.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Merges results files into a table with ratios, charts and a BENCHMARKS.md section.
     Report(report::ReportArgs),
 }
@@ -98,9 +101,15 @@ struct RunArgs {
     /// Its process id, to read its CPU time and memory.
     #[arg(long)]
     server_pid: Option<u32>,
-    /// Workloads to run, comma-separated (w2, w3, w4, w5).
+    /// Workloads to run, comma-separated (w2 ... w8; w8 needs `--addr2`).
     #[arg(long, value_delimiter = ',', default_value = "w2,w3,w4,w5")]
     workloads: Vec<String>,
+    /// W8: the second node's address, host:port (sharing the first one's services).
+    #[arg(long)]
+    addr2: Option<String>,
+    /// W8: the second node's process id (CPU and RSS of both nodes are summed).
+    #[arg(long)]
+    server_pid2: Option<u32>,
     /// Where to write the results (JSON).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -170,6 +179,62 @@ struct RunArgs {
     /// W5: the server has no storage (its documents are gone once unloaded).
     #[arg(long)]
     no_storage: bool,
+    /// W6: connections in the soak's room.
+    #[arg(long, default_value_t = 50)]
+    w6_peers: usize,
+    /// W6: writers among them.
+    #[arg(long, default_value_t = 5)]
+    w6_writers: usize,
+    /// W6: the total rate, updates/s (default: half the knee in `--w6-knee-from`).
+    #[arg(long)]
+    w6_rate: Option<f64>,
+    /// W6: a results file with this server's W3 ramp; the soak runs at half its knee (or,
+    /// with no knee up to the ramp's last step, at half that step: a floor).
+    #[arg(long)]
+    w6_knee_from: Option<PathBuf>,
+    /// W6: seconds in all.
+    #[arg(long, default_value_t = 600.0)]
+    w6_secs: f64,
+    /// W6: seconds per measured window.
+    #[arg(long, default_value_t = 60.0)]
+    w6_window_secs: f64,
+    /// W6: characters each writer keeps (its oldest is deleted past that).
+    #[arg(long, default_value_t = 200)]
+    w6_keep_chars: usize,
+    /// W7: rooms.
+    #[arg(long, default_value_t = 1000)]
+    w7_rooms: usize,
+    /// W7: members per room (each one writes).
+    #[arg(long, default_value_t = 3)]
+    w7_members: usize,
+    /// W7: updates per second per member.
+    #[arg(long, default_value_t = 1.0)]
+    w7_rate: f64,
+    /// W7: seconds of writing.
+    #[arg(long, default_value_t = 30.0)]
+    w7_secs: f64,
+    /// W7: connections opening at once during setup.
+    #[arg(long, default_value_t = 64)]
+    w7_concurrency: usize,
+    /// W8: readers on the second node.
+    #[arg(long, default_value_t = 50)]
+    w8_readers: usize,
+    /// W8: the fixed rate of the one writer, updates/s.
+    #[arg(long, default_value_t = 2000.0)]
+    w8_rate: f64,
+    /// W8: seconds at the fixed rate.
+    #[arg(long, default_value_t = 5.0)]
+    w8_secs: f64,
+    /// W8: the ramp's rates, updates/s.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "2000,4000,8000,16000,32000,64000"
+    )]
+    w8_ramp_rates: Vec<f64>,
+    /// W8: seconds per ramp step.
+    #[arg(long, default_value_t = 3.0)]
+    w8_ramp_secs: f64,
 }
 
 fn main() -> ExitCode {
@@ -185,7 +250,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run(args) => runtime.block_on(run(args)),
+        Command::Run(args) => runtime.block_on(run(*args)),
         Command::Report(args) => report::report(&args),
     };
     match result {
@@ -209,6 +274,9 @@ async fn run(args: RunArgs) -> Result<bool, Error> {
         w3: None,
         w4: None,
         w5: None,
+        w6: None,
+        w7: None,
+        w8: None,
         errors: vec![],
     };
     let needs_trace = args.workloads.iter().any(|w| w == "w2" || w == "w5");
@@ -287,6 +355,72 @@ async fn run(args: RunArgs) -> Result<bool, Error> {
                     ok
                 })
             }
+            ("w6", _) => match w6_rate(&args) {
+                Ok((rate, rate_basis)) => {
+                    let plan = workloads::soak::Plan {
+                        peers: args.w6_peers,
+                        writers: args.w6_writers,
+                        rate,
+                        rate_basis,
+                        secs: args.w6_secs,
+                        window_secs: args.w6_window_secs,
+                        apply_every: args.w3_apply_every,
+                        keep_chars: args.w6_keep_chars,
+                    };
+                    workloads::soak::run(&target, &plan, server)
+                        .await
+                        .map(|r| {
+                            let ok = r.converged && r.errors == 0;
+                            results.w6 = Some(r);
+                            ok
+                        })
+                }
+                Err(e) => Err(e),
+            },
+            ("w7", _) => {
+                let plan = workloads::rooms::Plan {
+                    rooms: args.w7_rooms,
+                    members: args.w7_members,
+                    rate_per_member: args.w7_rate,
+                    secs: args.w7_secs,
+                    concurrency: args.w7_concurrency,
+                };
+                workloads::rooms::run(&target, &plan, server).await.map(|r| {
+                    let ok = r.converged;
+                    results.w7 = Some(r);
+                    ok
+                })
+            }
+            ("w8", _) => match (&args.addr2, args.target.two_nodes()) {
+                (Some(addr2), true) => {
+                    let plan = workloads::twonodes::Plan {
+                        readers: args.w8_readers,
+                        rate: args.w8_rate,
+                        secs: args.w8_secs,
+                        ramp_rates: args.w8_ramp_rates.clone(),
+                        ramp_secs: args.w8_ramp_secs,
+                        apply_every: args.w3_apply_every,
+                    };
+                    let servers: Vec<procfs::Process> = [args.server_pid, args.server_pid2]
+                        .into_iter()
+                        .flatten()
+                        .filter_map(procfs::Process::watch)
+                        .collect();
+                    workloads::twonodes::run(&target, addr2, &plan, &servers)
+                        .await
+                        .map(|r| {
+                            let ok = r.converged;
+                            results.w8 = Some(r);
+                            ok
+                        })
+                }
+                (None, _) => Err(Error::Setup(
+                    "w8 needs --addr2, the second node's address".into(),
+                )),
+                (_, false) => Err(Error::Setup(format!(
+                    "{label} has no two-node mode; w8 runs against ours and Hocuspocus only"
+                ))),
+            },
             (other, _) => Err(Error::Setup(format!("unknown workload {other}"))),
         };
         match outcome {
@@ -305,4 +439,37 @@ async fn run(args: RunArgs) -> Result<bool, Error> {
         std::fs::write(out, serde_json::to_vec_pretty(&results)?)?;
     }
     Ok(results.errors.is_empty())
+}
+
+/// W6's rate: `--w6-rate`, or half the knee of the W3 ramp in `--w6-knee-from` (with no
+/// knee up to the ramp's last step, half that step, which is below half the real knee).
+fn w6_rate(args: &RunArgs) -> Result<(f64, String), Error> {
+    if let Some(rate) = args.w6_rate {
+        return Ok((rate, "--w6-rate".into()));
+    }
+    let path = args.w6_knee_from.as_ref().ok_or_else(|| {
+        Error::Setup("w6 needs --w6-rate or --w6-knee-from (a results file with W3)".into())
+    })?;
+    let text = std::fs::read(path)
+        .map_err(|e| Error::Setup(format!("w6: cannot read {}: {e}", path.display())))?;
+    let w3 = serde_json::from_slice::<Results>(&text)?
+        .w3
+        .ok_or_else(|| Error::Setup(format!("w6: {} has no W3 results", path.display())))?;
+    match (w3.knee_rate, w3.ramp.last()) {
+        (Some(knee), _) => Ok((
+            knee / 2.0,
+            format!("half the W3 knee of {knee:.0} updates/s"),
+        )),
+        (None, Some(last)) => Ok((
+            last.rate / 2.0,
+            format!(
+                "half the last W3 ramp step, {:.0} updates/s, which had no knee (a floor)",
+                last.rate
+            ),
+        )),
+        (None, None) => Err(Error::Setup(format!(
+            "w6: {} has no W3 ramp to take the knee from",
+            path.display()
+        ))),
+    }
 }

@@ -60,12 +60,18 @@ pub fn report(args: &ReportArgs) -> Result<bool, Error> {
             w3: None,
             w4: None,
             w5: None,
+            w6: None,
+            w7: None,
+            w8: None,
             errors: vec![],
         });
         entry.w2 = r.w2.or(entry.w2.take());
         entry.w3 = r.w3.or(entry.w3.take());
         entry.w4 = r.w4.or(entry.w4.take());
         entry.w5 = r.w5.or(entry.w5.take());
+        entry.w6 = r.w6.or(entry.w6.take());
+        entry.w7 = r.w7.or(entry.w7.take());
+        entry.w8 = r.w8.or(entry.w8.take());
         entry.errors.extend(r.errors);
     }
     let servers: Vec<Results> = merged.into_values().collect();
@@ -265,6 +271,101 @@ fn rows(servers: &[Results]) -> Vec<Row> {
     push("W5 simultaneous joins p99 ms".into(), Better::Lower, &|r| {
         r.w5.as_ref().map(|w| w.burst_p99_ms)
     });
+    let w6_shape = servers
+        .iter()
+        .find_map(|s| s.w6.as_ref())
+        .map(|w| (w.peers, w.writers, w.secs));
+    if let Some((peers, writers, secs)) = w6_shape {
+        push(
+            format!(
+                "W6 soak, {peers} peers ({writers} writers), {secs:.0} s: rate, updates/s (half the server's own W3 knee)"
+            ),
+            Better::Higher,
+            &|r| r.w6.as_ref().map(|w| w.rate),
+        );
+        push(
+            "W6 server RSS drift, first to last window, %".into(),
+            Better::Neither,
+            &|r| r.w6.as_ref().and_then(|w| w.rss_drift_pct),
+        );
+        push(
+            "W6 errors (deliveries lost + peers closed)".into(),
+            Better::Lower,
+            &|r| r.w6.as_ref().map(|w| w.errors as f64),
+        );
+        push("W6 p99 ms, first window".into(), Better::Lower, &|r| {
+            r.w6.as_ref().map(|w| w.p99_first_ms)
+        });
+        push("W6 p99 ms, last window".into(), Better::Lower, &|r| {
+            r.w6.as_ref().map(|w| w.p99_last_ms)
+        });
+        push("W6 p99 ms, worst window".into(), Better::Lower, &|r| {
+            r.w6.as_ref().map(|w| w.p99_worst_ms)
+        });
+        push(
+            "W6 server CPU ms per 1k updates".into(),
+            Better::Lower,
+            &|r| r.w6.as_ref().and_then(|w| w.server_cpu_ms_per_1k),
+        );
+    }
+    let w7_shape = servers
+        .iter()
+        .find_map(|s| s.w7.as_ref())
+        .map(|w| (w.rooms, w.members, w.rate_per_member));
+    if let Some((rooms, members, rate)) = w7_shape {
+        push(
+            format!(
+                "W7 {rooms} rooms x {members} members, {rate} update/s each: server CPU ms per 1k updates"
+            ),
+            Better::Lower,
+            &|r| r.w7.as_ref().and_then(|w| w.server_cpu_ms_per_1k),
+        );
+        push("W7 p50 ms".into(), Better::Lower, &|r| {
+            r.w7.as_ref().map(|w| w.p50_ms)
+        });
+        push("W7 p99 ms".into(), Better::Lower, &|r| {
+            r.w7.as_ref().map(|w| w.p99_ms)
+        });
+        push("W7 server RSS MiB at the end".into(), Better::Lower, &|r| {
+            r.w7.as_ref().and_then(|w| w.server_rss_mib)
+        });
+    }
+    let w8_shape = servers
+        .iter()
+        .find_map(|s| s.w8.as_ref())
+        .map(|w| (w.readers, w.fixed.as_ref().map(|p| p.rate)));
+    if let Some((readers, rate)) = w8_shape {
+        let rate = rate.map_or(String::new(), |r| format!(" at {r:.0} updates/s"));
+        push(
+            format!("W8 two nodes, 1 writer on node 1, {readers} readers on node 2{rate}: p50 ms"),
+            Better::Lower,
+            &|r| {
+                r.w8.as_ref()
+                    .and_then(|w| w.fixed.as_ref())
+                    .map(|p| p.p50_ms)
+            },
+        );
+        push("W8 p99 ms".into(), Better::Lower, &|r| {
+            r.w8.as_ref()
+                .and_then(|w| w.fixed.as_ref())
+                .map(|p| p.p99_ms)
+        });
+        push(
+            "W8 server CPU ms per 1k updates (both nodes)".into(),
+            Better::Lower,
+            &|r| {
+                r.w8.as_ref()
+                    .and_then(|w| w.fixed.as_ref())
+                    .and_then(|p| p.server_cpu_ms_per_1k)
+            },
+        );
+        push(
+            "W8 knee: first ramp rate with p99 > 100 ms, updates/s (empty: none up to the last step)"
+                .into(),
+            Better::Higher,
+            &|r| r.w8.as_ref().and_then(|w| w.knee_rate),
+        );
+    }
     rows
 }
 
@@ -296,7 +397,12 @@ fn table(servers: &[Results]) -> String {
     for p in &peers {
         let _ = write!(out, " ours vs {} |", names[*p]);
     }
-    let _ = write!(out, "\n|---|{}", "---|".repeat(names.len() + peers.len()));
+    let _ = write!(out, " ours vs the best peer |");
+    let _ = write!(
+        out,
+        "\n|---|{}",
+        "---|".repeat(names.len() + peers.len() + 1)
+    );
     for row in rows(servers) {
         if row.values.iter().all(Option::is_none) {
             continue;
@@ -305,21 +411,43 @@ fn table(servers: &[Results]) -> String {
         for v in &row.values {
             let _ = write!(out, " {} |", fmt(*v));
         }
-        for p in &peers {
-            let ratio = ours
-                .and_then(|o| row.values[o])
-                .zip(row.values[*p])
+        let ratio_to = |p: usize| {
+            ours.and_then(|o| row.values[o])
+                .zip(row.values[p])
                 .and_then(|(a, b)| match row.better {
                     Better::Higher if b > 0.0 => Some(a / b),
                     Better::Lower if a > 0.0 => Some(b / a),
                     _ => None,
-                });
+                })
+        };
+        for p in &peers {
             let _ = write!(
                 out,
                 " {} |",
-                ratio.map_or("-".into(), |r| format!("{r:.2}x"))
+                ratio_to(*p).map_or("-".into(), |r| format!("{r:.2}x"))
             );
         }
+        // The best peer on this row: the highest rate, the lowest latency, CPU or memory.
+        let best = peers
+            .iter()
+            .filter_map(|p| row.values[*p].map(|v| (*p, v)))
+            .filter(|(_, v)| !matches!(row.better, Better::Lower) || *v >= 0.0)
+            .reduce(|a, b| match row.better {
+                Better::Higher if b.1 > a.1 => b,
+                Better::Lower if b.1 < a.1 => b,
+                _ => a,
+            });
+        let _ = write!(
+            out,
+            " {} |",
+            match (row.better, best) {
+                (Better::Neither, _) | (_, None) => "-".into(),
+                (_, Some((p, _))) => ratio_to(p).map_or(format!("- ({})", names[p]), |r| format!(
+                    "{r:.2}x ({})",
+                    names[p]
+                )),
+            }
+        );
     }
     let _ = write!(out, "\n| all workloads converged |");
     for s in servers {
@@ -327,13 +455,16 @@ fn table(servers: &[Results]) -> String {
             && s.w2.as_ref().is_none_or(|w| w.converged)
             && s.w3.as_ref().is_none_or(|w| w.converged)
             && s.w4.as_ref().is_none_or(|w| w.converged)
-            && s.w5.as_ref().is_none_or(|w| w.converged);
+            && s.w5.as_ref().is_none_or(|w| w.converged)
+            && s.w6.as_ref().is_none_or(|w| w.converged)
+            && s.w7.as_ref().is_none_or(|w| w.converged)
+            && s.w8.as_ref().is_none_or(|w| w.converged);
         let _ = write!(out, " {} |", if ok { "yes" } else { "no" });
     }
-    for _ in &peers {
+    for _ in 0..=peers.len() {
         let _ = write!(out, " |");
     }
-    out.push_str("\n\nRatios: how many times better ours is (rates: ours / peer; latencies, CPU and memory: peer / ours).\n");
+    out.push_str("\n\nRatios: how many times better ours is (rates: ours / peer; latencies, CPU and memory: peer / ours); the best peer is the one with the best figure on that row. W6 runs each server at half its own W3 knee, so its latency and CPU rows compare servers at different rates.\n");
     out
 }
 
@@ -395,6 +526,19 @@ fn targets(servers: &[Results]) -> String {
     lines.push((
         "W5 100 simultaneous joins p99 < 200 ms".into(),
         w5.map(|w| w.burst_p99_ms < 200.0),
+    ));
+    let w6 = ours.and_then(|s| s.w6.as_ref());
+    lines.push((
+        "W6 soak: RSS drift < 5 % from the first window to the last".into(),
+        w6.and_then(|w| w.rss_drift_pct).map(|d| d.abs() < 5.0),
+    ));
+    lines.push((
+        "W6 soak: 0 errors".into(),
+        w6.map(|w| w.errors == 0 && w.converged),
+    ));
+    lines.push((
+        "W6 soak: p99 steady (every window's p99 at most 2x the first window's)".into(),
+        w6.map(|w| w.p99_worst_ms <= 2.0 * w.p99_first_ms),
     ));
     let mut out = String::from("| target | result |\n|---|---|");
     for (name, met) in lines {

@@ -16,6 +16,15 @@ pub struct Results {
     pub w4: Option<Idle>,
     /// W5 cold join.
     pub w5: Option<Join>,
+    /// W6 soak.
+    #[serde(default)]
+    pub w6: Option<Soak>,
+    /// W7 many small rooms.
+    #[serde(default)]
+    pub w7: Option<ManyRooms>,
+    /// W8 two nodes.
+    #[serde(default)]
+    pub w8: Option<TwoNodes>,
     /// Workloads that failed, with why.
     #[serde(default)]
     pub errors: Vec<String>,
@@ -72,6 +81,16 @@ pub struct FanoutPoint {
     pub p999_ms: f64,
     /// Worst delivery.
     pub max_ms: f64,
+    /// Server CPU milliseconds (user + system, every server process of the run) per 1,000
+    /// updates sent, over the phase and its drain; `None` when not watched.
+    #[serde(default)]
+    pub server_cpu_ms_per_1k: Option<f64>,
+    /// Server resident memory at the end of the phase (every process of the run), MiB.
+    #[serde(default)]
+    pub server_rss_mib: Option<f64>,
+    /// Share of the phase's wall time the load generator spent on a CPU.
+    #[serde(default)]
+    pub load_generator_busy: Option<f64>,
 }
 
 /// W3 results.
@@ -140,5 +159,95 @@ pub struct Join {
     /// without storage.
     pub storage_p50_ms: Option<f64>,
     /// Every joiner's text equals the trace's end content.
+    pub converged: bool,
+}
+
+/// W6 soak: one room of fan-out at half the server's knee for a long time, in windows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Soak {
+    /// Connections in the room.
+    pub peers: usize,
+    /// Writers among them.
+    pub writers: usize,
+    /// The offered rate, updates/s.
+    pub rate: f64,
+    /// Where the rate comes from (half the knee of which run, or given).
+    pub rate_basis: String,
+    /// Seconds it ran (all windows).
+    pub secs: f64,
+    /// One point per window, in order (each with the server's RSS at its end).
+    pub windows: Vec<FanoutPoint>,
+    /// RSS at the end of the first window, MiB (the baseline of the drift).
+    pub rss_first_mib: Option<f64>,
+    /// RSS at the end of the last window, MiB.
+    pub rss_last_mib: Option<f64>,
+    /// (last - first) / first, percent.
+    pub rss_drift_pct: Option<f64>,
+    /// Deliveries lost, peers disconnected and writers cut off, together.
+    pub errors: u64,
+    /// p99 of the first window, ms.
+    pub p99_first_ms: f64,
+    /// p99 of the last window, ms.
+    pub p99_last_ms: f64,
+    /// The worst window's p99, ms.
+    pub p99_worst_ms: f64,
+    /// Server CPU ms per 1,000 updates over the whole run.
+    pub server_cpu_ms_per_1k: Option<f64>,
+    /// Every applying peer holds the writers' text and got every delivery.
+    pub converged: bool,
+}
+
+/// W7 many rooms: small rooms where every member writes now and then.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManyRooms {
+    /// Rooms.
+    pub rooms: usize,
+    /// Members per room (each one writes).
+    pub members: usize,
+    /// Updates per second each member sends.
+    pub rate_per_member: f64,
+    /// Seconds of writing.
+    pub secs: f64,
+    /// Updates sent, all members together.
+    pub sent: u64,
+    /// Deliveries expected (each update to the other members of its room).
+    pub expected: u64,
+    /// Deliveries received.
+    pub delivered: u64,
+    /// Send-to-receipt latency, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// 99.9th percentile, ms.
+    pub p999_ms: f64,
+    /// Worst delivery, ms.
+    pub max_ms: f64,
+    /// Server CPU ms per 1,000 updates (from the first send until every delivery arrived).
+    pub server_cpu_ms_per_1k: Option<f64>,
+    /// Share of that time the server spent on a CPU.
+    pub server_busy: Option<f64>,
+    /// Server RSS at the end, MiB.
+    pub server_rss_mib: Option<f64>,
+    /// Share of that time the load generator spent on a CPU.
+    pub load_generator_busy: Option<f64>,
+    /// Connections opened and synced per second while setting up.
+    pub connects_per_sec: f64,
+    /// Every member of every room holds the room's combined text, every delivery arrived.
+    pub converged: bool,
+}
+
+/// W8 two nodes: a writer on one node, readers on another, the nodes sharing Redis.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TwoNodes {
+    /// Readers (all on node 2).
+    pub readers: usize,
+    /// The fixed rate.
+    pub fixed: Option<FanoutPoint>,
+    /// The ramp.
+    pub ramp: Vec<FanoutPoint>,
+    /// The first ramp rate whose p99 passed 100 ms (or that lost deliveries); `None` if no
+    /// step did.
+    pub knee_rate: Option<f64>,
+    /// Every applying reader holds the writer's text.
     pub converged: bool,
 }

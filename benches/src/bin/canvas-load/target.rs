@@ -39,6 +39,12 @@ impl Kind {
         }
     }
 
+    /// Whether several processes of it can serve one document together (W8): ours on
+    /// Redis, Hocuspocus with its Redis extension.
+    pub fn two_nodes(self) -> bool {
+        matches!(self, Kind::Canvas | Kind::Hocuspocus)
+    }
+
     /// Whether the server acknowledges updates (ours: durable acks; Hocuspocus: sync status).
     pub fn acks(self) -> bool {
         matches!(self, Kind::Canvas | Kind::Hocuspocus)
@@ -129,6 +135,23 @@ impl Target {
             .buffered(16)
             .try_collect()
             .await
+    }
+
+    /// The same room on another node at `addr` (`host:port`) that shares this one's
+    /// services: the same document, token and framing, another address.
+    pub fn room_on(&self, room: &Room, addr: &str) -> Result<Room, Error> {
+        let from = format!("ws://{}/", self.addr);
+        let to = format!("ws://{addr}/");
+        let moved = |url: &str| {
+            url.strip_prefix(&from)
+                .map(|rest| format!("{to}{rest}"))
+                .ok_or_else(|| Error::Setup(format!("{url} is not on {}", self.addr)))
+        };
+        Ok(Room {
+            url: moved(&room.url)?,
+            ack_url: moved(&room.ack_url)?,
+            framer: room.framer.clone(),
+        })
     }
 
     async fn room(&self) -> Result<Room, Error> {

@@ -158,6 +158,20 @@ impl Framer {
         self.sync(2, update)
     }
 
+    /// An awareness update for one client (`clock` must grow with each one), as a
+    /// y-websocket provider sends every 15 s even when nothing changes.
+    pub fn awareness(&self, client: u64, clock: u64, state: &str) -> Vec<u8> {
+        let mut update = Vec::with_capacity(state.len() + 24);
+        put_varuint(&mut update, 1);
+        put_varuint(&mut update, client);
+        put_varuint(&mut update, clock);
+        put_bytes(&mut update, state.as_bytes());
+        let mut out = self.start(update.len() + 8);
+        put_varuint(&mut out, AWARENESS);
+        put_bytes(&mut out, &update);
+        out
+    }
+
     /// The messages a client sends right after connecting, before step 1: Hocuspocus wants
     /// an auth message (an empty token: the peer runs without auth); others want nothing.
     pub fn hello(&self) -> Option<Vec<u8>> {
