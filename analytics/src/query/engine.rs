@@ -466,6 +466,11 @@ mod tests {
         let provider = ctx.table_provider("sales").await.expect("provider");
         let any: &dyn std::any::Any = provider.as_ref();
         let in_memory = any.downcast_ref::<MemTable>().is_some();
+        (total_amount(&ctx).await, in_memory)
+    }
+
+    /// `sum(amount)` of the context's table `sales`.
+    async fn total_amount(ctx: &SessionContext) -> i64 {
         let batches = ctx
             .sql("SELECT sum(amount) AS total FROM sales")
             .await
@@ -473,13 +478,12 @@ mod tests {
             .collect()
             .await
             .expect("run");
-        let total = batches[0]
+        batches[0]
             .column(0)
             .as_any()
             .downcast_ref::<Int64Array>()
             .expect("an integer sum")
-            .value(0);
-        (total, in_memory)
+            .value(0)
     }
 
     async fn put(storage: &Storage, key: &Path, rows: i64) {
@@ -558,23 +562,8 @@ mod tests {
             .register(&second, "sales", data(&b), None)
             .await
             .expect("register");
-        let sum = |ctx: SessionContext| async move {
-            let batches = ctx
-                .sql("SELECT sum(amount) FROM sales")
-                .await
-                .expect("plan")
-                .collect()
-                .await
-                .expect("run");
-            batches[0]
-                .column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .expect("an integer sum")
-                .value(0)
-        };
-        assert_eq!(sum(first).await, 5050);
-        assert_eq!(sum(second).await, 55);
+        assert_eq!(total_amount(&first).await, 5050);
+        assert_eq!(total_amount(&second).await, 55);
     }
 
     #[tokio::test]
