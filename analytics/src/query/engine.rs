@@ -61,7 +61,7 @@ pub(crate) struct Engine {
     /// built once (building them is most of what a new context costs; two per execution).
     /// Each context gets a catalog of its own (see [`Engine::context`]).
     template: SessionState,
-    providers: Arc<Mutex<HashMap<String, Provider>>>,
+    providers: Arc<Mutex<HashMap<TableKey, Provider>>>,
     tables: TableCache,
 }
 
@@ -176,10 +176,7 @@ impl Engine {
             ctx.register_table(name, decoded).map_err(df_internal)?;
             return Ok(());
         }
-        let cache_key = table_key
-            .as_ref()
-            .map(|k| format!("{}|{}", k.object, k.version));
-        let kept = cache_key.as_ref().and_then(|k| {
+        let kept = table_key.as_ref().and_then(|k| {
             self.providers
                 .lock()
                 .ok()
@@ -189,18 +186,18 @@ impl Engine {
             Some(table) => table,
             None => {
                 let table = self.provider(ctx, data).await?;
-                if let (Some(k), Ok(mut providers)) = (cache_key, self.providers.lock()) {
+                if let (Some(k), Ok(mut providers)) = (&table_key, self.providers.lock()) {
                     if providers.len() >= PROVIDERS_KEPT {
                         providers.clear();
                     }
-                    providers.insert(k, table.clone());
+                    providers.insert(k.clone(), table.clone());
                 }
                 table
             }
         };
         if let Some(k) = table_key {
             self.tables
-                .load_in_background(k, table.clone(), self.context());
+                .load_in_background(k, table.clone(), || self.context());
         }
         ctx.register_table(name, table).map_err(df_internal)?;
         Ok(())

@@ -126,17 +126,19 @@ impl TableCache {
         true
     }
 
-    /// Loads the table `provider` gives for `key` in a task of its own, unless it is kept,
-    /// loading or too large already.
+    /// Loads the table `provider` gives for `key` in a task of its own, on a context from
+    /// `context` (made only when a load starts: most calls find the table kept, loading or
+    /// too large), unless it is kept, loading or too large already.
     pub fn load_in_background(
         &self,
         key: TableKey,
         provider: Arc<dyn TableProvider>,
-        ctx: SessionContext,
+        context: impl FnOnce() -> SessionContext,
     ) {
         if !self.claim(&key) {
             return;
         }
+        let ctx = context();
         let cache = self.clone();
         tokio::spawn(async move {
             let outcome = cache.load_claimed(&key, provider, &ctx).await;

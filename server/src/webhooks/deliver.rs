@@ -48,17 +48,17 @@ impl Webhooks {
     pub fn start(&self, shutdown: CancellationToken) {
         let hooks = self.clone();
         self.inner.tasks.spawn(async move {
-            let prune_every = hooks
-                .settings()
-                .retention
-                .map(|retention| (retention / 4).clamp(Duration::from_secs(1), MAX_PRUNE_EVERY));
+            let prune = hooks.settings().retention.map(|retention| {
+                let every = (retention / 4).clamp(Duration::from_secs(1), MAX_PRUNE_EVERY);
+                (retention, every)
+            });
             let mut next_prune = Instant::now();
             loop {
                 hooks.look().await;
                 let mut sleep = hooks.until_next().await;
-                if let Some(every) = prune_every {
+                if let Some((retention, every)) = prune {
                     if Instant::now() >= next_prune {
-                        hooks.prune().await;
+                        hooks.prune(retention).await;
                         next_prune = Instant::now() + every;
                     }
                     sleep = sleep.min(next_prune.saturating_duration_since(Instant::now()));
@@ -74,10 +74,7 @@ impl Webhooks {
 
     /// Deletes the deliveries that ended longer than the retention ago, with their attempts,
     /// a batch at a time.
-    async fn prune(&self) {
-        let Some(retention) = self.settings().retention else {
-            return;
-        };
+    async fn prune(&self, retention: Duration) {
         let Some(cutoff) = chrono::Duration::from_std(retention)
             .ok()
             .and_then(|r| Utc::now().checked_sub_signed(r))
